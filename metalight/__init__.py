@@ -1,0 +1,3 @@
+"""metalight: train and measure LLM metacognition on one Lightning stack."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,123 @@
+"""Answer grading and yes/no parsing.
+
+Correctness (``GradingMode``):
+  * ``esma`` (default, as the paper): correct when a lower-cased gold alias is a substring of the lower-cased
+    answer; empty aliases are dropped (an empty string would match everything).
+  * ``normalized``: SQuAD normalisation (lower-case, drop punctuation and the articles a/an/the, collapse
+    whitespace) on both sides, then containment.
+Exact match (normalised equality) is reported beside either mode.
+
+Yes/no parsing of a meta answer (``YesNoRule``):
+  * ``esma`` (default, as the paper): the answer says yes when it contains the yes-word ("yes", "예", "是",
+    "sí") anywhere, lower-cased; everything else is no.
+  * ``strict``: reads the opening of the answer ("Yes, I do", "No.", "I don't know", "**Yes**", ...) and
+    returns yes, no or unparsed. Unparsed answers are counted (``meta_unparsed_rate``) and scored as "no".
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from dataclasses import dataclass
+from typing import Literal
+
+GradingMode = Literal["esma", "normalized"]
+YesNoRule = Literal["esma", "strict"]
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCT = set(string.punctuation)
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD answer normalisation: lower-case, no punctuation, no articles, single spaces."""
+    text = "".join(ch for ch in text.lower() if ch not in _PUNCT)
+    return " ".join(_ARTICLES.sub(" ", text).split())
+
+
+def is_correct(answer: str, aliases: list[str], mode: GradingMode = "esma") -> bool:
+    """Whether ``answer`` contains a gold alias, under grading ``mode`` (see module docstring)."""
+    if mode == "esma":
+        lowered = answer.lower()
+        return any(alias.lower() in lowered for alias in aliases if alias)
+    if mode == "normalized":
+        normalized = normalize_answer(answer)
+        if not normalized:
+            return False
+        return any(alias_n in normalized for alias_n in map(normalize_answer, aliases) if alias_n)
+    raise ValueError(f"unknown grading mode {mode!r}; use 'esma' or 'normalized'")
+
+
+def exact_match(answer: str, aliases: list[str]) -> bool:
+    """Whether the normalised answer equals a normalised alias."""
+    normalized = normalize_answer(answer)
+    return bool(normalized) and any(normalized == normalize_answer(alias) for alias in aliases if alias)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Yes/no parsing
+
+ESMA_YES_WORDS = {"en": "yes", "ko": "예", "zh": "是", "es": "sí"}
+
+_YES_OPENINGS = re.compile(
+    r"^(yes|yeah|yep|yup|sure|absolutely|certainly|definitely|of course|correct|i do\b|i know\b|"
+    r"i am (sure|certain|confident)|i'm (sure|certain|confident)|true\b)"
+)
+_NO_OPENINGS = re.compile(
+    r"^(no\b|nope|nah|not really|not sure|unsure|uncertain|i don't|i do not|i dont|i'm not|i am not|"
+    r"i can't|i cannot|i have no idea|no idea|sorry|unfortunately|false\b)"
+)
+_OTHER_LANGUAGE_OPENINGS = {
+    "ko": (re.compile(r"^(예|네)"), re.compile(r"^(아니)")),
+    "zh": (re.compile(r"^(是|知道)"), re.compile(r"^(否|不)")),
+    "es": (re.compile(r"^(sí|si)\b"), re.compile(r"^(no)\b")),
+}
+_STRIP_CHARS = " \t\r\n\"'`*_#>-:.,!()[]“”‘’«»"
+
+
+@dataclass(frozen=True)
+class MetaDecision:
+    """A parsed meta answer: ``said_yes`` (as the rule scores it) and whether the strict parser understood it."""
+
+    said_yes: bool
+    parsed: bool
+
+
+def _language_base(language: str) -> str:
+    return "zh" if language.startswith("zh") else language.split("_")[0].split("-")[0]
+
+
+def parse_yes_no_strict(text: str, language: str = "en") -> Literal["yes", "no"] | None:
+    """Read a yes/no reply robustly; ``None`` when it is neither (e.g. the model answered the question)."""
+    cleaned = text.replace("’", "'").strip().lower()
+    cleaned = re.sub(r"^(answer|response|a)\s*:\s*", "", cleaned.lstrip(_STRIP_CHARS))
+    cleaned = cleaned.lstrip(_STRIP_CHARS)
+    if not cleaned:
+        return None
+    base = _language_base(language)
+    if base in _OTHER_LANGUAGE_OPENINGS:
+        yes_re, no_re = _OTHER_LANGUAGE_OPENINGS[base]
+        if no_re.match(cleaned):
+            return "no"
+        if yes_re.match(cleaned):
+            return "yes"
+    if _NO_OPENINGS.match(cleaned):
+        return "no"
+    if _YES_OPENINGS.match(cleaned):
+        return "yes"
+    # Otherwise accept a reply that names exactly one of the two words ("The answer is yes.").
+    words = set(re.findall(r"[a-z']+", cleaned))
+    has_yes, has_no = "yes" in words, bool(words & {"no", "don't", "not"})
+    if has_yes != has_no:
+        return "yes" if has_yes else "no"
+    return None
+
+
+def parse_meta_answer(text: str, rule: YesNoRule = "esma", language: str = "en") -> MetaDecision:
+    """Score a meta answer under ``rule``; ``parsed`` always reports the strict parser's verdict."""
+    strict = parse_yes_no_strict(text, language)
+    if rule == "esma":
+        yes_word = ESMA_YES_WORDS.get(_language_base(language), "yes")
+        return MetaDecision(said_yes=yes_word in text.lower(), parsed=strict is not None)
+    if rule == "strict":
+        return MetaDecision(said_yes=strict == "yes", parsed=strict is not None)
+    raise ValueError(f"unknown yes/no rule {rule!r}; use 'esma' or 'strict'")

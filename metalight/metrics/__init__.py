@@ -1,0 +1,1 @@
+"""torchmetrics metrics of metacognition: type-2 sensitivity, alignment, calibration, meta-d'."""
