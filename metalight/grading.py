@@ -59,7 +59,7 @@ def exact_match(answer: str, aliases: list[str]) -> bool:
 ESMA_YES_WORDS = {"en": "yes", "ko": "예", "zh": "是", "es": "sí"}
 
 _YES_OPENINGS = re.compile(
-    r"^(yes|yeah|yep|yup|sure|absolutely|certainly|definitely|of course|correct|i do\b|i know\b|"
+    r"^(yes\b|yeah|yep|yup|sure\b|absolutely|certainly|definitely|of course|correct\b|i do\b|i know\b|"
     r"i am (sure|certain|confident)|i'm (sure|certain|confident)|true\b)"
 )
 _NO_OPENINGS = re.compile(

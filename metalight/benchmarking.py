@@ -1,0 +1,78 @@
+"""Helpers for ``scripts/bench_*.py``: timing (warm-up, median of repeats) and the JSON result file."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from metalight.io import atomic_write_json
+
+BENCH_DIR = Path("docs/benchmarks")
+
+
+@dataclass
+class BenchResult:
+    """One benchmark number: ``value`` in ``unit``, its ``target`` (e.g. ">= 0.9"), whether it was met."""
+
+    name: str
+    value: float
+    unit: str
+    target: str | None = None
+    reference: str | None = None
+    met: bool | None = None
+    note: str | None = None
+
+
+def timed(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1) -> tuple[float, Any]:
+    """Median wall time (s) of ``fn`` over ``repeats`` runs after ``warmup`` runs; returns (median, last output)."""
+    out = None
+    for _ in range(warmup):
+        out = fn()
+    times = []
+    for _ in range(repeats):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        out = fn()
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out
+
+
+def check(value: float, target: str) -> bool:
+    """Whether ``value`` meets a target written as ">= x" or "<= x"."""
+    op, threshold = target.split()
+    return value >= float(threshold) if op == ">=" else value <= float(threshold)
+
+
+def machine() -> str:
+    """A short description of this machine: CPU cores or GPU name, torch version."""
+    if torch.cuda.is_available():
+        device = torch.cuda.get_device_name(0)
+    else:
+        device = f"{os.cpu_count()}-core CPU ({platform.machine()}, {torch.get_num_threads()} torch threads)"
+    return f"{device}, torch {torch.__version__}, python {sys.version.split()[0]}"
+
+
+def write_results(area: str, results: list[BenchResult], model: str, command: str,
+                  extra: dict[str, Any] | None = None, out_dir: Path = BENCH_DIR) -> Path:
+    """Print a table and write ``docs/benchmarks/<area>.json``."""
+    width = max(len(r.name) for r in results)
+    for r in results:
+        status = "" if r.met is None else ("  met" if r.met else "  NOT met")
+        print(f"{r.name:<{width}}  {r.value:10.3f} {r.unit:<8} target {r.target or '-':<8} "
+              f"vs {r.reference or '-'}{status}")
+    data = {"area": area, "machine": machine(), "model": model, "results": [asdict(r) for r in results],
+            "command": command, "date": datetime.date.today().isoformat(), **(extra or {})}
+    return atomic_write_json(out_dir / f"{area}.json", data)

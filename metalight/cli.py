@@ -1,0 +1,80 @@
+"""``LightningCLI`` for every method: ``python cli.py fit|validate|test --config configs/....yaml``.
+
+Model and data are given by ``class_path`` (any ``MetacognitionModule`` / ``LightningDataModule``), so a
+new method or dataset needs no change here. Runs log to TensorBoard under ``runs/<experiment>/version_N``;
+set the experiment with ``trainer.logger.init_args.name``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import sys
+import warnings
+
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from metalight.callbacks.reporting import ReportWriter
+from metalight.errors import MetalightError
+from metalight.methods.base import MetacognitionModule
+
+TRAINER_DEFAULTS = {
+    "logger": {
+        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+        "init_args": {"save_dir": "runs", "name": "default", "default_hp_metric": False},
+    },
+    # Validation generates text: a sanity pass before training only costs time.
+    "num_sanity_val_steps": 0,
+}
+
+
+def condense_parser_error(message: str) -> str:
+    """One line from jsonargparse's nested error text: the offending key, the problem, and where to look."""
+    keys = re.findall(r'Parser key "([^"]+)"', message)
+    class_path = re.search(r"Problem with given class_path '([^']+)'", message)
+    bad_option = re.search(r"Option '([^']+)' is not accepted", message)
+    if bad_option and class_path and keys:
+        return (f"unknown config key '{keys[0]}.init_args.{bad_option.group(1)}': {class_path.group(1)} has no "
+                f"argument '{bad_option.group(1)}'; check the spelling (add --print_config to see every valid key)")
+    if class_path and len(keys) > 1:
+        detail = message.split(f'Parser key "{keys[-1]}":', 1)[1].strip().splitlines()[0].strip()
+        return f"config key '{keys[0]}.init_args.{keys[-1]}' of {class_path.group(1)}: {detail}"
+    first = message.strip().splitlines()[0]
+    if "does not accept option" in first:
+        first += " (check the spelling; add --help to list the options)"
+    return first
+
+
+class ConciseArgumentParser(LightningArgumentParser):
+    """Prints configuration errors as one line (cause and fix) instead of usage plus a nested report."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        if not self.exit_on_error:
+            return super().error(message, ex)
+        sys.stderr.write(f"error: {condense_parser_error(str(message))}\n")
+        raise SystemExit(2)
+
+
+class MetalightCLI(LightningCLI):
+    """LightningCLI with metalight's defaults: TensorBoard under ``runs/``, a report writer on every run."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_lightning_class_args(ReportWriter, "report")
+
+
+def main(args: list[str] | None = None) -> MetalightCLI | None:
+    """Run the CLI; configuration and data errors print one line (cause and fix) and exit with status 2."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noise in (".*overridden `transfer_batch_to_device`.*", ".*isinstance\\(treespec, LeafSpec\\).*"):
+        warnings.filterwarnings("ignore", message=noise)
+    try:
+        return MetalightCLI(MetacognitionModule, LightningDataModule, subclass_mode_model=True,
+                            subclass_mode_data=True, trainer_defaults=TRAINER_DEFAULTS,
+                            save_config_kwargs={"overwrite": True}, parser_class=ConciseArgumentParser,
+                            args=args)
+    except MetalightError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

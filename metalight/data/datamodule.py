@@ -1,0 +1,242 @@
+"""``QADataModule``: the base every dataset builds on.
+
+A subclass maps one native row to a record (:meth:`QADataModule.parse_row`); the base reads a local file
+(jsonl / json / parquet / csv), one file per split, or a hub dataset, validates every row (a malformed row
+raises an error naming file and line; ``strict: false`` skips and reports such rows instead), splits
+deterministically by seed, caps each split at ``max_samples``, and serves ``RecordBatch`` es.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from abc import ABC, abstractmethod
+import random
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import torch
+from lightning.pytorch import LightningDataModule
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from metalight.data.readers import Row, hub_rows, read_rows
+from metalight.data.records import QARecord, collate_records
+from metalight.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+class RecordDataset(Dataset):
+    """Map-style dataset over records; also accepts ``(index, is_padding)`` keys from the eval sampler."""
+
+    def __init__(self, records: Sequence[Any]):
+        self.records = list(records)
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            index, is_padding = key
+            return self.records[index], is_padding
+        return self.records[key]
+
+
+class EvalDistributedSampler(DistributedSampler):
+    """Unshuffled ``DistributedSampler`` that marks the rows it repeats to give every rank equal work.
+
+    Yields ``(index, is_padding)``; metrics mask the padding rows, so a distributed evaluation counts each
+    record exactly once (and ranks still run the same number of batches, which sharded generation needs).
+    """
+
+    def __init__(self, dataset: Dataset, num_replicas: int, rank: int):
+        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=False, drop_last=False)
+
+    def __iter__(self):
+        n = len(self.dataset)
+        repeats = math.ceil(self.total_size / max(n, 1))
+        padded = (list(range(n)) * repeats)[: self.total_size]
+        for position in range(self.rank, self.total_size, self.num_replicas):
+            yield padded[position], position >= n
+
+
+def split_records(records: Sequence[Any], val_fraction: float, test_fraction: float, seed: int,
+                  group_of=lambda r: r.id) -> dict[str, list[Any]]:
+    """Split records into train/val/test by seed; records of one group (``group_of``) stay together."""
+    groups: dict[Any, list[Any]] = {}
+    for record in records:
+        groups.setdefault(group_of(record), []).append(record)
+    keys = sorted(groups, key=str)
+    random.Random(seed).shuffle(keys)
+    n_test, n_val = round(len(keys) * test_fraction), round(len(keys) * val_fraction)
+    parts = {"test": keys[:n_test], "val": keys[n_test:n_test + n_val], "train": keys[n_test + n_val:]}
+    return {split: [r for k in part for r in groups[k]] for split, part in parts.items()}
+
+
+class QADataModule(LightningDataModule, ABC):
+    """Base DataModule for question-answer datasets (see module docstring).
+
+    Args:
+        path: a local file (split by ``val_fraction`` / ``test_fraction``) or a mapping split -> file
+            (splits: train, val, test).
+        hub_name: a ``datasets`` hub dataset (needs network); ``hub_config`` its configuration.
+        hub_splits: our split -> the hub's split name; subclasses give the dataset's defaults.
+        val_fraction: share of questions (or question groups) held out for validation, single-file sources.
+        test_fraction: share held out for test, single-file sources.
+        max_samples: cap per split (an int for all, or a mapping split -> int), taken after a seeded shuffle.
+        seed: seed of the split and of the shuffles.
+        batch_size: questions per training batch per device.
+        eval_batch_size: questions per validation/test batch per device (default: ``batch_size``).
+        strict: raise on a malformed row (default); ``False`` skips it and logs how many and which lines.
+        num_workers: DataLoader workers.
+    """
+
+    hub_splits_default: dict[str, str] = {"train": "train", "val": "validation", "test": "test"}
+
+    def __init__(self, path: str | dict[str, str] | None = None, hub_name: str | None = None,
+                 hub_config: str | None = None, hub_splits: dict[str, str] | None = None,
+                 val_fraction: float = 0.1, test_fraction: float = 0.1,
+                 max_samples: int | dict[str, int] | None = None, seed: int = 0, batch_size: int = 32,
+                 eval_batch_size: int | None = None, strict: bool = True, num_workers: int = 0):
+        super().__init__()
+        self.save_hyperparameters()
+        self.path, self.hub_name, self.hub_config = path, hub_name, hub_config
+        self.hub_splits = {**self.hub_splits_default, **(hub_splits or {})}
+        self.val_fraction, self.test_fraction = val_fraction, test_fraction
+        self.max_samples, self.seed, self.strict, self.num_workers = max_samples, seed, strict, num_workers
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
+        self.splits: dict[str, list[Any]] | None = None
+        self.skipped: list[str] = []
+        self._check_args()
+
+    def _check_args(self) -> None:
+        problems = []
+        if not 0 <= self.val_fraction < 1 or not 0 <= self.test_fraction < 1 \
+                or self.val_fraction + self.test_fraction >= 1:
+            problems.append("val_fraction and test_fraction must be in [0, 1) with a sum below 1")
+        if self.batch_size < 1 or self.eval_batch_size < 1:
+            problems.append("batch_size and eval_batch_size must be >= 1")
+        if isinstance(self.path, dict) and set(self.path) - set(SPLITS):
+            problems.append(f"path: unknown split names {sorted(set(self.path) - set(SPLITS))}; use {SPLITS}")
+        if problems:
+            raise ConfigError(f"{type(self).__name__}: " + "; ".join(problems))
+
+    # ---- to override --------------------------------------------------------------------------------------
+    @abstractmethod
+    def parse_row(self, row: dict[str, Any], where: str) -> QARecord | None:
+        """Map one native row to a record (``None`` drops it on purpose); raise ``DataError`` naming ``where``
+        if it is malformed."""
+
+    def group_of(self, record: Any) -> Any:
+        """Records with the same group are never split across train/val/test (default: each its own)."""
+        return record.meta.get("group", record.id)
+
+    def default_source(self) -> dict[str, Iterable[Row]] | Iterable[Row] | None:
+        """Rows to use when neither ``path`` nor ``hub_name`` is set (e.g. data shipped in a package)."""
+        return None
+
+    # ---- reading ------------------------------------------------------------------------------------------
+    def _source(self) -> dict[str, Iterable[Row]] | Iterable[Row]:
+        if isinstance(self.path, dict):
+            return {split: read_rows(p) for split, p in self.path.items()}
+        if self.path:
+            return read_rows(self.path)
+        if self.hub_name:
+            return {split: hub_rows(self.hub_name, self.hub_config, name) for split, name in self.hub_splits.items()
+                    if name}
+        source = self.default_source()
+        if source is None:
+            raise ConfigError(f"{type(self).__name__}: set `path:` (a local file) or `hub_name:` (a hub dataset)")
+        return source
+
+    def parse_rows(self, rows: Iterable[Row]) -> list[Any]:
+        """Parse and validate rows; skip malformed ones when not strict (and remember where)."""
+        records = []
+        for where, row in rows:
+            try:
+                record = self.parse_row(row, where)
+            except DataError as err:
+                if self.strict:
+                    raise
+                self.skipped.append(str(err))
+                continue
+            except (KeyError, TypeError, AttributeError, ValueError) as err:
+                message = f"{where}: malformed row ({type(err).__name__}: {err}); expected the native schema " \
+                          f"of {type(self).__name__}"
+                if self.strict:
+                    raise DataError(message) from err
+                self.skipped.append(message)
+                continue
+            if record is not None:
+                records.append(record)
+        return records
+
+    def load_splits(self) -> dict[str, list[Any]]:
+        """Read, validate, split and cap: ``{"train": [...], "val": [...], "test": [...]}``."""
+        self.skipped = []
+        source = self._source()
+        if isinstance(source, dict):
+            splits = {split: self.parse_rows(rows) for split, rows in source.items()}
+            splits = {split: splits.get(split, []) for split in SPLITS}
+        else:
+            splits = split_records(self.parse_rows(source), self.val_fraction, self.test_fraction, self.seed,
+                                   self.group_of)
+        if self.skipped:
+            log.warning("%s: skipped %d malformed rows (strict: false): %s", type(self).__name__,
+                        len(self.skipped), "; ".join(self.skipped[:20]))
+        return {split: self._cap(split, records) for split, records in splits.items()}
+
+    def _cap(self, split: str, records: list[Any]) -> list[Any]:
+        limit = self.max_samples.get(split) if isinstance(self.max_samples, dict) else self.max_samples
+        if limit is None or limit >= len(records):
+            return records
+        order = list(range(len(records)))
+        random.Random(f"{self.seed}-{split}").shuffle(order)
+        return [records[i] for i in sorted(order[:limit])]
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.splits is None:
+            self.splits = self.load_splits()
+
+    def records(self, split: str) -> list[Any]:
+        """The records of ``split`` (train, val or test)."""
+        self.setup()
+        return self.splits[split]
+
+    # ---- loaders ------------------------------------------------------------------------------------------
+    def _require(self, split: str) -> list[Any]:
+        records = self.records(split)
+        if not records:
+            raise DataError(f"{type(self).__name__}: the {split} split is empty; check the data source, "
+                            f"max_samples and the split fractions")
+        return records
+
+    def train_dataloader(self) -> DataLoader:
+        generator = torch.Generator().manual_seed(self.seed)
+        return DataLoader(RecordDataset(self._require("train")), batch_size=self.batch_size, shuffle=True,
+                          generator=generator, collate_fn=collate_records, num_workers=self.num_workers)
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        dataset = RecordDataset(self._require(split))
+        sampler = None
+        trainer = getattr(self, "trainer", None)
+        if trainer is not None and trainer.world_size > 1:
+            sampler = EvalDistributedSampler(dataset, trainer.world_size, trainer.global_rank)
+        return DataLoader(dataset, batch_size=self.eval_batch_size, shuffle=False, sampler=sampler,
+                          collate_fn=collate_records, num_workers=self.num_workers)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    def predict_dataloader(self) -> DataLoader:
+        return self._eval_loader("test")
+
+    def describe_name(self) -> str:
+        """Name used in reports: the class name plus the file or hub dataset read."""
+        source = self.path or self.hub_name or "packaged data"
+        return f"{type(self).__name__}({source})"

@@ -1,0 +1,1 @@
+"""One module per dataset: each maps the dataset's native schema to records."""

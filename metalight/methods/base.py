@@ -1,0 +1,149 @@
+"""``MetacognitionModule``: every method is trained differently, but every model is measured the same way.
+
+The base class owns the causal LM, its tokenizer, and the dual-prompt evaluation with the type-2 /
+calibration metrics (``validation_step`` / ``test_step``). Method subclasses add only their training step.
+``EvalModule`` is the base with nothing added: ``python cli.py validate --config configs/eval/....yaml``
+measures any model.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+import torch
+import torch.distributed as dist
+from lightning.pytorch import LightningModule
+from torch import nn
+
+from metalight.data.records import RecordBatch
+from metalight.evaluation import EvalSettings, SampleResult, evaluate_records, results_to_tensors
+from metalight.metrics import MetacognitionMetrics
+from metalight.models.loading import DTypeName, load_model
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "embedded:smollm2-135m-instruct"
+EVAL_SPLITS = ("val", "test")
+
+
+@dataclass
+class EvaluationOutcome:
+    """The result of one evaluation pass over a split: metric values and per-question samples."""
+
+    split: str
+    step: int
+    epoch: int
+    metrics: dict[str, float]
+    samples: list[SampleResult] = field(repr=False)
+
+
+def gather_objects(items: list[Any]) -> list[Any]:
+    """Concatenate a list from every process (identity outside distributed runs)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        parts: list[list[Any] | None] = [None] * dist.get_world_size()
+        dist.all_gather_object(parts, items)
+        return [item for part in parts for item in part]
+    return items
+
+
+class MetacognitionModule(LightningModule):
+    """Base of every method: a causal LM measured with the dual-prompt protocol at each validation.
+
+    Args:
+        model: model spec: a hub id, a local directory, a ``.gguf`` file, or ``embedded:smollm2-135m-instruct``.
+        dtype: parameter dtype the model is loaded in (``float32`` is the fast path on CPU).
+        evaluation: dual-prompt evaluation settings (grading, yes/no rule, chat templates, token budgets).
+        dprime_correction: how d'type2 handles hit / false-alarm rates of 0 or 1: ``clip`` to [1e-4, 1-1e-4]
+            (as ESMA) or ``loglinear`` ((count + 0.5) / (n + 1)).
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, dtype: DTypeName = "float32",
+                 evaluation: EvalSettings = EvalSettings(), dprime_correction: Literal["clip", "loglinear"] = "clip"):
+        super().__init__()
+        self.save_hyperparameters(ignore=["evaluation"])
+        self.eval_settings = evaluation
+        self.hparams["evaluation"] = asdict(self.eval_settings)
+        self.model_spec, self.dtype_name = model, dtype
+        self.model: nn.Module | None = None
+        self.tokenizer = None
+        self.metrics = nn.ModuleDict({split: MetacognitionMetrics(dprime_correction=dprime_correction)
+                                      for split in EVAL_SPLITS})
+        self.eval_outcomes: dict[str, EvaluationOutcome] = {}
+        self._samples: dict[str, list[SampleResult]] = {split: [] for split in EVAL_SPLITS}
+
+    # ---- model ------------------------------------------------------------------------------------------
+    def configure_model(self) -> None:
+        """Load the model and tokenizer once (Lightning calls this inside the strategy's context)."""
+        if self.model is None:
+            self.model, self.tokenizer = load_model(self.model_spec, self.dtype_name)
+            self.model.to(self.device)
+            self.model.eval()
+
+    def synced_generation(self) -> bool:
+        """Whether ranks must generate in lock-step (sharded strategies: FSDP, DeepSpeed)."""
+        trainer = self._trainer
+        if trainer is None or trainer.world_size < 2:
+            return False
+        name = type(trainer.strategy).__name__.lower()
+        return "fsdp" in name or "deepspeed" in name
+
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        """Record batches hold text, not tensors: they stay where they are."""
+        if isinstance(batch, RecordBatch):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    # ---- evaluation -------------------------------------------------------------------------------------
+    def evaluate(self, records) -> list[SampleResult]:
+        """Dual-prompt evaluation of ``records`` with this module's settings (model in eval mode)."""
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return evaluate_records(self.model, self.tokenizer, records, self.eval_settings,
+                                    synced_gpus=self.synced_generation())
+        finally:
+            self.model.train(was_training)
+
+    def _evaluation_step(self, batch: RecordBatch, split: str) -> None:
+        results = self.evaluate(batch.records)
+        keep = torch.tensor([not pad for pad in batch.padding], dtype=torch.bool)
+        tensors = {k: v.to(self.device) for k, v in results_to_tensors(results).items()}
+        self.metrics[split].update(**tensors, mask=keep.to(self.device))
+        self._samples[split].extend(r for r, pad in zip(results, batch.padding) if not pad)
+
+    def validation_step(self, batch: RecordBatch, batch_idx: int) -> None:
+        self._evaluation_step(batch, "val")
+
+    def test_step(self, batch: RecordBatch, batch_idx: int) -> None:
+        self._evaluation_step(batch, "test")
+
+    def _finish_evaluation(self, split: str) -> None:
+        metric = self.metrics[split]
+        values = {k: float(v) for k, v in metric.compute().items()}
+        metric.reset()
+        samples = gather_objects(self._samples[split])
+        self._samples[split] = []
+        if self.trainer.sanity_checking:
+            return
+        # compute() already reduced across ranks; sync_dist only averages identical values (and keeps
+        # Lightning from warning about unsynced epoch-level logs).
+        self.log_dict({f"{split}/{k}": v for k, v in values.items() if k != "n"}, sync_dist=True)
+        self.eval_outcomes[split] = EvaluationOutcome(split, self.global_step, self.current_epoch, values, samples)
+
+    def on_validation_epoch_end(self) -> None:
+        self._finish_evaluation("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._finish_evaluation("test")
+
+    def report_settings(self) -> dict[str, Any]:
+        """Settings that change the numbers, for ``report.json``."""
+        return {"model": self.model_spec, "dtype": self.dtype_name,
+                "dprime_correction": self.hparams.dprime_correction,
+                **self.eval_settings.describe(self.tokenizer)}
+
+
+class EvalModule(MetacognitionModule):
+    """Measurement only (no training): use with ``cli.py validate`` / ``cli.py test``."""

@@ -1,0 +1,216 @@
+"""Batched generation, first-token yes/no probability, and continuation log-probabilities.
+
+All functions take already-rendered :class:`Prompt` s (see :func:`metalight.models.chat.render_prompt`),
+left-pad them together (so chat-templated and raw prompts can share one batch), and keep the *end* of a
+prompt longer than ``max_input_tokens`` (the question and the assistant header live there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from torch import Tensor
+
+from metalight.models.prefix_cache import prepare_batch
+
+DecodingStrategy = Literal["greedy", "sample", "model_default"]
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """Model input text; ``templated`` means it came from a chat template (no special tokens are added)."""
+
+    text: str
+    templated: bool = False
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How to decode: ``greedy`` (default), ``sample`` (temperature, top_p) or ``model_default`` (the model's
+    own generation_config, which samples for e.g. Qwen2.5-Instruct, as upstream ESMA silently did)."""
+
+    max_new_tokens: int = 32
+    strategy: DecodingStrategy = "greedy"
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+
+@dataclass
+class Generation:
+    """Decoded completions (prompt removed, special tokens skipped, stripped), their token counts, and the
+    raw logits of the requested token ids at the first generated position ([rows, len(ids)]) if asked."""
+
+    texts: list[str]
+    num_tokens: list[int]
+    completion_ids: list[list[int]] = field(repr=False)
+    first_token_logits: Tensor | None = None
+
+
+def model_device(model) -> torch.device:
+    """Device of the model's first parameter."""
+    return next(model.parameters()).device
+
+
+def encode_prompts(tokenizer, prompts: Sequence[Prompt], max_input_tokens: int | None = None) -> list[list[int]]:
+    """Token ids per prompt, keeping the last ``max_input_tokens`` tokens of a longer prompt."""
+    out = []
+    for prompt in prompts:
+        ids = tokenizer(prompt.text, add_special_tokens=not prompt.templated)["input_ids"]
+        out.append(ids[-max_input_tokens:] if max_input_tokens else ids)
+    return out
+
+
+def left_pad(sequences: Sequence[Sequence[int]], pad_id: int, device=None) -> tuple[Tensor, Tensor]:
+    """Left-pad id lists into ``(input_ids, attention_mask)`` of shape [rows, longest]."""
+    width = max(len(s) for s in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        if seq:
+            ids[row, width - len(seq):] = torch.as_tensor(seq, dtype=torch.long)
+            mask[row, width - len(seq):] = 1
+    return ids.to(device), mask.to(device)
+
+
+def position_ids(attention_mask: Tensor) -> Tensor:
+    """Positions that start at 0 on each row's first real token, so left padding does not shift them."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def stop_token_ids(model, tokenizer) -> list[int]:
+    """EOS ids from the model's generation config and the tokenizer."""
+    ids = model.generation_config.eos_token_id
+    ids = [ids] if isinstance(ids, int) else list(ids or [])
+    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
+        ids.append(tokenizer.eos_token_id)
+    return ids
+
+
+def generation_config(model, tokenizer, decoding: Decoding):
+    """A ``GenerationConfig`` that states the decoding explicitly instead of inheriting the model's."""
+    from transformers import GenerationConfig
+
+    common = {"max_new_tokens": decoding.max_new_tokens, "pad_token_id": tokenizer.pad_token_id,
+              "eos_token_id": stop_token_ids(model, tokenizer)}
+    if decoding.strategy == "model_default":
+        config = GenerationConfig.from_dict(model.generation_config.to_dict())
+        config.update(**common)
+        return config
+    if decoding.strategy == "greedy":
+        return GenerationConfig(do_sample=False, **common)
+    return GenerationConfig(do_sample=True, temperature=decoding.temperature, top_p=decoding.top_p, top_k=0,
+                            **common)
+
+
+class _FirstStepLogits:
+    """Forward hook on the output embedding that keeps the first call's last-position logits of ``ids``."""
+
+    def __init__(self, ids: Sequence[int]):
+        self.ids = list(ids)
+        self.logits: Tensor | None = None
+
+    def __call__(self, module, inputs, output):
+        if self.logits is None:
+            self.logits = output[:, -1, self.ids].float().clone()
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: Sequence[Prompt], decoding: Decoding = Decoding(),
+             max_input_tokens: int | None = 128, num_return_sequences: int = 1,
+             capture_token_ids: Sequence[int] | None = None, synced_gpus: bool = False,
+             prefix_cache: bool = True) -> Generation:
+    """Generate for all prompts in one batched call; rows are ordered prompt-major, then sample.
+
+    ``capture_token_ids`` returns the first generated position's raw logits of those ids (e.g. yes/no
+    variants) at no extra cost: the prefill computes them anyway. ``prefix_cache`` prefills prompt prefixes
+    shared by many rows once (see :mod:`metalight.models.prefix_cache`); results are unchanged.
+    """
+    if not prompts:
+        return Generation([], [], [], None)
+    rows = [ids for ids in encode_prompts(tokenizer, prompts, max_input_tokens) for _ in range(num_return_sequences)]
+    batch = prepare_batch(model, rows, tokenizer.pad_token_id, enabled=prefix_cache and not synced_gpus)
+    hook = handle = None
+    if capture_token_ids is not None:
+        hook = _FirstStepLogits(capture_token_ids)
+        handle = model.get_output_embeddings().register_forward_hook(hook)
+    try:
+        extra = {"past_key_values": batch.cache} if batch.cache is not None else {}
+        output = model.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                generation_config=generation_config(model, tokenizer, decoding),
+                                synced_gpus=synced_gpus, **extra)
+    finally:
+        if handle is not None:
+            handle.remove()
+    completions = output[:, batch.input_ids.shape[1]:].tolist()
+    stops = set(stop_token_ids(model, tokenizer)) | {tokenizer.pad_token_id}
+    trimmed = [_until_stop(row, stops) for row in completions]
+    texts = [t.strip() for t in tokenizer.batch_decode(trimmed, skip_special_tokens=True)]
+    return Generation(texts, [len(t) for t in trimmed], trimmed, hook.logits if hook is not None else None)
+
+
+def _until_stop(ids: list[int], stops: set[int]) -> list[int]:
+    for i, token in enumerate(ids):
+        if token in stops:
+            return ids[:i]
+    return ids
+
+
+def yes_no_token_ids(tokenizer, yes_word: str = "Yes", no_word: str = "No") -> tuple[list[int], list[int]]:
+    """Single-token variants of the yes and no words (case and leading-space variants), deduplicated."""
+
+    def variants(word: str) -> list[int]:
+        ids: list[int] = []
+        for form in dict.fromkeys([word, word.lower(), word.capitalize(), word.upper()]):
+            for text in (form, " " + form):
+                encoded = tokenizer(text, add_special_tokens=False)["input_ids"]
+                if len(encoded) == 1 and encoded[0] not in ids:
+                    ids.append(encoded[0])
+        return ids
+
+    yes, no = variants(yes_word), variants(no_word)
+    if not yes or not no:
+        raise ValueError(f"the tokenizer has no single-token form of {yes_word!r} or {no_word!r}; the first-token "
+                         f"yes/no probability needs one (use meta_readout='generate')")
+    return yes, no
+
+
+def p_yes_from_logits(logits: Tensor, num_yes: int) -> Tensor:
+    """P(yes) = Σp(yes variants) / (Σp(yes variants) + Σp(no variants)) from [rows, yes+no] logits."""
+    logits = logits.float()
+    return torch.sigmoid(torch.logsumexp(logits[:, :num_yes], -1) - torch.logsumexp(logits[:, num_yes:], -1))
+
+
+@torch.no_grad()
+def yes_probability(model, tokenizer, prompts: Sequence[Prompt], yes_ids: Sequence[int], no_ids: Sequence[int],
+                    max_input_tokens: int | None = 128, prefix_cache: bool = True) -> Tensor:
+    """P(yes) of the first answer token after each prompt, from one forward pass (ESMA's threshold eval)."""
+    batch = prepare_batch(model, encode_prompts(tokenizer, prompts, max_input_tokens), tokenizer.pad_token_id,
+                          enabled=prefix_cache)
+    logits = model(input_ids=batch.new_input_ids, attention_mask=batch.attention_mask,
+                   position_ids=batch.position_ids(), past_key_values=batch.cache, logits_to_keep=1).logits[:, -1]
+    return p_yes_from_logits(logits[:, list(yes_ids) + list(no_ids)], len(yes_ids)).cpu()
+
+
+def continuation_logprobs(model, tokenizer, prompts: Sequence[Prompt], continuations: Sequence[str],
+                          max_input_tokens: int | None = None, reduce: Literal["sum", "mean"] = "sum") -> Tensor:
+    """Log-probability (nats) of each continuation given its prompt, summed (or averaged) over its tokens."""
+    if len(prompts) != len(continuations):
+        raise ValueError(f"{len(prompts)} prompts but {len(continuations)} continuations")
+    prompt_ids = encode_prompts(tokenizer, prompts, max_input_tokens)
+    cont_ids = [tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
+    if any(not c for c in cont_ids):
+        raise ValueError("an empty continuation has no log-probability")
+    input_ids, attention_mask = left_pad([p + c for p, c in zip(prompt_ids, cont_ids)], tokenizer.pad_token_id,
+                                         model_device(model))
+    with torch.no_grad():
+        logits = model(input_ids=input_ids, attention_mask=attention_mask,
+                       position_ids=position_ids(attention_mask)).logits[:, :-1].float()
+    token_logprobs = torch.log_softmax(logits, -1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+    out = []
+    for row, cont in enumerate(cont_ids):
+        values = token_logprobs[row, -len(cont):]
+        out.append(values.sum() if reduce == "sum" else values.mean())
+    return torch.stack(out).cpu()

@@ -1,0 +1,109 @@
+"""Shared-prefix KV caching for batches of prompts built from a few templates.
+
+Every dual-prompt row starts with one of two long instructions ("Answer the following question with
+keywords...", "Do you know the answer..."), and sampled rows repeat whole prompts. On CPU the prefill is
+the dominant cost of such batches, so rows are grouped by their leading tokens, each group's longest common
+prefix is run through the model once, its KV cache is copied to the group's rows, and only the remaining
+suffix tokens are prefilled. Rows become ``[group prefix (left-padded)] [suffix (left-padded)]``; the
+attention mask and position ids skip both paddings, so results equal the plain left-padded batch (tested).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+GROUP_KEY_TOKENS = 4
+MIN_SAVED_TOKENS = 64
+
+
+@dataclass
+class PrefixedBatch:
+    """Model inputs whose first ``prefix_len`` columns are already in ``cache`` (``None``: no caching)."""
+
+    input_ids: Tensor
+    attention_mask: Tensor
+    cache: object | None
+    prefix_len: int
+
+    @property
+    def new_input_ids(self) -> Tensor:
+        """The columns the model still has to process."""
+        return self.input_ids[:, self.prefix_len:]
+
+    def position_ids(self) -> Tensor:
+        """Positions of the uncached columns, counting only real tokens."""
+        return (self.attention_mask.cumsum(-1) - 1).clamp(min=0)[:, self.prefix_len:]
+
+
+def common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
+    """Length of the longest token prefix shared by all ``rows``."""
+    shortest = min(len(r) for r in rows)
+    for i in range(shortest):
+        token = rows[0][i]
+        if any(r[i] != token for r in rows):
+            return i
+    return shortest
+
+
+def _pad_left(rows: Sequence[Sequence[int]], width: int, pad_id: int) -> tuple[Tensor, Tensor]:
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, row in enumerate(rows):
+        if row:
+            ids[i, width - len(row):] = torch.as_tensor(row, dtype=torch.long)
+            mask[i, width - len(row):] = 1
+    return ids, mask
+
+
+def prepare_batch(model, rows: Sequence[Sequence[int]], pad_id: int, enabled: bool = True) -> PrefixedBatch:
+    """Left-pad ``rows``; when their shared prefixes save enough work, prefill them once into a KV cache."""
+    device = next(model.parameters()).device
+    plan = _plan_groups(rows) if enabled else None
+    if plan is None:
+        ids, mask = _pad_left(rows, max(len(r) for r in rows), pad_id)
+        return PrefixedBatch(ids.to(device), mask.to(device), None, 0)
+    group_of_row, prefix_lengths, first_row = plan
+    prefixes = [rows[first_row[g]][:k] for g, k in enumerate(prefix_lengths)]
+    width = max(prefix_lengths)
+    prefix_ids, prefix_mask = _pad_left(prefixes, width, pad_id)
+    prefix_ids, prefix_mask = prefix_ids.to(device), prefix_mask.to(device)
+    cache = _prefill(model, prefix_ids, prefix_mask)
+    index = torch.as_tensor(group_of_row, device=device)
+    cache.batch_select_indices(index)
+    suffixes = [row[prefix_lengths[g]:] for row, g in zip(rows, group_of_row)]
+    suffix_ids, suffix_mask = _pad_left(suffixes, max(len(s) for s in suffixes), pad_id)
+    input_ids = torch.cat([prefix_ids[index], suffix_ids.to(device)], dim=1)
+    attention_mask = torch.cat([prefix_mask[index], suffix_mask.to(device)], dim=1)
+    return PrefixedBatch(input_ids, attention_mask, cache, width)
+
+
+def _plan_groups(rows: Sequence[Sequence[int]]) -> tuple[list[int], list[int], list[int]] | None:
+    """Group rows by their first tokens; return (group of each row, prefix length per group, a row per group),
+    or ``None`` when caching would save fewer than ``MIN_SAVED_TOKENS`` prefill tokens."""
+    if len(rows) < 2 or min(len(r) for r in rows) < 2:
+        return None
+    keys: dict[tuple[int, ...], int] = {}
+    group_of_row = [keys.setdefault(tuple(r[:GROUP_KEY_TOKENS]), len(keys)) for r in rows]
+    members: list[list[int]] = [[] for _ in keys]
+    for i, g in enumerate(group_of_row):
+        members[g].append(i)
+    # Keep at least one uncached token per row: its logits start the generation.
+    prefix_lengths = [min(common_prefix_length([rows[i] for i in m]), min(len(rows[i]) for i in m) - 1)
+                      for m in members]
+    saved = sum(prefix_lengths[g] for g in group_of_row) - sum(prefix_lengths)
+    if saved < MIN_SAVED_TOKENS or min(prefix_lengths) < 1:
+        return None
+    return group_of_row, prefix_lengths, [m[0] for m in members]
+
+
+def _prefill(model, prefix_ids: Tensor, prefix_mask: Tensor):
+    from transformers import DynamicCache
+
+    cache = DynamicCache(config=model.config)
+    model(input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=(prefix_mask.cumsum(-1) - 1).clamp(min=0),
+          past_key_values=cache, use_cache=True, logits_to_keep=1)
+    return cache
