@@ -17,7 +17,8 @@ def as_binary(name: str, x: Tensor) -> Tensor:
     if x.is_floating_point() and torch.isnan(x).any():
         raise ValueError(f"`{name}` contains NaN; it must be 0/1 or bool")
     if not ((x == 0) | (x == 1)).all():
-        raise ValueError(f"`{name}` must hold only 0/1 (or be bool), got values {torch.unique(x)[:5].tolist()}")
+        values = torch.unique(x)[:5].tolist()
+        raise ValueError(f"`{name}` must hold only 0/1 (or be bool), got values {values}")
     return x.bool()
 
 

@@ -118,7 +118,8 @@ class BrierScore(Metric):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.add_state("sum_squared_error", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
+        zero = torch.tensor(0.0, dtype=torch.float64)
+        self.add_state("sum_squared_error", default=zero, dist_reduce_fx="sum")
         self.add_state("total", default=torch.tensor(0), dist_reduce_fx="sum")
 
     def update(self, correct: Tensor, confidence: Tensor, mask: Optional[Tensor] = None) -> None:

@@ -49,7 +49,7 @@ class MetaDFit:
 def _as_counts(name: str, x: Any) -> np.ndarray:
     counts = np.asarray(x, dtype=np.float64)
     if counts.ndim != 1 or counts.size < 4 or counts.size % 2:
-        raise ValueError(f"{name} must be 1-D with an even length >= 4 (2 × n_ratings), got shape {counts.shape}")
+        raise ValueError(f"{name} must be 1-D with an even length >= 4 (2 × n_ratings), got {counts.shape}")
     if not np.all(np.isfinite(counts)) or np.any(counts < 0):
         raise ValueError(f"{name} must hold finite counts >= 0")
     return counts
@@ -116,8 +116,8 @@ def fit_meta_d_mle(nR_S1: Any, nR_S2: Any, s: float = 1.0, pad: bool = True) -> 
     cell (as metadpy and the .m file recommend), so empty cells do not break the fit.
     ``s`` = sd(S1) / sd(S2).
 
-    Type 1: d' = Φ⁻¹(HR)/s − Φ⁻¹(FAR), c = −(Φ⁻¹(HR) + Φ⁻¹(FAR)) / (1 + s). Type 2: meta-d'
-    and 2K − 2 ordered criteria maximise the likelihood of the ratings given each response,
+    Type 1: d' = Φ⁻¹(HR)/s − Φ⁻¹(FAR), c = −(Φ⁻¹(HR) + Φ⁻¹(FAR)) / (1 + s).
+    Type 2: meta-d' and 2K − 2 ordered criteria maximise the likelihood of the ratings given each response,
     with meta-c = meta-d' · c / d' (SLSQP; meta-d' in [−10, 10], criteria in [−20, 0] / [0, 20],
     each at least 1e-5 above the previous). M-ratio = meta-d' / d', M-diff = meta-d' − d'.
 
@@ -148,7 +148,7 @@ def fit_meta_d_mle(nR_S1: Any, nR_S2: Any, s: float = 1.0, pad: bool = True) -> 
         boundaries = -(z_hr + z_far) / (1 + s)
     c1 = boundaries[k - 1]
     if not np.isfinite(d1) or not np.isfinite(c1) or abs(d1) < 1e-9:
-        raise ValueError(f"type-1 d' is {d1}: meta-d' is undefined (a type-1 rate is 0, 1/2 or 1; try pad=True)")
+        raise ValueError(f"type-1 d' is {d1}: meta-d' is undefined (a type-1 rate is 0, 1/2 or 1; pad?)")
     c_prime = c1 / d1
 
     lower = np.concatenate(([-_META_D_BOUND], np.full(k - 1, -_CRITERION_BOUND), np.zeros(k - 1)))
@@ -252,19 +252,22 @@ def meta_d_from_confidence(
     Example (accuracy 3/4, no padding: d' = 2·Φ⁻¹(0.75) = 1.349):
 
     >>> import torch
-    >>> fit = meta_d_from_confidence(torch.tensor([1, 1, 1, 0]), torch.tensor([0.9, 0.8, 0.3, 0.2]), pad=False)
+    >>> correct, confidence = torch.tensor([1, 1, 1, 0]), torch.tensor([0.9, 0.8, 0.3, 0.2])
+    >>> fit = meta_d_from_confidence(correct, confidence, pad=False)
     >>> round(fit.d_prime, 3)
     1.349
     """
     correct, confidence = scored_rows(correct, confidence, mask)
     n_correct = int(correct.sum())
     if n_correct in (0, correct.numel()):
-        raise ValueError(f"meta-d' needs correct and wrong answers, got {n_correct} correct of {correct.numel()}")
+        raise ValueError(f"meta-d' needs correct and wrong answers: {n_correct} correct of {correct.numel()}")
     ratings = confidence_ratings(confidence, n_ratings, binning)
     return fit_meta_d_mle(*cast_to_two_stimuli(correct, ratings, n_ratings), pad=pad)
 
 
-def _meta_d_compute(correct: Tensor, confidence: Tensor, n_ratings: int, binning: Binning) -> dict[str, Tensor]:
+def _meta_d_compute(
+    correct: Tensor, confidence: Tensor, n_ratings: int, binning: Binning
+) -> dict[str, Tensor]:
     """``{"meta_d_prime", "m_ratio"}`` as float64 scalars; NaN with a warning when not estimable."""
     meta_d_prime = m_ratio = float("nan")
     try:
@@ -279,7 +282,7 @@ def _meta_d_compute(correct: Tensor, confidence: Tensor, n_ratings: int, binning
             if fit.d_prime > 0:
                 m_ratio = fit.m_ratio
             else:
-                warn(f"M-ratio is NaN: type-1 d' = {fit.d_prime:.3f} <= 0 (accuracy <= 1/2 after the QA cast)")
+                warn(f"M-ratio is NaN: type-1 d' = {fit.d_prime:.3f} <= 0 (accuracy <= 1/2 in the QA cast)")
     as_tensor = lambda v: torch.tensor(v, dtype=torch.float64, device=correct.device)  # noqa: E731
     return {"meta_d_prime": as_tensor(meta_d_prime), "m_ratio": as_tensor(m_ratio)}
 

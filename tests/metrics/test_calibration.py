@@ -5,7 +5,12 @@ import pytest
 import torch
 from torchmetrics.classification import BinaryCalibrationError
 
-from metalight.metrics.calibration import BrierScore, ExpectedCalibrationError, brier_score, expected_calibration_error
+from metalight.metrics.calibration import (
+    BrierScore,
+    ExpectedCalibrationError,
+    brier_score,
+    expected_calibration_error,
+)
 
 torch.set_num_threads(1)
 
@@ -32,7 +37,8 @@ def test_ece_matches_manual_binning(n_bins):
     correct, confidence = _random_scored()
     expected = _manual_ece(correct.numpy(), confidence.numpy(), n_bins)
     assert expected > 0.05  # the data are miscalibrated, so the check has teeth
-    assert expected_calibration_error(correct, confidence, n_bins=n_bins).item() == pytest.approx(expected, abs=1e-12)
+    computed = expected_calibration_error(correct, confidence, n_bins=n_bins).item()
+    assert computed == pytest.approx(expected, abs=1e-12)
 
 
 def test_ece_class_agrees_with_torchmetrics_binary_calibration_error():

@@ -61,7 +61,8 @@ def test_published_metadpy_example_is_reproduced():
 
 
 @pytest.mark.parametrize(
-    ("d", "meta_d", "c"), [(1.5, 1.0, 0.0), (2.0, 2.6, 0.3), (1.0, 0.5, -0.4), (3.0, 0.2, 0.5), (0.5, 3.0, -1.0)]
+    ("d", "meta_d", "c"),
+    [(1.5, 1.0, 0.0), (2.0, 2.6, 0.3), (1.0, 0.5, -0.4), (3.0, 0.2, 0.5), (0.5, 3.0, -1.0)],
 )
 def test_fit_recovers_meta_d_and_criteria_from_expected_counts(d, meta_d, c):
     fit = fit_meta_d_mle(*_expected_counts(d, meta_d, c), pad=False)
@@ -205,7 +206,8 @@ def test_accuracy_below_one_half_keeps_meta_d_but_not_m_ratio():
 
 def test_a_failed_optimisation_gives_nan_with_a_warning(monkeypatch):
     def failing_minimize(fun, x0, **kwargs):
-        return OptimizeResult(x=np.asarray(x0), fun=fun(x0)[0], success=False, message="Iteration limit reached")
+        x0 = np.asarray(x0)
+        return OptimizeResult(x=x0, fun=fun(x0)[0], success=False, message="Iteration limit reached")
 
     monkeypatch.setattr(metad, "minimize", failing_minimize)
     correct, confidence = _qa_answers(d=1.5, meta_d=1.0, n=1_000)

@@ -50,7 +50,8 @@ def test_loglinear_corrects_extreme_rates_with_half_counts():
     correct = torch.tensor([1, 1, 1, 0, 0, 0, 0])
     said_yes = torch.tensor([1, 1, 1, 0, 0, 0, 0])
     expected = norm.ppf(3.5 / 4) - norm.ppf(0.5 / 5)
-    assert dprime_type2(correct, said_yes, correction="loglinear")["dprime_type2"].item() == pytest.approx(expected)
+    loglinear = dprime_type2(correct, said_yes, correction="loglinear")["dprime_type2"].item()
+    assert loglinear == pytest.approx(expected)
     assert expected < dprime_type2(correct, said_yes, correction="clip")["dprime_type2"].item()
 
 
@@ -108,7 +109,8 @@ def _rank_auroc(correct: np.ndarray, score: np.ndarray) -> float:
 def test_auroc_matches_mann_whitney_and_pairwise_count_with_ties():
     g = torch.Generator().manual_seed(4)
     correct = torch.rand(300, generator=g) < 0.35
-    confidence = (torch.rand(300, generator=g) + 0.3 * correct).clamp(max=1).mul(10).round().div(10)  # many ties
+    # rounded to one decimal: many ties
+    confidence = (torch.rand(300, generator=g) + 0.3 * correct).clamp(max=1).mul(10).round().div(10)
     c, s = correct.numpy(), confidence.double().numpy()
     u = mannwhitneyu(s[c], s[~c]).statistic
     value = type2_auroc(correct, confidence).item()
