@@ -127,7 +127,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append(f"  skipped {summary['skipped_malformed']} malformed rows (strict: false) at: "
                      f"{'; '.join(summary['skipped_where'])}")
     if summary.get("left_out_on_purpose"):
-        lines.append(f"  left out {summary['left_out_on_purpose']} rows on purpose (see the DataModule's docstring)")
+        lines.append(f"  left out {summary['left_out_on_purpose']} rows on purpose (see the DataModule's "
+                     f"docstring)")
     for split, entry in summary["splits"].items():
         if entry["examples"]:
             lines.append(f"examples ({split}):")
@@ -142,10 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     describe = commands.add_parser("describe", help="counts per split and label, and a few examples",
                                    description=__doc__.split("\n\n")[1].replace("\n", " "))
-    describe.add_argument("configs", nargs="+", metavar="config.yaml", help="data fragment or experiment config")
+    describe.add_argument("configs", nargs="+", metavar="config.yaml",
+                          help="data fragment or experiment config")
     describe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                           help="override an init arg, e.g. --set path=my.jsonl (repeatable)")
-    describe.add_argument("--by", metavar="META_KEY", help="also count records per meta[META_KEY], e.g. category")
+    describe.add_argument("--by", metavar="META_KEY",
+                          help="also count records per meta[META_KEY], e.g. category")
     describe.add_argument("--examples", type=int, default=3, help="examples shown per split (default 3)")
     describe.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)
@@ -155,5 +158,8 @@ def main(argv: list[str] | None = None) -> int:
     except MetalightError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(json.dumps(summary, indent=2, ensure_ascii=False, default=str) if args.json else format_summary(summary))
+    if args.json:
+        print(json.dumps(summary, indent=2, ensure_ascii=False, default=str))
+    else:
+        print(format_summary(summary))
     return 0

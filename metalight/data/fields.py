@@ -29,7 +29,8 @@ def need_str(row: dict[str, Any], key: str, where: str, schema: str) -> str:
 
 
 def need_list(row: dict[str, Any], key: str, where: str, schema: str, of: type | None = str) -> list[Any]:
-    """A list field whose items are ``of`` (any type when ``None``); ``DataError`` when missing or mistyped."""
+    """A list field whose items are ``of`` (any type when ``None``); ``DataError`` when missing or
+    mistyped."""
     value = need(row, key, where, schema)
     if not isinstance(value, list) or (of is not None and not all(isinstance(v, of) for v in value)):
         item = f" of {of.__name__}" if of is not None else ""

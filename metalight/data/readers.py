@@ -68,9 +68,11 @@ def _jsonl_rows(path: Path, compressed: bool) -> Iterator[Row]:
             try:
                 row = loads(line)
             except json.JSONDecodeError as err:
-                raise DataError(f"{prefix}{line_no}: not valid JSON ({err.msg} at column {err.colno})") from err
+                raise DataError(f"{prefix}{line_no}: not valid JSON ({err.msg} at column {err.colno})") \
+                    from err
             if type(row) is not dict:
-                raise DataError(f"{prefix}{line_no}: expected a JSON object per line, got {type(row).__name__}")
+                raise DataError(f"{prefix}{line_no}: expected a JSON object per line, got "
+                                f"{type(row).__name__}")
             yield prefix + str(line_no), row
 
 
@@ -97,7 +99,8 @@ def _expect(text: str, pos: int, chars: str, path: Path) -> int:
 
 
 def _list_start(text: str, path: Path, json_key: str | None) -> int:
-    """Offset of the ``[`` of the row list: the top-level list, or the list under ``json_key`` of an object."""
+    """Offset of the ``[`` of the row list: the top-level list, or the list under ``json_key`` of an
+    object."""
     pos = _expect(text, 0, "[{", path)
     if text[pos] == "[":
         return pos
@@ -118,8 +121,8 @@ def _list_start(text: str, path: Path, json_key: str | None) -> int:
         pos += 1
     if json_key is None:
         if len(lists) != 1:
-            raise DataError(f"{path}: a JSON object with list fields {sorted(lists)}; set json_key to the one "
-                            f"holding the rows")
+            raise DataError(f"{path}: a JSON object with list fields {sorted(lists)}; set json_key to the "
+                            f"one holding the rows")
         json_key = next(iter(lists))
     if json_key not in lists:
         raise DataError(f"{path}: no list under key {json_key!r} in the JSON object (lists: {sorted(lists)})")

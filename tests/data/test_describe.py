@@ -17,7 +17,8 @@ SHIPPED = ["fanoutqa", "fanoutqa_multihop", "ehq", "gsm8k"]
 
 @pytest.mark.parametrize("name", SHIPPED)
 def test_describe_every_shipped_sample(name, capsys):
-    assert main(["describe", str(ROOT / "configs" / "data" / f"{name}.yaml"), "--json", "--examples", "2"]) == 0
+    config = ROOT / "configs" / "data" / f"{name}.yaml"
+    assert main(["describe", str(config), "--json", "--examples", "2"]) == 0
     summary = json.loads(capsys.readouterr().out)
     counts = {split: entry["n"] for split, entry in summary["splits"].items()}
     assert set(counts) == {"train", "val", "test"} and min(counts.values()) > 0
@@ -64,7 +65,8 @@ def test_labels_of_any_record_type_are_counted():
 
 def test_skipped_rows_are_reported(tmp_path, capsys):
     bad = tmp_path / "rows.jsonl"
-    bad.write_text(json.dumps({"question": "q?", "answer": ["a"]}) + "\n" + json.dumps({"question": "", "answer": ["a"]}) + "\n")
+    rows = [{"question": "q?", "answer": ["a"]}, {"question": "", "answer": ["a"]}]
+    bad.write_text("".join(json.dumps(row) + "\n" for row in rows))
     config = tmp_path / "c.yaml"
     config.write_text(f"data:\n  class_path: metalight.data.sources.nq_open.NQOpenDataModule\n"
                       f"  init_args: {{path: {{val: {bad}}}, strict: false}}\n")

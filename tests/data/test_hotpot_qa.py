@@ -19,7 +19,8 @@ def test_hub_row_gives_all_passages_as_context():
     record = first(FIXTURES / "hotpot_qa_native_rows.jsonl")
     assert (record.id, record.answers) == ("5a8b57f25542995d1e6f1371", ["yes"])
     assert record.context == EXPECTED
-    assert record.meta["type"] == "comparison" and record.meta["supporting_titles"] == ["Ed Wood", "Scott Derrickson"]
+    assert record.meta["type"] == "comparison"
+    assert record.meta["supporting_titles"] == ["Ed Wood", "Scott Derrickson"]
     assert direct_prompt(record.question, context=record.context).startswith("Context:\n[Ed Wood (film)]\n")
 
 
@@ -32,5 +33,6 @@ def test_official_file_gives_the_same_record():
 
 def test_supporting_only_and_closed_book():
     supporting = first(FIXTURES / "hotpot_qa_native_rows.jsonl", context="supporting")
-    assert supporting.context.startswith("[Scott Derrickson]\n") and "Ed Wood (film)" not in supporting.context
+    assert supporting.context.startswith("[Scott Derrickson]\n")
+    assert "Ed Wood (film)" not in supporting.context
     assert first(FIXTURES / "hotpot_qa_native_rows.jsonl", context="none").context is None

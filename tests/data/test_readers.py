@@ -21,7 +21,8 @@ def test_json_list_rows_name_the_line_each_object_starts_on(tmp_path):
 def test_json_object_finds_its_only_list_or_the_named_one(tmp_path):
     path = tmp_path / "obj.json"
     path.write_text('{"Version": 1.0, "Meta": {"x": [1]},\n "Data": [\n {"q": 1},\n {"q": 2}]}')
-    assert [w.split("/")[-1] for w, _ in read_rows(path)] == ["obj.json:3 (record 0)", "obj.json:4 (record 1)"]
+    wheres = [w.split("/")[-1] for w, _ in read_rows(path)]
+    assert wheres == ["obj.json:3 (record 0)", "obj.json:4 (record 1)"]
     two = tmp_path / "two.json"
     two.write_text('{"A": [{"q": 1}], "B": [{"q": 2}]}')
     with pytest.raises(DataError, match=r"list fields \['A', 'B'\]; set json_key"):

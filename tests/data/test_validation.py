@@ -21,8 +21,8 @@ from metalight.data.sources.web_questions import WebQuestionsDataModule
 from metalight.errors import DataError
 
 FIXTURES = Path(__file__).parent / "fixtures"
-RULES = {"missing_field": "missing field", "wrong_type": "must be", "empty_question": "empty or non-text question",
-         "empty_answers": "empty answer list"}
+RULES = {"missing_field": "missing field", "wrong_type": "must be",
+         "empty_question": "empty or non-text question", "empty_answers": "empty answer list"}
 
 
 def first_row(name):
@@ -58,7 +58,8 @@ def both(*fns):
 # dataset: (module class, extra init args, fixture, file layout, one mutation per rule)
 DATASETS = {
     "triviaqa": (TriviaQADataModule, {}, "triviaqa_native_rows.jsonl", "jsonl", {
-        "missing_field": deleter("answer"), "wrong_type": setter("answer", "aliases", value="Sunset Boulevard"),
+        "missing_field": deleter("answer"),
+        "wrong_type": setter("answer", "aliases", value="Sunset Boulevard"),
         "empty_question": setter("question", value=""),
         "empty_answers": both(setter("answer", "aliases", value=[]), setter("answer", "value", value=""))}),
     "nq_open": (NQOpenDataModule, {}, "nq_open_native_rows.jsonl", "jsonl", {
@@ -75,23 +76,28 @@ DATASETS = {
         "missing_field": deleter("queries"), "wrong_type": setter("answers", "en", value="Dave Edmunds"),
         "empty_question": both(setter("queries", "en", value=""), setter("query", value="")),
         "empty_answers": setter("answers", "en", value=[{"type": "entity", "text": "", "aliases": []}])}),
-    "fictional_qa": (FictionalQADataModule, {"split": "fractions"}, "fictional_qa_native_rows.jsonl", "jsonl", {
+    "fictional_qa": (FictionalQADataModule, {"split": "fractions"}, "fictional_qa_native_rows.jsonl",
+                     "jsonl", {
         "missing_field": deleter("natural_answer"), "wrong_type": setter("question", value=5),
-        "empty_question": setter("question", value=""), "empty_answers": setter("natural_answer", value=" ")}),
+        "empty_question": setter("question", value=""),
+        "empty_answers": setter("natural_answer", value=" ")}),
     "hotpot_qa": (HotpotQADataModule, {}, "hotpot_qa_native_rows.jsonl", "jsonl", {
-        "missing_field": deleter("context"), "wrong_type": setter("context", value="Ed Wood was a filmmaker."),
+        "missing_field": deleter("context"),
+        "wrong_type": setter("context", value="Ed Wood was a filmmaker."),
         "empty_question": setter("question", value=""), "empty_answers": setter("answer", value="")}),
     "fanoutqa_multihop": (FanOutQAMultiHopDataModule, {}, "fanoutqa_native_rows.json", "json", {
         "missing_field": deleter("answer"), "wrong_type": setter("question", value=["a", "list"]),
         "empty_question": setter("question", value=""), "empty_answers": setter("answer", value={})}),
     "ehq": (EHQDataModule, {"stratify": False}, "ehq_native_rows.json", "json", {
-        "missing_field": deleter("question_id"), "wrong_type": setter("acceptable_answers", value="Ana Testa"),
+        "missing_field": deleter("question_id"),
+        "wrong_type": setter("acceptable_answers", value="Ana Testa"),
         "empty_question": setter("question", value=""),
         "empty_answers": both(setter("category", value="HNQ"), setter("correct_answer", value=""),
                               setter("acceptable_answers", value=[]))}),
     "gsm8k": (GSM8KDataModule, {}, "gsm8k_rho_native_rows.json", "json", {
         "missing_field": deleter("target_answer"), "wrong_type": setter("text_clean", value=48),
-        "empty_question": setter("text_clean", value=""), "empty_answers": setter("target_answer", value="")}),
+        "empty_question": setter("text_clean", value=""),
+        "empty_answers": setter("target_answer", value="")}),
 }
 
 

@@ -11,7 +11,8 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def test_hub_rows_map_to_records_and_keep_the_url():
-    records = WebQuestionsDataModule(path={"test": str(FIXTURES / "web_questions_native_rows.jsonl")}).records("test")
+    path = FIXTURES / "web_questions_native_rows.jsonl"
+    records = WebQuestionsDataModule(path={"test": str(path)}).records("test")
     assert records[0].question == "what does jamaican people speak?"
     assert records[0].answers == ["Jamaican Creole English Language", "Jamaican English"]
     assert records[0].meta["url"] == "http://www.freebase.com/view/en/jamaica"

@@ -39,8 +39,8 @@ from metalight.errors import ConfigError, DataError
 PACKAGE, RELEASE_FILE = "ehq", "releases/EHQ-3000.json"
 CATEGORIES = ("FEQ", "PCQ", "HNQ", "CCQ")
 MARKERS = {"[FABRICATED]", "[REDACTED]"}
-SCHEMA = ("question_id: str, category: FEQ|PCQ|HNQ|CCQ, subcategory: str, question: str, correct_answer: str, "
-          "acceptable_answers: [str], expected_knowability: 0|1, document: str (CCQ)")
+SCHEMA = ("question_id: str, category: FEQ|PCQ|HNQ|CCQ, subcategory: str, question: str, "
+          "correct_answer: str, acceptable_answers: [str], expected_knowability: 0|1, document: str (CCQ)")
 
 
 class EHQDataModule(QADataModule):
@@ -61,8 +61,8 @@ class EHQDataModule(QADataModule):
         if unknown:
             raise ConfigError(f"EHQDataModule: unknown categories {sorted(unknown)}; use {list(CATEGORIES)}")
         if isinstance(self.path, dict) or self.hub_name:
-            raise ConfigError("EHQDataModule reads one EHQ JSON file: set `path:` to a file (or leave it unset "
-                              "for the packaged EHQ-3000)")
+            raise ConfigError("EHQDataModule reads one EHQ JSON file: set `path:` to a file (or leave it "
+                              "unset for the packaged EHQ-3000)")
         self.categories = list(categories) if categories else list(CATEGORIES)
         self.documents = documents
 

@@ -164,5 +164,6 @@ class FanOutQAMultiHopDataModule(_FanOutQABase):
             kind, answers = "scalar", scalar_aliases(answer) or []
             parts = [answers] if answers else []
         return QARecord(id=str(qid), question=question, answers=answers,
-                        meta={"source": "fanoutqa", "group": str(qid), "answer_kind": kind, "answer_parts": parts,
-                              "categories": list(row.get("categories") or [])}).validate(where)
+                        meta={"source": "fanoutqa", "group": str(qid), "answer_kind": kind,
+                              "answer_parts": parts, "categories": list(row.get("categories") or [])}
+                        ).validate(where)

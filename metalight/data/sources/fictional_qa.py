@@ -25,7 +25,8 @@ from metalight.data.datamodule import QADataModule
 from metalight.data.fields import need, need_str
 from metalight.data.records import QARecord
 
-SCHEMA = "event_id: str, question_id: str, question: str, natural_answer: str, duplicate_relationship: str | null"
+SCHEMA = ("event_id: str, question_id: str, question: str, natural_answer: str, "
+          "duplicate_relationship: str | null")
 
 
 class FictionalQADataModule(QADataModule):

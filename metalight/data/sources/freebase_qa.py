@@ -39,7 +39,8 @@ class FreebaseQADataModule(QADataModule):
         question = need_str(row, "RawQuestion", where, SCHEMA)
         names: list[str] = []
         for parse in as_records(need(row, "Parses", where, SCHEMA), where, "Parses", SCHEMA):
-            for answer in as_records(need(parse, "Answers", where, SCHEMA), where, "Parses[].Answers", SCHEMA):
+            answers = as_records(need(parse, "Answers", where, SCHEMA), where, "Parses[].Answers", SCHEMA)
+            for answer in answers:
                 names += need_list(answer, "AnswersName", where, SCHEMA)
         return QARecord(id=str(qid), question=question, answers=unique_texts(names),
                         meta={"source": "freebase_qa"}).validate(where)

@@ -48,7 +48,8 @@ class GSM8KDataModule(QADataModule):
     def __init__(self, *args, question_field: Literal["text_clean", "text"] = "text_clean", **kwargs):
         super().__init__(*args, **kwargs)
         if question_field not in ("text_clean", "text"):
-            raise ConfigError(f"GSM8KDataModule: question_field must be text_clean or text, got {question_field!r}")
+            raise ConfigError(f"GSM8KDataModule: question_field must be text_clean or text, got "
+                              f"{question_field!r}")
         self.question_field = question_field
 
     def _source(self):

@@ -38,8 +38,8 @@ SCHEMA = ("id | _id: str, question: str, answer: str, type: str, level: str, "
 def _pairs(value: Any, first: str, second: str, where: str, name: str) -> list[tuple[Any, Any]]:
     """(title, x) pairs from the hub's column form ``{first: [...], second: [...]}`` or the official
     ``[[title, x], ...]`` form."""
-    if isinstance(value, dict) and isinstance(value.get(first), list) and isinstance(value.get(second), list) \
-            and len(value[first]) == len(value[second]):
+    if isinstance(value, dict) and isinstance(value.get(first), list) \
+            and isinstance(value.get(second), list) and len(value[first]) == len(value[second]):
         return list(zip(value[first], value[second]))
     if isinstance(value, list) and all(isinstance(p, list) and len(p) == 2 for p in value):
         return [tuple(p) for p in value]

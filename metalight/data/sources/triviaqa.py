@@ -22,8 +22,10 @@ from metalight.data.datamodule import QADataModule
 from metalight.data.fields import need, need_dict, need_list, need_str, unique_texts
 from metalight.data.records import QARecord
 
-HUB_SCHEMA = "question: str, question_id: str, answer: {value: str, aliases: [str], normalized_aliases: [str]}"
-OFFICIAL_SCHEMA = "Question: str, QuestionId: str, Answer: {Value: str, Aliases: [str], NormalizedAliases: [str]}"
+HUB_SCHEMA = ("question: str, question_id: str, "
+              "answer: {value: str, aliases: [str], normalized_aliases: [str]}")
+OFFICIAL_SCHEMA = ("Question: str, QuestionId: str, "
+                   "Answer: {Value: str, Aliases: [str], NormalizedAliases: [str]}")
 _OFFICIAL_KEYS = {"question": "Question", "question_id": "QuestionId", "answer": "Answer", "value": "Value",
                   "aliases": "Aliases", "normalized_aliases": "NormalizedAliases"}
 

@@ -32,7 +32,8 @@ _DESCRIPTION = re.compile(r'\(description\s+(?:"((?:[^"\\]|\\.)*)"|([^()]*?))\)'
 
 
 def target_values(target: str, where: str) -> list[str]:
-    """The answers in an official ``targetValue`` s-expression: ``(list (description "A") (description B))``."""
+    """The answers in an official ``targetValue`` s-expression:
+    ``(list (description "A") (description B))``."""
     if not target.strip().startswith("(list"):
         raise DataError(f"{where}: field `targetValue` must be a '(list (description ...))' expression, got "
                         f"{target[:60]!r}; {FIX}")
