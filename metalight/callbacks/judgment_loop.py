@@ -152,8 +152,9 @@ class JudgmentLoop(Callback):
     def _judge(self, pl_module: LightningModule, records: list, epoch: int, split: str) -> list[dict[str, Any]]:
         model, tokenizer, synced = pl_module.model, pl_module.tokenizer, pl_module.synced_generation()
         settings = replace(self.answers, seed=self.answers.seed + 2 * epoch + SPLITS.index(split))
-        answers = collect_answers(model, tokenizer, records, settings, synced_gpus=synced)
-        judgments = ask_judgments(model, tokenizer, records, self.labels.label_mode, self.judgment, synced)
+        with pl_module.generation_context():
+            answers = collect_answers(model, tokenizer, records, settings, synced_gpus=synced)
+            judgments = ask_judgments(model, tokenizer, records, self.labels.label_mode, self.judgment, synced)
         out = []
         for record, judgment in zip(records, judgments):
             answer_set = answers[record.id]

@@ -187,8 +187,9 @@ class SFTModule(MetacognitionModule):
         if builder == "knowledge":
             return knowledge_targets(records, self.targets.knowledge_style, self.targets.alias, self.targets.seed,
                                      self.eval_settings.language)
-        answers = collect_answers(self.model, self.tokenizer, records, self.direct_answer_settings(len(records)),
-                                  system=self.eval_settings.system_prompt, synced_gpus=self.synced_generation())
+        with self.generation_context():
+            answers = collect_answers(self.model, self.tokenizer, records, self.direct_answer_settings(len(records)),
+                                      system=self.eval_settings.system_prompt, synced_gpus=self.synced_generation())
         examples = meta_answer_targets(records, answers, self.eval_settings.language)
         n = len(examples)
         self.log("train/direct_accuracy", sum(a.correct[0] for a in answers.values()) / n, batch_size=n)

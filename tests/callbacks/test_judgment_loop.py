@@ -2,6 +2,7 @@
 empty selection stops the run with a message, and a `cli.py fit` run writes the summary."""
 
 import json
+from contextlib import nullcontext
 from types import SimpleNamespace
 
 import pytest
@@ -69,7 +70,8 @@ def loop_env(monkeypatch, tiny, tmp_path):
     trainer = SimpleNamespace(datamodule=dm, global_step=0, world_size=1, global_rank=0, is_global_zero=True,
                               loggers=[], callback_metrics={}, log_dir=str(tmp_path), current_epoch=0,
                               max_epochs=5, should_stop=False)
-    module = SimpleNamespace(model=fake, tokenizer=tiny[1], synced_generation=lambda: False)
+    module = SimpleNamespace(model=fake, tokenizer=tiny[1], synced_generation=lambda: False,
+                             generation_context=nullcontext)
     return fake, trainer, module
 
 
@@ -166,6 +168,6 @@ def test_cli_fit_trains_and_writes_the_summary(tmp_path, tiny_model_dir):
 
 def test_cli_fit_with_nothing_to_train_ends_cleanly(tmp_path, tiny_model_dir):
     # A random model answers everything wrongly and its unparsable judgments read "cannot": all right.
-    cli, _, report = fit(tmp_path, tiny_model_dir)
+    cli, _, report = fit(tmp_path, tiny_model_dir, "--trainer.callbacks.init_args.train_on", "wrong")
     assert cli.trainer.global_step == 0
     assert "every train judgment is right" in report["judgment"]["stopped_reason"]

@@ -54,7 +54,9 @@ class JudgmentDataModule(LightningDataModule):
             raise ConfigError("JudgmentDataModule's training examples are set by the judgment loop: add "
                               "metalight.callbacks.judgment_loop.JudgmentLoop to trainer.callbacks")
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
-        return DataLoader(RecordDataset(self.train_examples), batch_size=self.batch_size, shuffle=True,
+        # An empty selection ends the run (the loop sets should_stop); RandomSampler refuses zero rows.
+        return DataLoader(RecordDataset(self.train_examples), batch_size=self.batch_size,
+                          shuffle=bool(self.train_examples),
                           generator=generator, collate_fn=collate_records)
 
     def val_dataloader(self):
