@@ -160,6 +160,7 @@ class JudgmentLoop(Callback):
             answer_set = answers[record.id]
             ability = classify_ability(answer_set.fraction_correct, self.labels)
             out.append({"id": record.id, "question": record.question, "aliases": list(record.answers),
+                        "context": record.context,
                         "answers": answer_set.answers, "correct": answer_set.correct,
                         "fraction_correct": answer_set.fraction_correct, "ability": ability,
                         "judgment": judgment.text, "predicted": judgment.predicted, "parsed": judgment.parsed,
