@@ -5,9 +5,9 @@ Correctness (``GradingMode``):
     answer; empty aliases are dropped (an empty string would match everything).
   * ``normalized``: SQuAD normalisation (lower-case, drop punctuation and the articles a/an/the, collapse
     whitespace) on both sides, then containment.
-  * ``know_thyself``: Know-thyself's ``is_correct``: lower-case, keep only ``[a-z0-9\\s]``, collapse whitespace,
-    then correct when an alias is contained in the answer or the answer in an alias. Upstream counts an
-    empty answer as correct (the empty string is in every alias); here it is wrong.
+  * ``know_thyself``: Know-thyself's ``is_correct``: lower-case, keep only ``[a-z0-9\\s]``, collapse
+    whitespace, then correct when an alias is contained in the answer or the answer in an alias. Upstream
+    counts an empty answer as correct (the empty string is in every alias); here it is wrong.
 Exact match (normalised equality) is reported beside every mode.
 
 Yes/no parsing of a meta answer (``YesNoRule``):

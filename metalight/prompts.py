@@ -113,7 +113,8 @@ KNOW_THYSELF_PROMPT_VERSION = "know-thyself-v1"
 
 KT_QA_PROMPT = "Question: {question}\nAnswer:"
 KT_JUDGMENT_SYSTEM = {
-    "binary": "Assess whether you can answer the question correctly. Output ONLY \\boxed{yes} or \\boxed{no}.",
+    "binary": ("Assess whether you can answer the question correctly. Output ONLY \\boxed{yes} or "
+               "\\boxed{no}."),
     "uncertainty": (
         "Assess whether you can answer the question correctly. Output your judgment in \\boxed{}, using ONLY "
         "one word: yes (I am 100% certain I know the answer), uncertain (I might know but not sure), or no "

@@ -1,4 +1,4 @@
-"""``JudgmentLoop``: Know-thyself's judgment training loop (``scripts/run_judgment_training.py``) as a callback.
+"""``JudgmentLoop``: Know-thyself's judgment training loop (upstream ``scripts/run_judgment_training.py``).
 
     round 0 (fit start):  collect answers on train and val -> ability labels; ask the pretrained judgment
     each epoch N:         train 1 epoch on the judgment examples selected at round N-1
@@ -81,8 +81,8 @@ class JudgmentLoop(Callback):
         self.labels, self.answers, self.judgment = labels, answers, judgment
         self.train_on, self.training_context, self.write_samples = train_on, training_context, write_samples
         if labels.label_mode == "uncertainty" and answers.num_answers < 2:
-            raise ConfigError("labels.label_mode: uncertainty needs several sampled answers per question; set "
-                              "answers: {decoding: sample, num_answers: 5, temperature: 0.7}")
+            raise ConfigError("labels.label_mode: uncertainty needs several sampled answers per question; "
+                              "set answers: {decoding: sample, num_answers: 5, temperature: 0.7}")
         self.history: list[dict[str, Any]] = []
         self.selection: list[dict[str, str]] = []
         self.stopped_reason: str | None = None
@@ -93,10 +93,11 @@ class JudgmentLoop(Callback):
             return
         problems = []
         if not hasattr(trainer.datamodule, "set_train_examples"):
-            problems.append("data must be metalight.data.sources.judgment.JudgmentDataModule (with `source:` the "
-                            "QA DataModule)")
+            problems.append("data must be metalight.data.sources.judgment.JudgmentDataModule (with `source:` "
+                            "the QA DataModule)")
         if trainer.reload_dataloaders_every_n_epochs != 1:
-            problems.append("set trainer.reload_dataloaders_every_n_epochs: 1 (the training set changes each epoch)")
+            problems.append("set trainer.reload_dataloaders_every_n_epochs: 1 (the training set changes "
+                            "every epoch)")
         targets = getattr(pl_module, "targets", None)
         if targets is None or targets.builder != "given":
             problems.append("model must be metalight.methods.sft.SFTModule with targets.builder: given")
@@ -135,10 +136,12 @@ class JudgmentLoop(Callback):
             records = trainer.datamodule.records(split)
             if not records:
                 continue
-            per_record = map_sharded(trainer, records, lambda chunk: self._judge(pl_module, chunk, epoch, split))
-            metrics = judgment_metrics([p["ability"] for p in per_record], [p["predicted"] for p in per_record],
-                                       [p["p_yes"] for p in per_record], [p["parsed"] for p in per_record],
-                                       [p["fraction_correct"] for p in per_record], self.labels.classes)
+            per_record = map_sharded(trainer, records,
+                                     lambda chunk: self._judge(pl_module, chunk, epoch, split))
+            column = {key: [p[key] for p in per_record]
+                      for key in ("ability", "predicted", "p_yes", "parsed", "fraction_correct")}
+            metrics = judgment_metrics(column["ability"], column["predicted"], column["p_yes"],
+                                       column["parsed"], column["fraction_correct"], self.labels.classes)
             row[split] = metrics
             self._write_samples(trainer, split, epoch, per_record)
             if split == "train":
@@ -149,12 +152,13 @@ class JudgmentLoop(Callback):
         self._log(trainer, row)
         return row
 
-    def _judge(self, pl_module: LightningModule, records: list, epoch: int, split: str) -> list[dict[str, Any]]:
+    def _judge(self, pl_module: LightningModule, records: list, epoch: int, split: str) -> list[dict]:
         model, tokenizer, synced = pl_module.model, pl_module.tokenizer, pl_module.synced_generation()
         settings = replace(self.answers, seed=self.answers.seed + 2 * epoch + SPLITS.index(split))
         with pl_module.generation_context():
             answers = collect_answers(model, tokenizer, records, settings, synced_gpus=synced)
-            judgments = ask_judgments(model, tokenizer, records, self.labels.label_mode, self.judgment, synced)
+            judgments = ask_judgments(model, tokenizer, records, self.labels.label_mode, self.judgment,
+                                      synced)
         out = []
         for record, judgment in zip(records, judgments):
             answer_set = answers[record.id]
@@ -168,18 +172,20 @@ class JudgmentLoop(Callback):
         return out
 
     # ---- outputs ----------------------------------------------------------------------------------------
-    def _write_samples(self, trainer: Trainer, split: str, epoch: int, per_record: list[dict[str, Any]]) -> None:
+    def _write_samples(self, trainer: Trainer, split: str, epoch: int, per_record: list[dict]) -> None:
         if self.write_samples and trainer.is_global_zero:
             atomic_write_jsonl(run_dir(trainer) / "judgment" / f"{split}_epoch{epoch}.jsonl", per_record)
 
     def _log(self, trainer: Trainer, row: dict[str, Any]) -> None:
-        values = {f"{split}/{k}": v for split in SPLITS if split in row for k, v in scalar_metrics(row[split]).items()}
+        values = {f"{split}/{k}": v for split in SPLITS if split in row
+                  for k, v in scalar_metrics(row[split]).items()}
         values = {k: v for k, v in values.items() if not math.isnan(v)}
         # Visible to ModelCheckpoint / EarlyStopping monitors (e.g. monitor: val/judgment_auroc).
         trainer.callback_metrics.update({k: torch.tensor(v) for k, v in values.items()})
         if trainer.is_global_zero:
             for logger in trainer.loggers:
-                logger.log_metrics({**values, "judgment/round": float(row["epoch"])}, step=trainer.global_step)
+                logger.log_metrics({**values, "judgment/round": float(row["epoch"])},
+                                   step=trainer.global_step)
             atomic_write_json(run_dir(trainer) / "judgment" / f"epoch{row['epoch']}.json", row)
             brief = "  ".join(f"{split}: judg={row[split]['judgment_accuracy']:.3f} "
                               f"auroc={row[split]['judgment_auroc']:.3f} qa={row[split]['qa_accuracy']:.3f}"
@@ -188,7 +194,8 @@ class JudgmentLoop(Callback):
 
     def summary(self) -> dict[str, Any]:
         """The run's judgment results: per-round metrics, the table, and the settings that produced them."""
-        return {"rounds": self.history, "table": summary_table(self.history), "stopped_reason": self.stopped_reason,
+        return {"rounds": self.history, "table": summary_table(self.history),
+                "stopped_reason": self.stopped_reason,
                 "settings": {"labels": asdict(self.labels), "answers": asdict(self.answers),
                              "judgment": asdict(self.judgment), "train_on": self.train_on,
                              "training_context": self.training_context,

@@ -1,1 +1,1 @@
-"""Know-thyself judgment training: ability labels, judgment tests and metrics, and the three-phase pipeline."""
+"""Know-thyself judgment training: ability labels, asking and scoring judgments, the three-phase pipeline."""

@@ -92,14 +92,16 @@ def judgment_prompts(tokenizer, records: Sequence[QARecord], label_mode: LabelMo
 
     out = []
     for record in records:
-        system, user = judgment_prompt(record.question, label_mode, record.context if settings.with_context else None)
+        context = record.context if settings.with_context else None
+        system, user = judgment_prompt(record.question, label_mode, context)
         out.append(Prompt(*render_prompt(tokenizer, user, settings.chat_template, system)))
     return out
 
 
 @torch.no_grad()
 def ask_judgments(model, tokenizer, records: Sequence[QARecord], label_mode: LabelMode = "binary",
-                   settings: JudgmentSettings = JudgmentSettings(), synced_gpus: bool = False) -> list[JudgmentResult]:
+                  settings: JudgmentSettings = JudgmentSettings(),
+                  synced_gpus: bool = False) -> list[JudgmentResult]:
     """Ask each record's judgment greedily; parse it and score P(yes) (see module docstring)."""
     yes_id, no_id = judgment_token_ids(tokenizer)
     decoding = Decoding(max_new_tokens=settings.max_new_tokens, strategy="greedy")
@@ -112,8 +114,9 @@ def ask_judgments(model, tokenizer, records: Sequence[QARecord], label_mode: Lab
             hook = _StepLogits((yes_id, no_id), len(chunk))
             handle = model.get_output_embeddings().register_forward_hook(hook)
             try:
-                out = generate(model, tokenizer, judgment_prompts(tokenizer, chunk, label_mode, settings), decoding,
-                               settings.max_input_tokens, synced_gpus=synced_gpus)
+                prompts = judgment_prompts(tokenizer, chunk, label_mode, settings)
+                out = generate(model, tokenizer, prompts, decoding, settings.max_input_tokens,
+                               synced_gpus=synced_gpus)
             finally:
                 handle.remove()
             p_yes = first_yes_no_probability(out.completion_ids, hook.steps, yes_id, no_id)

@@ -19,7 +19,8 @@ from metalight.errors import ConfigError
 
 Ability = Literal["can", "uncertain", "cannot"]
 LabelMode = Literal["binary", "uncertainty"]
-CLASSES: dict[str, tuple[str, ...]] = {"binary": ("can", "cannot"), "uncertainty": ("can", "uncertain", "cannot")}
+CLASSES: dict[str, tuple[str, ...]] = {"binary": ("can", "cannot"),
+                                       "uncertainty": ("can", "uncertain", "cannot")}
 _WORD_TO_ABILITY = {"yes": "can", "uncertain": "uncertain", "no": "cannot"}
 _BOXED = re.compile(r"boxed\{\s*(yes|uncertain|no)\s*\}")
 
@@ -42,7 +43,8 @@ class LabelSettings:
 
     def __post_init__(self):
         if not 0 < self.can_threshold <= 1 or not 0 <= self.uncertain_threshold <= self.can_threshold:
-            raise ConfigError(f"labels: need 0 <= uncertain_threshold <= can_threshold <= 1 and can_threshold > 0, "
+            raise ConfigError(f"labels: need 0 <= uncertain_threshold <= can_threshold <= 1 and "
+                              f"can_threshold > 0, "
                               f"got {self.uncertain_threshold} and {self.can_threshold}")
 
     @property

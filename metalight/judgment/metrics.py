@@ -36,7 +36,8 @@ def judgment_metrics(actual: Sequence[str], predicted: Sequence[str], p_yes: Seq
     preds = torch.tensor([index[p] for p in predicted])
     is_can = (target == index["can"]).long()
     both_classes = 0 < int(is_can.sum()) < n
-    auroc = float(binary_auroc(torch.tensor(p_yes, dtype=torch.float32), is_can)) if both_classes else math.nan
+    scores = torch.tensor(p_yes, dtype=torch.float32)
+    auroc = float(binary_auroc(scores, is_can)) if both_classes else math.nan
     confusion = multiclass_confusion_matrix(preds, target, num_classes=len(classes))
     out: dict[str, Any] = {
         "n": n,
@@ -80,5 +81,6 @@ def confusion_text(metrics: dict[str, Any]) -> str:
     matrix = metrics["confusion"]["rows_actual_cols_predicted"]
     lines = [f"{'':22}" + "".join(f"{'actual_' + c:>16}" for c in classes)]
     for j, predicted in enumerate(classes):
-        lines.append(f"{'predicted_' + predicted:<22}" + "".join(f"{matrix[i][j]:>16}" for i in range(len(classes))))
+        counts = "".join(f"{matrix[i][j]:>16}" for i in range(len(classes)))
+        lines.append(f"{'predicted_' + predicted:<22}" + counts)
     return "\n".join(lines)

@@ -1,10 +1,10 @@
 """Know-thyself's three-phase pipeline (the legacy ``run_multiphase_pipeline.sh``), resumable.
 
-    phase 1  judgment training on the base model (JudgmentLoop)            -> phase1_judgment/run/hf (judgment v1)
-    phase 2  knowledge SFT (LoRA, then merged) on the questions the base     -> phase2_knowledge/run/hf
-             model could not answer in phase 1's round 0                        (base_with_knowledge)
-    phase 3  judgment training again, on base_with_knowledge: round 0         -> phase3_judgment/run/hf (judgment v2)
-             re-collects the answers, so the labels reflect the new knowledge
+    phase 1  judgment training on the base model (JudgmentLoop)      -> phase1_judgment/run/hf (judgment v1)
+    phase 2  knowledge SFT (LoRA, then merged) on the questions the    -> phase2_knowledge/run/hf
+             base model could not answer in phase 1's round 0            (base_with_knowledge)
+    phase 3  judgment training again, on base_with_knowledge: its      -> phase3_judgment/run/hf (judgment v2)
+             round 0 re-collects answers, so labels reflect the new knowledge
 
 Each phase is one ``cli.py fit`` run of a config (``--judgment`` for phases 1 and 3, ``--knowledge`` for
 phase 2) with the model, data file, run directory and export set by the pipeline. ``pipeline_state.json``
@@ -74,8 +74,9 @@ class PipelineState:
         if path.is_file():
             self.data = json.loads(path.read_text())
             if self.data.get("settings") != asdict(settings):
-                raise ConfigError(f"{path} belongs to a pipeline with other settings ({self.data.get('settings')}); "
-                                  f"resume with the same arguments or choose a new --out")
+                raise ConfigError(f"{path} belongs to a pipeline with other settings "
+                                  f"({self.data.get('settings')}); resume with the same arguments or "
+                                  f"choose a new --out")
         else:
             self.data = {"version": 1, "settings": asdict(settings),
                          "phases": {p: {"status": "pending"} for p in PHASES}}
@@ -112,7 +113,8 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return checkpoints[-1] if checkpoints else None
 
 
-def run_fit(config: str, args: Sequence[str], callbacks: Sequence[Callback] = (), ckpt_path: Path | None = None):
+def run_fit(config: str, args: Sequence[str], callbacks: Sequence[Callback] = (),
+            ckpt_path: Path | None = None):
     """One ``cli.py fit`` run of ``config`` with ``args`` and extra ``callbacks``; returns the CLI object."""
     # LightningCLI warns when given args while the process has its own command line (this script's).
     with mock.patch.object(sys, "argv", sys.argv[:1]):
@@ -149,12 +151,14 @@ class KnowThyselfPipeline:
     def phase_args(self, phase: str) -> tuple[str, list[str], str]:
         """``(config, cli args, input model)`` of a phase."""
         s = self.settings
-        common = ["--trainer.logger.init_args.save_dir", str(self.out), "--trainer.logger.init_args.name", phase,
-                  "--trainer.logger.init_args.version", RUN_VERSION, "--trainer.enable_checkpointing", "true"]
+        common = ["--trainer.logger.init_args.save_dir", str(self.out), "--trainer.logger.init_args.name",
+                  phase, "--trainer.logger.init_args.version", RUN_VERSION,
+                  "--trainer.enable_checkpointing", "true"]
         if phase == "phase2_knowledge":
             data = self.out / phase / "qa_training_data.jsonl"
-            return s.knowledge_config, [*common, "--model.init_args.model", s.base_model, "--data.init_args.path",
-                                        str(data), "--model.init_args.export", "full", *s.knowledge_args], s.base_model
+            args = [*common, "--model.init_args.model", s.base_model, "--data.init_args.path", str(data),
+                    "--model.init_args.export", "full", *s.knowledge_args]
+            return s.knowledge_config, args, s.base_model
         model = s.base_model if phase == "phase1_judgment" else str(self.run_dir("phase2_knowledge") / "hf")
         return s.judgment_config, [*common, "--model.init_args.model", model, *s.judgment_args], model
 
@@ -164,9 +168,10 @@ class KnowThyselfPipeline:
             return
         records = knowledge_rows(self.run_dir("phase1_judgment"), self.settings.knowledge_on)
         if not records:
-            raise ConfigError("phase 2: the base model answered every phase-1 train question; there is no knowledge "
-                              "to learn (use knowledge_on: all to train on every question)")
-        write_examples(self.out / phase / "qa_training_data.jsonl", knowledge_targets(records, "know_thyself"))
+            raise ConfigError("phase 2: the base model answered every phase-1 train question; there is no "
+                              "knowledge to learn (use --knowledge-on all to train on every question)")
+        examples = knowledge_targets(records, "know_thyself")
+        write_examples(self.out / phase / "qa_training_data.jsonl", examples)
 
     def run_phase(self, phase: str) -> None:
         """Run (or resume) one phase and record its outputs."""

@@ -51,8 +51,8 @@ class TargetSettings:
     Args:
         builder: ``given`` (the data holds prompt-completion examples), ``knowledge`` (question -> gold
             answer) or ``meta_answer`` (ESMA's SFT baseline, labelled online by the current model).
-        knowledge_style: ``esma`` (direct prompt -> random alias) or ``know_thyself`` (QA system prompt and the
-            bare question -> first answer).
+        knowledge_style: ``esma`` (direct prompt -> random alias) or ``know_thyself`` (QA system prompt and
+            the bare question -> first answer).
         alias: which gold alias a knowledge target uses (default: the style's upstream choice).
         seed: seed of the random alias choice.
     """
@@ -109,7 +109,8 @@ class SFTModule(MetacognitionModule):
                  max_length: int = 512, completion_only_loss: bool = True, chat_template: ChatMode = "auto",
                  lr: float = 1e-5, weight_decay: float = 0.0, warmup_ratio: float = 0.0,
                  lr_schedule: LRSchedule = "linear", schedule_per_epoch: bool = False,
-                 gradient_checkpointing: bool = False, export: ExportMode | Literal["none"] = "none", **kwargs):
+                 gradient_checkpointing: bool = False, export: ExportMode | Literal["none"] = "none",
+                 **kwargs):
         super().__init__(**kwargs)
         self.targets = TargetSettings(**targets) if isinstance(targets, dict) else targets
         self.lora = LoraSettings(**lora) if isinstance(lora, dict) else lora
@@ -143,7 +144,7 @@ class SFTModule(MetacognitionModule):
         """With LoRA keep only the trainable (adapter) weights: the base is reloaded from ``model``."""
         if self.lora is None:
             return
-        # Keep by name rather than drop the frozen ones: a tied LM head is in the state dict under a second name.
+        # Keep by name rather than drop the frozen ones: a tied LM head is in the state dict twice.
         trainable = {name for name, p in self.named_parameters() if p.requires_grad}
         checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
 
@@ -156,8 +157,8 @@ class SFTModule(MetacognitionModule):
         if mode == "none" or not self.trainer.is_global_zero:
             return
         if self.synced_generation():
-            raise ConfigError("export at fit end needs the full weights on one process; with FSDP / DeepSpeed set "
-                              "export: none and convert the checkpoint instead")
+            raise ConfigError("export at fit end needs the full weights on one process; with FSDP / "
+                              "DeepSpeed set export: none and convert the checkpoint instead")
         path = self.export_hf(run_dir(self.trainer) / "hf", mode)
         log.info("exported the %s model to %s", mode, path)
 
@@ -175,21 +176,24 @@ class SFTModule(MetacognitionModule):
         builder = self.targets.builder
         if all(isinstance(r, SFTExample) for r in records):
             if builder != "given":
-                raise ConfigError(f"targets.builder is {builder!r} but the data holds prompt-completion examples; "
-                                  f"set model.init_args.targets.builder: given")
+                raise ConfigError(f"targets.builder is {builder!r} but the data holds prompt-completion "
+                                  f"examples; set model.init_args.targets.builder: given")
             return list(records)
         if not all(isinstance(r, QARecord) for r in records):
-            raise ConfigError(f"SFTModule trains on SFTExample or QARecord batches, got {type(records[0]).__name__}")
+            raise ConfigError(f"SFTModule trains on SFTExample or QARecord batches, got "
+                              f"{type(records[0]).__name__}")
         if builder == "given":
             raise ConfigError("the data holds QA records, not prompt-completion examples; set "
                               "model.init_args.targets.builder: knowledge or meta_answer, or use "
                               "metalight.data.sources.prompt_completion.PromptCompletionDataModule")
         if builder == "knowledge":
-            return knowledge_targets(records, self.targets.knowledge_style, self.targets.alias, self.targets.seed,
-                                     self.eval_settings.language)
+            t = self.targets
+            return knowledge_targets(records, t.knowledge_style, t.alias, t.seed, self.eval_settings.language)
         with self.generation_context():
-            answers = collect_answers(self.model, self.tokenizer, records, self.direct_answer_settings(len(records)),
-                                      system=self.eval_settings.system_prompt, synced_gpus=self.synced_generation())
+            answers = collect_answers(self.model, self.tokenizer, records,
+                                      self.direct_answer_settings(len(records)),
+                                      system=self.eval_settings.system_prompt,
+                                      synced_gpus=self.synced_generation())
         examples = meta_answer_targets(records, answers, self.eval_settings.language)
         n = len(examples)
         self.log("train/direct_accuracy", sum(a.correct[0] for a in answers.values()) / n, batch_size=n)
@@ -221,7 +225,8 @@ class SFTModule(MetacognitionModule):
         with torch.no_grad():
             out, _ = self.step_loss(records)
         self.log(f"{split}/loss", out.loss, batch_size=len(records), sync_dist=True)
-        self.log(f"{split}/token_accuracy", out.num_top1 / out.num_labelled, batch_size=len(records), sync_dist=True)
+        self.log(f"{split}/token_accuracy", out.num_top1 / out.num_labelled, batch_size=len(records),
+                 sync_dist=True)
         return True
 
     def validation_step(self, batch: RecordBatch, batch_idx: int) -> None:
@@ -247,7 +252,9 @@ class SFTModule(MetacognitionModule):
         params = [p for p in self.model.parameters() if p.requires_grad]
         groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": self.hparams.weight_decay},
                   {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=self.hparams.lr)
+        # The fused kernel (as HF Trainer's default, adamw_torch_fused) when the parameters are plain tensors.
+        fused = not self.synced_generation() and all(p.device.type in ("cpu", "cuda") for p in params)
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=self.hparams.lr, fused=fused)
         if self.hparams.lr_schedule == "constant" and self.hparams.warmup_ratio == 0:
             return optimizer
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_multiplier)

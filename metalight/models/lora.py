@@ -50,7 +50,8 @@ def apply_lora(model, settings: LoraSettings):
         return get_peft_model(model, config)
     except ValueError as err:
         raise ConfigError(f"lora.target_modules {list(targets)} do not match the model's modules "
-                          f"({str(err).splitlines()[0][:200]}); name its linear layers, e.g. q_proj, v_proj") from err
+                          f"({str(err).splitlines()[0][:200]}); name its linear layers, e.g. q_proj, "
+                          f"v_proj") from err
 
 
 def is_peft(model) -> bool:
@@ -64,7 +65,7 @@ def merged_copy(model):
 
 
 def export_model(model, tokenizer, path: str | Path, mode: ExportMode = "full") -> Path:
-    """Write ``model`` (and its tokenizer) to ``path`` as a ``save_pretrained`` directory; returns ``path``."""
+    """Write ``model`` and its tokenizer to ``path`` as a ``save_pretrained`` directory; returns ``path``."""
     if mode == "adapter" and not is_peft(model):
         raise ConfigError("export mode 'adapter' needs a LoRA model (set `lora:`); use 'full' for a fully "
                           "fine-tuned model")

@@ -98,8 +98,9 @@ def qa_prompts(tokenizer, records: Sequence[QARecord], settings: AnswerSettings,
     return prompts
 
 
-def collect_answers(model, tokenizer, records: Sequence[QARecord], settings: AnswerSettings = AnswerSettings(),
-                    system: str | None = None, synced_gpus: bool = False) -> dict[str, AnswerSet]:
+def collect_answers(model, tokenizer, records: Sequence[QARecord],
+                    settings: AnswerSettings = AnswerSettings(), system: str | None = None,
+                    synced_gpus: bool = False) -> dict[str, AnswerSet]:
     """Ask every record's question ``settings.num_answers`` times; returns ``{record.id: AnswerSet}``.
 
     Sampling uses its own seeded generator state (``settings.seed``) and leaves the global RNG untouched.
@@ -110,14 +111,16 @@ def collect_answers(model, tokenizer, records: Sequence[QARecord], settings: Ans
     out: dict[str, AnswerSet] = {}
     was_training = model.training
     model.eval()
-    devices = [model.device] if getattr(model, "device", None) is not None and model.device.type == "cuda" else []
+    device = getattr(model, "device", None)
+    devices = [device] if device is not None and device.type == "cuda" else []
     try:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(settings.seed)
             for start in range(0, len(records), settings.batch_size):
                 chunk = records[start:start + settings.batch_size]
-                texts = generate(model, tokenizer, qa_prompts(tokenizer, chunk, settings, system), decoding,
-                                 settings.max_input_tokens, num_return_sequences=k, synced_gpus=synced_gpus).texts
+                prompts = qa_prompts(tokenizer, chunk, settings, system)
+                texts = generate(model, tokenizer, prompts, decoding, settings.max_input_tokens,
+                                 num_return_sequences=k, synced_gpus=synced_gpus).texts
                 for i, record in enumerate(chunk):
                     answers = texts[i * k:(i + 1) * k]
                     out[record.id] = AnswerSet(answers, [is_correct(a, record.answers, settings.grading)
@@ -133,6 +136,7 @@ def require_answers(records: Sequence[QARecord], answers: Mapping[str, AnswerSet
 
     missing = [r.id for r in records if r.id not in answers or not answers[r.id].answers]
     if missing:
-        raise DataError(f"{builder}: {len(missing)} of {len(records)} records have no collected answers (first: "
-                        f"{missing[0]!r}); collect them first with metalight.sft.answers.collect_answers(model, "
-                        f"tokenizer, records) and pass the result as `answers`")
+        raise DataError(f"{builder}: {len(missing)} of {len(records)} records have no collected answers "
+                        f"(first: {missing[0]!r}); collect them first with "
+                        f"metalight.sft.answers.collect_answers(model, tokenizer, records) and pass the "
+                        f"result as `answers`")

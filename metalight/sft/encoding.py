@@ -53,16 +53,18 @@ def render_example(tokenizer, example: SFTExample, chat_template: ChatMode = "au
     if uses_chat_template(tokenizer, chat_template):
         messages = example.messages()
         prompt = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-        full = tokenizer.apply_chat_template(messages + [{"role": "assistant", "content": example.completion}],
-                                             tokenize=False)
+        reply = {"role": "assistant", "content": example.completion}
+        full = tokenizer.apply_chat_template(messages + [reply], tokenize=False)
         if not full.startswith(prompt):
-            raise ConfigError(f"{getattr(tokenizer, 'name_or_path', 'the model')}'s chat template renders the "
-                              f"conversation differently from its generation prompt, so the completion cannot be "
-                              f"separated; set chat_template: never and write the prompt text in the data")
+            name = getattr(tokenizer, "name_or_path", "the model")
+            raise ConfigError(f"{name}'s chat template renders the conversation differently from its "
+                              f"generation prompt, so the completion cannot be separated; set chat_template: "
+                              f"never and write the prompt text in the data")
         return prompt, full[len(prompt):], True
     if not isinstance(example.prompt, str):
-        raise ConfigError(f"example {example.id!r} has a chat-message prompt but no chat template is used; give "
-                          f"the prompt as a string or use a model with a chat template (chat_template: auto)")
+        raise ConfigError(f"example {example.id!r} has a chat-message prompt but no chat template is used; "
+                          f"give the prompt as a string or use a model with a chat template (chat_template: "
+                          f"auto)")
     prompt = f"{example.system}\n\n{example.prompt}" if example.system else example.prompt
     return prompt, example.completion, False
 
@@ -102,10 +104,10 @@ def collate(encoded: Sequence[EncodedExample], pad_id: int) -> TokenBatch:
     return TokenBatch(ids, mask, labels)
 
 
-def encode_batch(tokenizer, examples: Sequence[SFTExample], max_length: int = 512, chat_template: ChatMode = "auto",
-                 completion_only: bool = True) -> TokenBatch:
+def encode_batch(tokenizer, examples: Sequence[SFTExample], max_length: int = 512,
+                 chat_template: ChatMode = "auto", completion_only: bool = True) -> TokenBatch:
     """Encode and collate ``examples`` (see :func:`encode_example`)."""
     if not examples:
         raise ValueError("cannot encode an empty batch")
-    return collate([encode_example(tokenizer, e, max_length, chat_template, completion_only) for e in examples],
-                   tokenizer.pad_token_id)
+    encoded = [encode_example(tokenizer, e, max_length, chat_template, completion_only) for e in examples]
+    return collate(encoded, tokenizer.pad_token_id)

@@ -49,8 +49,8 @@ def _check_messages(messages: Any, where: str) -> tuple[dict[str, str], ...]:
     for index, message in enumerate(messages):
         if not isinstance(message, dict) or message.get("role") not in ROLES \
                 or not isinstance(message.get("content"), str):
-            raise DataError(f"{where}: prompt[{index}] must be {{'role': system|user|assistant, 'content': str}}, "
-                            f"got {message!r:.80}")
+            raise DataError(f"{where}: prompt[{index}] must be {{'role': system|user|assistant, "
+                            f"'content': str}}, got {message!r:.80}")
     if messages[-1]["role"] != "user":
         raise DataError(f"{where}: the last prompt message must have role 'user' (the completion answers it)")
     return tuple({"role": m["role"], "content": m["content"]} for m in messages)
@@ -69,7 +69,8 @@ def example_from_row(row: dict[str, Any], where: str) -> SFTExample:
     else:
         prompt = _check_messages(prompt, where)
     if isinstance(completion, list):  # TRL's conversational form: one assistant message
-        if len(completion) != 1 or not isinstance(completion[0], dict) or completion[0].get("role") != "assistant":
+        single = len(completion) == 1 and isinstance(completion[0], dict)
+        if not single or completion[0].get("role") != "assistant":
             raise DataError(f"{where}: a list `completion` must hold exactly one assistant message")
         completion = completion[0].get("content")
     if not isinstance(completion, str) or not completion.strip():
@@ -78,22 +79,21 @@ def example_from_row(row: dict[str, Any], where: str) -> SFTExample:
     if system is not None and not isinstance(system, str):
         raise DataError(f"{where}: `system` must be a string")
     meta = {k: v for k, v in row.items() if k not in ("prompt", "completion", "system", "id")}
-    return SFTExample(prompt=prompt, completion=completion, system=system or None, id=str(row.get("id", where)),
-                      meta=meta)
+    return SFTExample(prompt=prompt, completion=completion, system=system or None,
+                      id=str(row.get("id", where)), meta=meta)
 
 
 def example_to_row(example: SFTExample) -> dict[str, Any]:
     """The JSON row of an example (inverse of :func:`example_from_row`)."""
-    row: dict[str, Any] = {"id": example.id,
-                           "prompt": example.prompt if isinstance(example.prompt, str) else list(example.prompt),
-                           "completion": example.completion}
+    prompt = example.prompt if isinstance(example.prompt, str) else list(example.prompt)
+    row: dict[str, Any] = {"id": example.id, "prompt": prompt, "completion": example.completion}
     if example.system:
         row["system"] = example.system
     return row | {k: v for k, v in example.meta.items() if k not in row}
 
 
 def write_examples(path, examples) -> None:
-    """Write examples as a prompt-completion JSONL file (atomically), readable by ``PromptCompletionDataModule``."""
+    """Write examples as a prompt-completion JSONL file (atomically) for ``PromptCompletionDataModule``."""
     from metalight.io import atomic_write_jsonl
 
     atomic_write_jsonl(path, (example_to_row(e) for e in examples))

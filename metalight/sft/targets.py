@@ -19,8 +19,8 @@ from typing import Literal
 from metalight.data.records import QARecord
 from metalight.errors import DataError
 from metalight.judgment.labels import Ability, LabelSettings, classify_ability
-from metalight.prompts import KT_KNOWLEDGE_SYSTEM, direct_prompt, judgment_label, judgment_prompt, meta_prompt, \
-    qa_templates
+from metalight.prompts import (KT_KNOWLEDGE_SYSTEM, direct_prompt, judgment_label, judgment_prompt,
+                               meta_prompt, qa_templates)
 from metalight.sft.answers import AnswerSet, require_answers
 from metalight.sft.examples import SFTExample
 
@@ -63,7 +63,8 @@ def knowledge_targets(records: Sequence[QARecord], style: KnowledgeStyle = "esma
                                   completion=answer, id=record.id))
         else:
             question = f"{record.context}\n\n{record.question}" if record.context else record.question
-            out.append(SFTExample(prompt=question, completion=answer, system=KT_KNOWLEDGE_SYSTEM, id=record.id))
+            out.append(SFTExample(prompt=question, completion=answer, system=KT_KNOWLEDGE_SYSTEM,
+                                  id=record.id))
     return out
 
 
@@ -77,7 +78,8 @@ def abilities(records: Sequence[QARecord], answers: Mapping[str, AnswerSet],
 def judgment_example(record: QARecord, ability: Ability, labels: LabelSettings = LabelSettings(),
                      with_context: bool = True) -> SFTExample:
     """One Know-thyself judgment example; ``with_context=False`` drops passages as upstream training did."""
-    system, user = judgment_prompt(record.question, labels.label_mode, record.context if with_context else None)
+    context = record.context if with_context else None
+    system, user = judgment_prompt(record.question, labels.label_mode, context)
     return SFTExample(prompt=user, completion=judgment_label(ability, labels.include_reason), system=system,
                       id=record.id, meta={"ability": ability})
 

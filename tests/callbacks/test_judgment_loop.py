@@ -106,10 +106,12 @@ def test_uncertainty_mode_labels_from_sampled_answers(loop_env):
     loop = JudgmentLoop(labels=LabelSettings(label_mode="uncertainty"),
                         answers=AnswerSettings(decoding="sample", num_answers=5), train_on="all")
     loop.on_fit_start(trainer, module)
-    assert {e.id: e.meta["ability"] for e in trainer.datamodule.train_examples} == {"q1": "can", "q2": "uncertain"}
+    served = {e.id: e.meta["ability"] for e in trainer.datamodule.train_examples}
+    assert served == {"q1": "can", "q2": "uncertain"}
     fake.round = 1
     loop.on_train_epoch_end(trainer, module)
-    assert {e.id: e.meta["ability"] for e in trainer.datamodule.train_examples} == {"q1": "cannot", "q2": "can"}
+    served = {e.id: e.meta["ability"] for e in trainer.datamodule.train_examples}
+    assert served == {"q1": "cannot", "q2": "can"}
     assert loop.history[1]["train"]["confusion"]["classes"] == ["can", "uncertain", "cannot"]
 
 
@@ -144,11 +146,13 @@ def test_uncertainty_mode_with_one_greedy_answer_is_a_config_error():
 
 
 def fit(tmp_path, tiny_model_dir, *extra):
-    cli = main(["fit", "--config", "configs/judgment/quickstart.yaml", "--model.init_args.model", str(tiny_model_dir),
+    cli = main(["fit", "--config", "configs/judgment/quickstart.yaml", "--model.init_args.model",
+                str(tiny_model_dir),
                 "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.max_epochs", "1",
                 "--data.init_args.source.init_args.max_samples", '{"train": 4, "val": 3}',
                 "--trainer.callbacks.init_args.answers.max_new_tokens", "3",
-                "--trainer.callbacks.init_args.judgment.max_new_tokens", "3", "--trainer.log_every_n_steps", "1",
+                "--trainer.callbacks.init_args.judgment.max_new_tokens", "3",
+                "--trainer.log_every_n_steps", "1",
                 *extra])
     (run,) = (tmp_path / "judgment-quickstart").iterdir()
     return cli, run, json.loads((run / "report.json").read_text())
@@ -157,7 +161,8 @@ def fit(tmp_path, tiny_model_dir, *extra):
 def test_cli_fit_trains_and_writes_the_summary(tmp_path, tiny_model_dir):
     cli, run, report = fit(tmp_path, tiny_model_dir, "--trainer.callbacks.init_args.train_on", "all")
     rounds = report["judgment"]["rounds"]
-    assert [r["epoch"] for r in rounds] == [0, 1] and rounds[0]["train"]["n"] == 4 and rounds[0]["val"]["n"] == 3
+    assert [r["epoch"] for r in rounds] == [0, 1]
+    assert rounds[0]["train"]["n"] == 4 and rounds[0]["val"]["n"] == 3
     assert "Train AUROC" in report["judgment"]["table"]
     logged = set(cli.trainer.callback_metrics)
     assert {"train/loss", "train/judgment_accuracy", "val/judgment_accuracy", "val/qa_accuracy",

@@ -9,9 +9,9 @@ README = LabelSettings(label_mode="uncertainty")
 CODE = LabelSettings(label_mode="uncertainty", uncertain_threshold=0.0)
 
 
-@pytest.mark.parametrize("fraction, readme, code", [(1.0, "can", "can"), (0.8, "uncertain", "uncertain"),
-                                                    (0.5, "uncertain", "uncertain"), (0.4, "cannot", "uncertain"),
-                                                    (0.1, "cannot", "uncertain"), (0.0, "cannot", "cannot")])
+@pytest.mark.parametrize("fraction, readme, code", [
+    (1.0, "can", "can"), (0.8, "uncertain", "uncertain"), (0.5, "uncertain", "uncertain"),
+    (0.4, "cannot", "uncertain"), (0.1, "cannot", "uncertain"), (0.0, "cannot", "cannot")])
 def test_uncertainty_thresholds_readme_and_upstream_code(fraction, readme, code):
     assert classify_ability(fraction, README) == readme
     assert classify_ability(fraction, CODE) == code

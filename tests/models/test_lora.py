@@ -1,4 +1,4 @@
-"""LoRA: merging the adapter gives the adapter model's logits; every export mode reloads to the same logits."""
+"""LoRA: merging gives the adapter model's logits; every export mode reloads to the same logits."""
 
 import pytest
 import torch
@@ -11,7 +11,8 @@ from metalight.models.lora import LoraSettings, apply_lora, export_model, is_pef
 @pytest.fixture
 def trained_lora(tiny_model_dir):
     model, tok = load_model(str(tiny_model_dir))
-    peft_model = apply_lora(model, LoraSettings(r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"]))
+    settings = LoraSettings(r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"])
+    peft_model = apply_lora(model, settings)
     torch.manual_seed(1)
     with torch.no_grad():  # lora_B starts at zero; give the adapter a real effect, as training would
         for name, param in peft_model.named_parameters():

@@ -9,12 +9,12 @@ from metalight.sft.loss import completion_loss
 
 
 def hand_loss(model, tok, examples):
-    """Mean -log p(completion token) over all completion tokens, from the full logits of each example alone."""
+    """Mean -log p(completion token) over all completion tokens, from each example's full logits."""
     total, count = 0.0, 0
     for example in examples:
         prompt = tok.apply_chat_template(example.messages(), tokenize=False, add_generation_prompt=True)
-        full = tok.apply_chat_template(example.messages() + [{"role": "assistant", "content": example.completion}],
-                                       tokenize=False)
+        reply = {"role": "assistant", "content": example.completion}
+        full = tok.apply_chat_template(example.messages() + [reply], tokenize=False)
         p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
         c_ids = tok(full[len(prompt):], add_special_tokens=False)["input_ids"]
         ids = torch.tensor([p_ids + c_ids])

@@ -22,7 +22,8 @@ def test_meta_answer_target_is_yes_exactly_when_the_own_answer_was_correct():
 
 
 def test_builders_without_collected_answers_raise_a_clear_error():
-    with pytest.raises(DataError, match=r"1 of 2 records have no collected answers \(first: 'b'\).*collect_answers"):
+    message = r"1 of 2 records have no collected answers \(first: 'b'\).*collect_answers"
+    with pytest.raises(DataError, match=message):
         meta_answer_targets(RECORDS, {"a": AnswerSet(["x"], [False])})
     with pytest.raises(DataError, match="judgment: 2 of 2 records"):
         judgment_targets(RECORDS, {})
@@ -40,7 +41,8 @@ def test_knowledge_targets_follow_each_upstream_recipe():
 
 
 def test_judgment_targets_box_the_ability_and_keep_context_optional():
-    answers = {"a": AnswerSet(["Shakespeare"] * 5, [True] * 5), "b": AnswerSet(["x"] * 5, [True, True, True, False, False])}
+    answers = {"a": AnswerSet(["Shakespeare"] * 5, [True] * 5),
+               "b": AnswerSet(["x"] * 5, [True, True, True, False, False])}
     binary = judgment_targets(RECORDS, answers)
     assert [e.completion for e in binary] == ["\\boxed{yes}", "\\boxed{no}"]
     assert binary[0].prompt == "Can you answer this question correctly?\n\nQuestion: Who wrote Hamlet?"

@@ -56,8 +56,7 @@ class JudgmentDataModule(LightningDataModule):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         # An empty selection ends the run (the loop sets should_stop); RandomSampler refuses zero rows.
         return DataLoader(RecordDataset(self.train_examples), batch_size=self.batch_size,
-                          shuffle=bool(self.train_examples),
-                          generator=generator, collate_fn=collate_records)
+                          shuffle=bool(self.train_examples), generator=generator, collate_fn=collate_records)
 
     def val_dataloader(self):
         self.source.trainer = getattr(self, "trainer", None)
@@ -69,5 +68,6 @@ class JudgmentDataModule(LightningDataModule):
 
     def describe_name(self) -> str:
         """The source's name (for reports)."""
-        name = self.source.describe_name() if hasattr(self.source, "describe_name") else type(self.source).__name__
+        describe = getattr(self.source, "describe_name", None)
+        name = describe() if describe is not None else type(self.source).__name__
         return f"judgment({name})"
