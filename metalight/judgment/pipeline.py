@@ -26,6 +26,7 @@ from unittest import mock
 
 from lightning.pytorch import Callback, LightningDataModule, Trainer
 
+from metalight.callbacks.judgment_loop import JudgmentLoop
 from metalight.cli import TRAINER_DEFAULTS, ConciseArgumentParser, MetalightCLI
 from metalight.data.records import QARecord
 from metalight.errors import ConfigError
@@ -184,7 +185,7 @@ class KnowThyselfPipeline:
         print(f"[pipeline] {phase}: {'resuming from ' + str(ckpt) if ckpt else 'starting'}", flush=True)
         callbacks = [PhaseProgress(self.state, phase), *self.extra_callbacks.get(phase, [])]
         cli = run_fit(config, args, callbacks, ckpt)
-        loop = next((c for c in cli.trainer.callbacks if hasattr(c, "summary")), None)
+        loop = next((c for c in cli.trainer.callbacks if isinstance(c, JudgmentLoop)), None)
         hf = self.run_dir(phase) / "hf"
         self.state.update(phase, status="done", model_out=str(hf) if hf.is_dir() else None,
                           judgment=loop.summary()["rounds"] if loop is not None else None)

@@ -114,10 +114,15 @@ def drop_dequantized_gguf_marker(model) -> None:
     method = getattr(getattr(quantizer, "quantization_config", None), "quant_method", None)
     if quantizer is None or getattr(method, "value", method) != "gguf":
         return
-    if all(p.is_floating_point() for p in model.parameters()):
-        model.hf_quantizer = None
-        if getattr(model.config, "quantization_config", None) is not None:
-            del model.config.quantization_config
+    if not all(p.is_floating_point() for p in model.parameters()):
+        return
+    remove = getattr(quantizer, "remove_quantization_config", None)
+    if remove is not None:
+        remove(model)  # transformers' own undo: quantizer, config entry, is_quantized, quantization_method
+        return
+    model.hf_quantizer, model.is_quantized = None, False
+    if getattr(model.config, "quantization_config", None) is not None:
+        del model.config.quantization_config
 
 
 def _from_pretrained(factory, source: ModelSource, **kwargs):

@@ -176,3 +176,31 @@ def test_cli_fit_with_nothing_to_train_ends_cleanly(tmp_path, tiny_model_dir):
     cli, _, report = fit(tmp_path, tiny_model_dir, "--trainer.callbacks.init_args.train_on", "wrong")
     assert cli.trainer.global_step == 0
     assert "every train judgment is right" in report["judgment"]["stopped_reason"]
+
+
+def _sharded_worker(rank, world, init_file, out_dir):
+    import torch.distributed as dist
+
+    from metalight.callbacks.judgment_loop import map_sharded
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    seen = []
+
+    def work(chunk):
+        seen.append(list(chunk))
+        return [x * 10 for x in chunk]
+
+    trainer = SimpleNamespace(world_size=world, global_rank=rank)
+    result = map_sharded(trainer, list(range(5)), work)
+    (out_dir / f"rank{rank}.json").write_text(json.dumps({"result": result, "seen": seen}))
+    dist.destroy_process_group()
+
+
+def test_map_sharded_splits_across_two_processes_and_gathers_in_order(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(_sharded_worker, args=(2, str(tmp_path / "init"), tmp_path), nprocs=2, join=True)
+    ranks = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert all(r["result"] == [0, 10, 20, 30, 40] for r in ranks)
+    # 5 items on 2 ranks: 3 each (rank 1 repeats its last item), so synced generation steps together
+    assert ranks[0]["seen"] == [[0, 2, 4]] and ranks[1]["seen"] == [[1, 3, 3]]
