@@ -6,8 +6,9 @@ built from FanOutQA questions, every one exactly ``--length`` tokens after the c
 at their start, ``truncation_mode="keep_end"`` in TRL), so both read ``batch x length`` tokens per step. Each
 side runs in its own subprocess (clean peak-memory numbers), alternating ``--rounds`` times; warm-up steps are
 excluded and the median step time is taken. Reports training tokens/s of each (target: SFTModule / TRL
->= 1.0) and each side's peak memory during training (RSS growth over the pre-training baseline on CPU,
-``torch.cuda.max_memory_allocated`` on GPU). Writes docs/benchmarks/sft.json.
+>= 1.0) and each side's peak training memory (RSS growth from the start of its first step on CPU, so set-up
+is left out and gradients, AdamW state and activations are in; ``torch.cuda.max_memory_allocated`` on GPU).
+Writes docs/benchmarks/sft.json.
 
     python scripts/bench_sft.py                 # batch 8 x 128 tokens, 2 warm-up + 6 timed steps, 2 rounds
     python scripts/bench_sft.py --quick         # batch 2 x 64 tokens, 1 + 2 steps, 1 round (a check)
@@ -51,10 +52,14 @@ def build_rows(n: int, length: int) -> list[dict]:
 
 
 class PeakRSS:
-    """Peak resident memory growth (MiB) of this process over the level when started, sampled every 5 ms."""
+    """Peak resident memory growth (MiB) of this process over the level at :meth:`start`, sampled every 5 ms.
+
+    Both sides start it when their first training step begins, so framework set-up (imports, data
+    preparation) is left out and gradients, optimizer state and activations are in.
+    """
 
     def __init__(self):
-        self.baseline = self.peak = self._rss()
+        self.baseline = self.peak = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -67,15 +72,20 @@ class PeakRSS:
         while not self._stop.wait(0.005):
             self.peak = max(self.peak, self._rss())
 
-    def __enter__(self):
+    def start(self) -> None:
+        """Take the baseline and start sampling (once)."""
+        if self._thread.is_alive():
+            return
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
+        self.baseline = self.peak = self._rss()
         self._thread.start()
-        return self
 
-    def __exit__(self, *exc):
+    def stop(self) -> None:
+        """Stop sampling."""
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
 
     @property
     def growth_mib(self) -> float:
@@ -93,9 +103,11 @@ def run_ours(rows_path: str, args) -> dict:
 
     times: list[float] = []
     tokens: list[int] = []
+    memory = PeakRSS()
 
     class Timer(Callback):
         def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            memory.start()
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
             self.start, self.seen = time.perf_counter(), module.tokens_seen
@@ -111,9 +123,8 @@ def run_ours(rows_path: str, args) -> dict:
     trainer = Trainer(max_steps=args.warmup + args.steps, logger=False, enable_checkpointing=False,
                       enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0,
                       num_sanity_val_steps=0, limit_val_batches=0, callbacks=[Timer()])
-    module.configure_model()  # load before the memory baseline, as TRL's side does
-    with PeakRSS() as memory:
-        trainer.fit(module, data)
+    trainer.fit(module, data)
+    memory.stop()
     return summarise(times, tokens, memory, args)
 
 
@@ -134,9 +145,11 @@ def run_trl(rows_path: str, args) -> dict:
     times: list[float] = []
     tokens: list[int] = []
     holder: dict = {}
+    memory = PeakRSS()
 
     class Timer(TrainerCallback):
         def on_step_begin(self, targs, state, control, **kwargs):
+            memory.start()
             if torch.cuda.is_available():
                 torch.cuda.synchronize()
             holder["start"], holder["seen"] = time.perf_counter(), holder["trainer"]._total_train_tokens
@@ -159,8 +172,8 @@ def run_trl(rows_path: str, args) -> dict:
         trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
                              callbacks=[Timer()])
         holder["trainer"] = trainer
-        with PeakRSS() as memory:
-            trainer.train()
+        trainer.train()
+    memory.stop()
     return summarise(times, tokens, memory, args)
 
 
@@ -210,9 +223,9 @@ def parent(args) -> None:
         BenchResult("sft_train_tokens_per_s", best["ours"], "tok/s", note=where),
         BenchResult("trl_sfttrainer_tokens_per_s", best["trl"], "tok/s", note=where),
         BenchResult("sft_peak_train_memory", memory["ours"], "MiB",
-                    note="growth of RSS during training over the loaded model (GPU: max allocated)"),
+                    note="RSS growth from the first step's start (GPU: max allocated)"),
         BenchResult("trl_sfttrainer_peak_train_memory", memory["trl"], "MiB",
-                    note="growth of RSS during training over the loaded model (GPU: max allocated)"),
+                    note="RSS growth from the first step's start (GPU: max allocated)"),
     ]
     command = "python scripts/bench_sft.py" + (" --quick" if args.quick else "")
     write_results("sft", results, MODEL, command, extra={"runs": runs, "settings": vars(args)})
