@@ -30,7 +30,8 @@ class EvalSettings:
     """Everything that changes the evaluation's numbers; all of it is recorded in ``report.json``.
 
     Args:
-        grading: correctness rule, ``esma`` (alias substring, as the paper) or ``normalized`` (SQuAD).
+        grading: correctness rule, ``esma`` (alias substring, as the paper), ``normalized`` (SQuAD) or
+            ``know_thyself`` (two-way containment, Know-thyself).
         yes_no_rule: ``esma`` (any "yes" in the meta answer) or ``strict`` (parsed opening; unparsed = no).
         language: prompt language (en, ko, zh, es), as ESMA's MKQA evaluation.
         direct_chat_template: chat template for the direct prompt (``auto``: when the tokenizer has one).

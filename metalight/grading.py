@@ -5,7 +5,10 @@ Correctness (``GradingMode``):
     answer; empty aliases are dropped (an empty string would match everything).
   * ``normalized``: SQuAD normalisation (lower-case, drop punctuation and the articles a/an/the, collapse
     whitespace) on both sides, then containment of the alias as whole words (so "5" is not found in "15").
-Exact match (normalised equality) is reported beside either mode.
+  * ``know_thyself``: Know-thyself's ``is_correct``: lower-case, keep only ``[a-z0-9\\s]``, collapse
+    whitespace, then correct when an alias is contained in the answer or the answer in an alias. Upstream
+    counts an empty answer as correct (the empty string is in every alias); here it is wrong.
+Exact match (normalised equality) is reported beside every mode.
 
 Yes/no parsing of a meta answer (``YesNoRule``):
   * ``esma`` (default, as the paper): the answer says yes when it contains the yes-word ("yes", "예", "是",
@@ -21,10 +24,11 @@ import string
 from dataclasses import dataclass
 from typing import Literal
 
-GradingMode = Literal["esma", "normalized"]
+GradingMode = Literal["esma", "normalized", "know_thyself"]
 YesNoRule = Literal["esma", "strict"]
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
+_NOT_ALNUM = re.compile(r"[^a-z0-9\s]")
 _PUNCT = set(string.punctuation)
 
 
@@ -42,7 +46,17 @@ def is_correct(answer: str, aliases: list[str], mode: GradingMode = "esma") -> b
     if mode == "normalized":
         padded = f" {normalize_answer(answer)} "
         return any(f" {alias_n} " in padded for alias_n in map(normalize_answer, aliases) if alias_n)
-    raise ValueError(f"unknown grading mode {mode!r}; use 'esma' or 'normalized'")
+    if mode == "know_thyself":
+        response = normalize_alnum(answer)
+        if not response:
+            return False
+        return any(a in response or response in a for a in map(normalize_alnum, aliases) if a)
+    raise ValueError(f"unknown grading mode {mode!r}; use 'esma', 'normalized' or 'know_thyself'")
+
+
+def normalize_alnum(text: str) -> str:
+    """Know-thyself's normalisation: lower-case, drop everything but ``[a-z0-9\\s]``, single spaces."""
+    return " ".join(_NOT_ALNUM.sub("", text.lower()).split())
 
 
 def exact_match(answer: str, aliases: list[str]) -> bool:

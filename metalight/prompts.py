@@ -103,3 +103,48 @@ def idk_prompt(question: str, language: str = "en", context: str | None = None) 
     if template is None:
         raise ValueError(f"the IDK prompt exists only in English upstream; language {language!r} has none")
     return _with_context(template.format(question=question), context)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Know-thyself (Fzkuji/Know-thyself): QA answer collection, judgment ("can you answer?") and knowledge SFT.
+# Wording copied from upstream src/data_loader.py, src/label_generator.py and src/knowledge_trainer.py.
+
+KNOW_THYSELF_PROMPT_VERSION = "know-thyself-v1"
+
+KT_QA_PROMPT = "Question: {question}\nAnswer:"
+KT_JUDGMENT_SYSTEM = {
+    "binary": ("Assess whether you can answer the question correctly. Output ONLY \\boxed{yes} or "
+               "\\boxed{no}."),
+    "uncertainty": (
+        "Assess whether you can answer the question correctly. Output your judgment in \\boxed{}, using ONLY "
+        "one word: yes (I am 100% certain I know the answer), uncertain (I might know but not sure), or no "
+        "(I definitely don't know the answer)."
+    ),
+}
+KT_JUDGMENT_USER = "Can you answer this question correctly?\n\n{context}Question: {question}"
+KT_JUDGMENT_LABELS = {"can": "\\boxed{yes}", "uncertain": "\\boxed{uncertain}", "cannot": "\\boxed{no}"}
+KT_JUDGMENT_LABELS_WITH_REASON = {
+    "can": "I have sufficient knowledge about this topic. \\boxed{yes}",
+    "uncertain": "I'm not fully confident about this. \\boxed{uncertain}",
+    "cannot": "I lack the necessary knowledge. \\boxed{no}",
+}
+KT_KNOWLEDGE_SYSTEM = "You are a helpful assistant. Answer the question directly and concisely."
+
+
+def know_thyself_qa_prompt(question: str, context: str | None = None) -> str:
+    """Know-thyself's answer-collection prompt: ``Question: q\\nAnswer:`` (passages first when open-book)."""
+    return _with_context(KT_QA_PROMPT.format(question=question), context)
+
+
+def judgment_prompt(question: str, label_mode: str = "binary", context: str | None = None) -> tuple[str, str]:
+    """``(system, user)`` of Know-thyself's judgment question for ``label_mode`` (binary or uncertainty)."""
+    if label_mode not in KT_JUDGMENT_SYSTEM:
+        raise ValueError(f"unknown label_mode {label_mode!r}; use binary or uncertainty")
+    block = CONTEXT_PREFIX.format(context=context) if context else ""
+    return KT_JUDGMENT_SYSTEM[label_mode], KT_JUDGMENT_USER.format(question=question, context=block)
+
+
+def judgment_label(ability: str, include_reason: bool = False) -> str:
+    """The target reply for an ability class (can / uncertain / cannot); unknown classes read as cannot."""
+    labels = KT_JUDGMENT_LABELS_WITH_REASON if include_reason else KT_JUDGMENT_LABELS
+    return labels.get(ability, labels["cannot"])

@@ -90,3 +90,10 @@ def test_exact_match_needs_normalised_equality():
 
 def test_normalize_answer_is_squad_normalisation():
     assert normalize_answer("  The  Quick, brown FOX!  ") == "quick brown fox"
+
+
+def test_know_thyself_grading_is_two_way_containment_with_empty_answers_wrong():
+    assert is_correct("It is Paris, France.", ["paris"], "know_thyself")
+    assert is_correct("Paris", ["Paris, France"], "know_thyself")  # the answer inside an alias counts too
+    assert not is_correct("Lyon", ["Paris"], "know_thyself")
+    assert not is_correct("", ["Paris"], "know_thyself") and not is_correct("?!", ["Paris"], "know_thyself")

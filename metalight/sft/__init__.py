@@ -1,0 +1,1 @@
+"""Supervised fine-tuning pieces: prompt-completion examples, their tokenisation, and target builders."""
