@@ -17,7 +17,6 @@ Yes/no parsing of a meta answer (``YesNoRule``):
 from __future__ import annotations
 
 import re
-from collections import Counter
 import string
 from dataclasses import dataclass
 from typing import Literal
@@ -122,16 +121,3 @@ def parse_meta_answer(text: str, rule: YesNoRule = "esma", language: str = "en")
     if rule == "strict":
         return MetaDecision(said_yes=strict == "yes", parsed=strict is not None)
     raise ValueError(f"unknown yes/no rule {rule!r}; use 'esma' or 'strict'")
-
-
-def token_f1(answer: str, aliases: list[str]) -> float:
-    """SQuAD token F1 (normalised bag-of-words overlap) of ``answer`` against its best alias, in [0, 1]."""
-    predicted = normalize_answer(answer).split()
-    best = 0.0
-    for alias in aliases:
-        gold = normalize_answer(alias).split()
-        common = sum((Counter(predicted) & Counter(gold)).values())
-        if common:
-            precision, recall = common / len(predicted), common / len(gold)
-            best = max(best, 2 * precision * recall / (precision + recall))
-    return best

@@ -35,7 +35,7 @@ from metalight.methods.grpo_rewards import RewardFn, check_reward, resolve_rewar
 from metalight.methods.grpo_rollout import Rollout, completion_logprobs, sample_rollout
 from metalight.models.chat import ChatMode, render_prompt
 from metalight.models.generation import Decoding, Prompt
-from metalight.models.lora import LoraSettings, apply_lora, is_peft_model
+from metalight.models.lora import LoraSettings, apply_lora, is_peft
 from metalight.prompts import direct_prompt
 
 log = logging.getLogger(__name__)
@@ -131,12 +131,19 @@ class GRPOModule(MetacognitionModule):
         params = [p for p in self.model.parameters() if p.requires_grad]
         return torch.optim.AdamW(params, lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay)
 
+    def build_rewards(self) -> list[tuple[str, RewardFn, float]]:
+        """(name, function, weight) of every configured reward (a dotted path is named by its last part, as
+        TRL names reward functions); subclasses add their own."""
+        return [(name.rpartition(".")[2], resolve_reward(name), float(w)) for name, w in self.reward_weights.items()]
+
     def reward_functions(self) -> list[tuple[str, RewardFn, float]]:
-        """(name, function, weight) of every reward; subclasses add their own."""
+        """The rewards of :meth:`build_rewards`, built once."""
         if self._rewards is None:
-            self._rewards = [(name, resolve_reward(name), float(w)) for name, w in self.reward_weights.items()]
-            if not self._rewards:
-                raise ConfigError(f"{type(self).__name__}: `rewards` is empty; give at least one reward name")
+            self._rewards = self.build_rewards()
+            names = [name for name, _, _ in self._rewards]
+            if not names or len(set(names)) < len(names):
+                raise ConfigError(f"{type(self).__name__}: reward names must be unique and at least one is needed, "
+                                  f"got {names}; set `rewards:` (name or dotted path -> weight)")
         return self._rewards
 
     def prompt_text(self, record) -> str:
@@ -208,7 +215,7 @@ class GRPOModule(MetacognitionModule):
     @torch.no_grad()
     def reference_logprobs(self, rollout: Rollout) -> Tensor:
         """Log-probs of the completions under the reference: the adapter-disabled model, or the frozen copy."""
-        if is_peft_model(self.model):
+        if is_peft(self.model):
             with self.model.disable_adapter():
                 return self._logprobs(self.model, rollout)[0]
         reference = self._reference[0]

@@ -10,6 +10,7 @@ function: metalight does not treat NaN as "not applicable".
 from __future__ import annotations
 
 import importlib
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -17,7 +18,7 @@ import torch
 from torch import Tensor
 
 from metalight.errors import ConfigError
-from metalight.grading import exact_match, is_correct, token_f1
+from metalight.grading import exact_match, is_correct, normalize_answer
 
 RewardFn = Callable[[Sequence[str], Sequence[str], Sequence[Any]], Tensor]
 
@@ -64,6 +65,19 @@ def check_reward(name: str, values: Any, rows: int) -> Tensor:
         raise ValueError(f"reward function {name!r} returned NaN for completions {bad}; return a number for "
                          f"every completion (e.g. 0.0 for an unscorable one)")
     return tensor
+
+
+def token_f1(answer: str, aliases: Sequence[str]) -> float:
+    """SQuAD token F1 (normalised bag-of-words overlap) of ``answer`` against its best alias, in [0, 1]."""
+    predicted = normalize_answer(answer).split()
+    best = 0.0
+    for alias in aliases:
+        gold = normalize_answer(alias).split()
+        common = sum((Counter(predicted) & Counter(gold)).values())
+        if common:
+            precision, recall = common / len(predicted), common / len(gold)
+            best = max(best, 2 * precision * recall / (precision + recall))
+    return best
 
 
 # ---- built-in rewards ------------------------------------------------------------------------------------
