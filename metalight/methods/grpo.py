@@ -241,7 +241,7 @@ class GRPOModule(MetacognitionModule):
         per_seq = {k: (v * mask).sum(-1) / mask.sum(-1).clamp(min=1) for k, v in clipped.items()}
         metrics["clip_ratio/low_min"] = self._gather_rows(per_seq["low"]).min()
         metrics["clip_ratio/high_max"] = self._gather_rows(per_seq["high"]).max()
-        self.log_dict({f"train/{k}": float(v) for k, v in metrics.items()}, on_step=True, on_epoch=False)
+        self.log_train(metrics)
         return terms.loss
 
     # ---- distributed helpers -------------------------------------------------------------------------------
@@ -276,7 +276,12 @@ class GRPOModule(MetacognitionModule):
         for i, name in enumerate(names):
             metrics[f"rewards/{name}/mean"] = torch.nanmean(table[:, i])
             metrics[f"rewards/{name}/std"] = nanstd(table[:, i])
-        self.log_dict({f"train/{k}": float(v) for k, v in metrics.items()}, on_step=True, on_epoch=False)
+        self.log_train(metrics)
+
+    def log_train(self, values: dict[str, Any]) -> None:
+        """Log ``train/<name>`` per step (nothing outside a Trainer, e.g. when a test calls a step directly)."""
+        if self._trainer is not None:
+            self.log_dict({f"train/{k}": float(v) for k, v in values.items()}, on_step=True, on_epoch=False)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         self._timings = {"start": time.perf_counter()}
@@ -289,7 +294,7 @@ class GRPOModule(MetacognitionModule):
         spent = {k: timings.get(k, 0.0) for k in ("generation", "rewards", "forward")}
         values = {"step_time": step, **{f"time/{k}": v for k, v in spent.items()},
                   "time/backward_optimizer": step - sum(spent.values())}
-        self.log_dict({f"train/{k}": v for k, v in values.items()}, on_step=True, on_epoch=False)
+        self.log_train(values)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["grpo_tokens_seen"] = self.tokens_seen

@@ -145,7 +145,7 @@ class MetaConfModule(GRPOModule):
 
     def score(self, rollout: Rollout):
         names, table = super().score(rollout)
-        self.log_dict({f"train/{k}": float(v) for k, v in self.scorer.stats.items()}, on_step=True, on_epoch=False)
+        self.log_train(self.scorer.stats)
         return names, table
 
     # ---- evaluation: the core protocol plus the verbal confidence -------------------------------------------
