@@ -66,7 +66,8 @@ class GRPOModule(MetacognitionModule):
         lora: train a LoRA adapter instead of all weights; the reference is then the adapter-disabled model.
         gradient_checkpointing: recompute activations in backward (less memory, slower; turns off the shared
             prompt prefix in the loss forward).
-        share_prefix: run the prompt prefix shared by all rows once in the loss forward (same numbers).
+        share_prefix: run the prompt prefix shared by all rows once in the loss forward (same numbers; off under
+            FSDP / DeepSpeed, whose ranks must run identical forwards).
         (other args: see ``MetacognitionModule``)
     """
 
@@ -208,9 +209,10 @@ class GRPOModule(MetacognitionModule):
         return names, torch.stack(columns, dim=1)
 
     def _logprobs(self, model, rollout: Rollout) -> tuple[Tensor, Tensor]:
+        # Sharded ranks must run the same forwards in lock-step; their prefix plans could differ.
+        share = self.hparams.share_prefix and not self.hparams.gradient_checkpointing and not self.synced_generation()
         return completion_logprobs(model, rollout.prompt_ids, rollout.completion_ids, self.tokenizer.pad_token_id,
-                                   self.hparams.temperature,
-                                   share_prefix=self.hparams.share_prefix and not self.hparams.gradient_checkpointing)
+                                   self.hparams.temperature, share_prefix=share)
 
     @torch.no_grad()
     def reference_logprobs(self, rollout: Rollout) -> Tensor:
