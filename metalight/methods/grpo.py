@@ -178,8 +178,9 @@ class GRPOModule(MetacognitionModule):
         decoding = Decoding(max_new_tokens=h.max_completion_length, strategy="sample", temperature=h.temperature,
                             top_p=h.top_p)
         start = time.perf_counter()
-        rollout = sample_rollout(self.model, self.tokenizer, prompts, h.num_generations, decoding,
-                                 h.max_prompt_length, synced_gpus=self.synced_generation())
+        with self.generation_context():
+            rollout = sample_rollout(self.model, self.tokenizer, prompts, h.num_generations, decoding,
+                                     h.max_prompt_length, synced_gpus=self.synced_generation())
         rollout.records = [r for r in records for _ in range(h.num_generations)]
         self._timings["generation"] = time.perf_counter() - start
         start = time.perf_counter()

@@ -154,9 +154,10 @@ class MetaConfModule(GRPOModule):
         h, was_training = self.hparams, self.model.training
         self.model.eval()
         try:
-            verbal = evaluate_verbal(self.model, self.tokenizer, batch.records, h.response_format, h.chat_template,
-                                     h.system_prompt, self.eval_settings.grading, h.verbal_max_new_tokens,
-                                     h.max_prompt_length, self.synced_generation())
+            with self.generation_context():
+                verbal = evaluate_verbal(self.model, self.tokenizer, batch.records, h.response_format,
+                                         h.chat_template, h.system_prompt, self.eval_settings.grading,
+                                         h.verbal_max_new_tokens, h.max_prompt_length, self.synced_generation())
         finally:
             self.model.train(was_training)
         keep = torch.tensor([not pad for pad in batch.padding], dtype=torch.bool, device=self.device)
