@@ -81,13 +81,13 @@ class GRPOModule(MetacognitionModule):
                  share_prefix: bool = True, **kwargs):
         super().__init__(**kwargs)  # saves every init arg (this class's too) as hyperparameters
         self.reward_weights = dict({"alias_match": 1.0} if rewards is None else rewards)
-        self.lora = lora
-        self.hparams["lora"] = asdict(lora) if lora is not None else None
+        self.lora = LoraSettings(**lora) if isinstance(lora, dict) else lora
+        self.hparams["lora"] = asdict(self.lora) if self.lora is not None else None
         self._check_args()
         self._rewards: list[tuple[str, RewardFn, float]] | None = None
         self._reference: tuple[torch.nn.Module, ...] = ()  # a tuple keeps the frozen copy out of state_dict
         self._rollouts: dict[int, Rollout] = {}
-        self._timings: dict[str, float] = {}
+        self.timings: dict[str, float] = {}  # seconds spent in each phase of the current step
         self.tokens_seen = 0
 
     def _check_args(self) -> None:
@@ -156,7 +156,7 @@ class GRPOModule(MetacognitionModule):
         rollout = self._rollout_for(batch, batch_idx)
         start = time.perf_counter()
         loss = self.policy_loss(rollout)
-        self._timings["forward"] = time.perf_counter() - start
+        self.timings["forward"] = time.perf_counter() - start
         rollout.uses += 1
         return loss
 
@@ -167,7 +167,7 @@ class GRPOModule(MetacognitionModule):
         if cycle == 0 or slot not in self._rollouts:
             self._rollouts[slot] = self.make_rollout(batch.records)
         else:
-            self._timings.update(generation=0.0, rewards=0.0)
+            self.timings.update(generation=0.0, rewards=0.0, reference=0.0)
         return self._rollouts[slot]
 
     def make_rollout(self, records: Sequence[Any]) -> Rollout:
@@ -182,7 +182,7 @@ class GRPOModule(MetacognitionModule):
             rollout = sample_rollout(self.model, self.tokenizer, prompts, h.num_generations, decoding,
                                      h.max_prompt_length, synced_gpus=self.synced_generation())
         rollout.records = [r for r in records for _ in range(h.num_generations)]
-        self._timings["generation"] = time.perf_counter() - start
+        self.timings["generation"] = time.perf_counter() - start
         start = time.perf_counter()
         names, table = self.score(rollout)
         weights = torch.tensor([w for _, _, w in self.reward_functions()])
@@ -191,13 +191,15 @@ class GRPOModule(MetacognitionModule):
         rank_rows = slice(self.global_rank * len(table), (self.global_rank + 1) * len(table)) \
             if full.shape[0] != table.shape[0] else slice(None)
         rollout.advantages = adv.values[rank_rows].to(self.device)
-        self._timings["rewards"] = time.perf_counter() - start
+        self.timings["rewards"] = time.perf_counter() - start
         self._log_rollout(rollout, names, full, adv)
+        start = time.perf_counter()
         if h.num_iterations > 1:
             with torch.no_grad():
                 rollout.old_logps = self._logprobs(self.model, rollout)[0].detach()
         if h.beta != 0.0:
             rollout.ref_logps = self.reference_logprobs(rollout)
+        self.timings["reference"] = time.perf_counter() - start
         return rollout
 
     def score(self, rollout: Rollout) -> tuple[list[str], Tensor]:
@@ -287,14 +289,14 @@ class GRPOModule(MetacognitionModule):
             self.log_dict({f"train/{k}": float(v) for k, v in values.items()}, on_step=True, on_epoch=False)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
-        self._timings = {"start": time.perf_counter()}
+        self.timings = {"start": time.perf_counter()}
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        timings = self._timings
+        timings = self.timings
         if "start" not in timings:
             return
         step = time.perf_counter() - timings["start"]
-        spent = {k: timings.get(k, 0.0) for k in ("generation", "rewards", "forward")}
+        spent = {k: timings.get(k, 0.0) for k in ("generation", "rewards", "reference", "forward")}
         values = {"step_time": step, **{f"time/{k}": v for k, v in spent.items()},
                   "time/backward_optimizer": step - sum(spent.values())}
         self.log_train(values)
