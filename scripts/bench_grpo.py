@@ -98,6 +98,10 @@ def bench_trl(records, args) -> dict[str, float]:
         return [float(is_correct(c[0]["content"], a)) for c, a in zip(completions, answers)]
 
     model, tokenizer = load_model(MODEL)
+    # The embedded model's config keeps the GGUF quantization marker although its weights are dequantised
+    # fp32; transformers' Trainer refuses to train a model so marked.
+    model.is_quantized, model.hf_quantizer = False, None
+    model.config.__dict__.pop("quantization_config", None)
     dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": direct_prompt(r.question)}],
                                   "answers": r.answers} for r in records])
     timings: dict[str, float] = defaultdict(float)

@@ -130,7 +130,10 @@ class GRPOModule(MetacognitionModule):
 
     def configure_optimizers(self):
         params = [p for p in self.model.parameters() if p.requires_grad]
-        return torch.optim.AdamW(params, lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay)
+        # The fused kernel (CPU and CUDA) is what TRL / HF Trainer use by default; several times faster on CPU.
+        fused = not self.synced_generation() and all(p.device.type in ("cpu", "cuda") for p in params)
+        return torch.optim.AdamW(params, lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay,
+                                 fused=fused)
 
     def build_rewards(self) -> list[tuple[str, RewardFn, float]]:
         """(name, function, weight) of every configured reward (a dotted path is named by its last part, as
@@ -157,7 +160,6 @@ class GRPOModule(MetacognitionModule):
         start = time.perf_counter()
         loss = self.policy_loss(rollout)
         self.timings["forward"] = time.perf_counter() - start
-        rollout.uses += 1
         return loss
 
     def _rollout_for(self, batch: RecordBatch, batch_idx: int) -> Rollout:

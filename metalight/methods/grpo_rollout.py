@@ -27,7 +27,7 @@ class Rollout:
     """One generation batch: R = prompts × G rows, prompt-major. ``completion_ids`` include the stop token.
 
     ``old_logps`` / ``ref_logps`` ([R, C], detached) are filled when μ > 1 / β ≠ 0; ``advantages`` [R] after
-    scoring; ``uses`` counts the optimizer steps that reused this rollout.
+    scoring.
     """
 
     prompt_ids: list[list[int]]
@@ -39,7 +39,6 @@ class Rollout:
     advantages: Tensor | None = None
     old_logps: Tensor | None = None
     ref_logps: Tensor | None = None
-    uses: int = 0
 
     @property
     def lengths(self) -> Tensor:
