@@ -71,6 +71,70 @@ QA_TEMPLATES: dict[str, QATemplates] = {
     ),
 }
 
+# ---------------------------------------------------------------------------------------------------------
+# MetaConf (Lixingming18/Metaconf): answer + first-person self-reflection + verbal confidence 0-10. The response
+# markers are upstream's (``Answer:`` / ``Self-reflection:`` / ``Confidence:``); the instruction wording, the
+# tagged variant and the judge's field slots are metalight's (upstream's judge template inserts no fields).
+
+METACONF_PROMPT_VERSION = "metaconf-v1"
+
+METACONF_INSTRUCTION = (
+    "Answer the following question. Then reflect on your answer in the first person: how hard the question is, "
+    "what you know and do not know about it, and how reliable your reasoning is. Finally rate your confidence "
+    "that your answer is correct from 0 (certainly wrong) to 10 (certainly right).\n"
+)
+METACONF_FORMATS = {
+    "plain": "Reply in exactly this format:\nAnswer: <your answer>\nSelf-reflection: <your reflection>\n"
+             "Confidence: <a number from 0 to 10>\n",
+    "tagged": "Reply in exactly this format:\n<answer>your answer</answer>\n<reflection>your reflection</reflection>"
+              "\n<confidence>a number from 0 to 10</confidence>\n",
+}
+METACONF_QUESTION = "Question: {question}\n"
+
+METACONF_JUDGE = (
+    "You are evaluating the quality of a model's self-reflection on its own answer.\n\n"
+    "Question: {question}\nModel answer: {answer}\nSelf-reflection: {reflection}\n"
+    "Stated confidence (0-10): {confidence}\nReference correctness of the answer (0-1): {correctness}\n\n"
+    "Score the self-reflection on three dimensions, each an integer 0, 1 or 2:\n"
+    "1. consistency: does the tone of the reflection match both the stated confidence and the actual "
+    "correctness?\n"
+    "2. specificity: does it cite concrete facts or reasoning steps rather than generic phrases?\n"
+    "3. plausibility: are the stated reasons credible and relevant to the real quality of the answer?\n\n"
+    "Reply with JSON only, where total_score is the mean of the three scores (0 to 2):\n"
+    '{{"consistency": <0-2>, "specificity": <0-2>, "plausibility": <0-2>, "total_score": <0-2>}}\n'
+)
+
+METACONF_REFLECTION_WRITER = (
+    "Write the first-person self-reflection a careful assistant would give about its own answer.\n\n"
+    "Question: {question}\nAnswer: {answer}\nInitial confidence (0-10): {confidence}\n"
+    "Objective score of the answer (0-10): {score}\n\n"
+    "Use the two scores only as hidden guidance and never mention them. In two to four sentences, cover: how "
+    "complex the question is and where its pitfalls are, the boundaries of your knowledge about it, and how "
+    "certain your reasoning is. Reply with the reflection only.\n"
+)
+
+
+def metaconf_prompt(question: str, response_format: str = "plain", context: str | None = None) -> str:
+    """MetaConf's user message: answer, reflect, and rate confidence 0-10 in ``plain`` or ``tagged`` format."""
+    if response_format not in METACONF_FORMATS:
+        raise ValueError(f"unknown MetaConf format {response_format!r}; use {sorted(METACONF_FORMATS)}")
+    text = METACONF_INSTRUCTION + METACONF_FORMATS[response_format] + METACONF_QUESTION.format(question=question)
+    return _with_context(text, context)
+
+
+def metaconf_judge_prompt(question: str, answer: str, reflection: str, confidence: float,
+                          correctness: float) -> str:
+    """The reflection-quality judge's message, with the sample's fields inserted."""
+    return METACONF_JUDGE.format(question=question, answer=answer, reflection=reflection,
+                                 confidence=f"{confidence:g}", correctness=f"{correctness:g}")
+
+
+def metaconf_reflection_prompt(question: str, answer: str, confidence: float, score: float) -> str:
+    """Stage-1 data: the message asking a writer model for a reflection (upstream's reflection_generation)."""
+    return METACONF_REFLECTION_WRITER.format(question=question, answer=answer, confidence=f"{confidence:g}",
+                                             score=f"{score:g}")
+
+
 # Open-book datasets (e.g. HotpotQA) put the passages before the question, as Know-thyself does.
 CONTEXT_PREFIX = "Context:\n{context}\n\n"
 

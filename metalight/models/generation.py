@@ -40,13 +40,15 @@ class Decoding:
 
 @dataclass
 class Generation:
-    """Decoded completions (prompt removed, special tokens skipped, stripped), their token counts, and the
-    raw logits of the requested token ids at the first generated position ([rows, len(ids)]) if asked."""
+    """Decoded completions (prompt removed, special tokens skipped, stripped), their token counts, the
+    raw logits of the requested token ids at the first generated position ([rows, len(ids)]) if asked, and the
+    stop token that ended each row (``None``: it ran out of ``max_new_tokens``; not part of ``completion_ids``)."""
 
     texts: list[str]
     num_tokens: list[int]
     completion_ids: list[list[int]] = field(repr=False)
     first_token_logits: Tensor | None = None
+    stop_ids: list[int | None] = field(default_factory=list, repr=False)
 
 
 def model_device(model) -> torch.device:
@@ -148,7 +150,9 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], decoding: Decoding = D
     stops = set(stop_token_ids(model, tokenizer)) | {tokenizer.pad_token_id}
     trimmed = [_until_stop(row, stops) for row in completions]
     texts = [t.strip() for t in tokenizer.batch_decode(trimmed, skip_special_tokens=True)]
-    return Generation(texts, [len(t) for t in trimmed], trimmed, hook.logits if hook is not None else None)
+    stop_ids = [row[len(t)] if len(t) < len(row) else None for row, t in zip(completions, trimmed)]
+    return Generation(texts, [len(t) for t in trimmed], trimmed, hook.logits if hook is not None else None,
+                      stop_ids)
 
 
 def _until_stop(ids: list[int], stops: set[int]) -> list[int]:

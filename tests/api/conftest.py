@@ -12,13 +12,15 @@ import pytest
 
 class ScriptedChatServer:
     """Answers POST /v1/chat/completions; ``script`` is a list of behaviours consumed one per request
-    (``ok``, ``slow``, ``429``, ``500``, ``malformed``, ``401``); when it runs out, requests succeed."""
+    (``ok``, ``slow``, ``429``, ``500``, ``malformed``, ``401``); when it runs out, requests succeed. A success
+    replies ``reply(request_body)`` (default: an echo of the last message)."""
 
     def __init__(self):
         self.script: list[str] = []
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         self.lock = threading.Lock()
+        self.reply = lambda body: f" echo: {body['messages'][-1]['content']} "
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -40,7 +42,7 @@ class ScriptedChatServer:
                     self.end_headers()
                     return
                 payload = (b"{not json" if behaviour == "malformed" else json.dumps({"choices": [
-                    {"message": {"role": "assistant", "content": f" echo: {body['messages'][-1]['content']} "}}]
+                    {"message": {"role": "assistant", "content": server.reply(body)}}]
                 }).encode())
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

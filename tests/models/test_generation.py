@@ -135,3 +135,20 @@ def test_several_sequences_per_prompt_share_one_prefill(tiny):
     out = generate(model, tokenizer, prompts, Decoding(max_new_tokens=4), num_return_sequences=4)
     assert len(out.texts) == 8
     assert out.completion_ids[0] == out.completion_ids[3]  # greedy: the copies of one prompt agree
+
+
+def test_stop_ids_name_the_token_that_ended_each_row(tiny):
+    from tests.conftest import build_tiny_llama
+
+    _, tokenizer = tiny
+    model = build_tiny_llama(len(tokenizer))
+    prompts = _prompts(tokenizer)
+    free = generate(model, tokenizer, prompts, Decoding(max_new_tokens=6))
+    assert free.stop_ids == [None] * 3 and free.num_tokens == [6] * 3
+    stop = free.completion_ids[0][2]
+    model.generation_config.eos_token_id = [stop]
+    out = generate(model, tokenizer, prompts, Decoding(max_new_tokens=6))
+    assert out.stop_ids[0] == stop and out.completion_ids[0] == free.completion_ids[0][:out.num_tokens[0]]
+    assert stop not in out.completion_ids[0] and out.num_tokens[0] <= 2
+    for ids, stop_id in zip(out.completion_ids, out.stop_ids):
+        assert (stop_id is None) == (len(ids) == 6)
