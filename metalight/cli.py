@@ -19,6 +19,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from metalight.callbacks.reporting import ReportWriter
 from metalight.errors import MetalightError
 from metalight.methods.base import MetacognitionModule
+from metalight.strategies import check_strategy
 
 TRAINER_DEFAULTS = {
     "logger": {
@@ -62,6 +63,11 @@ class MetalightCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_lightning_class_args(ReportWriter, "report")
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config.get(self.subcommand) if self.subcommand else self.config
+        trainer = config.get("trainer") or {}
+        check_strategy(trainer.get("strategy"), trainer.get("accelerator"))
 
 
 def main(args: list[str] | None = None) -> MetalightCLI | None:

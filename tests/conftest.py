@@ -24,15 +24,23 @@ def embedded_dir():
     return embedded_model_dir("smollm2-135m-instruct")
 
 
-def build_tiny_llama(vocab_size: int, seed: int = 0, layers: int = 2):
-    """A random-weight Llama built from a real config: 2 layers, hidden 64 (unit tests run in seconds)."""
+def build_tiny_llama(vocab_size: int, seed: int = 0, layers: int = 2, varied: bool = False):
+    """A random-weight Llama built from a real config: 2 layers, hidden 64 (unit tests run in seconds).
+
+    With tied, small embeddings a random model just repeats its last input token; ``varied=True`` unties
+    the output head and scales it up so greedy answers differ between questions (for metric tests).
+    """
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         tie_word_embeddings=True, bos_token_id=1, eos_token_id=2, pad_token_id=0)
-    return LlamaForCausalLM(config).eval()
+                         tie_word_embeddings=not varied, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    model = LlamaForCausalLM(config).eval()
+    if varied:
+        with torch.no_grad():
+            model.lm_head.weight.normal_(0.0, 1.0)
+    return model
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +52,18 @@ def tiny_model_dir(tmp_path_factory, embedded_dir):
     model = build_tiny_llama(len(tokenizer))
     path = tmp_path_factory.mktemp("tiny-llama")
     model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def varied_model_dir(tmp_path_factory, embedded_dir):
+    """Like ``tiny_model_dir`` but with an untied, large output head: answers vary between questions."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(embedded_dir)
+    path = tmp_path_factory.mktemp("varied-llama")
+    build_tiny_llama(len(tokenizer), varied=True).save_pretrained(path)
     tokenizer.save_pretrained(path)
     return path
 

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.utilities import rank_zero_only
 
 from metalight.io import atomic_write_json, atomic_write_jsonl
 
@@ -54,7 +53,7 @@ class ReportWriter(Callback):
     def on_test_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._write(trainer, pl_module, "test")
 
-    def build_report(self, trainer: Trainer, pl_module: LightningModule, outcome) -> dict[str, Any]:
+    def build_report(self, trainer: Trainer, pl_module: LightningModule, outcome, out: Path) -> dict[str, Any]:
         """Metrics plus the settings that change them."""
         datamodule = trainer.datamodule
         dataset = datamodule.describe_name() if hasattr(datamodule, "describe_name") else type(datamodule).__name__
@@ -62,15 +61,14 @@ class ReportWriter(Callback):
         metrics["n"] = int(metrics["n"])
         extra = {k: v for k, v in outcome.metrics.items() if k not in metrics}
         return {**metrics, **extra, "split": outcome.split, "step": outcome.step, "epoch": outcome.epoch,
-                "dataset": dataset, "experiment": run_dir(trainer).parent.name, **pl_module.report_settings()}
+                "dataset": dataset, "experiment": out.parent.name, **pl_module.report_settings()}
 
-    @rank_zero_only
     def _write(self, trainer: Trainer, pl_module: LightningModule, split: str) -> None:
         outcome = getattr(pl_module, "eval_outcomes", {}).pop(split, None)
-        if outcome is None:
+        out = run_dir(trainer)  # a collective call under DDP: every rank must make it
+        if outcome is None or not trainer.is_global_zero:
             return
-        out = run_dir(trainer)
-        report = self.build_report(trainer, pl_module, outcome)
+        report = self.build_report(trainer, pl_module, outcome, out)
         samples = [s.to_json() for s in outcome.samples]
         atomic_write_jsonl(out / "samples" / f"{split}_step{outcome.step}.jsonl", samples)
         atomic_write_jsonl(out / "samples" / f"{split}.jsonl", samples)

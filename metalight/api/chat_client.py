@@ -1,0 +1,210 @@
+"""A small client for OpenAI-compatible ``/chat/completions`` endpoints (API models, LLM judges).
+
+It needs no SDK: requests go through ``urllib`` with a timeout, retries with exponential backoff (+ jitter,
+honouring ``Retry-After``) on timeouts, connection errors, 429 and 5xx, and a bounded thread pool. The API
+key is read from an environment variable at request time and never stored, logged or written anywhere.
+An optional on-disk JSONL cache keyed by the request makes an interrupted evaluation resume without paying
+again for answered prompts. A request that still fails is returned as ``ChatResult(ok=False)`` — callers
+count it as missing instead of crashing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from metalight.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+Messages = list[dict[str, str]]
+RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+
+
+@dataclass(frozen=True)
+class ChatEndpoint:
+    """Where and how to call an OpenAI-compatible chat endpoint.
+
+    Args:
+        base_url: e.g. ``https://api.openai.com/v1`` or ``http://127.0.0.1:8000/v1`` (``/chat/completions``
+            is appended).
+        model: the model name the endpoint expects.
+        api_key_env: name of the environment variable holding the key (``None``: send no key).
+        timeout_s: per-request timeout in seconds.
+        max_retries: retries after the first attempt for retryable failures.
+        backoff_s: first backoff in seconds; doubles per retry (with jitter), capped at ``max_backoff_s``.
+        max_backoff_s: longest wait between two attempts, in seconds.
+        max_concurrency: requests in flight at once.
+        temperature: sampling temperature sent with each request.
+        max_tokens: completion budget sent with each request (``max_tokens``).
+    """
+
+    base_url: str
+    model: str
+    api_key_env: str | None = "OPENAI_API_KEY"
+    timeout_s: float = 60.0
+    max_retries: int = 5
+    backoff_s: float = 1.0
+    max_backoff_s: float = 30.0
+    max_concurrency: int = 8
+    temperature: float = 0.0
+    max_tokens: int = 32
+
+    def __post_init__(self):
+        problems = []
+        if not self.base_url.startswith(("http://", "https://")):
+            problems.append(f"base_url {self.base_url!r} must start with http:// or https://")
+        if self.max_concurrency < 1 or self.max_retries < 0 or self.timeout_s <= 0:
+            problems.append("max_concurrency >= 1, max_retries >= 0 and timeout_s > 0 are required")
+        if problems:
+            raise ConfigError("chat endpoint: " + "; ".join(problems))
+
+
+@dataclass
+class ChatResult:
+    """One completion: ``text`` when ``ok``; otherwise ``error`` says why (never containing the key)."""
+
+    text: str | None
+    ok: bool
+    error: str | None = None
+    attempts: int = 0
+    cached: bool = False
+
+
+class ChatClient:
+    """Calls a :class:`ChatEndpoint` with retries, a concurrency limit and an optional response cache.
+
+    ``sleep`` is injectable so tests need not wait for real backoff.
+    """
+
+    def __init__(self, endpoint: ChatEndpoint, cache_path: str | Path | None = None,
+                 sleep: Callable[[float], None] = time.sleep):
+        self.endpoint = endpoint
+        self.cache_path = Path(cache_path) if cache_path else None
+        self._sleep = sleep
+        self._lock = threading.Lock()
+        self._cache: dict[str, str] = self._load_cache() if self.cache_path else {}
+        self.requests_sent = 0
+
+    # ---- cache ------------------------------------------------------------------------------------------
+    def request_key(self, messages: Messages) -> str:
+        """Stable hash of everything that determines the response."""
+        e = self.endpoint
+        payload = [e.base_url.rstrip("/"), e.model, e.temperature, e.max_tokens, messages]
+        return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+    def _load_cache(self) -> dict[str, str]:
+        cache: dict[str, str] = {}
+        if not self.cache_path.is_file():
+            return cache
+        with self.cache_path.open(encoding="utf-8") as handle:
+            for line_no, line in enumerate(handle, start=1):
+                try:
+                    row = json.loads(line)
+                    cache[row["key"]] = row["text"]
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    log.warning("%s:%d: unreadable cache line skipped (an interrupted write?)", self.cache_path,
+                                line_no)
+        return cache
+
+    def _store(self, key: str, text: str) -> None:
+        with self._lock:
+            self._cache[key] = text
+            if self.cache_path is None:
+                return
+            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.cache_path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps({"key": key, "text": text}, ensure_ascii=False) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+
+    # ---- requests -----------------------------------------------------------------------------------------
+    def _headers(self) -> dict[str, str]:
+        headers = {"Content-Type": "application/json"}
+        if self.endpoint.api_key_env:
+            key = os.environ.get(self.endpoint.api_key_env)
+            if key:
+                headers["Authorization"] = f"Bearer {key}"
+        return headers
+
+    def _post(self, messages: Messages) -> tuple[str | None, str | None, bool, float | None]:
+        """One attempt: (text, error, retryable, retry_after_s)."""
+        e = self.endpoint
+        body = json.dumps({"model": e.model, "messages": messages, "temperature": e.temperature,
+                           "max_tokens": e.max_tokens}).encode()
+        url = e.base_url.rstrip("/") + "/chat/completions"
+        request = urllib.request.Request(url, data=body, headers=self._headers(), method="POST")
+        with self._lock:
+            self.requests_sent += 1
+        try:
+            with urllib.request.urlopen(request, timeout=e.timeout_s) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as err:
+            retry_after = _retry_after(err.headers.get("Retry-After") if err.headers else None)
+            return None, f"HTTP {err.code} from {url}", err.code in RETRYABLE_STATUS, retry_after
+        except (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError) as err:
+            reason = getattr(err, "reason", err)
+            return None, f"no response from {url} ({type(reason).__name__})", True, None
+        try:
+            text = json.loads(raw)["choices"][0]["message"]["content"]
+        except (json.JSONDecodeError, KeyError, IndexError, TypeError):
+            return None, f"malformed response from {url} (not an OpenAI chat completion)", True, None
+        if not isinstance(text, str):
+            return None, f"malformed response from {url} (content is not text)", True, None
+        return text.strip(), None, False, None
+
+    def complete(self, messages: Messages) -> ChatResult:
+        """One chat completion with retries; cached responses are returned without a request."""
+        key = self.request_key(messages)
+        if key in self._cache:
+            return ChatResult(self._cache[key], True, cached=True)
+        error, attempts = None, 0
+        for attempt in range(self.endpoint.max_retries + 1):
+            attempts = attempt + 1
+            text, error, retryable, retry_after = self._post(messages)
+            if text is not None:
+                self._store(key, text)
+                return ChatResult(text, True, attempts=attempts)
+            if not retryable or attempt == self.endpoint.max_retries:
+                break
+            delay = min(self.endpoint.max_backoff_s, self.endpoint.backoff_s * 2 ** attempt)
+            self._sleep(retry_after if retry_after is not None else delay * (0.5 + random.random() / 2))
+        log.warning("chat request failed after %d attempt(s): %s", attempts, error)
+        return ChatResult(None, False, error=error, attempts=attempts)
+
+    def complete_many(self, conversations: Sequence[Messages], progress: bool = False) -> list[ChatResult]:
+        """Complete many conversations with at most ``max_concurrency`` in flight; order is preserved."""
+        if not conversations:
+            return []
+        with ThreadPoolExecutor(max_workers=self.endpoint.max_concurrency) as pool:
+            futures = [pool.submit(self.complete, c) for c in conversations]
+            results = []
+            for done, future in enumerate(futures, start=1):
+                results.append(future.result())
+                if progress and (done % 50 == 0 or done == len(futures)):
+                    log.info("chat requests: %d/%d done", done, len(futures))
+        return results
+
+    def describe(self) -> dict[str, Any]:
+        """Endpoint settings for reports (the key's variable name, never its value)."""
+        return asdict(self.endpoint)
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,68 @@
+"""A scripted OpenAI-compatible chat server on 127.0.0.1 (a real HTTP server in a thread)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+
+class ScriptedChatServer:
+    """Answers POST /v1/chat/completions; ``script`` is a list of behaviours consumed one per request
+    (``ok``, ``slow``, ``429``, ``500``, ``malformed``, ``401``); when it runs out, requests succeed."""
+
+    def __init__(self):
+        self.script: list[str] = []
+        self.requests: list[dict] = []
+        self.headers: list[dict] = []
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def do_POST(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                with server.lock:
+                    server.requests.append(body)
+                    server.headers.append(dict(self.headers))
+                    behaviour = server.script.pop(0) if server.script else "ok"
+                if behaviour == "slow":
+                    time.sleep(1.0)
+                if behaviour in ("429", "500", "401"):
+                    self.send_response(int(behaviour))
+                    if behaviour == "429":
+                        self.send_header("Retry-After", "0")
+                    self.end_headers()
+                    return
+                payload = (b"{not json" if behaviour == "malformed" else json.dumps({"choices": [
+                    {"message": {"role": "assistant", "content": f" echo: {body['messages'][-1]['content']} "}}]
+                }).encode())
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def chat_server():
+    server = ScriptedChatServer()
+    yield server
+    server.close()

@@ -1,0 +1,59 @@
+"""Strategy fragments parse, wrap policies come from the model, and unusable strategies fail with the fix."""
+
+from pathlib import Path
+
+import pytest
+
+from metalight.cli import main
+from metalight.errors import ConfigError, MissingPackageError
+from metalight.strategies import check_strategy, decoder_layer_classes
+
+ROOT = Path(__file__).resolve().parents[1]
+FRAGMENTS = sorted((ROOT / "configs" / "strategy").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("fragment", FRAGMENTS, ids=lambda p: p.stem)
+def test_strategy_fragment_composes_with_an_experiment(fragment, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["validate", "--config", str(ROOT / "configs/quickstart.yaml"), "--config", str(fragment),
+              "--print_config"])
+    assert exit_info.value.code in (0, None)
+    assert "strategy:" in capsys.readouterr().out
+
+
+def test_decoder_layer_class_is_discovered_from_the_model(tiny):
+    model, _ = tiny
+    assert {c.__name__ for c in decoder_layer_classes(model)} == {"LlamaDecoderLayer"}
+
+
+def test_model_without_block_classes_is_a_clear_error():
+    import torch
+
+    with pytest.raises(ConfigError, match="auto_wrap_policy"):
+        decoder_layer_classes(torch.nn.Linear(2, 2))
+
+
+def test_unknown_strategy_name_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match="unknown strategy 'fdsp'.*ddp.*configs/strategy"):
+        check_strategy("fdsp", "auto")
+
+
+@pytest.mark.parametrize("strategy", ["fsdp", {"class_path": "metalight.strategies.DecoderLayerFSDPStrategy"}])
+def test_fsdp_on_cpu_names_the_alternative(strategy):
+    with pytest.raises(ConfigError, match="configs/strategy/ddp.yaml"):
+        check_strategy(strategy, "cpu")
+
+
+def test_deepspeed_without_the_package_names_the_extra(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "deepspeed" else real(name, *a))
+    with pytest.raises(MissingPackageError, match=r"pip install '\.\[deepspeed\]'"):
+        check_strategy({"class_path": "lightning.pytorch.strategies.DeepSpeedStrategy"}, "gpu")
+
+
+def test_ddp_and_auto_pass():
+    check_strategy("ddp", "cpu")
+    check_strategy(None, None)
+    check_strategy("auto", "auto")
