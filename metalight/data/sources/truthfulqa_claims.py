@@ -60,7 +60,7 @@ class TruthfulQAClaimsDataModule(ClaimDataModule):
         answers = self._answers(row, where)
         by_text: dict[str, tuple[str, int]] = {}
         for text, label in answers:
-            key = normalize_answer(text)
+            key = normalize_answer(text) or text.strip().lower()  # "A" normalises to ""
             if key in by_text and by_text[key][1] != label:
                 raise DataError(f"{where}: answer {text!r} is listed as both correct and incorrect")
             by_text.setdefault(key, (text, label))

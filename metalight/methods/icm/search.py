@@ -219,7 +219,7 @@ class ICMSearch:
         """Restore :meth:`state_dict` output."""
         if len(state["labels"]) != self.n:
             raise ConfigError(f"checkpointed ICM chunk has {len(state['labels'])} claims, this one {self.n}: resume "
-                              f"with the same data and batch_size")
+                              f"with the same data and chunk_size")
         self.labels, self.step_index, self.flips = list(state["labels"]), state["step"], state["flips"]
         self.evaluations = state.get("evaluations", 0)
         current = state["current"]
