@@ -109,11 +109,26 @@ def _prefill(model, prefix_ids: Tensor, prefix_mask: Tensor):
     return cache
 
 
-def prefill_sequence(model, ids: Sequence[int]):
-    """The KV cache (``DynamicCache``) of one token sequence, run as a batch of one."""
+def prefill_sequence(model, ids: Sequence[int], previous: tuple[Sequence[int], object] | None = None):
+    """The KV cache (``DynamicCache``) of one token sequence, run as a batch of one.
+
+    ``previous`` = (ids, cache) of an earlier call: the cache is cropped to the tokens both sequences share and
+    only the rest is run (the earlier cache is modified in place and returned).
+    """
     device = next(model.parameters()).device
-    tokens = torch.as_tensor([list(ids)], dtype=torch.long, device=device)
-    return _prefill(model, tokens, torch.ones_like(tokens))
+    shared = common_prefix_length([previous[0], ids]) if previous is not None and len(previous[0]) and len(ids) else 0
+    if shared == 0:
+        tokens = torch.as_tensor([list(ids)], dtype=torch.long, device=device)
+        return _prefill(model, tokens, torch.ones_like(tokens))
+    cache = previous[1]
+    if shared < cache.get_seq_length():
+        cache.crop(shared - cache.get_seq_length())  # a negative count removes tokens in every transformers 5.x
+    if shared < len(ids):
+        new = torch.as_tensor([list(ids[shared:])], dtype=torch.long, device=device)
+        positions = torch.arange(shared, len(ids), device=device)[None]
+        model(input_ids=new, attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=device),
+              position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1)
+    return cache
 
 
 def batch_on_prefilled(model, cache, cuts: Sequence[int], suffixes: Sequence[Sequence[int]], prefix_ids: Sequence[int],

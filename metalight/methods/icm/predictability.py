@@ -7,10 +7,11 @@ prompt; its score is ``log(P(true words) + 1e-5) - log(P(false words) + 1e-5)`` 
 summed the top-20 tokens containing "true"/"false"; here the single-token case and space variants of the
 label words are summed over the whole vocabulary.
 
-Two caches make this affordable: scores are memoised by (claim, the labels of every other claim), so an
-unchanged context is never recomputed, and the rows of one labelling share prefixes of one demonstration
+Caches make this affordable, all exact: scores are memoised by (claim, the labels of every other claim), so
+an unchanged context is never recomputed; the rows of one labelling share prefixes of one demonstration
 sequence — row i reuses the KV cache of the demonstrations before claim i and runs only the rest
-(:func:`metalight.models.prefix_cache.batch_on_prefilled`). Both give the same scores as plain batching.
+(:func:`metalight.models.prefix_cache.batch_on_prefilled`); and that sequence's KV cache is kept between
+calls, so the next labelling only runs the demonstrations from its first changed label on.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from metalight.models.generation import left_pad, position_ids, yes_no_token_ids
-from metalight.models.prefix_cache import batch_on_prefilled, prefill_sequence
+from metalight.models.prefix_cache import batch_on_prefilled, common_prefix_length, prefill_sequence
 from metalight.prompts import ICM_LABEL_WORDS, ICM_SEPARATOR
 
 EPS = 1e-5
@@ -32,7 +33,7 @@ EPS = 1e-5
 @dataclass
 class ScorerStats:
     """Work counters: ``queries`` asked, ``computed`` (cache misses run through the model), ``forwards``
-    (model calls, prefills included) and ``tokens`` (token positions the model processed)."""
+    (model calls, prefills included) and ``tokens`` (token positions the model processed, padding included)."""
 
     queries: int = 0
     computed: int = 0
@@ -81,6 +82,7 @@ class MutualPredictability:
                       for p in prompts]
         self.stats = ScorerStats()
         self._scores: OrderedDict[tuple[int, bytes], float] = OrderedDict()
+        self._prefix: tuple[list[int], object] | None = None  # the last demonstration sequence and its KV cache
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -141,13 +143,15 @@ class MutualPredictability:
         self.stats.computed += len(queries)
         cache = None
         if self.context_cache and max(cuts) > 0:
-            cache = prefill_sequence(self.model, spine[:max(cuts)])
-            self.stats.forwards += 1
-            self.stats.tokens += max(cuts)
-        order = sorted(range(len(queries)), key=lambda r: len(suffixes[r]) + (0 if cache else cuts[r]))
+            prefix = spine[:max(cuts)]
+            shared = common_prefix_length([self._prefix[0], prefix]) if self._prefix is not None else 0
+            cache = prefill_sequence(self.model, prefix, self._prefix)
+            self._prefix = (prefix, cache)
+            self.stats.forwards += shared < len(prefix)
+            self.stats.tokens += len(prefix) - shared
+        lengths = [len(suffix) + (0 if cache else cut) for cut, suffix in zip(cuts, suffixes)]
         scores = [math.nan] * len(queries)
-        for start in range(0, len(order), self.rows_per_forward):
-            rows = order[start:start + self.rows_per_forward]
+        for rows in _padding_bounded_groups(lengths, self.rows_per_forward):
             logits = self._forward(spine, [cuts[r] for r in rows], [suffixes[r] for r in rows], cache)
             for row, value in zip(rows, label_log_odds(logits, self.true_ids, self.false_ids).tolist()):
                 scores[row] = value
@@ -158,16 +162,32 @@ class MutualPredictability:
         self.stats.forwards += 1
         if cache is None:
             rows = [spine[:cut] + suffix for cut, suffix in zip(cuts, suffixes)]
-            self.stats.tokens += sum(len(r) for r in rows)
+            self.stats.tokens += len(rows) * max(len(r) for r in rows)  # padded positions cost the same
             device = next(self.model.parameters()).device
             ids, mask = left_pad(rows, pad, device)
             return self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask),
                               logits_to_keep=1).logits[:, -1]
-        self.stats.tokens += sum(len(s) for s in suffixes)
+        self.stats.tokens += len(suffixes) * max(len(s) for s in suffixes)
         batch = batch_on_prefilled(self.model, cache, cuts, suffixes, spine, pad)
         return self.model(input_ids=batch.new_input_ids, attention_mask=batch.attention_mask,
                           position_ids=batch.position_ids(), past_key_values=batch.cache,
                           logits_to_keep=1).logits[:, -1]
+
+
+def _padding_bounded_groups(lengths: Sequence[int], max_rows: int, slack: float = 1.25) -> list[list[int]]:
+    """Rows grouped by length (shortest first) so that left padding adds at most ``slack - 1`` of the real
+    tokens to a forward: on CPU a padded position costs as much as a real one, and leave-one-out suffixes range
+    from one claim to the whole chunk."""
+    groups: list[list[int]] = []
+    real = 0
+    for row in sorted(range(len(lengths)), key=lengths.__getitem__):
+        if groups and len(groups[-1]) < max_rows and (len(groups[-1]) + 1) * lengths[row] <= slack * (real + lengths[row]):
+            groups[-1].append(row)
+            real += lengths[row]
+        else:
+            groups.append([row])
+            real = lengths[row]
+    return groups
 
 
 def _context_key(labels: Sequence[int | None], query: int) -> bytes:

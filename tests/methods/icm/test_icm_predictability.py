@@ -107,3 +107,24 @@ def test_max_context_tokens_counts_all_but_the_shortest_demo(tiny):
     scorer = MutualPredictability(torch.nn.Linear(1, 1), tokenizer, claims(3))
     demos = sorted((len(d[1]) for d in scorer.demos), reverse=True)
     assert scorer.max_context_tokens() == sum(demos[1:]) + max(len(q) for q in scorer.queries)
+
+
+def test_rows_are_grouped_so_padding_stays_small():
+    from metalight.methods.icm.predictability import _padding_bounded_groups
+
+    groups = _padding_bounded_groups([100, 700, 200, 110, 690, 105], max_rows=8)
+    assert groups == [[0, 5, 3], [2], [4, 1]]
+    assert all(len(g) <= 2 for g in _padding_bounded_groups([10] * 5, max_rows=2))
+
+
+def test_the_demonstration_cache_is_reused_across_labellings(tiny):
+    model, tokenizer = tiny
+    prompts = claims(6)
+    cached = MutualPredictability(model, tokenizer, prompts)
+    plain = MutualPredictability(model, tokenizer, prompts, context_cache=False)
+    for labels in ([1, 0, 1, 1, None, None], [1, 0, 1, 0, None, None], [1, 1, None, 0, 0, None],
+                   [1, 0, 0, 0, None, None]):
+        assert cached.log_odds(labels, range(5)) == pytest.approx(plain.log_odds(labels, range(5)), abs=1e-4)
+    tokens = cached.stats.tokens
+    cached.log_odds([1, 0, 0, 0, None, None], [5])  # a new query after the same sequence: only its own tokens run
+    assert cached.stats.tokens - tokens == len(cached.queries[5])
