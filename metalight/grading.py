@@ -4,7 +4,7 @@ Correctness (``GradingMode``):
   * ``esma`` (default, as the paper): correct when a lower-cased gold alias is a substring of the lower-cased
     answer; empty aliases are dropped (an empty string would match everything).
   * ``normalized``: SQuAD normalisation (lower-case, drop punctuation and the articles a/an/the, collapse
-    whitespace) on both sides, then containment.
+    whitespace) on both sides, then containment of the alias as whole words (so "5" is not found in "15").
 Exact match (normalised equality) is reported beside either mode.
 
 Yes/no parsing of a meta answer (``YesNoRule``):
@@ -40,10 +40,8 @@ def is_correct(answer: str, aliases: list[str], mode: GradingMode = "esma") -> b
         lowered = answer.lower()
         return any(alias.lower() in lowered for alias in aliases if alias)
     if mode == "normalized":
-        normalized = normalize_answer(answer)
-        if not normalized:
-            return False
-        return any(alias_n in normalized for alias_n in map(normalize_answer, aliases) if alias_n)
+        padded = f" {normalize_answer(answer)} "
+        return any(f" {alias_n} " in padded for alias_n in map(normalize_answer, aliases) if alias_n)
     raise ValueError(f"unknown grading mode {mode!r}; use 'esma' or 'normalized'")
 
 

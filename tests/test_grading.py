@@ -69,6 +69,8 @@ def test_language_variants(language, text, esma_yes, strict):
     ("anything", ["", "Paris"], False, False),        # empty aliases never match
     ("", ["Paris"], False, False),
     ("20,310 feet", ["20310", "20,310"], True, True),
+    ("15 apples", ["5"], True, False),                # whole words only when normalising
+    ("Parisian", ["Paris"], True, False),
 ])
 def test_correctness_modes(answer, aliases, esma, normalized):
     assert is_correct(answer, aliases, "esma") is esma

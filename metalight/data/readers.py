@@ -1,8 +1,15 @@
-"""Row readers for local files (jsonl, json, parquet, csv) and hub datasets, each row with its location."""
+"""Row readers for local files (jsonl, json, parquet, csv; ``.gz`` too) and hub datasets.
+
+Every row comes with ``where``, the place an error message names: ``file:line`` for jsonl and csv,
+``file:line (record N)`` for the N-th object of a JSON list (the line its ``{`` is on), ``file: row N`` for
+parquet, ``name[split] row N`` for hub datasets.
+"""
 
 from __future__ import annotations
 
 import csv
+import gzip
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,67 +18,146 @@ from typing import Any
 from metalight.errors import DataError, MissingPackageError
 
 Row = tuple[str, dict[str, Any]]
-"""``(where, row)``: where = "file:line" (or "file: record N") for error messages."""
+"""``(where, row)``: where names the file and line (see the module docstring) for error messages."""
 
-SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
+SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".jsonl.gz", ".json.gz", ".csv.gz")
+
+_DECODER = json.JSONDecoder()
+_WHITESPACE = " \t\n\r"
 
 
 def read_rows(path: str | Path, json_key: str | None = None) -> Iterator[Row]:
-    """Yield ``(where, row)`` from a local file; ``json_key`` picks the list inside a JSON object."""
+    """Yield ``(where, row)`` from a local file; ``json_key`` picks the list inside a JSON object (by default
+    the object's only list-valued key)."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"data file not found: {path}; check `path:` in the data config (or use `hub_name:`)")
-    suffix = "".join(path.suffixes[-1:]).lower()
+    name = path.name.lower()
+    compressed = name.endswith(".gz")
+    suffix = Path(name[:-3] if compressed else name).suffix
     if suffix == ".jsonl":
-        yield from _jsonl_rows(path)
+        yield from _jsonl_rows(path, compressed)
     elif suffix == ".json":
-        yield from _json_rows(path, json_key)
-    elif suffix == ".parquet":
+        yield from _json_rows(path, _read_text(path, compressed), json_key)
+    elif suffix == ".parquet" and not compressed:
         yield from _parquet_rows(path)
     elif suffix == ".csv":
-        with path.open(newline="", encoding="utf-8") as handle:
-            for line, row in enumerate(csv.DictReader(handle), start=2):
-                yield f"{path}:{line}", row
+        yield from _csv_rows(path, compressed)
     else:
-        raise DataError(f"{path}: unsupported file type {suffix!r}; use one of {', '.join(SUFFIXES)}")
+        raise DataError(f"{path}: unsupported file type {''.join(path.suffixes[-2:])!r}; use one of "
+                        f"{', '.join(SUFFIXES)}")
 
 
-def _jsonl_rows(path: Path) -> Iterator[Row]:
-    with path.open(encoding="utf-8") as handle:
+def _open_text(path: Path, compressed: bool):
+    if compressed:
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+    return path.open(encoding="utf-8", newline="")
+
+
+def _read_text(path: Path, compressed: bool) -> str:
+    with _open_text(path, compressed) as handle:
+        return handle.read()
+
+
+def _jsonl_rows(path: Path, compressed: bool) -> Iterator[Row]:
+    loads, prefix = json.loads, f"{path}:"
+    with _open_text(path, compressed) as handle:
         for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
+            if line.isspace() or not line:
                 continue
-            where = f"{path}:{line_no}"
             try:
-                row = json.loads(line)
+                row = loads(line)
             except json.JSONDecodeError as err:
-                raise DataError(f"{where}: not valid JSON ({err.msg} at column {err.colno})") from err
-            if not isinstance(row, dict):
-                raise DataError(f"{where}: expected a JSON object per line, got {type(row).__name__}")
-            yield where, row
+                raise DataError(f"{prefix}{line_no}: not valid JSON ({err.msg} at column {err.colno})") \
+                    from err
+            if type(row) is not dict:
+                raise DataError(f"{prefix}{line_no}: expected a JSON object per line, got "
+                                f"{type(row).__name__}")
+            yield prefix + str(line_no), row
 
 
-def _json_rows(path: Path, json_key: str | None) -> Iterator[Row]:
+def _skip_ws(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in _WHITESPACE:
+        pos += 1
+    return pos
+
+
+def _decode(text: str, pos: int, path: Path) -> tuple[Any, int]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return _DECODER.raw_decode(text, pos)
     except json.JSONDecodeError as err:
-        raise DataError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from err
-    if isinstance(data, dict):
-        if json_key is None:
-            list_keys = [k for k, v in data.items() if isinstance(v, list)]
-            if len(list_keys) != 1:
-                raise DataError(f"{path}: a JSON object with list fields {list_keys}; set json_key to the one "
-                                f"holding the rows")
-            json_key = list_keys[0]
-        if json_key not in data:
-            raise DataError(f"{path}: no key {json_key!r} in the JSON object (keys: {sorted(data)[:10]})")
-        data = data[json_key]
-    if not isinstance(data, list):
-        raise DataError(f"{path}: expected a JSON list of rows, got {type(data).__name__}")
-    for index, row in enumerate(data):
-        if not isinstance(row, dict):
-            raise DataError(f"{path}: record {index}: expected an object, got {type(row).__name__}")
-        yield f"{path}: record {index}", row
+        raise DataError(f"{path}:{err.lineno}: not valid JSON ({err.msg} at column {err.colno})") from err
+
+
+def _expect(text: str, pos: int, chars: str, path: Path) -> int:
+    pos = _skip_ws(text, pos)
+    if pos >= len(text) or text[pos] not in chars:
+        line = text.count("\n", 0, pos) + 1
+        found = repr(text[pos]) if pos < len(text) else "end of file"
+        raise DataError(f"{path}:{line}: not valid JSON (expected one of {chars!r}, found {found})")
+    return pos
+
+
+def _list_start(text: str, path: Path, json_key: str | None) -> int:
+    """Offset of the ``[`` of the row list: the top-level list, or the list under ``json_key`` of an
+    object."""
+    pos = _expect(text, 0, "[{", path)
+    if text[pos] == "[":
+        return pos
+    lists, pos = {}, pos + 1
+    while True:
+        pos = _expect(text, pos, '"}', path)
+        if text[pos] == "}":
+            break
+        key, pos = _decode(text, pos, path)
+        pos = _expect(text, pos, ":", path) + 1
+        start = _skip_ws(text, pos)
+        _, pos = _decode(text, start, path)
+        if text[start] == "[":
+            lists[key] = start
+        pos = _expect(text, pos, ",}", path)
+        if text[pos] == "}":
+            break
+        pos += 1
+    if json_key is None:
+        if len(lists) != 1:
+            raise DataError(f"{path}: a JSON object with list fields {sorted(lists)}; set json_key to the "
+                            f"one holding the rows")
+        json_key = next(iter(lists))
+    if json_key not in lists:
+        raise DataError(f"{path}: no list under key {json_key!r} in the JSON object (lists: {sorted(lists)})")
+    return lists[json_key]
+
+
+def _json_rows(path: Path, text: str, json_key: str | None) -> Iterator[Row]:
+    """The objects of a JSON list, each with the line it starts on (the file is decoded once, in C)."""
+    pos, line, counted, index = _list_start(text, path, json_key) + 1, 1, 0, 0
+    pos = _skip_ws(text, pos)
+    if pos < len(text) and text[pos] == "]":
+        return
+    while True:
+        pos = _skip_ws(text, pos)
+        line += text.count("\n", counted, pos)
+        counted = pos
+        row, pos = _decode(text, pos, path)
+        where = f"{path}:{line} (record {index})"
+        if type(row) is not dict:
+            raise DataError(f"{where}: expected an object, got {type(row).__name__}")
+        yield where, row
+        index += 1
+        pos = _expect(text, pos, ",]", path)
+        if text[pos] == "]":
+            return
+        pos += 1
+
+
+def _csv_rows(path: Path, compressed: bool) -> Iterator[Row]:
+    with _open_text(path, compressed) as handle:
+        reader = csv.DictReader(handle)
+        start = 2
+        for row in reader:
+            yield f"{path}:{start}", row
+            start = reader.line_num + 1
 
 
 def _parquet_rows(path: Path) -> Iterator[Row]:
@@ -94,3 +180,19 @@ def hub_rows(name: str, config: str | None, split: str) -> Iterator[Row]:
                         f"{str(err).splitlines()[0][:200]}; download the official file and set `path:`") from err
     for index, row in enumerate(dataset):
         yield f"{name}[{split}] row {index}", row
+
+
+ROW_KEY = "__row__"
+"""Key under which :func:`numbered` stores a row's position: ``"<split>-<index>"`` (``all`` for one file)."""
+
+
+def numbered(source: dict[str, Iterator[Row]] | Iterator[Row]) -> dict[str, Iterator[Row]] | Iterator[Row]:
+    """The same rows, each with its 0-based position in its split (or single file) under ``ROW_KEY``; for
+    datasets whose rows carry no id (ids are then stable for a given file or hub split)."""
+    def tag(name: str, rows: Iterator[Row]) -> Iterator[Row]:
+        for index, (where, row) in enumerate(rows):
+            yield where, {**row, ROW_KEY: f"{name}-{index}"}
+
+    if isinstance(source, dict):
+        return {split: tag(split, rows) for split, rows in source.items()}
+    return tag("all", source)

@@ -18,13 +18,17 @@ class QARecord:
     context: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
 
-    def validate(self, where: str) -> QARecord:
-        """Raise ``DataError`` naming ``where`` (file:line) if a field is missing, mistyped or empty."""
+    def validate(self, where: str, require_answers: bool = True) -> QARecord:
+        """Raise ``DataError`` naming ``where`` (file:line) if a field is missing, mistyped or empty.
+
+        ``require_answers=False`` admits an empty answer list: a question with no correct answer by design
+        (e.g. about a fabricated entity), which every grader then scores as wrong.
+        """
         if not isinstance(self.question, str) or not self.question.strip():
             raise DataError(f"{where}: empty or non-text question; fix the row or set strict: false to skip it")
         if not isinstance(self.answers, list) or not all(isinstance(a, str) for a in self.answers):
             raise DataError(f"{where}: answers must be a list of strings, got {type(self.answers).__name__}")
-        if not [a for a in self.answers if a.strip()]:
+        if require_answers and not [a for a in self.answers if a.strip()]:
             raise DataError(f"{where}: empty answer list for question {self.question[:60]!r}; every question "
                             f"needs at least one non-empty alias (or set strict: false to skip such rows)")
         return self

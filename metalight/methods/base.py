@@ -21,6 +21,7 @@ from metalight.data.records import RecordBatch
 from metalight.evaluation import EvalSettings, SampleResult, evaluate_records, results_to_tensors
 from metalight.metrics import MetacognitionMetrics
 from metalight.models.loading import DTypeName, load_model
+from metalight.models.sharding import full_params_for_generation
 
 log = logging.getLogger(__name__)
 
@@ -96,13 +97,19 @@ class MetacognitionModule(LightningModule):
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
 
     # ---- evaluation -------------------------------------------------------------------------------------
+    def generation_context(self):
+        """Context for ``generate`` calls: gathers FSDP root parameters when the model is FSDP-wrapped."""
+        trainer = self._trainer
+        return full_params_for_generation(trainer.strategy.model if trainer is not None else None)
+
     def evaluate(self, records) -> list[SampleResult]:
         """Dual-prompt evaluation of ``records`` with this module's settings (model in eval mode)."""
         was_training = self.model.training
         self.model.eval()
         try:
-            return evaluate_records(self.model, self.tokenizer, records, self.eval_settings,
-                                    synced_gpus=self.synced_generation())
+            with self.generation_context():
+                return evaluate_records(self.model, self.tokenizer, records, self.eval_settings,
+                                        synced_gpus=self.synced_generation())
         finally:
             self.model.train(was_training)
 

@@ -52,7 +52,7 @@ def test_invalid_json_line_names_file_and_line(tmp_path):
 @pytest.mark.parametrize(("row", "message"), [
     (trivia_row(1, aliases=()), "empty answer list"),
     (trivia_row(1, question=""), "empty or non-text question"),
-    ({"question": "Q?", "question_id": "x"}, "missing `answer`"),
+    ({"question": "Q?", "question_id": "x"}, "missing field `answer`"),
     ({**trivia_row(1), "answer": {"aliases": "Paris", "value": "Paris"}}, "must be a list"),
 ])
 def test_malformed_rows_name_file_and_line(tmp_path, row, message):

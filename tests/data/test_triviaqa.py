@@ -1,8 +1,11 @@
 """TriviaQA's native schemas (hub rc.nocontext and the official JSON files) map to records."""
 
 import json
+from pathlib import Path
 
 from metalight.data.sources.triviaqa import TriviaQADataModule
+
+ROWS = Path(__file__).parent / "fixtures" / "triviaqa_native_rows.jsonl"
 
 HUB_ROW = {"question": "Which Lloyd Webber musical premiered in the US on 10th December 1993?",
            "question_id": "tc_33", "question_source": "http://www.triviacountry.com/",
@@ -44,3 +47,9 @@ def test_official_json_file_reads_the_data_list(tmp_path):
     path.write_text(json.dumps(OFFICIAL))
     record = TriviaQADataModule(path={"test": str(path)}).records("test")[0]
     assert (record.id, record.answers) == ("tc_2", ["David Seville"])
+
+
+def test_fixture_rows_in_the_hub_schema():
+    records = TriviaQADataModule(path={"train": str(ROWS)}).records("train")
+    assert [r.id for r in records] == ["tc_33", "tc_2"]
+    assert records[1].answers == ["David Seville"] and records[1].meta["value"] == "David Seville"

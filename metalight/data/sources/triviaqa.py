@@ -1,7 +1,16 @@
-"""TriviaQA (Joshi et al. 2017), closed-book: the ``rc.nocontext`` schema of the hub dataset
-``mandarjoshi/trivia_qa`` or the official ``*.json`` files (``{"Data": [{"Question", "Answer": {...}}]}``).
+"""TriviaQA (Joshi et al. 2017), closed-book. Reads either native schema:
 
-No TriviaQA rows ship with metalight: point ``path:`` at an official file or export, or ``hub_name:`` at
+* the hub dataset ``mandarjoshi/trivia_qa`` (config ``rc.nocontext``; ``rc`` has the same questions plus
+  evidence), one row per question::
+
+    {"question": str, "question_id": str, "question_source": str, "entity_pages": {...},
+     "search_results": {...}, "answer": {"aliases": [str], "normalized_aliases": [str], "value": str,
+     "normalized_value": str, "matched_wiki_entity_name": str, "type": str, ...}}
+
+* the official ``*.json`` files of the TriviaQA release (``{"Data": [{"Question", "QuestionId",
+  "Answer": {"Aliases", "NormalizedAliases", "Value", ...}}], "Domain", "Version"}``).
+
+No TriviaQA rows ship with metalight: point ``path:`` at an official file or an export, or ``hub_name:`` at
 the hub dataset. The hub test split has hidden answers, so ``test`` is not read from the hub by default.
 """
 
@@ -10,12 +19,19 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from metalight.data.datamodule import QADataModule
+from metalight.data.fields import need, need_dict, need_list, need_str, unique_texts
 from metalight.data.records import QARecord
-from metalight.errors import DataError
+
+HUB_SCHEMA = ("question: str, question_id: str, "
+              "answer: {value: str, aliases: [str], normalized_aliases: [str]}")
+OFFICIAL_SCHEMA = ("Question: str, QuestionId: str, "
+                   "Answer: {Value: str, Aliases: [str], NormalizedAliases: [str]}")
+_OFFICIAL_KEYS = {"question": "Question", "question_id": "QuestionId", "answer": "Answer", "value": "Value",
+                  "aliases": "Aliases", "normalized_aliases": "NormalizedAliases"}
 
 
 class TriviaQADataModule(QADataModule):
-    """TriviaQA questions with answer aliases.
+    """TriviaQA questions with answer aliases (the value first, then the aliases, without repeats).
 
     Args:
         answers_field: ``aliases`` (ESMA: the raw aliases) or ``normalized_aliases`` (Know-thyself).
@@ -30,22 +46,16 @@ class TriviaQADataModule(QADataModule):
 
     def parse_row(self, row: dict[str, Any], where: str) -> QARecord:
         if "Question" in row:  # the official JSON files use capitalised keys
-            question, answer, qid = row["Question"], row.get("Answer"), row.get("QuestionId")
-            official = {"aliases": "Aliases", "normalized_aliases": "NormalizedAliases", "value": "Value"}
+            keys, schema = _OFFICIAL_KEYS, OFFICIAL_SCHEMA
         else:
-            question, answer, qid = row.get("question"), row.get("answer"), row.get("question_id")
-            official = {"aliases": "aliases", "normalized_aliases": "normalized_aliases", "value": "value"}
-        if not isinstance(answer, dict):
-            raise DataError(f"{where}: missing `answer` object (TriviaQA schema: answer.value, answer.aliases)")
-        aliases = answer.get(official[self.answers_field])
-        if not isinstance(aliases, list):
-            raise DataError(f"{where}: answer.{official[self.answers_field]} must be a list of strings")
-        value = answer.get(official["value"])
-        answers = list(dict.fromkeys(([value] if isinstance(value, str) and value.strip() else []) +
-                                     [a for a in aliases if isinstance(a, str) and a.strip()]))
-        if not answers and aliases and not all(isinstance(a, str) for a in aliases):
-            raise DataError(f"{where}: answer aliases must be strings")
-        if qid is None:
-            raise DataError(f"{where}: missing question_id")
-        return QARecord(id=str(qid), question=question, answers=answers,
-                        meta={"source": "triviaqa"}).validate(where)
+            keys, schema = {k: k for k in _OFFICIAL_KEYS}, HUB_SCHEMA
+        question = need_str(row, keys["question"], where, schema)
+        qid = need(row, keys["question_id"], where, schema)
+        answer = need_dict(row, keys["answer"], where, schema)
+        aliases = need_list(answer, keys[self.answers_field], where, schema)
+        value = answer.get(keys["value"])
+        if self.answers_field == "normalized_aliases":
+            value = answer.get("NormalizedValue" if keys is _OFFICIAL_KEYS else "normalized_value")
+        return QARecord(id=str(qid), question=question, answers=unique_texts([value, *aliases]),
+                        meta={"source": "triviaqa", "value": value if isinstance(value, str) else None}
+                        ).validate(where)

@@ -1,0 +1,30 @@
+"""Every data fragment under configs/data/ composes with an experiment config and parses (--print_config)."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from metalight.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+FRAGMENTS = sorted((ROOT / "configs" / "data").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("fragment", FRAGMENTS, ids=lambda p: p.name)
+def test_fragment_composes_with_quickstart(fragment, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["validate", "--config", str(ROOT / "configs/quickstart.yaml"), "--config", str(fragment),
+              "--print_config"])
+    assert exit_info.value.code in (0, None)
+    printed = yaml.safe_load(capsys.readouterr().out)
+    expected = yaml.safe_load(fragment.read_text())["data"]
+    assert printed["data"]["class_path"] == expected["class_path"]
+    for key, value in (expected.get("init_args") or {}).items():
+        assert printed["data"]["init_args"][key] == value
+
+
+def test_every_dataset_module_has_a_fragment():
+    modules = {p.stem for p in (ROOT / "metalight/data/sources").glob("*.py") if p.stem != "__init__"}
+    classes = {yaml.safe_load(f.read_text())["data"]["class_path"].split(".")[-2] for f in FRAGMENTS}
+    assert modules <= classes
