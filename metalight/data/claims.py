@@ -95,7 +95,8 @@ class ClaimDataModule(QADataModule):
         """Claims of one consistency group stay in the same split."""
         return record.consistency_id
 
-    def _cap(self, split: str, records: list[ClaimRecord]) -> list[ClaimRecord]:
+    def _cap(self, split: str, records: list[ClaimRecord], label_fn=None) -> list[ClaimRecord]:
+        # Whole groups, not single claims: ``stratify`` does not apply to groups of mixed labels.
         limit = self.max_samples.get(split) if isinstance(self.max_samples, dict) else self.max_samples
         if limit is None or limit >= len(records):
             return records
