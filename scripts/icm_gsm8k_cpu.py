@@ -69,7 +69,11 @@ def plot(report: dict, curves: dict, path: Path) -> None:
     left.tick_params(axis="x", rotation=20)
     if "train/agreement" in curves:
         steps, agree = zip(*curves["train/agreement"])
-        right.plot(steps, agree, label="agreement (labelled claims of the chunk)")
+        right.plot(steps, agree, marker=".", label="agreement (labelled claims of the chunk)")
+        chunks = curves.get("train/chunk", [])
+        for (_, before), (step, after) in zip(chunks, chunks[1:]):
+            if after != before:
+                right.axvline(step - 0.5, color="grey", lw=0.6, ls=":")
     right.set_xlabel("annealing step (all chunks)")
     right.set_ylim(0, 1)
     right.legend(loc="lower right")

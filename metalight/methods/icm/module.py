@@ -114,17 +114,22 @@ class ICMModule(MetacognitionModule):
     def on_fit_start(self) -> None:
         if self.trainer.world_size > 1:
             raise ConfigError("ICM's search is sequential: run it on one device (trainer.devices: 1)")
-        datamodule = self._datamodule()
-        self.rule = rule_for(datamodule.testbed)
-        self.records = datamodule.records("train")
+        datamodule = self._load_claims()
         if not self.records:
             raise ConfigError(f"{type(datamodule).__name__}: the train split has no claims to label")
-        self.prompts = [datamodule.render(r) for r in self.records]
         self.chunks = make_chunks([r.consistency_id for r in self.records], self.chunk_size, self.seed)
         limit = context_limit(self.model, self.tokenizer)
         for chunk in self.chunks:
             needed = self._scorer(chunk).max_context_tokens()
             check_fits(needed, limit, len(chunk), len(self.records), self.chunk_size)
+
+    def _load_claims(self):
+        """The train claims (the data ICM labels), their prompts and the testbed's rule."""
+        datamodule = self._datamodule()
+        self.rule = rule_for(datamodule.testbed)
+        self.records = datamodule.records("train")
+        self.prompts = [datamodule.render(r) for r in self.records]
+        return datamodule
 
     def _scorer(self, chunk: list[int]) -> MutualPredictability:
         return MutualPredictability(self.model, self.tokenizer, [self.prompts[i] for i in chunk], self.label_words,
@@ -257,6 +262,8 @@ class ICMModule(MetacognitionModule):
     def _heldout_step(self, batch: RecordBatch, split: str) -> None:
         """Label held-out claims with the last labelled chunk in context (ICM labels vs gold labels vs none)."""
         queries = batch.real_records
+        if not self.records:  # validate / test straight from a checkpoint: fit never loaded the claims
+            self._load_claims()
         demos = self.finished[-1]["labels"] if self.finished else []
         by_id = {r.id: r for r in self.records}
         demo_records = [by_id[claim_id] for claim_id, label in demos if label is not None]

@@ -32,13 +32,14 @@ def claims_file(tmp_path, problems=4):
     return str(path)
 
 
-def fit(tmp_path, model_dir, data_path, ckpt_path=None, callbacks=(), **module_args):
+def fit(tmp_path, model_dir, data_path, ckpt_path=None, callbacks=(), data_args=None, **module_args):
     args = dict(model=str(model_dir), K=4, chunk_size=4, num_seed=2, alpha=30.0) | module_args
     module = ICMModule(**args)
     trainer = Trainer(max_epochs=-1, limit_val_batches=0, logger=TensorBoardLogger(str(tmp_path), name="icm"),
                       callbacks=list(callbacks), enable_progress_bar=False, enable_model_summary=False,
-                      enable_checkpointing=bool(callbacks))
-    trainer.fit(module, datamodule=GSM8KVerificationDataModule(path=data_path), ckpt_path=ckpt_path)
+                      enable_checkpointing=bool(callbacks), log_every_n_steps=1)
+    trainer.fit(module, datamodule=GSM8KVerificationDataModule(path=data_path, **(data_args or {})),
+                ckpt_path=ckpt_path)
     return module, trainer
 
 
@@ -70,6 +71,14 @@ def test_resume_from_a_mid_chunk_checkpoint_replays_the_same_proposals(tmp_path,
     assert steps(resumed.proposals) == steps(reference.proposals)[6:]
     assert resumed.finished[-1]["labels"] == reference.finished[-1]["labels"]
     assert trainer.global_step == 8
+
+
+def test_held_out_claims_are_labelled_with_icm_labels_as_demonstrations(tmp_path, tiny_model_dir):
+    data = GSM8KVerificationDataModule(path=claims_file(tmp_path, problems=6), test_fraction=0.34)
+    module, trainer = fit(tmp_path, tiny_model_dir, data.path, data_args={"test_fraction": 0.34}, K=2)
+    metrics = trainer.test(module, datamodule=data, verbose=False)[0]
+    assert {"test/accuracy_icm_demos", "test/accuracy_gold_demos", "test/accuracy_zero_shot"} <= set(metrics)
+    assert all(0 <= v <= 1 for v in metrics.values())
 
 
 def test_testbed_without_rules_is_rejected(tmp_path, tiny_model_dir):
