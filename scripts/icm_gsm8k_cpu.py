@@ -7,7 +7,8 @@ zero-shot, random labels, random-label demonstrations and gold-label demonstrati
 
 Builds ``runs/data/gsm8k_verification.jsonl`` first if it is missing (scripts/build_gsm8k_verification.py),
 runs ``cli.py fit --config configs/icm/gsm8k_cpu.yaml`` with the sizes below, and writes
-``docs/results/icm_gsm8k_cpu.{json,md,png}`` from the run's report.json and TensorBoard logs.
+``docs/results/icm_gsm8k_cpu.{json,md,png}`` from the run's report.json and TensorBoard logs (``--quick``
+writes to ``runs/icm_results/`` instead, so a check never overwrites the documented results).
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--steps", type=int, default=12, help="annealing steps per chunk (upstream's K)")
     parser.add_argument("--num-seed", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=str(OUT))
+    parser.add_argument("--out", default=None, help=f"results folder (default {OUT}; --quick: runs/icm_results)")
     args = parser.parse_args(argv)
     if args.quick:
         args.claims, args.chunk, args.steps = 8, 4, 3
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> Path:
     command = "python scripts/icm_gsm8k_cpu.py" + (" --quick" if args.quick else "")
     sizing = {"claims": args.claims, "chunk": args.chunk, "steps": args.steps, "threads": args.threads,
               "seconds": seconds, "command": command, "run_dir": str(run_path)}
-    out = Path(args.out)
+    out = Path(args.out or ("runs/icm_results" if args.quick else OUT))
     stem = "icm_gsm8k_cpu_quick" if args.quick else "icm_gsm8k_cpu"
     atomic_write_json(out / f"{stem}.json", {"report": report, "sizing": sizing})
     atomic_write_text(out / f"{stem}.md", markdown(report, sizing))
