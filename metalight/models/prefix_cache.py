@@ -107,3 +107,58 @@ def _prefill(model, prefix_ids: Tensor, prefix_mask: Tensor):
     model(input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=(prefix_mask.cumsum(-1) - 1).clamp(min=0),
           past_key_values=cache, use_cache=True, logits_to_keep=1)
     return cache
+
+
+def prefill_sequence(model, ids: Sequence[int], previous: tuple[Sequence[int], object] | None = None):
+    """The KV cache (``DynamicCache``) of one token sequence, run as a batch of one.
+
+    ``previous`` = (ids, cache) of an earlier call: the cache is cropped to the tokens both sequences share and
+    only the rest is run (the earlier cache is modified in place and returned).
+    """
+    device = next(model.parameters()).device
+    shared = common_prefix_length([previous[0], ids]) if previous is not None and len(previous[0]) and len(ids) else 0
+    if shared == 0:
+        tokens = torch.as_tensor([list(ids)], dtype=torch.long, device=device)
+        return _prefill(model, tokens, torch.ones_like(tokens))
+    cache = previous[1]
+    if shared < cache.get_seq_length():
+        cache.crop(shared - cache.get_seq_length())  # a negative count removes tokens in every transformers 5.x
+    if shared < len(ids):
+        new = torch.as_tensor([list(ids[shared:])], dtype=torch.long, device=device)
+        positions = torch.arange(shared, len(ids), device=device)[None]
+        model(input_ids=new, attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=device),
+              position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1)
+    return cache
+
+
+def batch_on_prefilled(model, cache, cuts: Sequence[int], suffixes: Sequence[Sequence[int]], prefix_ids: Sequence[int],
+                       pad_id: int) -> PrefixedBatch:
+    """Rows ``prefix_ids[:cut] + suffix``, each taking its first ``cut`` tokens from ``cache`` — the KV of
+    ``prefix_ids`` from :func:`prefill_sequence` — sliced and left-padded, so only the suffixes are run.
+
+    ICM's leave-one-out prompts share ever longer prefixes of one demonstration sequence: row i keeps the
+    demonstrations before claim i and recomputes only those after it (exact, unlike attention masking).
+    """
+    from transformers import DynamicCache
+
+    device = next(model.parameters()).device
+    width = max(cuts)
+    if width == 0:
+        ids, mask = _pad_left(suffixes, max(len(s) for s in suffixes), pad_id)
+        return PrefixedBatch(ids.to(device), mask.to(device), None, 0)
+    prefix_rows = [list(prefix_ids[:cut]) for cut in cuts]
+    prefix_tokens, prefix_mask = _pad_left(prefix_rows, width, pad_id)
+    layers = []
+    for layer in cache.layers:
+        keys, values = layer.keys, layer.values
+        shape = (len(cuts), keys.shape[1], width, keys.shape[3])
+        new_keys, new_values = keys.new_zeros(shape), values.new_zeros(shape)
+        for row, cut in enumerate(cuts):
+            if cut:
+                new_keys[row, :, width - cut:] = keys[0, :, :cut]
+                new_values[row, :, width - cut:] = values[0, :, :cut]
+        layers.append((new_keys, new_values))
+    suffix_tokens, suffix_mask = _pad_left(suffixes, max(len(s) for s in suffixes), pad_id)
+    input_ids = torch.cat([prefix_tokens, suffix_tokens], dim=1).to(device)
+    attention_mask = torch.cat([prefix_mask, suffix_mask], dim=1).to(device)
+    return PrefixedBatch(input_ids, attention_mask, DynamicCache(ddp_cache_data=layers, config=model.config), width)
