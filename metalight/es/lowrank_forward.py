@@ -4,7 +4,8 @@ A selected Linear layer computes, for each row with member m,
     y = x Wᵀ + b + s_m · σ/√r · ((x B_m) A_mᵀ)
 (s_m = ±1 the antithetic sign), i.e. the output of weights W + s_m σ A_m B_mᵀ/√r, without touching W.
 Forward hooks add the low-rank term; the factors of the group's members are drawn once and kept
-([members, out, r] and [members, in, r] per matrix: r·(out + in) numbers per member and matrix).
+(r·(out + in) numbers per member and matrix). The hook costs two dense products with members·r columns,
+so its overhead relative to the layer is about members·r·(1/in + 1/out).
 
 The hooks need to know which member each row of the *current* forward belongs to. Callers run every
 forward inside the context of :meth:`LowRankPopulation.row_context`, giving each row's index into the
@@ -40,11 +41,12 @@ class LowRankPopulation:
         self.device = scheme.selected[scheme.matrices[0]].param.device
         signs = torch.tensor([m.sign for m in self.members], dtype=torch.float32, device=self.device)
         self.member_scale = signs * (sigma / math.sqrt(scheme.rank))
+        # Per matrix, all members' factors side by side: B [in, members·r] and A [members·r, out].
         self.factors: dict[int, tuple[Tensor, Tensor]] = {}
         for index in scheme.matrices:
             pairs = [scheme.factors(m.seed, index) for m in self.members]
-            self.factors[index] = (torch.stack([a for a, _ in pairs]), torch.stack([b for _, b in pairs]))
-        self._current: Tensor | None = None
+            self.factors[index] = (torch.cat([b for _, b in pairs], dim=1), torch.cat([a.T for a, _ in pairs], dim=0))
+        self._row_weights: Tensor | None = None
         self._handles: list = []
 
     # ---- which rows are in the current forward -----------------------------------------------------------
@@ -52,15 +54,20 @@ class LowRankPopulation:
         """A ``row_context`` for :func:`metalight.es.decode.decode_rows`: original row i belongs to member
         ``row_member[i]`` (an index into ``members``)."""
         members_of_rows = torch.as_tensor(list(row_member), dtype=torch.long, device=self.device)
+        rank = self.scheme.rank
 
         @contextmanager
         def rows(index: Tensor) -> Iterator[None]:
-            previous = self._current
-            self._current = members_of_rows[index.to(self.device)]
+            previous = self._row_weights
+            members = members_of_rows[index.to(self.device)]
+            # Row weights [rows, members·r]: the row's member scale on its member's r columns, 0 elsewhere.
+            weights = torch.zeros(len(members), len(self.members), device=self.device)
+            weights[torch.arange(len(members), device=self.device), members] = self.member_scale[members]
+            self._row_weights = weights.repeat_interleave(rank, dim=1)
             try:
                 yield
             finally:
-                self._current = previous
+                self._row_weights = previous
 
         return rows
 
@@ -77,19 +84,18 @@ class LowRankPopulation:
         self._handles = []
 
     def _hook(self, index: int):
-        a_all, b_all = self.factors[index]
+        b_cat, a_cat = self.factors[index]
 
         def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor:
-            members = self._current
-            if members is None:
+            weights = self._row_weights
+            if weights is None:
                 raise RuntimeError("a perturbed Linear ran outside a row context: the rows' members are unknown")
             x = inputs[0]
-            if x.shape[0] != members.shape[0]:
-                raise RuntimeError(f"batch of {x.shape[0]} rows but {members.shape[0]} row members were given")
-            flat = x.reshape(x.shape[0], -1, x.shape[-1])  # [rows, tokens, in]
-            scale = self.member_scale[members].to(x.dtype)[:, None, None]
-            xb = torch.bmm(flat, b_all[members]) * scale  # [rows, tokens, r]
-            delta = torch.bmm(xb, a_all[members].transpose(1, 2))  # [rows, tokens, out]
-            return output + delta.reshape(output.shape)
+            if x.shape[0] != weights.shape[0]:
+                raise RuntimeError(f"batch of {x.shape[0]} rows but {weights.shape[0]} row members were given")
+            # Two dense products instead of a per-row gather: every row is projected on all members'
+            # r columns of B (members·r extra outputs), the other members' columns are zeroed, then A.
+            xb = (x @ b_cat) * weights.to(x.dtype).view(x.shape[0], *([1] * (x.dim() - 2)), -1)
+            return output.add_(xb @ a_cat)
 
         return hook

@@ -3,7 +3,7 @@
 
 One training step is one ES iteration over the same ``num_data_per_iteration`` questions for every member:
 
-1. draw N member seeds and the iteration's questions from (``seed``, global step) — a resumed run, and
+1. draw N member seeds and the iteration's questions from (``es_seed``, global step) — a resumed run, and
    every DDP rank, replays exactly the same ones;
 2. each rank evaluates its round-robin share of the members: θ + sᵢσεᵢ → direct and meta answers →
    fitness Rᵢ = mean per-question reward (``esma``: correct + [correct = said yes]);
@@ -20,8 +20,11 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
+from dataclasses import replace
 
 import torch
+from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor
 
 from metalight.errors import ConfigError
@@ -31,10 +34,13 @@ from metalight.es.population import (Decoder, EngineSettings, PopulationMode, ch
                                      members_per_batch, plan_groups)
 from metalight.es.selection import select_parameters
 from metalight.es.update import Member, Shaping, member_seeds, shape_fitness, shard, write_es_gradient
+from metalight.evaluation import MetaReadout
 from metalight.methods.base import MetacognitionModule
 from metalight.methods.rewards import get_reward, member_fitness, reward_summary
 
 log = logging.getLogger(__name__)
+# ESMA checkpoints the weights after the step's update on purpose: that is the state a resumed run continues.
+warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
 
 COLUMNS = ("fitness", "correctness", "alignment", "yes_ratio")
 
@@ -52,8 +58,7 @@ def iteration_questions(pool_size: int, per_step: int, seed: int, step: int) -> 
 
 
 class ESMAModule(MetacognitionModule):
-    """ESMA fine-tuning by evolution strategies (see module docstring); the optimizer (default SGD with the
-    paper's α = 5e-4) is set by the config's top-level ``optimizer:``.
+    """ESMA fine-tuning by evolution strategies (see module docstring).
 
     Args:
         sigma: perturbation scale σ, in weight units (paper: 1e-3).
@@ -69,23 +74,29 @@ class ESMAModule(MetacognitionModule):
         noise_dtype: draw noise in the parameter dtype (``param``, upstream) or ``float32``.
         perturb_non_matrix: with ``lowrank``, give norms/biases/embeddings full-rank noise too.
         fitness_shaping: ``zscore`` (upstream) or ``rank`` (centred ranks).
-        seed: run seed; member seeds and questions come from (seed, global step).
+        es_seed: run seed of the ES: member seeds and questions come from (es_seed, global step).
         population: ``sequential`` (member by member) or ``batched`` (``lowrank``: members share batches).
         decoder: ``hf`` (``model.generate``) or ``compact`` (finished rows leave the batch).
         members_per_batch: members per batch in ``batched`` mode (default: from ``max_memory_gb``).
         max_memory_gb: working memory one batch may use, GB (default: what is free on the device).
         restore: undo a perturbation by ``subtract`` (upstream) or from a ``copy`` (bitwise exact).
         prefix_cache: prefill shared prompt prefixes once per member.
+        reward_meta_readout: how the training rewards read the meta answer (``logits``: P(yes) > 0.5 from one
+            forward pass, no meta generation); default: as ``evaluation.meta_readout`` (validation keeps it).
+        optimizer: the torch optimizer stepping the ES gradient (``class_path`` + ``init_args``; built once the
+            model is loaded); default SGD with the paper's α = 5e-4 as lr.
         (model, dtype, evaluation, dprime_correction: see ``MetacognitionModule``)
     """
 
     def __init__(self, sigma: float = 1e-3, population_size: int = 32, num_data_per_iteration: int = 256,
                  reward: str = "esma", noise: SchemeName = "esma", rank: int = 1, antithetic: bool = False,
                  parameters: str = "all", layers: list[int] | None = None, noise_dtype: NoiseDType = "param",
-                 perturb_non_matrix: bool = False, fitness_shaping: Shaping = "zscore", seed: int = 42,
+                 perturb_non_matrix: bool = False, fitness_shaping: Shaping = "zscore", es_seed: int = 42,
                  population: PopulationMode = "sequential", decoder: Decoder = "hf",
                  members_per_batch: int | None = None, max_memory_gb: float | None = None,
-                 restore: RestoreMode = "subtract", prefix_cache: bool = True, **kwargs):
+                 restore: RestoreMode = "subtract", prefix_cache: bool = True,
+                 reward_meta_readout: MetaReadout | None = None, optimizer: OptimizerCallable | None = None,
+                 **kwargs):
         super().__init__(**kwargs)  # saves every init argument (this class's too) as hparams
         self.automatic_optimization = False
         problems = []
@@ -100,7 +111,10 @@ class ESMAModule(MetacognitionModule):
         if problems:
             raise ConfigError("ESMAModule: " + "; ".join(problems))
         self.reward_fn = get_reward(reward)
+        self.optimizer_factory = optimizer
         self.engine = EngineSettings(population, decoder, members_per_batch, max_memory_gb, restore, prefix_cache)
+        self.reward_settings = replace(self.eval_settings, meta_readout=reward_meta_readout or
+                                       self.eval_settings.meta_readout)
         self.scheme = None
         self.per_batch = 1
         self._pool: list | None = None
@@ -114,11 +128,13 @@ class ESMAModule(MetacognitionModule):
             layers = tuple(h.layers) if h.layers is not None else None
             self.scheme = make_scheme(h.noise, select_parameters(self.model, h.parameters, layers), h.noise_dtype,
                                       h.rank, h.perturb_non_matrix)
-            check_engine(self.engine, self.scheme, self.eval_settings)
+            check_engine(self.engine, self.scheme, self.reward_settings)
 
     def configure_optimizers(self):
-        """SGD with the paper's α = 5e-4 (replaced by a top-level ``optimizer:`` in the config)."""
-        return torch.optim.SGD(self.model.parameters(), lr=5e-4)
+        """The ``optimizer`` init argument over the model's parameters (default: SGD, lr = α = 5e-4)."""
+        if self.optimizer_factory is None:
+            return torch.optim.SGD(self.model.parameters(), lr=5e-4)
+        return self.optimizer_factory(self.model.parameters())
 
     def on_fit_start(self) -> None:
         datamodule = self.trainer.datamodule
@@ -129,7 +145,7 @@ class ESMAModule(MetacognitionModule):
         if not self._pool:
             raise ConfigError("ESMAModule: the data module's train split is empty")
         per_batch = members_per_batch(self.model, self.scheme, self.engine, self.hparams.num_data_per_iteration,
-                                      self.eval_settings, self.hparams.population_size)
+                                      self.reward_settings, self.hparams.population_size)
         # Give every rank work: a group never holds more than its rank's share of the population.
         self.per_batch = min(per_batch, math.ceil(self.hparams.population_size / self.trainer.world_size))
         log.info("ESMA: %s noise on %d tensors, %s population, %d member(s) per batch", self.scheme.name,
@@ -137,11 +153,11 @@ class ESMAModule(MetacognitionModule):
 
     # ---- one ES iteration ---------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int) -> None:
-        """One ES iteration (the loader's batch only paces steps: questions come from (seed, step))."""
+        """One ES iteration (the loader's batch only paces steps: questions come from (es_seed, step))."""
         step, h = self.global_step, self.hparams
         questions = [self._pool[i] for i in iteration_questions(len(self._pool), h.num_data_per_iteration,
-                                                                 h.seed, step)]
-        members = member_seeds(h.seed, step, h.population_size, h.antithetic)
+                                                                 h.es_seed, step)]
+        members = member_seeds(h.es_seed, step, h.population_size, h.antithetic)
         start = time.perf_counter()
         table = self.gather_members(self.evaluate_members(questions, members, step))
         population_time = time.perf_counter() - start
@@ -159,10 +175,10 @@ class ESMAModule(MetacognitionModule):
         table[:, -1] = 0.0
         groups = shard(plan_groups(members, self.per_batch), self.global_rank, self.trainer.world_size)
         for group in groups:
-            if self.eval_settings.decoding != "greedy":  # sampled answers replay on resume too
-                torch.manual_seed(derive_seed(self.hparams.seed, step, group[0]))
+            if self.reward_settings.decoding != "greedy":  # sampled answers replay on resume too
+                torch.manual_seed(derive_seed(self.hparams.es_seed, step, group[0]))
             results = evaluate_population(self.model, self.tokenizer, questions, [members[i] for i in group],
-                                          self.scheme, self.hparams.sigma, self.eval_settings, self.engine,
+                                          self.scheme, self.hparams.sigma, self.reward_settings, self.engine,
                                           len(group))
             for index, member_results in zip(group, results):
                 summary = reward_summary(member_results)

@@ -19,7 +19,7 @@ QUESTIONS = [("Who wrote Hamlet?", "e"), ("What is the capital of France?", "a")
              ("Who painted the Mona Lisa?", "i"), ("How many legs has a spider?", "s"), ("Best year?", "n"),
              ("Who discovered penicillin?", "r"), ("Tallest mountain?", "t"), ("Fastest animal?", "l"),
              ("Smallest country?", "c"), ("Longest river?", "u"), ("Oldest city?", "m")]
-SMALL = dict(sigma=0.05, population_size=4, num_data_per_iteration=4, reward="correctness", seed=7,
+SMALL = dict(sigma=0.05, population_size=4, num_data_per_iteration=4, reward="correctness", es_seed=7,
              evaluation=EvalSettings(max_new_tokens=3, meta_readout="logits"))
 
 
@@ -44,7 +44,7 @@ def module(model_dir, **overrides) -> ESMAModule:
 def fit(esma: ESMAModule, questions: Path, steps: int, root: Path, ckpt_path: str | None = None,
         lr: float = 5e-4, **trainer_args) -> ESMAModule:
     """Train ``steps`` ES iterations with SGD(lr) (checkpoint every step, last.ckpt kept) on CPU."""
-    esma.configure_optimizers = lambda: torch.optim.SGD(esma.model.parameters(), lr=lr)
+    esma.optimizer_factory = lambda params: torch.optim.SGD(params, lr=lr)
     trainer = Trainer(max_steps=steps, accelerator="cpu", devices=trainer_args.pop("devices", 1),
                       default_root_dir=str(root), logger=False, enable_progress_bar=False, limit_val_batches=0,
                       callbacks=[ModelCheckpoint(dirpath=str(root / "ckpt"), save_last=True,

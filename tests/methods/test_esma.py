@@ -1,6 +1,7 @@
 """ESMAModule on a tiny random Llama: the ES step equals a hand computation, α = 0 changes nothing, resume
 and 2-process DDP give the same weights as one uninterrupted process, bad settings fail clearly."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -29,8 +30,8 @@ def hand_step(esma, questions_path, alpha):
     esma.configure_model()
     pool = datamodule(questions_path).records("train")
     h = esma.hparams
-    records = [pool[i] for i in iteration_questions(len(pool), h.num_data_per_iteration, h.seed, 0)]
-    members = member_seeds(h.seed, 0, h.population_size)
+    records = [pool[i] for i in iteration_questions(len(pool), h.num_data_per_iteration, h.es_seed, 0)]
+    members = member_seeds(h.es_seed, 0, h.population_size)
     fitness = []
     for m in members:
         with perturbed(esma.scheme, m.seed, h.sigma, "copy"):
@@ -136,3 +137,25 @@ def test_nan_rewards_get_zero_weight_and_all_nan_is_an_error(tiny_model_dir):
     assert missing == 1 and weights_[1] == 0 and weights_[0] == -weights_[2]
     with pytest.raises(ConfigError, match="NaN for every member"):
         esma.shape(torch.full((4,), float("nan")), step=3)
+
+
+def test_cli_fit_with_the_quickstart_config_logs_every_key(tiny_model_dir, tmp_path):
+    from metalight.cli import main
+    from scripts.esma_study import scalars
+
+    main(["fit", "--config", "configs/esma/quickstart.yaml", "--model.init_args.model", str(tiny_model_dir),
+          "--model.init_args.population_size", "2", "--model.init_args.num_data_per_iteration", "2",
+          "--model.init_args.evaluation.max_new_tokens", "2", "--data.init_args.max_samples.val", "3",
+          "--trainer.max_steps", "2", "--trainer.val_check_interval", "2", "--trainer.log_every_n_steps", "1",
+          "--trainer.logger.init_args.save_dir", str(tmp_path)])
+    (run,) = (tmp_path / "esma-quickstart").iterdir()
+    report = json.loads((run / "report.json").read_text())
+    assert report["n"] == 3 and report["step"] == 2 and report["model"] == str(tiny_model_dir)
+    logged = scalars(run, tags=TRAIN_KEYS + ("val/dprime_type2", "val/accuracy"))
+    assert set(logged) == set(TRAIN_KEYS) | {"val/dprime_type2", "val/accuracy"}
+    assert [step for _, step, _ in logged["train/reward_mean"]] == [0, 1]
+
+
+TRAIN_KEYS = ("train/reward_mean", "train/reward_std", "train/reward_min", "train/reward_max", "train/correctness",
+              "train/alignment", "train/yes_ratio", "train/nan_members", "train/grad_norm", "train/update_norm",
+              "time/population_eval", "time/update")
