@@ -124,14 +124,25 @@ def evaluate_records(model, tokenizer, records: Sequence[QARecord], settings: Ev
         answers, meta_texts = out.texts[:n], out.texts[n:]
         p_yes = (p_yes_from_logits(out.first_token_logits[n:], len(ids[0])).tolist() if ids
                  else [float("nan")] * n)
-        decisions = [parse_meta_answer(t, settings.yes_no_rule, settings.language) for t in meta_texts]
-        said_yes = [d.said_yes for d in decisions]
-        parsed = [d.parsed for d in decisions]
     else:
         answers = generate(model, tokenizer, direct, decoding, settings.max_input_tokens,
                            synced_gpus=synced_gpus).texts
         p_yes = yes_probability(model, tokenizer, meta, ids[0], ids[1], settings.max_input_tokens).tolist()
+        meta_texts = None
+    return score_answers(records, direct, meta, answers, meta_texts, p_yes, settings)
+
+
+def score_answers(records: Sequence[QARecord], direct: Sequence[Prompt], meta: Sequence[Prompt],
+                  answers: Sequence[str], meta_texts: Sequence[str] | None, p_yes: Sequence[float],
+                  settings: EvalSettings) -> list[SampleResult]:
+    """Grade the direct answers and read the meta decisions: generated ``meta_texts`` parsed with the
+    yes/no rule, or (``meta_texts=None``, logits read-out) said_yes = P(yes) > 0.5."""
+    n = len(records)
+    if meta_texts is None:
         meta_texts, said_yes, parsed = [None] * n, [p > 0.5 for p in p_yes], [True] * n
+    else:
+        decisions = [parse_meta_answer(t, settings.yes_no_rule, settings.language) for t in meta_texts]
+        said_yes, parsed = [d.said_yes for d in decisions], [d.parsed for d in decisions]
     return [
         SampleResult(id=r.id, question=r.question, aliases=list(r.answers), direct_prompt=dp.text,
                      direct_answer=a, correct=is_correct(a, r.answers, settings.grading),

@@ -10,7 +10,8 @@ attention mask and position ids skip both paddings, so results equal the plain l
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -59,10 +60,17 @@ def _pad_left(rows: Sequence[Sequence[int]], width: int, pad_id: int) -> tuple[T
     return ids, mask
 
 
-def prepare_batch(model, rows: Sequence[Sequence[int]], pad_id: int, enabled: bool = True) -> PrefixedBatch:
-    """Left-pad ``rows``; when their shared prefixes save enough work, prefill them once into a KV cache."""
+def prepare_batch(model, rows: Sequence[Sequence[int]], pad_id: int, enabled: bool = True,
+                  row_keys: Sequence[Hashable] | None = None,
+                  prefill_context: Callable[[list[int]], AbstractContextManager] | None = None) -> PrefixedBatch:
+    """Left-pad ``rows``; when their shared prefixes save enough work, prefill them once into a KV cache.
+
+    ``row_keys``: rows with different keys never share a prefix (e.g. rows run under different weight
+    perturbations). ``prefill_context(rows)`` wraps the prefix forward pass; it receives, for each prefix,
+    the index of the row it was taken from.
+    """
     device = next(model.parameters()).device
-    plan = _plan_groups(rows) if enabled else None
+    plan = _plan_groups(rows, row_keys) if enabled else None
     if plan is None:
         ids, mask = _pad_left(rows, max(len(r) for r in rows), pad_id)
         return PrefixedBatch(ids.to(device), mask.to(device), None, 0)
@@ -71,7 +79,8 @@ def prepare_batch(model, rows: Sequence[Sequence[int]], pad_id: int, enabled: bo
     width = max(prefix_lengths)
     prefix_ids, prefix_mask = _pad_left(prefixes, width, pad_id)
     prefix_ids, prefix_mask = prefix_ids.to(device), prefix_mask.to(device)
-    cache = _prefill(model, prefix_ids, prefix_mask)
+    with (prefill_context or (lambda _: nullcontext()))(first_row):
+        cache = _prefill(model, prefix_ids, prefix_mask)
     index = torch.as_tensor(group_of_row, device=device)
     cache.batch_select_indices(index)
     suffixes = [row[prefix_lengths[g]:] for row, g in zip(rows, group_of_row)]
@@ -81,13 +90,15 @@ def prepare_batch(model, rows: Sequence[Sequence[int]], pad_id: int, enabled: bo
     return PrefixedBatch(input_ids, attention_mask, cache, width)
 
 
-def _plan_groups(rows: Sequence[Sequence[int]]) -> tuple[list[int], list[int], list[int]] | None:
-    """Group rows by their first tokens; return (group of each row, prefix length per group, a row per group),
-    or ``None`` when caching would save fewer than ``MIN_SAVED_TOKENS`` prefill tokens."""
+def _plan_groups(rows: Sequence[Sequence[int]], row_keys: Sequence[Hashable] | None = None
+                 ) -> tuple[list[int], list[int], list[int]] | None:
+    """Group rows by (row key, first tokens); return (group of each row, prefix length per group, a row per
+    group), or ``None`` when caching would save fewer than ``MIN_SAVED_TOKENS`` prefill tokens."""
     if len(rows) < 2 or min(len(r) for r in rows) < 2:
         return None
-    keys: dict[tuple[int, ...], int] = {}
-    group_of_row = [keys.setdefault(tuple(r[:GROUP_KEY_TOKENS]), len(keys)) for r in rows]
+    row_keys = row_keys if row_keys is not None else [None] * len(rows)
+    keys: dict[tuple, int] = {}
+    group_of_row = [keys.setdefault((k, tuple(r[:GROUP_KEY_TOKENS])), len(keys)) for r, k in zip(rows, row_keys)]
     members: list[list[int]] = [[] for _ in keys]
     for i, g in enumerate(group_of_row):
         members[g].append(i)

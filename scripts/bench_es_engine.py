@@ -1,0 +1,201 @@
+"""The batched low-rank population engine against the member-by-member ESMA loop, measured in one run.
+
+(a) CPU, embedded model: one ES iteration (population evaluation with direct + generated meta answers, then
+    the update) with ``noise: lowrank, population: batched`` vs ``noise: esma`` member by member through
+    ``model.generate`` (upstream's loop) — target >= 2.5x; the member-by-member loop with the row-dropping
+    decoder is timed too;
+(b) the meta half: meta answers read from first-token logits vs generated, for the same members and questions
+    in the batched engine — target >= 5x, with the agreement of the two yes/no decisions;
+(c) ``--device cuda``: a Qwen2.5-1.5B-shaped model (random weights, bf16), 32 members x 256 questions, the
+    batched engine vs the member-by-member ``generate`` loop on the same GPU (target >= 5x), and the
+    batched decode's tokens/s as a fraction of the roofline. Without a GPU it is recorded as not run.
+
+    python scripts/bench_es_engine.py                 # (a)+(b): 32 members x 8 questions, ~15 min, 2-core CPU
+    python scripts/bench_es_engine.py --device cuda   # adds (c) on a GPU
+    python scripts/bench_es_engine.py --quick         # 4 members x 2 questions, 8 new tokens (checks the script)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from metalight.benchmarking import BenchResult, check, write_results  # noqa: E402
+from metalight.data.sources.fanoutqa import FanOutQASingleHopDataModule  # noqa: E402
+from metalight.es.decode import decode_rows, last_token_logits  # noqa: E402
+from metalight.es.lowrank_forward import LowRankPopulation  # noqa: E402
+from metalight.es.noise import make_scheme  # noqa: E402
+from metalight.es.population import EngineSettings, evaluate_population, members_per_batch  # noqa: E402
+from metalight.es.selection import select_parameters  # noqa: E402
+from metalight.es.update import member_seeds, shape_fitness, write_es_gradient  # noqa: E402
+from metalight.evaluation import EvalSettings, build_prompts, meta_token_ids  # noqa: E402
+from metalight.grading import parse_meta_answer  # noqa: E402
+from metalight.methods.rewards import esma_reward, member_fitness  # noqa: E402
+from metalight.models.generation import Decoding, encode_prompts, p_yes_from_logits  # noqa: E402
+from metalight.models.loading import load_model, load_tokenizer, resolve_model_spec  # noqa: E402
+
+MODEL = "embedded:smollm2-135m-instruct"
+SIGMA = 1e-3
+# H100 SXM dense bf16 and HBM3 bandwidth (NVIDIA datasheet), for the roofline of (c).
+H100_FLOPS, H100_BYTES_PER_S = 989e12, 3.35e12
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def iteration(model, tokenizer, records, noise: str, engine: EngineSettings, members: int,
+              settings: EvalSettings, rank: int = 1) -> tuple[float, int]:
+    """Seconds of one ES iteration (population evaluation + gradient + SGD step) and the group size used."""
+    scheme = make_scheme(noise, select_parameters(model), rank=rank)
+    population = member_seeds(0, 0, members)
+    per_batch = members_per_batch(model, scheme, engine, len(records), settings, members)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: the timed work without moving the model
+    sync()
+    start = time.perf_counter()
+    results = evaluate_population(model, tokenizer, records, population, scheme, SIGMA, settings, engine, per_batch)
+    weights, _ = shape_fitness(torch.tensor([member_fitness(esma_reward, r) for r in results]))
+    write_es_gradient(scheme, population, weights)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    sync()
+    return time.perf_counter() - start, per_batch
+
+
+def meta_half(model, tokenizer, records, members: int, settings: EvalSettings) -> dict:
+    """(b): the meta rows of all members in the batched engine, generated vs read from logits."""
+    scheme = make_scheme("lowrank", select_parameters(model), rank=1)
+    population = member_seeds(0, 0, members)
+    _, meta = build_prompts(tokenizer, records, settings)
+    meta_ids = encode_prompts(tokenizer, meta, settings.max_input_tokens)
+    yes, no = meta_token_ids(tokenizer, settings)
+    rows = [row for _ in population for row in meta_ids]
+    keys = [m for m in range(members) for _ in meta_ids]
+    with LowRankPopulation(scheme, population, SIGMA) as engine:
+        context = engine.row_context(keys)
+        sync()
+        start = time.perf_counter()
+        generated = decode_rows(model, tokenizer, rows, Decoding(settings.max_new_tokens), None, keys, context)
+        sync()
+        t_generate = time.perf_counter() - start
+        start = time.perf_counter()
+        logits = last_token_logits(model, tokenizer, rows, yes + no, keys, context)
+        sync()
+        t_logits = time.perf_counter() - start
+    said = [parse_meta_answer(t, settings.yes_no_rule, settings.language).said_yes for t in generated.texts]
+    read = (p_yes_from_logits(logits, len(yes)) > 0.5).tolist()
+    agreement = sum(a == b for a, b in zip(said, read)) / len(said)
+    return {"generate_s": t_generate, "logits_s": t_logits, "agreement": agreement,
+            "generated_yes_ratio": sum(said) / len(said), "logits_yes_ratio": sum(read) / len(read)}
+
+
+def qwen_shaped(device: str, shape: str = "qwen2.5-1.5b"):
+    """A random-weight Qwen2 model of Qwen2.5-1.5B's shape (bf16) with SmolLM2's tokenizer (ids fit)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    dims = {"qwen2.5-1.5b": dict(hidden_size=1536, intermediate_size=8960, num_hidden_layers=28,
+                                 num_attention_heads=12, num_key_value_heads=2, vocab_size=151936),
+            "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, vocab_size=49152)}[shape]
+    torch.manual_seed(0)
+    config = Qwen2Config(**dims, max_position_embeddings=4096, tie_word_embeddings=True, eos_token_id=2,
+                         bos_token_id=1, pad_token_id=0)
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    model = Qwen2ForCausalLM(config).to(device=device, dtype=dtype).eval()
+    return model, load_tokenizer(resolve_model_spec(MODEL))
+
+
+def roofline_fraction(model, rows: int, steps: int, context: int, seconds: float) -> float:
+    """Roofline time of ``steps`` decode steps over ``rows`` rows / measured ``seconds``: per step,
+    max(2 · matrix params · rows FLOPs / peak FLOP/s, (weights + KV cache of ``context`` tokens) / bandwidth)."""
+    config = model.config
+    weights = sum(p.numel() for n, p in model.named_parameters() if "embed" not in n) + \
+        config.vocab_size * config.hidden_size  # the output layer is read and multiplied every step
+    width = next(model.parameters()).element_size()
+    head_dim = config.hidden_size // config.num_attention_heads
+    kv = 2 * config.num_hidden_layers * config.num_key_value_heads * head_dim * width * context * rows
+    per_step = max(2 * weights * rows / H100_FLOPS, (weights * width + kv) / H100_BYTES_PER_S)
+    return per_step * steps / seconds
+
+
+def gpu_comparison(device: str, shape: str, members: int, count: int, new_tokens: int) -> dict:
+    """(c): batched low-rank engine vs member-by-member ``generate`` on one device, one iteration each."""
+    model, tokenizer = qwen_shaped(device, shape)
+    records = questions(count)
+    settings = EvalSettings(max_new_tokens=new_tokens)
+    iteration(model, tokenizer, records[:2], "lowrank", EngineSettings("batched", "compact"), 2, settings)  # warm-up
+    sequential, _ = iteration(model, tokenizer, records, "esma", EngineSettings(restore="copy"), members, settings)
+    batched, per_batch = iteration(model, tokenizer, records, "lowrank", EngineSettings("batched", "compact"),
+                                   members, settings)
+    rows = 2 * members * count
+    context = settings.max_input_tokens // 2 + new_tokens  # prompts here are ~64 tokens
+    return {"sequential_s": sequential, "batched_s": batched, "members_per_batch": per_batch,
+            "decode_tokens_per_s": rows * new_tokens / batched,
+            "roofline_fraction": roofline_fraction(model, rows, new_tokens, context, batched)}
+
+
+def questions(count: int):
+    """``count`` FanOutQA single-hop train questions (seeded)."""
+    return FanOutQASingleHopDataModule(strict=False, max_samples={"train": count}).records("train")[:count]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="4 members x 2 questions, 8 new tokens")
+    parser.add_argument("--members", type=int, default=32)
+    parser.add_argument("--questions", type=int, default=8)
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda to add the GPU comparison (c)")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    members, count, new_tokens = (4, 2, 8) if args.quick else (args.members, args.questions, 32)
+    settings = EvalSettings(max_new_tokens=new_tokens)
+    model, tokenizer = load_model(MODEL)
+    records = questions(count)
+    iteration(model, tokenizer, records[:1], "lowrank", EngineSettings("batched"), 2, settings)  # warm-up
+    upstream, _ = iteration(model, tokenizer, records, "esma", EngineSettings(), members, settings)
+    compact, _ = iteration(model, tokenizer, records, "esma", EngineSettings(decoder="compact"), members, settings)
+    batched, per_batch = iteration(model, tokenizer, records, "lowrank", EngineSettings("batched"), members,
+                                   settings)
+    meta = meta_half(model, tokenizer, records, members, settings)
+    speedup, meta_speedup = upstream / batched, meta["generate_s"] / meta["logits_s"]
+    results = [
+        BenchResult("cpu_iteration_speedup_lowrank_batched", speedup, "x", ">= 2.5",
+                    f"member-by-member esma loop through model.generate ({upstream:.1f} s)", check(speedup, ">= 2.5"),
+                    f"batched {batched:.1f} s ({per_batch} members per batch); member by member with the "
+                    f"row-dropping decoder {compact:.1f} s; {members} members x {count} questions, direct + meta"),
+        BenchResult("cpu_meta_half_speedup_logits", meta_speedup, "x", ">= 5", "generated meta answers "
+                    f"({meta['generate_s']:.1f} s)", check(meta_speedup, ">= 5"),
+                    f"agreement of the yes/no decisions {meta['agreement']:.3f} (yes ratio generated "
+                    f"{meta['generated_yes_ratio']:.3f}, logits {meta['logits_yes_ratio']:.3f})"),
+    ]
+    extra = {"settings": {"members": members, "questions": count, "max_new_tokens": new_tokens, "sigma": SIGMA,
+                          "rank": 1, "threads": args.threads},
+             "cpu_seconds": {"esma_generate": upstream, "esma_compact": compact, "lowrank_batched": batched},
+             "meta_half": meta}
+    if args.device.startswith("cuda") and torch.cuda.is_available():
+        gpu = gpu_comparison(args.device, "qwen2.5-1.5b", 32, 256, 32)
+        gpu_speedup = gpu["sequential_s"] / gpu["batched_s"]
+        results.append(BenchResult("gpu_iteration_speedup_lowrank_batched", gpu_speedup, "x", ">= 5",
+                                   f"member-by-member generate loop ({gpu['sequential_s']:.1f} s)",
+                                   check(gpu_speedup, ">= 5"), f"Qwen2.5-1.5B shape, random bf16 weights, 32 x 256, "
+                                   f"roofline fraction of the batched decode {gpu['roofline_fraction']:.3f}"))
+        extra["gpu"] = {**gpu, "device": torch.cuda.get_device_name(0),
+                        "roofline": "per decode step max(2·params·rows / 989 TFLOP/s, (weights + KV cache) / "
+                                    "3.35 TB/s), H100 SXM datasheet numbers"}
+    else:
+        extra["gpu"] = "not run: no GPU lent" if not torch.cuda.is_available() else "not run: pass --device cuda"
+    command = "python scripts/bench_es_engine.py" + (" --quick" if args.quick else "") + \
+        (f" --device {args.device}" if args.device != "cpu" else "")
+    write_results("es_engine", results, MODEL, command, extra=extra)
+
+
+if __name__ == "__main__":
+    main()
