@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--alphas", type=float, nargs="+", default=[-8.0, 0.0, 8.0], help="in axis train-std units")
     p.add_argument("--samples", type=int, default=16)
+    p.add_argument("--max-new-tokens", type=int, default=50)
+    p.add_argument("--temperature", type=float, default=0.7)
     p = sub.add_parser("plots", help="PNG figures")
     p.add_argument("--run", required=True)
     return parser
@@ -126,9 +128,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from metalight.probes.experiments.steering import run_steering
 
         model, tokenizer = _load(run.model_spec, run, check=True)
-        results = [run_steering(model, tokenizer, run, layer, axis, args.alphas, args.samples, args.seed)
-                   for layer, axis in configs]
-        settings.update(alphas=args.alphas, samples=args.samples)
+        results = [run_steering(model, tokenizer, run, layer, axis, args.alphas, args.samples, args.seed,
+                                args.max_new_tokens, args.temperature) for layer, axis in configs]
+        settings.update(alphas=args.alphas, samples=args.samples, max_new_tokens=args.max_new_tokens,
+                        temperature=args.temperature)
         _write(run, "steering", "steering", settings, results, started)
     return 0
 
