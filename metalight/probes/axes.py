@@ -33,8 +33,8 @@ def check_labels(labels: Tensor, where: str = "train split") -> None:
     """``DataError`` unless the labels hold both 0 and 1 (a probe cannot be fitted to one class)."""
     values = set(torch.unique(labels).tolist())
     if values != {0, 1}:
-        raise DataError(f"the {where} has labels {sorted(values)}: a probe needs both classes 0 and 1; check the "
-                        f"dataset's label column, balance, n_sample and max_samples")
+        raise DataError(f"the {where} has labels {sorted(values)}: a probe needs both classes 0 and 1; check "
+                        f"the dataset's label column, balance, n_sample and max_samples")
 
 
 def available_pcs(pcs: Sequence[int], n_rows: int, dim: int) -> list[int]:
@@ -52,7 +52,8 @@ def pca_axes(features: Tensor, pcs: Sequence[int]) -> tuple[Tensor, Tensor, Tens
     centred = x - mean
     _, _, vh = torch.linalg.svd(centred, full_matrices=False)
     if max(pcs) > min(x.shape) - 1:
-        raise ConfigError(f"PC {max(pcs)} needs more than {max(pcs)} train rows and features; have {tuple(x.shape)}")
+        raise ConfigError(f"PC {max(pcs)} needs more than {max(pcs)} train rows and features; have "
+                          f"{tuple(x.shape)}")
     directions = vh[[k - 1 for k in pcs]]
     peak = directions.abs().argmax(-1, keepdim=True)
     directions = directions * torch.sign(directions.gather(-1, peak))
@@ -61,13 +62,14 @@ def pca_axes(features: Tensor, pcs: Sequence[int]) -> tuple[Tensor, Tensor, Tens
 
 
 def linear_axis(weight: Tensor, bias: Tensor, train_features: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """The LR axis of a head ``w·x + b`` (raw feature space): ``(u [d], c, s)`` with s from the train decisions."""
+    """The LR axis of a head ``w·x + b`` (raw features): ``(u [d], c, s)``, s from the train decisions."""
     norm = weight.double().norm()
     if norm == 0:
-        raise ConfigError("the logistic-regression head has zero weights: it was never trained (validate / test "
-                          "a ProbeModule with --ckpt_path of a fit run) or l2 is too large")
+        raise ConfigError("the logistic-regression head has zero weights: it was never trained (validate / "
+                          "test a ProbeModule with --ckpt_path of a fit run) or l2 is too large")
     decisions = train_features.double() @ weight.double() + bias.double()
-    return (weight.double() / norm).float(), (bias.double() / norm).float(), (decisions.std(unbiased=False) / norm).float()
+    scale = decisions.std(unbiased=False) / norm
+    return (weight.double() / norm).float(), (bias.double() / norm).float(), scale.float()
 
 
 def axis_scores(features: Tensor, directions: Tensor, offsets: Tensor, scales: Tensor) -> Tensor:
@@ -94,8 +96,8 @@ class ProbeSet:
     def index(self, layer: int, axis: str) -> tuple[int, int]:
         """Positions of ``layer`` and ``axis``; ``ConfigError`` naming the available ones."""
         if layer not in self.layers or axis not in self.axes:
-            raise ConfigError(f"no probe for layer {layer} / axis {axis!r}; this probe set has layers {self.layers} "
-                              f"and axes {self.axes}")
+            raise ConfigError(f"no probe for layer {layer} / axis {axis!r}; this probe set has layers "
+                              f"{self.layers} and axes {self.axes}")
         return self.layers.index(layer), self.axes.index(axis)
 
     def direction(self, layer: int, axis: str) -> Tensor:
@@ -121,8 +123,8 @@ class ProbeSet:
         if self.meta.get("model_fingerprint") not in (None, fingerprint):
             raise ConfigError(f"these probes were fitted on activations of {self.meta.get('model_spec')!r} "
                               f"(fingerprint {self.meta['model_fingerprint']}), not of {spec!r} (fingerprint "
-                              f"{fingerprint}); an axis only scores the model it was fitted on — refit the probes "
-                              f"(cross-model label transfer is `predexp`)")
+                              f"{fingerprint}); an axis only scores the model it was fitted on — refit the "
+                              f"probes (cross-model label transfer is `predexp`)")
 
     def save(self, path: str | Path) -> Path:
         """Write one safetensors file (tensors + JSON metadata), atomically."""
@@ -150,4 +152,5 @@ class ProbeSet:
             if header is None:
                 raise ConfigError(f"{path} is not a metalight probe file (no probeset metadata)")
             tensors = {name: handle.get_tensor(name) for name in ("directions", "offsets", "scales")}
-        return cls(header["layers"], header["axes"], **tensors, meta=header["meta"], metrics=header["metrics"])
+        return cls(header["layers"], header["axes"], **tensors, meta=header["meta"],
+                   metrics=header["metrics"])

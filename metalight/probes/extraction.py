@@ -42,7 +42,8 @@ class SpanText:
     templated: bool = True
 
 
-def chat_span_text(tokenizer, messages: Sequence[dict[str, str]], response: str, close_turn: bool = True) -> SpanText:
+def chat_span_text(tokenizer, messages: Sequence[dict[str, str]], response: str,
+                   close_turn: bool = True) -> SpanText:
     """Render ``messages`` plus a final assistant ``response`` and locate the response in the text.
 
     ``close_turn=False`` leaves the assistant turn open (``continue_final_message``), as upstream renders
@@ -61,14 +62,16 @@ def chat_span_text(tokenizer, messages: Sequence[dict[str, str]], response: str,
         templated = False
     start = text.rfind(response)
     if start < 0:
-        raise ConfigError(f"the chat template of {getattr(tokenizer, 'name_or_path', 'the tokenizer')} rewrites "
-                          f"the assistant message, so its tokens cannot be located; use span='last' or 'all'")
+        name = getattr(tokenizer, "name_or_path", "the tokenizer")
+        raise ConfigError(f"the chat template of {name} rewrites the assistant message, so its tokens cannot "
+                          f"be located; use span='last' or 'all'")
     return SpanText(text, start, start + len(response), templated)
 
 
 def statement_span_text(tokenizer, user_prompt: str, response: str, system: str | None) -> SpanText:
     """Upstream's ``_format_chat_prompt``: system, user prompt, the statement as the assistant's reply."""
-    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": user_prompt}]
+    messages = [{"role": "system", "content": system}] if system else []
+    messages.append({"role": "user", "content": user_prompt})
     return chat_span_text(tokenizer, messages, response)
 
 
@@ -108,8 +111,8 @@ def check_layers(model, layers: Sequence[int]) -> list[int]:
     n = len(decoder_blocks(model))
     bad = [layer for layer in layers if not isinstance(layer, int) or not 0 <= layer < n]
     if bad or not layers:
-        raise ConfigError(f"layers {list(bad or layers)} out of range: this model has {n} blocks, so layers must "
-                          f"be in 0..{n - 1} (layer l = HF hidden_states[l + 1])")
+        raise ConfigError(f"layers {list(bad or layers)} out of range: this model has {n} blocks, so layers "
+                          f"must be in 0..{n - 1} (layer l = HF hidden_states[l + 1])")
     return sorted(set(layers))
 
 
@@ -174,15 +177,16 @@ def span_weights(attention_mask: Tensor, spans: Sequence[tuple[int, int]], span:
 
 
 @torch.no_grad()
-def extract_features(model, tokenizer, items: Sequence[SpanText], layers: Sequence[int], span: Span = "response",
-                     batch_size: int = 16, max_tokens: int | None = None, prefix_cache: bool = False
-                     ) -> dict[int, Tensor]:
+def extract_features(model, tokenizer, items: Sequence[SpanText], layers: Sequence[int],
+                     span: Span = "response", batch_size: int = 16, max_tokens: int | None = None,
+                     prefix_cache: bool = False) -> dict[int, Tensor]:
     """Pooled residual-stream features ``{layer: float32 [len(items), hidden]}`` (CPU), rows in input order.
 
     Rows are batched by length (less padding); ``max_tokens`` keeps the last tokens of a longer input.
-    ``prefix_cache`` prefills token prefixes shared by a batch's rows once (:mod:`metalight.models.prefix_cache`)
-    and runs only the rest, when the pooled span lies in that rest: for long chats that differ only in their
-    last turns (the control experiment). Features are the same either way (tested).
+    ``prefix_cache`` prefills token prefixes shared by a batch's rows once
+    (:mod:`metalight.models.prefix_cache`) and runs only the rest, when the pooled span lies in that rest:
+    for long chats that differ only in their last turns (the control experiment). Features are the same
+    either way (tested).
     """
     if span not in SPANS:
         raise ConfigError(f"span {span!r} is not one of {SPANS}")
@@ -200,7 +204,8 @@ def extract_features(model, tokenizer, items: Sequence[SpanText], layers: Sequen
     return out
 
 
-def _truncate(ids: list[int], first: int, stop: int, max_tokens: int | None, span: Span) -> tuple[list[int], int, int]:
+def _truncate(ids: list[int], first: int, stop: int, max_tokens: int | None,
+              span: Span) -> tuple[list[int], int, int]:
     if not max_tokens or len(ids) <= max_tokens:
         return ids, first, stop
     cut = len(ids) - max_tokens
@@ -216,7 +221,7 @@ def _extract_batch(model, tokenizer, encoded: list[tuple[list[int], int, int]], 
     spans = [(first, stop) for _, first, stop in encoded]
     if prefix_cache:
         batch = prepare_batch(model, [ids for ids, _, _ in encoded], tokenizer.pad_token_id)
-        cached = batch.attention_mask[:, :batch.prefix_len].sum(-1).tolist() if batch.cache is not None else None
+        cached = None if batch.cache is None else batch.attention_mask[:, :batch.prefix_len].sum(-1).tolist()
         if cached is not None and all(first >= k for (first, _), k in zip(spans, cached)):
             shifted = [(first - k, stop - k) for (first, stop), k in zip(spans, cached)]
             weights = span_weights(batch.attention_mask[:, batch.prefix_len:], shifted, span)
@@ -224,8 +229,8 @@ def _extract_batch(model, tokenizer, encoded: list[tuple[list[int], int, int]], 
                                attention_mask=batch.attention_mask, position_ids=batch.position_ids(),
                                past_key_values=batch.cache)
     input_ids, mask = left_pad([ids for ids, _, _ in encoded], tokenizer.pad_token_id, device)
-    return _run_pooled(model, layers, span_weights(mask, spans, span), input_ids=input_ids, attention_mask=mask,
-                       position_ids=position_ids(mask))
+    return _run_pooled(model, layers, span_weights(mask, spans, span), input_ids=input_ids,
+                       attention_mask=mask, position_ids=position_ids(mask))
 
 
 def _run_pooled(model, layers: list[int], weights: Tensor, **inputs) -> dict[int, Tensor]:

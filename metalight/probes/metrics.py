@@ -56,4 +56,5 @@ def flatten_metrics(values: dict[str, Tensor], layers: Sequence[int], axes: Sequ
                     prefix: str = "") -> dict[str, float]:
     """``{"<prefix>layer<l>/<axis>_<metric>": value}`` for logging."""
     return {f"{prefix}layer{layer}/{axis}_{name}": float(table[li, ai])
-            for name, table in values.items() for li, layer in enumerate(layers) for ai, axis in enumerate(axes)}
+            for name, table in values.items()
+            for li, layer in enumerate(layers) for ai, axis in enumerate(axes)}

@@ -1,4 +1,5 @@
-"""PNG figures of a probe run: metric vs layer per axis (probes, report, control), learning curves, steering."""
+"""PNG figures of a probe run: metric vs layer per axis (probes, report, control), learning curve,
+steering."""
 
 from __future__ import annotations
 
@@ -96,7 +97,8 @@ def plot_control(control: dict[str, Any], out: Path) -> list[Path]:
         for axis, (layers, d) in _by_axis(results, "d", mode=mode, n_examples=n_max).items():
             panel.plot(layers, d, marker="o", label=axis)
         panel.axhline(0, color="grey", ls="--", lw=0.8)
-        panel.set(xlabel="layer", ylabel="Cohen's d (target high vs low)", title=f"control, {mode}, N={n_max}")
+        panel.set(xlabel="layer", ylabel="Cohen's d (target high vs low)",
+                  title=f"control, {mode}, N={n_max}")
         panel.legend(fontsize=7)
     paths = [_save(fig, out / "control_d_by_layer.png")]
     fig, panels = plt.subplots(1, len(modes), figsize=(5.5 * len(modes), 4), squeeze=False)
@@ -121,8 +123,10 @@ def plot_steering(steering: dict[str, Any], out: Path) -> Path:
     fig, panel = plt.subplots(figsize=(6, 4))
     for r in steering["results"]:
         alphas = [a["alpha"] for a in r["alphas"]]
-        panel.plot(alphas, [a["mean_score"] for a in r["alphas"]], marker="o", label=f"L{r['layer']} {r['axis']}")
-    panel.set(xlabel="steering α (axis train std)", ylabel="re-read score (unsteered)", title="steering check")
+        panel.plot(alphas, [a["mean_score"] for a in r["alphas"]], marker="o",
+                   label=f"L{r['layer']} {r['axis']}")
+    panel.set(xlabel="steering α (axis train std)", ylabel="re-read score (unsteered)",
+              title="steering check")
     panel.legend(fontsize=7)
     return _save(fig, out / "steering.png")
 

@@ -15,8 +15,8 @@ from metalight.probes.extraction import check_layers, decoder_blocks
 
 @contextmanager
 def steer(model, layer: int, direction: Tensor, alpha: float) -> Iterator[None]:
-    """Within the block, the output of block ``layer`` (HF ``hidden_states[layer + 1]``) gets ``alpha·direction``
-    added; with a unit direction its projection on that direction moves by exactly ``alpha``."""
+    """Within the block, the output of block ``layer`` (HF ``hidden_states[layer + 1]``) gets
+    ``alpha·direction`` added; with a unit direction, the projection on it moves by exactly ``alpha``."""
     check_layers(model, [layer])
     block = decoder_blocks(model)[layer]
     shift = None

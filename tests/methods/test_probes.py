@@ -33,7 +33,8 @@ class SyntheticFeatures(ProbeModule):
 
     def _features(self, records, dataset):
         dim = self.model.config.hidden_size
-        direction = torch.nn.functional.normalize(torch.randn(dim, generator=torch.Generator().manual_seed(0)), dim=0)
+        fixed = torch.Generator().manual_seed(0)  # one direction for every split
+        direction = torch.nn.functional.normalize(torch.randn(dim, generator=fixed), dim=0)
         generator = torch.Generator().manual_seed(len(records))
         labels = torch.tensor([r.label for r in records], dtype=torch.float)
         noise = torch.randn(len(self.layers), len(records), dim, generator=generator)
@@ -73,17 +74,21 @@ def test_fit_on_text_writes_reloadable_probes_and_keeps_the_lm_out_of_checkpoint
     checkpoint = next((run / "checkpoints").glob("*.ckpt"))
     state = torch.load(checkpoint, weights_only=False)["state_dict"]
     assert "head_weight" in state and not any(k.startswith("model.") for k in state)
-    again = Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(run))
+    again = Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
+                    default_root_dir=str(run))
     reloaded = ProbeModule(model=str(tiny_model_dir), cache_dir=str(tmp_path / "cache"), pcs=[1, 2, 4, 64])
     metrics = again.validate(reloaded, data, ckpt_path=str(checkpoint), verbose=False)[0]
-    assert metrics["val/layer1/lr_accuracy"] == pytest.approx(float(trainer.callback_metrics["val/layer1/lr_accuracy"]))
+    fitted = float(trainer.callback_metrics["val/layer1/lr_accuracy"])
+    assert metrics["val/layer1/lr_accuracy"] == pytest.approx(fitted)
 
 
 def test_layer_out_of_range_and_single_class_labels_are_clear_errors(tiny_model_dir, tmp_path):
     data = TrueFalseDataModule(path=statements_csv(tmp_path / "s.csv"), batch_size=8)
     with pytest.raises(ConfigError, match=r"layers \[7\] out of range: this model has 2 blocks"):
-        fit(ProbeModule(model=str(tiny_model_dir), layers=[0, 7], cache_dir=str(tmp_path / "c")), data, tmp_path)
-    one_class = TrueFalseDataModule(path=statements_csv(tmp_path / "one.csv", single_class=True), balance=False)
+        fit(ProbeModule(model=str(tiny_model_dir), layers=[0, 7], cache_dir=str(tmp_path / "c")), data,
+            tmp_path)
+    one_class = TrueFalseDataModule(path=statements_csv(tmp_path / "one.csv", single_class=True),
+                                    balance=False)
     with pytest.raises(DataError, match=r"train split has labels \[1\]: a probe needs both classes"):
         fit(ProbeModule(model=str(tiny_model_dir), cache_dir=str(tmp_path / "c")), one_class, tmp_path)
 

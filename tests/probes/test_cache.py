@@ -1,16 +1,18 @@
 """Feature cache: reuse, a changed prompt never reads a stale entry, another model is an error."""
 
+import copy
+
 import pytest
 import torch
 
-from conftest import build_tiny_llama
 from metalight.errors import ConfigError
 from metalight.probes.cache import FeatureCache, model_fingerprint
 from metalight.probes.extraction import extract_features, statement_span_text
 
 
 def make_items(tokenizer, user="Say something."):
-    return [statement_span_text(tokenizer, user, s, "You are a helpful assistant.") for s in ("One.", "Two, three.")]
+    return [statement_span_text(tokenizer, user, s, "You are a helpful assistant.")
+            for s in ("One.", "Two, three.")]
 
 
 def test_cache_reuses_entries_adds_layers_and_keys_on_the_prompt(tiny, tmp_path, monkeypatch):
@@ -31,7 +33,8 @@ def test_cache_reuses_entries_adds_layers_and_keys_on_the_prompt(tiny, tmp_path,
     assert calls == [[1]]  # layer 0 came from disk, only layer 1 was extracted
     torch.testing.assert_close(again[0], first[0])
     changed = make_items(tokenizer, user="Respond to the user.")
-    assert cache.entry("tiny", "set-train", "response", changed) != cache.entry("tiny", "set-train", "response", items)
+    old, new = (cache.entry("tiny", "set-train", "response", i) for i in (items, changed))
+    assert old != new
     cache.features(model, tokenizer, "tiny", "set-train", changed, ["a", "b"], [0])
     assert calls == [[1], [0]]  # the changed prompt was extracted, not read from the old entry
 
@@ -40,9 +43,12 @@ def test_cache_built_by_another_model_is_an_error(tiny, tmp_path):
     model, tokenizer = tiny
     items = make_items(tokenizer)
     FeatureCache(tmp_path).features(model, tokenizer, "my-model", "set", items, ["a", "b"], [0])
-    retrained = build_tiny_llama(len(tokenizer), seed=1)  # e.g. a checkpoint re-saved under the same spec
+    retrained = copy.deepcopy(model)  # e.g. a fine-tuned checkpoint re-saved under the same spec
+    with torch.no_grad():
+        retrained.model.layers[0].mlp.down_proj.weight.add_(0.01)
     assert model_fingerprint(retrained) != model_fingerprint(model)
-    with pytest.raises(ConfigError, match=r"feature cache .* was built by model 'my-model' \(fingerprint \w+\), not by "
+    with pytest.raises(ConfigError, match=r"feature cache .* was built by model 'my-model' \(fingerprint "
+                                          r"\w+\), not by "
                                           r"this run's 'my-model'"):
         FeatureCache(tmp_path).features(retrained, tokenizer, "my-model", "set", items, ["a", "b"], [0])
 

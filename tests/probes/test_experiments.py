@@ -9,7 +9,8 @@ import torch
 from metalight.probes.__main__ import main
 from metalight.probes.experiments.common import ProbeRun, cohen_d, percentile_layers
 from metalight.probes.experiments.control import summarise_control
-from metalight.probes.experiments.report import digit_ids, label_logit_diffs, label_positions, labelled_chat, summarise
+from metalight.probes.experiments.report import (digit_ids, label_logit_diffs, label_positions, labelled_chat,
+                                                 summarise)
 from metalight.prompts import NF_PREDICT_BINARY
 
 TURNS = [("Say something.", "The sky is blue.", 1), ("Say something.", "Grass is purple.", 0),
@@ -80,7 +81,8 @@ def test_control_summary_separates_following_examples_from_reacting_to_the_word(
 def test_command_line_runs_every_experiment_and_plots(probe_run, tiny_model_dir):
     common = ["--run", str(probe_run), "--layers", "1", "--axes", "lr", "pc1", "--threads", "1"]
     assert main(["report", *common, "--shuffles", "2", "--max-examples", "6"]) == 0
-    assert main(["predexp", *common, "--shuffles", "1", "--max-examples", "6", "--model", str(tiny_model_dir)]) == 0
+    assert main(["predexp", *common, "--shuffles", "1", "--max-examples", "6", "--model",
+                 str(tiny_model_dir)]) == 0
     assert main(["control", *common, "--n-examples", "0", "2", "--trials", "2", "--max-new-tokens", "4"]) == 0
     assert main(["steer", *common, "--samples", "2", "--alphas", "-4", "4"]) == 0
     assert main(["plots", "--run", str(probe_run)]) == 0
@@ -90,8 +92,8 @@ def test_command_line_runs_every_experiment_and_plots(probe_run, tiny_model_dir)
         (1, "lr"), (1, "pc1")]
     assert report["results"][0]["n_examples"] == 6 and len(report["results"][0]["curve"]["accuracy"]) == 6
     control = json.loads((out / "control.json").read_text())["results"]
-    assert {(r["n_examples"], r["mode"]) for r in control} == {(0, "inactive"), (0, "active"), (2, "inactive"),
-                                                               (2, "active")}
+    assert {(r["n_examples"], r["mode"]) for r in control} == {(n, mode) for n in (0, 2)
+                                                               for mode in ("inactive", "active")}
     assert all(r["trials"] == 2 for r in control)
     steering = json.loads((out / "steering.json").read_text())["results"]
     assert [a["alpha"] for a in steering[0]["alphas"]] == [-4.0, 4.0]

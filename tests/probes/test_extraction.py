@@ -4,16 +4,19 @@ import pytest
 import torch
 
 from metalight.errors import ConfigError
-from metalight.probes.extraction import (chat_span_text, encode_with_span, extract_features, statement_span_text)
+from metalight.probes.extraction import (chat_span_text, encode_with_span, extract_features,
+                                         statement_span_text)
 
-STATEMENTS = ["Paris is the capital of France.", "No.", "The giant anteater uses walking for locomotion, mostly.",
+STATEMENTS = ["Paris is the capital of France.", "No.",
+              "The giant anteater uses walking for locomotion, mostly.",
               "Water boils at 100 degrees Celsius at sea level."]
 
 
 @pytest.fixture(scope="module")
 def items(tiny):
     _, tokenizer = tiny
-    return [statement_span_text(tokenizer, "Say something.", s, "You are a helpful assistant.") for s in STATEMENTS]
+    system = "You are a helpful assistant."
+    return [statement_span_text(tokenizer, "Say something.", s, system) for s in STATEMENTS]
 
 
 def hidden_states_alone(model, tokenizer, item):
@@ -48,9 +51,11 @@ def test_prefix_cached_extraction_equals_plain(tiny):
     model, tokenizer = tiny
     history = [{"role": "system", "content": "You are a helpful assistant. " * 12}]
     for i in range(4):
-        history += [{"role": "user", "content": f"Say something {i}."}, {"role": "assistant", "content": f"Fact {i}."}]
+        history += [{"role": "user", "content": f"Say something {i}."},
+                    {"role": "assistant", "content": f"Fact {i}."}]
     items = [chat_span_text(tokenizer, history + [{"role": "user", "content": f"Imitate label {k}."}], reply,
-                         close_turn=False) for k in (0, 1) for reply in ("A short reply.", "Another, longer reply here.")]
+                            close_turn=False)
+             for k in (0, 1) for reply in ("A short reply.", "Another, longer reply here.")]
     plain = extract_features(model, tokenizer, items, [0, 1])
     cached = extract_features(model, tokenizer, items, [0, 1], prefix_cache=True)
     for layer in (0, 1):
@@ -59,7 +64,8 @@ def test_prefix_cached_extraction_equals_plain(tiny):
 
 def test_layer_out_of_range_names_the_valid_range(tiny, items):
     model, tokenizer = tiny
-    with pytest.raises(ConfigError, match=r"layers \[2\] out of range: this model has 2 blocks, so layers must be "
+    with pytest.raises(ConfigError, match=r"layers \[2\] out of range: this model has 2 blocks, so layers "
+                                          r"must be "
                                           r"in 0\.\.1"):
         extract_features(model, tokenizer, items, [0, 2])
     with pytest.raises(ConfigError, match="span 'middle'"):

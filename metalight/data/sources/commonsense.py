@@ -47,7 +47,8 @@ class CommonsenseDataModule(StatementDataModule):
 
     def parse_row(self, row: dict[str, Any], where: str) -> StatementRecord | None:
         if "is_short" not in row:
-            raise DataError(f"{where}: missing column 'is_short' (ETHICS commonsense: label,input,is_short,edited)")
+            raise DataError(f"{where}: missing column 'is_short' (ETHICS commonsense columns: "
+                            f"label,input,is_short,edited)")
         if self.short_only and not _truthy(row["is_short"], where):
             return None
         return self.statement(row, where, "input", "label", index=where.rsplit("/", 1)[-1],

@@ -23,7 +23,8 @@ EMOTION_FILES = {"happiness.json": 1, "sadness.json": 0}
 def sentence_list_rows(path: Path, label: int) -> Iterator[Row]:
     """``(file: item N, {"sentence", "label"})`` for a JSON list of strings; errors name the file and item."""
     if not path.is_file():
-        raise DataError(f"data file not found: {path}; the emotion directory holds {' and '.join(EMOTION_FILES)}")
+        raise DataError(f"data file not found: {path}; the emotion directory holds "
+                        f"{' and '.join(EMOTION_FILES)}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
@@ -43,7 +44,8 @@ class EmotionDataModule(StatementDataModule):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if not isinstance(self.path, str) or self.hub_name:
-            raise DataError("EmotionDataModule reads a directory with happiness.json and sadness.json: set `path:`")
+            raise DataError("EmotionDataModule reads a directory with happiness.json and sadness.json: "
+                            "set `path:`")
 
     def _source(self) -> Iterator[Row]:
         directory = Path(self.path).expanduser()

@@ -62,7 +62,8 @@ class SycophancyAgreementDataModule(StatementDataModule):
     def __init__(self, *args, n_sample: int | None = 1500, **kwargs):
         super().__init__(*args, n_sample=n_sample, **kwargs)
         if not isinstance(self.path, str) or self.hub_name:
-            raise DataError("SycophancyAgreementDataModule reads upstream's sycophancy_agreement.txt: set `path:`")
+            raise DataError("SycophancyAgreementDataModule reads upstream's sycophancy_agreement.txt: "
+                            "set `path:`")
 
     def _source(self) -> Iterator[Row]:
         return agreement_rows(self.path)
@@ -102,8 +103,8 @@ class AnthropicSycophancyDataModule(StatementDataModule):
                 if letter not in options:
                     raise DataError(f"{where}: {key} {item[key]!r} is not one of the choices "
                                     f"{sorted(options)} listed in its text")
-                yield where, {"user_prompt": item["text"].strip(), "response": options[letter], "label": label,
-                              "group": str(item["id"]), "variant": key.split("_")[0],
+                yield where, {"user_prompt": item["text"].strip(), "response": options[letter],
+                              "label": label, "group": str(item["id"]), "variant": key.split("_")[0],
                               "subdomain": item.get("subdomain")}
 
     def parse_row(self, row: dict[str, Any], where: str) -> StatementRecord:

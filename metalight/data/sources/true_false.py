@@ -29,7 +29,8 @@ def csv_rows(path: str | Path) -> Iterator[Row]:
     if path.is_dir():
         files = sorted(path.glob("*.csv"))
         if not files:
-            raise DataError(f"{path}: no .csv files in this directory; point `path:` at the dataset's csv files")
+            raise DataError(f"{path}: no .csv files in this directory; point `path:` at the dataset's csv "
+                            f"files")
         for file in files:
             yield from read_rows(file)
     else:

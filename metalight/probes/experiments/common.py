@@ -41,12 +41,13 @@ class ProbeRun:
         probes = ProbeSet.load(path / "probes.safetensors")
         rows_file = path / "examples.jsonl"
         if not rows_file.is_file():
-            raise ConfigError(f"{rows_file} not found; point --run at a probe run directory (runs/<name>/version_N)")
+            raise ConfigError(f"{rows_file} not found; point --run at a probe run directory "
+                              f"(runs/<name>/version_N)")
         rows = [row for row in read_jsonl(rows_file) if row["split"] in splits]
         if not rows:
             raise ConfigError(f"{rows_file} has no examples of splits {list(splits)}")
-        examples = [Example(r["id"], r["user_prompt"], r["response"], int(r["label"]), torch.tensor(r["scores"]))
-                    for r in rows]
+        examples = [Example(r["id"], r["user_prompt"], r["response"], int(r["label"]),
+                            torch.tensor(r["scores"])) for r in rows]
         return cls(path, probes, examples)
 
     @property
@@ -61,7 +62,8 @@ class ProbeRun:
 
     def configs(self, layers: Sequence[int] | None, axes: Sequence[str] | None) -> list[tuple[int, str]]:
         """``(layer, axis)`` pairs to run (default: every probe layer and axis), validated."""
-        pairs = [(layer, axis) for layer in (layers or self.probes.layers) for axis in (axes or self.probes.axes)]
+        pairs = [(layer, axis) for layer in (layers or self.probes.layers)
+                 for axis in (axes or self.probes.axes)]
         for layer, axis in pairs:
             self.probes.index(layer, axis)
         return pairs
@@ -74,7 +76,7 @@ class ProbeRun:
 
 
 def percentile_layers(layers: Sequence[int], quantiles: Sequence[float] = (0, 25, 50, 75, 100)) -> list[int]:
-    """Upstream's default layer choice: the 0/25/50/75/100th percentiles (numpy 'lower') of the probe layers."""
+    """Upstream's default layers: the 0/25/50/75/100th percentiles (numpy 'lower') of the probe layers."""
     ordered = sorted(layers)
     return sorted({ordered[math.floor(q / 100 * (len(ordered) - 1))] for q in quantiles})
 

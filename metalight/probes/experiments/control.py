@@ -2,8 +2,8 @@
 
 Can a model *control* its activation along an axis? A trial samples N + 1 held-out examples. The chat is
 system ``control_binary``, N examples as user prompt / ``{response} [Score: {label}]`` (neural labels of the
-(layer, axis); with ``flip`` the shown labels are 1 − label), then "Now your are performing the imitation task.
-You must imitate the behavior of label X ..." + the last example's user prompt. The reply is generated
+(layer, axis); with ``flip`` the shown labels are 1 − label), then "Now your are performing the imitation
+task. You must imitate the behavior of label X ..." + the last example's user prompt. The reply is generated
 (``active``: sampling, temperature 0.7, 50 tokens) or is that example's own response (``inactive``). Its
 hidden states (mean over the reply) are scored on the same layer's axes.
 
@@ -40,9 +40,10 @@ PAPER_N_EXAMPLES = (0, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 def run_trials(model, tokenizer, run: ProbeRun, configs: Sequence[tuple[int, str]],
-               n_examples: Sequence[int] = PAPER_N_EXAMPLES, trials: int = 10, modes: Sequence[Mode] = ("inactive",
-               "active"), seed: int = 42, max_new_tokens: int = 50, temperature: float = 0.7) -> list[dict[str, Any]]:
-    """One row per (trial, N, layer, axis, flip, imitate, mode): the reply's scores on every axis of the layer.
+               n_examples: Sequence[int] = PAPER_N_EXAMPLES, trials: int = 10,
+               modes: Sequence[Mode] = ("inactive", "active"), seed: int = 42, max_new_tokens: int = 50,
+               temperature: float = 0.7) -> list[dict[str, Any]]:
+    """One row per (trial, N, layer, axis, flip, imitate, mode): the reply's scores on the layer's axes.
 
     The N + 1 examples of (trial, N) are drawn with ``random.Random(f"{seed + trial}-{N}")``, the same for
     every layer, axis and mode (as upstream draws them once per experiment seed).
@@ -65,7 +66,7 @@ def run_trials(model, tokenizer, run: ProbeRun, configs: Sequence[tuple[int, str
                     messages = {imitate: nf_messages(NF_CONTROL_BINARY, turns,
                                                      NF_IMITATE.format(label=imitate) + held.user_prompt)
                                 for imitate in (0, 1)}
-                    replies = {("inactive", imitate): held.response for imitate in (0, 1) if "inactive" in modes}
+                    replies = {("inactive", i): held.response for i in (0, 1) if "inactive" in modes}
                     if "active" in modes:
                         prompts = [Prompt(tokenizer.apply_chat_template(messages[i], tokenize=False,
                                                                         add_generation_prompt=True), True)
@@ -126,7 +127,7 @@ def summarise_control(rows: Sequence[dict[str, Any]], axes: Sequence[str]) -> li
             "d_noflip": cohen_d(values(0, 1, target), values(0, 0, target))[0],
             "d_flip": cohen_d(values(1, 0, target), values(1, 1, target))[0],
             "off_target_d": {other: contrast(i)["d"] for i, other in enumerate(axes) if other != axis},
-            "empty_replies": sum(math.isnan(v) for c in cells.values() for s in c.values() for v in s[target:target + 1]),
+            "empty_replies": sum(math.isnan(s[target]) for c in cells.values() for s in c.values()),
         })
     return results
 

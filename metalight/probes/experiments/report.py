@@ -70,7 +70,7 @@ def labelled_chat(tokenizer, system: str, turns: Sequence[tuple[str, str, int]])
         content = nf_scored_response(response, label)
         position = text.find(content, cursor)
         if position < 0:
-            raise ConfigError("the chat template rewrites assistant messages, so the labels cannot be located")
+            raise ConfigError("the chat template rewrites assistant messages, so labels cannot be located")
         chars.append(position + content.rindex(f"{{{label}}}") + 1)  # the digit in "... [Score: {1}]"
         cursor = position + len(content)
     return LabelledChat(text, chars)
@@ -91,8 +91,8 @@ def label_positions(tokenizer, chat: LabelledChat) -> tuple[list[int], list[int]
     start_of = {a: i for i, (a, b) in enumerate(enc["offset_mapping"]) if b == a + 1}
     missing = [c for c in chat.label_chars if c not in start_of]
     if missing:
-        raise ConfigError(f"the tokenizer merges the label digit at character {missing[0]} with its neighbours; "
-                          f"the one-pass read-out needs '0' and '1' as separate tokens")
+        raise ConfigError(f"the tokenizer merges the label digit at character {missing[0]} with its "
+                          f"neighbours; the one-pass read-out needs '0' and '1' as separate tokens")
     return enc["input_ids"], [start_of[c] for c in chat.label_chars]
 
 
@@ -106,12 +106,13 @@ def label_logit_diffs(model, ids: list[int], positions: list[int], zero: int, on
                           f"--max-examples")
     device = model_device(model)
     keep = torch.tensor([p - 1 for p in positions], device=device)
-    logits = model(input_ids=torch.tensor([ids], device=device), logits_to_keep=keep, use_cache=False).logits[0]
+    logits = model(input_ids=torch.tensor([ids], device=device), logits_to_keep=keep,
+                   use_cache=False).logits[0]
     return (logits[:, one] - logits[:, zero]).float().cpu()
 
 
 def summarise(diffs: torch.Tensor, truth: torch.Tensor) -> dict[str, Any]:
-    """Accuracy and cross-entropy (nats) overall, in the second half, and by position, from ``[shuffles, n]``."""
+    """Accuracy and cross-entropy (nats) overall, in the second half and by position (``[shuffles, n]``)."""
     correct = ((diffs > 0).long() == truth).float()
     ce = F.binary_cross_entropy_with_logits(diffs, truth.float(), reduction="none")
     half = truth.shape[1] // 2
@@ -119,7 +120,8 @@ def summarise(diffs: torch.Tensor, truth: torch.Tensor) -> dict[str, Any]:
     return {"accuracy": correct.mean().item(), "accuracy_late": correct[:, half:].mean().item(),
             "cross_entropy": ce.mean().item(), "cross_entropy_late": ce[:, half:].mean().item(),
             "label_1_rate": p1, "majority_baseline": max(p1, 1 - p1),
-            "entropy_baseline": 0.0 if p1 in (0.0, 1.0) else -(p1 * math.log(p1) + (1 - p1) * math.log(1 - p1)),
+            "entropy_baseline": 0.0 if p1 in (0.0, 1.0)
+            else -(p1 * math.log(p1) + (1 - p1) * math.log(1 - p1)),
             "curve": {"accuracy": correct.mean(0).tolist(), "cross_entropy": ce.mean(0).tolist()}}
 
 
@@ -147,7 +149,7 @@ def run_report(model, tokenizer, run: ProbeRun, configs: Sequence[tuple[int, str
             truth.append(torch.tensor([labels[i] for i in order]))
         result = {"layer": layer, "axis": axis, "n_examples": n, "shuffles": shuffles,
                   **summarise(torch.stack(diffs), torch.stack(truth))}
-        log.info("report layer %d %s: accuracy %.3f (late %.3f, majority %.3f)", layer, axis, result["accuracy"],
-                 result["accuracy_late"], result["majority_baseline"])
+        log.info("report layer %d %s: accuracy %.3f (late %.3f, majority %.3f)", layer, axis,
+                 result["accuracy"], result["accuracy_late"], result["majority_baseline"])
         results.append(result)
     return results

@@ -49,7 +49,8 @@ def run_steering(model, tokenizer, run: ProbeRun, layer: int, axis: str, alphas:
         if kept:
             items = [statement_span_text(tokenizer, u, r, system) for u, r in kept]
             features = extract_features(model, tokenizer, items, [layer])[layer]
-            scores = axis_scores(features, probes.directions[li], probes.offsets[li], probes.scales[li])[:, ai].tolist()
+            scores = axis_scores(features, probes.directions[li], probes.offsets[li], probes.scales[li])
+            scores = scores[:, ai].tolist()
         per_alpha.append({"alpha": alpha, "n": len(scores), "empty_replies": len(replies) - len(kept),
                           "mean_score": sum(scores) / len(scores) if scores else math.nan,
                           "label_1_rate": sum(s >= 0 for s in scores) / len(scores) if scores else math.nan,
