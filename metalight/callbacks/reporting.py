@@ -14,9 +14,9 @@ from metalight.io import atomic_write_json, atomic_write_jsonl
 
 log = logging.getLogger(__name__)
 
-REPORT_KEYS = ("n", "accuracy", "dprime_type2", "hit_rate", "false_alarm_rate", "auroc_type2", "raw_alignment",
-               "yes_ratio", "rmi", "ece", "brier", "meta_d_prime", "m_ratio", "meta_unparsed_rate")
-TABLE_KEYS = ("n", "accuracy", "dprime_type2", "auroc_type2", "raw_alignment", "yes_ratio", "ece", "brier",
+REPORT_KEYS = ("n", "accuracy", "dprime_type2", "hit_rate", "false_alarm_rate", "auroc_type2", "prr",
+               "raw_alignment", "yes_ratio", "rmi", "ece", "brier", "meta_d_prime", "m_ratio", "meta_unparsed_rate")
+TABLE_KEYS = ("n", "accuracy", "dprime_type2", "auroc_type2", "prr", "raw_alignment", "yes_ratio", "ece", "brier",
               "meta_unparsed_rate")
 
 
