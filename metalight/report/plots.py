@@ -13,13 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from matplotlib.figure import Figure
 
 from metalight.evaluate.sources import SOURCES, SourceInfo
 from metalight.io import atomic_write_bytes
+from metalight.metrics.calibration import expected_calibration_error
 
 CORRECT_COLOR, WRONG_COLOR = "#2a9d8f", "#e76f51"
-RELIABILITY_BINS = 10
+RELIABILITY_BINS = 15  # as the ECE in report.json (MetacognitionMetrics, ConfidenceMetrics)
+LINE_STYLES = ("-", "--", "-.", ":")
 CURVE_KEYS = ("accuracy", "dprime_type2", "auroc_type2", "raw_alignment", "ece", "prr")
 CURVE_LABELS = {"accuracy": "accuracy", "dprime_type2": "d′ type 2", "auroc_type2": "AUROC₂",
                 "raw_alignment": "raw alignment", "ece": "ECE of P(yes) (lower is better)",
@@ -67,6 +70,12 @@ def columns_from_samples(samples: Sequence[dict[str, Any]]) -> list[ScoreColumn]
     return out
 
 
+def source_color(name: str) -> str:
+    """One colour per source in every figure (its position among the known sources)."""
+    names = list(SOURCES)
+    return f"C{names.index(name) % 10}" if name in names else "C9"
+
+
 def _roc_points(correct: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(F, H) at every distinct threshold, from (0, 0) to (1, 1): "confident" means score >= threshold."""
     order = np.argsort(-score, kind="stable")
@@ -79,27 +88,29 @@ def _roc_points(correct: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.
 
 def type2_roc_figure(columns: Sequence[ScoreColumn], title_suffix: str = "") -> Figure:
     """Type-2 ROC of every source with both outcomes, AUROC₂ in the legend; dots mark the yes-reports."""
-    fig = Figure(figsize=(6.4, 5.6), layout="constrained")
+    shown = [c for c in columns if c.both_classes]
+    fig = Figure(figsize=(6.4, 6.2 + 0.22 * len(shown)), layout="constrained")
     ax = fig.add_subplot()
     ax.plot([0, 1], [0, 1], ls="--", color="0.6", lw=1, label="chance (AUROC₂ = 0.5)")
-    for i, col in enumerate(c for c in columns if c.both_classes):
+    for i, col in enumerate(shown):
         keep = col.scored
         f, h = _roc_points(col.correct[keep], col.score[keep])
         auroc = float(np.sum(np.diff(f) * (h[1:] + h[:-1]) / 2))
         n_correct, n_wrong = int(col.correct[keep].sum()), int((~col.correct[keep]).sum())
-        line, = ax.plot(f, h, lw=1.8, color=f"C{i}",
-                        label=f"{col.info.label}: AUROC₂ = {auroc:.3f} ({n_correct} right / {n_wrong} wrong)")
+        color = source_color(col.name)
+        ax.plot(f, h, lw=1.8, color=color, ls=LINE_STYLES[i % len(LINE_STYLES)],
+                label=f"{col.info.label}: AUROC₂ = {auroc:.3f} ({n_correct} right / {n_wrong} wrong scored)")
         if col.report is not None:
             rep = col.report
-            ax.plot(rep[~col.correct].mean(), rep[col.correct].mean(), "o", color=line.get_color(), ms=7,
-                    mec="black", mew=0.6)
-    ax.plot([], [], "o", color="0.5", mec="black", mew=0.6, label="dot: the source's yes-report")
+            ax.plot(rep[~col.correct].mean(), rep[col.correct].mean(), "o", color=color, ms=7, mec="black",
+                    mew=0.6)
+    ax.plot([], [], "o", color="0.5", mec="black", mew=0.6, label="dot: the source's own yes/no report")
     ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), aspect="equal",
            xlabel="false-alarm rate F = P(confident | wrong answer)",
-           ylabel="hit rate H = P(confident | correct answer)",
-           title=f"Type-2 ROC: does confidence separate right from wrong?{title_suffix}")
-    ax.legend(loc="lower right", fontsize=7.5, framealpha=0.9)
+           ylabel="hit rate H = P(confident | correct answer)")
+    ax.set_title(f"Type-2 ROC: does confidence separate right from wrong answers?{title_suffix}", fontsize=10)
     ax.grid(alpha=0.3)
+    fig.legend(loc="outside lower center", fontsize=8, frameon=False)
     return fig
 
 
@@ -114,24 +125,25 @@ def reliability_figure(columns: Sequence[ScoreColumn], title_suffix: str = "") -
         ax = fig.add_subplot(1, len(probs), i + 1)
         score, correct = col.score[col.scored], col.correct[col.scored]
         bins = np.clip(np.digitize(score, edges[1:-1]), 0, RELIABILITY_BINS - 1)
-        ece = 0.0
+        width = edges[1] - edges[0]
         for b in range(RELIABILITY_BINS):
             members = bins == b
             if not members.any():
                 continue
-            accuracy, mean_conf = correct[members].mean(), score[members].mean()
-            ece += members.mean() * abs(accuracy - mean_conf)
-            ax.bar(edges[b], accuracy, width=edges[1] - edges[0], align="edge", color=f"C{i}", alpha=0.75,
+            accuracy = correct[members].mean()
+            ax.bar(edges[b], accuracy, width=width, align="edge", color=source_color(col.name), alpha=0.75,
                    edgecolor="white")
-            ax.text(edges[b] + 0.05, min(accuracy + 0.02, 0.93), f"{int(members.sum())}", ha="center",
-                    fontsize=7, color="0.25")
+            ax.text(edges[b] + width / 2, accuracy + 0.015, f"{int(members.sum())}", ha="center", fontsize=6.5,
+                    color="0.2")
+        ece = float(expected_calibration_error(torch.from_numpy(correct), torch.from_numpy(score),
+                                               n_bins=RELIABILITY_BINS))
         ax.plot([0, 1], [0, 1], ls="--", color="0.4", lw=1, label="perfect calibration")
-        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=f"{col.info.unit} (bin)",
-               ylabel="fraction of answers correct in bin",
-               title=f"{col.info.label}: ECE ({RELIABILITY_BINS} bins) = {ece:.3f}, n = {int(col.scored.sum())}")
-        ax.title.set_fontsize(9)
+        ax.set(xlim=(0, 1), ylim=(0, 1.08), xlabel=f"{col.info.unit} (bin)",
+               ylabel="fraction of answers correct in bin")
+        ax.set_title(f"{col.info.label}: ECE = {ece:.3f}, n = {int(col.scored.sum())}", fontsize=9)
         ax.legend(loc="upper left", fontsize=7.5)
-    fig.suptitle(f"Reliability: numbers above bars = answers per bin{title_suffix}", fontsize=10)
+    fig.suptitle(f"Reliability ({RELIABILITY_BINS} equal bins; number above a bar = answers in it){title_suffix}",
+                 fontsize=10)
     return fig
 
 
@@ -146,19 +158,28 @@ def histogram_figure(columns: Sequence[ScoreColumn], title_suffix: str = "") -> 
     for i, col in enumerate(shown):
         ax = fig.add_subplot(rows, cols, i + 1)
         score, correct = col.score[col.scored], col.correct[col.scored]
-        lo, hi = (0.0, 1.0) if col.info.probability or not col.info.needs_logits else (score.min(), score.max())
-        distinct = np.unique(score)
-        edges = (np.array([-0.25, 0.25, 0.75, 1.25]) if len(distinct) <= 2 and set(distinct) <= {0.0, 1.0}
-                 else np.linspace(lo, hi if hi > lo else lo + 1, 21))
-        for mask, color, name in ((correct, CORRECT_COLOR, "correct"), (~correct, WRONG_COLOR, "wrong")):
-            ax.hist(score[mask], bins=edges, histtype="stepfilled", alpha=0.45, color=color,
-                    label=f"{name} (n={int(mask.sum())})")
-            ax.hist(score[mask], bins=edges, histtype="step", color=color, lw=1.2)
-        ax.set(xlabel=col.info.unit, ylabel="answers", title=col.info.label)
-        ax.title.set_fontsize(10)
+        classes = ((correct, CORRECT_COLOR, "correct"), (~correct, WRONG_COLOR, "wrong"))
+        if set(np.unique(score)) <= {0.0, 1.0}:  # a yes/no report: side-by-side bars
+            for offset, (mask, color, name) in zip((-0.18, 0.18), classes):
+                share = [(score[mask] == v).mean() if mask.any() else 0.0 for v in (0.0, 1.0)]
+                ax.bar(np.array([0.0, 1.0]) + offset, share, width=0.34, color=color, alpha=0.8,
+                       label=f"{name} (n={int(mask.sum())})")
+            ax.set_xticks([0, 1], ["no / abstain (0)", "yes / answered (1)"])
+            ax.set_ylim(0, 1.25)  # room for the legend above the bars
+        else:
+            lo, hi = (0.0, 1.0) if col.info.probability else (float(score.min()), float(score.max()))
+            edges = np.linspace(lo, hi if hi > lo else lo + 1, 21)
+            for mask, color, name in classes:
+                weights = np.full(int(mask.sum()), 1 / max(int(mask.sum()), 1))
+                ax.hist(score[mask], bins=edges, weights=weights, histtype="stepfilled", alpha=0.4, color=color,
+                        label=f"{name} (n={int(mask.sum())})")
+                ax.hist(score[mask], bins=edges, weights=weights, histtype="step", color=color, lw=1.2)
+        ax.set(xlabel=col.info.unit, ylabel="share of the class's answers")
+        ax.set_title(col.info.label, fontsize=10)
         ax.xaxis.label.set_fontsize(8)
         ax.legend(fontsize=7.5)
-    fig.suptitle(f"Confidence by outcome: well-separated colours = good metacognition{title_suffix}", fontsize=10)
+    fig.suptitle(f"Confidence by outcome (each colour sums to 1): little overlap = good metacognition{title_suffix}",
+                 fontsize=10)
     return fig
 
 
