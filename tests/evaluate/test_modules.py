@@ -74,3 +74,15 @@ def test_threshold_command_chooses_on_val_and_applies_to_test(tmp_path, tiny_mod
     out = capsys.readouterr().out
     assert "threshold chosen on val" in out and "| p_yes |" in out
     assert (test_dir / "threshold_summary.md").read_text().count("| p_yes |") == 2
+
+
+@pytest.mark.embedded
+def test_embedded_model_gets_a_score_from_every_logit_source(tmp_path, trivia_files):
+    run, report = _run(tmp_path, "configs/eval/sources.yaml", "--model.init_args.evaluation.max_new_tokens", "8",
+                       "--report.plots", "false", *trivia_data_args(trivia_files, batch=6))
+    assert report["n"] == 6 and report["model"] == "embedded:smollm2-135m-instruct"
+    for source in ("p_yes", "max_seq_prob", "mean_token_entropy", "p_true"):
+        assert report[f"{source}/scored_rate"] == 1.0, source
+    samples = read_jsonl(f"{run}/samples/val.jsonl")
+    assert all(0 < s["confidence"]["p_true"] < 1 and s["confidence"]["max_seq_prob"] < 0 for s in samples)
+    assert all(isinstance(s["extras"]["verbalized_reply"], str) for s in samples)
