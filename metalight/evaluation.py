@@ -10,7 +10,7 @@ generated at all: P(yes) comes from one forward pass and said_yes = P(yes) > 0.5
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import torch
@@ -80,10 +80,15 @@ class SampleResult:
     said_yes: bool
     meta_parsed: bool
     p_yes: float
+    # Tokens the model chose for the direct answer (stop token included), for token-level confidence
+    # scores; kept in memory only, not written to the samples file.
+    direct_completion_ids: list[int] = field(default_factory=list, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready dict (one line of ``samples/<split>.jsonl``)."""
-        return asdict(self)
+        out = asdict(self)
+        out.pop("direct_completion_ids")
+        return out
 
 
 def build_prompts(tokenizer, records: Sequence[QARecord], settings: EvalSettings) -> tuple[list[Prompt], list[Prompt]]:
@@ -122,11 +127,12 @@ def evaluate_records(model, tokenizer, records: Sequence[QARecord], settings: Ev
         out = generate(model, tokenizer, direct + meta, decoding, settings.max_input_tokens,
                        capture_token_ids=(ids[0] + ids[1]) if ids else None, synced_gpus=synced_gpus)
         answers, meta_texts = out.texts[:n], out.texts[n:]
+        direct_ids = [out.generated_ids(i) for i in range(n)]
         p_yes = (p_yes_from_logits(out.first_token_logits[n:], len(ids[0])).tolist() if ids
                  else [float("nan")] * n)
     else:
-        answers = generate(model, tokenizer, direct, decoding, settings.max_input_tokens,
-                           synced_gpus=synced_gpus).texts
+        out = generate(model, tokenizer, direct, decoding, settings.max_input_tokens, synced_gpus=synced_gpus)
+        answers, direct_ids = out.texts, [out.generated_ids(i) for i in range(n)]
         p_yes = yes_probability(model, tokenizer, meta, ids[0], ids[1], settings.max_input_tokens).tolist()
         meta_texts = None
     return score_answers(records, direct, meta, answers, meta_texts, p_yes, settings)
@@ -147,8 +153,9 @@ def score_answers(records: Sequence[QARecord], direct: Sequence[Prompt], meta: S
         SampleResult(id=r.id, question=r.question, aliases=list(r.answers), direct_prompt=dp.text,
                      direct_answer=a, correct=is_correct(a, r.answers, settings.grading),
                      exact_match=exact_match(a, r.answers), meta_prompt=mp.text, meta_answer=mt,
-                     said_yes=bool(y), meta_parsed=bool(ok), p_yes=float(p))
-        for r, dp, mp, a, mt, y, ok, p in zip(records, direct, meta, answers, meta_texts, said_yes, parsed, p_yes)
+                     said_yes=bool(y), meta_parsed=bool(ok), p_yes=float(p), direct_completion_ids=chosen)
+        for r, dp, mp, a, mt, y, ok, p, chosen in zip(records, direct, meta, answers, meta_texts, said_yes, parsed,
+                                                       p_yes, direct_ids)
     ]
 
 

@@ -289,3 +289,32 @@ NF_SCORE_SUFFIX = " [Score: {{{label}}}]"
 def nf_scored_response(response: str, label: int) -> str:
     """An in-context example's assistant turn: the response, then its neural label (``... [Score: {1}]``)."""
     return response + NF_SCORE_SUFFIX.format(label=label)
+
+
+# ---- confidence-source prompts (uncertainty baselines beside the meta question) ------------------------------
+# Recorded in reports as ``confidence_prompt_version``; change it whenever one of these templates changes.
+CONFIDENCE_PROMPT_VERSION = "conf-v1"
+
+# p(True) (Kadavath et al. 2022) in LM-Polygraph's wording (stat_calculators/prompt.py), with a space added
+# after "Possible answer:" because metalight's answers are stripped.
+P_TRUE_TEMPLATE = ("Question: {question}\n Possible answer: {answer}\n Is the possible answer:\n (A) True\n"
+                   " (B) False\n The possible answer is:")
+
+# Verbalised confidence, two-stage (Tian et al. 2023 "verb. 2S", LM-Polygraph Verbalized2S): the model first
+# answers the direct prompt, then this follow-up asks for the probability that the answer is correct.
+VERBALIZED_FOLLOWUP = (
+    "Provide the probability that your answer is correct. Give ONLY the probability, no other words or "
+    "explanation.\n\nFor example:\n\nProbability: <the probability between 0.0 and 1.0 that your answer is "
+    "correct, without any extra commentary whatsoever; just the probability!>"
+)
+
+
+def p_true_prompt(question: str, answer: str, context: str | None = None) -> str:
+    """The p(True) self-evaluation prompt for an answer; the next token should be " True" or " False"."""
+    return _with_context(P_TRUE_TEMPLATE.format(question=question, answer=answer), context)
+
+
+def verbalized_conversation(direct: str, answer: str) -> list[dict[str, str]]:
+    """Chat messages for two-stage verbalised confidence: the direct prompt, the model's answer, the follow-up."""
+    return [{"role": "user", "content": direct}, {"role": "assistant", "content": answer},
+            {"role": "user", "content": VERBALIZED_FOLLOWUP}]

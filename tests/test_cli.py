@@ -10,7 +10,7 @@ from metalight.cli import condense_parser_error, main
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted(p.relative_to(ROOT) for p in (ROOT / "configs").rglob("*.yaml")
-                 if "strategy" not in p.parts and p.parent.name not in {"model", "data"})
+                 if "strategy" not in p.parts and p.parent.name not in {"model", "data", "sweeps"})
 
 
 def run_cli(*args, cwd=ROOT):

@@ -1,7 +1,8 @@
-"""Writes each evaluation's ``report.json`` and ``samples/<split>.jsonl`` into the run directory."""
+"""Writes each evaluation's ``report.json``, ``samples/<split>.jsonl`` and plots into the run directory."""
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from pathlib import Path
@@ -13,9 +14,9 @@ from metalight.io import atomic_write_json, atomic_write_jsonl
 
 log = logging.getLogger(__name__)
 
-REPORT_KEYS = ("n", "accuracy", "dprime_type2", "hit_rate", "false_alarm_rate", "auroc_type2", "raw_alignment",
-               "yes_ratio", "rmi", "ece", "brier", "meta_d_prime", "m_ratio", "meta_unparsed_rate")
-TABLE_KEYS = ("n", "accuracy", "dprime_type2", "auroc_type2", "raw_alignment", "yes_ratio", "ece", "brier",
+REPORT_KEYS = ("n", "accuracy", "dprime_type2", "hit_rate", "false_alarm_rate", "auroc_type2", "prr",
+               "raw_alignment", "yes_ratio", "rmi", "ece", "brier", "meta_d_prime", "m_ratio", "meta_unparsed_rate")
+TABLE_KEYS = ("n", "accuracy", "dprime_type2", "auroc_type2", "prr", "raw_alignment", "yes_ratio", "ece", "brier",
               "meta_unparsed_rate")
 
 
@@ -37,14 +38,20 @@ def format_table(report: dict[str, Any], keys=TABLE_KEYS) -> str:
 
 class ReportWriter(Callback):
     """After every validation / test pass: write ``report.json`` (latest), ``reports/<split>_step<k>.json``
-    (history) and ``samples/<split>.jsonl`` atomically on rank 0, and print the main numbers.
+    (history) and ``samples/<split>.jsonl`` atomically on rank 0, draw the plots, and print the main numbers.
+
+    Plots (``plots/<split>_<name>.png``, also logged to TensorBoard as ``<split>/plots/<name>``): the type-2
+    ROC, the reliability diagram and the confidence histograms by outcome of every confidence score, and
+    during ``fit`` the validation metrics against the step (:mod:`metalight.report.plots`).
 
     Args:
         print_table: print a table after ``validate`` / ``test`` (and one line per validation during ``fit``).
+        plots: draw the plots.
     """
 
-    def __init__(self, print_table: bool = True):
+    def __init__(self, print_table: bool = True, plots: bool = True):
         self.print_table = print_table
+        self.plots = plots
 
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.sanity_checking:
@@ -61,7 +68,8 @@ class ReportWriter(Callback):
         metrics["n"] = int(metrics["n"])
         extra = {k: v for k, v in outcome.metrics.items() if k not in metrics}
         return {**metrics, **extra, "split": outcome.split, "step": outcome.step, "epoch": outcome.epoch,
-                "dataset": dataset, "experiment": out.parent.name, **pl_module.report_settings()}
+                "dataset": dataset, "experiment": out.parent.name, **pl_module.report_settings(),
+                **getattr(outcome, "details", {})}
 
     def _write(self, trainer: Trainer, pl_module: LightningModule, split: str) -> None:
         outcome = getattr(pl_module, "eval_outcomes", {}).pop(split, None)
@@ -74,6 +82,8 @@ class ReportWriter(Callback):
         atomic_write_jsonl(out / "samples" / f"{split}.jsonl", samples)
         atomic_write_json(out / "reports" / f"{split}_step{outcome.step}.json", report)
         atomic_write_json(out / "report.json", report)
+        if self.plots:
+            self._plot(trainer, out, report, samples)
         if not self.print_table:
             return
         if trainer.state.fn == "fit":
@@ -81,5 +91,25 @@ class ReportWriter(Callback):
                 f"{k}={report[k]:.3f}" for k in ("accuracy", "dprime_type2", "auroc_type2", "raw_alignment")),
                 flush=True)
         else:
-            print(f"\n{report['dataset']} · {split} · {report['model']}\n{format_table(report)}\n"
+            sources = ""
+            if report.get("confidence_sources"):
+                from metalight.report.tables import sources_table
+
+                sources = f"\nconfidence sources (scored against the direct answers):\n{sources_table(report)}\n"
+            print(f"\n{report['dataset']} · {split} · {report['model']}\n{format_table(report)}\n{sources}"
                   f"report: {out / 'report.json'}", flush=True)
+
+    def _plot(self, trainer: Trainer, out: Path, report: dict[str, Any], samples: list[dict[str, Any]]) -> None:
+        from metalight.report.plots import run_figures, save_png
+
+        split = report["split"]
+        history = None
+        if trainer.state.fn == "fit" and split == "val":
+            history = [json.loads(p.read_text()) for p in (out / "reports").glob("val_step*.json")]
+        label = f"{report.get('model', '')} · {report.get('dataset', '')} · {split} (step {report['step']})"
+        for name, figure in run_figures(samples, history, label).items():
+            save_png(figure, out / "plots" / f"{split}_{name}.png")
+            for logger in trainer.loggers:
+                experiment = getattr(logger, "experiment", None)
+                if hasattr(experiment, "add_figure"):
+                    experiment.add_figure(f"{split}/plots/{name}", figure, global_step=report["step"], close=False)

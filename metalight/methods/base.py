@@ -38,6 +38,7 @@ class EvaluationOutcome:
     epoch: int
     metrics: dict[str, float]
     samples: list[SampleResult] = field(repr=False)
+    details: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 def gather_objects(items: list[Any]) -> list[Any]:
@@ -114,11 +115,13 @@ class MetacognitionModule(LightningModule):
             self.model.train(was_training)
 
     def _evaluation_step(self, batch: RecordBatch, split: str) -> None:
-        results = self.evaluate(batch.records)
-        keep = torch.tensor([not pad for pad in batch.padding], dtype=torch.bool)
+        self._record(split, self.evaluate(batch.records), keep=[not pad for pad in batch.padding])
+
+    def _record(self, split: str, results: list[SampleResult], keep: list[bool]) -> None:
+        """Add the kept results of one batch to the split's metrics and samples."""
         tensors = {k: v.to(self.device) for k, v in results_to_tensors(results).items()}
-        self.metrics[split].update(**tensors, mask=keep.to(self.device))
-        self._samples[split].extend(r for r, pad in zip(results, batch.padding) if not pad)
+        self.metrics[split].update(**tensors, mask=torch.tensor(keep, dtype=torch.bool, device=self.device))
+        self._samples[split].extend(r for r, k in zip(results, keep) if k)
 
     def validation_step(self, batch: RecordBatch, batch_idx: int) -> None:
         self._evaluation_step(batch, "val")
@@ -134,10 +137,18 @@ class MetacognitionModule(LightningModule):
         self._samples[split] = []
         if self.trainer.sanity_checking:
             return
+        extra, details = self.summarize(split, samples)
+        values.update(extra)
         # compute() already reduced across ranks; sync_dist only averages identical values (and keeps
         # Lightning from warning about unsynced epoch-level logs).
         self.log_dict({f"{split}/{k}": v for k, v in values.items() if k != "n"}, sync_dist=True)
-        self.eval_outcomes[split] = EvaluationOutcome(split, self.global_step, self.current_epoch, values, samples)
+        self.eval_outcomes[split] = EvaluationOutcome(split, self.global_step, self.current_epoch, values, samples,
+                                                      details)
+
+    def summarize(self, split: str, samples: list[SampleResult]) -> tuple[dict[str, float], dict[str, Any]]:
+        """Metrics beyond the dual-prompt set, computed from every rank's samples (logged as ``<split>/<key>``),
+        and report details (e.g. threshold sweeps); a subclass hook, empty here."""
+        return {}, {}
 
     def on_validation_epoch_end(self) -> None:
         self._finish_evaluation("val")

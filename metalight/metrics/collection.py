@@ -12,6 +12,7 @@ from metalight.metrics._inputs import as_binary, cat_state, check_rows, keep_mas
 from metalight.metrics.alignment import _alignment_compute, _alignment_update
 from metalight.metrics.calibration import _brier_compute, _brier_update, _ece_compute
 from metalight.metrics.metad import _meta_d_compute
+from metalight.metrics.prr import _prr_compute
 from metalight.metrics.type2 import Correction, _check_correction, _dprime_type2_compute, _type2_auroc_compute
 
 METRIC_NAMES = (
@@ -21,6 +22,7 @@ METRIC_NAMES = (
     "hit_rate",
     "false_alarm_rate",
     "auroc_type2",
+    "prr",
     "raw_alignment",
     "yes_ratio",
     "yes_failure_rate",
@@ -50,9 +52,10 @@ class MetacognitionMetrics(Metric):
       ``hit_rate`` / ``false_alarm_rate`` (:class:`~metalight.metrics.type2.DPrimeType2`),
       ``raw_alignment``, ``yes_ratio``, ``yes_failure_rate``, ``no_failure_rate``, ``rmi``
       (:class:`~metalight.metrics.alignment.MetaAlignment`);
-    - from (correct, confidence), rows with a confidence: ``auroc_type2``, ``ece``, ``brier``,
-      ``meta_d_prime``, ``m_ratio`` (:mod:`~metalight.metrics.type2`,
-      :mod:`~metalight.metrics.calibration`, :mod:`~metalight.metrics.metad`);
+    - from (correct, confidence), rows with a confidence: ``auroc_type2``, ``prr``, ``ece``,
+      ``brier``, ``meta_d_prime``, ``m_ratio`` (:mod:`~metalight.metrics.type2`,
+      :mod:`~metalight.metrics.prr`, :mod:`~metalight.metrics.calibration`,
+      :mod:`~metalight.metrics.metad`);
     - ``meta_unparsed_rate`` = unparsed / n.
 
     A value that cannot be estimated (e.g. d'type2 without wrong answers) is NaN, with a warning.
@@ -133,6 +136,7 @@ class MetacognitionMetrics(Metric):
         values.update(_dprime_type2_compute(*counts, correction=self.dprime_correction))
         correct, confidence = cat_state(self.scored_correct).bool(), cat_state(self.scored_confidence)
         values["auroc_type2"] = _type2_auroc_compute(correct, confidence)
+        values["prr"] = _prr_compute(confidence.double(), correct.double())
         values["ece"] = _ece_compute(correct, confidence, self.ece_bins)
         values["brier"] = _brier_compute(*_brier_update(correct, confidence))
         values.update(_meta_d_compute(correct, confidence, self.meta_d_ratings, "uniform"))

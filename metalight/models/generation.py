@@ -50,6 +50,11 @@ class Generation:
     first_token_logits: Tensor | None = None
     stop_ids: list[int | None] = field(default_factory=list, repr=False)
 
+    def generated_ids(self, row: int) -> list[int]:
+        """Every token the model chose for ``row``: the completion plus its stop token, if any."""
+        stop = self.stop_ids[row] if self.stop_ids else None
+        return self.completion_ids[row] + ([stop] if stop is not None else [])
+
 
 def model_device(model) -> torch.device:
     """Device of the model's first parameter."""
@@ -218,3 +223,46 @@ def continuation_logprobs(model, tokenizer, prompts: Sequence[Prompt], continuat
         values = token_logprobs[row, -len(cont):]
         out.append(values.sum() if reduce == "sum" else values.mean())
     return torch.stack(out).cpu()
+
+
+@dataclass
+class TokenScores:
+    """Per chosen token of each completion: its log-probability and the entropy of the next-token
+    distribution it was drawn from, both in nats, under the model's raw (untempered) distribution."""
+
+    logprobs: list[list[float]]
+    entropies: list[list[float]]
+
+
+@torch.no_grad()
+def completion_token_scores(model, tokenizer, prompts: Sequence[Prompt], completion_ids: Sequence[Sequence[int]],
+                            max_input_tokens: int | None = 128, batch_size: int = 16) -> TokenScores:
+    """Score given completions (e.g. :meth:`Generation.generated_ids`, stop token included) by one
+    teacher-forced forward pass per ``batch_size`` rows; prompts are truncated as in :func:`generate`.
+    The sequence log-probability is ``sum(logprobs[i])``; LM-Polygraph's MaximumSequenceProbability and
+    MeanTokenEntropy read exactly these per-token values."""
+    if len(prompts) != len(completion_ids):
+        raise ValueError(f"{len(prompts)} prompts but {len(completion_ids)} completions")
+    prompt_ids = encode_prompts(tokenizer, prompts, max_input_tokens)
+    logprobs: list[list[float]] = []
+    entropies: list[list[float]] = []
+    for start in range(0, len(prompt_ids), batch_size):
+        chunk = [list(c) for c in completion_ids[start:start + batch_size]]
+        width = max(len(c) for c in chunk)
+        if width == 0:
+            logprobs += [[] for _ in chunk]
+            entropies += [[] for _ in chunk]
+            continue
+        rows = [p + c for p, c in zip(prompt_ids[start:start + batch_size], chunk)]
+        input_ids, attention_mask = left_pad(rows, tokenizer.pad_token_id, model_device(model))
+        # The last `width + 1` positions predict the last `width` tokens, which hold every completion.
+        logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask),
+                       logits_to_keep=width + 1).logits[:, :-1].float()
+        log_p = torch.log_softmax(logits, -1)
+        entropy = -(log_p.exp() * log_p).sum(-1)
+        chosen = log_p.gather(-1, input_ids[:, -width:, None]).squeeze(-1)
+        for row, completion in enumerate(chunk):
+            keep = slice(width - len(completion), width)
+            logprobs.append(chosen[row, keep].tolist())
+            entropies.append(entropy[row, keep].tolist())
+    return TokenScores(logprobs, entropies)

@@ -15,6 +15,7 @@ from metalight.metrics import (
     expected_calibration_error,
     meta_d_from_confidence,
     no_failure_rate,
+    prediction_rejection_ratio,
     raw_alignment,
     rmi,
     type2_auroc,
@@ -50,7 +51,7 @@ def test_compute_returns_exactly_the_documented_float_keys():
     result = metrics.compute()
     assert list(result) == list(METRIC_NAMES)
     assert set(METRIC_NAMES) == {
-        "n", "accuracy", "dprime_type2", "hit_rate", "false_alarm_rate", "auroc_type2", "raw_alignment",
+        "n", "accuracy", "dprime_type2", "hit_rate", "false_alarm_rate", "auroc_type2", "prr", "raw_alignment",
         "yes_ratio", "yes_failure_rate", "no_failure_rate", "rmi", "ece", "brier", "meta_d_prime", "m_ratio",
         "meta_unparsed_rate",
     }  # fmt: skip
@@ -69,6 +70,7 @@ def test_every_value_equals_the_single_metric_function():
         "accuracy": correct.double().mean().item(),
         **{k: v.item() for k, v in dprime.items()},
         "auroc_type2": type2_auroc(correct, confidence).item(),
+        "prr": prediction_rejection_ratio(confidence, correct.double()).item(),
         "raw_alignment": raw_alignment(correct, said_yes).item(),
         "yes_ratio": yes_ratio(correct, said_yes).item(),
         "yes_failure_rate": yes_failure_rate(correct, said_yes).item(),

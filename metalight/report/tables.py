@@ -1,0 +1,116 @@
+"""Markdown tables of reports: one run's confidence sources, and several runs side by side."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from metalight.errors import ConfigError
+
+MAIN_KEYS = ("n", "accuracy", "dprime_type2", "auroc_type2", "prr", "raw_alignment", "yes_ratio", "ece", "brier",
+             "meta_d_prime", "m_ratio", "meta_unparsed_rate")
+SOURCE_KEYS = ("auroc_type2", "prr", "dprime_type2", "selective_accuracy", "coverage", "ece")
+ALWAYS_SHOWN = ("model", "dataset", "split", "step")
+PLOT_KEYS = ("accuracy", "dprime_type2", "auroc_type2", "prr", "raw_alignment", "ece")
+
+
+def resolve_report(path: str | Path) -> Path:
+    """A report file: ``path`` itself, ``path/report.json``, or the newest ``path/version_N/report.json``."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if (path / "report.json").is_file():
+        return path / "report.json"
+    versions = sorted(path.glob("version_*/report.json"),
+                      key=lambda p: int(re.sub(r"\D", "", p.parent.name) or -1))
+    if versions:
+        return versions[-1]
+    raise ConfigError(f"no report.json at {path} (nor in {path}/version_*/); pass a run directory such as "
+                      f"runs/<experiment>/version_0 or a report file")
+
+
+def load_reports(paths: Sequence[str | Path], names: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+    """Reports keyed by a column name: ``names`` if given, else ``<experiment>/<version>`` of each path."""
+    files = [resolve_report(p) for p in paths]
+    if names is not None and len(names) != len(files):
+        raise ConfigError(f"--names has {len(names)} entries for {len(files)} runs; give one name per run")
+    keys = list(names) if names else [_default_name(f) for f in files]
+    for i, key in enumerate(keys):  # the same experiment/version from different roots
+        if keys.count(key) > 1:
+            keys[i] = f"{key} ({i + 1})"
+    return {key: json.loads(f.read_text()) for key, f in zip(keys, files)}
+
+
+def _default_name(file: Path) -> str:
+    parts = file.parent.parts[-2:] if file.name == "report.json" else (*file.parent.parts[-2:-1], file.stem)
+    return "/".join(parts) or file.stem
+
+
+def _format(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.4f}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def comparison_rows(reports: dict[str, dict[str, Any]], keys: Sequence[str] | None = None) -> list[str]:
+    """The metric rows to show: ``keys``, or the main metrics plus every confidence source's ranking metrics."""
+    if keys:
+        return list(keys)
+    rows = [k for k in MAIN_KEYS if any(k in r for r in reports.values())]
+    sources = []
+    for report in reports.values():
+        for source in report.get("confidence_sources", []):
+            if source not in sources:
+                sources.append(source)
+    rows += [f"{s}/{k}" for s in sources for k in SOURCE_KEYS if any(f"{s}/{k}" in r for r in reports.values())]
+    return rows
+
+
+def markdown_table(reports: dict[str, dict[str, Any]], keys: Sequence[str] | None = None) -> str:
+    """Metrics as rows, runs as columns; below them the model/dataset/split/step and every other setting
+    whose value differs between the runs."""
+    names = list(reports)
+    lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for key in comparison_rows(reports, keys):
+        lines.append(f"| {key} | " + " | ".join(_format(reports[n].get(key)) for n in names) + " |")
+    scalar = {k for r in reports.values() for k, v in r.items() if not isinstance(v, (int, float)) or
+              isinstance(v, bool)}
+    differing = sorted(k for k in scalar - set(ALWAYS_SHOWN) - {"thresholds", "experiment"}
+                       if len({_format(r.get(k)) for r in reports.values()}) > 1)
+    for key in (*ALWAYS_SHOWN, *differing):
+        lines.append(f"| *{key}* | " + " | ".join(_format(reports[n].get(key)) for n in names) + " |")
+    return "\n".join(lines)
+
+
+SOURCE_TABLE = (("auroc_type2", "AUROC₂"), ("prr", "PRR"), ("dprime_type2", "d′₂ (report)"),
+                ("coverage", "coverage"), ("selective_accuracy", "acc. if yes"), ("ece", "ECE"),
+                ("brier", "Brier"), ("scored_rate", "scored"), ("threshold_dprime_type2", "d′₂ @ thr"),
+                ("threshold_coverage", "coverage @ thr"), ("threshold_selective_accuracy", "acc. @ thr"))
+
+
+def sources_table(report: dict[str, Any]) -> str:
+    """One row per confidence source of a report (ConfidenceEvalModule / APIEvalModule), as markdown:
+    ranking (AUROC₂, PRR), the source's own yes-report (d′₂, coverage, accuracy if yes), calibration for
+    probabilities, the share of answers with a score, and the operating point at the chosen threshold."""
+    from metalight.evaluate.sources import SOURCES
+
+    sources = report.get("confidence_sources") or []
+    lines = ["| source | " + " | ".join(label for _, label in SOURCE_TABLE) + " |",
+             "|---|" + "---:|" * len(SOURCE_TABLE)]
+    for source in sources:
+        label = SOURCES[source].label if source in SOURCES else source
+        lines.append(f"| {label} | " + " | ".join(_format(report.get(f"{source}/{key}")) for key, _ in SOURCE_TABLE)
+                     + " |")
+    return "\n".join(lines)
