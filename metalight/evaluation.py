@@ -135,15 +135,18 @@ def evaluate_records(model, tokenizer, records: Sequence[QARecord], settings: Ev
         answers, direct_ids = out.texts, [out.generated_ids(i) for i in range(n)]
         p_yes = yes_probability(model, tokenizer, meta, ids[0], ids[1], settings.max_input_tokens).tolist()
         meta_texts = None
-    return score_answers(records, direct, meta, answers, meta_texts, p_yes, settings)
+    return score_answers(records, direct, meta, answers, meta_texts, p_yes, settings, direct_ids)
 
 
 def score_answers(records: Sequence[QARecord], direct: Sequence[Prompt], meta: Sequence[Prompt],
                   answers: Sequence[str], meta_texts: Sequence[str] | None, p_yes: Sequence[float],
-                  settings: EvalSettings) -> list[SampleResult]:
+                  settings: EvalSettings, direct_ids: Sequence[list[int]] | None = None) -> list[SampleResult]:
     """Grade the direct answers and read the meta decisions: generated ``meta_texts`` parsed with the
-    yes/no rule, or (``meta_texts=None``, logits read-out) said_yes = P(yes) > 0.5."""
+    yes/no rule, or (``meta_texts=None``, logits read-out) said_yes = P(yes) > 0.5. ``direct_ids`` (the
+    answers' generated token ids) are kept in memory for token-level confidence sources when given."""
     n = len(records)
+    if direct_ids is None:
+        direct_ids = [[] for _ in range(n)]
     if meta_texts is None:
         meta_texts, said_yes, parsed = [None] * n, [p > 0.5 for p in p_yes], [True] * n
     else:
