@@ -7,6 +7,7 @@ set the experiment with ``trainer.logger.init_args.name``.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import re
@@ -67,7 +68,20 @@ class MetalightCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand) if self.subcommand else self.config
         trainer = config.get("trainer") or {}
-        check_strategy(trainer.get("strategy"), trainer.get("accelerator"))
+        check_strategy(trainer.get("strategy"), trainer.get("accelerator"), self._configured_model_class(config))
+
+    @staticmethod
+    def _configured_model_class(config) -> type | None:
+        """The configured LightningModule class (``model.class_path``), or ``None`` if it cannot be imported."""
+        model = config.get("model")
+        path = model.get("class_path") if hasattr(model, "get") else None
+        if not isinstance(path, str) or "." not in path:
+            return None
+        module, _, name = path.rpartition(".")
+        try:
+            return getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            return None
 
 
 def main(args: list[str] | None = None) -> MetalightCLI | None:

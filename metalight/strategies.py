@@ -67,9 +67,17 @@ def strategy_name(strategy: Any) -> str:
     return type(strategy).__name__.lower()
 
 
-def check_strategy(strategy: Any, accelerator: Any) -> None:
-    """Fail fast, with the fix, on strategies that cannot work here (unknown name, sharding on CPU,
-    DeepSpeed not installed)."""
+def full_replica_error(method: str, sharded: str) -> ConfigError:
+    """The error for a method that needs the whole model on every rank (ES) combined with a sharded strategy."""
+    return ConfigError(f"{method} perturbs whole weight tensors in place on every rank, but {sharded.upper()} "
+                       f"shards them across ranks (shard-consistent noise is not implemented); use "
+                       f"configs/strategy/ddp.yaml instead: population members are split over the ranks and "
+                       f"only their rewards are exchanged")
+
+
+def check_strategy(strategy: Any, accelerator: Any, model_class: type | None = None) -> None:
+    """Fail fast, with the fix, on strategies that cannot work here (unknown name, ES with sharding,
+    sharding on CPU, DeepSpeed not installed). ``model_class``: the LightningModule class, when known."""
     from lightning.pytorch.strategies import StrategyRegistry
 
     name = strategy_name(strategy)
@@ -79,6 +87,8 @@ def check_strategy(strategy: Any, accelerator: Any) -> None:
         raise ConfigError(f"unknown strategy {strategy!r}; use one of {known}, or a fragment from "
                           f"configs/strategy/ (ddp, fsdp, deepspeed_zero2, deepspeed_zero3)")
     sharded = next((s for s in SHARDED if s in name), None)
+    if sharded and getattr(model_class, "needs_full_replicas", False):
+        raise full_replica_error(model_class.__name__, sharded)
     if sharded == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
         raise MissingPackageError("the DeepSpeed strategy needs the deepspeed package: "
                                   "DS_BUILD_OPS=0 pip install '.[deepspeed]' torch==2.13.0")

@@ -57,3 +57,33 @@ def test_ddp_and_auto_pass():
     check_strategy("ddp", "cpu")
     check_strategy(None, None)
     check_strategy("auto", "auto")
+
+
+@pytest.mark.parametrize("fragment", ["fsdp", "deepspeed_zero2", "deepspeed_zero3"])
+def test_es_with_a_sharded_strategy_is_refused_before_launch(fragment, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["fit", "--config", str(ROOT / "configs/esma/quickstart.yaml"),
+              "--config", str(ROOT / f"configs/strategy/{fragment}.yaml")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "ESMAModule perturbs whole weight tensors" in err and "configs/strategy/ddp.yaml" in err
+
+
+def test_es_module_refuses_a_sharded_trainer_strategy_from_python():
+    from types import SimpleNamespace
+
+    from lightning.pytorch.strategies import FSDPStrategy
+
+    from metalight.methods.esma import ESMAModule
+
+    module = ESMAModule(model="unused", population_size=2)
+    fake = SimpleNamespace(strategy=FSDPStrategy.__new__(FSDPStrategy))
+    with pytest.raises(ConfigError, match="FSDP shards them.*configs/strategy/ddp.yaml"):
+        _fit_start(module, fake)
+
+
+def _fit_start(module, trainer):
+    from unittest.mock import PropertyMock, patch
+
+    with patch.object(type(module), "trainer", new_callable=PropertyMock, return_value=trainer):
+        module.on_fit_start()

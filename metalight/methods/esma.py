@@ -37,6 +37,7 @@ from metalight.es.update import Member, Shaping, member_seeds, shape_fitness, sh
 from metalight.evaluation import MetaReadout
 from metalight.methods.base import MetacognitionModule
 from metalight.methods.rewards import get_reward, member_fitness, reward_summary
+from metalight.strategies import SHARDED, full_replica_error
 
 log = logging.getLogger(__name__)
 # ESMA checkpoints the weights after the step's update on purpose: that is the state a resumed run continues.
@@ -88,6 +89,8 @@ class ESMAModule(MetacognitionModule):
         (model, dtype, evaluation, dprime_correction: see ``MetacognitionModule``)
     """
 
+    needs_full_replicas = True  # read by the CLI's strategy check: ES cannot run on sharded weights
+
     def __init__(self, sigma: float = 1e-3, population_size: int = 32, num_data_per_iteration: int = 256,
                  reward: str = "esma", noise: SchemeName = "esma", rank: int = 1, antithetic: bool = False,
                  parameters: str = "all", layers: list[int] | None = None, noise_dtype: NoiseDType = "param",
@@ -137,6 +140,10 @@ class ESMAModule(MetacognitionModule):
         return self.optimizer_factory(self.model.parameters())
 
     def on_fit_start(self) -> None:
+        strategy = type(self.trainer.strategy).__name__.lower()
+        sharded = next((s for s in SHARDED if s in strategy), None)
+        if sharded:  # the CLI refuses this before launch; this covers Trainer use from Python
+            raise full_replica_error(type(self).__name__, sharded)
         datamodule = self.trainer.datamodule
         if datamodule is None or not hasattr(datamodule, "records"):
             raise ConfigError("ESMAModule draws each iteration's questions from the data module's train split: "
