@@ -15,6 +15,7 @@ report and control experiments) into the run directory. Validation logs ``val/la
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -220,11 +221,14 @@ class ProbeModule(MetacognitionModule):
 
     # ---- outputs ----------------------------------------------------------------------------------------
     def on_fit_end(self) -> None:
+        out = run_dir(self.trainer)  # a collective call under DDP: every rank must make it
         if self.trainer.is_global_zero:
-            self.write_outputs()
+            self.write_outputs(out)
 
-    def write_outputs(self) -> dict[str, Any]:
-        """Write ``probes.safetensors``, ``probe_report.json`` and ``examples.jsonl`` into the run dir."""
+    def write_outputs(self, out: Path | None = None) -> dict[str, Any]:
+        """Write ``probes.safetensors``, ``probe_report.json`` and ``examples.jsonl`` into ``out`` (default:
+        the run directory, a collective call under DDP)."""
+        out = run_dir(self.trainer) if out is None else out
         probes = self.probe_set()
         report: dict[str, Any] = {"layers": probes.layers, "axes": probes.axes, **probes.meta,
                                   "dataset": self.trainer.datamodule.describe_name(), "splits": {}}
@@ -241,7 +245,6 @@ class ProbeModule(MetacognitionModule):
                               "response": r.response, "label": r.label, "scores": scores[i].tolist()}
                              for i, r in enumerate(self.records[split])]
         probes.metrics = report["splits"]
-        out = run_dir(self.trainer)
         probes.save(out / "probes.safetensors")
         atomic_write_json(out / "probe_report.json", report)
         atomic_write_jsonl(out / "examples.jsonl", examples)
