@@ -17,14 +17,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from metalight.benchmarking import BenchResult, check, write_results  # noqa: E402
+from metalight.benchmarking import BenchResult, check, timed, write_results  # noqa: E402
 from metalight.data.sources.fanoutqa import FanOutQASingleHopDataModule  # noqa: E402
 from metalight.es.noise import make_scheme  # noqa: E402
 from metalight.es.perturb import add_noise_  # noqa: E402
@@ -46,13 +45,7 @@ def questions(count: int):
 
 def timed_once(fn):
     """(seconds, result) of one call, synchronised on GPU."""
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    out = fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return time.perf_counter() - start, out
+    return timed(fn, repeats=1, warmup=0)
 
 
 def population_vs_plain(model, tokenizer, records, members: int, settings: EvalSettings, device: str) -> dict:

@@ -6,6 +6,7 @@ from typing import Optional, Union
 
 import torch
 from torch import Tensor
+from torchmetrics import Metric
 from torchmetrics.utilities import rank_zero_warn
 from torchmetrics.utilities.data import dim_zero_cat
 
@@ -80,3 +81,24 @@ def cat_state(state: Union[Tensor, list[Tensor]]) -> Tensor:
 def warn(message: str) -> None:
     """Warn once per process group (rank 0), e.g. when a value is NaN because a class is empty."""
     rank_zero_warn(message, UserWarning)
+
+
+class ScoredRowsMetric(Metric):
+    """Base of the metrics that keep every scored ``(correct, confidence)`` row (rows with NaN confidence
+    or masked out are dropped), gathered across ranks by concatenation."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        # Floats of the metric dtype: DDP fills a rank without data with that dtype.
+        self.add_state("correct", default=[], dist_reduce_fx="cat")
+        self.add_state("confidence", default=[], dist_reduce_fx="cat")
+
+    def update(self, correct: Tensor, confidence: Tensor, mask: Optional[Tensor] = None) -> None:
+        """Append the scored rows of one batch."""
+        correct, confidence = scored_rows(correct, confidence, mask)
+        self.correct.append(correct.to(self.dtype))
+        self.confidence.append(confidence.to(self.dtype))
+
+    def rows(self) -> tuple[Tensor, Tensor]:
+        """``(correct [N] bool, confidence [N])`` of everything seen since the last reset."""
+        return cat_state(self.correct).bool(), cat_state(self.confidence)

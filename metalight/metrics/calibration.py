@@ -9,7 +9,7 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.functional.classification import binary_calibration_error
 
-from metalight.metrics._inputs import cat_state, scored_rows, warn
+from metalight.metrics._inputs import ScoredRowsMetric, scored_rows, warn
 
 
 def _nan(device: torch.device) -> Tensor:
@@ -31,7 +31,7 @@ def expected_calibration_error(
     return _ece_compute(*scored_rows(correct, confidence, mask), n_bins=n_bins)
 
 
-class ExpectedCalibrationError(Metric):
+class ExpectedCalibrationError(ScoredRowsMetric):
     """Expected calibration error of a confidence that the answer is correct.
 
     ECE = Σ_b (n_b / N) · |acc_b − conf_b| over ``n_bins`` equal-width bins of [0, 1]
@@ -62,19 +62,10 @@ class ExpectedCalibrationError(Metric):
         if not isinstance(n_bins, int) or n_bins < 1:
             raise ValueError(f"n_bins must be a positive int, got {n_bins!r}")
         self.n_bins = n_bins
-        # Floats of the metric dtype: DDP fills a rank without data with that dtype.
-        self.add_state("correct", default=[], dist_reduce_fx="cat")
-        self.add_state("confidence", default=[], dist_reduce_fx="cat")
-
-    def update(self, correct: Tensor, confidence: Tensor, mask: Optional[Tensor] = None) -> None:
-        """Append the scored rows of one batch."""
-        correct, confidence = scored_rows(correct, confidence, mask)
-        self.correct.append(correct.to(self.dtype))
-        self.confidence.append(confidence.to(self.dtype))
 
     def compute(self) -> Tensor:
         """ECE over everything seen since the last reset."""
-        return _ece_compute(cat_state(self.correct).bool(), cat_state(self.confidence), self.n_bins)
+        return _ece_compute(*self.rows(), self.n_bins)
 
 
 def _brier_update(correct: Tensor, confidence: Tensor) -> tuple[Tensor, Tensor]:

@@ -16,9 +16,8 @@ import torch
 from scipy.optimize import minimize
 from scipy.special import ndtr, ndtri
 from torch import Tensor
-from torchmetrics import Metric
 
-from metalight.metrics._inputs import cat_state, scored_rows, warn
+from metalight.metrics._inputs import ScoredRowsMetric, scored_rows, warn
 
 Binning = Literal["uniform", "quantile"]
 _META_D_BOUND, _CRITERION_BOUND, _MIN_GAP = 10.0, 20.0, 1e-5  # as fit_meta_d_MLE.m
@@ -287,7 +286,7 @@ def _meta_d_compute(
     return {"meta_d_prime": as_tensor(meta_d_prime), "m_ratio": as_tensor(m_ratio)}
 
 
-class MetaDPrime(Metric):
+class MetaDPrime(ScoredRowsMetric):
     """meta-d' and M-ratio of a confidence in being correct, over free-form QA answers.
 
     Casts the answers to a symmetric two-stimulus task and fits meta-d' by maximum likelihood
@@ -320,17 +319,8 @@ class MetaDPrime(Metric):
         if binning not in get_args(Binning):
             raise ValueError(f"binning must be one of {get_args(Binning)}, got {binning!r}")
         self.n_ratings, self.binning = n_ratings, binning
-        # Floats of the metric dtype: DDP fills a rank without data with that dtype.
-        self.add_state("correct", default=[], dist_reduce_fx="cat")
-        self.add_state("confidence", default=[], dist_reduce_fx="cat")
-
-    def update(self, correct: Tensor, confidence: Tensor, mask: Optional[Tensor] = None) -> None:
-        """Append the scored rows of one batch."""
-        correct, confidence = scored_rows(correct, confidence, mask)
-        self.correct.append(correct.to(self.dtype))
-        self.confidence.append(confidence.to(self.dtype))
 
     def compute(self) -> dict[str, Tensor]:
         """meta-d' and M-ratio over everything seen since the last reset."""
-        correct, confidence = cat_state(self.correct).bool(), cat_state(self.confidence)
+        correct, confidence = self.rows()
         return _meta_d_compute(correct, confidence, self.n_ratings, self.binning)
