@@ -16,6 +16,7 @@ step: extra memory is one float32 accumulator plus one noise tensor, whatever th
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from typing import Literal
 
@@ -47,7 +48,7 @@ def _generator(device: torch.device, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
-class NoiseScheme:
+class NoiseScheme(ABC):
     """Base: ε for a member seed over the selected parameters (see module docstring).
 
     Args:
@@ -70,9 +71,9 @@ class NoiseScheme:
         """Indices (into ``selected``) of the tensors this scheme perturbs."""
         return list(range(len(self.selected)))
 
+    @abstractmethod
     def iter_noise(self, seed: int) -> Iterator[tuple[int, Tensor]]:
         """``(index, ε)`` for every perturbed tensor in parameter order; ε has the parameter's shape and dtype."""
-        raise NotImplementedError
 
     def accumulate(self, seeds: Sequence[int], coefficients: Sequence[float]) -> Iterator[tuple[int, Tensor]]:
         """``(index, Σᵢ cᵢ εᵢ)`` per perturbed tensor, summed in float32 (one generator stream per seed)."""
