@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import math
+import re
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,12 +231,17 @@ def compare_figure(reports: dict[str, dict[str, Any]], keys: Sequence[str]) -> F
     return fig
 
 
+def figure_label(label: str, width: int = 90) -> str:
+    """``label`` fit for a figure title: file paths shortened to their file name, wrapped at ``width``."""
+    return textwrap.fill(re.sub(r"(?:/[^/\s()·,]+)+/([^/\s()·,]+)", r"\1", label), width)
+
+
 def run_figures(samples: Sequence[dict[str, Any]], history: Sequence[dict[str, Any]] | None = None,
                 label: str = "") -> dict[str, Figure]:
     """Every figure of one evaluation pass, by name: ``type2_roc``, ``reliability``, ``confidence_hist``
     and, given the validation history of a training run, ``metric_curves``."""
     columns = columns_from_samples(samples)
-    suffix = f"\n{label}" if label else ""
+    suffix = f"\n{figure_label(label)}" if label else ""
     figures = {"type2_roc": type2_roc_figure(columns, suffix) if columns else None,
                "reliability": reliability_figure(columns, suffix),
                "confidence_hist": histogram_figure(columns, suffix),

@@ -69,3 +69,11 @@ def test_an_evaluation_without_probabilities_has_no_reliability_diagram():
 def test_comparison_figure_draws_missing_values_as_gaps(tmp_path):
     reports = {"base": {"accuracy": 0.3, "dprime_type2": 0.2}, "esma": {"accuracy": 0.31, "dprime_type2": math.nan}}
     _assert_png(save_png(compare_figure(reports, ["accuracy", "dprime_type2"]), tmp_path / "cmp.png"))
+
+
+def test_figure_titles_shorten_paths_and_wrap():
+    from metalight.report.plots import figure_label
+
+    label = figure_label("m · FanOutQA(/usr/lib/python3.11/site-packages/fanoutqa/data/dev.json) · val (step 0)", 30)
+    assert "FanOutQA(dev.json)" in label and "/usr" not in label
+    assert all(len(line) <= 30 for line in label.splitlines())
