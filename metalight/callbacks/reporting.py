@@ -100,14 +100,13 @@ class ReportWriter(Callback):
                   f"report: {out / 'report.json'}", flush=True)
 
     def _plot(self, trainer: Trainer, out: Path, report: dict[str, Any], samples: list[dict[str, Any]]) -> None:
-        from metalight.report.plots import run_figures, save_png
+        from metalight.report.plots import report_label, run_figures, save_png
 
         split = report["split"]
         history = None
         if trainer.state.fn == "fit" and split == "val":
             history = [json.loads(p.read_text()) for p in (out / "reports").glob("val_step*.json")]
-        label = f"{report.get('model', '')} · {report.get('dataset', '')} · {split} (step {report['step']})"
-        for name, figure in run_figures(samples, history, label).items():
+        for name, figure in run_figures(samples, history, report_label(report, split)).items():
             save_png(figure, out / "plots" / f"{split}_{name}.png")
             for logger in trainer.loggers:
                 experiment = getattr(logger, "experiment", None)

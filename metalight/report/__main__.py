@@ -66,14 +66,17 @@ def _compare(args) -> int:
 def _plots(args) -> int:
     from metalight.errors import ConfigError
     from metalight.io import read_jsonl
-    from metalight.report.plots import run_figures, save_png
+    from metalight.report.plots import report_label, run_figures, save_png
 
     run = Path(args.run)
     samples_file = run / "samples" / f"{args.split}.jsonl"
     if not samples_file.is_file():
         raise ConfigError(f"{samples_file} not found; pass a run directory written by `cli.py validate|test|fit`")
     history = [json.loads(p.read_text()) for p in (run / "reports").glob(f"{args.split}_step*.json")]
-    figures = run_figures(read_jsonl(samples_file), history if len(history) > 1 else None, f"{run} · {args.split}")
+    report_file = run / "report.json"  # the latest evaluation's report; its split may differ
+    report = json.loads(report_file.read_text()) if report_file.is_file() else {}
+    label = report_label(report, args.split) if report.get("split") == args.split else f"{run} · {args.split}"
+    figures = run_figures(read_jsonl(samples_file), history if len(history) > 1 else None, label)
     for name, figure in figures.items():
         print(save_png(figure, run / "plots" / f"{args.split}_{name}.png"))
     return 0

@@ -110,7 +110,7 @@ def type2_roc_figure(columns: Sequence[ScoreColumn], title_suffix: str = "") -> 
     ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), aspect="equal",
            xlabel="false-alarm rate F = P(confident | wrong answer)",
            ylabel="hit rate H = P(confident | correct answer)")
-    ax.set_title(f"Type-2 ROC: does confidence separate right from wrong answers?{title_suffix}", fontsize=10)
+    fig.suptitle(f"Type-2 ROC: does confidence separate right from wrong answers?{title_suffix}", fontsize=10)
     ax.grid(alpha=0.3)
     fig.legend(loc="outside lower center", fontsize=8, frameon=False)
     return fig
@@ -234,6 +234,11 @@ def compare_figure(reports: dict[str, dict[str, Any]], keys: Sequence[str]) -> F
 def figure_label(label: str, width: int = 90) -> str:
     """``label`` fit for a figure title: file paths shortened to their file name, wrapped at ``width``."""
     return textwrap.fill(re.sub(r"(?:/[^/\s()·,]+)+/([^/\s()·,]+)", r"\1", label), width)
+
+
+def report_label(report: dict[str, Any], split: str) -> str:
+    """The figures' subtitle for one evaluation: ``model · dataset · split (step k)`` from its report."""
+    return f"{report.get('model', '')} · {report.get('dataset', '')} · {split} (step {report.get('step', 0)})"
 
 
 def run_figures(samples: Sequence[dict[str, Any]], history: Sequence[dict[str, Any]] | None = None,
