@@ -92,26 +92,28 @@ def plot_control(control: dict[str, Any], out: Path) -> list[Path]:
     results = control["results"]
     modes = sorted({r["mode"] for r in results})
     n_max = max(r["n_examples"] for r in results)
-    fig, panels = plt.subplots(1, len(modes), figsize=(5.5 * len(modes), 4), squeeze=False)
+    # One y scale for every mode, and the 95% CIs drawn: a near-zero "inactive" panel must look like one.
+    fig, panels = plt.subplots(1, len(modes), figsize=(5.5 * len(modes), 4), squeeze=False, sharey=True)
     for panel, mode in zip(panels[0], modes):
         for axis, (layers, d) in _by_axis(results, "d", mode=mode, n_examples=n_max).items():
-            panel.plot(layers, d, marker="o", label=axis)
+            _, ci = _by_axis(results, "ci95", mode=mode, n_examples=n_max)[axis]
+            panel.errorbar(layers, d, yerr=ci, marker="o", capsize=3, label=axis)
         panel.axhline(0, color="grey", ls="--", lw=0.8)
         panel.set(xlabel="layer", ylabel="Cohen's d (target high vs low)",
                   title=f"control, {mode}, N={n_max}")
         panel.legend(fontsize=7)
     paths = [_save(fig, out / "control_d_by_layer.png")]
-    fig, panels = plt.subplots(1, len(modes), figsize=(5.5 * len(modes), 4), squeeze=False)
+    fig, panels = plt.subplots(1, len(modes), figsize=(5.5 * len(modes), 4), squeeze=False, sharey=True)
     for panel, mode in zip(panels[0], modes):
         series: dict[tuple, list] = defaultdict(list)
         for r in results:
             if r["mode"] == mode:
-                series[(r["layer"], r["axis"])].append((r["n_examples"], r["d"]))
+                series[(r["layer"], r["axis"])].append((r["n_examples"], r["d"], r["ci95"]))
         for (layer, axis), points in sorted(series.items()):
-            ns, ds = zip(*sorted(points))
-            panel.plot([str(n) for n in ns], ds, marker="o", label=f"L{layer} {axis}")
+            ns, ds, cis = zip(*sorted(points))
+            panel.errorbar([str(n) for n in ns], ds, yerr=cis, marker="o", capsize=3, label=f"L{layer} {axis}")
         panel.axhline(0, color="grey", ls="--", lw=0.8)
-        panel.set(xlabel="in-context examples N", ylabel="Cohen's d", title=f"control, {mode}")
+        panel.set(xlabel="in-context examples N", ylabel="Cohen's d (± 95% CI)", title=f"control, {mode}")
         panel.legend(fontsize=6, ncol=2)
     paths.append(_save(fig, out / "control_d_by_n.png"))
     return paths
