@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import shlex
 import statistics
 import sys
 import time
@@ -76,3 +77,14 @@ def write_results(area: str, results: list[BenchResult], model: str, command: st
     data = {"area": area, "machine": machine(), "model": model, "results": [asdict(r) for r in results],
             "command": command, "date": datetime.date.today().isoformat(), **(extra or {})}
     return atomic_write_json(out_dir / f"{area}.json", data)
+
+
+def invocation() -> str:
+    """The command line this script was started with, as typed (``python scripts/x.py --flag v``), so
+    results record the sizes they were measured at."""
+    script = Path(sys.argv[0])
+    try:
+        script = script.resolve().relative_to(Path.cwd())
+    except ValueError:
+        pass
+    return " ".join(["python", script.as_posix(), *map(shlex.quote, sys.argv[1:])])

@@ -109,7 +109,7 @@ def main() -> None:
         return
     rows, repeats = (10_000, 1) if args.quick else (args.rows, args.repeats)
 
-    from metalight.benchmarking import BenchResult, check, write_results
+    from metalight.benchmarking import BenchResult, check, invocation, write_results
 
     with tempfile.TemporaryDirectory() as tmp:
         path = generate(Path(tmp) / "triviaqa_bench.jsonl", rows)
@@ -136,7 +136,7 @@ def main() -> None:
         BenchResult(f"time vs datasets.load_dataset('json'){scale}", ours["seconds"] / hf["seconds"], "ratio", None,
                     "datasets.load_dataset('json'), empty cache", None, None),
     ]
-    command = "python scripts/bench_data.py" + (" --quick" if args.quick else f" --rows {rows}")
+    command = invocation()
     extra = {"rows": rows, "file_mib": round(size_mib, 1), "repeats": repeats,
              "raw": {"metalight": ours, "json_loop": plain, "datasets": hf}}
     if args.quick:

@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from metalight.benchmarking import BenchResult, check, timed, write_results  # noqa: E402
+from metalight.benchmarking import BenchResult, check, invocation, timed, write_results  # noqa: E402
 from metalight.data.sources.fanoutqa import FanOutQASingleHopDataModule  # noqa: E402
 from metalight.es.noise import make_scheme  # noqa: E402
 from metalight.es.perturb import add_noise_  # noqa: E402
@@ -138,7 +138,7 @@ def main() -> None:
                     f"{mem['model_bytes'] / 2**20:.0f} MiB", None, "p.grad for the torch optimizer is one copy of "
                     "the perturbed parameters (the gradient is rebuilt with one float32 tensor at a time)"),
     ]
-    command = "python scripts/bench_es.py" + (" --quick" if args.quick else "")
+    command = invocation()
     write_results("es", results, MODEL, command, extra={"settings": {
         "members": members, "questions": count, "max_new_tokens": new_tokens, "sigma": SIGMA, "noise": "esma",
         "restore": "subtract", "device": args.device, "threads": args.threads}, "raw_seconds": times})

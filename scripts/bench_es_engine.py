@@ -26,7 +26,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from metalight.benchmarking import BenchResult, check, write_results  # noqa: E402
+from metalight.benchmarking import BenchResult, check, invocation, write_results  # noqa: E402
 from metalight.data.sources.fanoutqa import FanOutQASingleHopDataModule  # noqa: E402
 from metalight.es.decode import decode_rows, last_token_logits  # noqa: E402
 from metalight.es.lowrank_forward import LowRankPopulation  # noqa: E402
@@ -192,9 +192,7 @@ def main() -> None:
                                     "3.35 TB/s), H100 SXM datasheet numbers"}
     else:
         extra["gpu"] = "not run: no GPU lent" if not torch.cuda.is_available() else "not run: pass --device cuda"
-    command = "python scripts/bench_es_engine.py" + (" --quick" if args.quick else "") + \
-        (f" --device {args.device}" if args.device != "cpu" else "")
-    write_results("es_engine", results, MODEL, command, extra=extra)
+    write_results("es_engine", results, MODEL, invocation(), extra=extra)
 
 
 if __name__ == "__main__":

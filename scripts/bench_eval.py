@@ -13,7 +13,7 @@ import argparse
 
 import torch
 
-from metalight.benchmarking import BenchResult, check, timed, write_results
+from metalight.benchmarking import BenchResult, check, invocation, timed, write_results
 from metalight.data.sources.fanoutqa import FanOutQASingleHopDataModule
 from metalight.evaluation import EvalSettings, build_prompts, evaluate_records, meta_token_ids
 from metalight.grading import parse_meta_answer
@@ -89,7 +89,7 @@ def main() -> None:
         if r.target:
             r.met = check(r.value, r.target)
     accuracy = sum(r.correct for r in generated) / n
-    write_results("eval", results, MODEL, "python scripts/bench_eval.py",
+    write_results("eval", results, MODEL, invocation(),
                   {"questions": n, "batch_size": args.batch_size, "repeats": args.repeats,
                    "max_new_tokens": 32, "accuracy_on_these_questions": accuracy})
 

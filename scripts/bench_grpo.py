@@ -23,7 +23,7 @@ from collections import defaultdict
 
 import torch
 
-from metalight.benchmarking import BenchResult, check, write_results
+from metalight.benchmarking import BenchResult, check, invocation, write_results
 from metalight.data.records import collate_records
 from metalight.data.sources.fanoutqa import FanOutQASingleHopDataModule
 from metalight.grading import is_correct
@@ -170,7 +170,7 @@ def main() -> None:
                  for side, v in (("metalight", ours), ("trl", trl))}
     for side, phases in breakdown.items():
         print(side, " ".join(f"{k}={v}" for k, v in phases.items()))
-    write_results("grpo", results, MODEL, "python " + " ".join(sys.argv),
+    write_results("grpo", results, MODEL, invocation(),
                   extra={"setting": setting, "timed_steps": args.steps, "warmup_steps": args.warmup,
                          "seconds_per_phase": breakdown})
 

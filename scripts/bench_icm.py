@@ -20,7 +20,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from metalight.benchmarking import BenchResult, check, write_results  # noqa: E402
+from metalight.benchmarking import BenchResult, check, invocation, write_results  # noqa: E402
 from metalight.data.sources.gsm8k_verification import read_problems  # noqa: E402
 from metalight.methods.icm.consistency import ExclusiveAnswers  # noqa: E402
 from metalight.methods.icm.predictability import MutualPredictability  # noqa: E402
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> Path:
         BenchResult("tokens_per_step_plain", plain_stats.tokens / steps, "tokens", reference="no prefix reuse"),
         BenchResult("identical_proposals", float(same), "bool", "== 1", met=same),
     ]
-    command = "python scripts/bench_icm.py" + (" --quick" if args.quick else "")
+    command = invocation()
     return write_results("icm", results, MODEL, command,
                          extra={"settings": {"claims": args.claims, "steps": steps, "threads": args.threads},
                                 "seconds": {"cached": cached_s, "plain": plain_s}})

@@ -15,7 +15,7 @@ import argparse
 
 import torch
 
-from metalight.benchmarking import BenchResult, check, timed, write_results
+from metalight.benchmarking import BenchResult, check, invocation, timed, write_results
 from metalight.data.sources.true_false import RhoFactualDataModule
 from metalight.models.generation import left_pad, position_ids
 from metalight.models.loading import load_model
@@ -74,7 +74,7 @@ def main() -> None:
         BenchResult("hf_output_hidden_states_vs_plain_forward", t_plain / t_hidden, "ratio", None,
                     "plain forward (upstream get_hiddens runs output_hidden_states=True)"),
     ]
-    write_results("probes", results, MODEL, "python scripts/bench_probes.py",
+    write_results("probes", results, MODEL, invocation(),
                   extra={"statements": n, "batch_size": args.batch_size, "repeats": args.repeats,
                          "threads": args.threads})
 

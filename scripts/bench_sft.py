@@ -194,7 +194,7 @@ def child(args) -> None:
 
 
 def parent(args) -> None:
-    from metalight.benchmarking import BenchResult, check, write_results
+    from metalight.benchmarking import BenchResult, check, invocation, write_results
 
     with tempfile.TemporaryDirectory() as tmp:
         rows_path = Path(tmp) / "rows.jsonl"
@@ -227,7 +227,7 @@ def parent(args) -> None:
         BenchResult("trl_sfttrainer_peak_train_memory", memory["trl"], "MiB",
                     note="RSS growth from the first step's start (GPU: max allocated)"),
     ]
-    command = "python scripts/bench_sft.py" + (" --quick" if args.quick else "")
+    command = invocation()
     write_results("sft", results, MODEL, command, extra={"runs": runs, "settings": vars(args)})
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from metalight.benchmarking import machine  # noqa: E402
+from metalight.benchmarking import invocation, machine  # noqa: E402
 from metalight.callbacks.reporting import run_dir  # noqa: E402
 from metalight.cli import main as cli  # noqa: E402
 from metalight.io import atomic_write_json, atomic_write_text  # noqa: E402
@@ -142,7 +142,7 @@ def main() -> None:
     parser.add_argument("--save-dir", default="runs", help="where the runs' logs and checkpoints go")
     args = parser.parse_args()
     out = Path(args.out)
-    command = " ".join(["python scripts/esma_study.py", *sys.argv[1:]])
+    command = invocation()
     results = {"date": datetime.date.today().isoformat(), "machine": machine(), "command": command,
                "budget_minutes": args.budget_minutes, "config": "configs/esma/quickstart.yaml",
                "baseline": baseline(args.heldout, args.save_dir), "arms": {}}

@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from metalight.benchmarking import invocation  # noqa: E402
 from metalight.evaluate.runs import run_cli  # noqa: E402
 from metalight.evaluate.sources import SOURCES  # noqa: E402
 from metalight.io import atomic_write_json, atomic_write_text  # noqa: E402
@@ -59,7 +60,7 @@ def main() -> int:
                 args.save_dir, "--trainer.logger.init_args.name", name, "--trainer.enable_progress_bar", "false"]
     if args.quick:
         cli_args += ["--data.init_args.max_samples.val", str(QUICK_QUESTIONS)]
-    command = "python scripts/eval_confidence_sources.py" + (" --quick" if args.quick else "")
+    command = invocation()
     start = time.time()
     run = run_cli(cli_args)
     wall_s = time.time() - start

@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from metalight.benchmarking import invocation  # noqa: E402
 from metalight.data.sources.gsm8k_verification import DEFAULT_CANDIDATES  # noqa: E402
 from metalight.io import atomic_write_json, atomic_write_text  # noqa: E402
 
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> Path:
     seconds = time.perf_counter() - start
     run_path = Path(run.trainer.log_dir)
     report = json.loads((run_path / "report.json").read_text())
-    command = "python scripts/icm_gsm8k_cpu.py" + (" --quick" if args.quick else "")
+    command = invocation()
     sizing = {"claims": args.claims, "chunk": args.chunk, "steps": args.steps, "threads": args.threads,
               "seconds": seconds, "command": command, "run_dir": str(run_path)}
     out = Path(args.out or ("runs/icm_results" if args.quick else OUT))

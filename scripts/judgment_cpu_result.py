@@ -99,12 +99,12 @@ def main() -> None:
     if args.quick:
         args.train, args.val, args.answer_tokens, args.judgment_tokens = 8, 8, 16, 12
     torch.set_num_threads(args.threads)
-    from metalight.benchmarking import machine
+    from metalight.benchmarking import invocation, machine
 
     with tempfile.TemporaryDirectory() as tmp:
         report, wall = run(args, tmp)
     judgment = report["judgment"]
-    result = {"command": "python scripts/judgment_cpu_result.py" + (" --quick" if args.quick else ""),
+    result = {"command": invocation(),
               "machine": machine(), "date": time.strftime("%Y-%m-%d"), "wall_minutes": wall / 60,
               "settings": vars(args), "config": CONFIG, "rounds": judgment["rounds"],
               "table": summary_table(judgment["rounds"]), "loop_settings": judgment["settings"]}
