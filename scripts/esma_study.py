@@ -150,7 +150,7 @@ def main() -> None:
         results["arms"][name] = run_arm(name, args.budget_minutes, args.heldout, args.save_dir)
         atomic_write_json(out / "results.json", results)
     plot(results, out / "reward_curves.png")
-    text = markdown(results, out / "reward_curves.png")
+    text = markdown(results, Path("reward_curves.png"))  # linked from results.md beside it
     atomic_write_text(out / "results.md", text)
     if out == Path("docs/esma_study"):
         write_doc_section(markdown(results, Path("esma_study/reward_curves.png")))
