@@ -48,6 +48,18 @@ def read_rows(path: str | Path, json_key: str | None = None) -> Iterator[Row]:
                         f"{', '.join(SUFFIXES)}")
 
 
+def read_json_list(path: Path, items: str) -> list[Any]:
+    """A whole JSON file that must hold a list (of ``items``, named in the error); ``DataError`` naming the
+    file and line when it is not valid JSON or not a list."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from err
+    if not isinstance(data, list):
+        raise DataError(f"{path}: expected a JSON list of {items}, got {type(data).__name__}")
+    return data
+
+
 def _open_text(path: Path, compressed: bool):
     if compressed:
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")

@@ -8,12 +8,11 @@ point ``path:`` at the directory (upstream's ``data/emotions``).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from metalight.data.readers import Row
+from metalight.data.readers import Row, read_json_list
 from metalight.data.statements import SAY_SOMETHING, StatementDataModule, StatementRecord
 from metalight.errors import DataError
 
@@ -25,13 +24,7 @@ def sentence_list_rows(path: Path, label: int) -> Iterator[Row]:
     if not path.is_file():
         raise DataError(f"data file not found: {path}; the emotion directory holds "
                         f"{' and '.join(EMOTION_FILES)}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from err
-    if not isinstance(data, list):
-        raise DataError(f"{path}: expected a JSON list of sentences, got {type(data).__name__}")
-    for index, sentence in enumerate(data):
+    for index, sentence in enumerate(read_json_list(path, "sentences")):
         yield f"{path}: item {index}", {"sentence": sentence, "label": label}
 
 
