@@ -82,3 +82,23 @@ def embedded(embedded_dir):
     from metalight.models.loading import load_model
 
     return load_model(EMBEDDED)
+
+
+@pytest.fixture
+def composed_config(capsys):
+    """``compose(fragment)``: the config that ``cli.py validate --config configs/quickstart.yaml --config
+    <fragment> --print_config`` prints, parsed from YAML (a fragment that does not compose fails the test)."""
+    import yaml
+
+    from metalight.cli import main
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    def compose(fragment) -> dict:
+        with pytest.raises(SystemExit) as exit_info:
+            main(["validate", "--config", os.path.join(root, "configs/quickstart.yaml"), "--config", str(fragment),
+                  "--print_config"])
+        assert exit_info.value.code in (0, None)
+        return yaml.safe_load(capsys.readouterr().out)
+
+    return compose
