@@ -133,7 +133,8 @@ def evaluate_records(model, tokenizer, records: Sequence[QARecord], settings: Ev
     else:
         out = generate(model, tokenizer, direct, decoding, settings.max_input_tokens, synced_gpus=synced_gpus)
         answers, direct_ids = out.texts, [out.generated_ids(i) for i in range(n)]
-        p_yes = yes_probability(model, tokenizer, meta, ids[0], ids[1], settings.max_input_tokens).tolist()
+        p_yes = yes_probability(model, tokenizer, meta, ids[0], ids[1], settings.max_input_tokens,
+                                synced_gpus=synced_gpus).tolist()
         meta_texts = None
     return score_answers(records, direct, meta, answers, meta_texts, p_yes, settings, direct_ids)
 

@@ -3,7 +3,8 @@
 ``model.generate`` keeps every row in the batch until the longest answer ends. Here a row leaves the batch
 (and the KV cache) as soon as it emits a stop token, and the loop ends when no row is left, so short meta
 answers stop costing compute after their last token. Every forward pass runs inside ``row_context(rows)``,
-which receives the original indices of the rows it contains — how the per-row low-rank perturbation
+which receives the original indices of the rows it contains (the prefill runs rows of similar length
+together, :mod:`metalight.models.bucketed_prefill`) — how the per-row low-rank perturbation
 (:mod:`metalight.es.lowrank_forward`) keeps each row's member through prefix caching and compaction.
 Rows with different ``row_keys`` never share a cached prefix.
 """
@@ -17,6 +18,7 @@ import torch
 from torch import Tensor
 
 from metalight.models.generation import Decoding, Generation, stop_token_ids
+from metalight.models.bucketed_prefill import prefill
 from metalight.models.prefix_cache import prepare_batch
 
 RowContext = Callable[[Tensor], AbstractContextManager]
@@ -45,10 +47,11 @@ def _next_tokens(logits: Tensor, decoding: Decoding, generator: torch.Generator 
 def decode_rows(model, tokenizer, rows: Sequence[Sequence[int]], decoding: Decoding = Decoding(),
                 capture_token_ids: Sequence[int] | None = None, row_keys: Sequence[Hashable] | None = None,
                 row_context: RowContext | None = None, prefix_cache: bool = True,
-                generator: torch.Generator | None = None) -> Generation:
+                generator: torch.Generator | None = None, length_buckets: bool = True) -> Generation:
     """Decode every token-id row; returns texts, token counts, completion ids, and (if asked) the first
     position's raw logits of ``capture_token_ids`` ([rows, len(ids)]). ``decoding.strategy`` must be
-    ``greedy`` or ``sample``."""
+    ``greedy`` or ``sample``. ``length_buckets``: prefill rows of similar length together
+    (:mod:`metalight.models.bucketed_prefill`) instead of in one padded forward."""
     if decoding.strategy not in ("greedy", "sample"):
         raise ValueError(f"decode_rows supports greedy and sample decoding, not {decoding.strategy!r}")
     if not rows:
@@ -57,16 +60,9 @@ def decode_rows(model, tokenizer, rows: Sequence[Sequence[int]], decoding: Decod
     device = next(model.parameters()).device
     batch = prepare_batch(model, rows, tokenizer.pad_token_id, enabled=prefix_cache, row_keys=row_keys,
                           prefill_context=lambda first: context(torch.as_tensor(first, device=device)))
-    cache = batch.cache
-    if cache is None:
-        from transformers import DynamicCache
-
-        cache = DynamicCache(config=model.config)
     alive = torch.arange(len(rows), device=device)
     mask = batch.attention_mask
-    with context(alive):
-        logits = model(input_ids=batch.new_input_ids, attention_mask=mask, position_ids=batch.position_ids(),
-                       past_key_values=cache, use_cache=True, logits_to_keep=1).logits[:, -1]
+    logits, cache = prefill(model, batch, row_context=context, buckets=length_buckets)
     captured = logits[:, list(capture_token_ids)].float().clone() if capture_token_ids is not None else None
     stops = torch.tensor(sorted(set(stop_token_ids(model, tokenizer))), device=device)
     completions: list[list[int]] = [[] for _ in rows]
@@ -96,13 +92,11 @@ def decode_rows(model, tokenizer, rows: Sequence[Sequence[int]], decoding: Decod
 @torch.no_grad()
 def last_token_logits(model, tokenizer, rows: Sequence[Sequence[int]], token_ids: Sequence[int],
                       row_keys: Sequence[Hashable] | None = None, row_context: RowContext | None = None,
-                      prefix_cache: bool = True) -> Tensor:
-    """Raw logits of ``token_ids`` at the position after each row ([rows, len(ids)]), one forward pass."""
+                      prefix_cache: bool = True, length_buckets: bool = True) -> Tensor:
+    """Raw logits of ``token_ids`` at the position after each row ([rows, len(ids)]), from one prefill."""
     context = row_context or _no_context
     device = next(model.parameters()).device
     batch = prepare_batch(model, rows, tokenizer.pad_token_id, enabled=prefix_cache, row_keys=row_keys,
                           prefill_context=lambda first: context(torch.as_tensor(first, device=device)))
-    with context(torch.arange(len(rows), device=device)):
-        logits = model(input_ids=batch.new_input_ids, attention_mask=batch.attention_mask,
-                       position_ids=batch.position_ids(), past_key_values=batch.cache, logits_to_keep=1).logits
-    return logits[:, -1, list(token_ids)].float().cpu()
+    logits, _ = prefill(model, batch, row_context=context, buckets=length_buckets, need_cache=False)
+    return logits[:, list(token_ids)].float().cpu()

@@ -14,6 +14,7 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from metalight.models.bucketed_prefill import prefill
 from metalight.models.prefix_cache import prepare_batch
 
 DecodingStrategy = Literal["greedy", "sample", "model_default"]
@@ -133,18 +134,21 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], decoding: Decoding = D
 
     ``capture_token_ids`` returns the first generated position's raw logits of those ids (e.g. yes/no
     variants) at no extra cost: the prefill computes them anyway. ``prefix_cache`` prefills prompt prefixes
-    shared by many rows once (see :mod:`metalight.models.prefix_cache`); results are unchanged.
+    shared by many rows once (see :mod:`metalight.models.prefix_cache`), and rows of similar length are
+    prefilled together (:mod:`metalight.models.bucketed_prefill`); results are unchanged.
     """
     if not prompts:
         return Generation([], [], [], None)
     rows = [ids for ids in encode_prompts(tokenizer, prompts, max_input_tokens) for _ in range(num_return_sequences)]
     batch = prepare_batch(model, rows, tokenizer.pad_token_id, enabled=prefix_cache and not synced_gpus)
+    # Ranks generating in lock step must run the same forwards: no buckets there.
+    _, cache = prefill(model, batch, leave_last=True, buckets=not synced_gpus)
     hook = handle = None
     if capture_token_ids is not None:
         hook = _FirstStepLogits(capture_token_ids)
         handle = model.get_output_embeddings().register_forward_hook(hook)
     try:
-        extra = {"past_key_values": batch.cache} if batch.cache is not None else {}
+        extra = {"past_key_values": cache} if cache is not None else {}
         output = model.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                                 generation_config=generation_config(model, tokenizer, decoding),
                                 synced_gpus=synced_gpus, **extra)
@@ -194,12 +198,15 @@ def p_yes_from_logits(logits: Tensor, num_yes: int) -> Tensor:
 
 @torch.no_grad()
 def yes_probability(model, tokenizer, prompts: Sequence[Prompt], yes_ids: Sequence[int], no_ids: Sequence[int],
-                    max_input_tokens: int | None = 128, prefix_cache: bool = True) -> Tensor:
-    """P(yes) of the first answer token after each prompt, from one forward pass (ESMA's threshold eval)."""
+                    max_input_tokens: int | None = 128, prefix_cache: bool = True,
+                    synced_gpus: bool = False) -> Tensor:
+    """P(yes) of the first answer token after each prompt, from one prefill (ESMA's threshold eval).
+
+    ``synced_gpus``: ranks of a sharded model run the same single forward (no prefix cache, no buckets).
+    """
     batch = prepare_batch(model, encode_prompts(tokenizer, prompts, max_input_tokens), tokenizer.pad_token_id,
-                          enabled=prefix_cache)
-    logits = model(input_ids=batch.new_input_ids, attention_mask=batch.attention_mask,
-                   position_ids=batch.position_ids(), past_key_values=batch.cache, logits_to_keep=1).logits[:, -1]
+                          enabled=prefix_cache and not synced_gpus)
+    logits, _ = prefill(model, batch, buckets=not synced_gpus, need_cache=False)
     return p_yes_from_logits(logits[:, list(yes_ids) + list(no_ids)], len(yes_ids)).cpu()
 
 

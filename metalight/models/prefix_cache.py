@@ -29,6 +29,10 @@ class PrefixedBatch:
     attention_mask: Tensor
     cache: object | None
     prefix_len: int
+    # Before the cache was copied to the rows: each group's prefix KV per layer ([groups, heads, prefix_len,
+    # head dim] keys and values) and the group of each row (for prefills that attend to shared prefixes).
+    group_kv: list[tuple[Tensor, Tensor]] | None = None
+    group_of_row: Tensor | None = None
 
     @property
     def new_input_ids(self) -> Tensor:
@@ -82,12 +86,13 @@ def prepare_batch(model, rows: Sequence[Sequence[int]], pad_id: int, enabled: bo
     with (prefill_context or (lambda _: nullcontext()))(first_row):
         cache = _prefill(model, prefix_ids, prefix_mask)
     index = torch.as_tensor(group_of_row, device=device)
-    cache.batch_select_indices(index)
+    group_kv = [(layer.keys, layer.values) for layer in cache.layers]
+    cache.batch_select_indices(index)  # replaces (does not modify) the per-group tensors kept above
     suffixes = [row[prefix_lengths[g]:] for row, g in zip(rows, group_of_row)]
     suffix_ids, suffix_mask = _pad_left(suffixes, max(len(s) for s in suffixes), pad_id)
     input_ids = torch.cat([prefix_ids[index], suffix_ids.to(device)], dim=1)
     attention_mask = torch.cat([prefix_mask[index], suffix_mask.to(device)], dim=1)
-    return PrefixedBatch(input_ids, attention_mask, cache, width)
+    return PrefixedBatch(input_ids, attention_mask, cache, width, group_kv, index)
 
 
 def _plan_groups(rows: Sequence[Sequence[int]], row_keys: Sequence[Hashable] | None = None

@@ -45,7 +45,7 @@ def test_rows_leave_the_batch_when_they_stop(tiny):
                                      torch.tensor(1e4)) if o.shape[0] == len(rows) else o)
     try:
         out = decode_rows(model, tokenizer, rows, Decoding(max_new_tokens=6), row_context=record,
-                          prefix_cache=False)
+                          prefix_cache=False, length_buckets=False)
     finally:
         handle.remove()
     assert out.completion_ids[:2] == [[], []] and min(out.num_tokens[2:]) > 0

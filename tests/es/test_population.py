@@ -1,5 +1,5 @@
 """Population evaluation: batched low-rank members equal members evaluated one by one with explicit weights
-(through prefix caching, row dropping and member groups); memory-based grouping; bad engine settings."""
+(through prefix caching, length-bucketed prefill, row dropping and member groups); memory-based grouping; bad engine settings."""
 
 import pytest
 
@@ -11,6 +11,7 @@ from metalight.es.population import (EngineSettings, check_engine, evaluate_popu
 from metalight.es.selection import select_parameters
 from metalight.es.update import Member
 from metalight.evaluation import EvalSettings
+from metalight.models import bucketed_prefill
 
 RECORDS = [QARecord(f"q{i}", q, [a]) for i, (q, a) in enumerate(
     [("Who wrote Hamlet?", "e"), ("What is the capital of France?", "a"), ("Which planet is largest?", "o")])]
@@ -22,8 +23,11 @@ def _answers(results):
     return [[(r.direct_answer, r.meta_answer, r.said_yes, round(r.p_yes, 4)) for r in member] for member in results]
 
 
+@pytest.mark.parametrize("bucket_call_cost", [None, 0])  # 0: a prefill bucket per distinct row length
 @pytest.mark.parametrize("readout", ["generate", "logits"])
-def test_batched_members_equal_explicit_weights_member_by_member(fresh, readout):
+def test_batched_members_equal_explicit_weights_member_by_member(fresh, readout, bucket_call_cost, monkeypatch):
+    if bucket_call_cost is not None:
+        monkeypatch.setitem(bucketed_prefill.CALL_COST_TOKENS, "cpu", bucket_call_cost)
     model, tokenizer = fresh
     settings = EvalSettings(max_new_tokens=4, meta_readout=readout)
     scheme = make_scheme("lowrank", select_parameters(model), rank=2)
