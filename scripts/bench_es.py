@@ -7,6 +7,7 @@
     largest parameter tensor + 10%); the update's extra memory (p.grad) is reported beside it.
 
     python scripts/bench_es.py            # 8 members x 32 questions (about 10 minutes on a quiet 2-core CPU)
+    python scripts/bench_es.py --members 2 --questions 256 --area es_256q   # the paper's questions per iteration
     python scripts/bench_es.py --quick    # 2 members x 4 questions, 8 new tokens (checks the script)
 """
 
@@ -107,6 +108,7 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=32)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--area", default="es", help="results go to docs/benchmarks/<area>.json")
     parser.add_argument("--memory-child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -139,7 +141,7 @@ def main() -> None:
                     "the perturbed parameters (the gradient is rebuilt with one float32 tensor at a time)"),
     ]
     command = invocation()
-    write_results("es", results, MODEL, command, extra={"settings": {
+    write_results(args.area, results, MODEL, command, extra={"settings": {
         "members": members, "questions": count, "max_new_tokens": new_tokens, "sigma": SIGMA, "noise": "esma",
         "restore": "subtract", "device": args.device, "threads": args.threads}, "raw_seconds": times})
 

@@ -48,6 +48,23 @@ def _generator(device: torch.device, seed: int) -> torch.Generator:
     return torch.Generator(device=device).manual_seed(seed)
 
 
+class Scratch:
+    """A flat buffer reused for successive noise tensors (grown to the largest shape asked for), one per
+    dtype and device."""
+
+    def __init__(self) -> None:
+        self._buffers: dict[tuple[torch.dtype, torch.device], Tensor] = {}
+
+    def take(self, shape, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """A tensor of ``shape`` viewing the buffer (its contents are whatever was drawn last)."""
+        numel = math.prod(shape)
+        key = (dtype, torch.device(device))
+        buffer = self._buffers.get(key)
+        if buffer is None or buffer.numel() < numel:
+            buffer = self._buffers[key] = torch.empty(numel, dtype=dtype, device=device)
+        return buffer[:numel].view(shape)
+
+
 class NoiseScheme(ABC):
     """Base: ε for a member seed over the selected parameters (see module docstring).
 
@@ -62,22 +79,37 @@ class NoiseScheme(ABC):
     def __init__(self, selected: Sequence[SelectedParameter], noise_dtype: NoiseDType = "param"):
         self.selected = list(selected)
         self.noise_dtype = noise_dtype
+        # One buffer reused by every in-place perturb / restore: the "one noise tensor" of extra memory.
+        self.scratch = Scratch()
 
-    def _randn(self, shape, param: Tensor, generator: torch.Generator) -> Tensor:
+    def _randn(self, shape, param: Tensor, generator: torch.Generator, scratch: Scratch | None = None) -> Tensor:
         dtype = param.dtype if self.noise_dtype == "param" else torch.float32
+        if scratch is not None and dtype == param.dtype:
+            # Same values as randn (both fill a contiguous tensor with normal_), without a fresh allocation:
+            # on CPU, page-faulting a new 100 MB tensor costs about as much as drawing half of it.
+            return scratch.take(shape, dtype, param.device).normal_(generator=generator)
         return torch.randn(shape, dtype=dtype, device=param.device, generator=generator).to(param.dtype)
+
+    def largest_numel(self) -> int:
+        """Elements of the largest perturbed tensor (the size of one noise scratch buffer)."""
+        return max(self.selected[i].param.numel() for i in self.perturbed_indices())
 
     def perturbed_indices(self) -> list[int]:
         """Indices (into ``selected``) of the tensors this scheme perturbs."""
         return list(range(len(self.selected)))
 
     @abstractmethod
-    def iter_noise(self, seed: int) -> Iterator[tuple[int, Tensor]]:
-        """``(index, ε)`` for every perturbed tensor in parameter order; ε has the parameter's shape and dtype."""
+    def iter_noise(self, seed: int, scratch: Scratch | None = None) -> Iterator[tuple[int, Tensor]]:
+        """``(index, ε)`` for every perturbed tensor in parameter order; ε has the parameter's shape and dtype.
+
+        With ``scratch``, full-rank ε are drawn into that reused buffer: each one is valid only until the
+        next is drawn (for callers that consume ε at once, like an in-place add).
+        """
 
     def accumulate(self, seeds: Sequence[int], coefficients: Sequence[float]) -> Iterator[tuple[int, Tensor]]:
-        """``(index, Σᵢ cᵢ εᵢ)`` per perturbed tensor, summed in float32 (one generator stream per seed)."""
-        streams = [self.iter_noise(seed) for seed in seeds]
+        """``(index, Σᵢ cᵢ εᵢ)`` per perturbed tensor, summed in float32 (one generator stream per seed,
+        each drawing into its own scratch buffer)."""
+        streams = [self.iter_noise(seed, Scratch()) for seed in seeds]
         for items in zip(*streams):
             index = items[0][0]
             total = torch.zeros_like(self.selected[index].param, dtype=torch.float32)
@@ -91,13 +123,13 @@ class ESMANoise(NoiseScheme):
 
     name = "esma"
 
-    def iter_noise(self, seed: int) -> Iterator[tuple[int, Tensor]]:
+    def iter_noise(self, seed: int, scratch: Scratch | None = None) -> Iterator[tuple[int, Tensor]]:
         generators: dict[torch.device, torch.Generator] = {}
         for index, item in enumerate(self.selected):
             device = item.param.device
             if device not in generators:  # one stream per device (a model on one device: one stream)
                 generators[device] = _generator(device, seed)
-            yield index, self._randn(item.param.shape, item.param, generators[device])
+            yield index, self._randn(item.param.shape, item.param, generators[device], scratch)
 
 
 class IIDNoise(NoiseScheme):
@@ -105,14 +137,14 @@ class IIDNoise(NoiseScheme):
 
     name = "iid"
 
-    def tensor_noise(self, seed: int, index: int) -> Tensor:
+    def tensor_noise(self, seed: int, index: int, scratch: Scratch | None = None) -> Tensor:
         """ε of one tensor."""
         param = self.selected[index].param
-        return self._randn(param.shape, param, _generator(param.device, derive_seed(seed, index)))
+        return self._randn(param.shape, param, _generator(param.device, derive_seed(seed, index)), scratch)
 
-    def iter_noise(self, seed: int) -> Iterator[tuple[int, Tensor]]:
+    def iter_noise(self, seed: int, scratch: Scratch | None = None) -> Iterator[tuple[int, Tensor]]:
         for index in range(len(self.selected)):
-            yield index, self.tensor_noise(seed, index)
+            yield index, self.tensor_noise(seed, index, scratch)
 
 
 class LowRankNoise(NoiseScheme):
@@ -156,14 +188,14 @@ class LowRankNoise(NoiseScheme):
         b = self._randn((in_features, self.rank), param, generator)
         return a, b
 
-    def iter_noise(self, seed: int) -> Iterator[tuple[int, Tensor]]:
+    def iter_noise(self, seed: int, scratch: Scratch | None = None) -> Iterator[tuple[int, Tensor]]:
         scale = 1.0 / math.sqrt(self.rank)
         for index in self.perturbed_indices():
             if index in self.matrices:
                 a, b = self.factors(seed, index)
                 yield index, (a.float() @ b.float().T).mul_(scale).to(a.dtype)
             else:
-                yield index, self._iid.tensor_noise(seed, index)
+                yield index, self._iid.tensor_noise(seed, index, scratch)
 
     def accumulate(self, seeds: Sequence[int], coefficients: Sequence[float]) -> Iterator[tuple[int, Tensor]]:
         """Matrices: Σᵢ cᵢ AᵢBᵢᵀ/√r = [c₁A₁ … c_NA_N] [B₁ … B_N]ᵀ/√r in one float32 product."""

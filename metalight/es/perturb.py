@@ -25,7 +25,7 @@ RestoreMode = Literal["subtract", "copy"]
 @torch.no_grad()
 def add_noise_(scheme: NoiseScheme, seed: int, scale: float) -> None:
     """θ ← θ + scale·ε(seed) on every tensor the scheme perturbs, in place (in the parameter dtype)."""
-    for index, eps in scheme.iter_noise(seed):
+    for index, eps in scheme.iter_noise(seed, scheme.scratch):
         scheme.selected[index].param.data.add_(eps, alpha=scale)
 
 

@@ -110,6 +110,6 @@ def write_es_gradient(scheme: NoiseScheme, members: Sequence[Member], weights: T
         return 0.0
     for index, total in scheme.accumulate(seeds, coefficients):
         param = scheme.selected[index].param
-        norm_sq += total.double().square().sum().item()
+        norm_sq += torch.linalg.vector_norm(total).item() ** 2
         param.grad = total.to(param.dtype)
     return math.sqrt(norm_sq)
