@@ -32,6 +32,7 @@ RowContext = Callable[[Tensor], AbstractContextManager]
 # accelerator a forward at small batch is latency-bound, so extra calls rarely pay off.
 CALL_COST_TOKENS = {"cpu": 40}
 ACCELERATOR_CALL_COST_TOKENS = 4096
+PACK_COLUMNS_PER_HIDDEN = 2
 
 
 def plan_buckets(lengths: Sequence[int], call_cost: int) -> list[list[int]]:
@@ -99,7 +100,7 @@ def prefill(model, batch: PrefixedBatch, leave_last: bool = False, row_context: 
         return None, batch.cache
     lengths = batch.attention_mask[:, batch.prefix_len:end].sum(-1).tolist()
     plan = plan_buckets(lengths, call_cost(device)) if buckets else []
-    if len(plan) > 1 and not need_cache and row_context is None and _packable(model):
+    if len(plan) > 1 and not need_cache and row_context is None and _packable(model, batch):
         return packed_last_logits(model, batch), None
     if len(plan) <= 1:
         if leave_last:  # the caller's generate runs the batch as it is
@@ -163,9 +164,20 @@ def _place(merged: list[list[Tensor]], cache, rows: Tensor, prefix_len: int, buc
                 target[rows, :, end - bucket_width:end] = source[:, :, prefix_len:prefix_len + bucket_width]
 
 
-def _packable(model) -> bool:
-    """Custom 4D masks are used as given by the eager and SDPA attention of transformers 5."""
-    return getattr(model.config, "_attn_implementation", None) in ("eager", "sdpa")
+def packed_columns(batch: PrefixedBatch) -> int:
+    """Key columns of the packed forward: each group's prefix once, plus every real uncached token."""
+    prefixes = len(batch.group_kv[0][0]) * batch.prefix_len if batch.group_kv else 0
+    return prefixes + int(batch.attention_mask[:, batch.prefix_len:].sum())
+
+
+def _packable(model, batch: PrefixedBatch) -> bool:
+    """Pack when the model's attention takes a custom 4D mask as given (eager and SDPA in transformers 5) and
+    the packed attention stays cheap: every token attends over all columns (masked), about 4·columns·hidden
+    FLOPs per token and layer against roughly 24·hidden² for the layer's matrices, so columns are capped at
+    PACK_COLUMNS_PER_HIDDEN × hidden (attention then costs at most a third of the matrices)."""
+    config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
+    return (getattr(model.config, "_attn_implementation", None) in ("eager", "sdpa")
+            and packed_columns(batch) <= PACK_COLUMNS_PER_HIDDEN * config.hidden_size)
 
 
 @torch.no_grad()

@@ -134,3 +134,19 @@ def test_packed_logits_equal_the_padded_prefill(tiny, prefix_cache):
     plain, _ = prefill(model, prepare_batch(model, rows, tokenizer.pad_token_id, enabled=prefix_cache),
                        buckets=False)
     torch.testing.assert_close(packed_last_logits(model, batch), plain, atol=1e-5, rtol=0)
+
+
+def test_large_batches_are_bucketed_not_packed(tiny, many_buckets, monkeypatch):
+    """Packed attention grows with the square of the tokens: past the column cap the buckets are used."""
+    model, tokenizer = tiny
+    rows = encode_prompts(tokenizer, _prompts(tokenizer))
+    batch = prepare_batch(model, rows, tokenizer.pad_token_id)
+    calls = []
+    monkeypatch.setattr(bucketed_prefill, "packed_last_logits", lambda *a: calls.append(a) or 1 / 0)
+    monkeypatch.setattr(bucketed_prefill, "PACK_COLUMNS_PER_HIDDEN",
+                        bucketed_prefill.packed_columns(batch) / model.config.hidden_size - 1e-6)
+    logits, _ = prefill(model, batch, need_cache=False)
+    assert not calls and logits.shape[0] == len(rows)
+    monkeypatch.setattr(bucketed_prefill, "PACK_COLUMNS_PER_HIDDEN", 1e9)
+    with pytest.raises(ZeroDivisionError):
+        prefill(model, batch, need_cache=False)
