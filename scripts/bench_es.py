@@ -75,11 +75,13 @@ def memory_child(members: int) -> None:
     from metalight.es.memory import PeakMemory
 
     model, _ = load_model(MODEL)
-    scheme = make_scheme("esma", select_parameters(model))
+    warm_up = make_scheme("esma", select_parameters(model))
+    add_noise_(warm_up, 0, SIGMA)  # allocator and generator warm-up, with a scheme of its own
+    add_noise_(warm_up, 0, -SIGMA)
+    del warm_up
     population = member_seeds(0, 0, members)
-    add_noise_(scheme, 0, SIGMA)  # warm-up (allocator, generator)
-    add_noise_(scheme, 0, -SIGMA)
     with PeakMemory() as cycle:
+        scheme = make_scheme("esma", select_parameters(model))  # its noise scratch buffer counts
         for member in population:
             add_noise_(scheme, member.seed, SIGMA)
             add_noise_(scheme, member.seed, -SIGMA)
