@@ -15,8 +15,11 @@ import sys
 import warnings
 
 from lightning.pytorch import LightningDataModule
+from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks.progress.rich_progress import _RICH_AVAILABLE
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
+from metalight.callbacks.progress import StepAwareProgressBar
 from metalight.callbacks.reporting import ReportWriter
 from metalight.errors import MetalightError
 from metalight.methods.base import MetacognitionModule
@@ -64,6 +67,15 @@ class MetalightCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_lightning_class_args(ReportWriter, "report")
+
+    def _instantiate_trainer(self, config: dict, callbacks: list):
+        # Lightning's default bar labels step-bounded runs "Epoch 0/-2"; use ours unless the config turns
+        # the bar off or brings its own.
+        configured = [*callbacks, *(config.get("callbacks") or [])]
+        if config.get("enable_progress_bar") is not False and _RICH_AVAILABLE and \
+                not any(isinstance(c, ProgressBar) for c in configured):
+            callbacks = [*callbacks, StepAwareProgressBar()]
+        return super()._instantiate_trainer(config, callbacks)
 
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand) if self.subcommand else self.config
