@@ -73,10 +73,11 @@ def call_cost(device: torch.device) -> int:
 
 
 def _select_rows(model, cache, rows: Tensor):
+    """A new cache holding ``rows`` of ``cache`` (``None`` stays ``None``)."""
     from transformers import DynamicCache
 
     if cache is None:
-        return DynamicCache(config=model.config)
+        return None
     return DynamicCache(ddp_cache_data=[(layer.keys[rows], layer.values[rows]) for layer in cache.layers],
                         config=model.config)
 
@@ -114,8 +115,8 @@ def prefill(model, batch: PrefixedBatch, leave_last: bool = False, row_context: 
     for bucket in plan:
         rows = torch.tensor(bucket, device=device)
         bucket_width = max(lengths[r] for r in bucket)
-        selected = _select_rows(model, batch.cache, rows) if batch.cache is not None else None
-        part_logits, cache = _forward(model, batch, rows, bucket_width, end, selected, context, leave_last)
+        part_logits, cache = _forward(model, batch, rows, bucket_width, end, _select_rows(model, batch.cache, rows),
+                                      context, leave_last)
         if part_logits is not None:
             if logits is None:
                 logits = part_logits.new_zeros((total, part_logits.shape[-1]))
