@@ -16,9 +16,10 @@ from typing import Any, Literal
 import torch
 
 from metalight.data.records import QARecord
+from metalight.errors import ConfigError
 from metalight.grading import GradingMode, YesNoRule, exact_match, is_correct, parse_meta_answer
 from metalight.models.chat import ChatMode, render_prompt, uses_chat_template
-from metalight.models.generation import (Decoding, DecodingStrategy, Prompt, generate, p_yes_from_logits,
+from metalight.models.generation import (Decoder, Decoding, DecodingStrategy, Prompt, generate, p_yes_from_logits,
                                          yes_no_token_ids, yes_probability)
 from metalight.prompts import PROMPT_VERSION, direct_prompt, meta_prompt, qa_templates
 
@@ -42,6 +43,9 @@ class EvalSettings:
         max_input_tokens: prompts longer than this keep their last tokens (ESMA: 128).
         decoding: ``greedy`` (default), ``sample``, or ``model_default`` (the model's generation_config).
         system_prompt: optional system message for chat-templated prompts.
+        decoder: ``compact`` (finished rows leave the batch), ``hf`` (``model.generate``) or ``auto``
+            (``compact`` unless ``decoding: model_default`` or sharded lock-step generation); greedy answers
+            are the same either way.
     """
 
     grading: GradingMode = "esma"
@@ -54,6 +58,12 @@ class EvalSettings:
     max_input_tokens: int = 128
     decoding: DecodingStrategy = "greedy"
     system_prompt: str | None = None
+    decoder: Decoder = "auto"
+
+    def __post_init__(self):
+        if self.decoder == "compact" and self.decoding == "model_default":
+            raise ConfigError("evaluation.decoder: compact decodes greedy or sample only, but evaluation.decoding is "
+                              "model_default (the model's own generation_config): set decoder: hf or auto")
 
     def describe(self, tokenizer=None) -> dict[str, Any]:
         """Settings for a report, with the prompt version and whether each chat template was really used."""
@@ -115,8 +125,9 @@ def meta_token_ids(tokenizer, settings: EvalSettings) -> tuple[list[int], list[i
 
 @torch.no_grad()
 def evaluate_records(model, tokenizer, records: Sequence[QARecord], settings: EvalSettings = EvalSettings(),
-                     synced_gpus: bool = False) -> list[SampleResult]:
-    """Evaluate ``records`` with the dual-prompt protocol; returns one :class:`SampleResult` per record."""
+                     synced_gpus: bool = False, prefix_cache: bool = True) -> list[SampleResult]:
+    """Evaluate ``records`` with the dual-prompt protocol; returns one :class:`SampleResult` per record.
+    ``prefix_cache``: prefill prompt prefixes shared by many rows once (results are unchanged)."""
     if not records:
         return []
     direct, meta = build_prompts(tokenizer, records, settings)
@@ -125,16 +136,18 @@ def evaluate_records(model, tokenizer, records: Sequence[QARecord], settings: Ev
     n = len(records)
     if settings.meta_readout == "generate":
         out = generate(model, tokenizer, direct + meta, decoding, settings.max_input_tokens,
-                       capture_token_ids=(ids[0] + ids[1]) if ids else None, synced_gpus=synced_gpus)
+                       capture_token_ids=(ids[0] + ids[1]) if ids else None, synced_gpus=synced_gpus,
+                       prefix_cache=prefix_cache, decoder=settings.decoder)
         answers, meta_texts = out.texts[:n], out.texts[n:]
         direct_ids = [out.generated_ids(i) for i in range(n)]
         p_yes = (p_yes_from_logits(out.first_token_logits[n:], len(ids[0])).tolist() if ids
                  else [float("nan")] * n)
     else:
-        out = generate(model, tokenizer, direct, decoding, settings.max_input_tokens, synced_gpus=synced_gpus)
+        out = generate(model, tokenizer, direct, decoding, settings.max_input_tokens, synced_gpus=synced_gpus,
+                       prefix_cache=prefix_cache, decoder=settings.decoder)
         answers, direct_ids = out.texts, [out.generated_ids(i) for i in range(n)]
         p_yes = yes_probability(model, tokenizer, meta, ids[0], ids[1], settings.max_input_tokens,
-                                synced_gpus=synced_gpus).tolist()
+                                prefix_cache=prefix_cache, synced_gpus=synced_gpus).tolist()
         meta_texts = None
     return score_answers(records, direct, meta, answers, meta_texts, p_yes, settings, direct_ids)
 

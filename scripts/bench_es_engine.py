@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from metalight.benchmarking import BenchResult, check, invocation, write_results  # noqa: E402
 from metalight.data.sources.fanoutqa import FanOutQASingleHopDataModule  # noqa: E402
-from metalight.es.decode import decode_rows, last_token_logits  # noqa: E402
+from metalight.models.row_decoding import decode_rows, last_token_logits  # noqa: E402
 from metalight.es.lowrank_forward import LowRankPopulation  # noqa: E402
 from metalight.es.noise import make_scheme  # noqa: E402
 from metalight.es.population import EngineSettings, evaluate_population, members_per_batch  # noqa: E402
@@ -131,7 +131,8 @@ def gpu_comparison(device: str, shape: str, members: int, count: int, new_tokens
     records = questions(count)
     settings = EvalSettings(max_new_tokens=new_tokens)
     iteration(model, tokenizer, records[:2], "lowrank", EngineSettings("batched", "compact"), 2, settings)  # warm-up
-    sequential, _ = iteration(model, tokenizer, records, "esma", EngineSettings(restore="copy"), members, settings)
+    sequential, _ = iteration(model, tokenizer, records, "esma", EngineSettings(decoder="hf", restore="copy"), members,
+                              settings)
     batched, per_batch = iteration(model, tokenizer, records, "lowrank", EngineSettings("batched", "compact"),
                                    members, settings)
     rows = 2 * members * count
@@ -160,7 +161,7 @@ def main() -> None:
     model, tokenizer = load_model(MODEL)
     records = questions(count)
     iteration(model, tokenizer, records[:1], "lowrank", EngineSettings("batched"), 2, settings)  # warm-up
-    upstream, _ = iteration(model, tokenizer, records, "esma", EngineSettings(), members, settings)
+    upstream, _ = iteration(model, tokenizer, records, "esma", EngineSettings(decoder="hf"), members, settings)
     compact, _ = iteration(model, tokenizer, records, "esma", EngineSettings(decoder="compact"), members, settings)
     batched, per_batch = iteration(model, tokenizer, records, "lowrank", EngineSettings("batched"), members,
                                    settings)

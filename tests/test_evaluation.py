@@ -56,3 +56,24 @@ def test_settings_describe_records_prompt_version_and_template_use(tiny):
     described = EvalSettings().describe(tokenizer)
     assert described["prompt_version"] and described["meta_chat_template_used"] is False
     assert described["direct_chat_template_used"] is True and described["grading"] == "esma"
+
+
+@pytest.mark.parametrize("readout", ["generate", "logits"])
+def test_compact_and_hf_decoders_score_the_same(tiny, readout):
+    model, tokenizer = tiny
+    runs = {decoder: evaluate_records(model, tokenizer, RECORDS, EvalSettings(meta_readout=readout, max_new_tokens=5,
+                                                                             decoder=decoder))
+            for decoder in ("compact", "hf")}
+    for c, h in zip(runs["compact"], runs["hf"]):
+        assert (c.direct_answer, c.meta_answer, c.said_yes, c.correct) == (h.direct_answer, h.meta_answer, h.said_yes,
+                                                                          h.correct)
+        assert c.direct_completion_ids == h.direct_completion_ids and c.direct_completion_ids
+        assert c.p_yes == pytest.approx(h.p_yes, abs=1e-5)
+
+
+def test_compact_decoder_with_the_models_own_decoding_is_a_config_error():
+    from metalight.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="evaluation.decoder: compact .* evaluation.decoding is model_default"):
+        EvalSettings(decoder="compact", decoding="model_default")
+    assert EvalSettings(decoding="model_default").decoder == "auto"

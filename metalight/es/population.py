@@ -1,9 +1,9 @@
 """Evaluate population members on the iteration's questions: one after another with in-place noise, or
 (``lowrank``) many members in one batch with per-row low-rank perturbations.
 
-* ``sequential``: for each member, θ ← θ + sσε, evaluate, restore (any scheme). ``decoder: hf`` runs the
-  core's :func:`metalight.evaluation.evaluate_records`; ``decoder: compact`` the row-dropping loop of
-  :mod:`metalight.es.decode` (one member per batch, no hooks).
+* ``sequential``: for each member, θ ← θ + sσε, evaluate with the core's
+  :func:`metalight.evaluation.evaluate_records`, restore (any scheme). ``decoder`` picks its decoder: the
+  row-dropping loop of :mod:`metalight.models.row_decoding` (``compact``) or ``model.generate`` (``hf``).
 * ``batched`` (``lowrank`` only): members are split into groups; all (member × question × prompt) rows
   of a group go through one decode loop, a selected Linear adding each row's member term. The group size is
   ``members_per_batch`` or the most members whose working memory fits ``max_memory_gb``.
@@ -16,23 +16,22 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
 
 from metalight.errors import ConfigError
-from metalight.es.decode import decode_rows, last_token_logits
+from metalight.models.row_decoding import decode_rows, last_token_logits
 from metalight.es.lowrank_forward import LowRankPopulation
 from metalight.es.noise import LowRankNoise, NoiseScheme
 from metalight.es.perturb import RestoreMode, perturbed
 from metalight.es.update import Member
 from metalight.evaluation import EvalSettings, SampleResult, build_prompts, evaluate_records, meta_token_ids, \
     score_answers
-from metalight.models.generation import Decoding, encode_prompts, p_yes_from_logits
+from metalight.models.generation import Decoder, Decoding, encode_prompts, p_yes_from_logits
 
 PopulationMode = Literal["sequential", "batched"]
-Decoder = Literal["hf", "compact"]
 
 
 @dataclass(frozen=True)
@@ -41,8 +40,8 @@ class EngineSettings:
 
     Args:
         population: ``sequential`` (member by member, in-place noise) or ``batched`` (``lowrank`` only).
-        decoder: ``hf`` (``model.generate`` via the core evaluation) or ``compact`` (drops finished rows);
-            ``batched`` always uses ``compact``.
+        decoder: ``compact`` (drops finished rows), ``hf`` (``model.generate``) or ``auto`` (``compact``
+            unless ``decoding: model_default``); ``batched`` always uses ``compact``.
         members_per_batch: members evaluated together in ``batched`` mode (default: from ``max_memory_gb``).
         max_memory_gb: working memory (KV cache, activations, factors; not the weights) one batch may use,
             in GB (default: 80% of free GPU memory, or half the available RAM on CPU).
@@ -51,7 +50,7 @@ class EngineSettings:
     """
 
     population: PopulationMode = "sequential"
-    decoder: Decoder = "hf"
+    decoder: Decoder = "auto"
     members_per_batch: int | None = None
     max_memory_gb: float | None = None
     restore: RestoreMode = "subtract"
@@ -120,8 +119,10 @@ def check_engine(engine: EngineSettings, scheme: NoiseScheme, settings: EvalSett
         elif scheme.perturb_non_matrix:
             problems.append("perturb_non_matrix: true gives every member full-rank noise, evaluated in place one "
                             "member at a time: use population: sequential")
-    if (engine.population == "batched" or engine.decoder == "compact") and settings.decoding == "model_default":
-        problems.append("evaluation.decoding: model_default needs decoder: hf and population: sequential")
+    if engine.population == "batched" and settings.decoding == "model_default":
+        problems.append("evaluation.decoding: model_default needs population: sequential (and decoder: hf or auto)")
+    if engine.decoder == "compact" and settings.decoding == "model_default":
+        problems.append("evaluation.decoding: model_default needs decoder: hf or auto")
     if engine.members_per_batch is not None and engine.members_per_batch < 1:
         problems.append(f"members_per_batch: {engine.members_per_batch} must be >= 1")
     if engine.max_memory_gb is not None and engine.max_memory_gb <= 0:
@@ -131,9 +132,9 @@ def check_engine(engine: EngineSettings, scheme: NoiseScheme, settings: EvalSett
 
 
 def _evaluate_rows(model, tokenizer, records, settings: EvalSettings, num_members: int,
-                   population: LowRankPopulation | None, prefix_cache: bool) -> list[list[SampleResult]]:
+                   population: LowRankPopulation, prefix_cache: bool) -> list[list[SampleResult]]:
     """Evaluate ``num_members`` copies of ``records`` in one batch (rows member-major); ``population``
-    perturbs each row by its member (``None``: the model as it is)."""
+    perturbs each row by its member."""
     direct, meta = build_prompts(tokenizer, records, settings)
     direct_ids = encode_prompts(tokenizer, direct, settings.max_input_tokens)
     meta_ids = encode_prompts(tokenizer, meta, settings.max_input_tokens)
@@ -144,16 +145,13 @@ def _evaluate_rows(model, tokenizer, records, settings: EvalSettings, num_member
     generate_meta = settings.meta_readout == "generate"
     per_member = direct_ids + meta_ids if generate_meta else direct_ids
 
-    def context(keys):
-        return population.row_context(keys) if population is not None else None
-
     keys = [m for m in range(num_members) for _ in per_member]
     out = decode_rows(model, tokenizer, [row for _ in range(num_members) for row in per_member], decoding,
-                      capture if generate_meta else None, keys, context(keys), prefix_cache)
+                      capture if generate_meta else None, keys, population.row_context(keys), prefix_cache)
     if not generate_meta:
         meta_keys = [m for m in range(num_members) for _ in meta_ids]
         meta_logits = last_token_logits(model, tokenizer, [row for _ in range(num_members) for row in meta_ids],
-                                        capture, meta_keys, context(meta_keys), prefix_cache)
+                                        capture, meta_keys, population.row_context(meta_keys), prefix_cache)
     results = []
     for m in range(num_members):
         start = m * len(per_member)
@@ -165,7 +163,8 @@ def _evaluate_rows(model, tokenizer, records, settings: EvalSettings, num_member
         else:
             meta_texts = None
             p_yes = p_yes_from_logits(meta_logits[m * n:(m + 1) * n], len(ids[0])).tolist()
-        results.append(score_answers(records, direct, meta, answers, meta_texts, p_yes, settings))
+        direct_completions = [out.generated_ids(start + i) for i in range(n)]
+        results.append(score_answers(records, direct, meta, answers, meta_texts, p_yes, settings, direct_completions))
     return results
 
 
@@ -180,10 +179,8 @@ def evaluate_population(model, tokenizer, records, members: Sequence[Member], sc
                 results.extend(_evaluate_rows(model, tokenizer, records, settings, len(group), population,
                                               engine.prefix_cache))
         return results
+    settings = replace(settings, decoder=engine.decoder)
     for member in members:
         with perturbed(scheme, member.seed, member.sign * sigma, engine.restore):
-            if engine.decoder == "hf":
-                results.append(evaluate_records(model, tokenizer, records, settings))
-            else:
-                results.extend(_evaluate_rows(model, tokenizer, records, settings, 1, None, engine.prefix_cache))
+            results.append(evaluate_records(model, tokenizer, records, settings, prefix_cache=engine.prefix_cache))
     return results

@@ -30,11 +30,12 @@ from torch import Tensor
 from metalight.errors import ConfigError
 from metalight.es.noise import NoiseDType, SchemeName, derive_seed, make_scheme
 from metalight.es.perturb import RestoreMode
-from metalight.es.population import (Decoder, EngineSettings, PopulationMode, check_engine, evaluate_population,
+from metalight.es.population import (EngineSettings, PopulationMode, check_engine, evaluate_population,
                                      members_per_batch, plan_groups)
 from metalight.es.selection import select_parameters
 from metalight.es.update import Member, Shaping, member_seeds, shape_fitness, shard, write_es_gradient
 from metalight.evaluation import MetaReadout
+from metalight.models.generation import Decoder
 from metalight.methods.base import MetacognitionModule
 from metalight.methods.rewards import get_reward, member_fitness, reward_summary
 from metalight.strategies import SHARDED, full_replica_error
@@ -77,7 +78,8 @@ class ESMAModule(MetacognitionModule):
         fitness_shaping: ``zscore`` (upstream) or ``rank`` (centred ranks).
         es_seed: run seed of the ES: member seeds and questions come from (es_seed, global step).
         population: ``sequential`` (member by member) or ``batched`` (``lowrank``: members share batches).
-        decoder: ``hf`` (``model.generate``) or ``compact`` (finished rows leave the batch).
+        decoder: ``compact`` (finished rows leave the batch), ``hf`` (``model.generate``) or ``auto``
+            (``compact`` unless ``decoding: model_default``).
         members_per_batch: members per batch in ``batched`` mode (default: from ``max_memory_gb``).
         max_memory_gb: working memory one batch may use, GB (default: what is free on the device).
         restore: undo a perturbation by ``subtract`` (upstream) or from a ``copy`` (bitwise exact).
@@ -95,7 +97,7 @@ class ESMAModule(MetacognitionModule):
                  reward: str = "esma", noise: SchemeName = "esma", rank: int = 1, antithetic: bool = False,
                  parameters: str = "all", layers: list[int] | None = None, noise_dtype: NoiseDType = "param",
                  perturb_non_matrix: bool = False, fitness_shaping: Shaping = "zscore", es_seed: int = 42,
-                 population: PopulationMode = "sequential", decoder: Decoder = "hf",
+                 population: PopulationMode = "sequential", decoder: Decoder = "auto",
                  members_per_batch: int | None = None, max_memory_gb: float | None = None,
                  restore: RestoreMode = "subtract", prefix_cache: bool = True,
                  reward_meta_readout: MetaReadout | None = None, optimizer: OptimizerCallable | None = None,

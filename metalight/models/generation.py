@@ -18,6 +18,7 @@ from metalight.models.bucketed_prefill import prefill
 from metalight.models.prefix_cache import prepare_batch
 
 DecodingStrategy = Literal["greedy", "sample", "model_default"]
+Decoder = Literal["auto", "compact", "hf"]
 
 
 @dataclass(frozen=True)
@@ -125,21 +126,46 @@ class _FirstStepLogits:
             self.logits = output[:, -1, self.ids].float().clone()
 
 
+def resolve_decoder(decoder: Decoder, strategy: DecodingStrategy, synced_gpus: bool = False) -> Literal["compact", "hf"]:
+    """The decoder ``generate`` runs (see its docstring); raises ``ValueError`` for ``compact`` with a
+    decoding or a lock-step setting it cannot run."""
+    if decoder == "hf":
+        return "hf"
+    if decoder == "auto":
+        return "hf" if strategy == "model_default" or synced_gpus else "compact"
+    if decoder != "compact":
+        raise ValueError(f"unknown decoder {decoder!r}; use auto, compact or hf")
+    if strategy == "model_default":
+        raise ValueError("decoder: compact decodes greedy or sample only; decoding: model_default (the model's own "
+                         "generation_config) needs decoder: hf (or auto)")
+    if synced_gpus:
+        raise ValueError("decoder: compact cannot generate in lock step across ranks of a sharded model "
+                         "(FSDP / ZeRO-3): use decoder: hf (or auto)")
+    return "compact"
+
+
 @torch.no_grad()
 def generate(model, tokenizer, prompts: Sequence[Prompt], decoding: Decoding = Decoding(),
              max_input_tokens: int | None = 128, num_return_sequences: int = 1,
              capture_token_ids: Sequence[int] | None = None, synced_gpus: bool = False,
-             prefix_cache: bool = True) -> Generation:
+             prefix_cache: bool = True, decoder: Decoder = "auto") -> Generation:
     """Generate for all prompts in one batched call; rows are ordered prompt-major, then sample.
 
     ``capture_token_ids`` returns the first generated position's raw logits of those ids (e.g. yes/no
     variants) at no extra cost: the prefill computes them anyway. ``prefix_cache`` prefills prompt prefixes
     shared by many rows once (see :mod:`metalight.models.prefix_cache`), and rows of similar length are
     prefilled together (:mod:`metalight.models.bucketed_prefill`); results are unchanged.
+    ``decoder``: ``compact`` drops finished rows from the batch (:mod:`metalight.models.row_decoding`),
+    ``hf`` runs ``model.generate``; ``auto`` picks ``compact`` unless the decoding is ``model_default`` or
+    ranks generate in lock step (``synced_gpus``), which only ``hf`` supports.
     """
     if not prompts:
         return Generation([], [], [], None)
     rows = [ids for ids in encode_prompts(tokenizer, prompts, max_input_tokens) for _ in range(num_return_sequences)]
+    if resolve_decoder(decoder, decoding.strategy, synced_gpus) == "compact":
+        from metalight.models.row_decoding import decode_rows  # it builds on this module
+
+        return decode_rows(model, tokenizer, rows, decoding, capture_token_ids, prefix_cache=prefix_cache)
     batch = prepare_batch(model, rows, tokenizer.pad_token_id, enabled=prefix_cache and not synced_gpus)
     # Ranks generating in lock step must run the same forwards: no buckets there.
     _, cache = prefill(model, batch, leave_last=True, buckets=not synced_gpus)

@@ -32,7 +32,7 @@ def test_batched_members_equal_explicit_weights_member_by_member(fresh, readout,
     settings = EvalSettings(max_new_tokens=4, meta_readout=readout)
     scheme = make_scheme("lowrank", select_parameters(model), rank=2)
     explicit = evaluate_population(model, tokenizer, RECORDS, MEMBERS, scheme, SIGMA, settings,
-                                   EngineSettings(restore="copy"))
+                                   EngineSettings(decoder="hf", restore="copy"))
     assert len({str(m) for m in _answers(explicit)}) > 1  # members really answer differently
     for engine, per_batch in [(EngineSettings(population="batched"), 4),  # one batch, per-member prefix cache
                               (EngineSettings(population="batched", prefix_cache=False), 4),
@@ -41,12 +41,12 @@ def test_batched_members_equal_explicit_weights_member_by_member(fresh, readout,
         assert _answers(batched) == _answers(explicit), (engine, per_batch)
 
 
-def test_compact_decoder_matches_the_core_evaluation(fresh):
+def test_compact_decoder_matches_model_generate(fresh):
     model, tokenizer = fresh
     settings = EvalSettings(max_new_tokens=4)
     scheme = make_scheme("esma", select_parameters(model))
     core = evaluate_population(model, tokenizer, RECORDS, MEMBERS[:2], scheme, SIGMA, settings,
-                               EngineSettings(restore="copy"))
+                               EngineSettings(decoder="hf", restore="copy"))
     compact = evaluate_population(model, tokenizer, RECORDS, MEMBERS[:2], scheme, SIGMA, settings,
                                   EngineSettings(decoder="compact", restore="copy"))
     assert _answers(compact) == _answers(core)
@@ -76,5 +76,8 @@ def test_engine_settings_that_cannot_work_are_named(fresh):
         check_engine(EngineSettings("batched"), lowrank, EvalSettings())
     with pytest.raises(ConfigError, match="model_default needs decoder: hf"):
         check_engine(EngineSettings(decoder="compact"), full, EvalSettings(decoding="model_default"))
+    with pytest.raises(ConfigError, match="model_default needs population: sequential"):
+        check_engine(EngineSettings("batched"), lowrank, EvalSettings(decoding="model_default"))
+    check_engine(EngineSettings(), full, EvalSettings(decoding="model_default"))  # auto: model.generate
     with pytest.raises(ConfigError, match="max_memory_gb: 0 must be > 0"):
         check_engine(EngineSettings(max_memory_gb=0), full, EvalSettings())

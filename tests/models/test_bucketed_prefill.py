@@ -7,7 +7,7 @@ import random
 import pytest
 import torch
 
-from metalight.es.decode import decode_rows, last_token_logits
+from metalight.models.row_decoding import decode_rows, last_token_logits
 from metalight.models import bucketed_prefill
 from metalight.models.bucketed_prefill import packed_last_logits, plan_buckets, prefill
 from metalight.models.chat import render_prompt

@@ -152,3 +152,35 @@ def test_stop_ids_name_the_token_that_ended_each_row(tiny):
     assert stop not in out.completion_ids[0] and out.num_tokens[0] <= 2
     for ids, stop_id in zip(out.completion_ids, out.stop_ids):
         assert (stop_id is None) == (len(ids) == 6)
+
+
+def test_compact_and_hf_decoders_give_the_same_generation(tiny):
+    from tests.conftest import build_tiny_llama
+
+    _, tokenizer = tiny
+    model = build_tiny_llama(len(tokenizer), varied=True)  # answers differ between rows
+    yes, no = yes_no_token_ids(tokenizer)
+    prompts = _prompts(tokenizer) + _mixed_prompts(tokenizer)[::4]  # shared prefixes and different lengths
+    free = generate(model, tokenizer, prompts, Decoding(max_new_tokens=6), decoder="hf")
+    model.generation_config.eos_token_id = [free.completion_ids[0][2]]  # rows with this token end early
+    outs = {decoder: generate(model, tokenizer, prompts, Decoding(max_new_tokens=6), num_return_sequences=2,
+                              capture_token_ids=yes + no, decoder=decoder) for decoder in ("compact", "hf")}
+    compact, hf = outs["compact"], outs["hf"]
+    assert compact.completion_ids == hf.completion_ids and compact.stop_ids == hf.stop_ids
+    assert compact.texts == hf.texts and compact.num_tokens == hf.num_tokens
+    assert None in hf.stop_ids and set(hf.stop_ids) != {None}  # some rows stopped, some ran to the budget
+    torch.testing.assert_close(compact.first_token_logits, hf.first_token_logits, atol=1e-5, rtol=0)
+
+
+def test_the_decoder_is_chosen_from_the_decoding_and_sharding():
+    from metalight.models.generation import resolve_decoder
+
+    assert resolve_decoder("auto", "greedy") == "compact" and resolve_decoder("auto", "sample") == "compact"
+    assert resolve_decoder("auto", "model_default") == "hf" and resolve_decoder("auto", "greedy", True) == "hf"
+    assert resolve_decoder("hf", "greedy") == "hf"
+    with pytest.raises(ValueError, match="model_default .* needs decoder: hf"):
+        resolve_decoder("compact", "model_default")
+    with pytest.raises(ValueError, match="lock step"):
+        resolve_decoder("compact", "greedy", synced_gpus=True)
+    with pytest.raises(ValueError, match="unknown decoder 'beam'"):
+        resolve_decoder("beam", "greedy")

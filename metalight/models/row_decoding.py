@@ -1,4 +1,5 @@
-"""Decoding for population evaluation: a greedy (or sampling) loop that drops finished rows.
+"""Greedy (or sampling) decoding that drops finished rows: the default decoder of
+:func:`metalight.models.generation.generate` and of the ES population evaluation.
 
 ``model.generate`` keeps every row in the batch until the longest answer ends. Here a row leaves the batch
 (and the KV cache) as soon as it emits a stop token, and the loop ends when no row is left, so short meta
@@ -48,8 +49,9 @@ def decode_rows(model, tokenizer, rows: Sequence[Sequence[int]], decoding: Decod
                 capture_token_ids: Sequence[int] | None = None, row_keys: Sequence[Hashable] | None = None,
                 row_context: RowContext | None = None, prefix_cache: bool = True,
                 generator: torch.Generator | None = None, length_buckets: bool = True) -> Generation:
-    """Decode every token-id row; returns texts, token counts, completion ids, and (if asked) the first
-    position's raw logits of ``capture_token_ids`` ([rows, len(ids)]). ``decoding.strategy`` must be
+    """Decode every token-id row; returns texts, token counts, completion ids, the stop token that ended
+    each row (``None``: it ran out of ``max_new_tokens``), and (if asked) the first position's raw logits of
+    ``capture_token_ids`` ([rows, len(ids)]). ``decoding.strategy`` must be
     ``greedy`` or ``sample``. ``length_buckets``: prefill rows of similar length together
     (:mod:`metalight.models.bucketed_prefill`) instead of in one padded forward."""
     if decoding.strategy not in ("greedy", "sample"):
@@ -66,6 +68,7 @@ def decode_rows(model, tokenizer, rows: Sequence[Sequence[int]], decoding: Decod
     captured = logits[:, list(capture_token_ids)].float().clone() if capture_token_ids is not None else None
     stops = torch.tensor(sorted(set(stop_token_ids(model, tokenizer))), device=device)
     completions: list[list[int]] = [[] for _ in rows]
+    stopped_by: list[int | None] = [None] * len(rows)
     finished = torch.zeros(len(rows), dtype=torch.bool, device=device)
     for step in range(decoding.max_new_tokens):
         tokens = _next_tokens(logits, decoding, generator)
@@ -73,6 +76,8 @@ def decode_rows(model, tokenizer, rows: Sequence[Sequence[int]], decoding: Decod
         for row, token, stop, was_done in zip(alive.tolist(), tokens.tolist(), done.tolist(), finished.tolist()):
             if not (stop or was_done):
                 completions[row].append(token)
+            elif stop and not was_done:
+                stopped_by[row] = token
         finished |= done
         if step == decoding.max_new_tokens - 1 or bool(finished.all()):
             break
@@ -86,7 +91,7 @@ def decode_rows(model, tokenizer, rows: Sequence[Sequence[int]], decoding: Decod
                            position_ids=(mask.sum(-1, keepdim=True) - 1), past_key_values=cache,
                            use_cache=True).logits[:, -1]
     texts = [t.strip() for t in tokenizer.batch_decode(completions, skip_special_tokens=True)]
-    return Generation(texts, [len(c) for c in completions], completions, captured)
+    return Generation(texts, [len(c) for c in completions], completions, captured, stopped_by)
 
 
 @torch.no_grad()

@@ -2,7 +2,7 @@
 
 import torch
 
-from metalight.es.decode import decode_rows, last_token_logits
+from metalight.models.row_decoding import decode_rows, last_token_logits
 from metalight.models.chat import render_prompt
 from metalight.models.generation import Decoding, Prompt, encode_prompts, generate, yes_no_token_ids
 
