@@ -107,6 +107,21 @@ def main(args: list[str] | None = None) -> MetalightCLI | None:
                             subclass_mode_data=True, trainer_defaults=TRAINER_DEFAULTS,
                             save_config_kwargs={"overwrite": True}, parser_class=ConciseArgumentParser,
                             args=args)
-    except MetalightError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except Exception as err:
+        cause = metalight_cause(err)
+        if cause is None:
+            raise
+        print(f"error: {cause}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def metalight_cause(err: BaseException) -> MetalightError | None:
+    """The ``MetalightError`` behind ``err``: itself, or the one jsonargparse wrapped while instantiating a
+    class from the config (a module's ``__init__`` refusing its settings)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, MetalightError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None

@@ -60,10 +60,18 @@ class EvalSettings:
     system_prompt: str | None = None
     decoder: Decoder = "auto"
 
-    def __post_init__(self):
+    def check(self) -> EvalSettings:
+        """Raise ``ConfigError`` naming the ``evaluation.*`` keys of settings that cannot work; returns self."""
+        problems = []
         if self.decoder == "compact" and self.decoding == "model_default":
-            raise ConfigError("evaluation.decoder: compact decodes greedy or sample only, but evaluation.decoding is "
-                              "model_default (the model's own generation_config): set decoder: hf or auto")
+            problems.append("evaluation.decoder: compact decodes greedy or sample only, but evaluation.decoding is "
+                            "model_default (the model's own generation_config): set decoder: hf or auto")
+        for key in ("max_new_tokens", "max_input_tokens"):
+            if getattr(self, key) < 1:
+                problems.append(f"evaluation.{key}: {getattr(self, key)} must be >= 1 (tokens)")
+        if problems:
+            raise ConfigError("; ".join(problems))
+        return self
 
     def describe(self, tokenizer=None) -> dict[str, Any]:
         """Settings for a report, with the prompt version and whether each chat template was really used."""

@@ -57,3 +57,14 @@ def test_condensed_error_for_a_bad_choice():
                '        Parser key "evaluation.grading":\n          Expected a Literal. Got value: fuzzy\n')
     assert condense_parser_error(message) == ("config key 'model.init_args.evaluation.grading' of x.M: "
                                               "Expected a Literal. Got value: fuzzy")
+
+
+def test_evaluation_settings_that_cannot_work_are_one_line(tmp_path):
+    result = run_cli("validate", "--config", "configs/quickstart.yaml", "--model.init_args.evaluation.decoder",
+                     "compact", "--model.init_args.evaluation.decoding", "model_default",
+                     "--model.init_args.evaluation.max_new_tokens", "0",
+                     "--trainer.logger.init_args.save_dir", str(tmp_path))
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: evaluation.decoder: compact") and "set decoder: hf or auto" in last
+    assert "evaluation.max_new_tokens: 0 must be >= 1" in last and "Traceback" not in result.stderr

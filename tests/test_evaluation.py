@@ -75,5 +75,7 @@ def test_compact_decoder_with_the_models_own_decoding_is_a_config_error():
     from metalight.errors import ConfigError
 
     with pytest.raises(ConfigError, match="evaluation.decoder: compact .* evaluation.decoding is model_default"):
-        EvalSettings(decoder="compact", decoding="model_default")
-    assert EvalSettings(decoding="model_default").decoder == "auto"
+        EvalSettings(decoder="compact", decoding="model_default").check()
+    with pytest.raises(ConfigError, match="evaluation.max_input_tokens: 0 must be >= 1"):
+        EvalSettings(max_input_tokens=0).check()
+    assert EvalSettings(decoding="model_default").check().decoder == "auto"

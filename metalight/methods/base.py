@@ -65,7 +65,7 @@ class MetacognitionModule(LightningModule):
                  evaluation: EvalSettings = EvalSettings(), dprime_correction: Literal["clip", "loglinear"] = "clip"):
         super().__init__()
         self.save_hyperparameters(ignore=["evaluation"])
-        self.eval_settings = evaluation
+        self.eval_settings = evaluation.check()
         self.hparams["evaluation"] = asdict(self.eval_settings)
         self.model_spec, self.dtype_name = model, dtype
         self.model: nn.Module | None = None
