@@ -123,5 +123,5 @@ def metalight_cause(err: BaseException) -> MetalightError | None:
         if isinstance(err, MetalightError):
             return err
         seen.add(id(err))
-        err = err.__cause__ or err.__context__
+        err = err.__cause__  # only explicit wrapping: an error raised while handling one is a new problem
     return None

@@ -22,7 +22,6 @@ from typing import Literal
 import torch
 
 from metalight.errors import ConfigError
-from metalight.models.row_decoding import decode_rows, last_token_logits
 from metalight.es.lowrank_forward import LowRankPopulation
 from metalight.es.noise import LowRankNoise, NoiseScheme
 from metalight.es.perturb import RestoreMode, perturbed
@@ -30,6 +29,7 @@ from metalight.es.update import Member
 from metalight.evaluation import EvalSettings, SampleResult, build_prompts, evaluate_records, meta_token_ids, \
     score_answers
 from metalight.models.generation import Decoder, Decoding, encode_prompts, p_yes_from_logits
+from metalight.models.row_decoding import decode_rows, last_token_logits
 
 PopulationMode = Literal["sequential", "batched"]
 

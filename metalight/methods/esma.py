@@ -35,9 +35,9 @@ from metalight.es.population import (EngineSettings, PopulationMode, check_engin
 from metalight.es.selection import select_parameters
 from metalight.es.update import Member, Shaping, member_seeds, shape_fitness, shard, write_es_gradient
 from metalight.evaluation import MetaReadout
-from metalight.models.generation import Decoder
 from metalight.methods.base import MetacognitionModule
 from metalight.methods.rewards import get_reward, member_fitness, reward_summary
+from metalight.models.generation import Decoder
 from metalight.strategies import SHARDED, full_replica_error
 
 log = logging.getLogger(__name__)

@@ -18,8 +18,8 @@ from contextlib import AbstractContextManager, nullcontext
 import torch
 from torch import Tensor
 
-from metalight.models.generation import Decoding, Generation, stop_token_ids
 from metalight.models.bucketed_prefill import prefill
+from metalight.models.generation import Decoding, Generation, stop_token_ids
 from metalight.models.prefix_cache import prepare_batch
 
 RowContext = Callable[[Tensor], AbstractContextManager]

@@ -2,9 +2,9 @@
 
 import torch
 
-from metalight.models.row_decoding import decode_rows, last_token_logits
 from metalight.models.chat import render_prompt
 from metalight.models.generation import Decoding, Prompt, encode_prompts, generate, yes_no_token_ids
+from metalight.models.row_decoding import decode_rows, last_token_logits
 
 QUESTIONS = ["Who wrote Hamlet?", "What is the capital of France?", "How many legs has a spider?",
              "Which planet is largest?", "Who painted the Mona Lisa?"]
