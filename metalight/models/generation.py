@@ -126,7 +126,8 @@ class _FirstStepLogits:
             self.logits = output[:, -1, self.ids].float().clone()
 
 
-def resolve_decoder(decoder: Decoder, strategy: DecodingStrategy, synced_gpus: bool = False) -> Literal["compact", "hf"]:
+def resolve_decoder(decoder: Decoder, strategy: DecodingStrategy,
+                    synced_gpus: bool = False) -> Literal["compact", "hf"]:
     """The decoder ``generate`` runs (see its docstring); raises ``ValueError`` for ``compact`` with a
     decoding or a lock-step setting it cannot run."""
     if decoder == "hf":
