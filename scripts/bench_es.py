@@ -26,12 +26,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from metalight.benchmarking import BenchResult, check, invocation, timed, write_results  # noqa: E402
 from metalight.data.sources.fanoutqa import FanOutQASingleHopDataModule  # noqa: E402
-from metalight.es.noise import make_scheme  # noqa: E402
-from metalight.es.perturb import add_noise_  # noqa: E402
-from metalight.es.selection import select_parameters  # noqa: E402
-from metalight.es.update import member_seeds, shape_fitness, write_es_gradient  # noqa: E402
-from metalight.evaluation import EvalSettings, evaluate_records  # noqa: E402
-from metalight.methods.rewards import esma_reward, member_fitness  # noqa: E402
+from metalight.evaluation.dual_prompt import EvalSettings, evaluate_records  # noqa: E402
+from metalight.methods.esma.noise import make_scheme  # noqa: E402
+from metalight.methods.esma.perturb import add_noise_  # noqa: E402
+from metalight.methods.esma.rewards import esma_reward, member_fitness  # noqa: E402
+from metalight.methods.esma.selection import select_parameters  # noqa: E402
+from metalight.methods.esma.update import member_seeds, shape_fitness, write_es_gradient  # noqa: E402
 from metalight.models.loading import load_model  # noqa: E402
 
 MODEL = "embedded:smollm2-135m-instruct"
@@ -72,7 +72,7 @@ def population_vs_plain(model, tokenizer, records, members: int, settings: EvalS
 
 def memory_child(members: int) -> None:
     """(c), run in a fresh process: peak extra memory of perturb + restore, then of the update."""
-    from metalight.es.memory import PeakMemory
+    from metalight.methods.esma.memory import PeakMemory
 
     model, _ = load_model(MODEL)
     warm_up = make_scheme("esma", select_parameters(model))

@@ -15,7 +15,7 @@ import torch
 
 from metalight.benchmarking import BenchResult, check, invocation, timed, write_results
 from metalight.data.sources.fanoutqa import FanOutQASingleHopDataModule
-from metalight.evaluation import EvalSettings, build_prompts, evaluate_records, meta_token_ids
+from metalight.evaluation.dual_prompt import EvalSettings, build_prompts, evaluate_records, meta_token_ids
 from metalight.grading import parse_meta_answer
 from metalight.models.generation import Decoding, generate, yes_probability
 from metalight.models.loading import load_model

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from collections import defaultdict
@@ -63,7 +62,7 @@ def bench_metalight(records, args) -> dict[str, float]:
     from torch.utils.data import DataLoader
 
     from metalight.data.datamodule import RecordDataset
-    from metalight.methods.grpo import GRPOModule
+    from metalight.methods.grpo.module import GRPOModule
 
     class Clock(L.Callback):
         def __init__(self):

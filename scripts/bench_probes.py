@@ -17,10 +17,10 @@ import torch
 
 from metalight.benchmarking import BenchResult, check, invocation, timed, write_results
 from metalight.data.sources.true_false import RhoFactualDataModule
+from metalight.methods.probes.experiments.common import percentile_layers
+from metalight.methods.probes.extraction import encode_with_span, extract_features, statement_span_text
 from metalight.models.generation import left_pad, position_ids
 from metalight.models.loading import load_model
-from metalight.probes.experiments.common import percentile_layers
-from metalight.probes.extraction import encode_with_span, extract_features, statement_span_text
 from metalight.prompts import NF_SYSTEM_PROMPT
 
 MODEL = "embedded:smollm2-135m-instruct"

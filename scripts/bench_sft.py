@@ -33,10 +33,10 @@ MODEL = "embedded:smollm2-135m-instruct"
 
 def build_rows(n: int, length: int) -> list[dict]:
     """``n`` prompt-completion rows of exactly ``length`` chat-templated tokens after keeping the end."""
+    from metalight.data.examples import SFTExample
     from metalight.data.sources.fanoutqa import FanOutQASingleHopDataModule
+    from metalight.methods.sft.encoding import encode_example
     from metalight.models.loading import load_tokenizer, resolve_model_spec
-    from metalight.sft.encoding import encode_example
-    from metalight.sft.examples import SFTExample
 
     tokenizer = load_tokenizer(resolve_model_spec(MODEL))
     records = FanOutQASingleHopDataModule(strict=False).records("train")
@@ -99,7 +99,7 @@ def run_ours(rows_path: str, args) -> dict:
     from lightning.pytorch import Callback, Trainer
 
     from metalight.data.sources.prompt_completion import PromptCompletionDataModule
-    from metalight.methods.sft import SFTModule
+    from metalight.methods.sft.module import SFTModule
 
     times: list[float] = []
     tokens: list[int] = []

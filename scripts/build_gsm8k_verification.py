@@ -21,8 +21,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from metalight.data.sources.gsm8k_verification import (DEFAULT_CANDIDATES, build_verification_rows,  # noqa: E402
-                                                       read_problems)
+from metalight.data.sources.gsm8k_verification import (  # noqa: E402
+    DEFAULT_CANDIDATES,
+    build_verification_rows,
+    read_problems,
+)
 from metalight.io import atomic_write_jsonl  # noqa: E402
 from metalight.models.loading import load_model  # noqa: E402
 

@@ -22,8 +22,14 @@ import torch
 from metalight.data.sources.fanoutqa import FanOutQASingleHopDataModule
 from metalight.errors import MetalightError
 from metalight.io import atomic_write_jsonl
-from metalight.methods.judge import HTTPChat, LocalChat
-from metalight.methods.metaconf_sft import collect_targets, describe, read_provided, sft_rows, write_reflections
+from metalight.methods.metaconf.judge import HTTPChat, LocalChat
+from metalight.methods.metaconf.stage1_data import (
+    collect_targets,
+    describe,
+    read_provided,
+    sft_rows,
+    write_reflections,
+)
 from metalight.models.loading import load_model
 
 

@@ -23,8 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from metalight.benchmarking import invocation  # noqa: E402
-from metalight.evaluate.runs import run_cli  # noqa: E402
-from metalight.evaluate.sources import SOURCES  # noqa: E402
+from metalight.cli.multirun import run_cli  # noqa: E402
+from metalight.evaluation.sources import SOURCES  # noqa: E402
 from metalight.io import atomic_write_json, atomic_write_text  # noqa: E402
 from metalight.report.tables import sources_table  # noqa: E402
 

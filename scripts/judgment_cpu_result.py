@@ -21,7 +21,7 @@ import torch
 
 from metalight.cli import main as cli_main
 from metalight.io import atomic_write_json, atomic_write_text
-from metalight.judgment.metrics import summary_table
+from metalight.methods.judgment.scores import summary_table
 
 CONFIG = "configs/judgment/quickstart.yaml"
 RESULTS = Path("docs/results")

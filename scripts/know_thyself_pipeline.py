@@ -14,8 +14,8 @@ import logging
 import os
 import sys
 
+from metalight.cli.judgment_pipeline import KnowThyselfPipeline, PipelineSettings, split_args
 from metalight.errors import MetalightError
-from metalight.judgment.pipeline import KnowThyselfPipeline, PipelineSettings, split_args
 
 QUICK = ("configs/judgment/pipeline_quickstart.yaml", "configs/judgment/pipeline_knowledge_quickstart.yaml")
 

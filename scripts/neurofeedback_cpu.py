@@ -23,9 +23,9 @@ sys.path.insert(0, str(ROOT))
 
 from metalight.cli import main as cli_main  # noqa: E402
 from metalight.io import atomic_write_json, atomic_write_text  # noqa: E402
-from metalight.probes.__main__ import main as nf_main  # noqa: E402
-from metalight.probes.experiments.common import ProbeRun  # noqa: E402
-from metalight.probes.plots import heldout_probe_metrics  # noqa: E402
+from metalight.methods.probes.__main__ import main as nf_main  # noqa: E402
+from metalight.methods.probes.experiments.common import ProbeRun  # noqa: E402
+from metalight.methods.probes.plots import heldout_probe_metrics  # noqa: E402
 
 DOC = ROOT / "docs" / "neurofeedback.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"

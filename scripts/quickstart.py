@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from metalight.callbacks.reporting import run_dir  # noqa: E402
+from metalight.callbacks.report_writer import run_dir  # noqa: E402
 from metalight.cli import main as cli  # noqa: E402
 
 COMPARED = (("dprime_type2", "d'type2"), ("auroc_type2", "AUROC2"), ("accuracy", "accuracy"),

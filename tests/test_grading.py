@@ -2,7 +2,13 @@
 
 import pytest
 
-from metalight.grading import exact_match, is_correct, normalize_answer, parse_meta_answer, parse_yes_no_strict
+from metalight.grading import (
+    exact_match,
+    is_correct,
+    normalize_answer,
+    parse_meta_answer,
+    parse_yes_no_strict,
+)
 
 STRICT_CASES = [
     ("Yes", "yes"), ("yes", "yes"), ("YES", "yes"), ("Yes.", "yes"), ("  Yes", "yes"), ("\nYes\n", "yes"),

@@ -70,7 +70,7 @@ def test_es_module_refuses_a_sharded_trainer_strategy_from_python():
 
     from lightning.pytorch.strategies import FSDPStrategy
 
-    from metalight.methods.esma import ESMAModule
+    from metalight.methods.esma.module import ESMAModule
 
     module = ESMAModule(model="unused", population_size=2)
     fake = SimpleNamespace(strategy=FSDPStrategy.__new__(FSDPStrategy))

@@ -1,5 +1,5 @@
 """Lightning callbacks: report + samples writer, HF export."""
 
-from metalight.callbacks.reporting import ReportWriter
+from metalight.callbacks.report_writer import ReportWriter
 
 __all__ = ["ReportWriter"]

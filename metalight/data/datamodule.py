@@ -13,8 +13,8 @@ import gc
 import logging
 import math
 from abc import ABC, abstractmethod
-from contextlib import contextmanager
 from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch

@@ -18,7 +18,7 @@ from lightning.pytorch import LightningModule
 from torch import nn
 
 from metalight.data.records import RecordBatch
-from metalight.evaluation import EvalSettings, SampleResult, evaluate_records, results_to_tensors
+from metalight.evaluation.dual_prompt import EvalSettings, SampleResult, evaluate_records, results_to_tensors
 from metalight.metrics import MetacognitionMetrics
 from metalight.models.loading import DTypeName, load_model
 from metalight.models.sharding import full_params_for_generation

@@ -6,7 +6,7 @@
 answers stop costing compute after their last token. Every forward pass runs inside ``row_context(rows)``,
 which receives the original indices of the rows it contains (the prefill runs rows of similar length
 together, :mod:`metalight.models.bucketed_prefill`) — how the per-row low-rank perturbation
-(:mod:`metalight.es.lowrank_forward`) keeps each row's member through prefix caching and compaction.
+(:mod:`metalight.methods.esma.lowrank_forward`) keeps each row's member through prefix caching and compaction.
 Rows with different ``row_keys`` never share a cached prefix.
 """
 

@@ -48,8 +48,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _compare(args) -> int:
-    from metalight.report.tables import PLOT_KEYS, load_reports, markdown_table
     from metalight.report.plots import compare_figure, save_png
+    from metalight.report.tables import PLOT_KEYS, load_reports, markdown_table
 
     reports = load_reports(args.runs, args.names)
     table = markdown_table(reports, args.metrics)

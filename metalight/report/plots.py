@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from metalight.evaluate.sources import SOURCES, SourceInfo
+from metalight.evaluation.sources import SOURCES, SourceInfo
 from metalight.io import atomic_write_bytes
 from metalight.metrics.calibration import expected_calibration_error
 

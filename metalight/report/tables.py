@@ -104,7 +104,7 @@ def sources_table(report: dict[str, Any]) -> str:
     """One row per confidence source of a report (ConfidenceEvalModule / APIEvalModule), as markdown:
     ranking (AUROC₂, PRR), the source's own yes-report (d′₂, coverage, accuracy if yes), calibration for
     probabilities, the share of answers with a score, and the operating point at the chosen threshold."""
-    from metalight.evaluate.sources import SOURCES
+    from metalight.evaluation.sources import SOURCES
 
     sources = report.get("confidence_sources") or []
     lines = ["| source | " + " | ".join(label for _, label in SOURCE_TABLE) + " |",

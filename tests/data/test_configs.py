@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-
 ROOT = Path(__file__).resolve().parents[2]
 FRAGMENTS = sorted((ROOT / "configs" / "data").glob("*.yaml"))
 

@@ -1,13 +1,18 @@
 """FanOutQA single-hop questions read from the installed package."""
 
 import json
+from pathlib import Path
 
 import pytest
 
-from pathlib import Path
-
-from metalight.data.sources.fanoutqa import (FanOutQAMultiHopDataModule, FanOutQASingleHopDataModule,
-                                             answer_aliases, answer_parts, part_scores, render_answer)
+from metalight.data.sources.fanoutqa import (
+    FanOutQAMultiHopDataModule,
+    FanOutQASingleHopDataModule,
+    answer_aliases,
+    answer_parts,
+    part_scores,
+    render_answer,
+)
 from metalight.errors import DataError
 
 ROWS = Path(__file__).parent / "fixtures" / "fanoutqa_native_rows.json"

@@ -4,9 +4,16 @@ import json
 
 import pytest
 
-from metalight.data.sources.gsm8k_verification import (GSM8KVerificationDataModule, build_verification_rows,
-                                                       final_answer, gold_solution, normalize_number,
-                                                       read_problems, truncate_after_answer, verification_row)
+from metalight.data.sources.gsm8k_verification import (
+    GSM8KVerificationDataModule,
+    build_verification_rows,
+    final_answer,
+    gold_solution,
+    normalize_number,
+    read_problems,
+    truncate_after_answer,
+    verification_row,
+)
 from metalight.errors import DataError
 
 

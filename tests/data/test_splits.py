@@ -6,8 +6,8 @@ from dataclasses import dataclass
 import pytest
 
 from metalight.data.records import QARecord
-from metalight.data.splits import cap_records, label_of, labeller, split_records
 from metalight.data.sources.triviaqa import TriviaQADataModule
+from metalight.data.splits import cap_records, label_of, labeller, split_records
 from metalight.errors import ConfigError
 
 

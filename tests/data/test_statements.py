@@ -6,8 +6,11 @@ import pytest
 
 from metalight.data.sources.commonsense import CommonsenseDataModule
 from metalight.data.sources.emotion import EmotionDataModule
-from metalight.data.sources.sycophancy import (AnthropicSycophancyDataModule, SycophancyAgreementDataModule,
-                                               choices)
+from metalight.data.sources.sycophancy import (
+    AnthropicSycophancyDataModule,
+    SycophancyAgreementDataModule,
+    choices,
+)
 from metalight.data.sources.true_false import RhoFactualDataModule, TrueFalseDataModule
 from metalight.data.statements import StatementRecord, interleave_balanced
 from metalight.errors import DataError, MissingPackageError

@@ -1,7 +1,7 @@
 """Two-process DDP (gloo, CPU) for the gradient methods not covered elsewhere: SFT and activation probes.
 
 (Evaluation: test_eval_ddp.py; ESMA: test_esma.py; GRPO: test_grpo_ddp.py; judgment re-collection:
-callbacks/test_judgment_loop.py; ICM refuses more than one device: its search is sequential.)
+methods/judgment/test_judgment_loop.py; ICM refuses more than one device: its search is sequential.)
 """
 
 import json

@@ -7,8 +7,14 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from metalight.metrics.selective import (CONFIDENCE_METRIC_NAMES, ConfidenceMetrics, confidence_metrics,
-                                         quantile_thresholds, select_threshold, threshold_table)
+from metalight.metrics.selective import (
+    CONFIDENCE_METRIC_NAMES,
+    ConfidenceMetrics,
+    confidence_metrics,
+    quantile_thresholds,
+    select_threshold,
+    threshold_table,
+)
 
 torch.set_num_threads(1)
 

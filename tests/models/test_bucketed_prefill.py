@@ -10,8 +10,14 @@ import torch
 from metalight.models import bucketed_prefill
 from metalight.models.bucketed_prefill import packed_last_logits, plan_buckets, prefill
 from metalight.models.chat import render_prompt
-from metalight.models.generation import (Decoding, Prompt, encode_prompts, generate, yes_no_token_ids,
-                                         yes_probability)
+from metalight.models.generation import (
+    Decoding,
+    Prompt,
+    encode_prompts,
+    generate,
+    yes_no_token_ids,
+    yes_probability,
+)
 from metalight.models.prefix_cache import prepare_batch
 from metalight.models.row_decoding import decode_rows, last_token_logits
 from metalight.prompts import direct_prompt, meta_prompt

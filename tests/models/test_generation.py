@@ -4,8 +4,16 @@ import pytest
 import torch
 
 from metalight.models.chat import render_prompt
-from metalight.models.generation import (Decoding, Prompt, continuation_logprobs, generate, left_pad,
-                                         p_yes_from_logits, yes_no_token_ids, yes_probability)
+from metalight.models.generation import (
+    Decoding,
+    Prompt,
+    continuation_logprobs,
+    generate,
+    left_pad,
+    p_yes_from_logits,
+    yes_no_token_ids,
+    yes_probability,
+)
 
 PROMPTS = ["Question: Who wrote Hamlet?\n", "Q: 2+2?\n", "Do you know the capital of a very long named country?\n"]
 

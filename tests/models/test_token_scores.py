@@ -6,8 +6,13 @@ import pytest
 import torch
 
 from metalight.models.chat import render_prompt
-from metalight.models.generation import (Decoding, Prompt, completion_token_scores, continuation_logprobs,
-                                         generate)
+from metalight.models.generation import (
+    Decoding,
+    Prompt,
+    completion_token_scores,
+    continuation_logprobs,
+    generate,
+)
 
 PROMPTS = ["Question: Who wrote Hamlet?\n", "Q: 2+2?\n", "Do you know the capital of a very long named country?\n"]
 

@@ -8,7 +8,7 @@ import torch
 from matplotlib.image import imread
 
 from metalight.metrics import type2_auroc
-from metalight.report.plots import (_roc_points, columns_from_samples, compare_figure, run_figures, save_png)
+from metalight.report.plots import _roc_points, columns_from_samples, compare_figure, run_figures, save_png
 
 
 def _samples(n=60, seed=0):

@@ -18,7 +18,6 @@ final number (plus its comma-grouped form, e.g. "2,280"), the worked solution is
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
 from metalight.data.aliases import number_text_aliases

@@ -1,6 +1,6 @@
 """``JudgmentDataModule``: QA questions whose training examples a labelling callback sets every epoch.
 
-The judgment loop (``metalight.callbacks.judgment_loop.JudgmentLoop``) reads the questions of ``source``
+The judgment loop (``metalight.methods.judgment.loop.JudgmentLoop``) reads the questions of ``source``
 (``records(split)``), collects the model's answers, labels them and calls :meth:`set_train_examples`; the
 trainer (``reload_dataloaders_every_n_epochs: 1``) then asks for a new train loader each epoch. Validation
 and test loaders are ``source``'s, so the standard dual-prompt metrics still run at each validation.
@@ -15,9 +15,9 @@ from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader
 
 from metalight.data.datamodule import QADataModule, RecordDataset
+from metalight.data.examples import SFTExample
 from metalight.data.records import collate_records
 from metalight.errors import ConfigError
-from metalight.sft.examples import SFTExample
 
 
 class JudgmentDataModule(LightningDataModule):
@@ -52,7 +52,7 @@ class JudgmentDataModule(LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if self.train_examples is None:
             raise ConfigError("JudgmentDataModule's training examples are set by the judgment loop: add "
-                              "metalight.callbacks.judgment_loop.JudgmentLoop to trainer.callbacks")
+                              "metalight.methods.judgment.loop.JudgmentLoop to trainer.callbacks")
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         # An empty selection ends the run (the loop sets should_stop); RandomSampler refuses zero rows.
         return DataLoader(RecordDataset(self.train_examples), batch_size=self.batch_size,

@@ -1,6 +1,6 @@
 """Prompt-completion training data (TRL's convention), e.g. targets written by another method.
 
-Rows (JSONL / JSON / parquet / csv; see ``metalight.sft.examples``)::
+Rows (JSONL / JSON / parquet / csv; see ``metalight.data.examples``)::
 
     {"prompt": "Do you know the answer...? Question: ...", "completion": "Yes"}
     {"prompt": [{"role": "user", "content": "..."}], "completion": "...", "system": "...", "id": "q1"}
@@ -17,7 +17,7 @@ from typing import Any
 from torch.utils.data import DataLoader
 
 from metalight.data.datamodule import QADataModule
-from metalight.sft.examples import SFTExample, example_from_row
+from metalight.data.examples import SFTExample, example_from_row
 
 
 class PromptCompletionDataModule(QADataModule):

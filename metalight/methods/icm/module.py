@@ -22,14 +22,21 @@ from typing import Any
 
 import torch
 
-from metalight.callbacks.reporting import run_dir
+from metalight.callbacks.report_writer import run_dir
 from metalight.data.records import RecordBatch
 from metalight.errors import ConfigError
 from metalight.io import atomic_write_json, atomic_write_jsonl
 from metalight.methods.base import MetacognitionModule
+from metalight.methods.icm.agreement import (
+    METHODS,
+    Agreement,
+    agreement,
+    compare_with_baselines,
+    predict,
+    summarize,
+)
 from metalight.methods.icm.chunks import check_fits, context_limit, make_chunks
 from metalight.methods.icm.consistency import rule_for
-from metalight.methods.icm.evaluation import METHODS, Agreement, agreement, compare_with_baselines, predict, summarize
 from metalight.methods.icm.finetune import IterativeFineTuning, fine_tune_on_labels, sft_rows
 from metalight.methods.icm.predictability import MutualPredictability, ScorerStats
 from metalight.methods.icm.search import ICMSearch, Scheduler, SearchSettings, StepRecord

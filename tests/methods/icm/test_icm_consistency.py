@@ -5,8 +5,14 @@ import random
 import pytest
 
 from metalight.errors import ConfigError
-from metalight.methods.icm.consistency import (Complementary, ExclusiveAnswers, InconsistentPair, SameAnswerSameLabel,
-                                               inconsistent_pairs, rule_for)
+from metalight.methods.icm.consistency import (
+    Complementary,
+    ExclusiveAnswers,
+    InconsistentPair,
+    SameAnswerSameLabel,
+    inconsistent_pairs,
+    rule_for,
+)
 
 
 def test_gsm8k_rule_finds_exactly_the_violating_pairs():

@@ -1,0 +1,127 @@
+"""``LightningCLI`` for every method: ``python cli.py fit|validate|test --config configs/....yaml``.
+
+Model and data are given by ``class_path`` (any ``MetacognitionModule`` / ``LightningDataModule``), so a
+new method or dataset needs no change here. Runs log to TensorBoard under ``runs/<experiment>/version_N``;
+set the experiment with ``trainer.logger.init_args.name``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import re
+import sys
+import warnings
+
+from lightning.pytorch import LightningDataModule
+from lightning.pytorch.callbacks import ProgressBar
+from lightning.pytorch.callbacks.progress.rich_progress import _RICH_AVAILABLE
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+
+from metalight.callbacks.progress import StepAwareProgressBar
+from metalight.callbacks.report_writer import ReportWriter
+from metalight.errors import MetalightError
+from metalight.methods.base import MetacognitionModule
+from metalight.strategies import check_strategy
+
+TRAINER_DEFAULTS = {
+    "logger": {
+        "class_path": "lightning.pytorch.loggers.TensorBoardLogger",
+        "init_args": {"save_dir": "runs", "name": "default", "default_hp_metric": False},
+    },
+    # Validation generates text: a sanity pass before training only costs time.
+    "num_sanity_val_steps": 0,
+}
+
+
+def condense_parser_error(message: str) -> str:
+    """One line from jsonargparse's nested error text: the offending key, the problem, and where to look."""
+    keys = re.findall(r'Parser key "([^"]+)"', message)
+    class_path = re.search(r"Problem with given class_path '([^']+)'", message)
+    bad_option = re.search(r"Option '([^']+)' is not accepted", message)
+    if bad_option and class_path and keys:
+        return (f"unknown config key '{keys[0]}.init_args.{bad_option.group(1)}': {class_path.group(1)} has no "
+                f"argument '{bad_option.group(1)}'; check the spelling (add --print_config to see every valid key)")
+    if class_path and len(keys) > 1:
+        detail = message.split(f'Parser key "{keys[-1]}":', 1)[1].strip().splitlines()[0].strip()
+        return f"config key '{keys[0]}.init_args.{keys[-1]}' of {class_path.group(1)}: {detail}"
+    first = message.strip().splitlines()[0]
+    if "does not accept option" in first:
+        first += " (check the spelling; add --help to list the options)"
+    return first
+
+
+class ConciseArgumentParser(LightningArgumentParser):
+    """Prints configuration errors as one line (cause and fix) instead of usage plus a nested report."""
+
+    def error(self, message: str, ex: Exception | None = None):
+        if not self.exit_on_error:
+            return super().error(message, ex)
+        sys.stderr.write(f"error: {condense_parser_error(str(message))}\n")
+        raise SystemExit(2)
+
+
+class MetalightCLI(LightningCLI):
+    """LightningCLI with metalight's defaults: TensorBoard under ``runs/``, a report writer on every run."""
+
+    def add_arguments_to_parser(self, parser) -> None:
+        parser.add_lightning_class_args(ReportWriter, "report")
+
+    def _instantiate_trainer(self, config: dict, callbacks: list):
+        # Lightning's default bar labels step-bounded runs "Epoch 0/-2"; use ours unless the config turns
+        # the bar off or brings its own.
+        configured = [*callbacks, *(config.get("callbacks") or [])]
+        if config.get("enable_progress_bar") is not False and _RICH_AVAILABLE and \
+                not any(isinstance(c, ProgressBar) for c in configured):
+            callbacks = [*callbacks, StepAwareProgressBar()]
+        return super()._instantiate_trainer(config, callbacks)
+
+    def before_instantiate_classes(self) -> None:
+        config = self.config.get(self.subcommand) if self.subcommand else self.config
+        trainer = config.get("trainer") or {}
+        check_strategy(trainer.get("strategy"), trainer.get("accelerator"), self._configured_model_class(config))
+
+    @staticmethod
+    def _configured_model_class(config) -> type | None:
+        """The configured LightningModule class (``model.class_path``), or ``None`` if it cannot be imported."""
+        model = config.get("model")
+        path = model.get("class_path") if hasattr(model, "get") else None
+        if not isinstance(path, str) or "." not in path:
+            return None
+        module, _, name = path.rpartition(".")
+        try:
+            return getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            return None
+
+
+def main(args: list[str] | None = None) -> MetalightCLI | None:
+    """Run the CLI; configuration and data errors print one line (cause and fix) and exit with status 2."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for noise in (".*overridden `transfer_batch_to_device`.*", ".*isinstance\\(treespec, LeafSpec\\).*"):
+        warnings.filterwarnings("ignore", message=noise)
+    try:
+        return MetalightCLI(MetacognitionModule, LightningDataModule, subclass_mode_model=True,
+                            subclass_mode_data=True, trainer_defaults=TRAINER_DEFAULTS,
+                            save_config_kwargs={"overwrite": True}, parser_class=ConciseArgumentParser,
+                            args=args)
+    except Exception as err:
+        cause = metalight_cause(err)
+        if cause is None:
+            raise
+        print(f"error: {cause}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def metalight_cause(err: BaseException) -> MetalightError | None:
+    """The ``MetalightError`` behind ``err``: itself, or the one jsonargparse wrapped while instantiating a
+    class from the config (a module's ``__init__`` refusing its settings)."""
+    seen = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, MetalightError):
+            return err
+        seen.add(id(err))
+        err = err.__cause__  # only explicit wrapping: an error raised while handling one is a new problem
+    return None

@@ -1,0 +1,261 @@
+"""ESMA — Evolution Strategy for Metacognitive Alignment (Park, Meyerson, Qiu & Miikkulainen 2026,
+"Fine-Tuning Language Models to Know What They Know", arXiv 2602.02605; code: cosmoquester/ESMA).
+
+One training step is one ES iteration over the same ``num_data_per_iteration`` questions for every member:
+
+1. draw N member seeds and the iteration's questions from (``es_seed``, global step) — a resumed run, and
+   every DDP rank, replays exactly the same ones;
+2. each rank evaluates its round-robin share of the members: θ + sᵢσεᵢ → direct and meta answers →
+   fitness Rᵢ = mean per-question reward (``esma``: correct + [correct = said yes]);
+3. only the N fitnesses are all-gathered; zᵢ = (Rᵢ − mean R)/(std R + 1e-8) (NaN members: weight 0);
+4. g = −(1/N) Σ zᵢ sᵢ εᵢ is written into ``p.grad`` tensor by tensor and the optimizer steps:
+   SGD with lr = α gives the paper's θ ← θ + α/N Σ zᵢεᵢ.
+
+Noise schemes: ``esma`` (upstream), ``iid``, ``lowrank`` (EGGROLL; with ``population: batched`` all members
+share one decode loop). See ``docs/esma.md``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from dataclasses import replace
+
+import torch
+from lightning.pytorch.cli import OptimizerCallable
+from torch import Tensor
+
+from metalight.errors import ConfigError
+from metalight.evaluation.dual_prompt import MetaReadout
+from metalight.methods.base import MetacognitionModule
+from metalight.methods.esma.noise import NoiseDType, SchemeName, derive_seed, make_scheme
+from metalight.methods.esma.perturb import RestoreMode
+from metalight.methods.esma.population import (
+    EngineSettings,
+    PopulationMode,
+    check_engine,
+    evaluate_population,
+    members_per_batch,
+    plan_groups,
+)
+from metalight.methods.esma.rewards import get_reward, member_fitness, reward_summary
+from metalight.methods.esma.selection import select_parameters
+from metalight.methods.esma.update import (
+    Member,
+    Shaping,
+    member_seeds,
+    shape_fitness,
+    shard,
+    write_es_gradient,
+)
+from metalight.models.generation import Decoder
+from metalight.strategies import SHARDED, full_replica_error
+
+log = logging.getLogger(__name__)
+# ESMA checkpoints the weights after the step's update on purpose: that is the state a resumed run continues.
+warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
+
+COLUMNS = ("fitness", "correctness", "alignment", "yes_ratio")
+
+
+def iteration_questions(pool_size: int, per_step: int, seed: int, step: int) -> list[int]:
+    """Indices of step ``step``'s questions: consecutive slices of an endless sequence of epochs, each a
+    permutation drawn from (seed, epoch) — upstream's shuffled loader chained forever, but random-access."""
+    out: list[int] = []
+    position = step * per_step
+    while len(out) < per_step:
+        epoch, offset = divmod(position + len(out), pool_size)
+        order = torch.randperm(pool_size, generator=torch.Generator().manual_seed(derive_seed(seed, epoch)))
+        out.extend(order[offset:offset + per_step - len(out)].tolist())
+    return out
+
+
+class ESMAModule(MetacognitionModule):
+    """ESMA fine-tuning by evolution strategies (see module docstring).
+
+    Args:
+        sigma: perturbation scale σ, in weight units (paper: 1e-3).
+        population_size: members N per iteration (paper: 32).
+        num_data_per_iteration: questions every member answers per iteration (paper: 256).
+        reward: a registered reward name (``esma``, ``correctness``, ``alignment``) or a dotted path.
+        noise: ``esma`` (one stream per member over all tensors, upstream), ``iid`` (a stream per tensor) or
+            ``lowrank`` (ε = A Bᵀ/√r per Linear weight).
+        rank: r of the ``lowrank`` perturbations.
+        antithetic: mirrored sampling (members in ± pairs; N must be even).
+        parameters: which parameters to perturb: ``all``, ``attention``, ``mlp`` or a regex on names.
+        layers: only decoder layers [first, stop) (then embeddings and final norms are excluded).
+        noise_dtype: draw noise in the parameter dtype (``param``, upstream) or ``float32``.
+        perturb_non_matrix: with ``lowrank``, give norms/biases/embeddings full-rank noise too.
+        fitness_shaping: ``zscore`` (upstream) or ``rank`` (centred ranks).
+        es_seed: run seed of the ES: member seeds and questions come from (es_seed, global step).
+        population: ``sequential`` (member by member) or ``batched`` (``lowrank``: members share batches).
+        decoder: ``compact`` (finished rows leave the batch), ``hf`` (``model.generate``) or ``auto``
+            (``compact`` unless ``decoding: model_default``).
+        members_per_batch: members per batch in ``batched`` mode (default: from ``max_memory_gb``).
+        max_memory_gb: working memory one batch may use, GB (default: what is free on the device).
+        restore: undo a perturbation by ``subtract`` (upstream) or from a ``copy`` (bitwise exact).
+        prefix_cache: prefill shared prompt prefixes once per member.
+        reward_meta_readout: how the training rewards read the meta answer (``logits``: P(yes) > 0.5 from one
+            forward pass, no meta generation); default: as ``evaluation.meta_readout`` (validation keeps it).
+        optimizer: the torch optimizer stepping the ES gradient (``class_path`` + ``init_args``; built once the
+            model is loaded); default SGD with the paper's α = 5e-4 as lr.
+        (model, dtype, evaluation, dprime_correction: see ``MetacognitionModule``)
+    """
+
+    needs_full_replicas = True  # read by the CLI's strategy check: ES cannot run on sharded weights
+
+    def __init__(self, sigma: float = 1e-3, population_size: int = 32, num_data_per_iteration: int = 256,
+                 reward: str = "esma", noise: SchemeName = "esma", rank: int = 1, antithetic: bool = False,
+                 parameters: str = "all", layers: list[int] | None = None, noise_dtype: NoiseDType = "param",
+                 perturb_non_matrix: bool = False, fitness_shaping: Shaping = "zscore", es_seed: int = 42,
+                 population: PopulationMode = "sequential", decoder: Decoder = "auto",
+                 members_per_batch: int | None = None, max_memory_gb: float | None = None,
+                 restore: RestoreMode = "subtract", prefix_cache: bool = True,
+                 reward_meta_readout: MetaReadout | None = None, optimizer: OptimizerCallable | None = None,
+                 **kwargs):
+        super().__init__(**kwargs)  # saves every init argument (this class's too) as hparams
+        self.automatic_optimization = False
+        problems = []
+        if population_size < 2:
+            problems.append(f"population_size: {population_size} must be >= 2 (fitness is z-scored across members)")
+        if not sigma > 0:
+            problems.append(f"sigma: {sigma} must be > 0")
+        if num_data_per_iteration < 1:
+            problems.append(f"num_data_per_iteration: {num_data_per_iteration} must be >= 1")
+        if antithetic and population_size % 2:
+            problems.append(f"population_size: {population_size} must be even with antithetic: true")
+        if problems:
+            raise ConfigError("ESMAModule: " + "; ".join(problems))
+        self.reward_fn = get_reward(reward)
+        self.optimizer_factory = optimizer
+        self.engine = EngineSettings(population, decoder, members_per_batch, max_memory_gb, restore, prefix_cache)
+        self.reward_settings = replace(self.eval_settings, meta_readout=reward_meta_readout or
+                                       self.eval_settings.meta_readout)
+        self.scheme = None
+        self.per_batch = 1
+        self._pool: list | None = None
+
+    # ---- set-up -------------------------------------------------------------------------------------------
+    def configure_model(self) -> None:
+        """Load the model, then select the parameters and build the noise scheme (errors name the setting)."""
+        super().configure_model()
+        if self.scheme is None:
+            h = self.hparams
+            layers = tuple(h.layers) if h.layers is not None else None
+            self.scheme = make_scheme(h.noise, select_parameters(self.model, h.parameters, layers), h.noise_dtype,
+                                      h.rank, h.perturb_non_matrix)
+            check_engine(self.engine, self.scheme, self.reward_settings)
+
+    def configure_optimizers(self):
+        """The ``optimizer`` init argument over the model's parameters (default: SGD, lr = α = 5e-4)."""
+        if self.optimizer_factory is None:
+            return torch.optim.SGD(self.model.parameters(), lr=5e-4)
+        return self.optimizer_factory(self.model.parameters())
+
+    def on_fit_start(self) -> None:
+        strategy = type(self.trainer.strategy).__name__.lower()
+        sharded = next((s for s in SHARDED if s in strategy), None)
+        if sharded:  # the CLI refuses this before launch; this covers Trainer use from Python
+            raise full_replica_error(type(self).__name__, sharded)
+        datamodule = self.trainer.datamodule
+        if datamodule is None or not hasattr(datamodule, "records"):
+            raise ConfigError("ESMAModule draws each iteration's questions from the data module's train split: "
+                              "use a metalight QADataModule (data.class_path)")
+        self._pool = datamodule.records("train")
+        if not self._pool:
+            raise ConfigError("ESMAModule: the data module's train split is empty")
+        per_batch = members_per_batch(self.model, self.scheme, self.engine, self.hparams.num_data_per_iteration,
+                                      self.reward_settings, self.hparams.population_size)
+        # Give every rank work: a group never holds more than its rank's share of the population.
+        self.per_batch = min(per_batch, math.ceil(self.hparams.population_size / self.trainer.world_size))
+        log.info("ESMA: %s noise on %d tensors, %s population, %d member(s) per batch", self.scheme.name,
+                 len(self.scheme.perturbed_indices()), self.engine.population, self.per_batch)
+
+    # ---- one ES iteration ---------------------------------------------------------------------------------
+    def training_step(self, batch, batch_idx: int) -> None:
+        """One ES iteration (the loader's batch only paces steps: questions come from (es_seed, step))."""
+        step, h = self.global_step, self.hparams
+        questions = [self._pool[i] for i in iteration_questions(len(self._pool), h.num_data_per_iteration,
+                                                                 h.es_seed, step)]
+        members = member_seeds(h.es_seed, step, h.population_size, h.antithetic)
+        start = time.perf_counter()
+        table = self.gather_members(self.evaluate_members(questions, members, step))
+        population_time = time.perf_counter() - start
+        weights, missing = self.shape(table[:, 0], step)
+        start = time.perf_counter()
+        grad_norm = write_es_gradient(self.scheme, members, weights)
+        update_norm = self.step_optimizer(grad_norm)
+        self.log_iteration(table, missing, grad_norm, update_norm, population_time, time.perf_counter() - start,
+                           len(questions))
+
+    def evaluate_members(self, questions, members: list[Member], step: int) -> Tensor:
+        """This rank's share: rows [fitness, correctness, alignment, yes_ratio, evaluated here] per member."""
+        self.model.eval()
+        table = torch.full((len(members), len(COLUMNS) + 1), float("nan"))
+        table[:, -1] = 0.0
+        groups = shard(plan_groups(members, self.per_batch), self.global_rank, self.trainer.world_size)
+        for group in groups:
+            if self.reward_settings.decoding != "greedy":  # sampled answers replay on resume too
+                torch.manual_seed(derive_seed(self.hparams.es_seed, step, group[0]))
+            results = evaluate_population(self.model, self.tokenizer, questions, [members[i] for i in group],
+                                          self.scheme, self.hparams.sigma, self.reward_settings, self.engine,
+                                          len(group))
+            for index, member_results in zip(group, results):
+                summary = reward_summary(member_results)
+                table[index] = torch.tensor([member_fitness(self.reward_fn, member_results),
+                                             *(summary[c] for c in COLUMNS[1:]), 1.0])
+        return table
+
+    def gather_members(self, table: Tensor) -> Tensor:
+        """All members' rows from every rank (only these N × 4 numbers cross processes)."""
+        if self.trainer.world_size == 1:
+            return table[:, :-1]
+        gathered = self.all_gather(table.to(self.device)).cpu()  # [ranks, N, columns]
+        owner = gathered[:, :, -1].argmax(0)
+        return gathered[owner, torch.arange(table.shape[0])][:, :-1]
+
+    def shape(self, fitness: Tensor, step: int) -> tuple[Tensor, int]:
+        """Update weights from fitness; NaN members get weight 0 (logged), all-NaN is an error."""
+        try:
+            weights, missing = shape_fitness(fitness, self.hparams.fitness_shaping)
+        except ValueError as err:
+            raise ConfigError(f"step {step}: reward {self.hparams.reward!r} is NaN for every member ({err}); "
+                              f"check the reward function (reward:)") from err
+        if missing:
+            log.warning("step %d: %d of %d members have a NaN reward; they get weight 0", step, missing,
+                        len(fitness))
+        return weights, missing
+
+    def step_optimizer(self, grad_norm: float) -> float:
+        """Step the optimizer on the written gradient; returns ‖Δθ‖₂ over the perturbed parameters."""
+        optimizer = self.optimizers()
+        inner = optimizer.optimizer
+        params = [self.scheme.selected[i].param for i in self.scheme.perturbed_indices()]
+        groups = inner.param_groups
+        plain_sgd = type(inner) is torch.optim.SGD and all(
+            g["momentum"] == 0 and g["weight_decay"] == 0 and not g["maximize"] for g in groups) \
+            and len({g["lr"] for g in groups}) == 1
+        before = None if plain_sgd else [p.detach().clone() for p in params]
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        if plain_sgd:
+            return groups[0]["lr"] * grad_norm
+        return math.sqrt(sum((p.detach().double() - b.double()).square().sum().item() for p, b in zip(params, before)))
+
+    def log_iteration(self, table: Tensor, missing: int, grad_norm: float, update_norm: float,
+                      population_time: float, update_time: float, num_questions: int) -> None:
+        """Log the iteration's reward statistics, per-component rewards, norms and timings."""
+        fitness = table[:, 0][torch.isfinite(table[:, 0])]
+        values = {"train/reward_mean": fitness.mean(), "train/reward_std": fitness.std() if len(fitness) > 1
+                  else torch.tensor(0.0), "train/reward_min": fitness.min(), "train/reward_max": fitness.max(),
+                  "train/nan_members": float(missing), "train/grad_norm": grad_norm,
+                  "train/update_norm": update_norm, "time/population_eval": population_time,
+                  "time/update": update_time}
+        for column, name in enumerate(COLUMNS[1:], start=1):
+            values[f"train/{name}"] = table[:, column].nanmean()
+        self.log_dict({k: float(v) for k, v in values.items()}, batch_size=num_questions)
+        self.log("train/reward", float(values["train/reward_mean"]), prog_bar=True, logger=False,
+                 batch_size=num_questions)
+

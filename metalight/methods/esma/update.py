@@ -1,0 +1,115 @@
+"""The ES step's arithmetic: member seeds, fitness shaping, and the gradient written into ``p.grad``.
+
+Paper update (ESMA / "ES at scale"): θ ← θ + α/N · Σᵢ zᵢ εᵢ with z the z-scored fitness. Here the
+gradient g = −(1/N) Σᵢ zᵢ sᵢ εᵢ (sᵢ = ±1, the antithetic sign) goes into ``p.grad`` and a torch
+optimizer steps it: SGD with lr = α reproduces the paper exactly; Adam and friends work unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from metalight.errors import ConfigError
+from metalight.methods.esma.noise import NoiseScheme
+
+log = logging.getLogger(__name__)
+
+Shaping = Literal["zscore", "rank"]
+STD_EPS = 1e-8
+
+
+@dataclass(frozen=True)
+class Member:
+    """One population member: the seed of its noise and the sign it is applied with (antithetic pairs
+    share a seed and have opposite signs)."""
+
+    seed: int
+    sign: int = 1
+
+
+def member_seeds(run_seed: int, step: int, population_size: int, antithetic: bool = False) -> list[Member]:
+    """The population of iteration ``step``: seeds drawn from (run seed, step), so a resumed run replays
+    the same noise. With ``antithetic``, members 2k and 2k+1 share a seed with signs +1 / −1."""
+    if antithetic and population_size % 2:
+        raise ConfigError(f"population_size: {population_size} must be even with antithetic: true")
+    count = population_size // 2 if antithetic else population_size
+    seeds = np.random.SeedSequence([int(run_seed), int(step)]).generate_state(count, dtype=np.uint32).tolist()
+    if antithetic:
+        return [Member(int(s), sign) for s in seeds for sign in (1, -1)]
+    return [Member(int(s)) for s in seeds]
+
+
+def shard(items: Sequence, rank: int, world_size: int) -> list:
+    """Round-robin share of ``items`` for ``rank``: items rank, rank + W, rank + 2W, ..."""
+    return list(items[rank::world_size])
+
+
+def unshard(gathered: Tensor, total: int) -> Tensor:
+    """Inverse of :func:`shard` for per-item values gathered as [W, ceil(total / W)] (NaN-padded) -> [total]."""
+    world_size = gathered.shape[0]
+    out = torch.empty(total, dtype=gathered.dtype, device=gathered.device)
+    for rank in range(world_size):
+        count = len(range(rank, total, world_size))
+        out[rank::world_size] = gathered[rank, :count]
+    return out
+
+
+def shape_fitness(fitness: Tensor, shaping: Shaping = "zscore") -> tuple[Tensor, int]:
+    """Weights for the update from member fitnesses, and how many were NaN (those get weight 0).
+
+    ``zscore`` (upstream): (R − mean R) / (std R + 1e-8), std unbiased (N − 1), over the finite members.
+    ``rank``: centred ranks in [−0.5, 0.5] (ties share their mean rank), robust to outliers.
+    Raises ``ValueError`` when every fitness is NaN.
+    """
+    fitness = fitness.double()
+    finite = torch.isfinite(fitness)
+    missing = int((~finite).sum())
+    if not finite.any():
+        raise ValueError("every population member's reward is NaN: the evaluation produced no usable reward "
+                         "(check the reward function and that the questions have gold answers)")
+    values = fitness[finite]
+    weights = torch.zeros_like(fitness)
+    if shaping == "zscore":
+        std = values.std(unbiased=True) if values.numel() > 1 else values.new_tensor(0.0)
+        weights[finite] = (values - values.mean()) / (std + STD_EPS)
+    elif shaping == "rank":
+        if values.numel() > 1:
+            order = values.argsort(stable=True)
+            ranks = torch.empty_like(values)
+            ranks[order] = torch.arange(values.numel(), dtype=values.dtype, device=values.device)
+            for value in values.unique():  # ties share their mean rank
+                tie = values == value
+                ranks[tie] = ranks[tie].mean()
+            weights[finite] = ranks / (values.numel() - 1) - 0.5
+    else:
+        raise ConfigError(f"fitness_shaping: unknown {shaping!r}; use zscore or rank")
+    return weights, missing
+
+
+@torch.no_grad()
+def write_es_gradient(scheme: NoiseScheme, members: Sequence[Member], weights: Tensor) -> float:
+    """Set ``p.grad = −(1/N) Σᵢ wᵢ sᵢ εᵢ`` for every perturbed parameter (N = len(members)); members with
+    weight 0 are skipped. Returns ‖g‖₂ over all perturbed parameters."""
+    n = len(members)
+    active = [(m, float(w)) for m, w in zip(members, weights.tolist()) if w != 0.0]
+    seeds = [m.seed for m, _ in active]
+    coefficients = [-w * m.sign / n for m, w in active]
+    norm_sq = 0.0
+    if not active:
+        for index in scheme.perturbed_indices():
+            param = scheme.selected[index].param
+            param.grad = torch.zeros_like(param)
+        return 0.0
+    for index, total in scheme.accumulate(seeds, coefficients):
+        param = scheme.selected[index].param
+        norm_sq += torch.linalg.vector_norm(total).item() ** 2
+        param.grad = total.to(param.dtype)
+    return math.sqrt(norm_sq)

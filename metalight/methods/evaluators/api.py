@@ -1,0 +1,136 @@
+"""API models (ESMA's ``scripts/evaluate_qa_api.py``): the dual-prompt protocol against any OpenAI-compatible
+chat endpoint, through :class:`metalight.api.chat_client.ChatClient` (retries with backoff, a concurrency
+limit, and a response cache so a re-run resumes without paying again for answered prompts).
+
+The direct and meta prompts go out as single user messages (plus the optional system prompt), as ESMA
+does; the text-only confidence sources (``meta``, ``idk``, ``verbalized``) work the same way. The API key is
+read from the environment variable named in ``endpoint.api_key_env`` and is never logged or written.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict
+from typing import Any, Literal
+
+from metalight.api.chat_client import ChatClient, ChatEndpoint
+from metalight.data.records import RecordBatch
+from metalight.errors import MetalightError
+from metalight.evaluation.dual_prompt import EvalSettings, SampleResult
+from metalight.evaluation.sources import Messages, SourceContext, TextSourceName, compute_sources
+from metalight.evaluation.summary import ScoredSample, attach_sources
+from metalight.grading import exact_match, is_correct, parse_meta_answer
+from metalight.methods.base import gather_objects
+from metalight.methods.evaluators.modules import ConfidenceEvalModule
+from metalight.metrics.selective import Criterion
+from metalight.prompts import direct_prompt, meta_prompt
+
+# EvalSettings fields that only concern local generation; an API report leaves them out.
+LOCAL_ONLY = ("dtype", "direct_chat_template", "meta_chat_template", "meta_readout", "max_new_tokens",
+              "max_input_tokens", "decoding")
+
+
+class APIError(MetalightError):
+    """API requests failed even after retries; the message says how to resume."""
+
+
+class APIEvalModule(ConfidenceEvalModule):
+    """Measure a model behind an OpenAI-compatible chat endpoint with the dual-prompt protocol.
+
+    Per question: the direct prompt's reply is graded, the meta prompt's reply parsed as yes/no (no P(yes):
+    an API returns text). Text confidence sources add their own requests. A request that still fails after
+    the client's retries stops the evaluation (``on_failure: error``; answered prompts stay cached, so the
+    same command resumes) or leaves that question out of every metric (``skip``; counted as ``api_failed``).
+
+    Args:
+        endpoint: base URL, model name, the *name* of the environment variable holding the key, timeout,
+            retries, backoff, concurrency, temperature and ``max_tokens`` (the budget of every reply).
+        cache_path: JSONL response cache shared by runs (``None``: no cache).
+        sources: text-only confidence sources: ``meta``, ``idk``, ``verbalized``.
+        on_failure: ``error`` (stop, resume by re-running) or ``skip`` (leave the question out, count it).
+        evaluation: grading, yes/no rule, language, system prompt (the local-generation fields are unused).
+        dprime_correction: see ``MetacognitionModule``.
+        threshold_criterion: see ``ConfidenceEvalModule``.
+        sweep_points: see ``ConfidenceEvalModule``.
+        thresholds_from: see ``ConfidenceEvalModule``.
+    """
+
+    white_box = False
+
+    def __init__(self, endpoint: ChatEndpoint, cache_path: str | None = "runs/api_cache/responses.jsonl",
+                 sources: list[TextSourceName] = ["meta"], on_failure: Literal["error", "skip"] = "error",
+                 evaluation: EvalSettings = EvalSettings(), dprime_correction: Literal["clip", "loglinear"] = "clip",
+                 threshold_criterion: Criterion = "youden", sweep_points: int = 21,
+                 thresholds_from: str | None = None):
+        super().__init__(sources=sources, threshold_criterion=threshold_criterion, sweep_points=sweep_points,
+                         thresholds_from=thresholds_from, model=f"api:{endpoint.model}", evaluation=evaluation,
+                         dprime_correction=dprime_correction)
+        self.endpoint, self.cache_path, self.on_failure = endpoint, cache_path, on_failure
+        self.client: ChatClient | None = None
+        self._failed = {"val": 0, "test": 0}
+
+    def configure_model(self) -> None:
+        """Create the client (and load the response cache) once; there are no weights."""
+        if self.client is None:
+            self.client = ChatClient(self.endpoint, self.cache_path)
+
+    def _with_system(self, messages: Messages) -> Messages:
+        system = self.eval_settings.system_prompt
+        return ([{"role": "system", "content": system}] if system else []) + messages
+
+    def evaluate(self, records) -> list[ScoredSample]:
+        """Direct and meta replies for ``records`` (one concurrent batch of requests), then the sources;
+        a row whose requests failed carries ``extras["api_error"]``."""
+        settings, n = self.eval_settings, len(records)
+        direct = [direct_prompt(r.question, settings.language, r.context) for r in records]
+        meta = [meta_prompt(r.question, settings.language, r.context) for r in records]
+        replies = self.client.complete_many([self._with_system([{"role": "user", "content": text}])
+                                             for text in direct + meta])
+        errors = [d.error or m.error for d, m in zip(replies[:n], replies[n:])]
+        results = []
+        for record, d_text, m_text, d, m in zip(records, direct, meta, replies[:n], replies[n:]):
+            answer, meta_answer = d.text or "", m.text or ""
+            decision = parse_meta_answer(meta_answer, settings.yes_no_rule, settings.language)
+            results.append(SampleResult(
+                id=record.id, question=record.question, aliases=list(record.answers), direct_prompt=d_text,
+                direct_answer=answer, correct=is_correct(answer, record.answers, settings.grading),
+                exact_match=exact_match(answer, record.answers), meta_prompt=m_text, meta_answer=meta_answer,
+                said_yes=decision.said_yes, meta_parsed=decision.parsed, p_yes=math.nan))
+
+        def respond(conversations, max_new_tokens: int) -> list[str | None]:
+            # Every reply shares the endpoint's max_tokens (part of the cache key), so the budget is unused.
+            out = self.client.complete_many([self._with_system(c) for c in conversations])
+            for row, result in enumerate(out):
+                errors[row] = errors[row] or result.error
+            return [r.text if r.ok else None for r in out]
+
+        samples = attach_sources(results, compute_sources(self.sources, SourceContext(records, results, settings,
+                                                                                      respond)))
+        for sample, error in zip(samples, errors):
+            if error:
+                sample.extras["api_error"] = error
+        return samples
+
+    def _evaluation_step(self, batch: RecordBatch, split: str) -> None:
+        results = self.evaluate(batch.records)
+        failed = [r.extras.get("api_error") is not None and not pad for r, pad in zip(results, batch.padding)]
+        if any(failed) and self.on_failure == "error":
+            last = next(r.extras["api_error"] for r, f in zip(results, failed) if f)
+            raise APIError(f"{sum(failed)} of {len(failed)} questions in this batch got no API reply after "
+                           f"{self.endpoint.max_retries} retries (last error: {last}); replies received so far are "
+                           f"cached in {self.cache_path}: re-run the same command to resume, or set "
+                           f"model.init_args.on_failure: skip to leave such questions out")
+        self._failed[split] += sum(failed)
+        self._record(split, results, keep=[not pad and not f for pad, f in zip(batch.padding, failed)])
+
+    def summarize(self, split: str, samples: list[SampleResult]) -> tuple[dict[str, float], dict[str, Any]]:
+        metrics, details = super().summarize(split, samples)
+        metrics["api_failed"] = float(sum(gather_objects([self._failed[split]])))
+        self._failed[split] = 0
+        return metrics, details
+
+    def report_settings(self) -> dict[str, Any]:
+        settings = {k: v for k, v in super().report_settings().items() if k not in LOCAL_ONLY
+                    and not k.endswith("_chat_template_used")}
+        return {**settings, "endpoint": asdict(self.endpoint), "cache_path": self.cache_path,
+                "on_failure": self.on_failure}

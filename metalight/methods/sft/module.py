@@ -1,0 +1,296 @@
+"""``SFTModule``: supervised fine-tuning on prompt-completion pairs, measured like every other method.
+
+Algorithm (one training step)::
+
+    examples = targets(batch)                      # given pairs, or built from QA records (knowledge,
+                                                   # meta_answer: labelled online by the current model)
+    tokens   = encode(examples)                    # chat template; prompt tokens labelled -100
+    loss     = CE(lm_head(h[t]), x[t+1]) over labelled t   # completion tokens only
+    AdamW step (warm-up + linear / cosine / constant schedule)
+
+ESMA's SFT baseline (``train_sft_meta.py``) is ``targets.builder: meta_answer``: before each step the current
+model answers the batch's direct prompts greedily, and the target of the (chat-templated) meta prompt is
+"Yes" when that answer is correct, else "No". Full fine-tuning by default; ``lora:`` trains a peft adapter
+(only its weights go into checkpoints). ``export:`` writes ``<run_dir>/hf/`` at the end of ``fit``.
+Validation batches of QA records get the dual-prompt metrics (``val/*``); batches of prompt-completion
+examples get ``val/loss`` and ``val/token_accuracy``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+from metalight.callbacks.report_writer import run_dir
+from metalight.data.examples import SFTExample
+from metalight.data.records import QARecord, RecordBatch
+from metalight.errors import ConfigError
+from metalight.methods.base import MetacognitionModule
+from metalight.methods.sft.answers import AnswerSettings, collect_answers
+from metalight.methods.sft.encoding import encode_batch
+from metalight.methods.sft.loss import LossOutput, completion_loss
+from metalight.methods.sft.targets import KnowledgeStyle, knowledge_targets, meta_answer_targets
+from metalight.models.chat import ChatMode
+from metalight.models.lora import ExportMode, LoraSettings, apply_lora, export_model
+
+log = logging.getLogger(__name__)
+
+TargetBuilder = Literal["given", "knowledge", "meta_answer"]
+LRSchedule = Literal["constant", "linear", "cosine"]
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """How a training batch becomes prompt-completion examples.
+
+    Args:
+        builder: ``given`` (the data holds prompt-completion examples), ``knowledge`` (question -> gold
+            answer) or ``meta_answer`` (ESMA's SFT baseline, labelled online by the current model).
+        knowledge_style: ``esma`` (direct prompt -> random alias) or ``know_thyself`` (QA system prompt and
+            the bare question -> first answer).
+        alias: which gold alias a knowledge target uses (default: the style's upstream choice).
+        seed: seed of the random alias choice.
+    """
+
+    builder: TargetBuilder = "given"
+    knowledge_style: KnowledgeStyle = "esma"
+    alias: Literal["first", "random"] | None = None
+    seed: int = 0
+
+
+def lr_factor(step: int, total: int | None, warmup_ratio: float, schedule: LRSchedule) -> float:
+    """Learning-rate multiplier after ``step`` of ``total`` optimizer steps (HF Trainer's schedules).
+
+    ``total`` may be ``None`` at step 0 (it is not known before the data is loaded): the factor is then 0
+    during warm-up and 1 without it, as it would be for any total.
+    """
+    if total is None:
+        return 0.0 if warmup_ratio > 0 else 1.0
+    warmup = math.ceil(warmup_ratio * total)
+    if step < warmup:
+        return step / max(1, warmup)
+    if schedule == "constant":
+        return 1.0
+    progress = (step - warmup) / max(1, total - warmup)
+    if schedule == "linear":
+        return max(0.0, 1.0 - progress)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+class SFTModule(MetacognitionModule):
+    """Supervised fine-tuning (full or LoRA) on completion tokens (see module docstring).
+
+    Args:
+        targets: how batches become examples (``given`` / ``knowledge`` / ``meta_answer``).
+        lora: train a LoRA adapter instead of all weights (``{r, alpha, dropout, target_modules}``).
+        max_length: longest training sequence in tokens (longer prompts lose their start).
+        completion_only_loss: loss on completion tokens only; ``false`` trains every token (as ESMA's SFT
+            scripts do).
+        chat_template: how prompts are rendered (``auto``: the chat template when the tokenizer has one,
+            else raw concatenation, logged once; ``always``: error without one; ``never``: raw).
+        lr: AdamW learning rate (a top-level ``optimizer:`` in the config replaces this optimizer).
+        weight_decay: AdamW weight decay (not applied to biases and norm weights, as HF Trainer).
+        warmup_ratio: share of the optimizer steps with a linear warm-up.
+        lr_schedule: ``linear`` (to 0, HF's default), ``cosine`` or ``constant`` after the warm-up.
+        schedule_per_epoch: restart the warm-up and schedule, and clear AdamW's moments, each epoch (as
+            Know-thyself, which trains every epoch of its judgment loop as a fresh one-epoch run).
+        gradient_checkpointing: recompute activations in the backward pass (less memory, ~30% slower).
+        export: at the end of ``fit`` write ``<run_dir>/hf/``: ``full`` weights (merged if LoRA), the
+            LoRA ``adapter`` only, or ``merged``; ``none`` writes nothing.
+        (other args: see ``MetacognitionModule``)
+    """
+
+    def __init__(self, targets: TargetSettings = TargetSettings(), lora: LoraSettings | None = None,
+                 max_length: int = 512, completion_only_loss: bool = True, chat_template: ChatMode = "auto",
+                 lr: float = 1e-5, weight_decay: float = 0.0, warmup_ratio: float = 0.0,
+                 lr_schedule: LRSchedule = "linear", schedule_per_epoch: bool = False,
+                 gradient_checkpointing: bool = False, export: ExportMode | Literal["none"] = "none",
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.targets = TargetSettings(**targets) if isinstance(targets, dict) else targets
+        self.lora = LoraSettings(**lora) if isinstance(lora, dict) else lora
+        self.hparams["targets"] = asdict(self.targets)
+        self.hparams["lora"] = asdict(self.lora) if self.lora else None
+        if max_length < 2:
+            raise ConfigError("max_length must be >= 2 tokens")
+        if not 0 <= warmup_ratio < 1:
+            raise ConfigError(f"warmup_ratio must be in [0, 1), got {warmup_ratio}")
+        if export == "adapter" and self.lora is None:
+            raise ConfigError("export: adapter needs `lora:`; use export: full for a fully fine-tuned model")
+        self.tokens_seen = 0
+        self._epoch_start_step = 0
+        self._qa_batches = {"val": 0, "test": 0}
+
+    # ---- model ------------------------------------------------------------------------------------------
+    def configure_model(self) -> None:
+        """Load the model (base class), then enable gradient checkpointing / wrap it with LoRA."""
+        if self.model is not None:
+            return
+        super().configure_model()
+        if self.hparams.gradient_checkpointing:
+            self.model.gradient_checkpointing_enable()
+            self.model.config.use_cache = False
+        if self.lora is not None:
+            self.model = apply_lora(self.model, self.lora)
+            self.strict_loading = False  # checkpoints hold the adapter only (see on_save_checkpoint)
+        self.model.train()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """With LoRA keep only the trainable (adapter) weights: the base is reloaded from ``model``."""
+        if self.lora is None:
+            return
+        # Keep by name rather than drop the frozen ones: a tied LM head is in the state dict twice.
+        trainable = {name for name, p in self.named_parameters() if p.requires_grad}
+        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if k in trainable}
+
+    def export_hf(self, path: str | Path, mode: ExportMode = "full") -> Path:
+        """Write the model and tokenizer as a ``save_pretrained`` directory (see ``export`` in Args)."""
+        return export_model(self.model, self.tokenizer, path, mode)
+
+    def on_fit_end(self) -> None:
+        mode = self.hparams.export
+        if mode == "none" or not self.trainer.is_global_zero:
+            return
+        if self.synced_generation():
+            raise ConfigError("export at fit end needs the full weights on one process; with FSDP / "
+                              "DeepSpeed set export: none and convert the checkpoint instead")
+        path = self.export_hf(run_dir(self.trainer) / "hf", mode)
+        log.info("exported the %s model to %s", mode, path)
+
+    # ---- targets ----------------------------------------------------------------------------------------
+    def direct_answer_settings(self, batch_size: int = 32) -> AnswerSettings:
+        """Greedy direct answers as the evaluation asks them (ESMA's meta-answer labels)."""
+        ev = self.eval_settings
+        return AnswerSettings(prompt="esma", chat_template=ev.direct_chat_template, num_answers=1,
+                              decoding="greedy", max_new_tokens=ev.max_new_tokens,
+                              max_input_tokens=ev.max_input_tokens, grading=ev.grading, language=ev.language,
+                              batch_size=batch_size)
+
+    def training_examples(self, records: list[Any]) -> list[SFTExample]:
+        """The batch's prompt-completion examples under ``targets.builder``."""
+        builder = self.targets.builder
+        if all(isinstance(r, SFTExample) for r in records):
+            if builder != "given":
+                raise ConfigError(f"targets.builder is {builder!r} but the data holds prompt-completion "
+                                  f"examples; set model.init_args.targets.builder: given")
+            return list(records)
+        if not all(isinstance(r, QARecord) for r in records):
+            raise ConfigError(f"SFTModule trains on SFTExample or QARecord batches, got "
+                              f"{type(records[0]).__name__}")
+        if builder == "given":
+            raise ConfigError("the data holds QA records, not prompt-completion examples; set "
+                              "model.init_args.targets.builder: knowledge or meta_answer, or use "
+                              "metalight.data.sources.prompt_completion.PromptCompletionDataModule")
+        if builder == "knowledge":
+            t = self.targets
+            return knowledge_targets(records, t.knowledge_style, t.alias, t.seed, self.eval_settings.language)
+        with self.generation_context():
+            answers = collect_answers(self.model, self.tokenizer, records,
+                                      self.direct_answer_settings(len(records)),
+                                      system=self.eval_settings.system_prompt,
+                                      synced_gpus=self.synced_generation())
+        examples = meta_answer_targets(records, answers, self.eval_settings.language)
+        n = len(examples)
+        self.log("train/direct_accuracy", sum(a.correct[0] for a in answers.values()) / n, batch_size=n)
+        self.log("train/yes_target_rate", sum(e.meta["target"] == "yes" for e in examples) / n, batch_size=n)
+        return examples
+
+    def step_loss(self, examples: list[SFTExample]) -> tuple[LossOutput, int]:
+        """Loss of a list of examples, and the number of real tokens it read."""
+        tokens = encode_batch(self.tokenizer, examples, self.hparams.max_length, self.hparams.chat_template,
+                              self.hparams.completion_only_loss).to(self.device)
+        return completion_loss(self.model, tokens), tokens.num_tokens
+
+    # ---- steps ------------------------------------------------------------------------------------------
+    def training_step(self, batch: RecordBatch, batch_idx: int) -> torch.Tensor:
+        examples = self.training_examples(batch.records)
+        out, num_tokens = self.step_loss(examples)
+        self.tokens_seen += num_tokens
+        n = len(examples)
+        self.log("train/loss", out.loss.detach(), prog_bar=True, batch_size=n)
+        self.log("train/token_accuracy", out.num_top1 / out.num_labelled, batch_size=n)
+        self.log("train/tokens_seen", float(self.tokens_seen), batch_size=n, reduce_fx="max")
+        return out.loss
+
+    def _sft_eval_step(self, batch: RecordBatch, split: str) -> bool:
+        records = batch.real_records
+        if not records or not isinstance(records[0], SFTExample):
+            self._qa_batches[split] += 1
+            return False
+        with torch.no_grad():
+            out, _ = self.step_loss(records)
+        self.log(f"{split}/loss", out.loss, batch_size=len(records), sync_dist=True)
+        self.log(f"{split}/token_accuracy", out.num_top1 / out.num_labelled, batch_size=len(records),
+                 sync_dist=True)
+        return True
+
+    def validation_step(self, batch: RecordBatch, batch_idx: int) -> None:
+        if not self._sft_eval_step(batch, "val"):
+            super().validation_step(batch, batch_idx)
+
+    def test_step(self, batch: RecordBatch, batch_idx: int) -> None:
+        if not self._sft_eval_step(batch, "test"):
+            super().test_step(batch, batch_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        if self._qa_batches["val"]:
+            super().on_validation_epoch_end()
+        self._qa_batches["val"] = 0
+
+    def on_test_epoch_end(self) -> None:
+        if self._qa_batches["test"]:
+            super().on_test_epoch_end()
+        self._qa_batches["test"] = 0
+
+    # ---- optimisation -----------------------------------------------------------------------------------
+    def configure_optimizers(self):
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": self.hparams.weight_decay},
+                  {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+        # The fused kernel (as HF Trainer's default, adamw_torch_fused) when the parameters are plain tensors.
+        fused = not self.synced_generation() and all(p.device.type in ("cpu", "cuda") for p in params)
+        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=self.hparams.lr, fused=fused)
+        if self.hparams.lr_schedule == "constant" and self.hparams.warmup_ratio == 0:
+            return optimizer
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_multiplier)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _steps_this_run(self) -> int | None:
+        trainer = self._trainer
+        if trainer is None:
+            return None
+        if self.hparams.schedule_per_epoch:
+            batches = trainer.num_training_batches
+            if not isinstance(batches, int) or batches <= 0:
+                return None
+            return math.ceil(batches / trainer.accumulate_grad_batches)
+        return int(trainer.estimated_stepping_batches)
+
+    def _lr_multiplier(self, step: int) -> float:
+        if step == 0:
+            return lr_factor(0, None, self.hparams.warmup_ratio, self.hparams.lr_schedule)
+        if self.hparams.schedule_per_epoch:
+            step -= self._epoch_start_step
+        return lr_factor(step, self._steps_this_run(), self.hparams.warmup_ratio, self.hparams.lr_schedule)
+
+    def on_train_epoch_start(self) -> None:
+        if not self.hparams.schedule_per_epoch or not self.trainer.optimizers:
+            return
+        self._epoch_start_step = self.global_step
+        for optimizer in self.trainer.optimizers:
+            optimizer.state.clear()  # a fresh AdamW, as a fresh run would have
+        for config in self.trainer.lr_scheduler_configs:
+            scheduler = config.scheduler
+            factor = lr_factor(0, None, self.hparams.warmup_ratio, self.hparams.lr_schedule)
+            for group, base in zip(scheduler.optimizer.param_groups, scheduler.base_lrs):
+                group["lr"] = base * factor
+
+    def report_settings(self) -> dict[str, Any]:
+        return {**super().report_settings(), "method": "sft", "targets": asdict(self.targets),
+                "lora": asdict(self.lora) if self.lora else None,
+                "completion_only_loss": self.hparams.completion_only_loss, "lr": self.hparams.lr}

@@ -1,1 +1,0 @@
-"""Supervised fine-tuning pieces: prompt-completion examples, their tokenisation, and target builders."""

@@ -1,0 +1,71 @@
+"""Member seeds, sharding, fitness shaping and the gradient written into p.grad."""
+
+import pytest
+import torch
+
+from metalight.errors import ConfigError
+from metalight.methods.esma.noise import make_scheme
+from metalight.methods.esma.selection import select_parameters
+from metalight.methods.esma.update import (
+    Member,
+    member_seeds,
+    shape_fitness,
+    shard,
+    unshard,
+    write_es_gradient,
+)
+
+
+def test_member_seeds_depend_on_run_seed_and_step_only():
+    assert member_seeds(1, 5, 8) == member_seeds(1, 5, 8)
+    assert member_seeds(1, 5, 8) != member_seeds(1, 6, 8) != member_seeds(2, 5, 8)
+    pairs = member_seeds(1, 5, 6, antithetic=True)
+    assert [m.sign for m in pairs] == [1, -1] * 3 and pairs[0].seed == pairs[1].seed
+    with pytest.raises(ConfigError, match="must be even"):
+        member_seeds(1, 5, 5, antithetic=True)
+
+
+def test_round_robin_shards_reassemble():
+    items = list(range(7))
+    parts = [shard(items, r, 3) for r in range(3)]
+    assert parts == [[0, 3, 6], [1, 4], [2, 5]]
+    gathered = torch.full((3, 3), float("nan"))
+    for r, part in enumerate(parts):
+        gathered[r, :len(part)] = torch.tensor(part, dtype=torch.float32)
+    assert unshard(gathered, 7).tolist() == items
+
+
+def test_zscore_uses_unbiased_std_like_upstream():
+    fitness = torch.tensor([1.0, 2.0, 4.0])
+    weights, missing = shape_fitness(fitness)
+    expected = (fitness.double() - fitness.double().mean()) / (fitness.double().std(unbiased=True) + 1e-8)
+    assert missing == 0 and torch.allclose(weights, expected)
+    assert shape_fitness(torch.tensor([3.0, 3.0, 3.0]))[0].abs().max() == 0  # equal rewards: no update
+
+
+def test_rank_shaping_is_centred_and_shares_ties():
+    weights, _ = shape_fitness(torch.tensor([10.0, -5.0, 10.0, 0.0]), "rank")
+    assert weights.tolist() == [pytest.approx(v) for v in [0.5 - 1 / 6, -0.5, 0.5 - 1 / 6, -0.5 + 1 / 3]]
+
+
+def test_nan_members_get_zero_weight_and_all_nan_raises():
+    weights, missing = shape_fitness(torch.tensor([1.0, float("nan"), 3.0]))
+    assert missing == 1 and weights[1] == 0 and weights[0] == -weights[2]
+    with pytest.raises(ValueError, match="every population member's reward is NaN"):
+        shape_fitness(torch.tensor([float("nan")] * 3))
+
+
+def test_gradient_is_minus_the_weighted_mean_noise(fresh):
+    model, _ = fresh
+    scheme = make_scheme("esma", select_parameters(model, "mlp"))
+    members = [Member(1), Member(2, -1), Member(3)]
+    weights = torch.tensor([0.5, 1.0, 0.0], dtype=torch.float64)
+    norm = write_es_gradient(scheme, members, weights)
+    expected = {i: torch.zeros_like(scheme.selected[i].param, dtype=torch.float64) for i in range(len(scheme.selected))}
+    for m, w in zip(members, weights):
+        for i, eps in scheme.iter_noise(m.seed):
+            expected[i] -= w * m.sign * eps.double() / 3
+    for i, item in enumerate(scheme.selected):
+        torch.testing.assert_close(item.param.grad.double(), expected[i], atol=1e-6, rtol=1e-6)
+    assert norm == pytest.approx(sum(e.square().sum().item() for e in expected.values()) ** 0.5, rel=1e-5)
+    assert all(p.grad is None for n, p in model.named_parameters() if ".mlp." not in n)
