@@ -1,39 +1,27 @@
-"""All metacognition metrics of one evaluation split in one torchmetrics object."""
+"""All metacognition metrics of one evaluation split in one torchmetrics object, read from the registry.
+
+Why one ``Metric`` holding the answers rather than a ``MetricCollection`` of the public classes: the classes
+take different inputs (PRR reads ``(confidence, quality)``, the unparsed rate reads ``parsed``), a compute
+group shares states only between classes whose states are identical, and some classes keep rows that
+others drop (AUROC₂ accepts any real score, ECE only probabilities). An evaluation split is at most a few
+thousand answers, so keeping its four columns once and calling each declared functional twin on them at
+``compute`` is cheap, gives the classes' exact numbers (each class computes through the same function), and
+makes a DDP result equal the single-process one by construction: the only reduction is one concatenation.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, get_args
 
-import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from metalight.metrics import registry
 from metalight.metrics._inputs import as_binary, cat_state, check_rows, keep_mask, scored_rows
-from metalight.metrics.alignment import _alignment_compute, _alignment_update
-from metalight.metrics.calibration import _brier_compute, _brier_update, _ece_compute
-from metalight.metrics.metad import _meta_d_compute
-from metalight.metrics.prr import _prr_compute
-from metalight.metrics.type2 import Correction, _check_correction, _dprime_type2_compute, _type2_auroc_compute
+from metalight.metrics.type2 import Correction, _check_correction
 
-METRIC_NAMES = (
-    "n",
-    "accuracy",
-    "dprime_type2",
-    "hit_rate",
-    "false_alarm_rate",
-    "auroc_type2",
-    "prr",
-    "raw_alignment",
-    "yes_ratio",
-    "yes_failure_rate",
-    "no_failure_rate",
-    "rmi",
-    "ece",
-    "brier",
-    "meta_d_prime",
-    "m_ratio",
-    "meta_unparsed_rate",
-)
+METRIC_NAMES = registry.metric_names("report")
+_BINARY = ("correct", "said_yes", "parsed")
 
 
 class MetacognitionMetrics(Metric):
@@ -46,23 +34,17 @@ class MetacognitionMetrics(Metric):
     as a DistributedSampler's duplicated padding. Unparsed rows still count with the
     ``said_yes`` the caller gives them; their share is ``meta_unparsed_rate``.
 
-    ``compute()`` returns floats under :data:`METRIC_NAMES`:
-
-    - from (correct, said_yes), all rows: ``n``, ``accuracy``, ``dprime_type2`` with
-      ``hit_rate`` / ``false_alarm_rate`` (:class:`~metalight.metrics.type2.DPrimeType2`),
-      ``raw_alignment``, ``yes_ratio``, ``yes_failure_rate``, ``no_failure_rate``, ``rmi``
-      (:class:`~metalight.metrics.alignment.MetaAlignment`);
-    - from (correct, confidence), rows with a confidence: ``auroc_type2``, ``prr``, ``ece``,
-      ``brier``, ``meta_d_prime``, ``m_ratio`` (:mod:`~metalight.metrics.type2`,
-      :mod:`~metalight.metrics.prr`, :mod:`~metalight.metrics.calibration`,
-      :mod:`~metalight.metrics.metad`);
-    - ``meta_unparsed_rate`` = unparsed / n.
+    ``compute()`` returns one float per metric of :data:`~metalight.metrics.registry.METRICS` that has a
+    ``compute`` (:data:`METRIC_NAMES`, in declaration order): its functional twin called on every kept row
+    (``n``, ``accuracy``, ``dprime_type2`` with ``hit_rate`` / ``false_alarm_rate``, ``raw_alignment``,
+    ``yes_ratio``, ``yes_failure_rate``, ``no_failure_rate``, ``rmi`` from (correct, said_yes);
+    ``auroc_type2``, ``prr``, ``ece``, ``brier``, ``meta_d_prime``, ``m_ratio`` from the rows with a
+    confidence; ``meta_unparsed_rate`` = unparsed / n).
 
     A value that cannot be estimated (e.g. d'type2 without wrong answers) is NaN, with a warning.
-    States are counts (``"sum"``) and concatenated scored rows (``"cat"``), so a DDP result
-    equals the single-process one when the padding rows are masked out. Call ``update`` per
-    batch: calling the object (``forward``) also computes every value, meta-d' fit included,
-    on each batch.
+    The states are the kept rows (``"cat"``), so a DDP result equals the single-process one when the
+    padding rows are masked out. Call ``update`` per batch: calling the object (``forward``) also
+    computes every value, meta-d' fit included, on each batch.
 
     Args:
         dprime_correction: rates of 0 or 1 in d'type2: "clip" to [1e-4, 1 - 1e-4] (ESMA) or "loglinear".
@@ -103,11 +85,9 @@ class MetacognitionMetrics(Metric):
                 raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
         self.dprime_correction = dprime_correction
         self.ece_bins, self.meta_d_ratings = ece_bins, meta_d_ratings
-        self.add_state("table", default=torch.zeros(2, 2, dtype=torch.long), dist_reduce_fx="sum")
-        self.add_state("n_unparsed", default=torch.tensor(0), dist_reduce_fx="sum")
         # Floats of the metric dtype: DDP fills a rank without data with that dtype.
-        self.add_state("scored_correct", default=[], dist_reduce_fx="cat")
-        self.add_state("scored_confidence", default=[], dist_reduce_fx="cat")
+        for column in get_args(registry.Column):
+            self.add_state(column, default=[], dist_reduce_fx="cat")
 
     def update(
         self,
@@ -117,28 +97,31 @@ class MetacognitionMetrics(Metric):
         parsed: Tensor,
         mask: Optional[Tensor] = None,
     ) -> None:
-        """Add one batch of answers."""
+        """Add one batch of answers (checked here, so a bad column fails at its batch)."""
         n = check_rows(correct=correct, said_yes=said_yes, confidence=confidence, parsed=parsed)
         keep = keep_mask(mask, n, correct.device)
-        self.table += _alignment_update(correct, said_yes, keep)
-        self.n_unparsed += (~as_binary("parsed", parsed))[keep].sum()
-        scored_correct, scored_confidence = scored_rows(correct, confidence, keep)
-        self.scored_correct.append(scored_correct.to(self.dtype))
-        self.scored_confidence.append(scored_confidence.to(self.dtype))
+        scored_rows(correct, confidence, keep)  # raises for a non-float confidence or one outside [0, 1]
+        for name, column in zip(_BINARY, (correct, said_yes, parsed)):
+            getattr(self, name).append(as_binary(name, column)[keep].to(self.dtype))
+        self.confidence.append(confidence[keep].to(self.dtype))
+
+    def settings(self) -> dict[str, Any]:
+        """The keyword arguments a declared metric may ask for in its ``options``."""
+        return {"correction": self.dprime_correction, "n_bins": self.ece_bins,
+                "n_ratings": self.meta_d_ratings}
 
     def compute(self) -> dict[str, float]:
-        """Every metric over everything seen since the last reset, as floats keyed by METRIC_NAMES."""
-        table = self.table
-        n = table.sum()
-        values: dict[str, Tensor] = {"n": n.double()}
-        values.update(_alignment_compute(table))
-        counts = table[1, 1], table[1].sum(), table[0, 1], table[0].sum()  # yes/all among correct, incorrect
-        values.update(_dprime_type2_compute(*counts, correction=self.dprime_correction))
-        correct, confidence = cat_state(self.scored_correct).bool(), cat_state(self.scored_confidence)
-        values["auroc_type2"] = _type2_auroc_compute(correct, confidence)
-        values["prr"] = _prr_compute(confidence.double(), correct.double())
-        values["ece"] = _ece_compute(correct, confidence, self.ece_bins)
-        values["brier"] = _brier_compute(*_brier_update(correct, confidence))
-        values.update(_meta_d_compute(correct, confidence, self.meta_d_ratings, "uniform"))
-        values["meta_unparsed_rate"] = self.n_unparsed.double() / n
-        return {name: float(values[name]) for name in METRIC_NAMES}
+        """Every declared report metric over everything seen since the last reset, as floats."""
+        columns = {name: cat_state(getattr(self, name)) for name in get_args(registry.Column)}
+        columns.update({name: columns[name].bool() for name in _BINARY})
+        settings, results, values = self.settings(), {}, {}
+        for spec in registry.METRICS:
+            if not spec.report:
+                continue
+            key = (spec.compute, spec.reads, spec.options)
+            if key not in results:  # one call per function, however many names it returns
+                options = {option: settings[option] for option in spec.options}
+                results[key] = spec.compute(*(columns[c] for c in spec.reads), **options)
+            value = results[key]
+            values[spec.name] = float(value[spec.name] if isinstance(value, dict) else value)
+        return values

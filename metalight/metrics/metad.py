@@ -286,6 +286,18 @@ def _meta_d_compute(
     return {"meta_d_prime": as_tensor(meta_d_prime), "m_ratio": as_tensor(m_ratio)}
 
 
+def meta_d_prime(
+    correct: Tensor,
+    confidence: Tensor,
+    n_ratings: int = 4,
+    binning: Binning = "uniform",
+    mask: Optional[Tensor] = None,
+) -> dict[str, Tensor]:
+    """Functional :class:`MetaDPrime`: ``{"meta_d_prime", "m_ratio"}``, NaN with a warning where
+    :func:`meta_d_from_confidence` would raise."""
+    return _meta_d_compute(*scored_rows(correct, confidence, mask), n_ratings, binning)
+
+
 class MetaDPrime(ScoredRowsMetric):
     """meta-d' and M-ratio of a confidence in being correct, over free-form QA answers.
 
