@@ -5,19 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from lightning.pytorch import Callback, LightningModule, Trainer
 
 from metalight.io import atomic_write_json, atomic_write_jsonl
+from metalight.metrics.registry import metric_names
 
 log = logging.getLogger(__name__)
-
-REPORT_KEYS = ("n", "accuracy", "dprime_type2", "hit_rate", "false_alarm_rate", "auroc_type2", "prr",
-               "raw_alignment", "yes_ratio", "rmi", "ece", "brier", "meta_d_prime", "m_ratio", "meta_unparsed_rate")
-TABLE_KEYS = ("n", "accuracy", "dprime_type2", "auroc_type2", "prr", "raw_alignment", "yes_ratio", "ece", "brier",
-              "meta_unparsed_rate")
 
 
 def run_dir(trainer: Trainer) -> Path:
@@ -25,8 +22,9 @@ def run_dir(trainer: Trainer) -> Path:
     return Path(trainer.log_dir or trainer.default_root_dir)
 
 
-def format_table(report: dict[str, Any], keys=TABLE_KEYS) -> str:
-    """A two-column text table of the report's main numbers."""
+def format_table(report: dict[str, Any], keys: Sequence[str] | None = None) -> str:
+    """A two-column text table of the report's main numbers (default: the registry's table metrics)."""
+    keys = metric_names("report", "table") if keys is None else keys
     width = max(len(k) for k in keys)
     lines = [f"{'metric':<{width}}  value", f"{'-' * width}  -------"]
     for key in keys:
@@ -45,7 +43,8 @@ class ReportWriter(Callback):
     during ``fit`` the validation metrics against the step (:mod:`metalight.report.plots`).
 
     Args:
-        print_table: print a table after ``validate`` / ``test`` (and one line per validation during ``fit``).
+        print_table: print the registry's table metrics after ``validate`` / ``test`` (and its curve metrics in
+            one line per validation during ``fit``).
         plots: draw the plots.
     """
 
@@ -64,7 +63,7 @@ class ReportWriter(Callback):
         """Metrics plus the settings that change them."""
         datamodule = trainer.datamodule
         dataset = datamodule.describe_name() if hasattr(datamodule, "describe_name") else type(datamodule).__name__
-        metrics = {key: outcome.metrics.get(key, math.nan) for key in REPORT_KEYS}
+        metrics = {key: outcome.metrics.get(key, math.nan) for key in metric_names("report")}
         metrics["n"] = int(metrics["n"])
         extra = {k: v for k, v in outcome.metrics.items() if k not in metrics}
         return {**metrics, **extra, "split": outcome.split, "step": outcome.step, "epoch": outcome.epoch,
@@ -88,8 +87,7 @@ class ReportWriter(Callback):
             return
         if trainer.state.fn == "fit":
             print(f"[{split} step {outcome.step}] " + "  ".join(
-                f"{k}={report[k]:.3f}" for k in ("accuracy", "dprime_type2", "auroc_type2", "raw_alignment")),
-                flush=True)
+                f"{k}={report[k]:.3f}" for k in metric_names("report", "curve")), flush=True)
         else:
             sources = ""
             if report.get("confidence_sources"):

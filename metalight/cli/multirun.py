@@ -18,9 +18,12 @@ import yaml
 from metalight.cli import main as cli_main
 from metalight.errors import ConfigError
 from metalight.io import atomic_write_json, atomic_write_text
+from metalight.metrics.registry import metric_names, metric_spec
 
-SWEEP_COLUMNS = (("n", "n"), ("accuracy", "accuracy"), ("dprime_type2", "d′₂"), ("auroc_type2", "AUROC₂"),
-                 ("prr", "PRR"), ("raw_alignment", "alignment"), ("yes_ratio", "yes ratio"), ("ece", "ECE"))
+
+def sweep_columns() -> list[tuple[str, str]]:
+    """(report key, header) of the sweep summary: the registry's table metrics."""
+    return [(key, metric_spec(key).label) for key in metric_names("report", "table")]
 
 
 def run_cli(args: list[str]) -> Path:
@@ -143,7 +146,7 @@ def sweep_evaluation(spec: SweepSpec, split: str = "val", overrides: list[str] |
         report = _read_report(run)
         rows.append({"entry": entry.name, "run": str(run), "dataset": report.get("dataset"),
                      "language": report.get("language"), "model": report.get("model"),
-                     **{key: report.get(key) for key, _ in SWEEP_COLUMNS},
+                     **{key: report.get(key) for key, _ in sweep_columns()},
                      **{k: v for k, v in report.items() if k.endswith(("/auroc_type2", "/prr"))}})
     table = sweep_table(rows)
     if sweep_dir is not None:
@@ -156,13 +159,14 @@ def sweep_evaluation(spec: SweepSpec, split: str = "val", overrides: list[str] |
 def sweep_table(rows: list[dict[str, Any]]) -> str:
     """One row per entry: dataset, language, the main metrics, and each confidence source's AUROC₂ / PRR."""
     extra = sorted({k for r in rows for k in r if k.endswith(("/auroc_type2", "/prr"))})
-    header = ["entry", "dataset", "language", *(label for _, label in SWEEP_COLUMNS), *extra]
+    columns = sweep_columns()
+    header = ["entry", "dataset", "language", *(label for _, label in columns), *extra]
     lines = ["| " + " | ".join(header) + " |", "|---|---|---|" + "---:|" * (len(header) - 3)]
     for row in rows:
         if "error" in row:
             lines.append(f"| {row['entry']} | failed: {row['error']} |" + " |" * (len(header) - 2))
             continue
         cells = [row["entry"], _fmt(row.get("dataset")), _fmt(row.get("language")),
-                 *(_fmt(row.get(key)) for key, _ in SWEEP_COLUMNS), *(_fmt(row.get(k)) for k in extra)]
+                 *(_fmt(row.get(key)) for key, _ in columns), *(_fmt(row.get(k)) for k in extra)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -13,6 +13,7 @@ import torch
 from metalight.errors import ConfigError
 from metalight.evaluation.dual_prompt import SampleResult
 from metalight.evaluation.sources import SOURCES, SourceScores
+from metalight.metrics.registry import metric_names
 from metalight.metrics.selective import (
     Criterion,
     confidence_metrics,
@@ -21,11 +22,6 @@ from metalight.metrics.selective import (
     threshold_table,
 )
 from metalight.metrics.type2 import Correction
-
-# Per-source values logged as ``<split>/<source>/<key>`` (accuracy and n are the split's own).
-SOURCE_KEYS = ("scored_rate", "auroc_type2", "prr", "dprime_type2", "hit_rate", "false_alarm_rate", "coverage",
-               "selective_accuracy", "raw_alignment", "ece", "brier")
-THRESHOLD_KEYS = ("coverage", "selective_accuracy", "dprime_type2", "raw_alignment")
 
 
 @dataclass
@@ -87,7 +83,9 @@ def summarize_sources(samples: list[ScoredSample], names: list[str], split: str,
     """Metrics of every source against the direct answers' correctness, plus a threshold per source: the one
     ``carried`` from validation when given, else the best on this split by ``criterion``.
 
-    Returns (metrics keyed ``<source>/<key>``, report details with the sweeps, the thresholds used)."""
+    Returns (metrics keyed ``<source>/<key>`` for the registry's source metrics and
+    ``<source>/threshold_<key>`` for its threshold metrics, report details with the sweeps, the thresholds
+    used)."""
     metrics: dict[str, float] = {}
     sweeps: dict[str, Any] = {}
     used: dict[str, float] = {}
@@ -99,7 +97,7 @@ def summarize_sources(samples: list[ScoredSample], names: list[str], split: str,
         reports = [s.reports[name] for s in samples]
         report = None if any(r is None for r in reports) else torch.tensor(reports, dtype=torch.bool)
         values = confidence_metrics(correct, score, report, SOURCES[name].probability, correction)
-        metrics.update({f"{name}/{key}": float(values[key]) for key in SOURCE_KEYS})
+        metrics.update({f"{name}/{key}": float(values[key]) for key in metric_names("source")})
         if torch.isnan(score).all():
             continue
         if name in carried:
@@ -109,7 +107,7 @@ def summarize_sources(samples: list[ScoredSample], names: list[str], split: str,
         at = threshold_table(correct, score, torch.tensor([threshold], dtype=torch.float64), correction)[0]
         used[name] = threshold
         metrics[f"{name}/threshold"] = threshold
-        metrics.update({f"{name}/threshold_{key}": at[key] for key in THRESHOLD_KEYS})
+        metrics.update({f"{name}/threshold_{key}": at[key] for key in metric_names("threshold")})
         sweeps[name] = {"threshold": threshold, "selected_on": selected_on, "criterion": criterion,
                         "at_threshold": at,
                         "sweep": threshold_table(correct, score, quantile_thresholds(score, sweep_points), correction)}

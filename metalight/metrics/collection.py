@@ -3,9 +3,9 @@
 Why one ``Metric`` holding the answers rather than a ``MetricCollection`` of the public classes: the classes
 take different inputs (PRR reads ``(confidence, quality)``, the unparsed rate reads ``parsed``), a compute
 group shares states only between classes whose states are identical, and some classes keep rows that
-others drop (AUROC₂ accepts any real score, ECE only probabilities). An evaluation split is at most a few
-thousand answers, so keeping its four columns once and calling each declared functional twin on them at
-``compute`` is cheap, gives the classes' exact numbers (each class computes through the same function), and
+others drop (AUROC₂ accepts any real score, ECE only probabilities). An evaluation split holds thousands of
+answers, not millions, so keeping its four columns once and calling each declared functional twin on them
+at ``compute`` is cheap, gives the classes' exact numbers (each class computes through the same function), and
 makes a DDP result equal the single-process one by construction: the only reduction is one concatenation.
 """
 

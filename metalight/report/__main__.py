@@ -23,9 +23,9 @@ def _parser() -> argparse.ArgumentParser:
                               "version) or report JSON files")
     compare.add_argument("--names", nargs="+", help="column names, one per run (default: experiment/version)")
     compare.add_argument("--metrics", nargs="+",
-                         help="report keys to show, e.g. accuracy dprime_type2 p_true/prr (default: the main "
-                              "metrics plus each confidence source's AUROC2, PRR, d', selective accuracy, "
-                              "coverage, ECE)")
+                         help="report keys to show, e.g. accuracy dprime_type2 p_true/prr (default: the "
+                              "table metrics of metalight/metrics/registry.py, for the run and for each "
+                              "confidence source)")
     compare.add_argument("--out", default="compare.png", help="comparison plot path (default: %(default)s)")
     compare.add_argument("--markdown", help="also write the table to this file")
     plots = commands.add_parser("plots", help="redraw a run's plots from its samples files",
@@ -48,15 +48,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _compare(args) -> int:
+    from metalight.metrics.registry import metric_names
     from metalight.report.plots import compare_figure, save_png
-    from metalight.report.tables import PLOT_KEYS, load_reports, markdown_table
+    from metalight.report.tables import load_reports, markdown_table
 
     reports = load_reports(args.runs, args.names)
     table = markdown_table(reports, args.metrics)
     print(table)
     if args.markdown:
         Path(args.markdown).write_text(table + "\n")
-    keys = [k for k in (args.metrics or PLOT_KEYS) if any(isinstance(r.get(k), (int, float)) for r in reports.values())]
+    keys = [k for k in (args.metrics or metric_names("curve"))
+            if any(isinstance(r.get(k), (int, float)) for r in reports.values())]
     if keys:
         save_png(compare_figure(reports, keys), args.out)
         print(f"\ncomparison plot: {args.out}")

@@ -21,14 +21,11 @@ from matplotlib.figure import Figure
 from metalight.evaluation.sources import SOURCES, SourceInfo
 from metalight.io import atomic_write_bytes
 from metalight.metrics.calibration import expected_calibration_error
+from metalight.metrics.registry import metric_names, metric_title
 
 CORRECT_COLOR, WRONG_COLOR = "#2a9d8f", "#e76f51"
 RELIABILITY_BINS = 15  # as the ECE in report.json (MetacognitionMetrics, ConfidenceMetrics)
 LINE_STYLES = ("-", "--", "-.", ":")
-CURVE_KEYS = ("accuracy", "dprime_type2", "auroc_type2", "raw_alignment", "ece", "prr")
-CURVE_LABELS = {"accuracy": "accuracy", "dprime_type2": "d′ type 2", "auroc_type2": "AUROC₂",
-                "raw_alignment": "raw alignment", "ece": "ECE of P(yes) (lower is better)",
-                "prr": "PRR of P(yes)", "yes_ratio": "yes ratio", "brier": "Brier score (lower is better)"}
 
 
 @dataclass
@@ -185,8 +182,10 @@ def histogram_figure(columns: Sequence[ScoreColumn], title_suffix: str = "") -> 
     return fig
 
 
-def curves_figure(history: Sequence[dict[str, Any]], keys: Sequence[str] = CURVE_KEYS) -> Figure | None:
-    """Validation metrics against the training step (one panel per metric)."""
+def curves_figure(history: Sequence[dict[str, Any]], keys: Sequence[str] | None = None) -> Figure | None:
+    """Validation metrics against the training step, one panel per metric (default: the registry's curve
+    metrics)."""
+    keys = metric_names("curve") if keys is None else keys
     points = sorted((r for r in history if "step" in r), key=lambda r: r["step"])
     keys = [k for k in keys if any(_finite(r.get(k)) for r in points)]
     if not points or not keys:
@@ -198,7 +197,7 @@ def curves_figure(history: Sequence[dict[str, Any]], keys: Sequence[str] = CURVE
     for i, key in enumerate(keys):
         ax = fig.add_subplot(rows, cols, i + 1)
         ax.plot(steps, [r.get(key, math.nan) for r in points], marker="o", ms=4)
-        ax.set(xlabel="training step", title=CURVE_LABELS.get(key, key))
+        ax.set(xlabel="training step", title=metric_title(key))
         ax.title.set_fontsize(10)
         ax.grid(alpha=0.3)
     n = points[-1].get("n")
@@ -224,7 +223,7 @@ def compare_figure(reports: dict[str, dict[str, Any]], keys: Sequence[str]) -> F
                     f" {value:.3f}" if _finite(value) else " n/a", va="center", fontsize=7.5)
         ax.set_yticks(range(len(names)), names, fontsize=7.5)
         ax.invert_yaxis()
-        ax.set_title(CURVE_LABELS.get(key, key), fontsize=10)
+        ax.set_title(metric_title(key), fontsize=10)
         ax.margins(x=0.25)
         ax.axvline(0, color="0.3", lw=0.8)
     fig.suptitle("Run comparison (report.json of each run)", fontsize=10)

@@ -10,12 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from metalight.errors import ConfigError
+from metalight.metrics.registry import metric_names, metric_spec
 
-MAIN_KEYS = ("n", "accuracy", "dprime_type2", "auroc_type2", "prr", "raw_alignment", "yes_ratio", "ece", "brier",
-             "meta_d_prime", "m_ratio", "meta_unparsed_rate")
-SOURCE_KEYS = ("auroc_type2", "prr", "dprime_type2", "selective_accuracy", "coverage", "ece")
 ALWAYS_SHOWN = ("model", "dataset", "split", "step")
-PLOT_KEYS = ("accuracy", "dprime_type2", "auroc_type2", "prr", "raw_alignment", "ece")
 
 
 def resolve_report(path: str | Path) -> Path:
@@ -65,16 +62,17 @@ def _format(value: Any) -> str:
 
 
 def comparison_rows(reports: dict[str, dict[str, Any]], keys: Sequence[str] | None = None) -> list[str]:
-    """The metric rows to show: ``keys``, or the main metrics plus every confidence source's ranking metrics."""
+    """The metric rows to show: ``keys``, or the registry's table metrics plus each confidence source's."""
     if keys:
         return list(keys)
-    rows = [k for k in MAIN_KEYS if any(k in r for r in reports.values())]
+    rows = [k for k in metric_names("report", "table") if any(k in r for r in reports.values())]
     sources = []
     for report in reports.values():
         for source in report.get("confidence_sources", []):
             if source not in sources:
                 sources.append(source)
-    rows += [f"{s}/{k}" for s in sources for k in SOURCE_KEYS if any(f"{s}/{k}" in r for r in reports.values())]
+    rows += [f"{s}/{k}" for s in sources for k in metric_names("source", "table")
+             if any(f"{s}/{k}" in r for r in reports.values())]
     return rows
 
 
@@ -94,23 +92,24 @@ def markdown_table(reports: dict[str, dict[str, Any]], keys: Sequence[str] | Non
     return "\n".join(lines)
 
 
-SOURCE_TABLE = (("auroc_type2", "AUROC₂"), ("prr", "PRR"), ("dprime_type2", "d′₂ (report)"),
-                ("coverage", "coverage"), ("selective_accuracy", "acc. if yes"), ("ece", "ECE"),
-                ("brier", "Brier"), ("scored_rate", "scored"), ("threshold_dprime_type2", "d′₂ @ thr"),
-                ("threshold_coverage", "coverage @ thr"), ("threshold_selective_accuracy", "acc. @ thr"))
+def source_columns() -> list[tuple[str, str]]:
+    """(key suffix, header) of the per-source table: the registry's table metrics that are computed per
+    source, then its threshold metrics at the chosen threshold."""
+    return ([(key, metric_spec(key).label) for key in metric_names("source", "table")]
+            + [(f"threshold_{key}", f"{metric_spec(key).label} @ thr") for key in metric_names("threshold")])
 
 
 def sources_table(report: dict[str, Any]) -> str:
     """One row per confidence source of a report (ConfidenceEvalModule / APIEvalModule), as markdown:
-    ranking (AUROC₂, PRR), the source's own yes-report (d′₂, coverage, accuracy if yes), calibration for
-    probabilities, the share of answers with a score, and the operating point at the chosen threshold."""
+    the columns of :func:`source_columns` (ranking, the source's own yes-report, calibration for
+    probabilities, the share of answers with a score, the operating point at the chosen threshold)."""
     from metalight.evaluation.sources import SOURCES
 
     sources = report.get("confidence_sources") or []
-    lines = ["| source | " + " | ".join(label for _, label in SOURCE_TABLE) + " |",
-             "|---|" + "---:|" * len(SOURCE_TABLE)]
+    columns = source_columns()
+    lines = ["| source | " + " | ".join(label for _, label in columns) + " |", "|---|" + "---:|" * len(columns)]
     for source in sources:
         label = SOURCES[source].label if source in SOURCES else source
-        lines.append(f"| {label} | " + " | ".join(_format(report.get(f"{source}/{key}")) for key, _ in SOURCE_TABLE)
+        lines.append(f"| {label} | " + " | ".join(_format(report.get(f"{source}/{key}")) for key, _ in columns)
                      + " |")
     return "\n".join(lines)

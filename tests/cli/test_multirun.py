@@ -37,7 +37,7 @@ def test_sweep_over_fanoutqa_and_triviaqa_gives_one_table(tmp_path, tiny_model_d
     assert "failed" in rows["broken"]["error"]
     assert Path(rows["fanoutqa"]["run"]) == tmp_path / "runs" / "gen" / "fanoutqa" / "version_0"
     table = (tmp_path / "runs" / "gen" / "summary.md").read_text()
-    assert table.startswith("| entry | dataset | language | n | accuracy | d′₂ | AUROC₂ |")
+    assert table.startswith("| entry | dataset | language | n | accuracy | AUROC₂ | PRR | d′₂ |")
     assert "| triviaqa-es-prompts |" in table and "| broken | failed:" in table
     assert "| fanoutqa |" in capsys.readouterr().out
 
