@@ -59,14 +59,14 @@ def threshold_evaluation(config_args: list[str]) -> tuple[Path, Path, str]:
                           "or APIEvalModule with at least one source that scores answers")
     test_run = run_cli(["test", *config_args, "--model.init_args.thresholds_from", str(val_run / "report.json")])
     test_report = _read_report(test_run)
-    lines = ["| source | threshold (chosen on val) | split | coverage | accuracy if answered | d′₂ | alignment |",
-             "|---|---:|---|---:|---:|---:|---:|"]
+    keys = metric_names("threshold")
+    lines = ["| source | threshold (chosen on val) | split | "
+             + " | ".join(metric_spec(key).label for key in keys) + " |", "|---|---:|---|" + "---:|" * len(keys)]
     for source, entry in val_report["thresholds"].items():
         for split, report in (("val", val_report), ("test", test_report)):
             at = report["thresholds"].get(source, {}).get("at_threshold", {})
-            lines.append(f"| {source} | {_fmt(entry['threshold'])} | {split} | {_fmt(at.get('coverage'))} | "
-                         f"{_fmt(at.get('selective_accuracy'))} | {_fmt(at.get('dprime_type2'))} | "
-                         f"{_fmt(at.get('raw_alignment'))} |")
+            lines.append(f"| {source} | {_fmt(entry['threshold'])} | {split} | "
+                         + " | ".join(_fmt(at.get(key)) for key in keys) + " |")
     table = "\n".join(lines)
     atomic_write_text(test_run / "threshold_summary.md", table + "\n")
     return val_run, test_run, table
