@@ -1,4 +1,4 @@
-"""Batched generation, first-token yes/no probability, and continuation log-probabilities.
+"""Batched generation, first-token yes/no probability, and per-token scores of given completions.
 
 All functions take already-rendered :class:`Prompt` s (see :func:`metalight.models.chat.render_prompt`),
 left-pad them together (so chat-templated and raw prompts can share one batch), and keep the *end* of a
@@ -194,28 +194,6 @@ def yes_probability(model, tokenizer, prompts: Sequence[Prompt], yes_ids: Sequen
                           enabled=prefix_cache and not synced_gpus)
     logits, _ = prefill(model, batch, buckets=not synced_gpus, need_cache=False)
     return p_yes_from_logits(logits[:, list(yes_ids) + list(no_ids)], len(yes_ids)).cpu()
-
-
-def continuation_logprobs(model, tokenizer, prompts: Sequence[Prompt], continuations: Sequence[str],
-                          max_input_tokens: int | None = None, reduce: Literal["sum", "mean"] = "sum") -> Tensor:
-    """Log-probability (nats) of each continuation given its prompt, summed (or averaged) over its tokens."""
-    if len(prompts) != len(continuations):
-        raise ValueError(f"{len(prompts)} prompts but {len(continuations)} continuations")
-    prompt_ids = encode_prompts(tokenizer, prompts, max_input_tokens)
-    cont_ids = [tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
-    if any(not c for c in cont_ids):
-        raise ValueError("an empty continuation has no log-probability")
-    input_ids, attention_mask = left_pad([p + c for p, c in zip(prompt_ids, cont_ids)], tokenizer.pad_token_id,
-                                         model_device(model))
-    with torch.no_grad():
-        logits = model(input_ids=input_ids, attention_mask=attention_mask,
-                       position_ids=position_ids(attention_mask)).logits[:, :-1].float()
-    token_logprobs = torch.log_softmax(logits, -1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
-    out = []
-    for row, cont in enumerate(cont_ids):
-        values = token_logprobs[row, -len(cont):]
-        out.append(values.sum() if reduce == "sum" else values.mean())
-    return torch.stack(out).cpu()
 
 
 @dataclass
