@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from metalight.errors import MetalightError  # noqa: E402
-from metalight.models.loading import load_model  # noqa: E402
-from metalight.models.weight_delta import apply_delta, keep_masks, load_delta  # noqa: E402
+from metalight.errors import MetalightError
+from metalight.models.loading import load_model
+from metalight.models.weight_delta import apply_delta, keep_masks, load_delta
 
 
 def main(argv: list[str] | None = None) -> Path:

@@ -22,17 +22,15 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from metalight.benchmarking import BenchResult, check, invocation, timed, write_results  # noqa: E402
-from metalight.data.sources.fanoutqa import FanOutQASingleHopDataModule  # noqa: E402
-from metalight.evaluation.dual_prompt import EvalSettings, evaluate_records  # noqa: E402
-from metalight.methods.esma.noise import make_scheme  # noqa: E402
-from metalight.methods.esma.perturb import add_noise_  # noqa: E402
-from metalight.methods.esma.rewards import esma_reward, member_fitness  # noqa: E402
-from metalight.methods.esma.selection import select_parameters  # noqa: E402
-from metalight.methods.esma.update import member_seeds, shape_fitness, write_es_gradient  # noqa: E402
-from metalight.models.loading import load_model  # noqa: E402
+from metalight.benchmarking import BenchResult, check, invocation, timed, write_results
+from metalight.data.sources.fanoutqa import FanOutQASingleHopDataModule
+from metalight.evaluation.dual_prompt import EvalSettings, evaluate_records
+from metalight.methods.esma.noise import make_scheme
+from metalight.methods.esma.perturb import add_noise_
+from metalight.methods.esma.rewards import esma_reward, member_fitness
+from metalight.methods.esma.selection import select_parameters
+from metalight.methods.esma.update import member_seeds, shape_fitness, write_es_gradient
+from metalight.models.loading import load_model
 
 MODEL = "embedded:smollm2-135m-instruct"
 SIGMA, ALPHA = 1e-3, 5e-4

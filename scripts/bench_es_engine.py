@@ -18,27 +18,23 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from metalight.benchmarking import BenchResult, check, invocation, write_results  # noqa: E402
-from metalight.data.sources.fanoutqa import FanOutQASingleHopDataModule  # noqa: E402
-from metalight.evaluation.dual_prompt import EvalSettings, build_prompts, meta_token_ids  # noqa: E402
-from metalight.grading import parse_meta_answer  # noqa: E402
-from metalight.methods.esma.lowrank_forward import LowRankPopulation  # noqa: E402
-from metalight.methods.esma.noise import make_scheme  # noqa: E402
-from metalight.methods.esma.population import EngineSettings, evaluate_population, members_per_batch  # noqa: E402
-from metalight.methods.esma.rewards import esma_reward, member_fitness  # noqa: E402
-from metalight.methods.esma.selection import select_parameters  # noqa: E402
-from metalight.methods.esma.update import member_seeds, shape_fitness, write_es_gradient  # noqa: E402
-from metalight.models.generation import Decoding, encode_prompts, p_yes_from_logits  # noqa: E402
-from metalight.models.loading import load_model, load_tokenizer, resolve_model_spec  # noqa: E402
-from metalight.models.row_decoding import decode_rows, last_token_logits  # noqa: E402
+from metalight.benchmarking import BenchResult, check, invocation, write_results
+from metalight.data.sources.fanoutqa import FanOutQASingleHopDataModule
+from metalight.evaluation.dual_prompt import EvalSettings, build_prompts, meta_token_ids
+from metalight.grading import parse_meta_answer
+from metalight.methods.esma.lowrank_forward import LowRankPopulation
+from metalight.methods.esma.noise import make_scheme
+from metalight.methods.esma.population import EngineSettings, evaluate_population, members_per_batch
+from metalight.methods.esma.rewards import esma_reward, member_fitness
+from metalight.methods.esma.selection import select_parameters
+from metalight.methods.esma.update import member_seeds, shape_fitness, write_es_gradient
+from metalight.models.generation import Decoding, encode_prompts, p_yes_from_logits
+from metalight.models.loading import load_model, load_tokenizer, resolve_model_spec
+from metalight.models.row_decoding import decode_rows, last_token_logits
 
 MODEL = "embedded:smollm2-135m-instruct"
 SIGMA = 1e-3

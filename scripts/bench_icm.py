@@ -12,21 +12,18 @@ identical proposals: the cache changes no number. Writes ``docs/benchmarks/icm.j
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from metalight.benchmarking import BenchResult, check, invocation, write_results  # noqa: E402
-from metalight.data.sources.gsm8k_verification import read_problems  # noqa: E402
-from metalight.methods.icm.consistency import ExclusiveAnswers  # noqa: E402
-from metalight.methods.icm.predictability import MutualPredictability  # noqa: E402
-from metalight.methods.icm.search import ICMSearch, SearchSettings  # noqa: E402
-from metalight.models.loading import load_model  # noqa: E402
-from metalight.prompts import GSM8K_ANSWER_SENTENCE, icm_prompt  # noqa: E402
+from metalight.benchmarking import BenchResult, check, invocation, write_results
+from metalight.data.sources.gsm8k_verification import read_problems
+from metalight.methods.icm.consistency import ExclusiveAnswers
+from metalight.methods.icm.predictability import MutualPredictability
+from metalight.methods.icm.search import ICMSearch, SearchSettings
+from metalight.models.loading import load_model
+from metalight.prompts import GSM8K_ANSWER_SENTENCE, icm_prompt
 
 MODEL = "embedded:smollm2-135m-instruct"
 

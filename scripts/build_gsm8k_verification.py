@@ -12,22 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from metalight.data.sources.gsm8k_verification import (  # noqa: E402
-    DEFAULT_CANDIDATES,
-    build_verification_rows,
-    read_problems,
-)
-from metalight.io import atomic_write_jsonl  # noqa: E402
-from metalight.models.loading import load_model  # noqa: E402
+from metalight.data.sources.gsm8k_verification import DEFAULT_CANDIDATES, read_problems
+from metalight.io import atomic_write_jsonl
+from metalight.methods.icm.gsm8k_candidates import build_verification_rows
+from metalight.models.loading import load_model
 
 
 def main(argv: list[str] | None = None) -> Path:

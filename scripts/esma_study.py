@@ -16,16 +16,13 @@ import argparse
 import datetime
 import json
 import re
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from metalight.benchmarking import invocation, machine  # noqa: E402
-from metalight.callbacks.report_writer import run_dir  # noqa: E402
-from metalight.cli import main as cli  # noqa: E402
-from metalight.io import atomic_write_json, atomic_write_text  # noqa: E402
+from metalight.benchmarking import invocation, machine
+from metalight.callbacks.report_writer import run_dir
+from metalight.cli import main as cli
+from metalight.io import atomic_write_json, atomic_write_text
 
 ARMS = {
     "esma": ["--model.init_args.noise", "esma", "--model.init_args.population", "sequential",

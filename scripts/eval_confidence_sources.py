@@ -14,20 +14,17 @@ import os
 import platform
 import re
 import shutil
-import sys
 import time
 from datetime import date
 from pathlib import Path
 
+from metalight.benchmarking import invocation
+from metalight.cli.multirun import run_cli
+from metalight.evaluation.sources import SOURCES
+from metalight.io import atomic_write_json, atomic_write_text
+from metalight.report.tables import sources_table
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from metalight.benchmarking import invocation  # noqa: E402
-from metalight.cli.multirun import run_cli  # noqa: E402
-from metalight.evaluation.sources import SOURCES  # noqa: E402
-from metalight.io import atomic_write_json, atomic_write_text  # noqa: E402
-from metalight.report.tables import sources_table  # noqa: E402
-
 DOC = ROOT / "docs" / "evaluation.md"
 START, END = "<!-- confidence-sources:start -->", "<!-- confidence-sources:end -->"
 QUICK_QUESTIONS = 24

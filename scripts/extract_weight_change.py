@@ -9,14 +9,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from metalight.errors import MetalightError  # noqa: E402
-from metalight.models.loading import load_model  # noqa: E402
-from metalight.models.weight_delta import load_checkpoint_weights, save_delta, weight_delta  # noqa: E402
+from metalight.errors import MetalightError
+from metalight.models.loading import load_model
+from metalight.models.weight_delta import load_checkpoint_weights, save_delta, weight_delta
 
 
 def main(argv: list[str] | None = None) -> Path:

@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from metalight.benchmarking import invocation  # noqa: E402
-from metalight.data.sources.gsm8k_verification import DEFAULT_CANDIDATES  # noqa: E402
-from metalight.io import atomic_write_json, atomic_write_text  # noqa: E402
+from metalight.benchmarking import invocation
+from metalight.data.sources.gsm8k_verification import DEFAULT_CANDIDATES
+from metalight.io import atomic_write_json, atomic_write_text
 
 OUT = Path("docs/results")
 LABELS = {"icm": "ICM", "zero_shot": "zero-shot", "random": "random labels",

@@ -12,21 +12,18 @@ import argparse
 import json
 import re
 import shutil
-import sys
 import time
 from pathlib import Path
 
 import torch
 
+from metalight.cli import main as cli_main
+from metalight.io import atomic_write_json, atomic_write_text
+from metalight.methods.probes.__main__ import main as nf_main
+from metalight.methods.probes.experiments.common import ProbeRun
+from metalight.methods.probes.plots import heldout_probe_metrics
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from metalight.cli import main as cli_main  # noqa: E402
-from metalight.io import atomic_write_json, atomic_write_text  # noqa: E402
-from metalight.methods.probes.__main__ import main as nf_main  # noqa: E402
-from metalight.methods.probes.experiments.common import ProbeRun  # noqa: E402
-from metalight.methods.probes.plots import heldout_probe_metrics  # noqa: E402
-
 DOC = ROOT / "docs" / "neurofeedback.md"
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 # What the full run measures: all layers for the probes; the middle percentile layers for the report; the

@@ -11,14 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from metalight.callbacks.report_writer import run_dir  # noqa: E402
-from metalight.cli import main as cli  # noqa: E402
+from metalight.callbacks.report_writer import run_dir
+from metalight.cli import main as cli
 
 COMPARED = (("dprime_type2", "d'type2"), ("auroc_type2", "AUROC2"), ("accuracy", "accuracy"),
             ("raw_alignment", "raw alignment"), ("yes_ratio", "yes ratio"))

@@ -1,4 +1,4 @@
-"""Batched generation, first-token yes/no probability, and continuation log-probabilities.
+"""Batched generation, first-token yes/no probability, and per-token scores of given completions.
 
 All functions take already-rendered :class:`Prompt` s (see :func:`metalight.models.chat.render_prompt`),
 left-pad them together (so chat-templated and raw prompts can share one batch), and keep the *end* of a
@@ -8,17 +8,16 @@ prompt longer than ``max_input_tokens`` (the question and the assistant header l
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
 from torch import Tensor
 
 from metalight.models.bucketed_prefill import prefill
+from metalight.models.decoding import Decoder, Decoding, DecodingStrategy, Generation, stop_token_ids
 from metalight.models.prefix_cache import prepare_batch
-
-DecodingStrategy = Literal["greedy", "sample", "model_default"]
-Decoder = Literal["auto", "compact", "hf"]
+from metalight.models.row_decoding import decode_rows
 
 
 @dataclass(frozen=True)
@@ -27,35 +26,6 @@ class Prompt:
 
     text: str
     templated: bool = False
-
-
-@dataclass(frozen=True)
-class Decoding:
-    """How to decode: ``greedy`` (default), ``sample`` (temperature, top_p) or ``model_default`` (the model's
-    own generation_config, which samples for e.g. Qwen2.5-Instruct, as upstream ESMA silently did)."""
-
-    max_new_tokens: int = 32
-    strategy: DecodingStrategy = "greedy"
-    temperature: float = 1.0
-    top_p: float = 1.0
-
-
-@dataclass
-class Generation:
-    """Decoded completions (prompt removed, special tokens skipped, stripped), their token counts, the
-    raw logits of the requested token ids at the first generated position ([rows, len(ids)]) if asked, and the
-    stop token that ended each row (``None``: it ran out of ``max_new_tokens``; not part of ``completion_ids``)."""
-
-    texts: list[str]
-    num_tokens: list[int]
-    completion_ids: list[list[int]] = field(repr=False)
-    first_token_logits: Tensor | None = None
-    stop_ids: list[int | None] = field(default_factory=list, repr=False)
-
-    def generated_ids(self, row: int) -> list[int]:
-        """Every token the model chose for ``row``: the completion plus its stop token, if any."""
-        stop = self.stop_ids[row] if self.stop_ids else None
-        return self.completion_ids[row] + ([stop] if stop is not None else [])
 
 
 def model_device(model) -> torch.device:
@@ -87,15 +57,6 @@ def left_pad(sequences: Sequence[Sequence[int]], pad_id: int, device=None) -> tu
 def position_ids(attention_mask: Tensor) -> Tensor:
     """Positions that start at 0 on each row's first real token, so left padding does not shift them."""
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-
-
-def stop_token_ids(model, tokenizer) -> list[int]:
-    """EOS ids from the model's generation config and the tokenizer."""
-    ids = model.generation_config.eos_token_id
-    ids = [ids] if isinstance(ids, int) else list(ids or [])
-    if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:
-        ids.append(tokenizer.eos_token_id)
-    return ids
 
 
 def generation_config(model, tokenizer, decoding: Decoding):
@@ -164,8 +125,6 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], decoding: Decoding = D
         return Generation([], [], [], None)
     rows = [ids for ids in encode_prompts(tokenizer, prompts, max_input_tokens) for _ in range(num_return_sequences)]
     if resolve_decoder(decoder, decoding.strategy, synced_gpus) == "compact":
-        from metalight.models.row_decoding import decode_rows  # it builds on this module
-
         return decode_rows(model, tokenizer, rows, decoding, capture_token_ids, prefix_cache=prefix_cache)
     batch = prepare_batch(model, rows, tokenizer.pad_token_id, enabled=prefix_cache and not synced_gpus)
     # Ranks generating in lock step must run the same forwards: no buckets there.
@@ -235,28 +194,6 @@ def yes_probability(model, tokenizer, prompts: Sequence[Prompt], yes_ids: Sequen
                           enabled=prefix_cache and not synced_gpus)
     logits, _ = prefill(model, batch, buckets=not synced_gpus, need_cache=False)
     return p_yes_from_logits(logits[:, list(yes_ids) + list(no_ids)], len(yes_ids)).cpu()
-
-
-def continuation_logprobs(model, tokenizer, prompts: Sequence[Prompt], continuations: Sequence[str],
-                          max_input_tokens: int | None = None, reduce: Literal["sum", "mean"] = "sum") -> Tensor:
-    """Log-probability (nats) of each continuation given its prompt, summed (or averaged) over its tokens."""
-    if len(prompts) != len(continuations):
-        raise ValueError(f"{len(prompts)} prompts but {len(continuations)} continuations")
-    prompt_ids = encode_prompts(tokenizer, prompts, max_input_tokens)
-    cont_ids = [tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
-    if any(not c for c in cont_ids):
-        raise ValueError("an empty continuation has no log-probability")
-    input_ids, attention_mask = left_pad([p + c for p, c in zip(prompt_ids, cont_ids)], tokenizer.pad_token_id,
-                                         model_device(model))
-    with torch.no_grad():
-        logits = model(input_ids=input_ids, attention_mask=attention_mask,
-                       position_ids=position_ids(attention_mask)).logits[:, :-1].float()
-    token_logprobs = torch.log_softmax(logits, -1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
-    out = []
-    for row, cont in enumerate(cont_ids):
-        values = token_logprobs[row, -len(cont):]
-        out.append(values.sum() if reduce == "sum" else values.mean())
-    return torch.stack(out).cpu()
 
 
 @dataclass

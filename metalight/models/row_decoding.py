@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 
 from metalight.models.bucketed_prefill import prefill
-from metalight.models.generation import Decoding, Generation, stop_token_ids
+from metalight.models.decoding import Decoding, Generation, stop_token_ids
 from metalight.models.prefix_cache import prepare_batch
 
 RowContext = Callable[[Tensor], AbstractContextManager]

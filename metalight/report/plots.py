@@ -1,6 +1,7 @@
 """Figures of one evaluation: type-2 ROC, reliability diagram, confidence histograms by outcome, metric curves
 over training, and a comparison of several runs. Built on matplotlib's object API (no pyplot state), so
-they are safe inside a training process; :func:`save_png` writes a PNG atomically.
+they are safe inside a training process; :func:`save_png` writes a PNG atomically. Figure titles wrap at the
+figure's edges (``wrap=True``; constrained layout makes room for the extra lines), since one panel is narrow.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from metalight.metrics.registry import metric_names, metric_title
 CORRECT_COLOR, WRONG_COLOR = "#2a9d8f", "#e76f51"
 RELIABILITY_BINS = 15  # as the ECE in report.json (MetacognitionMetrics, ConfidenceMetrics)
 LINE_STYLES = ("-", "--", "-.", ":")
+_FILE_NAME = re.compile(r"\.[A-Za-z][A-Za-z0-9]{0,5}$")  # ends in an extension: .json, .jsonl, .gguf
 
 
 @dataclass
@@ -107,7 +109,8 @@ def type2_roc_figure(columns: Sequence[ScoreColumn], title_suffix: str = "") -> 
     ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), aspect="equal",
            xlabel="false-alarm rate F = P(confident | wrong answer)",
            ylabel="hit rate H = P(confident | correct answer)")
-    fig.suptitle(f"Type-2 ROC: does confidence separate right from wrong answers?{title_suffix}", fontsize=10)
+    fig.suptitle(f"Type-2 ROC: does confidence separate right from wrong answers?{title_suffix}", fontsize=10,
+                 wrap=True)
     ax.grid(alpha=0.3)
     fig.legend(loc="outside lower center", fontsize=8, frameon=False)
     return fig
@@ -141,8 +144,8 @@ def reliability_figure(columns: Sequence[ScoreColumn], title_suffix: str = "") -
                ylabel="fraction of answers correct in bin")
         ax.set_title(f"{col.info.label}: ECE = {ece:.3f}, n = {int(col.scored.sum())}", fontsize=9)
         ax.legend(loc="upper left", fontsize=7.5)
-    fig.suptitle(f"Reliability ({RELIABILITY_BINS} equal bins; number above a bar = answers in it){title_suffix}",
-                 fontsize=10)
+    fig.suptitle(f"Reliability ({RELIABILITY_BINS} bins; number on a bar = its answers){title_suffix}",
+                 fontsize=10, wrap=True)
     return fig
 
 
@@ -178,7 +181,7 @@ def histogram_figure(columns: Sequence[ScoreColumn], title_suffix: str = "") -> 
         ax.xaxis.label.set_fontsize(8)
         ax.legend(fontsize=7.5)
     fig.suptitle(f"Confidence by outcome (each colour sums to 1): little overlap = good metacognition{title_suffix}",
-                 fontsize=10)
+                 fontsize=10, wrap=True)
     return fig
 
 
@@ -202,7 +205,7 @@ def curves_figure(history: Sequence[dict[str, Any]], keys: Sequence[str] | None 
         ax.grid(alpha=0.3)
     n = points[-1].get("n")
     fig.suptitle(f"Validation metrics during training ({len(points)} evaluations"
-                 + (f", n = {int(n)} questions each)" if _finite(n) else ")"), fontsize=10)
+                 + (f", n = {int(n)} questions each)" if _finite(n) else ")"), fontsize=10, wrap=True)
     return fig
 
 
@@ -226,13 +229,18 @@ def compare_figure(reports: dict[str, dict[str, Any]], keys: Sequence[str]) -> F
         ax.set_title(metric_title(key), fontsize=10)
         ax.margins(x=0.25)
         ax.axvline(0, color="0.3", lw=0.8)
-    fig.suptitle("Run comparison (report.json of each run)", fontsize=10)
+    fig.suptitle("Run comparison (report.json of each run)", fontsize=10, wrap=True)
     return fig
 
 
 def figure_label(label: str, width: int = 90) -> str:
-    """``label`` fit for a figure title: file paths shortened to their file name, wrapped at ``width``."""
-    return textwrap.fill(re.sub(r"(?:/[^/\s()·,]+)+/([^/\s()·,]+)", r"\1", label), width)
+    """``label`` fit for a figure title, wrapped at ``width`` characters: a file path shortened to its file
+    name (``dev.json``), a directory to its last two parts (a checkpoint's ``esma/hf``, a hub id)."""
+    def shorten(path: re.Match) -> str:
+        parts = path.group().rstrip("/").split("/")
+        return parts[-1] if _FILE_NAME.search(parts[-1]) else "/".join(parts[-2:])
+
+    return textwrap.fill(re.sub(r"[^/\s()·,]*/[^\s()·,]*", shorten, label), width)
 
 
 def report_label(report: dict[str, Any], split: str) -> str:

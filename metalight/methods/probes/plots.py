@@ -12,6 +12,7 @@ import torch
 
 from metalight.methods.probes.experiments.common import ProbeRun
 from metalight.methods.probes.scores import probe_metrics
+from metalight.report.plots import figure_label
 
 
 def _pyplot():
@@ -23,9 +24,16 @@ def _pyplot():
     return plt
 
 
+def _figure(*args, **kwargs):
+    """``plt.subplots`` whose layout makes room for titles, which wrap at the figure's edges."""
+    fig, panels = _pyplot().subplots(*args, layout="constrained", **kwargs)
+    for panel in fig.axes:
+        panel.title.set_wrap(True)
+    return fig, panels
+
+
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
     fig.savefig(path, dpi=110)
     _pyplot().close(fig)
     return path
@@ -39,9 +47,8 @@ def heldout_probe_metrics(run: ProbeRun) -> dict[str, torch.Tensor]:
 
 def plot_probes(run: ProbeRun, out: Path) -> Path:
     """Held-out probe accuracy and AUROC vs layer, one line per axis."""
-    plt = _pyplot()
     values = heldout_probe_metrics(run)
-    fig, panels = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
+    fig, panels = _figure(1, 2, figsize=(11, 4), sharex=True)
     for panel, name in zip(panels, ("accuracy", "auroc")):
         for ai, axis in enumerate(run.probes.axes):
             panel.plot(run.probes.layers, values[name][:, ai].tolist(), marker="o", ms=3, label=axis,
@@ -62,17 +69,17 @@ def _by_axis(results: list[dict[str, Any]], value: str, **where) -> dict[str, tu
 
 def plot_report(report: dict[str, Any], out: Path) -> list[Path]:
     """Report accuracy vs layer per axis (with the majority baseline), and accuracy by in-context position."""
-    plt = _pyplot()
     results = report["results"]
-    fig, panel = plt.subplots(figsize=(6, 4))
+    fig, panel = _figure(figsize=(6, 4))
     for axis, (layers, acc) in _by_axis(results, "accuracy").items():
         panel.plot(layers, acc, marker="o", label=axis)
     panel.plot(*next(iter(_by_axis(results, "majority_baseline").values())), color="grey", ls="--",
                label="majority baseline")
-    panel.set(xlabel="layer", ylabel="report accuracy", title=f"report: {report['settings']['model']}")
+    panel.set(xlabel="layer", ylabel="report accuracy",
+              title=f"report: {figure_label(report['settings']['model'])}")
     panel.legend(fontsize=7)
     paths = [_save(fig, out / f"{report['name']}_accuracy.png")]
-    fig, panel = plt.subplots(figsize=(6, 4))
+    fig, panel = _figure(figsize=(6, 4))
     for r in results:
         curve = torch.tensor(r["curve"]["accuracy"])
         window = max(1, len(curve) // 10)
@@ -88,12 +95,11 @@ def plot_report(report: dict[str, Any], out: Path) -> list[Path]:
 
 def plot_control(control: dict[str, Any], out: Path) -> list[Path]:
     """Cohen's d vs layer per axis at the largest N (one panel per mode), and d vs N per (layer, axis)."""
-    plt = _pyplot()
     results = control["results"]
     modes = sorted({r["mode"] for r in results})
     n_max = max(r["n_examples"] for r in results)
     # One y scale for every mode, and the 95% CIs drawn: a near-zero "inactive" panel must look like one.
-    fig, panels = plt.subplots(1, len(modes), figsize=(5.5 * len(modes), 4), squeeze=False, sharey=True)
+    fig, panels = _figure(1, len(modes), figsize=(5.5 * len(modes), 4), squeeze=False, sharey=True)
     for panel, mode in zip(panels[0], modes):
         for axis, (layers, d) in _by_axis(results, "d", mode=mode, n_examples=n_max).items():
             _, ci = _by_axis(results, "ci95", mode=mode, n_examples=n_max)[axis]
@@ -103,7 +109,7 @@ def plot_control(control: dict[str, Any], out: Path) -> list[Path]:
                   title=f"control, {mode}, N={n_max}")
         panel.legend(fontsize=7)
     paths = [_save(fig, out / "control_d_by_layer.png")]
-    fig, panels = plt.subplots(1, len(modes), figsize=(5.5 * len(modes), 4), squeeze=False, sharey=True)
+    fig, panels = _figure(1, len(modes), figsize=(5.5 * len(modes), 4), squeeze=False, sharey=True)
     for panel, mode in zip(panels[0], modes):
         series: dict[tuple, list] = defaultdict(list)
         for r in results:
@@ -121,8 +127,7 @@ def plot_control(control: dict[str, Any], out: Path) -> list[Path]:
 
 def plot_steering(steering: dict[str, Any], out: Path) -> Path:
     """Mean re-read score vs steering α, one line per (layer, axis)."""
-    plt = _pyplot()
-    fig, panel = plt.subplots(figsize=(6, 4))
+    fig, panel = _figure(figsize=(6, 4))
     for r in steering["results"]:
         alphas = [a["alpha"] for a in r["alphas"]]
         panel.plot(alphas, [a["mean_score"] for a in r["alphas"]], marker="o",

@@ -1,6 +1,6 @@
 """Train the test ESMA module for 3 steps on 1 or 2 CPU processes (DDP, gloo) and save the weights.
 
-    python tests/methods/esma/esma_ddp_run.py MODEL_DIR QUESTIONS RUN_DIR DEVICES OUT [key=value ...]
+    python -m tests.methods.esma.esma_ddp_run MODEL_DIR QUESTIONS RUN_DIR DEVICES OUT [key=value ...]
 
 Lightning's DDP launcher starts the second process by re-running this script; rank 0 saves the weights.
 """
@@ -10,10 +10,9 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
-torch.set_num_threads(1)
+from tests.methods.esma.esma_helpers import fit, module, weights
 
-from tests.methods.esma.esma_helpers import fit, module, weights  # noqa: E402
+torch.set_num_threads(1)
 
 
 def parse(value: str):

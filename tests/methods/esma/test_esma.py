@@ -98,9 +98,9 @@ def test_two_process_ddp_equals_one_process_after_three_steps(tiny_model_dir, qu
     outputs = {}
     for devices in (1, 2):
         out = tmp_path / f"weights{devices}.pt"
-        result = subprocess.run([sys.executable, "tests/methods/esma/esma_ddp_run.py", str(tiny_model_dir), str(questions),
-                                 str(tmp_path / f"run{devices}"), str(devices), str(out), f"noise={noise}", *extra],
-                                cwd=ROOT, capture_output=True, text=True, timeout=600)
+        result = subprocess.run([sys.executable, "-m", "tests.methods.esma.esma_ddp_run", str(tiny_model_dir),
+                                 str(questions), str(tmp_path / f"run{devices}"), str(devices), str(out),
+                                 f"noise={noise}", *extra], cwd=ROOT, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
         outputs[devices] = torch.load(out)
     assert all(torch.equal(outputs[1][k], outputs[2][k]) for k in outputs[1])
