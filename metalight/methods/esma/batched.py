@@ -9,7 +9,13 @@ under explicitly perturbed weights (tested).
 
 from __future__ import annotations
 
-from metalight.evaluation.dual_prompt import EvalSettings, SampleResult, build_prompts, meta_token_ids, score_answers
+from metalight.evaluation.dual_prompt import (
+    EvalSettings,
+    SampleResult,
+    build_prompts,
+    meta_token_ids,
+    score_answers,
+)
 from metalight.methods.esma.lowrank_forward import LowRankPopulation
 from metalight.models.generation import Decoding, encode_prompts, p_yes_from_logits
 from metalight.models.row_decoding import decode_rows, last_token_logits

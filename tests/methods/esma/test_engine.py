@@ -7,9 +7,9 @@ import pytest
 from metalight.data.records import QARecord
 from metalight.errors import ConfigError
 from metalight.evaluation.dual_prompt import EvalSettings
-from metalight.methods.esma.noise import make_scheme
 from metalight.methods.esma.engine import PopulationEngine
 from metalight.methods.esma.memory import member_memory_bytes
+from metalight.methods.esma.noise import make_scheme
 from metalight.methods.esma.selection import select_parameters
 from metalight.methods.esma.update import Member
 from metalight.models import bucketed_prefill
