@@ -70,7 +70,7 @@ def population_vs_plain(model, tokenizer, records, members: int, settings: EvalS
 
 def memory_child(members: int) -> None:
     """(c), run in a fresh process: peak extra memory of perturb + restore, then of the update."""
-    from metalight.methods.esma.memory import PeakMemory
+    from metalight.benchmarking import PeakMemory
 
     model, _ = load_model(MODEL)
     warm_up = make_scheme("esma", select_parameters(model))

@@ -26,9 +26,9 @@ from metalight.benchmarking import BenchResult, check, invocation, write_results
 from metalight.data.sources.fanoutqa import FanOutQASingleHopDataModule
 from metalight.evaluation.dual_prompt import EvalSettings, build_prompts, meta_token_ids
 from metalight.grading import parse_meta_answer
+from metalight.methods.esma.engine import PopulationEngine
 from metalight.methods.esma.lowrank_forward import LowRankPopulation
 from metalight.methods.esma.noise import make_scheme
-from metalight.methods.esma.population import EngineSettings, evaluate_population, members_per_batch
 from metalight.methods.esma.rewards import esma_reward, member_fitness
 from metalight.methods.esma.selection import select_parameters
 from metalight.methods.esma.update import member_seeds, shape_fitness, write_es_gradient
@@ -47,16 +47,16 @@ def sync() -> None:
         torch.cuda.synchronize()
 
 
-def iteration(model, tokenizer, records, noise: str, engine: EngineSettings, members: int,
+def iteration(model, tokenizer, records, noise: str, engine: PopulationEngine, members: int,
               settings: EvalSettings, rank: int = 1) -> tuple[float, int]:
     """Seconds of one ES iteration (population evaluation + gradient + SGD step) and the group size used."""
     scheme = make_scheme(noise, select_parameters(model), rank=rank)
     population = member_seeds(0, 0, members)
-    per_batch = members_per_batch(model, scheme, engine, len(records), settings, members)
+    per_batch = engine.group_size(model, scheme, len(records), settings, members)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # lr 0: the timed work without moving the model
     sync()
     start = time.perf_counter()
-    results = evaluate_population(model, tokenizer, records, population, scheme, SIGMA, settings, engine, per_batch)
+    results = engine.evaluate(model, tokenizer, records, population, scheme, SIGMA, settings, per_batch)
     weights, _ = shape_fitness(torch.tensor([member_fitness(esma_reward, r) for r in results]))
     write_es_gradient(scheme, population, weights)
     optimizer.step()
@@ -130,10 +130,10 @@ def gpu_comparison(device: str, shape: str, members: int, count: int, new_tokens
     model, tokenizer = qwen_shaped(device, shape)
     records = questions(count)
     settings = EvalSettings(max_new_tokens=new_tokens)
-    iteration(model, tokenizer, records[:2], "lowrank", EngineSettings("batched", "compact"), 2, settings)  # warm-up
-    sequential, _ = iteration(model, tokenizer, records, "esma", EngineSettings(decoder="hf", restore="copy"), members,
-                              settings)
-    batched, per_batch = iteration(model, tokenizer, records, "lowrank", EngineSettings("batched", "compact"),
+    iteration(model, tokenizer, records[:2], "lowrank", PopulationEngine("batched", "compact"), 2, settings)  # warm-up
+    sequential, _ = iteration(model, tokenizer, records, "esma", PopulationEngine(decoder="hf", restore="copy"),
+                              members, settings)
+    batched, per_batch = iteration(model, tokenizer, records, "lowrank", PopulationEngine("batched", "compact"),
                                    members, settings)
     rows = 2 * members * count
     context = settings.max_input_tokens // 2 + new_tokens  # prompts here are ~64 tokens
@@ -160,10 +160,10 @@ def main() -> None:
     settings = EvalSettings(max_new_tokens=new_tokens)
     model, tokenizer = load_model(MODEL)
     records = questions(count)
-    iteration(model, tokenizer, records[:1], "lowrank", EngineSettings("batched"), 2, settings)  # warm-up
-    upstream, _ = iteration(model, tokenizer, records, "esma", EngineSettings(decoder="hf"), members, settings)
-    compact, _ = iteration(model, tokenizer, records, "esma", EngineSettings(decoder="compact"), members, settings)
-    batched, per_batch = iteration(model, tokenizer, records, "lowrank", EngineSettings("batched"), members,
+    iteration(model, tokenizer, records[:1], "lowrank", PopulationEngine("batched"), 2, settings)  # warm-up
+    upstream, _ = iteration(model, tokenizer, records, "esma", PopulationEngine(decoder="hf"), members, settings)
+    compact, _ = iteration(model, tokenizer, records, "esma", PopulationEngine(decoder="compact"), members, settings)
+    batched, per_batch = iteration(model, tokenizer, records, "lowrank", PopulationEngine("batched"), members,
                                    settings)
     meta = meta_half(model, tokenizer, records, members, settings)
     speedup, meta_speedup = upstream / batched, meta["generate_s"] / meta["logits_s"]

@@ -25,9 +25,9 @@ from metalight.cli import main as cli
 from metalight.io import atomic_write_json, atomic_write_text
 
 ARMS = {
-    "esma": ["--model.init_args.noise", "esma", "--model.init_args.population", "sequential",
+    "esma": ["--model.init_args.noise", "esma", "--model.init_args.engine.population", "sequential",
              "--model.init_args.antithetic", "false"],
-    "lowrank": ["--model.init_args.noise", "lowrank", "--model.init_args.population", "batched"],
+    "lowrank": ["--model.init_args.noise", "lowrank", "--model.init_args.engine.population", "batched"],
 }
 METRICS = ("dprime_type2", "auroc_type2", "accuracy", "raw_alignment", "yes_ratio")
 CURVE_TAGS = ("train/reward_mean", "train/correctness", "train/alignment", "train/yes_ratio")

@@ -5,14 +5,15 @@ One training step is one ES iteration over the same ``num_data_per_iteration`` q
 
 1. draw N member seeds and the iteration's questions from (``es_seed``, global step) — a resumed run, and
    every DDP rank, replays exactly the same ones;
-2. each rank evaluates its round-robin share of the members: θ + sᵢσεᵢ → direct and meta answers →
-   fitness Rᵢ = mean per-question reward (``esma``: correct + [correct = said yes]);
-3. only the N fitnesses are all-gathered; zᵢ = (Rᵢ − mean R)/(std R + 1e-8) (NaN members: weight 0);
-4. g = −(1/N) Σ zᵢ sᵢ εᵢ is written into ``p.grad`` tensor by tensor and the optimizer steps:
+2. for each member of this rank's round-robin share: perturb θ + sᵢσεᵢ, score (direct and meta answers →
+   fitness Rᵢ = mean per-question reward, ``esma``: correct + [correct = said yes]), restore θ;
+3. only the N fitnesses are all-gathered; shape zᵢ = (Rᵢ − mean R)/(std R + 1e-8) (NaN members: weight 0);
+4. update: g = −(1/N) Σ zᵢ sᵢ εᵢ is written into ``p.grad`` tensor by tensor and the optimizer steps:
    SGD with lr = α gives the paper's θ ← θ + α/N Σ zᵢεᵢ.
 
-Noise schemes: ``esma`` (upstream), ``iid``, ``lowrank`` (EGGROLL; with ``population: batched`` all members
-share one decode loop). See ``docs/esma.md``.
+Noise schemes: ``esma`` (upstream), ``iid``, ``lowrank`` (EGGROLL). How step 2 runs — member by member in
+place, or a group of ``lowrank`` members in one batch — is the ``engine`` (:class:`PopulationEngine`); it
+does not change the answers. See ``docs/esma.md``.
 """
 
 from __future__ import annotations
@@ -21,25 +22,18 @@ import logging
 import math
 import time
 import warnings
-from dataclasses import replace
+from dataclasses import asdict, replace
 
 import torch
 from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor
 
 from metalight.errors import ConfigError
-from metalight.evaluation.dual_prompt import MetaReadout
+from metalight.evaluation.dual_prompt import MetaReadout, SampleResult, meta_token_ids
 from metalight.methods.base import MetacognitionModule
+from metalight.methods.esma.engine import PopulationEngine, plan_groups
 from metalight.methods.esma.noise import NoiseDType, SchemeName, derive_seed, make_scheme
-from metalight.methods.esma.perturb import RestoreMode
-from metalight.methods.esma.population import (
-    EngineSettings,
-    PopulationMode,
-    check_engine,
-    evaluate_population,
-    members_per_batch,
-    plan_groups,
-)
+from metalight.methods.esma.population_metrics import PopulationMetacognition
 from metalight.methods.esma.rewards import get_reward, member_fitness, reward_summary
 from metalight.methods.esma.selection import select_parameters
 from metalight.methods.esma.update import (
@@ -50,7 +44,6 @@ from metalight.methods.esma.update import (
     shard,
     write_es_gradient,
 )
-from metalight.models.generation import Decoder
 from metalight.strategies import SHARDED, full_replica_error
 
 log = logging.getLogger(__name__)
@@ -90,13 +83,8 @@ class ESMAModule(MetacognitionModule):
         perturb_non_matrix: with ``lowrank``, give norms/biases/embeddings full-rank noise too.
         fitness_shaping: ``zscore`` (upstream) or ``rank`` (centred ranks).
         es_seed: run seed of the ES: member seeds and questions come from (es_seed, global step).
-        population: ``sequential`` (member by member) or ``batched`` (``lowrank``: members share batches).
-        decoder: ``compact`` (finished rows leave the batch), ``hf`` (``model.generate``) or ``auto``
-            (``compact`` unless ``decoding: model_default``).
-        members_per_batch: members per batch in ``batched`` mode (default: from ``max_memory_gb``).
-        max_memory_gb: working memory one batch may use, GB (default: what is free on the device).
-        restore: undo a perturbation by ``subtract`` (upstream) or from a ``copy`` (bitwise exact).
-        prefix_cache: prefill shared prompt prefixes once per member.
+        engine: how the population is evaluated (:class:`~metalight.methods.esma.engine.PopulationEngine`;
+            default: member by member, in place).
         reward_meta_readout: how the training rewards read the meta answer (``logits``: P(yes) > 0.5 from one
             forward pass, no meta generation); default: as ``evaluation.meta_readout`` (validation keeps it).
         optimizer: the torch optimizer stepping the ES gradient (``class_path`` + ``init_args``; built once the
@@ -110,11 +98,8 @@ class ESMAModule(MetacognitionModule):
                  reward: str = "esma", noise: SchemeName = "esma", rank: int = 1, antithetic: bool = False,
                  parameters: str = "all", layers: list[int] | None = None, noise_dtype: NoiseDType = "param",
                  perturb_non_matrix: bool = False, fitness_shaping: Shaping = "zscore", es_seed: int = 42,
-                 population: PopulationMode = "sequential", decoder: Decoder = "auto",
-                 members_per_batch: int | None = None, max_memory_gb: float | None = None,
-                 restore: RestoreMode = "subtract", prefix_cache: bool = True,
-                 reward_meta_readout: MetaReadout | None = None, optimizer: OptimizerCallable | None = None,
-                 **kwargs):
+                 engine: PopulationEngine | None = None, reward_meta_readout: MetaReadout | None = None,
+                 optimizer: OptimizerCallable | None = None, **kwargs):
         super().__init__(**kwargs)  # saves every init argument (this class's too) as hparams
         self.automatic_optimization = False
         problems = []
@@ -130,11 +115,13 @@ class ESMAModule(MetacognitionModule):
             raise ConfigError("ESMAModule: " + "; ".join(problems))
         self.reward_fn = get_reward(reward)
         self.optimizer_factory = optimizer
-        self.engine = EngineSettings(population, decoder, members_per_batch, max_memory_gb, restore, prefix_cache)
+        self.engine = engine or PopulationEngine()
+        self.hparams["engine"] = asdict(self.engine)
         self.reward_settings = replace(self.eval_settings, meta_readout=reward_meta_readout or
                                        self.eval_settings.meta_readout)
         self.scheme = None
-        self.per_batch = 1
+        self.group_size = 1
+        self.population_metrics: PopulationMetacognition | None = None
         self._pool: list | None = None
 
     # ---- set-up -------------------------------------------------------------------------------------------
@@ -146,7 +133,7 @@ class ESMAModule(MetacognitionModule):
             layers = tuple(h.layers) if h.layers is not None else None
             self.scheme = make_scheme(h.noise, select_parameters(self.model, h.parameters, layers), h.noise_dtype,
                                       h.rank, h.perturb_non_matrix)
-            check_engine(self.engine, self.scheme, self.reward_settings)
+            self.engine.check(self.scheme, self.reward_settings)
 
     def configure_optimizers(self):
         """The ``optimizer`` init argument over the model's parameters (default: SGD, lr = α = 5e-4)."""
@@ -166,12 +153,14 @@ class ESMAModule(MetacognitionModule):
         self._pool = datamodule.records("train")
         if not self._pool:
             raise ConfigError("ESMAModule: the data module's train split is empty")
-        per_batch = members_per_batch(self.model, self.scheme, self.engine, self.hparams.num_data_per_iteration,
-                                      self.reward_settings, self.hparams.population_size)
+        group_size = self.engine.group_size(self.model, self.scheme, self.hparams.num_data_per_iteration,
+                                            self.reward_settings, self.hparams.population_size)
         # Give every rank work: a group never holds more than its rank's share of the population.
-        self.per_batch = min(per_batch, math.ceil(self.hparams.population_size / self.trainer.world_size))
+        self.group_size = min(group_size, math.ceil(self.hparams.population_size / self.trainer.world_size))
+        reads_p_yes = meta_token_ids(self.tokenizer, self.reward_settings) is not None
+        self.population_metrics = PopulationMetacognition(self.hparams.dprime_correction, reads_p_yes).to(self.device)
         log.info("ESMA: %s noise on %d tensors, %s population, %d member(s) per batch", self.scheme.name,
-                 len(self.scheme.perturbed_indices()), self.engine.population, self.per_batch)
+                 len(self.scheme.perturbed_indices()), self.engine.population, self.group_size)
 
     # ---- one ES iteration ---------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int) -> None:
@@ -181,32 +170,37 @@ class ESMAModule(MetacognitionModule):
                                                                  h.es_seed, step)]
         members = member_seeds(h.es_seed, step, h.population_size, h.antithetic)
         start = time.perf_counter()
-        table = self.gather_members(self.evaluate_members(questions, members, step))
+        table = self.gather_members(self.score_members(questions, members, step))  # each: perturb, score, restore
         population_time = time.perf_counter() - start
-        weights, missing = self.shape(table[:, 0], step)
+        weights, missing = self.shape(table[:, 0], step)  # zᵢ from the fitnesses Rᵢ
         start = time.perf_counter()
-        grad_norm = write_es_gradient(self.scheme, members, weights)
-        update_norm = self.step_optimizer(grad_norm)
+        grad_norm = write_es_gradient(self.scheme, members, weights)  # g = −(1/N) Σ zᵢ sᵢ εᵢ
+        update_norm = self.step_optimizer(grad_norm)  # SGD(lr = α): θ ← θ + α/N Σ zᵢ sᵢ εᵢ
         self.log_iteration(table, missing, grad_norm, update_norm, population_time, time.perf_counter() - start,
                            len(questions))
 
-    def evaluate_members(self, questions, members: list[Member], step: int) -> Tensor:
-        """This rank's share: rows [fitness, correctness, alignment, yes_ratio, evaluated here] per member."""
+    def score_members(self, questions, members: list[Member], step: int) -> Tensor:
+        """This rank's share, a group at a time (one member, or a batch of ``lowrank`` members): perturb,
+        score, restore. Returns rows [fitness, correctness, alignment, yes_ratio, evaluated here] per member."""
         self.model.eval()
         table = torch.full((len(members), len(COLUMNS) + 1), float("nan"))
         table[:, -1] = 0.0
-        groups = shard(plan_groups(members, self.per_batch), self.global_rank, self.trainer.world_size)
+        groups = shard(plan_groups(len(members), self.group_size), self.global_rank, self.trainer.world_size)
         for group in groups:
             if self.reward_settings.decoding != "greedy":  # sampled answers replay on resume too
                 torch.manual_seed(derive_seed(self.hparams.es_seed, step, group[0]))
-            results = evaluate_population(self.model, self.tokenizer, questions, [members[i] for i in group],
-                                          self.scheme, self.hparams.sigma, self.reward_settings, self.engine,
-                                          len(group))
+            with self.engine.perturbed(self.scheme, [members[i] for i in group], self.hparams.sigma) as answer:
+                results = answer(self.model, self.tokenizer, questions, self.reward_settings)  # θ is back on exit
             for index, member_results in zip(group, results):
-                summary = reward_summary(member_results)
-                table[index] = torch.tensor([member_fitness(self.reward_fn, member_results),
-                                             *(summary[c] for c in COLUMNS[1:]), 1.0])
+                table[index] = self.member_row(member_results)
         return table
+
+    def member_row(self, results: list[SampleResult]) -> Tensor:
+        """A member's row of the table: fitness, reward components, 1 (evaluated on this rank); its answers
+        also go into the iteration's train-time metacognition."""
+        self.population_metrics.update(results)
+        summary = reward_summary(results)
+        return torch.tensor([member_fitness(self.reward_fn, results), *(summary[c] for c in COLUMNS[1:]), 1.0])
 
     def gather_members(self, table: Tensor) -> Tensor:
         """All members' rows from every rank (only these N × 4 numbers cross processes)."""
@@ -246,7 +240,8 @@ class ESMAModule(MetacognitionModule):
 
     def log_iteration(self, table: Tensor, missing: int, grad_norm: float, update_norm: float,
                       population_time: float, update_time: float, num_questions: int) -> None:
-        """Log the iteration's reward statistics, per-component rewards, norms and timings."""
+        """Log the iteration's reward statistics, per-component rewards, train-time metacognition of the
+        population's answers, norms and timings."""
         fitness = table[:, 0][torch.isfinite(table[:, 0])]
         values = {"train/reward_mean": fitness.mean(), "train/reward_std": fitness.std() if len(fitness) > 1
                   else torch.tensor(0.0), "train/reward_min": fitness.min(), "train/reward_max": fitness.max(),
@@ -255,6 +250,8 @@ class ESMAModule(MetacognitionModule):
                   "time/update": update_time}
         for column, name in enumerate(COLUMNS[1:], start=1):
             values[f"train/{name}"] = table[:, column].nanmean()
+        # Every rank calls compute(): it reduces the population's answers over ranks.
+        values.update({f"train/{k}": v for k, v in self.population_metrics.compute().items()})
         self.log_dict({k: float(v) for k, v in values.items()}, batch_size=num_questions)
         self.log("train/reward", float(values["train/reward_mean"]), prog_bar=True, logger=False,
                  batch_size=num_questions)

@@ -90,10 +90,6 @@ class NoiseScheme(ABC):
             return scratch.take(shape, dtype, param.device).normal_(generator=generator)
         return torch.randn(shape, dtype=dtype, device=param.device, generator=generator).to(param.dtype)
 
-    def largest_numel(self) -> int:
-        """Elements of the largest perturbed tensor (the size of one noise scratch buffer)."""
-        return max(self.selected[i].param.numel() for i in self.perturbed_indices())
-
     def perturbed_indices(self) -> list[int]:
         """Indices (into ``selected``) of the tensors this scheme perturbs."""
         return list(range(len(self.selected)))

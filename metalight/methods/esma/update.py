@@ -52,16 +52,6 @@ def shard(items: Sequence, rank: int, world_size: int) -> list:
     return list(items[rank::world_size])
 
 
-def unshard(gathered: Tensor, total: int) -> Tensor:
-    """Inverse of :func:`shard` for per-item values gathered as [W, ceil(total / W)] (NaN-padded) -> [total]."""
-    world_size = gathered.shape[0]
-    out = torch.empty(total, dtype=gathered.dtype, device=gathered.device)
-    for rank in range(world_size):
-        count = len(range(rank, total, world_size))
-        out[rank::world_size] = gathered[rank, :count]
-    return out
-
-
 def shape_fitness(fitness: Tensor, shaping: Shaping = "zscore") -> tuple[Tensor, int]:
     """Weights for the update from member fitnesses, and how many were NaN (those get weight 0).
 

@@ -2,6 +2,7 @@
 and 2-process DDP give the same weights as one uninterrupted process, bad settings fail clearly."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ import torch
 
 from metalight.errors import ConfigError
 from metalight.evaluation.dual_prompt import evaluate_records
+from metalight.methods.esma.engine import PopulationEngine
 from metalight.methods.esma.module import ESMAModule, iteration_questions
 from metalight.methods.esma.perturb import perturbed
 from metalight.methods.esma.rewards import correctness_reward, member_fitness
@@ -50,16 +52,16 @@ def hand_step(esma, questions_path, alpha):
 @pytest.mark.parametrize("noise", ["esma", "lowrank"])
 def test_one_step_equals_hand_computation_on_three_members(tiny_model_dir, questions, tmp_path, noise):
     alpha = 0.05
-    overrides = dict(population_size=3, noise=noise, rank=2, restore="copy")
+    overrides = dict(population_size=3, noise=noise, rank=2)
     expected = hand_step(module(tiny_model_dir, **overrides), questions, alpha)
-    extra = {"population": "batched"} if noise == "lowrank" else {}
-    trained = weights(fit(module(tiny_model_dir, **overrides, **extra), questions, 1, tmp_path, lr=alpha))
+    engine = PopulationEngine("batched" if noise == "lowrank" else "sequential", restore="copy")
+    trained = weights(fit(module(tiny_model_dir, **overrides, engine=engine), questions, 1, tmp_path, lr=alpha))
     for name, value in expected.items():
         torch.testing.assert_close(trained[name].double(), value, atol=2e-6, rtol=1e-5)
 
 
 def test_alpha_zero_leaves_weights_bitwise_unchanged_with_copy_restore(tiny_model_dir, questions, tmp_path):
-    esma = module(tiny_model_dir, restore="copy")
+    esma = module(tiny_model_dir, engine=PopulationEngine(restore="copy"))
     esma.configure_model()
     before = weights(esma)
     after = weights(fit(esma, questions, 1, tmp_path, lr=0.0))
@@ -67,7 +69,7 @@ def test_alpha_zero_leaves_weights_bitwise_unchanged_with_copy_restore(tiny_mode
 
 
 def test_alpha_zero_with_subtract_restore_stays_within_measured_drift(tiny_model_dir, questions, tmp_path):
-    esma = module(tiny_model_dir, restore="subtract")
+    esma = module(tiny_model_dir, engine=PopulationEngine(restore="subtract"))
     esma.configure_model()
     before = weights(esma)
     after = weights(fit(esma, questions, 1, tmp_path, lr=0.0))
@@ -93,8 +95,10 @@ def _base(model_dir):
     return esma
 
 
-@pytest.mark.parametrize("noise,extra", [("esma", ["restore=copy"]), ("lowrank", ["population=batched", "members_per_batch=2"])])
+@pytest.mark.parametrize("noise,extra", [("esma", ["engine.restore=copy"]),
+                                         ("lowrank", ["engine.population=batched", "engine.members_per_batch=2"])])
 def test_two_process_ddp_equals_one_process_after_three_steps(tiny_model_dir, questions, tmp_path, noise, extra):
+    """Same weights, and the same train-time metacognition (pooled over both ranks' members)."""
     outputs = {}
     for devices in (1, 2):
         out = tmp_path / f"weights{devices}.pt"
@@ -103,7 +107,14 @@ def test_two_process_ddp_equals_one_process_after_three_steps(tiny_model_dir, qu
                                  f"noise={noise}", *extra], cwd=ROOT, capture_output=True, text=True, timeout=600)
         assert result.returncode == 0, result.stderr[-3000:]
         outputs[devices] = torch.load(out)
-    assert all(torch.equal(outputs[1][k], outputs[2][k]) for k in outputs[1])
+    one, two = outputs[1], outputs[2]
+    assert all(torch.equal(one["weights"][k], two["weights"][k]) for k in one["weights"])
+    assert set(POPULATION_KEYS) <= set(one["metrics"])
+    assert all(_same(one["metrics"][k], two["metrics"][k]) for k in POPULATION_KEYS), (one["metrics"], two["metrics"])
+
+
+def _same(a: float, b: float) -> bool:
+    return a == b or (math.isnan(a) and math.isnan(b))
 
 
 @pytest.mark.parametrize("setting,message", [
@@ -124,7 +135,7 @@ def test_bad_settings_fail_at_construction_naming_the_key(setting, message):
     ({"noise": "lowrank", "parameters": "norm"}, "lowrank needs at least one Linear weight matrix"),
     ({"noise": "lowrank", "rank": 0}, "rank: 0 must be >= 1"),
     ({"noise": "lowrank", "rank": 10_000}, "larger than the smallest side"),
-    ({"population": "batched"}, "population: batched needs noise: lowrank"),
+    ({"engine": PopulationEngine("batched")}, "engine.population: batched needs noise: lowrank"),
 ])
 def test_bad_selection_fails_when_the_model_is_loaded(tiny_model_dir, setting, message):
     with pytest.raises(ConfigError, match=message):
@@ -156,6 +167,8 @@ def test_cli_fit_with_the_quickstart_config_logs_every_key(tiny_model_dir, tmp_p
     assert [step for _, step, _ in logged["train/reward_mean"]] == [0, 1]
 
 
+POPULATION_KEYS = ("train/dprime_type2", "train/auroc_type2", "train/yes_failure_rate", "train/no_failure_rate",
+                   "train/meta_unparsed_rate")
 TRAIN_KEYS = ("train/reward_mean", "train/reward_std", "train/reward_min", "train/reward_max", "train/correctness",
               "train/alignment", "train/yes_ratio", "train/nan_members", "train/grad_norm", "train/update_norm",
-              "time/population_eval", "time/update")
+              "time/population_eval", "time/update", *POPULATION_KEYS)

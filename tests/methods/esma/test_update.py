@@ -11,7 +11,6 @@ from metalight.methods.esma.update import (
     member_seeds,
     shape_fitness,
     shard,
-    unshard,
     write_es_gradient,
 )
 
@@ -25,14 +24,11 @@ def test_member_seeds_depend_on_run_seed_and_step_only():
         member_seeds(1, 5, 5, antithetic=True)
 
 
-def test_round_robin_shards_reassemble():
+def test_round_robin_shards_cover_every_member_once():
     items = list(range(7))
     parts = [shard(items, r, 3) for r in range(3)]
     assert parts == [[0, 3, 6], [1, 4], [2, 5]]
-    gathered = torch.full((3, 3), float("nan"))
-    for r, part in enumerate(parts):
-        gathered[r, :len(part)] = torch.tensor(part, dtype=torch.float32)
-    assert unshard(gathered, 7).tolist() == items
+    assert sorted(i for part in parts for i in part) == items
 
 
 def test_zscore_uses_unbiased_std_like_upstream():

@@ -1,0 +1,118 @@
+"""How a population is evaluated: the ``engine:`` argument of :class:`~metalight.methods.esma.ESMAModule`.
+
+The engine changes how fast the population is scored, never what the ES computes: members evaluated one by
+one with in-place noise and members sharing a batch under per-row low-rank noise give the same answers
+(tested). The module asks it for one thing per group of members: a context in which the model answers as
+those members (:meth:`PopulationEngine.perturbed`: perturb on entry, restore on exit).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from metalight.errors import ConfigError
+from metalight.evaluation.dual_prompt import EvalSettings, SampleResult, evaluate_records
+from metalight.methods.esma.batched import evaluate_rows
+from metalight.methods.esma.lowrank_forward import LowRankPopulation
+from metalight.methods.esma.memory import fitting_members
+from metalight.methods.esma.noise import LowRankNoise, NoiseScheme
+from metalight.methods.esma.perturb import RestoreMode, perturbed
+from metalight.methods.esma.update import Member
+from metalight.models.generation import Decoder
+
+PopulationMode = Literal["sequential", "batched"]
+# answer(model, tokenizer, questions, settings) -> one list of results per member of the group
+Answer = Callable[..., list[list[SampleResult]]]
+
+
+@dataclass(frozen=True)
+class PopulationEngine:
+    """How the population is evaluated; the results do not depend on it (up to ``restore: subtract`` drift).
+
+    Args:
+        population: ``sequential``: member by member, θ + sσε written into the weights and restored after
+            (any noise scheme); ``batched``: a group of members shares one decode loop, each row perturbed by
+            its member through low-rank forward hooks (``noise: lowrank`` only; the weights are never edited).
+        decoder: ``sequential`` decoding: ``compact`` (finished rows leave the batch), ``hf``
+            (``model.generate``) or ``auto`` (``compact`` unless ``decoding: model_default``); ``batched``
+            always uses ``compact``.
+        members_per_batch: members evaluated together in ``batched`` mode (default: as many as fit
+            ``max_memory_gb``).
+        max_memory_gb: working memory (KV cache, activations, factors; not the weights) one ``batched`` group
+            may use, in GB (default: 80% of free GPU memory, or half the available RAM on CPU).
+        restore: ``sequential``: undo a perturbation by ``subtract`` (regenerate ε, upstream) or from a
+            ``copy`` (bitwise exact, one copy of the perturbed parameters).
+        prefix_cache: prefill prompt prefixes shared by many rows once (per member); answers are unchanged.
+    """
+
+    population: PopulationMode = "sequential"
+    decoder: Decoder = "auto"
+    members_per_batch: int | None = None
+    max_memory_gb: float | None = None
+    restore: RestoreMode = "subtract"
+    prefix_cache: bool = True
+
+    def check(self, scheme: NoiseScheme, settings: EvalSettings) -> None:
+        """Raise ``ConfigError`` naming every setting that cannot work with this scheme / evaluation."""
+        problems = []
+        if self.population == "batched":
+            if not isinstance(scheme, LowRankNoise):
+                problems.append(f"engine.population: batched needs noise: lowrank (got {scheme.name}); full-rank "
+                                f"noise is evaluated member by member (engine.population: sequential)")
+            elif scheme.perturb_non_matrix:
+                problems.append("perturb_non_matrix: true gives every member full-rank noise, evaluated in place "
+                                "one member at a time: use engine.population: sequential")
+            if settings.decoding == "model_default":
+                problems.append("evaluation.decoding: model_default needs engine.population: sequential (and "
+                                "engine.decoder: hf or auto)")
+        if self.decoder == "compact" and settings.decoding == "model_default":
+            problems.append("evaluation.decoding: model_default needs engine.decoder: hf or auto")
+        if self.members_per_batch is not None and self.members_per_batch < 1:
+            problems.append(f"engine.members_per_batch: {self.members_per_batch} must be >= 1")
+        if self.max_memory_gb is not None and self.max_memory_gb <= 0:
+            problems.append(f"engine.max_memory_gb: {self.max_memory_gb} must be > 0")
+        if problems:
+            raise ConfigError("; ".join(problems))
+
+    def group_size(self, model, scheme: NoiseScheme, num_questions: int, settings: EvalSettings,
+                   population_size: int) -> int:
+        """Members per group: 1 when sequential, else ``members_per_batch`` or what fits the memory budget
+        (``ConfigError`` when the budget is too small for one member)."""
+        if self.population == "sequential":
+            return 1
+        if self.members_per_batch is not None:
+            return max(1, min(self.members_per_batch, population_size))
+        return fitting_members(model, scheme, num_questions, settings, self.max_memory_gb, population_size)
+
+    @contextmanager
+    def perturbed(self, scheme: NoiseScheme, members: Sequence[Member], sigma: float) -> Iterator[Answer]:
+        """Context in which ``answer(model, tokenizer, questions, settings)`` scores the questions as each of
+        ``members`` (one member when sequential); the weights are θ again on exit."""
+        if self.population == "batched":
+            with LowRankPopulation(scheme, members, sigma) as population:
+                yield lambda model, tokenizer, questions, settings: evaluate_rows(
+                    model, tokenizer, questions, settings, len(members), population, self.prefix_cache)
+            return
+        if len(members) != 1:
+            raise ValueError(f"the sequential engine perturbs one member at a time, got {len(members)}")
+        (member,) = members
+        with perturbed(scheme, member.seed, member.sign * sigma, self.restore):
+            yield lambda model, tokenizer, questions, settings: [evaluate_records(
+                model, tokenizer, questions, replace(settings, decoder=self.decoder), prefix_cache=self.prefix_cache)]
+
+    def evaluate(self, model, tokenizer, questions, members: Sequence[Member], scheme: NoiseScheme, sigma: float,
+                 settings: EvalSettings, group_size: int = 1) -> list[list[SampleResult]]:
+        """Per-member results of ``members`` (in order) on ``questions``, ``group_size`` members at a time."""
+        results: list[list[SampleResult]] = []
+        for group in plan_groups(len(members), group_size):
+            with self.perturbed(scheme, [members[i] for i in group], sigma) as answer:
+                results.extend(answer(model, tokenizer, questions, settings))
+        return results
+
+
+def plan_groups(population_size: int, group_size: int) -> list[list[int]]:
+    """Consecutive member indices in groups of ``group_size`` (the last may be smaller)."""
+    return [list(range(i, min(i + group_size, population_size))) for i in range(0, population_size, group_size)]
