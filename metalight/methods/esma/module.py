@@ -40,7 +40,7 @@ from metalight.methods.esma.population import (
     members_per_batch,
     plan_groups,
 )
-from metalight.methods.esma.rewards import get_reward, member_fitness, reward_summary
+from metalight.methods.esma.rewards import member_fitness, reward_summary
 from metalight.methods.esma.selection import select_parameters
 from metalight.methods.esma.update import (
     Member,
@@ -50,6 +50,8 @@ from metalight.methods.esma.update import (
     shard,
     write_es_gradient,
 )
+from metalight.methods.optim import ESMASGD
+from metalight.methods.rewards import resolve_reward
 from metalight.models.generation import Decoder
 from metalight.strategies import SHARDED, full_replica_error
 
@@ -100,8 +102,9 @@ class ESMAModule(MetacognitionModule):
         reward_meta_readout: how the training rewards read the meta answer (``logits``: P(yes) > 0.5 from one
             forward pass, no meta generation); default: as ``evaluation.meta_readout`` (validation keeps it).
         optimizer: the torch optimizer stepping the ES gradient (``class_path`` + ``init_args``; built once the
-            model is loaded); default SGD with the paper's α = 5e-4 as lr.
-        (model, dtype, evaluation, dprime_correction: see ``MetacognitionModule``)
+            model is loaded); default ``ESMASGD``: plain SGD with the paper's α = 5e-4 as lr.
+        (model, dtype, evaluation, dprime_correction, lr_scheduler (stepped after each ES update): see
+        ``MetacognitionModule``)
     """
 
     needs_full_replicas = True  # read by the CLI's strategy check: ES cannot run on sharded weights
@@ -113,9 +116,10 @@ class ESMAModule(MetacognitionModule):
                  population: PopulationMode = "sequential", decoder: Decoder = "auto",
                  members_per_batch: int | None = None, max_memory_gb: float | None = None,
                  restore: RestoreMode = "subtract", prefix_cache: bool = True,
-                 reward_meta_readout: MetaReadout | None = None, optimizer: OptimizerCallable | None = None,
+                 reward_meta_readout: MetaReadout | None = None, optimizer: OptimizerCallable = ESMASGD,
                  **kwargs):
-        super().__init__(**kwargs)  # saves every init argument (this class's too) as hparams
+        # saves every init argument (this class's too) as hparams
+        super().__init__(optimizer=optimizer, **kwargs)
         self.automatic_optimization = False
         problems = []
         if population_size < 2:
@@ -128,8 +132,7 @@ class ESMAModule(MetacognitionModule):
             problems.append(f"population_size: {population_size} must be even with antithetic: true")
         if problems:
             raise ConfigError("ESMAModule: " + "; ".join(problems))
-        self.reward_fn = get_reward(reward)
-        self.optimizer_factory = optimizer
+        self.reward_fn = resolve_reward(reward)
         self.engine = EngineSettings(population, decoder, members_per_batch, max_memory_gb, restore, prefix_cache)
         self.reward_settings = replace(self.eval_settings, meta_readout=reward_meta_readout or
                                        self.eval_settings.meta_readout)
@@ -148,11 +151,9 @@ class ESMAModule(MetacognitionModule):
                                       h.rank, h.perturb_non_matrix)
             check_engine(self.engine, self.scheme, self.reward_settings)
 
-    def configure_optimizers(self):
-        """The ``optimizer`` init argument over the model's parameters (default: SGD, lr = α = 5e-4)."""
-        if self.optimizer_factory is None:
-            return torch.optim.SGD(self.model.parameters(), lr=5e-4)
-        return self.optimizer_factory(self.model.parameters())
+    def optimizer_parameters(self) -> list[torch.nn.Parameter]:
+        """Every model parameter: the ES gradient is written into the perturbed ones' ``grad``."""
+        return list(self.model.parameters())
 
     def on_fit_start(self) -> None:
         strategy = type(self.trainer.strategy).__name__.lower()
@@ -204,7 +205,7 @@ class ESMAModule(MetacognitionModule):
                                           len(group))
             for index, member_results in zip(group, results):
                 summary = reward_summary(member_results)
-                table[index] = torch.tensor([member_fitness(self.reward_fn, member_results),
+                table[index] = torch.tensor([member_fitness(self.hparams.reward, self.reward_fn, member_results),
                                              *(summary[c] for c in COLUMNS[1:]), 1.0])
         return table
 
@@ -234,14 +235,18 @@ class ESMAModule(MetacognitionModule):
         inner = optimizer.optimizer
         params = [self.scheme.selected[i].param for i in self.scheme.perturbed_indices()]
         groups = inner.param_groups
-        plain_sgd = type(inner) is torch.optim.SGD and all(
+        plain_sgd = type(inner) in (torch.optim.SGD, ESMASGD) and all(
             g["momentum"] == 0 and g["weight_decay"] == 0 and not g["maximize"] for g in groups) \
             and len({g["lr"] for g in groups}) == 1
         before = None if plain_sgd else [p.detach().clone() for p in params]
+        lr = groups[0]["lr"]  # the step's, before a schedule moves it
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:  # manual optimization: Lightning leaves the schedule to us
+            scheduler.step()
         if plain_sgd:
-            return groups[0]["lr"] * grad_norm
+            return lr * grad_norm
         return math.sqrt(sum((p.detach().double() - b.double()).square().sum().item() for p, b in zip(params, before)))
 
     def log_iteration(self, table: Tensor, missing: int, grad_norm: float, update_norm: float,
