@@ -21,11 +21,12 @@ def constant_half(prompts, completions, records):
 
 
 def test_registry_by_name_and_dotted_path():
-    import metalight.methods.esma.rewards  # noqa: F401  (registers esma, correctness, alignment)
-    import metalight.methods.grpo.rewards  # noqa: F401  (registers alias_match, exact_match, token_f1)
+    import metalight.methods.esma.rewards  # registers esma, correctness, alignment
+    import metalight.methods.grpo.rewards  # registers alias_match, exact_match, token_f1
 
     assert {"esma", "correctness", "alignment", "alias_match", "exact_match", "token_f1"} <= set(REWARDS)
-    assert resolve_reward("tests.methods.test_rewards.constant_half") is constant_half
+    assert resolve_reward("token_f1") is metalight.methods.grpo.rewards.token_f1_reward
+    assert resolve_reward("metalight.methods.esma.rewards.esma_reward") is metalight.methods.esma.rewards.esma_reward
     with pytest.raises(ConfigError, match=r"^unknown reward 'nope'; use a registered name"):
         resolve_reward("nope")
     with pytest.raises(ConfigError, match=r"^reward 'metalight.no_such_module.fn': cannot import it"):
@@ -76,7 +77,7 @@ def test_an_exception_inside_a_reward_is_one_line_naming_it():
 def test_cli_reports_a_failing_grpo_reward_in_one_line(tmp_path, tiny_model_dir, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["fit", "--config", "configs/grpo/fanoutqa_accuracy.yaml", "--model.init_args.model", str(tiny_model_dir),
-              "--model.init_args.rewards", '{"tests.methods.test_rewards.raising": 1.0}',
+              "--model.init_args.rewards", '{"tests.methods.test_reward_registry.raising": 1.0}',
               "--model.init_args.num_generations", "2", "--model.init_args.max_completion_length", "2",
               "--data.init_args.batch_size", "2", "--data.init_args.max_samples", '{"train": 2, "val": 2}',
               "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0",
