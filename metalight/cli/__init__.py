@@ -35,7 +35,7 @@ TRAINER_DEFAULTS = {
 }
 
 
-TOP_LEVEL_OPTIMISATION = re.compile(r"(?:Option '|Key '|unrecognized arguments: --)(optimizer|lr_scheduler)\b")
+TOP_LEVEL_OPTIMISATION = re.compile(r"(?:[Oo]ption '|Key '|unrecognized arguments: --)(optimizer|lr_scheduler)\b")
 
 
 def condense_parser_error(message: str) -> str:
