@@ -8,7 +8,6 @@ measures any model.
 
 from __future__ import annotations
 
-import functools
 import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
@@ -22,7 +21,7 @@ from torch import nn
 from metalight.data.records import RecordBatch
 from metalight.errors import ConfigError
 from metalight.evaluation.dual_prompt import EvalSettings, SampleResult, evaluate_records, results_to_tensors
-from metalight.methods.optim import WarmupDecay
+from metalight.methods.optim import WarmupDecay, factory_from_settings, factory_settings
 from metalight.metrics import MetacognitionMetrics
 from metalight.models.loading import DTypeName, load_model
 from metalight.models.sharding import full_params_for_generation
@@ -74,8 +73,12 @@ class MetacognitionModule(LightningModule):
                  evaluation: EvalSettings | None = None, dprime_correction: Literal["clip", "loglinear"] = "clip",
                  optimizer: OptimizerCallable | None = None, lr_scheduler: LRSchedulerCallable | None = None):
         super().__init__()
-        self.save_hyperparameters(ignore=["evaluation"])
-        self.optimizer_factory, self.lr_scheduler_factory = optimizer, lr_scheduler
+        # The factories are recorded as plain class_path / init_args data (checkpoints load with weights_only).
+        self.save_hyperparameters(ignore=["evaluation", "optimizer", "lr_scheduler"])
+        self.optimizer_factory = factory_from_settings(optimizer)
+        self.lr_scheduler_factory = factory_from_settings(lr_scheduler)
+        self.hparams["optimizer"] = factory_settings(optimizer)
+        self.hparams["lr_scheduler"] = factory_settings(lr_scheduler)
         self.eval_settings = (EvalSettings() if evaluation is None else evaluation).check()
         self.hparams["evaluation"] = asdict(self.eval_settings)
         self.model_spec, self.dtype_name = model, dtype
@@ -132,14 +135,7 @@ class MetacognitionModule(LightningModule):
 
     def optimizer_settings(self) -> dict[str, Any] | None:
         """The optimizer as configured, for reports: ``{"class_path", "init_args"}`` (the ``lr`` among them)."""
-        configured = self.hparams.get("optimizer")
-        if configured is None or isinstance(configured, dict):
-            return configured
-        cls, init_args = configured, {}
-        if isinstance(configured, functools.partial):  # jsonargparse's or the user's partial over a class
-            cls = next((a for a in configured.args if isinstance(a, type)), configured.func)
-            init_args = dict(configured.keywords)
-        return {"class_path": f"{cls.__module__}.{getattr(cls, '__qualname__', repr(cls))}", "init_args": init_args}
+        return self.hparams.get("optimizer")
 
     # ---- evaluation -------------------------------------------------------------------------------------
     def generation_context(self):

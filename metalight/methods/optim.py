@@ -10,6 +10,8 @@ the learning rate is always the optimizer's own ``lr``.
 
 from __future__ import annotations
 
+import functools
+import importlib
 import math
 from collections.abc import Callable, Iterable
 from typing import Any, Literal
@@ -143,3 +145,29 @@ class WarmupDecay(LambdaLR):
         steps = self._steps
         super().load_state_dict(state_dict)
         self._steps = steps
+
+
+def factory_settings(factory: Any) -> dict[str, Any] | None:
+    """How an optimizer / scheduler factory is recorded in ``hparams`` and reports: ``{"class_path",
+    "init_args"}`` (plain data, so checkpoints load with ``weights_only``); ``None`` stays ``None``."""
+    if factory is None or isinstance(factory, dict):
+        return factory
+    target, init_args = factory, {}
+    if isinstance(factory, functools.partial):  # jsonargparse's (class among the args) or a user's partial
+        target = next((a for a in factory.args if isinstance(a, type)), factory.func)
+        init_args = dict(factory.keywords)
+    return {"class_path": f"{target.__module__}.{getattr(target, '__qualname__', repr(target))}",
+            "init_args": init_args}
+
+
+def factory_from_settings(value: Any) -> Callable[..., Any] | None:
+    """A factory from what :func:`factory_settings` recorded (``load_from_checkpoint`` passes the recorded dict
+    back); a callable or ``None`` is returned as it is."""
+    if not isinstance(value, dict):
+        return value
+    module_name, _, name = value["class_path"].rpartition(".")
+    try:
+        target = getattr(importlib.import_module(module_name), name)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise ConfigError(f"cannot import {value['class_path']!r} ({err}); give an importable class_path") from err
+    return functools.partial(target, **value.get("init_args", {}))
