@@ -47,7 +47,8 @@ def fit(module, tmp_path, steps=2):
 ], ids=["full_mu2_dapo", "lora_grpo"])
 def test_two_steps_change_the_weights_and_log_every_metric(tiny_model_dir, tmp_path, settings):
     module = GRPOModule(model=str(tiny_model_dir), num_generations=4, max_completion_length=6, beta=0.04,
-                        rewards={"tests.methods.grpo.test_grpo.length": 1.0, "alias_match": 0.5}, optimizer=partial(GRPOAdamW, lr=5e-3),
+                        rewards={"tests.methods.grpo.test_grpo.length": 1.0, "alias_match": 0.5},
+                        optimizer=partial(GRPOAdamW, lr=5e-3),
                         **settings)
     module.configure_model()
     before = {n: p.detach().clone() for n, p in module.model.named_parameters() if p.requires_grad}
@@ -99,7 +100,8 @@ def test_fewer_than_two_generations_is_a_config_error():
 
 @pytest.mark.parametrize("reward,message", [
     (lambda p, c, r: torch.zeros(len(c) + 1), r"^reward 'bad' returned shape \(5,\); .* shape \(4,\)$"),
-    (lambda p, c, r: torch.tensor([0.0, float("inf"), 1.0, 0.0]), r"^reward 'bad' returned ±inf for completions \[1\]"),
+    (lambda p, c, r: torch.tensor([0.0, float("inf"), 1.0, 0.0]),
+     r"^reward 'bad' returned ±inf for completions \[1\]"),
     (lambda p, c, r: [r_.missing for r_ in r], r"^reward 'bad' raised AttributeError: 'QARecord' object has no"),
 ])
 def test_a_bad_reward_is_one_line_naming_the_function(tiny_model_dir, monkeypatch, reward, message):

@@ -1,4 +1,4 @@
-"""GRPO's built-in rewards by hand (registered in the shared registry, tested in tests/methods/test_reward_registry.py)."""
+"""GRPO's built-in rewards by hand (the shared registry itself is tested in tests/methods/test_reward_registry.py)."""
 
 import pytest
 
