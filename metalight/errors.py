@@ -15,3 +15,7 @@ class DataError(MetalightError, ValueError):
 
 class MissingPackageError(MetalightError, ImportError):
     """An optional package is needed; the message gives the install command."""
+
+
+class RewardError(MetalightError, ValueError):
+    """A reward function failed or returned values that cannot be used; the message names the reward."""

@@ -79,7 +79,7 @@ def bench_metalight(records, args) -> dict[str, float]:
 
     torch.manual_seed(0)
     module = GRPOModule(model=MODEL, num_generations=args.generations, max_completion_length=args.completion_length,
-                        loss_type=args.loss_type, beta=args.beta, learning_rate=1e-6, rewards={"alias_match": 1.0})
+                        loss_type=args.loss_type, beta=args.beta, rewards={"alias_match": 1.0})
     loader = DataLoader(RecordDataset(records), batch_size=args.prompts, shuffle=False, collate_fn=collate_records)
     clock = Clock()
     trainer = L.Trainer(max_steps=args.warmup + args.steps, logger=False, enable_checkpointing=False,

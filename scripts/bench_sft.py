@@ -99,6 +99,7 @@ def run_ours(rows_path: str, args) -> dict:
     from lightning.pytorch import Callback, Trainer
 
     from metalight.data.sources.prompt_completion import PromptCompletionDataModule
+    from metalight.methods.optim import SFTAdamW
     from metalight.methods.sft.module import SFTModule
 
     times: list[float] = []
@@ -118,7 +119,7 @@ def run_ours(rows_path: str, args) -> dict:
             times.append(time.perf_counter() - self.start)
             tokens.append(module.tokens_seen - self.seen)
 
-    module = SFTModule(model=MODEL, lr=1e-5, lr_schedule="constant", max_length=args.length)
+    module = SFTModule(model=MODEL, optimizer=SFTAdamW, lr_scheduler=None, max_length=args.length)
     data = PromptCompletionDataModule(path=rows_path, batch_size=args.batch_size)
     trainer = Trainer(max_steps=args.warmup + args.steps, logger=False, enable_checkpointing=False,
                       enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0,

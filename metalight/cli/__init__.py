@@ -35,8 +35,16 @@ TRAINER_DEFAULTS = {
 }
 
 
+TOP_LEVEL_OPTIMISATION = re.compile(r"(?:[Oo]ption '|Key '|unrecognized arguments: --)(optimizer|lr_scheduler)\b")
+
+
 def condense_parser_error(message: str) -> str:
     """One line from jsonargparse's nested error text: the offending key, the problem, and where to look."""
+    top_level = TOP_LEVEL_OPTIMISATION.search(message)
+    if top_level:
+        key = top_level.group(1)
+        return (f"a top-level `{key}:` is not read (each method builds its optimizer once its model is loaded): "
+                f"move it under model.init_args.{key} (same class_path and init_args)")
     keys = re.findall(r'Parser key "([^"]+)"', message)
     class_path = re.search(r"Problem with given class_path '([^']+)'", message)
     bad_option = re.search(r"Option '([^']+)' is not accepted", message)
@@ -106,7 +114,7 @@ def main(args: list[str] | None = None) -> MetalightCLI | None:
         return MetalightCLI(MetacognitionModule, LightningDataModule, subclass_mode_model=True,
                             subclass_mode_data=True, trainer_defaults=TRAINER_DEFAULTS,
                             save_config_kwargs={"overwrite": True}, parser_class=ConciseArgumentParser,
-                            args=args)
+                            auto_configure_optimizers=False, args=args)
     except Exception as err:
         cause = metalight_cause(err)
         if cause is None:

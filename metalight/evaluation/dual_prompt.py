@@ -140,12 +140,14 @@ def meta_token_ids(tokenizer, settings: EvalSettings) -> tuple[list[int], list[i
 
 
 @torch.no_grad()
-def evaluate_records(model, tokenizer, records: Sequence[QARecord], settings: EvalSettings = EvalSettings(),
+def evaluate_records(model, tokenizer, records: Sequence[QARecord], settings: EvalSettings | None = None,
                      synced_gpus: bool = False, prefix_cache: bool = True) -> list[SampleResult]:
     """Evaluate ``records`` with the dual-prompt protocol; returns one :class:`SampleResult` per record.
-    ``prefix_cache``: prefill prompt prefixes shared by many rows once (results are unchanged)."""
+    ``prefix_cache``: prefill prompt prefixes shared by many rows once (results are unchanged); ``settings``
+    defaults to ``EvalSettings()``."""
     if not records:
         return []
+    settings = EvalSettings() if settings is None else settings
     direct, meta = build_prompts(tokenizer, records, settings)
     ids = meta_token_ids(tokenizer, settings)
     decoding = Decoding(max_new_tokens=settings.max_new_tokens, strategy=settings.decoding)

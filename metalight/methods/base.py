@@ -15,10 +15,13 @@ from typing import Any, Literal
 import torch
 import torch.distributed as dist
 from lightning.pytorch import LightningModule
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from metalight.data.records import RecordBatch
+from metalight.errors import ConfigError
 from metalight.evaluation.dual_prompt import EvalSettings, SampleResult, evaluate_records, results_to_tensors
+from metalight.methods.optim import WarmupDecay, factory_from_settings, factory_settings
 from metalight.metrics import MetacognitionMetrics
 from metalight.models.loading import DTypeName, load_model
 from metalight.models.sharding import full_params_for_generation
@@ -59,13 +62,24 @@ class MetacognitionModule(LightningModule):
         evaluation: dual-prompt evaluation settings (grading, yes/no rule, chat templates, token budgets).
         dprime_correction: how d'type2 handles hit / false-alarm rates of 0 or 1: ``clip`` to [1e-4, 1-1e-4]
             (as ESMA) or ``loglinear`` ((count + 0.5) / (n + 1)).
+        optimizer: builds the optimizer from the trainable parameters (``class_path`` + ``init_args`` in a
+            config; the learning rate is its ``lr``). Each training method defaults to its own class in
+            ``metalight.methods.optim``; ``None`` here: a measurement-only module, which cannot be fitted.
+        lr_scheduler: builds a learning-rate schedule from the optimizer, stepped once per optimizer step
+            (``None``: a constant learning rate).
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, dtype: DTypeName = "float32",
-                 evaluation: EvalSettings = EvalSettings(), dprime_correction: Literal["clip", "loglinear"] = "clip"):
+                 evaluation: EvalSettings | None = None, dprime_correction: Literal["clip", "loglinear"] = "clip",
+                 optimizer: OptimizerCallable | None = None, lr_scheduler: LRSchedulerCallable | None = None):
         super().__init__()
-        self.save_hyperparameters(ignore=["evaluation"])
-        self.eval_settings = evaluation.check()
+        # The factories are recorded as plain class_path / init_args data (checkpoints load with weights_only).
+        self.save_hyperparameters(ignore=["evaluation", "optimizer", "lr_scheduler"])
+        self.optimizer_factory = factory_from_settings(optimizer)
+        self.lr_scheduler_factory = factory_from_settings(lr_scheduler)
+        self.hparams["optimizer"] = factory_settings(optimizer)
+        self.hparams["lr_scheduler"] = factory_settings(lr_scheduler)
+        self.eval_settings = (EvalSettings() if evaluation is None else evaluation).check()
         self.hparams["evaluation"] = asdict(self.eval_settings)
         self.model_spec, self.dtype_name = model, dtype
         self.model: nn.Module | None = None
@@ -96,6 +110,32 @@ class MetacognitionModule(LightningModule):
         if isinstance(batch, RecordBatch):
             return batch
         return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
+    # ---- optimisation -----------------------------------------------------------------------------------
+    def optimizer_parameters(self) -> list[Any]:
+        """What the optimizer steps: every trainable parameter (a subclass may return param groups)."""
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def configure_optimizers(self):
+        """``optimizer`` over :meth:`optimizer_parameters`, with ``lr_scheduler`` stepped every optimizer step."""
+        if self.optimizer_factory is None:
+            raise ConfigError(f"{type(self).__name__} has no optimizer: it only measures (use cli.py validate or "
+                              f"test), or set model.init_args.optimizer")
+        optimizer = self.optimizer_factory(self.optimizer_parameters())
+        if self.lr_scheduler_factory is None:
+            return optimizer
+        scheduler = self.lr_scheduler_factory(optimizer)
+        if isinstance(scheduler, WarmupDecay):
+            scheduler.count_steps_with(self.scheduled_steps)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def scheduled_steps(self) -> int | None:
+        """Optimizer steps a ``WarmupDecay`` schedule spans: the run's (``None`` outside a Trainer)."""
+        return None if self._trainer is None else int(self._trainer.estimated_stepping_batches)
+
+    def optimizer_settings(self) -> dict[str, Any] | None:
+        """The optimizer as configured, for reports: ``{"class_path", "init_args"}`` (the ``lr`` among them)."""
+        return self.hparams.get("optimizer")
 
     # ---- evaluation -------------------------------------------------------------------------------------
     def generation_context(self):

@@ -107,7 +107,7 @@ def resolve_decoder(decoder: Decoder, strategy: DecodingStrategy,
 
 
 @torch.no_grad()
-def generate(model, tokenizer, prompts: Sequence[Prompt], decoding: Decoding = Decoding(),
+def generate(model, tokenizer, prompts: Sequence[Prompt], decoding: Decoding | None = None,
              max_input_tokens: int | None = 128, num_return_sequences: int = 1,
              capture_token_ids: Sequence[int] | None = None, synced_gpus: bool = False,
              prefix_cache: bool = True, decoder: Decoder = "auto") -> Generation:
@@ -119,10 +119,12 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], decoding: Decoding = D
     prefilled together (:mod:`metalight.models.bucketed_prefill`); results are unchanged.
     ``decoder``: ``compact`` drops finished rows from the batch (:mod:`metalight.models.row_decoding`),
     ``hf`` runs ``model.generate``; ``auto`` picks ``compact`` unless the decoding is ``model_default`` or
-    ranks generate in lock step (``synced_gpus``), which only ``hf`` supports.
+    ranks generate in lock step (``synced_gpus``), which only ``hf`` supports. ``decoding`` defaults to
+    ``Decoding()`` (greedy).
     """
     if not prompts:
         return Generation([], [], [], None)
+    decoding = Decoding() if decoding is None else decoding
     rows = [ids for ids in encode_prompts(tokenizer, prompts, max_input_tokens) for _ in range(num_return_sequences)]
     if resolve_decoder(decoder, decoding.strategy, synced_gpus) == "compact":
         return decode_rows(model, tokenizer, rows, decoding, capture_token_ids, prefix_cache=prefix_cache)

@@ -45,7 +45,7 @@ def _next_tokens(logits: Tensor, decoding: Decoding, generator: torch.Generator 
 
 
 @torch.no_grad()
-def decode_rows(model, tokenizer, rows: Sequence[Sequence[int]], decoding: Decoding = Decoding(),
+def decode_rows(model, tokenizer, rows: Sequence[Sequence[int]], decoding: Decoding | None = None,
                 capture_token_ids: Sequence[int] | None = None, row_keys: Sequence[Hashable] | None = None,
                 row_context: RowContext | None = None, prefix_cache: bool = True,
                 generator: torch.Generator | None = None, length_buckets: bool = True) -> Generation:
@@ -53,7 +53,9 @@ def decode_rows(model, tokenizer, rows: Sequence[Sequence[int]], decoding: Decod
     each row (``None``: it ran out of ``max_new_tokens``), and (if asked) the first position's raw logits of
     ``capture_token_ids`` ([rows, len(ids)]). ``decoding.strategy`` must be
     ``greedy`` or ``sample``. ``length_buckets``: prefill rows of similar length together
-    (:mod:`metalight.models.bucketed_prefill`) instead of in one padded forward."""
+    (:mod:`metalight.models.bucketed_prefill`) instead of in one padded forward. ``decoding`` defaults to
+    ``Decoding()`` (greedy)."""
+    decoding = Decoding() if decoding is None else decoding
     if decoding.strategy not in ("greedy", "sample"):
         raise ValueError(f"decode_rows supports greedy and sample decoding, not {decoding.strategy!r}")
     if not rows:

@@ -26,7 +26,8 @@ def test_sft_under_ddp_reports_the_single_process_metrics(tmp_path, varied_model
     # lr 0 keeps the weights (LoRA's B starts at zero), so the training loop runs under DDP and the
     # validation that follows must equal one process on the same questions.
     args = ("--config", "configs/sft/knowledge_quickstart.yaml", "--model.init_args.model", str(varied_model_dir),
-            "--model.init_args.lr", "0.0", "--trainer.max_epochs", "1", "--trainer.check_val_every_n_epoch", "1",
+            "--model.init_args.optimizer.lr", "0.0", "--trainer.max_epochs", "1",
+            "--trainer.check_val_every_n_epoch", "1",
             "--data.init_args.max_samples", '{"train": 4, "val": 7}', "--data.init_args.batch_size", "2",
             "--data.init_args.eval_batch_size", "2", "--model.init_args.evaluation.max_new_tokens", "4")
     single = json.loads((fit(tmp_path / "single", *args) / "report.json").read_text())

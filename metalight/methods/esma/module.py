@@ -34,7 +34,7 @@ from metalight.methods.base import MetacognitionModule
 from metalight.methods.esma.engine import PopulationEngine, plan_groups
 from metalight.methods.esma.noise import NoiseDType, SchemeName, derive_seed, make_scheme
 from metalight.methods.esma.population_metrics import PopulationMetacognition
-from metalight.methods.esma.rewards import get_reward, member_fitness, reward_summary
+from metalight.methods.esma.rewards import member_fitness, reward_summary
 from metalight.methods.esma.selection import select_parameters
 from metalight.methods.esma.update import (
     Member,
@@ -44,6 +44,8 @@ from metalight.methods.esma.update import (
     shard,
     write_es_gradient,
 )
+from metalight.methods.optim import ESMASGD
+from metalight.methods.rewards import resolve_reward
 from metalight.strategies import SHARDED, full_replica_error
 
 log = logging.getLogger(__name__)
@@ -88,8 +90,9 @@ class ESMAModule(MetacognitionModule):
         reward_meta_readout: how the training rewards read the meta answer (``logits``: P(yes) > 0.5 from one
             forward pass, no meta generation); default: as ``evaluation.meta_readout`` (validation keeps it).
         optimizer: the torch optimizer stepping the ES gradient (``class_path`` + ``init_args``; built once the
-            model is loaded); default SGD with the paper's α = 5e-4 as lr.
-        (model, dtype, evaluation, dprime_correction: see ``MetacognitionModule``)
+            model is loaded); default ``ESMASGD``: plain SGD with the paper's α = 5e-4 as lr.
+        (model, dtype, evaluation, dprime_correction, lr_scheduler (stepped after each ES update): see
+        ``MetacognitionModule``)
     """
 
     needs_full_replicas = True  # read by the CLI's strategy check: ES cannot run on sharded weights
@@ -99,8 +102,9 @@ class ESMAModule(MetacognitionModule):
                  parameters: str = "all", layers: list[int] | None = None, noise_dtype: NoiseDType = "param",
                  perturb_non_matrix: bool = False, fitness_shaping: Shaping = "zscore", es_seed: int = 42,
                  engine: PopulationEngine | None = None, reward_meta_readout: MetaReadout | None = None,
-                 optimizer: OptimizerCallable | None = None, **kwargs):
-        super().__init__(**kwargs)  # saves every init argument (this class's too) as hparams
+                 optimizer: OptimizerCallable = ESMASGD, **kwargs):
+        # saves every init argument (this class's too) as hparams
+        super().__init__(optimizer=optimizer, **kwargs)
         self.automatic_optimization = False
         problems = []
         if population_size < 2:
@@ -113,8 +117,7 @@ class ESMAModule(MetacognitionModule):
             problems.append(f"population_size: {population_size} must be even with antithetic: true")
         if problems:
             raise ConfigError("ESMAModule: " + "; ".join(problems))
-        self.reward_fn = get_reward(reward)
-        self.optimizer_factory = optimizer
+        self.reward_fn = resolve_reward(reward)
         self.engine = engine or PopulationEngine()
         self.hparams["engine"] = asdict(self.engine)
         self.reward_settings = replace(self.eval_settings, meta_readout=reward_meta_readout or
@@ -135,11 +138,9 @@ class ESMAModule(MetacognitionModule):
                                       h.rank, h.perturb_non_matrix)
             self.engine.check(self.scheme, self.reward_settings)
 
-    def configure_optimizers(self):
-        """The ``optimizer`` init argument over the model's parameters (default: SGD, lr = α = 5e-4)."""
-        if self.optimizer_factory is None:
-            return torch.optim.SGD(self.model.parameters(), lr=5e-4)
-        return self.optimizer_factory(self.model.parameters())
+    def optimizer_parameters(self) -> list[torch.nn.Parameter]:
+        """Every model parameter: the ES gradient is written into the perturbed ones' ``grad``."""
+        return list(self.model.parameters())
 
     def on_fit_start(self) -> None:
         strategy = type(self.trainer.strategy).__name__.lower()
@@ -200,7 +201,8 @@ class ESMAModule(MetacognitionModule):
         also go into the iteration's train-time metacognition."""
         self.population_metrics.update(results)
         summary = reward_summary(results)
-        return torch.tensor([member_fitness(self.reward_fn, results), *(summary[c] for c in COLUMNS[1:]), 1.0])
+        return torch.tensor([member_fitness(self.hparams.reward, self.reward_fn, results),
+                             *(summary[c] for c in COLUMNS[1:]), 1.0])
 
     def gather_members(self, table: Tensor) -> Tensor:
         """All members' rows from every rank (only these N × 4 numbers cross processes)."""
@@ -228,14 +230,18 @@ class ESMAModule(MetacognitionModule):
         inner = optimizer.optimizer
         params = [self.scheme.selected[i].param for i in self.scheme.perturbed_indices()]
         groups = inner.param_groups
-        plain_sgd = type(inner) is torch.optim.SGD and all(
+        plain_sgd = type(inner) in (torch.optim.SGD, ESMASGD) and all(
             g["momentum"] == 0 and g["weight_decay"] == 0 and not g["maximize"] for g in groups) \
             and len({g["lr"] for g in groups}) == 1
         before = None if plain_sgd else [p.detach().clone() for p in params]
+        lr = groups[0]["lr"]  # the step's, before a schedule moves it
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:  # manual optimization: Lightning leaves the schedule to us
+            scheduler.step()
         if plain_sgd:
-            return groups[0]["lr"] * grad_norm
+            return lr * grad_norm
         return math.sqrt(sum((p.detach().double() - b.double()).square().sum().item() for p, b in zip(params, before)))
 
     def log_iteration(self, table: Tensor, missing: int, grad_norm: float, update_norm: float,

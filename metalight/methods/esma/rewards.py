@@ -1,4 +1,5 @@
-"""Rewards: plain functions of evaluation results, chosen by name (or dotted path) from one registry.
+"""ESMA's rewards, registered in the shared registry (:mod:`metalight.methods.rewards`: one signature
+``f(prompts, completions, records) -> Tensor[R]``, one NaN policy), and a member's fitness.
 
 ESMA's per-question rewards (cosmoquester/ESMA ``esma/reward.py``) from c = direct answer correct and
 y = the meta answer said yes:
@@ -12,23 +13,20 @@ y = the meta answer said yes:
  0       1       0            0              0
 ======  ======  ===========  =============  ===========
 
-``esma`` = c + 1[c = y]. A population member's fitness is the mean of its per-question rewards.
-The registry is not ESMA-specific: any method can :func:`register_reward` its own function (whatever its
-signature) and look it up with :func:`get_reward`. NaN in a reward means "not applicable" for that item.
+``esma`` = c + 1[c = y]. Here a record is the question's evaluated
+:class:`~metalight.evaluation.dual_prompt.SampleResult` (``correct``, ``said_yes``), the prompts and completions
+its direct prompt and answer. A population member's fitness is the mean of its per-question rewards.
 """
 
 from __future__ import annotations
 
-import importlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
-from metalight.errors import ConfigError
-
-REWARDS: dict[str, Callable[..., Tensor]] = {}
+from metalight.methods.rewards import RewardFn, register_reward, score_reward
 
 
 class ResultLike(Protocol):
@@ -38,31 +36,6 @@ class ResultLike(Protocol):
     said_yes: bool
 
 
-def register_reward(name: str) -> Callable[[Callable[..., Tensor]], Callable[..., Tensor]]:
-    """Decorator: make ``fn`` available as ``reward: <name>`` (a name may be registered once)."""
-
-    def wrap(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
-        if name in REWARDS and REWARDS[name] is not fn:
-            raise ValueError(f"reward {name!r} is already registered ({REWARDS[name].__module__})")
-        REWARDS[name] = fn
-        return fn
-
-    return wrap
-
-
-def get_reward(name: str) -> Callable[..., Tensor]:
-    """A registered reward by name, or any importable function by dotted path (``pkg.module.fn``)."""
-    if name in REWARDS:
-        return REWARDS[name]
-    module_name, _, attr = name.rpartition(".")
-    if module_name:
-        try:
-            return getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError):
-            pass
-    raise ConfigError(f"unknown reward {name!r}; use one of {sorted(REWARDS)} or a dotted path to a function")
-
-
 def _correct_and_yes(results: Sequence[ResultLike]) -> tuple[Tensor, Tensor]:
     correct = torch.tensor([bool(r.correct) for r in results], dtype=torch.float32)
     said_yes = torch.tensor([bool(r.said_yes) for r in results], dtype=torch.float32)
@@ -70,22 +43,22 @@ def _correct_and_yes(results: Sequence[ResultLike]) -> tuple[Tensor, Tensor]:
 
 
 @register_reward("correctness")
-def correctness_reward(results: Sequence[ResultLike]) -> Tensor:
+def correctness_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[ResultLike]) -> Tensor:
     """c: 1 when the direct answer is correct, else 0 (one value per result, float32)."""
-    return _correct_and_yes(results)[0]
+    return _correct_and_yes(records)[0]
 
 
 @register_reward("alignment")
-def alignment_reward(results: Sequence[ResultLike]) -> Tensor:
+def alignment_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[ResultLike]) -> Tensor:
     """1[c = y]: 1 when the meta answer's yes/no matches the direct answer's correctness."""
-    correct, said_yes = _correct_and_yes(results)
+    correct, said_yes = _correct_and_yes(records)
     return (correct == said_yes).float()
 
 
 @register_reward("esma")
-def esma_reward(results: Sequence[ResultLike]) -> Tensor:
+def esma_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[ResultLike]) -> Tensor:
     """ESMA's joint reward c + 1[c = y]: 2 correct-yes, 1 wrong-no, 1 correct-no, 0 wrong-yes."""
-    return correctness_reward(results) + alignment_reward(results)
+    return correctness_reward(prompts, completions, records) + alignment_reward(prompts, completions, records)
 
 
 def reward_summary(results: Sequence[ResultLike]) -> dict[str, float]:
@@ -97,9 +70,11 @@ def reward_summary(results: Sequence[ResultLike]) -> dict[str, float]:
             "yes_ratio": said_yes.mean().item()}
 
 
-def member_fitness(reward: Callable[[Sequence[Any]], Tensor], results: Sequence[Any]) -> float:
-    """A member's fitness: the mean of its per-question rewards, ignoring NaN ("not applicable") items;
-    NaN when no item has a reward."""
-    values = reward(results).float()
+def member_fitness(name: str, reward: RewardFn, results: Sequence[Any]) -> float:
+    """A member's fitness: the mean of the reward over its evaluated questions, checked like every reward
+    (one finite value per question, or NaN: "not applicable", left out); NaN when no question has a value."""
+    prompts = [getattr(r, "direct_prompt", "") for r in results]
+    completions = [getattr(r, "direct_answer", "") for r in results]
+    values = score_reward(name, reward, prompts, completions, results)
     values = values[~torch.isnan(values)]
     return values.mean().item() if values.numel() else float("nan")

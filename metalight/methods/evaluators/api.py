@@ -59,7 +59,7 @@ class APIEvalModule(ConfidenceEvalModule):
 
     def __init__(self, endpoint: ChatEndpoint, cache_path: str | None = "runs/api_cache/responses.jsonl",
                  sources: list[TextSourceName] = ["meta"], on_failure: Literal["error", "skip"] = "error",
-                 evaluation: EvalSettings = EvalSettings(), dprime_correction: Literal["clip", "loglinear"] = "clip",
+                 evaluation: EvalSettings | None = None, dprime_correction: Literal["clip", "loglinear"] = "clip",
                  threshold_criterion: Criterion = "youden", sweep_points: int = 21,
                  thresholds_from: str | None = None):
         super().__init__(sources=sources, threshold_criterion=threshold_criterion, sweep_points=sweep_points,

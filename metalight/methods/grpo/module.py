@@ -24,6 +24,7 @@ from dataclasses import asdict
 from typing import Any
 
 import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
 from metalight.data.records import RecordBatch
@@ -39,8 +40,9 @@ from metalight.methods.grpo.loss import (
     grpo_loss,
     nanstd,
 )
-from metalight.methods.grpo.rewards import RewardFn, check_reward, resolve_reward
 from metalight.methods.grpo.rollout import Rollout, completion_logprobs, sample_rollout
+from metalight.methods.optim import GRPOAdamW
+from metalight.methods.rewards import RewardFn, resolve_reward, score_reward
 from metalight.models.chat import ChatMode, render_prompt
 from metalight.models.generation import Decoding, Prompt
 from metalight.models.lora import LoraSettings, apply_lora, is_peft
@@ -69,8 +71,8 @@ class GRPOModule(MetacognitionModule):
         top_p: nucleus sampling threshold.
         chat_template: render prompts with the tokenizer's chat template (``auto``: when it has one).
         system_prompt: optional system message for chat-templated prompts.
-        learning_rate: AdamW learning rate (a top-level ``optimizer:`` in the config replaces AdamW).
-        weight_decay: AdamW weight decay.
+        optimizer: the optimizer (default ``GRPOAdamW``: lr 1e-6 and no weight decay, as TRL).
+        lr_scheduler: the learning-rate schedule, stepped per optimizer step (default: none, constant).
         lora: train a LoRA adapter instead of all weights; the reference is then the adapter-disabled model.
         gradient_checkpointing: recompute activations in backward (less memory, slower; turns off the shared
             prompt prefix in the loss forward).
@@ -84,10 +86,12 @@ class GRPOModule(MetacognitionModule):
                  loss_type: LossType = "dapo", epsilon: float = 0.2, epsilon_high: float | None = None,
                  beta: float = 0.0, num_iterations: int = 1, max_prompt_length: int = 512,
                  max_completion_length: int = 512, temperature: float = 1.0, top_p: float = 1.0,
-                 chat_template: ChatMode = "auto", system_prompt: str | None = None, learning_rate: float = 1e-6,
-                 weight_decay: float = 0.0, lora: LoraSettings | None = None, gradient_checkpointing: bool = False,
-                 share_prefix: bool = True, **kwargs):
-        super().__init__(**kwargs)  # saves every init arg (this class's too) as hyperparameters
+                 chat_template: ChatMode = "auto", system_prompt: str | None = None,
+                 optimizer: OptimizerCallable = GRPOAdamW, lr_scheduler: LRSchedulerCallable | None = None,
+                 lora: LoraSettings | None = None, gradient_checkpointing: bool = False, share_prefix: bool = True,
+                 **kwargs):
+        # saves every init arg (this class's too) as hyperparameters
+        super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler, **kwargs)
         self.reward_weights = dict({"alias_match": 1.0} if rewards is None else rewards)
         self.lora = LoraSettings(**lora) if isinstance(lora, dict) else lora
         self.hparams["lora"] = asdict(self.lora) if self.lora is not None else None
@@ -135,13 +139,6 @@ class GRPOModule(MetacognitionModule):
             if self.lora is not None:
                 self.model.enable_input_require_grads()
         self.model.train()
-
-    def configure_optimizers(self):
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        # The fused kernel (CPU and CUDA) is what TRL / HF Trainer use by default; several times faster on CPU.
-        fused = not self.synced_generation() and all(p.device.type in ("cpu", "cuda") for p in params)
-        return torch.optim.AdamW(params, lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay,
-                                 fused=fused)
 
     def build_rewards(self) -> list[tuple[str, RewardFn, float]]:
         """(name, function, weight) of every configured reward (a dotted path is named by its last part, as
@@ -213,11 +210,11 @@ class GRPOModule(MetacognitionModule):
         return rollout
 
     def score(self, rollout: Rollout) -> tuple[list[str], Tensor]:
-        """Every reward function on the rollout: (names, [R, F] table), checked for shape and NaN."""
+        """Every reward function on the rollout: (names, [R, F] table), checked where the values come back
+        (:func:`~metalight.methods.rewards.score_reward`: shape, dtype, ±inf; NaN means "not applicable")."""
         columns, names = [], []
         for name, fn, _ in self.reward_functions():
-            values = fn(rollout.prompts, rollout.texts, rollout.records)
-            columns.append(check_reward(name, values, len(rollout.texts)))
+            columns.append(score_reward(name, fn, rollout.prompts, rollout.texts, rollout.records))
             names.append(name)
         return names, torch.stack(columns, dim=1)
 

@@ -1,70 +1,20 @@
-"""Completion rewards for GRPO: plain functions ``f(prompts, completions, records) -> Tensor[R]``.
+"""GRPO's built-in completion rewards, registered in the shared registry (:mod:`metalight.methods.rewards`, which
+states the signature ``f(prompts, completions, records) -> Tensor[R]`` and the NaN policy).
 
-A reward function gets the R rendered prompts, the R decoded completions and the R records they answer
-(prompt-major, G rows per prompt) and returns one float per completion. Functions are chosen in a config by
-their registered name (``alias_match``) or a dotted path (``my_pkg.rewards.brevity``) and combined with
-weights by :class:`~metalight.methods.grpo.module.GRPOModule`. A wrong shape or a NaN raises an error naming the
-function: metalight does not treat NaN as "not applicable".
+Here a record is the ``QARecord`` each completion answers (G rows per question, prompt-major).
 """
 
 from __future__ import annotations
 
-import importlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from metalight.errors import ConfigError
 from metalight.grading import exact_match, is_correct, normalize_answer
-
-RewardFn = Callable[[Sequence[str], Sequence[str], Sequence[Any]], Tensor]
-
-REWARDS: dict[str, RewardFn] = {}
-
-
-def register_reward(name: str) -> Callable[[RewardFn], RewardFn]:
-    """Decorator: make a reward function selectable by ``name`` in configs."""
-
-    def add(fn: RewardFn) -> RewardFn:
-        if name in REWARDS and REWARDS[name] is not fn:
-            raise ValueError(f"a reward named {name!r} is already registered ({REWARDS[name].__module__})")
-        REWARDS[name] = fn
-        return fn
-
-    return add
-
-
-def resolve_reward(name: str) -> RewardFn:
-    """The reward registered as ``name``, or the function at dotted path ``name`` (``package.module.function``)."""
-    if name in REWARDS:
-        return REWARDS[name]
-    module_name, _, attr = name.rpartition(".")
-    if module_name:
-        try:
-            fn = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError) as err:
-            raise ConfigError(f"reward {name!r}: cannot import it ({type(err).__name__}: {err}); registered "
-                              f"rewards: {sorted(REWARDS)}") from err
-        if callable(fn):
-            return fn
-    raise ConfigError(f"unknown reward {name!r}; use a registered name {sorted(REWARDS)} or a dotted path "
-                      f"package.module.function")
-
-
-def check_reward(name: str, values: Any, rows: int) -> Tensor:
-    """``values`` as a float tensor [rows]; raise ``ValueError`` naming the function on a wrong shape or NaN."""
-    tensor = torch.as_tensor(values, dtype=torch.float32)
-    if tensor.shape != (rows,):
-        raise ValueError(f"reward function {name!r} returned shape {tuple(tensor.shape)}; it must return one "
-                         f"value per completion, shape ({rows},)")
-    if torch.isnan(tensor).any():
-        bad = torch.nonzero(torch.isnan(tensor)).flatten()[:5].tolist()
-        raise ValueError(f"reward function {name!r} returned NaN for completions {bad}; return a number for "
-                         f"every completion (e.g. 0.0 for an unscorable one)")
-    return tensor
+from metalight.methods.rewards import register_reward
 
 
 def token_f1(answer: str, aliases: Sequence[str]) -> float:

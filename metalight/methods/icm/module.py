@@ -77,7 +77,8 @@ class ICMModule(MetacognitionModule):
         rows_per_forward: log-prob queries per model call.
         baselines: score zero-shot, random-label and gold-label demonstrations at the end of each chunk.
         finetune: iterative fine-tuning between chunks; ``None`` labels every chunk with the initial model.
-        (other args: see ``MetacognitionModule``)
+        (other args: see ``MetacognitionModule``; ICM has no ``optimizer`` / ``lr_scheduler``: its search
+        changes labels, not weights, and Lightning's "optimizer" here only counts annealing steps)
     """
 
     def __init__(self, alpha: float = 30.0, num_seed: int = 8, K: int = 3000, chunk_size: int | None = 256,
@@ -87,6 +88,9 @@ class ICMModule(MetacognitionModule):
                  rows_per_forward: int = 8, baselines: bool = True, finetune: IterativeFineTuning | None = None,
                  **kwargs):
         super().__init__(**kwargs)
+        if self.optimizer_factory is not None or self.lr_scheduler_factory is not None:
+            raise ConfigError("ICMModule searches labels and trains no weights: remove model.init_args.optimizer "
+                              "and lr_scheduler (iterative fine-tuning has its own settings under finetune:)")
         self.automatic_optimization = False
         self.strict_loading = False  # checkpoints leave out the (unchanged) model weights
         self.settings = SearchSettings(alpha, num_seed, K, consistency_fix_K, decay, initial_T, final_T, scheduler)

@@ -100,9 +100,11 @@ def judgment_prompts(tokenizer, records: Sequence[QARecord], label_mode: LabelMo
 
 @torch.no_grad()
 def ask_judgments(model, tokenizer, records: Sequence[QARecord], label_mode: LabelMode = "binary",
-                  settings: JudgmentSettings = JudgmentSettings(),
+                  settings: JudgmentSettings | None = None,
                   synced_gpus: bool = False) -> list[JudgmentResult]:
-    """Ask each record's judgment greedily; parse it and score P(yes) (see module docstring)."""
+    """Ask each record's judgment greedily; parse it and score P(yes) (see module docstring; ``settings``:
+    default ``JudgmentSettings()``)."""
+    settings = JudgmentSettings() if settings is None else settings
     yes_id, no_id = judgment_token_ids(tokenizer)
     decoding = Decoding(max_new_tokens=settings.max_new_tokens, strategy="greedy")
     was_training = model.training

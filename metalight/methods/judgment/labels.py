@@ -53,8 +53,10 @@ class LabelSettings:
         return CLASSES[self.label_mode]
 
 
-def classify_ability(fraction_correct: float, settings: LabelSettings = LabelSettings()) -> Ability:
-    """The ability class of a question the model answered correctly ``fraction_correct`` of the time."""
+def classify_ability(fraction_correct: float, settings: LabelSettings | None = None) -> Ability:
+    """The ability class of a question the model answered correctly ``fraction_correct`` of the time
+    (``settings``: default ``LabelSettings()``)."""
+    settings = LabelSettings() if settings is None else settings
     if fraction_correct >= settings.can_threshold:
         return "can"
     if settings.label_mode == "uncertainty" and fraction_correct > 0 \

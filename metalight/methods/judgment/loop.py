@@ -75,9 +75,12 @@ class JudgmentLoop(Callback):
         write_samples: write per-question JSONL files each round.
     """
 
-    def __init__(self, labels: LabelSettings = LabelSettings(), answers: AnswerSettings = AnswerSettings(),
-                 judgment: JudgmentSettings = JudgmentSettings(), train_on: Literal["wrong", "all"] = "wrong",
+    def __init__(self, labels: LabelSettings | None = None, answers: AnswerSettings | None = None,
+                 judgment: JudgmentSettings | None = None, train_on: Literal["wrong", "all"] = "wrong",
                  training_context: bool = True, write_samples: bool = True):
+        labels = LabelSettings() if labels is None else labels
+        answers = AnswerSettings() if answers is None else answers
+        judgment = JudgmentSettings() if judgment is None else judgment
         self.labels, self.answers, self.judgment = labels, answers, judgment
         self.train_on, self.training_context, self.write_samples = train_on, training_context, write_samples
         if labels.label_mode == "uncertainty" and answers.num_answers < 2:

@@ -29,7 +29,6 @@ from metalight.errors import ConfigError
 from metalight.grading import GradingMode, is_correct
 from metalight.methods.base import EVAL_SPLITS, gather_objects
 from metalight.methods.grpo.module import GRPOModule
-from metalight.methods.grpo.rewards import RewardFn
 from metalight.methods.grpo.rollout import Rollout
 from metalight.methods.metaconf.judge import ChatBackend
 from metalight.methods.metaconf.rewards import (
@@ -39,6 +38,7 @@ from metalight.methods.metaconf.rewards import (
     ResponseFormat,
     parse_response,
 )
+from metalight.methods.rewards import RewardFn
 from metalight.metrics import MetacognitionMetrics
 from metalight.models.chat import ChatMode, render_prompt
 from metalight.models.generation import Decoding, Prompt, generate

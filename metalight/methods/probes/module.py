@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -26,6 +27,7 @@ from metalight.callbacks.report_writer import run_dir
 from metalight.data.records import RecordBatch
 from metalight.io import atomic_write_json, atomic_write_jsonl
 from metalight.methods.base import MetacognitionModule
+from metalight.methods.optim import ProbeAdam
 from metalight.methods.probes.axes import (
     PAPER_PCS,
     ProbeSet,
@@ -54,7 +56,8 @@ class ProbeModule(MetacognitionModule):
             ``response_to_end``, ``last`` or ``all``.
         pcs: principal components to keep as axes (1-based); those needing more train rows are skipped.
         l2: weight of the L2 penalty l2/2·|w|² on the standardised LR weights (per layer).
-        learning_rate: Adam learning rate of the LR heads.
+        optimizer: the optimizer of the LR heads (default ``ProbeAdam``: Adam, lr 1e-2).
+        lr_scheduler: the heads' learning-rate schedule, stepped per optimizer step (default: none).
         system_prompt: system message of each statement chat (upstream: "You are a helpful assistant.").
         extract_batch_size: chats per forward pass during extraction.
         max_tokens: chats longer than this keep their last tokens (an error if that cuts the response).
@@ -63,12 +66,13 @@ class ProbeModule(MetacognitionModule):
     """
 
     def __init__(self, layers: list[int] | None = None, span: Span = "response",
-                 pcs: list[int] = list(PAPER_PCS), l2: float = 1e-3, learning_rate: float = 1e-2,
+                 pcs: list[int] = list(PAPER_PCS), l2: float = 1e-3, optimizer: OptimizerCallable = ProbeAdam,
+                 lr_scheduler: LRSchedulerCallable | None = None,
                  system_prompt: str | None = NF_SYSTEM_PROMPT, extract_batch_size: int = 16,
                  max_tokens: int | None = 512, cache_dir: str | None = None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler, **kwargs)
         self.layer_choice, self.span, self.pcs = layers, span, list(pcs)
-        self.l2, self.learning_rate, self.system_prompt = l2, learning_rate, system_prompt
+        self.l2, self.system_prompt = l2, system_prompt
         self.extract_batch_size, self.max_tokens = extract_batch_size, max_tokens
         self.cache = FeatureCache(cache_dir or cache_root() / "probes")
         self.layers: list[int] = []
@@ -100,8 +104,9 @@ class ProbeModule(MetacognitionModule):
         self.register_buffer("feature_mean", torch.zeros(len(self.layers), dim, device=self.device))
         self.register_buffer("feature_std", torch.ones(len(self.layers), dim, device=self.device))
 
-    def configure_optimizers(self):
-        return torch.optim.Adam([self.head_weight, self.head_bias], lr=self.learning_rate)
+    def optimizer_parameters(self) -> list[nn.Parameter]:
+        """The linear heads (the language model is frozen)."""
+        return [self.head_weight, self.head_bias]
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint["state_dict"]

@@ -99,12 +99,14 @@ def qa_prompts(tokenizer, records: Sequence[QARecord], settings: AnswerSettings,
 
 
 def collect_answers(model, tokenizer, records: Sequence[QARecord],
-                    settings: AnswerSettings = AnswerSettings(), system: str | None = None,
+                    settings: AnswerSettings | None = None, system: str | None = None,
                     synced_gpus: bool = False) -> dict[str, AnswerSet]:
     """Ask every record's question ``settings.num_answers`` times; returns ``{record.id: AnswerSet}``.
 
-    Sampling uses its own seeded generator state (``settings.seed``) and leaves the global RNG untouched.
+    Sampling uses its own seeded generator state (``settings.seed``) and leaves the global RNG untouched;
+    ``settings`` defaults to ``AnswerSettings()``.
     """
+    settings = AnswerSettings() if settings is None else settings
     decoding = Decoding(max_new_tokens=settings.max_new_tokens, strategy=settings.decoding,
                         temperature=settings.temperature, top_p=settings.top_p)
     k = settings.num_answers

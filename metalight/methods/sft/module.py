@@ -6,7 +6,7 @@ Algorithm (one training step)::
                                                    # meta_answer: labelled online by the current model)
     tokens   = encode(examples)                    # chat template; prompt tokens labelled -100
     loss     = CE(lm_head(h[t]), x[t+1]) over labelled t   # completion tokens only
-    AdamW step (warm-up + linear / cosine / constant schedule)
+    optimizer step (default: AdamW, HF's warm-up + linear decay schedule; ``optimizer`` / ``lr_scheduler``)
 
 ESMA's SFT baseline (``train_sft_meta.py``) is ``targets.builder: meta_answer``: before each step the current
 model answers the batch's direct prompts greedily, and the target of the (chat-templated) meta prompt is
@@ -25,12 +25,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 
 from metalight.callbacks.report_writer import run_dir
 from metalight.data.examples import SFTExample
 from metalight.data.records import QARecord, RecordBatch
 from metalight.errors import ConfigError
 from metalight.methods.base import MetacognitionModule
+from metalight.methods.optim import SFTAdamW, WarmupDecay
 from metalight.methods.sft.answers import AnswerSettings, collect_answers
 from metalight.methods.sft.encoding import encode_batch
 from metalight.methods.sft.loss import LossOutput, completion_loss
@@ -41,7 +43,6 @@ from metalight.models.lora import ExportMode, LoraSettings, apply_lora, export_m
 log = logging.getLogger(__name__)
 
 TargetBuilder = Literal["given", "knowledge", "meta_answer"]
-LRSchedule = Literal["constant", "linear", "cosine"]
 
 
 @dataclass(frozen=True)
@@ -63,25 +64,6 @@ class TargetSettings:
     seed: int = 0
 
 
-def lr_factor(step: int, total: int | None, warmup_ratio: float, schedule: LRSchedule) -> float:
-    """Learning-rate multiplier after ``step`` of ``total`` optimizer steps (HF Trainer's schedules).
-
-    ``total`` may be ``None`` at step 0 (it is not known before the data is loaded): the factor is then 0
-    during warm-up and 1 without it, as it would be for any total.
-    """
-    if total is None:
-        return 0.0 if warmup_ratio > 0 else 1.0
-    warmup = math.ceil(warmup_ratio * total)
-    if step < warmup:
-        return step / max(1, warmup)
-    if schedule == "constant":
-        return 1.0
-    progress = (step - warmup) / max(1, total - warmup)
-    if schedule == "linear":
-        return max(0.0, 1.0 - progress)
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
 class SFTModule(MetacognitionModule):
     """Supervised fine-tuning (full or LoRA) on completion tokens (see module docstring).
 
@@ -93,37 +75,34 @@ class SFTModule(MetacognitionModule):
             scripts do).
         chat_template: how prompts are rendered (``auto``: the chat template when the tokenizer has one,
             else raw concatenation, logged once; ``always``: error without one; ``never``: raw).
-        lr: AdamW learning rate (a top-level ``optimizer:`` in the config replaces this optimizer).
-        weight_decay: AdamW weight decay (not applied to biases and norm weights, as HF Trainer).
-        warmup_ratio: share of the optimizer steps with a linear warm-up.
-        lr_schedule: ``linear`` (to 0, HF's default), ``cosine`` or ``constant`` after the warm-up.
-        schedule_per_epoch: restart the warm-up and schedule, and clear AdamW's moments, each epoch (as
-            Know-thyself, which trains every epoch of its judgment loop as a fresh one-epoch run).
+        optimizer: the optimizer (default ``SFTAdamW``: lr 1e-5, no weight decay); its weight decay is never
+            applied to biases and norm weights (as HF Trainer).
+        lr_scheduler: the schedule, stepped per optimizer step (default ``WarmupDecay``: HF's warm-up over
+            ``warmup_ratio`` (0) of the steps, then ``linear`` decay to 0; ``cosine`` / ``constant``).
+        schedule_per_epoch: restart the schedule (a ``WarmupDecay``) and clear the optimizer's moments each
+            epoch (as Know-thyself, which trains every epoch of its judgment loop as a fresh one-epoch run).
         gradient_checkpointing: recompute activations in the backward pass (less memory, ~30% slower).
         export: at the end of ``fit`` write ``<run_dir>/hf/``: ``full`` weights (merged if LoRA), the
             LoRA ``adapter`` only, or ``merged``; ``none`` writes nothing.
         (other args: see ``MetacognitionModule``)
     """
 
-    def __init__(self, targets: TargetSettings = TargetSettings(), lora: LoraSettings | None = None,
+    def __init__(self, targets: TargetSettings | None = None, lora: LoraSettings | None = None,
                  max_length: int = 512, completion_only_loss: bool = True, chat_template: ChatMode = "auto",
-                 lr: float = 1e-5, weight_decay: float = 0.0, warmup_ratio: float = 0.0,
-                 lr_schedule: LRSchedule = "linear", schedule_per_epoch: bool = False,
-                 gradient_checkpointing: bool = False, export: ExportMode | Literal["none"] = "none",
-                 **kwargs):
-        super().__init__(**kwargs)
+                 optimizer: OptimizerCallable = SFTAdamW, lr_scheduler: LRSchedulerCallable | None = WarmupDecay,
+                 schedule_per_epoch: bool = False, gradient_checkpointing: bool = False,
+                 export: ExportMode | Literal["none"] = "none", **kwargs):
+        super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler, **kwargs)
+        targets = TargetSettings() if targets is None else targets
         self.targets = TargetSettings(**targets) if isinstance(targets, dict) else targets
         self.lora = LoraSettings(**lora) if isinstance(lora, dict) else lora
         self.hparams["targets"] = asdict(self.targets)
         self.hparams["lora"] = asdict(self.lora) if self.lora else None
         if max_length < 2:
             raise ConfigError("max_length must be >= 2 tokens")
-        if not 0 <= warmup_ratio < 1:
-            raise ConfigError(f"warmup_ratio must be in [0, 1), got {warmup_ratio}")
         if export == "adapter" and self.lora is None:
             raise ConfigError("export: adapter needs `lora:`; use export: full for a fully fine-tuned model")
         self.tokens_seen = 0
-        self._epoch_start_step = 0
         self._qa_batches = {"val": 0, "test": 0}
 
     # ---- model ------------------------------------------------------------------------------------------
@@ -248,49 +227,41 @@ class SFTModule(MetacognitionModule):
         self._qa_batches["test"] = 0
 
     # ---- optimisation -----------------------------------------------------------------------------------
-    def configure_optimizers(self):
+    def optimizer_parameters(self) -> list[dict[str, Any]]:
+        """Two param groups: matrices get the optimizer's weight decay, biases and norm weights none."""
         params = [p for p in self.model.parameters() if p.requires_grad]
-        groups = [{"params": [p for p in params if p.ndim >= 2], "weight_decay": self.hparams.weight_decay},
+        groups = [{"params": [p for p in params if p.ndim >= 2]},
                   {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-        # The fused kernel (as HF Trainer's default, adamw_torch_fused) when the parameters are plain tensors.
-        fused = not self.synced_generation() and all(p.device.type in ("cpu", "cuda") for p in params)
-        optimizer = torch.optim.AdamW([g for g in groups if g["params"]], lr=self.hparams.lr, fused=fused)
-        if self.hparams.lr_schedule == "constant" and self.hparams.warmup_ratio == 0:
-            return optimizer
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._lr_multiplier)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return [g for g in groups if g["params"]]
 
-    def _steps_this_run(self) -> int | None:
+    def configure_optimizers(self):
+        config = super().configure_optimizers()
+        scheduler = config["lr_scheduler"]["scheduler"] if isinstance(config, dict) else None
+        if self.hparams.schedule_per_epoch and not isinstance(scheduler, WarmupDecay):
+            raise ConfigError("schedule_per_epoch restarts a metalight.methods.optim.WarmupDecay schedule; set "
+                              "model.init_args.lr_scheduler.class_path to it or schedule_per_epoch: false")
+        return config
+
+    def scheduled_steps(self) -> int | None:
+        """Optimizer steps the schedule spans: the whole run, or one epoch with ``schedule_per_epoch``."""
         trainer = self._trainer
-        if trainer is None:
+        if trainer is None or not self.hparams.schedule_per_epoch:
+            return super().scheduled_steps()
+        batches = trainer.num_training_batches
+        if not isinstance(batches, int) or batches <= 0:
             return None
-        if self.hparams.schedule_per_epoch:
-            batches = trainer.num_training_batches
-            if not isinstance(batches, int) or batches <= 0:
-                return None
-            return math.ceil(batches / trainer.accumulate_grad_batches)
-        return int(trainer.estimated_stepping_batches)
-
-    def _lr_multiplier(self, step: int) -> float:
-        if step == 0:
-            return lr_factor(0, None, self.hparams.warmup_ratio, self.hparams.lr_schedule)
-        if self.hparams.schedule_per_epoch:
-            step -= self._epoch_start_step
-        return lr_factor(step, self._steps_this_run(), self.hparams.warmup_ratio, self.hparams.lr_schedule)
+        return math.ceil(batches / trainer.accumulate_grad_batches)
 
     def on_train_epoch_start(self) -> None:
         if not self.hparams.schedule_per_epoch or not self.trainer.optimizers:
             return
-        self._epoch_start_step = self.global_step
         for optimizer in self.trainer.optimizers:
-            optimizer.state.clear()  # a fresh AdamW, as a fresh run would have
+            optimizer.state.clear()  # a fresh optimizer, as a fresh run would have
         for config in self.trainer.lr_scheduler_configs:
-            scheduler = config.scheduler
-            factor = lr_factor(0, None, self.hparams.warmup_ratio, self.hparams.lr_schedule)
-            for group, base in zip(scheduler.optimizer.param_groups, scheduler.base_lrs):
-                group["lr"] = base * factor
+            config.scheduler.restart(self.global_step)
 
     def report_settings(self) -> dict[str, Any]:
         return {**super().report_settings(), "method": "sft", "targets": asdict(self.targets),
                 "lora": asdict(self.lora) if self.lora else None,
-                "completion_only_loss": self.hparams.completion_only_loss, "lr": self.hparams.lr}
+                "completion_only_loss": self.hparams.completion_only_loss,
+                "optimizer": self.optimizer_settings()}

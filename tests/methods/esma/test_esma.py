@@ -37,8 +37,8 @@ def hand_step(esma, questions_path, alpha):
     fitness = []
     for m in members:
         with perturbed(esma.scheme, m.seed, h.sigma, "copy"):
-            fitness.append(member_fitness(correctness_reward, evaluate_records(esma.model, esma.tokenizer, records,
-                                                                               esma.eval_settings)))
+            results = evaluate_records(esma.model, esma.tokenizer, records, esma.eval_settings)
+            fitness.append(member_fitness("correctness", correctness_reward, results))
     fitness = torch.tensor(fitness, dtype=torch.float64)
     assert fitness.std() > 0, "the test needs members with different rewards"
     z = (fitness - fitness.mean()) / (fitness.std() + 1e-8)

@@ -1,5 +1,8 @@
 """GRPOModule end to end on a tiny random Llama: weights move, every TRL metric is logged; reference models;
-bad input (G < 2, a reward with a wrong shape or NaN) fails with a clear message."""
+bad input (G < 2, a reward with a wrong shape, ±inf or an exception) fails with a one-line message; NaN rewards
+mean "not applicable"."""
+
+from functools import partial
 
 import lightning as L
 import pytest
@@ -9,9 +12,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from metalight.data.records import QARecord
 from metalight.data.sources.fanoutqa import FanOutQASingleHopDataModule
-from metalight.errors import ConfigError
+from metalight.errors import ConfigError, RewardError
 from metalight.methods.grpo.module import GRPOModule
 from metalight.methods.grpo.rollout import completion_logprobs
+from metalight.methods.optim import GRPOAdamW
 from metalight.models.loading import load_model
 from metalight.models.lora import LoraSettings
 
@@ -43,7 +47,8 @@ def fit(module, tmp_path, steps=2):
 ], ids=["full_mu2_dapo", "lora_grpo"])
 def test_two_steps_change_the_weights_and_log_every_metric(tiny_model_dir, tmp_path, settings):
     module = GRPOModule(model=str(tiny_model_dir), num_generations=4, max_completion_length=6, beta=0.04,
-                        rewards={"tests.methods.grpo.test_grpo.length": 1.0, "alias_match": 0.5}, learning_rate=5e-3,
+                        rewards={"tests.methods.grpo.test_grpo.length": 1.0, "alias_match": 0.5},
+                        optimizer=partial(GRPOAdamW, lr=5e-3),
                         **settings)
     module.configure_model()
     before = {n: p.detach().clone() for n, p in module.model.named_parameters() if p.requires_grad}
@@ -94,14 +99,31 @@ def test_fewer_than_two_generations_is_a_config_error():
 
 
 @pytest.mark.parametrize("reward,message", [
-    (lambda p, c, r: torch.zeros(len(c) + 1), r"'bad' returned shape \(5,\)"),
-    (lambda p, c, r: torch.full((len(c),), float("nan")), r"'bad' returned NaN"),
+    (lambda p, c, r: torch.zeros(len(c) + 1), r"^reward 'bad' returned shape \(5,\); .* shape \(4,\)$"),
+    (lambda p, c, r: torch.tensor([0.0, float("inf"), 1.0, 0.0]),
+     r"^reward 'bad' returned ±inf for completions \[1\]"),
+    (lambda p, c, r: [r_.missing for r_ in r], r"^reward 'bad' raised AttributeError: 'QARecord' object has no"),
 ])
-def test_a_bad_reward_names_the_function(tiny_model_dir, monkeypatch, reward, message):
-    from metalight.methods.grpo import rewards as grpo_rewards
+def test_a_bad_reward_is_one_line_naming_the_function(tiny_model_dir, monkeypatch, reward, message):
+    from metalight.methods import rewards as registry
 
-    monkeypatch.setitem(grpo_rewards.REWARDS, "bad", reward)
+    monkeypatch.setitem(registry.REWARDS, "bad", reward)
     module = GRPOModule(model=str(tiny_model_dir), num_generations=2, max_completion_length=2, rewards={"bad": 1.0})
     module.configure_model()
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(RewardError, match=message) as caught:
         module.make_rollout([QARecord("1", "Who?", ["x"]), QARecord("2", "What?", ["y"])])
+    assert "\n" not in str(caught.value)
+
+
+def test_a_nan_reward_means_not_applicable(tiny_model_dir, monkeypatch):
+    """Row 1 has no applicable reward (NaN): its advantage is 0; the others are z-scored in their group."""
+    from metalight.methods import rewards as registry
+
+    monkeypatch.setitem(registry.REWARDS, "partial", lambda p, c, r: torch.tensor([1.0, float("nan"), 0.0, 2.0]))
+    module = GRPOModule(model=str(tiny_model_dir), num_generations=2, max_completion_length=2,
+                        rewards={"partial": 1.0})
+    module.configure_model()
+    rollout = module.make_rollout([QARecord("1", "Who?", ["x"]), QARecord("2", "What?", ["y"])])
+    # group 1: [1, NaN] -> std NaN (one value) -> A = 0 for both; group 2: [0, 2] -> mean 1, std sqrt(2)
+    expected = torch.tensor([0.0, 0.0, -1 / (2 ** 0.5 + 1e-4), 1 / (2 ** 0.5 + 1e-4)])
+    assert torch.allclose(rollout.advantages.cpu(), expected, atol=1e-6)

@@ -15,7 +15,7 @@ def test_grpo_fits_under_ddp_with_batch_scaled_rewards(tmp_path, tiny_model_dir)
                     "--config", "configs/strategy/ddp.yaml", "--trainer.devices", "2", "--trainer.accelerator", "cpu",
                     "--model.init_args.model", str(tiny_model_dir), "--model.init_args.num_generations", "2",
                     "--model.init_args.max_completion_length", "3", "--model.init_args.scale_rewards", "batch",
-                    "--model.init_args.beta", "0.1", "--model.init_args.learning_rate", "0.01",
+                    "--model.init_args.beta", "0.1", "--model.init_args.optimizer.lr", "0.01",
                     "--model.init_args.evaluation.max_new_tokens", "2",
                     "--data.init_args.batch_size", "2", "--data.init_args.max_samples",
                     json.dumps({"train": 8, "val": 3}), "--trainer.max_steps", "2", "--trainer.val_check_interval", "2",

@@ -1,19 +1,10 @@
-"""Reward registry: names and dotted paths, shape / NaN checks naming the function, built-in rewards by hand."""
+"""GRPO's built-in rewards by hand (the shared registry itself is tested in tests/methods/test_reward_registry.py)."""
 
 import pytest
-import torch
 
 from metalight.data.records import QARecord
-from metalight.errors import ConfigError
-from metalight.methods.grpo.rewards import (
-    REWARDS,
-    alias_match,
-    check_reward,
-    register_reward,
-    resolve_reward,
-    token_f1,
-    token_f1_reward,
-)
+from metalight.methods.grpo.rewards import alias_match, token_f1, token_f1_reward
+from metalight.methods.rewards import resolve_reward
 
 RECORDS = [QARecord("1", "Who directed Avatar?", ["James Cameron"]), QARecord("2", "2+2?", ["4", "four"])]
 
@@ -27,29 +18,6 @@ def test_builtin_rewards_by_hand():
     assert token_f1_reward([], ["", "4 four"], RECORDS).tolist() == pytest.approx([0.0, 2 / 3])
 
 
-def test_rewards_resolve_by_name_and_dotted_path():
+def test_builtin_rewards_resolve_by_name_and_dotted_path():
     assert resolve_reward("alias_match") is alias_match
     assert resolve_reward("metalight.methods.grpo.rewards.token_f1_reward") is token_f1_reward
-    with pytest.raises(ConfigError, match="unknown reward 'nope'"):
-        resolve_reward("nope")
-    with pytest.raises(ConfigError, match="cannot import"):
-        resolve_reward("metalight.no_such_module.fn")
-
-
-def test_register_refuses_a_second_function_under_a_taken_name():
-    @register_reward("test_only_reward")
-    def first(prompts, completions, records):
-        return torch.zeros(len(completions))
-
-    assert REWARDS["test_only_reward"] is first
-    with pytest.raises(ValueError, match="already registered"):
-        register_reward("test_only_reward")(lambda p, c, r: torch.zeros(len(c)))
-    del REWARDS["test_only_reward"]
-
-
-def test_wrong_shape_and_nan_name_the_function():
-    assert check_reward("f", [1, 2, 3], 3).dtype == torch.float32
-    with pytest.raises(ValueError, match=r"reward function 'brevity' returned shape \(2, 1\).*\(3,\)"):
-        check_reward("brevity", torch.zeros(2, 1), 3)
-    with pytest.raises(ValueError, match=r"'judge' returned NaN for completions \[1\]"):
-        check_reward("judge", [0.0, float("nan"), 1.0], 3)

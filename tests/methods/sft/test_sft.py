@@ -1,6 +1,7 @@
 """SFTModule end to end (`cli.py fit` per target builder, tiny model), its schedule, and its config errors."""
 
 import json
+from functools import partial
 
 import pytest
 import torch
@@ -8,7 +9,8 @@ from lightning.pytorch import Callback
 
 from metalight.cli import main
 from metalight.errors import ConfigError
-from metalight.methods.sft.module import SFTModule, lr_factor
+from metalight.methods.optim import SFTAdamW, WarmupDecay, lr_factor
+from metalight.methods.sft.module import SFTModule
 
 
 def write_pairs(path, n=12):
@@ -81,7 +83,8 @@ def test_schedule_per_epoch_restarts_the_warmup(tmp_path, tiny_model_dir):
     from metalight.data.sources.prompt_completion import PromptCompletionDataModule
 
     lrs = LRs()
-    module = SFTModule(model=str(tiny_model_dir), lr=1.0, warmup_ratio=0.5, schedule_per_epoch=True)
+    module = SFTModule(model=str(tiny_model_dir), optimizer=partial(SFTAdamW, lr=1.0),
+                       lr_scheduler=partial(WarmupDecay, warmup_ratio=0.5), schedule_per_epoch=True)
     data = PromptCompletionDataModule(path=str(write_pairs(tmp_path / "p.jsonl", 8)), batch_size=2)
     Trainer(max_epochs=2, logger=False, enable_checkpointing=False, enable_progress_bar=False,
             enable_model_summary=False, callbacks=[lrs]).fit(module, data)
