@@ -6,6 +6,10 @@ log-probs with its own ``completion_logprobs`` (shared prompt prefix, position i
 ``grpo_loss``. For every combination TRL accepts of loss type × importance-sampling level × β × bias-corrected
 KL × on/off-policy × padded/unpadded prompts (temperature 0.7): the loss to 1e-5, the gradient norm over the
 model's weights to 1e-5 relative, and every loss metric TRL logs.
+
+To keep the matrix fast, each side's forward runs once per prompt layout and the Jacobian of its log-probs with
+respect to the weights is taken once; a case's weight gradient is then Jᵀ · ∂loss/∂logps (the chain rule the
+backward pass would apply).
 """
 
 import copy
@@ -53,10 +57,20 @@ def _perturbed(model, scale, seed):
     return copy_
 
 
+def jacobian(values, model) -> torch.Tensor:
+    """d values / d weights as [values.numel(), weights] (one backward per value)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    rows = []
+    for value in values.flatten():
+        grads = torch.autograd.grad(value, params, retain_graph=True, allow_unused=True)
+        rows.append(torch.cat([(torch.zeros_like(p) if g is None else g).flatten() for p, g in zip(params, grads)]))
+    return torch.stack(rows).double()
+
+
 @pytest.fixture(scope="module")
 def batches(model):
     """Per prompt layout: prompt / completion ids, old log-probs from a perturbed copy (so clipping engages),
-    reference log-probs from another, advantages of both signs."""
+    reference log-probs from another, advantages of both signs; each side's log-probs, entropies and Jacobian."""
     g = torch.Generator().manual_seed(1)
     completions = [torch.randint(3, VOCAB, (n,), generator=g).tolist() for n in COMPLETION_LENGTHS]
     old_model, ref_model = _perturbed(model, 0.05, 2), _perturbed(model, 0.03, 3)
@@ -66,8 +80,16 @@ def batches(model):
         with torch.no_grad():
             old = completion_logprobs(old_model, prompt_ids, completions, PAD, TEMPERATURE)[0]
             ref = completion_logprobs(ref_model, prompt_ids, completions, PAD, TEMPERATURE)[0]
-        out[layout] = {"prompt_ids": prompt_ids, "completions": completions, "old": old, "ref": ref,
-                       "advantages": torch.randn(len(prompt_ids), generator=g)}
+        batch = {"prompt_ids": prompt_ids, "completions": completions, "old": old, "ref": ref,
+                 "advantages": torch.randn(len(prompt_ids), generator=g)}
+        ours, ours_entropy = completion_logprobs(model, prompt_ids, completions, PAD, TEMPERATURE)
+        inputs = trl_inputs(batch)
+        trl, trl_entropy, _ = trl_logps_and_entropies(
+            model, torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1),
+            torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1), inputs["completion_ids"].size(1))
+        batch["ours"] = (ours.detach(), ours_entropy, jacobian(ours, model))
+        batch["trl"] = (trl.detach(), trl_entropy, jacobian(trl, model))
+        out[layout] = batch
     return out
 
 
@@ -116,36 +138,44 @@ def fake_trainer(settings: LossSettings, accumulation: int, steps_per_generation
     return trainer
 
 
-def grad_norm(model) -> float:
-    return torch.sqrt(sum((p.grad.double() ** 2).sum() for p in model.parameters() if p.grad is not None)).item()
+def through_model(side, loss_fn):
+    """Run ``loss_fn(logps, entropy)`` on one side's log-probs; (loss, its gradient norm over the weights)."""
+    logps, entropy, jac = side
+    leaf = logps.clone().requires_grad_(True)
+    loss = loss_fn(leaf, entropy)
+    loss.backward()
+    return loss, torch.linalg.vector_norm(jac.T @ leaf.grad.double().flatten()).item()
 
 
-def check_parity(model, batch, settings: LossSettings, off_policy: bool, accumulation=1, steps_per_generation=1):
+def check_parity(batch, settings: LossSettings, off_policy: bool, accumulation=1, steps_per_generation=1):
     inputs = trl_inputs(batch)
     if off_policy:
         inputs["old_per_token_logps"] = batch["old"]
     trainer = fake_trainer(settings, accumulation, steps_per_generation)
-    model.zero_grad()
-    expected = GRPOTrainer._compute_loss(trainer, model, inputs)
-    expected.backward()
-    expected_norm = grad_norm(model)
 
-    model.zero_grad()
-    logps, entropy = completion_logprobs(model, batch["prompt_ids"], batch["completions"], PAD, TEMPERATURE)
+    def trl_loss(logps, entropy):
+        trainer._get_per_token_logps_and_entropies = lambda *args, **kwargs: (logps, entropy, None)
+        return GRPOTrainer._compute_loss(trainer, None, inputs)
+
+    expected, expected_norm = through_model(batch["trl"], trl_loss)
     mask = inputs["completion_mask"].float()
-    entropy_mask = None
-    if settings.top_entropy_quantile < 1.0:
-        entropy_mask = high_entropy_mask(entropy, mask, settings.top_entropy_quantile)
     norm = Normalisers(MAX_LEN, float(mask.sum()), 1, steps_per_generation)
-    terms = grpo_loss(logps, batch["old"] if off_policy else None, batch["ref"], batch["advantages"], mask, settings,
-                      norm, entropy_mask)
-    loss = terms.loss / accumulation  # what Lightning does under gradient accumulation
-    loss.backward()
+    found = {}
 
+    def our_loss(logps, entropy):
+        entropy_mask = None
+        if settings.top_entropy_quantile < 1.0:
+            entropy_mask = high_entropy_mask(entropy, mask, settings.top_entropy_quantile)
+        found["terms"] = grpo_loss(logps, batch["old"] if off_policy else None, batch["ref"], batch["advantages"],
+                                   mask, settings, norm, entropy_mask)
+        return found["terms"].loss / accumulation  # what Lightning does under gradient accumulation
+
+    loss, loss_norm = through_model(batch["ours"], our_loss)
+    terms = found["terms"]
     assert loss.item() == pytest.approx(expected.item(), abs=1e-5)
-    assert grad_norm(model) == pytest.approx(expected_norm, rel=1e-5)
+    assert loss_norm == pytest.approx(expected_norm, rel=1e-5)
     logged = {k: v[0] for k, v in trainer._metrics["train"].items()}
-    ours = {"entropy": entropy, **terms.flags, **({"kl": terms.kl.detach()} if terms.kl is not None else {})}
+    ours = {"entropy": batch["ours"][1], **terms.flags, **({"kl": terms.kl.detach()} if terms.kl is not None else {})}
     for name, values in ours.items():
         total, count = masked_sum_count(values, mask)
         assert (total / count).item() == pytest.approx(logged.pop(name), abs=1e-5), name
@@ -155,7 +185,7 @@ def check_parity(model, batch, settings: LossSettings, off_policy: bool, accumul
         assert low.nan_to_num(float("inf")).min().item() == pytest.approx(logged.pop("clip_ratio/low_min"))
         assert high.nan_to_num(float("-inf")).max().item() == pytest.approx(logged.pop("clip_ratio/high_max"))
     assert not logged  # every metric TRL logs was compared
-    return logged, terms
+    return terms
 
 
 MATRIX = [
@@ -167,10 +197,10 @@ MATRIX = [
 
 
 @pytest.mark.parametrize("loss_type,level,beta,bias,off_policy,layout", MATRIX)
-def test_loss_gradient_and_metrics_equal_trl(model, batches, loss_type, level, beta, bias, off_policy, layout):
+def test_loss_gradient_and_metrics_equal_trl(batches, loss_type, level, beta, bias, off_policy, layout):
     settings = LossSettings(loss_type=loss_type, importance_sampling_level=level, beta=beta,
                             use_bias_correction_kl=bias, epsilon_high=5.0 if loss_type == "cispo" else 0.28)
-    check_parity(model, batches[layout], settings, off_policy)
+    check_parity(batches[layout], settings, off_policy)
 
 
 @pytest.mark.parametrize("options", [
@@ -183,21 +213,21 @@ def test_loss_gradient_and_metrics_equal_trl(model, batches, loss_type, level, b
     {"loss_type": "sapo", "sapo_temperature_pos": 0.5, "sapo_temperature_neg": 2.0},
     {"loss_type": "vespo", "vespo_k_pos": 1.0, "vespo_lambda_neg": 0.5},
 ], ids=lambda o: "-".join(f"{k}={v}" for k, v in o.items()))
-def test_options_equal_trl_off_policy(model, batches, options):
+def test_options_equal_trl_off_policy(batches, options):
     options = {"epsilon_high": 0.28, **options}
-    check_parity(model, batches["left_padded"], LossSettings(**options), off_policy=True)
+    check_parity(batches["left_padded"], LossSettings(**options), off_policy=True)
 
 
 @pytest.mark.parametrize("loss_type", ["dapo", "grpo", "cispo"])
-def test_accumulation_and_steps_per_generation_normalise_as_trl(model, batches, loss_type):
+def test_accumulation_and_steps_per_generation_normalise_as_trl(batches, loss_type):
     # a generation batch split into 2 micro-batches, 4 accumulation steps: dapo's normaliser is TRL's
-    check_parity(model, batches["unpadded"], LossSettings(loss_type=loss_type, epsilon_high=5.0), off_policy=True,
+    check_parity(batches["unpadded"], LossSettings(loss_type=loss_type, epsilon_high=5.0), off_policy=True,
                  accumulation=4, steps_per_generation=2)
 
 
-def test_off_policy_cases_exercise_clipping(model, batches):
+def test_off_policy_cases_exercise_clipping(batches):
     settings = LossSettings(loss_type="dapo", epsilon_high=0.28)
-    _, terms = check_parity(model, batches["left_padded"], settings, off_policy=True)
+    terms = check_parity(batches["left_padded"], settings, off_policy=True)
     assert terms.flags["clip_ratio/region_mean"].sum() > 0
 
 
