@@ -205,20 +205,37 @@ class GRPOModule(MetacognitionModule):
         parts = self.steps_per_generation()
         step, self._micro_step = self._micro_step, self._micro_step + 1
         if step % (parts * self.hparams.num_iterations) == 0 or self._slices is None:
-            self._slices = self.make_rollout(batch.records, parts)
+            self._slices = self.generation_batch(batch.records, parts)
         else:
             self.timings.update(generation=0.0, rewards=0.0, reference=0.0)
         return self._slices[step % parts]
 
-    def make_rollout(self, records: Sequence[Any], parts: int = 1) -> list[Rollout]:
-        """Sample G completions per record, score them, compute advantages over the whole generation batch, and
-        split it into ``parts`` micro-batches (with π_old / π_ref log-probs where needed)."""
+    def generation_batch(self, records: Sequence[Any], parts: int) -> list[Rollout]:
+        """One generation batch (:meth:`make_rollout`) split into ``parts`` micro-batches, each with its π_old
+        log-probs (when generation and optimizer steps are not aligned) and π_ref log-probs (β ≠ 0)."""
         h = self.hparams
         rows = len(records) * h.num_generations
         if rows % parts:
             raise ConfigError(f"{type(self).__name__}: steps_per_generation={parts} does not divide the generation "
                               f"batch of {rows} rows ({len(records)} questions x num_generations={h.num_generations});"
                               f" set data.init_args.batch_size to a multiple of {parts} or change steps_per_generation")
+        slices = self.make_rollout(records).split(parts)
+        start = time.perf_counter()
+        accumulate = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
+        # Generation not aligned with optimizer steps: later micro-batches see updated weights, so keep π_old.
+        keep_old = accumulate % (parts * h.num_iterations) != 0
+        for piece in slices:
+            if keep_old:
+                with torch.no_grad():
+                    piece.old_logps = self._logprobs(self.model, piece)[0].detach()
+            if h.beta != 0.0:
+                piece.ref_logps = self.reference_logprobs(piece)
+        self.timings["reference"] = time.perf_counter() - start
+        return slices
+
+    def make_rollout(self, records: Sequence[Any]) -> Rollout:
+        """Sample G completions per record, score them, and compute advantages over the whole batch."""
+        h = self.hparams
         prompts = [Prompt(*render_prompt(self.tokenizer, self.prompt_text(r), h.chat_template, h.system_prompt))
                    for r in records]
         decoding = Decoding(max_new_tokens=h.max_completion_length, strategy="sample", temperature=h.temperature,
@@ -240,19 +257,7 @@ class GRPOModule(MetacognitionModule):
         rollout.active_tokens = float(self._global_sum(self.loss_mask(rollout).sum()))
         self.timings["rewards"] = time.perf_counter() - start
         self._log_rollout(rollout, names, full, adv)
-        start = time.perf_counter()
-        slices = rollout.split(parts)
-        accumulate = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
-        # Generation not aligned with optimizer steps: later micro-batches see updated weights, so keep π_old.
-        keep_old = accumulate % (parts * h.num_iterations) != 0
-        for piece in slices:
-            if keep_old:
-                with torch.no_grad():
-                    piece.old_logps = self._logprobs(self.model, piece)[0].detach()
-            if h.beta != 0.0:
-                piece.ref_logps = self.reference_logprobs(piece)
-        self.timings["reference"] = time.perf_counter() - start
-        return slices
+        return rollout
 
     def loss_mask(self, rollout: Rollout, device=None) -> Tensor:
         """[R, C] 1.0 on the completion tokens that enter the loss (truncated rows are 0 with

@@ -111,9 +111,9 @@ def test_one_generation_serves_the_accumulated_micro_batches(tiny_model_dir, tmp
     module = GRPOModule(model=str(tiny_model_dir), num_generations=2, max_completion_length=3,
                         rewards={"tests.methods.grpo.test_grpo.length": 1.0}, learning_rate=5e-3)
     generations = []
-    make_rollout = module.make_rollout
-    monkeypatch.setattr(module, "make_rollout", lambda records, parts=1: generations.append(
-        (len(records), parts)) or make_rollout(records, parts))
+    generation_batch = module.generation_batch
+    monkeypatch.setattr(module, "generation_batch", lambda records, parts: generations.append(
+        (len(records), parts)) or generation_batch(records, parts))
     data = FanOutQASingleHopDataModule(strict=False, batch_size=2, max_samples={"train": 8})
     trainer = L.Trainer(max_steps=2, accumulate_grad_batches=2, logger=False, enable_checkpointing=False,
                         limit_val_batches=0, enable_progress_bar=False, enable_model_summary=False)
@@ -128,7 +128,7 @@ def test_steps_per_generation_must_divide_the_generation_batch(tiny_model_dir):
     module = GRPOModule(model=str(tiny_model_dir), num_generations=3, num_iterations=2, steps_per_generation=2)
     module.configure_model()
     with pytest.raises(ConfigError, match=r"steps_per_generation=2 does not divide the generation batch of 3 rows"):
-        module.make_rollout([QARecord("1", "Who?", ["x"])], parts=2)
+        module.generation_batch([QARecord("1", "Who?", ["x"])], parts=2)
 
 
 def test_truncated_completions_leave_the_loss_when_asked():
