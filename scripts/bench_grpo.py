@@ -2,23 +2,34 @@
 
 Both train the embedded SmolLM2-135M-Instruct (fp32, CPU) on the same FanOutQA questions in the same order
 (chat-templated direct prompts), sample G completions of at most ``--completion-length`` tokens at temperature
-1, reward alias matches, and take AdamW steps at lr 1e-6 with the same ``loss_type`` and ``beta``. TRL runs with
-bf16 and gradient checkpointing off (its defaults are on) and loss_type / beta set explicitly. Each side does
-``--warmup`` steps, then ``--steps`` timed optimizer steps; the median is reported:
+1, reward alias matches, and take AdamW steps at lr 1e-6 with the same ``loss_type`` and ``beta`` and the rest of
+the loss at both sides' (equal) defaults, the bias-corrected KL included. TRL runs with bf16 and gradient
+checkpointing off (its defaults are on). Two rows: β = 0 (no reference model) and β = ``--beta`` (a reference
+model, so reference log-probs and the KL term are timed too). Each side runs in its own subprocess, the two
+alternating for ``--rounds`` rounds (the side that goes first alternates too), so a machine that gets busier or
+quieter during the run moves both; each run does ``--warmup`` steps, then ``--steps`` timed optimizer steps
+and keeps the median. Reported per row: the median over rounds and the spread (min, max) of
 
   completed samples/s = prompts × G / step time   (target: GRPOModule >= 1.3 × TRL)
 
 and where the time goes (generation, rewards, reference / old log-probs, loss forward, backward + optimizer).
-Writes docs/benchmarks/grpo.json.  Usage: python scripts/bench_grpo.py [--quick]
+Writes docs/benchmarks/grpo.json.
+
+    python scripts/bench_grpo.py            # 4 questions x G 8, <= 32 tokens, 3 timed steps, 3 rounds per row
+    python scripts/bench_grpo.py --quick    # 2 x 4, <= 8 tokens, 1 timed step, 1 round (a smoke run)
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections import defaultdict
+from pathlib import Path
 
 import torch
 
@@ -40,13 +51,17 @@ def parse_args():
     parser.add_argument("--completion-length", type=int, default=32, help="max completion tokens")
     parser.add_argument("--steps", type=int, default=3, help="timed optimizer steps per side")
     parser.add_argument("--warmup", type=int, default=1)
-    parser.add_argument("--beta", type=float, default=0.0)
+    parser.add_argument("--beta", type=float, default=0.04, help="β of the second row (the first has β = 0)")
     parser.add_argument("--loss-type", default="dapo")
+    parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each side per row")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--quick", action="store_true", help="2 prompts x 4 generations x 8 tokens, 1 timed step")
+    parser.add_argument("--quick", action="store_true", help="2 prompts x 4 generations x 8 tokens, 1 timed step, "
+                                                             "1 round")
+    parser.add_argument("--side", choices=["ours", "trl"], help=argparse.SUPPRESS)
+    parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.quick:
-        args.prompts, args.generations, args.completion_length, args.steps = 2, 4, 8, 1
+        args.prompts, args.generations, args.completion_length, args.steps, args.rounds = 2, 4, 8, 1, 1
     return args
 
 
@@ -147,31 +162,69 @@ def _timed(fn, timings, phase):
     return wrapper
 
 
-def main() -> None:
-    args = parse_args()
+def child(args) -> None:
+    """One side, one run: train, time, write the summary to ``--result``."""
     torch.set_num_threads(args.threads)
     needed = args.prompts * (args.warmup + args.steps)
     records = FanOutQASingleHopDataModule(strict=False, max_samples={"val": needed}).records("val")[:needed]
-    ours = bench_metalight(records, args)
-    trl = bench_trl(records, args)
-    ratio = ours["samples_per_s"] / trl["samples_per_s"]
+    summary = (bench_metalight if args.side == "ours" else bench_trl)(records, args)
+    Path(args.result).write_text(json.dumps(summary))
+
+
+def run_rounds(args, beta: float) -> dict[str, list[dict[str, float]]]:
+    """``--rounds`` alternating subprocess runs of each side at ``beta``: {side: [summary per round]}."""
+    runs: dict[str, list[dict[str, float]]] = {"ours": [], "trl": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_ in range(args.rounds):
+            for side in (("ours", "trl") if round_ % 2 == 0 else ("trl", "ours")):
+                result = Path(tmp) / f"{side}.json"
+                command = [sys.executable, __file__, "--side", side, "--result", str(result), "--beta", str(beta),
+                           "--prompts", str(args.prompts), "--generations", str(args.generations),
+                           "--completion-length", str(args.completion_length), "--steps", str(args.steps),
+                           "--warmup", str(args.warmup), "--loss-type", args.loss_type, "--threads", str(args.threads)]
+                subprocess.run(command, check=True)
+                runs[side].append(json.loads(result.read_text()))
+                print(f"beta {beta} round {round_ + 1} {side}: {runs[side][-1]['samples_per_s']:.3f} samples/s",
+                      flush=True)
+    return runs
+
+
+def row_results(args, beta: float, runs) -> tuple[list[BenchResult], dict]:
+    """The benchmark rows of one β: median and spread over rounds, and the median seconds per phase."""
+    ratios = [o["samples_per_s"] / t["samples_per_s"] for o, t in zip(runs["ours"], runs["trl"])]
+    ratio = statistics.median(ratios)
+    sps = {side: [r["samples_per_s"] for r in runs[side]] for side in runs}
     setting = (f"{args.prompts} prompts x G {args.generations}, <= {args.completion_length} tokens, "
-               f"loss {args.loss_type}, beta {args.beta}")
+               f"loss {args.loss_type}, beta {beta}; median of {args.rounds} alternating rounds")
+    tag = f"beta{beta:g}"
     results = [
-        BenchResult("grpo_samples_per_s_vs_trl", ratio, "ratio", ">= 1.3", "TRL 1.16 GRPOTrainer", check(ratio, ">= 1.3"),
-                    note=setting),
-        BenchResult("metalight_samples_per_s", ours["samples_per_s"], "samples/s", note=setting),
-        BenchResult("trl_samples_per_s", trl["samples_per_s"], "samples/s", note=setting),
-        BenchResult("metalight_step_time", ours["step_time"], "s", reference="median optimizer step"),
-        BenchResult("trl_step_time", trl["step_time"], "s", reference="median optimizer step"),
+        BenchResult(f"grpo_samples_per_s_vs_trl_{tag}", ratio, "ratio", ">= 1.3", "TRL 1.16 GRPOTrainer",
+                    check(ratio, ">= 1.3"), note=f"{setting}; spread {min(ratios):.2f}-{max(ratios):.2f}"),
+        BenchResult(f"metalight_samples_per_s_{tag}", statistics.median(sps["ours"]), "samples/s",
+                    note=f"spread {min(sps['ours']):.3f}-{max(sps['ours']):.3f}"),
+        BenchResult(f"trl_samples_per_s_{tag}", statistics.median(sps["trl"]), "samples/s",
+                    note=f"spread {min(sps['trl']):.3f}-{max(sps['trl']):.3f}"),
     ]
-    breakdown = {side: {k: round(v[k], 3) for k in (*PHASES, "step_time", "mean_length")}
-                 for side, v in (("metalight", ours), ("trl", trl))}
-    for side, phases in breakdown.items():
-        print(side, " ".join(f"{k}={v}" for k, v in phases.items()))
+    phases = {side: {k: round(statistics.median(r[k] for r in runs[side]), 3)
+                     for k in (*PHASES, "step_time", "mean_length")} for side in runs}
+    return results, {"setting": setting, "ratio_per_round": [round(r, 3) for r in ratios],
+                     "seconds_per_phase": phases}
+
+
+def main() -> None:
+    args = parse_args()
+    if args.side:
+        child(args)
+        return
+    results, rows = [], {}
+    for beta in (0.0, args.beta):
+        row, detail = row_results(args, beta, run_rounds(args, beta))
+        results += row
+        rows[f"beta={beta:g}"] = detail
+        for side, phases in detail["seconds_per_phase"].items():
+            print(f"beta {beta:g}", side, " ".join(f"{k}={v}" for k, v in phases.items()))
     write_results("grpo", results, MODEL, invocation(),
-                  extra={"setting": setting, "timed_steps": args.steps, "warmup_steps": args.warmup,
-                         "seconds_per_phase": breakdown})
+                  extra={"timed_steps": args.steps, "warmup_steps": args.warmup, "rounds": args.rounds, "rows": rows})
 
 
 if __name__ == "__main__":

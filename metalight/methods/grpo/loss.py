@@ -1,92 +1,85 @@
-"""GRPO's math as pure functions: group advantages, the clipped surrogate with a k3 KL term, and the
-per-``loss_type`` aggregations, each written to give TRL 1.16's numbers (``GRPOTrainer._compute_loss`` and the
-advantage block of ``_generate_and_score_completions``; the parity is tested against the installed TRL).
+"""GRPO's loss family as pure functions: every ``loss_type`` of TRL 1.16's ``GRPOTrainer._compute_loss`` with
+the options around it (sequence-level importance sampling, two-sided clipping ``delta``, the bias-corrected KL,
+entropy masking, off-policy sequence masking), written to give TRL's numbers (parity tested against the
+installed TRL in ``tests/methods/grpo/test_grpo_trl_parity.py``).
 
-Shapes: ``[R]`` is one value per completion (R = prompts × G, prompt-major); ``[R, C]`` is per completion
-token, left-aligned, with ``mask`` 1 on real completion tokens (the EOS that ended a completion included).
+Shapes: ``[R]`` is one value per completion (R rows); ``[R, C]`` is per completion token, left-aligned, with
+``mask`` 1 on the tokens that enter the loss. With ``importance_sampling_level="sequence"`` the ratio ρ is
+``[R, 1]`` and broadcasts over tokens.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor
 
-LossType = Literal["grpo", "bnpo", "dr_grpo", "dapo"]
-ScaleRewards = Literal["group", "batch", "none"]
-Aggregation = Literal["sum_then_normalize", "normalize_then_sum"]
-STD_EPS = 1e-4  # TRL adds 1e-4 to the std, not 1e-8
+LossType = Literal["grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo"]
+ImportanceSamplingLevel = Literal["token", "sequence"]
+LOSS_TYPES: tuple[str, ...] = get_args(LossType)
+CLIPPED = ("grpo", "bnpo", "dr_grpo", "dapo", "luspo")  # the PPO-clipped surrogate, told apart by aggregation
 
 
-def nanstd(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
-    """Bessel-corrected standard deviation ignoring NaN (NaN where fewer than two values), as TRL's ``nanstd``."""
-    mean = torch.nanmean(x, dim=dim, keepdim=True)
-    variance = torch.nanmean((x - mean) ** 2, dim=dim, keepdim=True)
-    count = (~torch.isnan(x)).sum(dim=dim, keepdim=True)
-    variance = variance * torch.where(count > 1, count / (count - 1), torch.full_like(variance, float("nan")))
-    std = torch.sqrt(variance)
-    if keepdim:
-        return std
-    return std.squeeze() if dim is None else std.squeeze(dim)
+@dataclass(frozen=True)
+class LossSettings:
+    """The loss fields of TRL 1.16's ``GRPOConfig``, with its names and defaults (see docs/grpo.md's table).
 
-
-@dataclass
-class Advantages:
-    """Per-completion advantages ``values`` [R], the combined ``rewards`` [R] (weighted sum of the reward
-    functions) and ``std_is_zero`` [R] (the std the advantage was scaled by was 0: no learning signal)."""
-
-    values: Tensor
-    rewards: Tensor
-    std_is_zero: Tensor
-
-
-def group_advantages(rewards_per_func: Tensor, weights: Tensor, num_generations: int,
-                     scale_rewards: ScaleRewards = "group",
-                     aggregation: Aggregation = "sum_then_normalize") -> Advantages:
-    """GRPO advantages from a [R, F] reward table (F reward functions, weights [F]).
-
-    ``sum_then_normalize`` (default): r = Σ_f w_f r_f; A = r − mean_group(r), divided by (std + 1e-4) where std is
-    the group's (``group``), the whole batch's (``batch``), or not divided at all (``none``, Dr. GRPO).
-    ``normalize_then_sum`` (GDPO): each function is normalised within its group first, the weighted sum is then
-    normalised over the batch. A NaN reward means "not applicable": rows where every function is NaN get A = 0.
+    ``epsilon_high`` ``None`` means ``epsilon`` (the ratio's upper clip), except for ``cispo``, where it is the
+    absolute cap of ρ and must be set. ``top_entropy_quantile`` 1.0 keeps every token; ``delta`` /
+    ``off_policy_mask_threshold`` ``None`` turn two-sided clipping / off-policy sequence masking off.
     """
-    rows, num_funcs = rewards_per_func.shape
-    if rows % num_generations:
-        raise ValueError(f"{rows} rewards do not split into groups of num_generations={num_generations}")
-    weights = weights.to(rewards_per_func)
-    unscorable = torch.isnan(rewards_per_func).all(dim=1)
-    if aggregation == "sum_then_normalize":
-        rewards = (rewards_per_func * weights).nansum(dim=1)
-        rewards[unscorable] = torch.nan
-        grouped = rewards.view(-1, num_generations)
-        mean = torch.nanmean(grouped, dim=1).repeat_interleave(num_generations)
-        if scale_rewards in ("group", "none"):
-            std = nanstd(grouped, dim=1).repeat_interleave(num_generations)
-        elif scale_rewards == "batch":
-            std = nanstd(rewards).expand_as(rewards) if rewards.numel() > 1 else torch.zeros_like(rewards)
-        else:
-            raise ValueError(f"scale_rewards must be 'group', 'batch' or 'none', got {scale_rewards!r}")
-        advantages = rewards - mean
-        if scale_rewards != "none":
-            advantages = advantages / (std + STD_EPS)
-    elif aggregation == "normalize_then_sum":
-        grouped = rewards_per_func.view(-1, num_generations, num_funcs)
-        mean_k = torch.nanmean(grouped, dim=1, keepdim=True)
-        std_k = nanstd(grouped, dim=1, keepdim=True)
-        normalised = ((grouped - mean_k) / (std_k + STD_EPS)).view(-1, num_funcs)
-        rewards = (normalised * weights).nansum(dim=1)
-        rewards[unscorable] = torch.nan
-        std = nanstd(rewards).expand_as(rewards) if rewards.numel() > 1 else torch.zeros_like(rewards)
-        advantages = (rewards - torch.nanmean(rewards)) / (std + STD_EPS)
-    else:
-        raise ValueError(f"aggregation must be 'sum_then_normalize' or 'normalize_then_sum', got {aggregation!r}")
-    std_is_zero = torch.isclose(std, torch.zeros_like(std))
-    combined = (rewards_per_func * weights).nansum(dim=1)
-    combined[unscorable] = torch.nan
-    return Advantages(torch.nan_to_num(advantages, nan=0.0), combined, std_is_zero)
+
+    loss_type: LossType = "dapo"
+    epsilon: float = 0.2
+    epsilon_high: float | None = None
+    delta: float | None = None
+    beta: float = 0.0
+    use_bias_correction_kl: bool = True
+    importance_sampling_level: ImportanceSamplingLevel = "token"
+    sapo_temperature_neg: float = 1.05
+    sapo_temperature_pos: float = 1.0
+    vespo_k_pos: float = 2.0
+    vespo_lambda_pos: float = 3.0
+    vespo_k_neg: float = 3.0
+    vespo_lambda_neg: float = 2.0
+    top_entropy_quantile: float = 1.0
+    off_policy_mask_threshold: float | None = None
+
+    @property
+    def upper(self) -> float:
+        """ε_high as TRL uses it: ``epsilon_high``, or ``epsilon`` when unset."""
+        return self.epsilon if self.epsilon_high is None else self.epsilon_high
+
+    def problems(self) -> list[str]:
+        """What is wrong with these settings, one phrase per problem naming the key (empty when valid)."""
+        found = []
+        if self.loss_type not in LOSS_TYPES:
+            found.append(f"loss_type {self.loss_type!r} is not one of {', '.join(LOSS_TYPES)}")
+        if self.importance_sampling_level not in get_args(ImportanceSamplingLevel):
+            found.append(f"importance_sampling_level {self.importance_sampling_level!r} is not 'token' or 'sequence'")
+        elif self.loss_type == "luspo" and self.importance_sampling_level != "sequence":
+            found.append("loss_type 'luspo' needs importance_sampling_level: sequence (it scales the sequence ratio "
+                         "by the length)")
+        if self.loss_type == "cispo" and self.epsilon_high is None:
+            found.append("loss_type 'cispo' needs epsilon_high, the absolute cap of the ratio (ScaleRL: 5.0)")
+        if self.epsilon <= 0 or (self.epsilon_high is not None and self.epsilon_high <= 0):
+            found.append("epsilon and epsilon_high must be > 0")
+        if self.delta is not None and self.delta <= 1:
+            found.append(f"delta must be > 1 (an upper bound of the ratio; INTELLECT-2 uses > 1 + epsilon), "
+                         f"got {self.delta}")
+        if self.beta < 0:
+            found.append(f"beta must be >= 0, got {self.beta}")
+        if not 0.0 <= self.top_entropy_quantile <= 1.0:
+            found.append(f"top_entropy_quantile must be in [0, 1], got {self.top_entropy_quantile}")
+        if self.off_policy_mask_threshold is not None and self.off_policy_mask_threshold < 0:
+            found.append(f"off_policy_mask_threshold must be >= 0, got {self.off_policy_mask_threshold}")
+        if min(self.sapo_temperature_neg, self.sapo_temperature_pos) <= 0:
+            found.append("sapo_temperature_neg and sapo_temperature_pos must be > 0")
+        return found
 
 
 def k3_kl(logps: Tensor, ref_logps: Tensor) -> Tensor:
@@ -95,88 +88,197 @@ def k3_kl(logps: Tensor, ref_logps: Tensor) -> Tensor:
     return torch.exp(diff) - diff - 1
 
 
-def clipped_surrogate(logps: Tensor, old_logps: Tensor, advantages: Tensor, epsilon_low: float,
-                      epsilon_high: float) -> tuple[Tensor, Tensor]:
-    """PPO's per-token loss −min(ρA, clip(ρ, 1−ε_low, 1+ε_high)A) with ρ = exp(logp − old_logp); returns
-    (loss [R, C], ρ [R, C]). ``advantages`` is [R] (broadcast over tokens)."""
-    ratio = torch.exp(logps - old_logps)
-    advantages = advantages.unsqueeze(1)
-    clipped = torch.clamp(ratio, 1 - epsilon_low, 1 + epsilon_high)
-    return -torch.min(ratio * advantages, clipped * advantages), ratio
+def log_importance_weights(log_ratio: Tensor, mask: Tensor, level: ImportanceSamplingLevel) -> Tensor:
+    """log ρ: the per-token log-ratio [R, C] (``token``), or its masked mean per sequence [R, 1] (``sequence``,
+    GSPO: ρ_seq = exp(Σ_t m_t log ρ_t / Σ_t m_t))."""
+    if level == "token":
+        return log_ratio
+    return ((log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).unsqueeze(-1)
+
+
+def high_entropy_mask(entropies: Tensor, mask: Tensor, quantile: float, pooled: Tensor | None = None) -> Tensor:
+    """Entropy masking (Beyond the 80/20 Rule): 1 on the masked tokens whose entropy is at least the
+    (1 − ``quantile``) quantile of the entropies of all masked tokens (``pooled``: those of every process; default
+    this batch's), as a bool [R, C]."""
+    pooled = entropies[mask.bool()].float() if pooled is None else pooled
+    if pooled.numel() == 0:
+        return torch.zeros_like(entropies, dtype=torch.bool)
+    threshold = torch.quantile(pooled, 1 - quantile)
+    return ((entropies * mask.float()) >= threshold) & mask.bool()
+
+
+def off_policy_mask(advantages: Tensor, logps: Tensor, old_logps: Tensor, mask: Tensor, threshold: float) -> Tensor:
+    """Off-policy sequence mask (DeepSeek-V3.2): keep a sequence [R, 1] unless its advantage is negative and the
+    masked mean of log π_old − log π_θ exceeds ``threshold``."""
+    kl = torch.nan_to_num(old_logps - logps.detach(), nan=0.0)
+    seq_kl = (kl * mask).sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp(min=1.0)
+    return ((advantages >= 0) | (seq_kl <= threshold)).to(mask.dtype)
+
+
+@torch.no_grad()
+def gamma_weights(advantages: Tensor, log_ratio: Tensor, mask: Tensor, k_pos: float, lambda_pos: float,
+                  k_neg: float, lambda_neg: float) -> Tensor:
+    """VESPO's sequence weight φ(w) = e^λ · w^k · e^(−λw) [R, 1] (φ(1) = 1, detached), w = exp(Σ_t m_t log ρ_t)
+    the sequence ratio (log-ratios clamped to ±20, log w to [log 1e-8, 20]); (k, λ) by the advantage's sign."""
+    lower = math.log(1e-8)
+    log_w = torch.clamp((torch.clamp(log_ratio, -20.0, 20.0) * mask).sum(-1, keepdim=True), lower, 20.0)
+    nonneg = advantages >= 0
+    k = torch.where(nonneg, k_pos, k_neg)
+    lam = torch.where(nonneg, lambda_pos, lambda_neg).clamp(min=1e-4)
+    return torch.exp(lam + k * log_w - lam * torch.exp(log_w)).nan_to_num(nan=0.0, posinf=0.0, neginf=0.0)
+
+
+@dataclass
+class Surrogate:
+    """Inputs every per-token objective reads: log π_θ [R, C], log ρ_t [R, C], ρ ([R, C] or [R, 1]), the
+    advantages [R, 1] and the loss mask [R, C]."""
+
+    logps: Tensor
+    log_ratio: Tensor
+    ratio: Tensor
+    advantages: Tensor
+    mask: Tensor
+
+
+def _clipped(s: Surrogate, cfg: LossSettings) -> tuple[Tensor, dict[str, Tensor]]:
+    """−min(ρ' A, clip(ρ, 1−ε, 1+ε_high) A), ρ' = min(ρ, δ) with two-sided clipping (INTELLECT-2), else ρ."""
+    clipped = torch.clamp(s.ratio, 1 - cfg.epsilon, 1 + cfg.upper)
+    ratio = s.ratio if cfg.delta is None else torch.clamp(s.ratio, max=cfg.delta)
+    low = (ratio < 1 - cfg.epsilon) & (s.advantages < 0)
+    high = (ratio > 1 + cfg.upper) & (s.advantages > 0)
+    flags = {"clip_ratio/low_mean": low.float(), "clip_ratio/high_mean": high.float(),
+             "clip_ratio/region_mean": (low | high).float()}
+    return -torch.min(ratio * s.advantages, clipped * s.advantages), flags
+
+
+def _cispo(s: Surrogate, cfg: LossSettings) -> tuple[Tensor, dict[str, Tensor]]:
+    """CISPO (MiniMax-M1): −sg(min(ρ, ε_high)) · A · log π_θ, the clipped ratio a constant weight."""
+    flags = {"cispo_clip_ratio": ((s.ratio > cfg.upper) & (s.advantages > 0)).float()}
+    return -torch.clamp(s.ratio, max=cfg.upper).detach() * s.advantages * s.logps, flags
+
+
+def _sapo(s: Surrogate, cfg: LossSettings) -> tuple[Tensor, dict[str, Tensor]]:
+    """SAPO: −σ(τ(ρ − 1)) · 4/τ · A, τ = ``sapo_temperature_pos`` where A > 0, else ``sapo_temperature_neg``."""
+    tau = torch.where(s.advantages > 0, cfg.sapo_temperature_pos, cfg.sapo_temperature_neg)
+    return -torch.sigmoid(tau * (s.ratio - 1)) * 4 / tau * s.advantages, {}
+
+
+def _vespo(s: Surrogate, cfg: LossSettings) -> tuple[Tensor, dict[str, Tensor]]:
+    """VESPO: −φ(w) · A · log π_θ with the detached gamma weight φ of the sequence ratio (:func:`gamma_weights`)."""
+    phi = gamma_weights(s.advantages, s.log_ratio, s.mask, cfg.vespo_k_pos, cfg.vespo_lambda_pos, cfg.vespo_k_neg,
+                        cfg.vespo_lambda_neg)
+    return -phi * s.advantages * s.logps, {"vespo/phi_seq_mean": phi}
 
 
 @dataclass(frozen=True)
 class Normalisers:
-    """What the token-sum aggregations divide by: ``max_completion_length`` (dr_grpo), the number of active
-    completion tokens in the generation batch summed over all processes (dapo), and the process count."""
+    """What the token-sum aggregations divide by: ``max_completion_length`` (dr_grpo); the active loss tokens of
+    the whole generation batch summed over all processes, the process count and ``steps_per_generation`` (dapo,
+    cispo, vespo: Σ ℓ m / (tokens / processes / steps_per_generation) per micro-batch, before the trainer divides
+    by the accumulation steps, is TRL's normaliser)."""
 
     max_completion_length: int
     global_active_tokens: float
     num_processes: int = 1
+    steps_per_generation: int = 1
 
 
-def _grpo(per_token: Tensor, mask: Tensor, norm: Normalisers) -> Tensor:
-    return ((per_token * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
+def _sequence_mean(loss: Tensor, mask: Tensor, norm: Normalisers) -> Tensor:
+    return ((loss * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
 
 
-def _bnpo(per_token: Tensor, mask: Tensor, norm: Normalisers) -> Tensor:
-    return (per_token * mask).sum() / mask.sum().clamp(min=1.0)
+def _token_mean(loss: Tensor, mask: Tensor, norm: Normalisers) -> Tensor:
+    return (loss * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-def _dr_grpo(per_token: Tensor, mask: Tensor, norm: Normalisers) -> Tensor:
-    return (per_token * mask).sum() / (per_token.size(0) * norm.max_completion_length)
+def _max_length(loss: Tensor, mask: Tensor, norm: Normalisers) -> Tensor:
+    return (loss * mask).sum() / (loss.size(0) * norm.max_completion_length)
 
 
-def _dapo(per_token: Tensor, mask: Tensor, norm: Normalisers) -> Tensor:
-    return (per_token * mask).sum() / (max(norm.global_active_tokens, 1.0) / norm.num_processes)
+def _global_tokens(loss: Tensor, mask: Tensor, norm: Normalisers) -> Tensor:
+    tokens = max(norm.global_active_tokens, 1.0) / norm.num_processes / norm.steps_per_generation
+    return (loss * mask).sum() / tokens
 
 
-LOSS_AGGREGATIONS: dict[str, Callable[[Tensor, Tensor, Normalisers], Tensor]] = {
-    "grpo": _grpo,        # mean over sequences of the per-sequence token mean (DeepSeekMath)
-    "bnpo": _bnpo,        # token mean over the local batch
-    "dr_grpo": _dr_grpo,  # token sum / (sequences × max_completion_length) (Dr. GRPO)
-    "dapo": _dapo,        # token sum / active tokens of the whole generation batch per process (DAPO)
+def _sequence_sum(loss: Tensor, mask: Tensor, norm: Normalisers) -> Tensor:
+    return (loss * mask).sum(-1).mean()
+
+
+Objective = Callable[[Surrogate, LossSettings], tuple[Tensor, dict[str, Tensor]]]
+Aggregation = Callable[[Tensor, Tensor, Normalisers], Tensor]
+
+LOSS_VARIANTS: dict[str, tuple[Objective, Aggregation]] = {
+    "grpo": (_clipped, _sequence_mean),    # mean over sequences of the token mean (DeepSeekMath)
+    "bnpo": (_clipped, _token_mean),       # token mean over the local batch
+    "dr_grpo": (_clipped, _max_length),    # token sum / (rows × max_completion_length) (Dr. GRPO)
+    "dapo": (_clipped, _global_tokens),    # token sum / active tokens of the generation batch per process (DAPO)
+    "luspo": (_clipped, _sequence_sum),    # mean over sequences of the token sum: length-weighted GSPO (LUSPO)
+    "cispo": (_cispo, _global_tokens),     # clipped-IS-weight policy gradient (MiniMax-M1)
+    "sapo": (_sapo, _sequence_mean),       # soft sigmoid gate instead of the hard clip (SAPO)
+    "vespo": (_vespo, _global_tokens),     # gamma-weighted sequence ratio (VESPO)
 }
 
 
 @dataclass
 class LossTerms:
-    """The scalar loss and the per-token pieces the metrics are computed from (all [R, C] but ``loss``)."""
+    """The scalar loss and what the metrics are computed from: ``ratio`` ρ ([R, C] or [R, 1]), ``kl`` (the KL
+    term as added to the loss, bias-corrected when set; [R, C] or ``None`` when β = 0) and ``flags``, the
+    per-token or per-sequence values TRL averages into its metrics (``clip_ratio/*``, ``cispo_clip_ratio``,
+    ``vespo/phi_seq_mean``)."""
 
     loss: Tensor
     ratio: Tensor
     kl: Tensor | None
+    flags: dict[str, Tensor]
 
 
 def grpo_loss(logps: Tensor, old_logps: Tensor | None, ref_logps: Tensor | None, advantages: Tensor, mask: Tensor,
-              loss_type: LossType, norm: Normalisers, epsilon_low: float = 0.2, epsilon_high: float | None = None,
-              beta: float = 0.0) -> LossTerms:
-    """GRPO loss of one batch: clipped surrogate (+ β·k3 KL per token when β ≠ 0), aggregated by ``loss_type``.
+              settings: LossSettings, norm: Normalisers, entropy_mask: Tensor | None = None) -> LossTerms:
+    """The GRPO loss of one micro-batch, as TRL's ``_compute_loss``:
 
-    ``old_logps`` ``None`` means on-policy (μ = 1): the ratio is exp(logp − logp.detach()) = 1 with the policy
-    gradient's derivative. ``ref_logps`` is needed when β ≠ 0. The loss is per optimizer step; gradient
-    accumulation divides it further (Lightning does).
+    ρ = exp(log π_θ − log π_old) per token or per sequence; ℓ = objective(ρ, A) (``LOSS_VARIANTS``), times the
+    off-policy sequence mask and the entropy mask when set; + β · k3(π_θ ‖ π_ref) (· ρ with
+    ``use_bias_correction_kl``); aggregated by ``loss_type``. ``old_logps`` ``None`` means on-policy: π_old is
+    log π_θ detached, so ρ = 1 with the policy gradient's derivative. ``ref_logps`` is needed when β ≠ 0. The
+    trainer divides the result by the gradient-accumulation steps (Lightning does).
     """
-    if loss_type not in LOSS_AGGREGATIONS:
-        raise ValueError(f"loss_type must be one of {sorted(LOSS_AGGREGATIONS)}, got {loss_type!r}")
+    problems = settings.problems()
+    if problems:
+        raise ValueError("; ".join(problems))
+    advantages = advantages.unsqueeze(1) if advantages.dim() == 1 else advantages
+    mask = mask.to(logps.dtype)
     old = logps.detach() if old_logps is None else old_logps
-    per_token, ratio = clipped_surrogate(logps, old, advantages, epsilon_low,
-                                         epsilon_low if epsilon_high is None else epsilon_high)
+    log_ratio = logps - old
+    ratio = torch.exp(log_importance_weights(log_ratio, mask, settings.importance_sampling_level))
     kl = None
-    if beta != 0.0:
+    if settings.beta != 0.0:
         if ref_logps is None:
             raise ValueError("beta != 0 needs reference log-probabilities")
         kl = k3_kl(logps, ref_logps)
-        per_token = per_token + beta * kl
-    mask = mask.to(per_token.dtype)
-    return LossTerms(LOSS_AGGREGATIONS[loss_type](per_token, mask, norm), ratio, kl)
+        if settings.use_bias_correction_kl:
+            kl = kl * ratio
+    objective, aggregate = LOSS_VARIANTS[settings.loss_type]
+    per_token, flags = objective(Surrogate(logps, log_ratio, ratio, advantages, mask), settings)
+    if settings.off_policy_mask_threshold is not None:
+        per_token = per_token * off_policy_mask(advantages, logps, old, mask, settings.off_policy_mask_threshold)
+    if entropy_mask is not None:
+        per_token = per_token * entropy_mask
+    if kl is not None:
+        per_token = per_token + settings.beta * kl
+    return LossTerms(aggregate(per_token, mask, norm), ratio, kl, flags)
 
 
-def clip_fractions(ratio: Tensor, advantages: Tensor, mask: Tensor, epsilon_low: float,
-                   epsilon_high: float) -> dict[str, Tensor]:
-    """Per-token clipping indicators (TRL's ``clip_ratio/*``): ``low`` ρ < 1−ε_low with A < 0, ``high``
-    ρ > 1+ε_high with A > 0, ``region`` either — as [R, C] floats (average them over ``mask``)."""
-    advantages = advantages.unsqueeze(1)
-    low = (ratio < 1 - epsilon_low) & (advantages < 0)
-    high = (ratio > 1 + epsilon_high) & (advantages > 0)
-    return {"low": low.float(), "high": high.float(), "region": (low | high).float()}
+def masked_sum_count(values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """(sum, count) for TRL's global masked mean: over the masked tokens of a [R, C] tensor, over all rows of a
+    [R, 1] one (sum the pairs over processes, then divide)."""
+    if values.shape[1] == 1:
+        return values.sum(), torch.tensor(float(values.shape[0]), device=values.device)
+    return (values * mask).sum(), mask.sum().float()
+
+
+def sequence_means(values: Tensor, mask: Tensor) -> Tensor:
+    """Per-sequence mean [R] of a [R, C] tensor over the mask (NaN for a row with no masked token), or the
+    [R, 1] values themselves, as TRL's ``masked_seq_mean``."""
+    if values.shape[1] == 1:
+        return values.squeeze(1)
+    return (values * mask).sum(-1) / mask.sum(-1)

@@ -1,17 +1,19 @@
 """``GRPOModule``: Group Relative Policy Optimization (Shao et al. 2024, "DeepSeekMath", arXiv 2402.03300)
 with TRL 1.16's loss variants, on the core's shared-prefix generation.
 
-Per optimizer step, for a batch of B questions:
+Per generation batch of B questions (one dataloader batch):
 
 1. sample G completions per question with the current policy (temperature, top-p)        -> R = B·G rows
 2. score every completion with the reward functions; r = Σ_f w_f r_f
 3. A_i = (r_i − mean_group(r)) / (std + 1e-4)   (std of the group, the batch, or none)
-4. ρ_t = π_θ(o_t) / π_old(o_t);  ℓ_t = −min(ρ_t A, clip(ρ_t, 1−ε, 1+ε_high) A) + β·KL_k3(π_θ ‖ π_ref)
-5. aggregate ℓ_t by ``loss_type`` (grpo, bnpo, dr_grpo, dapo), backward, optimizer step.
+4. split the R rows into ``steps_per_generation`` micro-batches (default: ``accumulate_grad_batches``, as TRL);
+   each micro-batch is one training step, for ``num_iterations`` μ passes over the generation batch
+5. per micro-batch: ρ = π_θ / π_old per token or per sequence, the ``loss_type``'s objective
+   (:mod:`metalight.methods.grpo.loss`) + β·KL_k3(π_θ ‖ π_ref), aggregated, backward.
 
-With ``num_iterations`` μ > 1 a rollout (and its π_old log-probs) serves μ consecutive optimizer steps; the
-dataloader batches that arrive meanwhile are skipped. One training batch is one generation batch: with
-``trainer.accumulate_grad_batches`` each micro-batch samples its own rollout.
+π_old log-probs are computed at generation (before any update) when generation and optimizer steps are not
+aligned (``accumulate_grad_batches`` not a multiple of ``steps_per_generation`` · μ), as TRL does. The dataloader
+batches that arrive while a generation batch is being used are skipped (TRL repeats its sampler instead).
 """
 
 from __future__ import annotations
@@ -30,15 +32,21 @@ from torch import Tensor
 from metalight.data.records import RecordBatch
 from metalight.errors import ConfigError
 from metalight.methods.base import MetacognitionModule
+from metalight.methods.grpo.advantages import (
+    MultiObjectiveAggregation,
+    ScaleRewards,
+    group_advantages,
+    nanstd,
+)
 from metalight.methods.grpo.loss import (
-    Aggregation,
+    ImportanceSamplingLevel,
+    LossSettings,
     LossType,
     Normalisers,
-    ScaleRewards,
-    clip_fractions,
-    group_advantages,
     grpo_loss,
-    nanstd,
+    high_entropy_mask,
+    masked_sum_count,
+    sequence_means,
 )
 from metalight.methods.grpo.rollout import Rollout, completion_logprobs, sample_rollout
 from metalight.methods.optim import GRPOAdamW
@@ -54,17 +62,28 @@ log = logging.getLogger(__name__)
 class GRPOModule(MetacognitionModule):
     """GRPO fine-tuning of a causal LM on question records, measured by the base class at each validation.
 
-    Args:
+    Args (the loss and schedule keys carry TRL 1.16 ``GRPOConfig``'s names and defaults; docs/grpo.md maps them):
         num_generations: completions sampled per question, G (>= 2).
         rewards: reward name (registered, or a dotted path to a function) -> weight.
-        reward_aggregation: ``sum_then_normalize`` (weighted sum, then group advantage) or
+        multi_objective_aggregation: ``sum_then_normalize`` (weighted sum, then group advantage) or
             ``normalize_then_sum`` (GDPO: normalise each reward in its group first).
         scale_rewards: divide the advantage by the std of the ``group``, the ``batch``, or not at all (``none``).
-        loss_type: token aggregation of the loss: ``grpo``, ``bnpo``, ``dr_grpo`` or ``dapo`` (TRL's default).
+        loss_type: ``grpo``, ``bnpo``, ``dr_grpo``, ``dapo`` (TRL's default), ``cispo``, ``sapo``, ``luspo`` or
+            ``vespo`` (formulas in :mod:`metalight.methods.grpo.loss`).
+        importance_sampling_level: ratio per ``token`` or per ``sequence`` (GSPO; required by ``luspo``).
         epsilon: lower clipping range ε of the ratio (and the upper one unless ``epsilon_high`` is set).
-        epsilon_high: upper clipping range (DAPO suggests 0.28).
+        epsilon_high: upper clipping range (DAPO suggests 0.28); for ``cispo`` the absolute cap of the ratio.
+        delta: two-sided clipping, an upper bound of the unclipped ratio (INTELLECT-2; ``None``: off).
         beta: weight of the k3 KL penalty to the reference model (0: no reference model is kept).
-        num_iterations: optimizer steps per rollout, μ.
+        use_bias_correction_kl: multiply the KL term by the importance ratio (DeepSeek-V3.2; TRL's default).
+        sapo_temperature_neg / sapo_temperature_pos: SAPO's gate temperatures for A ≤ 0 / A > 0.
+        vespo_k_pos / vespo_lambda_pos / vespo_k_neg / vespo_lambda_neg: VESPO's gamma-weight (k, λ) per sign of A.
+        top_entropy_quantile: keep only the top quantile of tokens by entropy in the policy term (1.0: all).
+        mask_truncated_completions: leave completions that hit ``max_completion_length`` out of the loss.
+        off_policy_mask_threshold: drop negative-advantage sequences whose mean log π_old − log π_θ exceeds it.
+        num_iterations: passes μ over each generation batch.
+        steps_per_generation: micro-batches (training steps) one generation batch is split into; ``None``:
+            ``trainer.accumulate_grad_batches`` (TRL's default). Must divide the batch's B·G rows.
         max_prompt_length: prompt tokens kept (the end of a longer prompt).
         max_completion_length: completion budget in tokens.
         temperature: sampling temperature; the log-probabilities use the same temperature.
@@ -82,9 +101,15 @@ class GRPOModule(MetacognitionModule):
     """
 
     def __init__(self, num_generations: int = 8, rewards: dict[str, float] | None = None,
-                 reward_aggregation: Aggregation = "sum_then_normalize", scale_rewards: ScaleRewards = "group",
-                 loss_type: LossType = "dapo", epsilon: float = 0.2, epsilon_high: float | None = None,
-                 beta: float = 0.0, num_iterations: int = 1, max_prompt_length: int = 512,
+                 multi_objective_aggregation: MultiObjectiveAggregation = "sum_then_normalize",
+                 scale_rewards: ScaleRewards = "group", loss_type: LossType = "dapo",
+                 importance_sampling_level: ImportanceSamplingLevel = "token", epsilon: float = 0.2,
+                 epsilon_high: float | None = None, delta: float | None = None, beta: float = 0.0,
+                 use_bias_correction_kl: bool = True, sapo_temperature_neg: float = 1.05,
+                 sapo_temperature_pos: float = 1.0, vespo_k_pos: float = 2.0, vespo_lambda_pos: float = 3.0,
+                 vespo_k_neg: float = 3.0, vespo_lambda_neg: float = 2.0, top_entropy_quantile: float = 1.0,
+                 mask_truncated_completions: bool = False, off_policy_mask_threshold: float | None = None,
+                 num_iterations: int = 1, steps_per_generation: int | None = None, max_prompt_length: int = 512,
                  max_completion_length: int = 512, temperature: float = 1.0, top_p: float = 1.0,
                  chat_template: ChatMode = "auto", system_prompt: str | None = None,
                  optimizer: OptimizerCallable = GRPOAdamW, lr_scheduler: LRSchedulerCallable | None = None,
@@ -95,30 +120,28 @@ class GRPOModule(MetacognitionModule):
         self.reward_weights = dict({"alias_match": 1.0} if rewards is None else rewards)
         self.lora = LoraSettings(**lora) if isinstance(lora, dict) else lora
         self.hparams["lora"] = asdict(self.lora) if self.lora is not None else None
+        self.loss_settings = LossSettings(**{k: self.hparams[k] for k in LossSettings.__dataclass_fields__})
         self._check_args()
         self._rewards: list[tuple[str, RewardFn, float]] | None = None
         self._reference: tuple[torch.nn.Module, ...] = ()  # a tuple keeps the frozen copy out of state_dict
-        self._rollouts: dict[int, Rollout] = {}
+        self._slices: list[Rollout] | None = None  # the micro-batches of the current generation batch
+        self._micro_step = 0  # training steps taken in this fit (TRL's ``_step``)
         self.timings: dict[str, float] = {}  # seconds spent in each phase of the current step
         self.tokens_seen = 0
 
     def _check_args(self) -> None:
-        h, problems = self.hparams, []
+        h, problems = self.hparams, self.loss_settings.problems()
         if h.num_generations < 2:
             problems.append(f"num_generations must be >= 2 (GRPO compares completions within a group), got "
                             f"{h.num_generations}")
         if h.num_iterations < 1:
             problems.append(f"num_iterations must be >= 1, got {h.num_iterations}")
-        if h.epsilon <= 0 or (h.epsilon_high is not None and h.epsilon_high <= 0):
-            problems.append("epsilon and epsilon_high must be > 0")
-        if h.beta < 0:
-            problems.append(f"beta must be >= 0, got {h.beta}")
+        if h.steps_per_generation is not None and h.steps_per_generation < 1:
+            problems.append(f"steps_per_generation must be >= 1 or null, got {h.steps_per_generation}")
         if h.temperature <= 0 or not 0 < h.top_p <= 1:
             problems.append("temperature must be > 0 and top_p in (0, 1]")
         if h.max_completion_length < 1 or h.max_prompt_length < 1:
             problems.append("max_completion_length and max_prompt_length must be >= 1")
-        if h.loss_type not in ("grpo", "bnpo", "dr_grpo", "dapo"):
-            problems.append(f"loss_type {h.loss_type!r} is not one of grpo, bnpo, dr_grpo, dapo")
         if h.scale_rewards not in ("group", "batch", "none"):
             problems.append(f"scale_rewards {h.scale_rewards!r} is not one of group, batch, none")
         if problems:
@@ -167,18 +190,48 @@ class GRPOModule(MetacognitionModule):
         self.timings["forward"] = time.perf_counter() - start
         return loss
 
+    def steps_per_generation(self) -> int:
+        """Micro-batches per generation batch: ``steps_per_generation``, or the trainer's accumulation steps."""
+        if self.hparams.steps_per_generation is not None:
+            return self.hparams.steps_per_generation
+        return self.trainer.accumulate_grad_batches if self._trainer is not None else 1
+
     def _rollout_for(self, batch: RecordBatch, batch_idx: int) -> Rollout:
-        """A fresh rollout, or the stored one of this accumulation slot while μ > 1 reuses it."""
-        accumulate = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
-        slot, cycle = batch_idx % accumulate, (batch_idx // accumulate) % self.hparams.num_iterations
-        if cycle == 0 or slot not in self._rollouts:
-            self._rollouts[slot] = self.make_rollout(batch.records)
+        """This step's micro-batch: the next slice of the stored generation batch, or a slice of a fresh one every
+        ``steps_per_generation`` · μ steps (TRL's ``_prepare_inputs`` schedule)."""
+        parts = self.steps_per_generation()
+        step, self._micro_step = self._micro_step, self._micro_step + 1
+        if step % (parts * self.hparams.num_iterations) == 0 or self._slices is None:
+            self._slices = self.generation_batch(batch.records, parts)
         else:
             self.timings.update(generation=0.0, rewards=0.0, reference=0.0)
-        return self._rollouts[slot]
+        return self._slices[step % parts]
+
+    def generation_batch(self, records: Sequence[Any], parts: int) -> list[Rollout]:
+        """One generation batch (:meth:`make_rollout`) split into ``parts`` micro-batches, each with its π_old
+        log-probs (when generation and optimizer steps are not aligned) and π_ref log-probs (β ≠ 0)."""
+        h = self.hparams
+        rows = len(records) * h.num_generations
+        if rows % parts:
+            raise ConfigError(f"{type(self).__name__}: steps_per_generation={parts} does not divide the generation "
+                              f"batch of {rows} rows ({len(records)} questions x num_generations={h.num_generations});"
+                              f" set data.init_args.batch_size to a multiple of {parts} or change steps_per_generation")
+        slices = self.make_rollout(records).split(parts)
+        start = time.perf_counter()
+        accumulate = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
+        # Generation not aligned with optimizer steps: later micro-batches see updated weights, so keep π_old.
+        keep_old = accumulate % (parts * h.num_iterations) != 0
+        for piece in slices:
+            if keep_old:
+                with torch.no_grad():
+                    piece.old_logps = self._logprobs(self.model, piece)[0].detach()
+            if h.beta != 0.0:
+                piece.ref_logps = self.reference_logprobs(piece)
+        self.timings["reference"] = time.perf_counter() - start
+        return slices
 
     def make_rollout(self, records: Sequence[Any]) -> Rollout:
-        """Sample G completions per record, score them, and compute advantages (and π_old / π_ref log-probs)."""
+        """Sample G completions per record, score them, and compute advantages over the whole batch."""
         h = self.hparams
         prompts = [Prompt(*render_prompt(self.tokenizer, self.prompt_text(r), h.chat_template, h.system_prompt))
                    for r in records]
@@ -194,20 +247,22 @@ class GRPOModule(MetacognitionModule):
         names, table = self.score(rollout)
         weights = torch.tensor([w for _, _, w in self.reward_functions()])
         full = self._gather_rows(table)
-        adv = group_advantages(full, weights, h.num_generations, h.scale_rewards, h.reward_aggregation)
+        adv = group_advantages(full, weights, h.num_generations, h.scale_rewards, h.multi_objective_aggregation)
         rank_rows = slice(self.global_rank * len(table), (self.global_rank + 1) * len(table)) \
             if full.shape[0] != table.shape[0] else slice(None)
         rollout.advantages = adv.values[rank_rows].to(self.device)
+        rollout.active_tokens = float(self._global_sum(self.loss_mask(rollout).sum()))
         self.timings["rewards"] = time.perf_counter() - start
         self._log_rollout(rollout, names, full, adv)
-        start = time.perf_counter()
-        if h.num_iterations > 1:
-            with torch.no_grad():
-                rollout.old_logps = self._logprobs(self.model, rollout)[0].detach()
-        if h.beta != 0.0:
-            rollout.ref_logps = self.reference_logprobs(rollout)
-        self.timings["reference"] = time.perf_counter() - start
         return rollout
+
+    def loss_mask(self, rollout: Rollout, device=None) -> Tensor:
+        """[R, C] 1.0 on the completion tokens that enter the loss (truncated rows are 0 with
+        ``mask_truncated_completions``)."""
+        mask = rollout.mask(device)
+        if self.hparams.mask_truncated_completions:
+            mask = mask * (~rollout.truncated).to(mask.device).unsqueeze(1)
+        return mask
 
     def score(self, rollout: Rollout) -> tuple[list[str], Tensor]:
         """Every reward function on the rollout: (names, [R, F] table), checked where the values come back
@@ -235,24 +290,33 @@ class GRPOModule(MetacognitionModule):
         return self._logprobs(reference, rollout)[0]
 
     def policy_loss(self, rollout: Rollout) -> Tensor:
-        """The GRPO loss of one rollout under the current policy; logs kl, entropy and clip_ratio/*."""
-        h = self.hparams
+        """The GRPO loss of one micro-batch under the current policy; logs TRL's loss metrics (``entropy``,
+        ``kl``, ``clip_ratio/*`` or ``cispo_clip_ratio`` / ``vespo/phi_seq_mean``)."""
+        h, settings = self.hparams, self.loss_settings
         logps, entropy = self._logprobs(self.model, rollout)
-        mask = rollout.mask(logps.device)
-        active = self._global_sum(mask.sum())
-        norm = Normalisers(h.max_completion_length, float(active), self.trainer.world_size if self._trainer else 1)
-        eps_high = h.epsilon if h.epsilon_high is None else h.epsilon_high
-        terms = grpo_loss(logps, rollout.old_logps, rollout.ref_logps, rollout.advantages, mask, h.loss_type, norm,
-                          h.epsilon, eps_high, h.beta)
-        metrics = {"loss": terms.loss.detach(), "entropy": self._global_sum((entropy * mask).sum()) / active}
+        mask = self.loss_mask(rollout, logps.device)
+        entropy_mask = None
+        if settings.top_entropy_quantile < 1.0:
+            pooled = self._gather_ragged(entropy[mask.bool()].float())
+            entropy_mask = high_entropy_mask(entropy, mask, settings.top_entropy_quantile, pooled)
+        norm = Normalisers(h.max_completion_length, rollout.active_tokens,
+                           self.trainer.world_size if self._trainer else 1, self.steps_per_generation())
+        terms = grpo_loss(logps, rollout.old_logps, rollout.ref_logps, rollout.advantages, mask, settings, norm,
+                          entropy_mask)
+        values = {"entropy": entropy}
         if terms.kl is not None:
-            metrics["kl"] = self._global_sum((terms.kl.detach() * mask).sum()) / active
-        clipped = clip_fractions(terms.ratio.detach(), rollout.advantages, mask, h.epsilon, eps_high)
-        for name, flags in clipped.items():
-            metrics[f"clip_ratio/{name}_mean"] = self._global_sum((flags * mask).sum()) / active
-        per_seq = {k: (v * mask).sum(-1) / mask.sum(-1).clamp(min=1) for k, v in clipped.items()}
-        metrics["clip_ratio/low_min"] = self._gather_rows(per_seq["low"]).min()
-        metrics["clip_ratio/high_max"] = self._gather_rows(per_seq["high"]).max()
+            values["kl"] = terms.kl.detach()
+        values.update({name: flags.detach() for name, flags in terms.flags.items()})
+        metrics = {"loss": terms.loss.detach()}
+        for name, value in values.items():
+            total, count = masked_sum_count(value, mask)
+            metrics[name] = self._global_sum(total) / self._global_sum(count).clamp(min=1.0)
+        if "clip_ratio/low_mean" in terms.flags:
+            for name, key, reduce in (("clip_ratio/low_min", "clip_ratio/low_mean", torch.min),
+                                      ("clip_ratio/high_max", "clip_ratio/high_mean", torch.max)):
+                per_seq = self._gather_rows(sequence_means(terms.flags[key].detach(), mask))
+                per_seq = per_seq[~torch.isnan(per_seq)]
+                metrics[name] = reduce(per_seq) if per_seq.numel() else torch.tensor(float("nan"))
         self.log_train(metrics)
         return terms.loss
 
@@ -268,6 +332,16 @@ class GRPOModule(MetacognitionModule):
             return rows
         gathered = self.all_gather(rows.to(self.device))
         return gathered.reshape(-1, *rows.shape[1:]).cpu()
+
+    def _gather_ragged(self, values: Tensor) -> Tensor:
+        """Concatenate a 1-D tensor of any length from every process (identity in one process)."""
+        if self._trainer is None or self.trainer.world_size < 2:
+            return values
+        counts = self.all_gather(torch.tensor(values.numel(), device=self.device)).flatten()
+        padded = torch.zeros(int(counts.max()), device=self.device, dtype=values.dtype)
+        padded[:values.numel()] = values.to(self.device)
+        gathered = self.all_gather(padded).reshape(len(counts), -1)
+        return torch.cat([row[:int(n)] for row, n in zip(gathered, counts)])
 
     # ---- logging -----------------------------------------------------------------------------------------
     def _log_rollout(self, rollout: Rollout, names: list[str], table: Tensor, adv) -> None:

@@ -26,8 +26,9 @@ from metalight.models.prefix_cache import prepare_batch
 class Rollout:
     """One generation batch: R = prompts × G rows, prompt-major. ``completion_ids`` include the stop token.
 
-    ``old_logps`` / ``ref_logps`` ([R, C], detached) are filled when μ > 1 / β ≠ 0; ``advantages`` [R] after
-    scoring.
+    ``old_logps`` / ``ref_logps`` ([R, C], detached) are filled when π_old differs from the policy / β ≠ 0;
+    ``advantages`` [R] after scoring; ``active_tokens`` is the loss-token count of the whole generation batch on
+    all processes (the dapo / cispo / vespo normaliser), kept by every slice of :meth:`split`.
     """
 
     prompt_ids: list[list[int]]
@@ -39,6 +40,7 @@ class Rollout:
     advantages: Tensor | None = None
     old_logps: Tensor | None = None
     ref_logps: Tensor | None = None
+    active_tokens: float = 0.0
 
     @property
     def lengths(self) -> Tensor:
@@ -50,6 +52,26 @@ class Rollout:
         width = max(1, max(len(c) for c in self.completion_ids))
         positions = torch.arange(width)
         return (positions[None, :] < self.lengths[:, None]).float().to(device)
+
+    def split(self, parts: int) -> list[Rollout]:
+        """``parts`` consecutive slices of equal row count (the micro-batches of one generation batch, as TRL's
+        ``split_tensor_dict``); log-prob tensors are cut to each slice's longest completion."""
+        rows = len(self.completion_ids)
+        if rows % parts:
+            raise ValueError(f"{rows} rows do not split into {parts} equal parts")
+        size, slices = rows // parts, []
+        for start in range(0, rows, size):
+            rows_ = slice(start, start + size)
+            width = max(1, max(len(c) for c in self.completion_ids[rows_]))
+            slices.append(Rollout(self.prompt_ids[rows_], self.completion_ids[rows_], self.texts[rows_],
+                                  self.truncated[rows_], self.records[rows_], self.prompts[rows_],
+                                  None if self.advantages is None else self.advantages[rows_],
+                                  _cut(self.old_logps, rows_, width), _cut(self.ref_logps, rows_, width), self.active_tokens))
+        return slices
+
+
+def _cut(values: Tensor | None, rows: slice, width: int) -> Tensor | None:
+    return None if values is None else values[rows, :width]
 
 
 @torch.no_grad()

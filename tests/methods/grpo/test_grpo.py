@@ -127,3 +127,48 @@ def test_a_nan_reward_means_not_applicable(tiny_model_dir, monkeypatch):
     # group 1: [1, NaN] -> std NaN (one value) -> A = 0 for both; group 2: [0, 2] -> mean 1, std sqrt(2)
     expected = torch.tensor([0.0, 0.0, -1 / (2 ** 0.5 + 1e-4), 1 / (2 ** 0.5 + 1e-4)])
     assert torch.allclose(rollout.advantages.cpu(), expected, atol=1e-6)
+
+
+def test_one_generation_serves_the_accumulated_micro_batches(tiny_model_dir, tmp_path, monkeypatch):
+    module = GRPOModule(model=str(tiny_model_dir), num_generations=2, max_completion_length=3,
+                        rewards={"tests.methods.grpo.test_grpo.length": 1.0},
+                        optimizer=partial(GRPOAdamW, lr=5e-3))
+    generations = []
+    generation_batch = module.generation_batch
+    monkeypatch.setattr(module, "generation_batch", lambda records, parts: generations.append(
+        (len(records), parts)) or generation_batch(records, parts))
+    data = FanOutQASingleHopDataModule(strict=False, batch_size=2, max_samples={"train": 8})
+    trainer = L.Trainer(max_steps=2, accumulate_grad_batches=2, logger=False, enable_checkpointing=False,
+                        limit_val_batches=0, enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, data)
+    # steps_per_generation defaults to the accumulation steps (TRL): 2 optimizer steps = 4 micro-batches from
+    # 2 generation batches of 2 questions x 2 completions, each split in two
+    assert generations == [(2, 2), (2, 2)]
+    assert module.steps_per_generation() == 2
+
+
+def test_steps_per_generation_must_divide_the_generation_batch(tiny_model_dir):
+    module = GRPOModule(model=str(tiny_model_dir), num_generations=3, num_iterations=2, steps_per_generation=2)
+    module.configure_model()
+    with pytest.raises(ConfigError, match=r"steps_per_generation=2 does not divide the generation batch of 3 rows"):
+        module.generation_batch([QARecord("1", "Who?", ["x"])], parts=2)
+
+
+def test_truncated_completions_leave_the_loss_when_asked():
+    from metalight.methods.grpo.rollout import Rollout
+
+    rollout = Rollout([[5], [5]], [[10, 11], [12]], ["a", "b"], torch.tensor([True, False]))
+    masked = GRPOModule(num_generations=2, mask_truncated_completions=True).loss_mask(rollout)
+    assert masked.tolist() == [[0.0, 0.0], [1.0, 0.0]]
+    assert GRPOModule(num_generations=2).loss_mask(rollout).tolist() == [[1.0, 1.0], [1.0, 0.0]]
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"loss_type": "ppo"}, "loss_type 'ppo' is not one of grpo, bnpo, dr_grpo, dapo, cispo, sapo, luspo, vespo"),
+    ({"loss_type": "luspo"}, "loss_type 'luspo' needs importance_sampling_level: sequence"),
+    ({"loss_type": "cispo"}, "loss_type 'cispo' needs epsilon_high"),
+])
+def test_loss_settings_trl_would_misread_are_one_line_config_errors(settings, message):
+    with pytest.raises(ConfigError, match=message) as error:
+        GRPOModule(**settings)
+    assert "\n" not in str(error.value)

@@ -1,49 +1,15 @@
-"""GRPO math against the installed TRL 1.16: ``GRPOTrainer._compute_loss`` itself is called on the same logits,
-old / reference log-probs, advantages and masks; advantages against TRL's formula, recomputed by hand."""
-
-from collections import defaultdict
-from types import SimpleNamespace
+"""GRPO math by hand and against TRL 1.16's formulas: advantages (TRL's ``nanstd``), aggregations, settings
+checks. The loss family against TRL's own ``_compute_loss`` is in ``test_grpo_trl_parity.py``."""
 
 import pytest
 import torch
-from trl import GRPOTrainer
 from trl.trainer.utils import nanstd as trl_nanstd
-from trl.trainer.utils import selective_log_softmax
 
-from metalight.methods.grpo.loss import (
-    LOSS_AGGREGATIONS,
-    Normalisers,
-    clip_fractions,
-    group_advantages,
-    grpo_loss,
-    k3_kl,
-    nanstd,
-)
+from metalight.methods.grpo.advantages import group_advantages, nanstd
+from metalight.methods.grpo.loss import LOSS_VARIANTS, LossSettings, Normalisers, grpo_loss, k3_kl
 from metalight.methods.grpo.rollout import token_logprobs
 
-R, C, V, MAX_LEN, TEMPERATURE = 6, 5, 11, 7, 0.7
-
-
-def fake_trainer(logits, loss_type, beta, eps_low, eps_high):
-    """The attributes ``GRPOTrainer._compute_loss`` reads, with the model forward replaced by fixed logits."""
-
-    def per_token_logps(model, input_ids, attention_mask, logits_to_keep, **kwargs):
-        ids = input_ids[:, -logits_to_keep:]
-        logps = selective_log_softmax(logits, ids, temperature=TEMPERATURE)
-        with torch.no_grad():
-            scaled = logits / TEMPERATURE
-            entropy = -(scaled.softmax(-1) * scaled.log_softmax(-1)).sum(-1)
-        return logps, entropy, None
-
-    accelerator = SimpleNamespace(num_processes=1, reduce=lambda t, reduction: t, gather=lambda t: t)
-    return SimpleNamespace(
-        _get_per_token_logps_and_entropies=per_token_logps, top_entropy_quantile=1.0, off_policy_mask_threshold=None,
-        importance_sampling_level="token", beta=beta, loss_type=loss_type, epsilon_low=eps_low,
-        epsilon_high=eps_high, use_vllm=False, vllm_importance_sampling_correction=False,
-        model=SimpleNamespace(training=True), current_gradient_accumulation_steps=1,
-        max_completion_length=MAX_LEN, accelerator=accelerator, _entropy_bonus_enabled=False,
-        aux_loss_enabled=False, _metrics={"train": defaultdict(list)},
-        args=SimpleNamespace(use_bias_correction_kl=False, delta=None, steps_per_generation=1))
+R, C, V, MAX_LEN = 6, 5, 11, 7
 
 
 def batch(seed=0):
@@ -52,55 +18,16 @@ def batch(seed=0):
     ids = torch.randint(0, V, (R, C), generator=g)
     lengths = torch.tensor([5, 3, 1, 4, 5, 2])
     mask = (torch.arange(C)[None] < lengths[:, None]).long()
-    old = selective_log_softmax(logits, ids, TEMPERATURE) + 0.4 * torch.randn(R, C, generator=g)
-    ref = selective_log_softmax(logits, ids, TEMPERATURE) + 0.3 * torch.randn(R, C, generator=g)
     advantages = torch.randn(R, generator=g)
-    return logits, ids, mask, old, ref, advantages
-
-
-@pytest.mark.parametrize("loss_type", sorted(LOSS_AGGREGATIONS))
-@pytest.mark.parametrize("beta", [0.0, 0.04])
-@pytest.mark.parametrize("off_policy", [False, True], ids=["on_policy", "old_logps"])
-def test_loss_and_gradient_equal_trl(loss_type, beta, off_policy):
-    logits, ids, mask, old, ref, advantages = batch()
-    eps_low, eps_high = 0.2, 0.28
-    trl_logits = logits.clone().requires_grad_(True)
-    inputs = {"prompt_ids": torch.ones(R, 3, dtype=torch.long), "prompt_mask": torch.ones(R, 3, dtype=torch.long),
-              "completion_ids": ids, "completion_mask": mask, "advantages": advantages,
-              "num_items_in_batch": mask.sum(), "ref_per_token_logps": ref}
-    if off_policy:
-        inputs["old_per_token_logps"] = old
-    trainer = fake_trainer(trl_logits, loss_type, beta, eps_low, eps_high)
-    expected = GRPOTrainer._compute_loss(trainer, None, inputs)
-    expected.backward()
-
-    ours_logits = logits.clone().requires_grad_(True)
-    logps, entropy = token_logprobs(ours_logits, ids, TEMPERATURE)
-    norm = Normalisers(MAX_LEN, float(mask.sum()), 1)
-    terms = grpo_loss(logps, old if off_policy else None, ref if beta else None, advantages, mask, loss_type, norm,
-                      eps_low, eps_high, beta)
-    terms.loss.backward()
-
-    assert terms.loss.item() == pytest.approx(expected.item(), abs=1e-5)
-    torch.testing.assert_close(ours_logits.grad, trl_logits.grad, atol=1e-6, rtol=1e-5)
-    metrics = trainer._metrics["train"]
-    fm = mask.float()
-    assert (entropy * fm).sum().item() / fm.sum().item() == pytest.approx(metrics["entropy"][0], abs=1e-5)
-    if beta:
-        assert (terms.kl * fm).sum().item() / fm.sum().item() == pytest.approx(metrics["kl"][0], abs=1e-6)
-    clipped = clip_fractions(terms.ratio.detach(), advantages, fm, eps_low, eps_high)
-    for name in ("low", "high", "region"):
-        ours = (clipped[name] * fm).sum().item() / fm.sum().item()
-        assert ours == pytest.approx(metrics[f"clip_ratio/{name}_mean"][0], abs=1e-7)
-    if off_policy:
-        assert metrics["clip_ratio/region_mean"][0] > 0  # the test exercises clipping
+    return logits, ids, mask, advantages
 
 
 def test_on_policy_ratio_is_one_with_policy_gradient():
-    logits, ids, mask, _, _, advantages = batch(1)
+    logits, ids, mask, advantages = batch(1)
     logits.requires_grad_(True)
     logps, _ = token_logprobs(logits, ids)
-    terms = grpo_loss(logps, None, None, advantages, mask, "grpo", Normalisers(MAX_LEN, float(mask.sum())))
+    terms = grpo_loss(logps, None, None, advantages, mask, LossSettings(loss_type="grpo"),
+                      Normalisers(MAX_LEN, float(mask.sum())))
     assert torch.allclose(terms.ratio, torch.ones_like(terms.ratio))
     # loss = -mean_i(A_i · mean_t logp)'s gradient with the value of -mean_i(A_i)
     assert terms.loss.item() == pytest.approx(-advantages.mean().item(), abs=1e-6)
@@ -113,13 +40,27 @@ def test_k3_kl_is_zero_at_the_reference_and_positive_elsewhere():
     assert k3_kl(torch.tensor([0.0]), torch.tensor([1.0])).item() == pytest.approx(torch.e - 2)
 
 
-def test_dapo_divides_by_the_global_token_count_per_process():
+def test_aggregations_by_hand():
     per_token, mask = torch.ones(2, 3), torch.tensor([[1, 1, 0], [1, 0, 0]])
-    norm = Normalisers(max_completion_length=10, global_active_tokens=12, num_processes=4)
-    assert LOSS_AGGREGATIONS["dapo"](per_token, mask, norm).item() == pytest.approx(3 / (12 / 4))
-    assert LOSS_AGGREGATIONS["dr_grpo"](per_token, mask, norm).item() == pytest.approx(3 / (2 * 10))
-    assert LOSS_AGGREGATIONS["bnpo"](per_token, mask, norm).item() == pytest.approx(1.0)
-    assert LOSS_AGGREGATIONS["grpo"](per_token, mask, norm).item() == pytest.approx(1.0)
+    norm = Normalisers(max_completion_length=10, global_active_tokens=12, num_processes=4, steps_per_generation=2)
+    aggregate = {name: variant[1] for name, variant in LOSS_VARIANTS.items()}
+    assert aggregate["dapo"](per_token, mask, norm).item() == pytest.approx(3 / (12 / 4 / 2))
+    assert aggregate["dr_grpo"](per_token, mask, norm).item() == pytest.approx(3 / (2 * 10))
+    assert aggregate["bnpo"](per_token, mask, norm).item() == pytest.approx(1.0)
+    assert aggregate["grpo"](per_token, mask, norm).item() == pytest.approx(1.0)
+    assert aggregate["luspo"](per_token, mask, norm).item() == pytest.approx(1.5)  # mean of token sums 2 and 1
+
+
+@pytest.mark.parametrize("settings,message", [
+    ({"loss_type": "ppo"}, "loss_type 'ppo' is not one of grpo, bnpo"),
+    ({"loss_type": "luspo"}, "luspo' needs importance_sampling_level: sequence"),
+    ({"loss_type": "cispo"}, "cispo' needs epsilon_high"),
+    ({"importance_sampling_level": "batch"}, "importance_sampling_level 'batch'"),
+])
+def test_settings_trl_does_not_run_are_named(settings, message):
+    (problem,) = LossSettings(**settings).problems()
+    assert message in problem
+    assert LossSettings().problems() == []
 
 
 # ---- advantages -------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from metalight.methods.grpo.rollout import completion_logprobs, sample_rollout
+from metalight.methods.grpo.rollout import Rollout, completion_logprobs, sample_rollout
 from metalight.models.chat import render_prompt
 from metalight.models.generation import Decoding, Prompt
 from metalight.models.prefix_cache import prepare_batch
@@ -67,3 +67,16 @@ def test_shared_prefix_logprobs_and_gradients_equal_per_row_forwards(setup):
             logits = model(torch.tensor([prompt + completion])).logits[0, len(prompt) - 1:-1] / 0.7
         expected = torch.log_softmax(logits, -1).gather(-1, torch.tensor(completion)[:, None]).squeeze(-1)
         torch.testing.assert_close(shared[row, :len(completion)], expected, atol=1e-5, rtol=0)
+
+
+def test_split_keeps_rows_in_order_and_cuts_logprobs_to_each_slice():
+    rollout = Rollout([[1], [2], [3], [4]], [[5, 6, 7], [8], [9], [10, 11]], list("abcd"),
+                      torch.tensor([True, False, False, True]), records=list("wxyz"), prompts=list("pqrs"),
+                      advantages=torch.arange(4.0), old_logps=torch.arange(12.0).view(4, 3), active_tokens=7.0)
+    first, second = rollout.split(2)
+    assert first.completion_ids == [[5, 6, 7], [8]] and second.texts == ["c", "d"] and second.records == ["y", "z"]
+    assert first.old_logps.shape == (2, 3) and second.old_logps.tolist() == [[6.0, 7.0], [9.0, 10.0]]
+    assert second.advantages.tolist() == [2.0, 3.0] and second.truncated.tolist() == [False, True]
+    assert first.ref_logps is None and first.active_tokens == second.active_tokens == 7.0
+    with pytest.raises(ValueError, match="4 rows do not split into 3"):
+        rollout.split(3)
