@@ -1,7 +1,8 @@
 """``LightningCLI`` for every method: ``python cli.py fit|validate|test --config configs/....yaml``.
 
 Model and data are given by ``class_path`` (any ``MetacognitionModule`` / ``LightningDataModule``), so a
-new method or dataset needs no change here. Runs log to TensorBoard under ``runs/<experiment>/version_N``;
+new method or dataset needs no change here. Runs log to TensorBoard under ``runs/<experiment>/version_N``
+(claimed atomically, so runs started together never share one; ``trainer.default_root_dir`` replaces ``runs``);
 set the experiment with ``trainer.logger.init_args.name``.
 """
 
@@ -21,6 +22,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from metalight.callbacks.progress import StepAwareProgressBar
 from metalight.callbacks.report_writer import ReportWriter
+from metalight.cli.run_dirs import pin_logger_versions, release_empty_claims
 from metalight.errors import MetalightError
 from metalight.methods.base import MetacognitionModule
 from metalight.strategies import check_strategy
@@ -81,6 +83,7 @@ class MetalightCLI(LightningCLI):
         config = self.config.get(self.subcommand) if self.subcommand else self.config
         trainer = config.get("trainer") or {}
         check_strategy(trainer.get("strategy"), trainer.get("accelerator"), self._configured_model_class(config))
+        pin_logger_versions(trainer)
 
     @staticmethod
     def _configured_model_class(config) -> type | None:
@@ -107,12 +110,13 @@ def main(args: list[str] | None = None) -> MetalightCLI | None:
                             subclass_mode_data=True, trainer_defaults=TRAINER_DEFAULTS,
                             save_config_kwargs={"overwrite": True}, parser_class=ConciseArgumentParser,
                             args=args)
-    except Exception as err:
+    except BaseException as err:
+        release_empty_claims()
         cause = metalight_cause(err)
         if cause is None:
             raise
         print(f"error: {cause}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(getattr(cause, "exit_code", 2)) from None
 
 
 def metalight_cause(err: BaseException) -> MetalightError | None:

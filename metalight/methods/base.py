@@ -18,6 +18,7 @@ from lightning.pytorch import LightningModule
 from torch import nn
 
 from metalight.data.records import RecordBatch
+from metalight.errors import DataError
 from metalight.evaluation.dual_prompt import EvalSettings, SampleResult, evaluate_records, results_to_tensors
 from metalight.metrics import MetacognitionMetrics
 from metalight.models.loading import DTypeName, load_model
@@ -48,6 +49,13 @@ def gather_objects(items: list[Any]) -> list[Any]:
         dist.all_gather_object(parts, items)
         return [item for part in parts for item in part]
     return items
+
+
+def row_counts(samples: list[SampleResult]) -> dict[str, int]:
+    """Rows whose inputs or grading deserve a look, for ``report.json``: prompts cut to ``max_input_tokens``
+    (``truncated_rows``) and answers credited only through a weak alias (``suspect_matches``)."""
+    return {"truncated_rows": sum(bool(getattr(s, "prompt_truncated", False)) for s in samples),
+            "suspect_matches": sum(bool(getattr(s, "suspect_match", False)) for s in samples)}
 
 
 class MetacognitionModule(LightningModule):
@@ -137,7 +145,11 @@ class MetacognitionModule(LightningModule):
         self._samples[split] = []
         if self.trainer.sanity_checking:
             return
+        if not samples:
+            raise DataError(f"the {split} pass evaluated no rows (n = 0): check the data source, max_samples, "
+                            f"limit_{'val' if split == 'val' else 'test'}_batches and (API models) on_failure")
         extra, details = self.summarize(split, samples)
+        details = {**row_counts(samples), **details}
         values.update(extra)
         # compute() already reduced across ranks; sync_dist only averages identical values (and keeps
         # Lightning from warning about unsynced epoch-level logs).
