@@ -12,7 +12,7 @@ import pytest
 
 class ScriptedChatServer:
     """Answers POST /v1/chat/completions; ``script`` is a list of behaviours consumed one per request
-    (``ok``, ``slow``, ``429``, ``500``, ``malformed``, ``401``); when it runs out, requests succeed. A success
+    (``ok``, ``slow``, ``429``, ``500``, ``malformed``, ``400``, ``401``, ``403``); when it runs out, requests succeed. A success
     replies ``reply(request_body)`` (default: an echo of the last message)."""
 
     def __init__(self):
@@ -35,7 +35,7 @@ class ScriptedChatServer:
                     behaviour = server.script.pop(0) if server.script else "ok"
                 if behaviour == "slow":
                     time.sleep(1.0)
-                if behaviour in ("429", "500", "401"):
+                if behaviour in ("429", "500", "400", "401", "403"):
                     self.send_response(int(behaviour))
                     if behaviour == "429":
                         self.send_header("Retry-After", "0")
@@ -64,7 +64,10 @@ class ScriptedChatServer:
 
 
 @pytest.fixture
-def chat_server():
+def chat_server(monkeypatch):
+    """The scripted server, with the key variables the tests name set (the client refuses unset ones)."""
+    for name in ("METALIGHT_TEST_KEY", "METALIGHT_JUDGE_KEY"):
+        monkeypatch.setenv(name, "sk-test-key-not-secret")
     server = ScriptedChatServer()
     yield server
     server.close()
