@@ -22,7 +22,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from metalight.callbacks.progress import StepAwareProgressBar
 from metalight.callbacks.report_writer import ReportWriter
-from metalight.cli.run_dirs import pin_logger_versions, release_empty_claims
+from metalight.cli.run_dirs import check_checkpoint, pin_logger_versions, release_empty_claims
 from metalight.errors import MetalightError
 from metalight.methods.base import MetacognitionModule
 from metalight.strategies import check_strategy
@@ -38,19 +38,40 @@ TRAINER_DEFAULTS = {
 
 
 def condense_parser_error(message: str) -> str:
-    """One line from jsonargparse's nested error text: the offending key, the problem, and where to look."""
+    """One line from jsonargparse's nested error text: the offending key, the problem, and where to look;
+    when no known pattern fits, the first nested cause is kept rather than only the outer key."""
     keys = re.findall(r'Parser key "([^"]+)"', message)
     class_path = re.search(r"Problem with given class_path '([^']+)'", message)
     bad_option = re.search(r"Option '([^']+)' is not accepted", message)
+    bad_group = re.search(r"Group '([^']+)' does not accept option '([^']+)'", message)
+    listing = "check the spelling (add --print_config to see every valid key)"
     if bad_option and class_path and keys:
+        inner = re.search(r"Got value: Namespace\(class_path='([^']+)'", message)
+        if len(keys) > 1 and inner:  # an option of a nested class (an optimizer, a logger, ...)
+            return (f"unknown config key '{keys[0]}.init_args.{keys[-1]}.init_args.{bad_option.group(1)}': "
+                    f"{inner.group(1)} has no argument '{bad_option.group(1)}'; {listing}")
         return (f"unknown config key '{keys[0]}.init_args.{bad_option.group(1)}': {class_path.group(1)} has no "
-                f"argument '{bad_option.group(1)}'; check the spelling (add --print_config to see every valid key)")
+                f"argument '{bad_option.group(1)}'; {listing}")
+    if bad_group and class_path and keys:
+        group, option = bad_group.groups()
+        return (f"unknown config key '{keys[0]}.init_args.{group}.{option}': {class_path.group(1)}'s {group} has "
+                f"no setting '{option}'; {listing}")
     if class_path and len(keys) > 1:
         detail = message.split(f'Parser key "{keys[-1]}":', 1)[1].strip().splitlines()[0].strip()
         return f"config key '{keys[0]}.init_args.{keys[-1]}' of {class_path.group(1)}: {detail}"
+    if class_path and keys:
+        detail = message.split(class_path.group(0), 1)[1].lstrip(":").strip().splitlines()[0].strip()
+        if "has no attribute" in detail or "No module named" in detail or "not found" in detail:
+            return (f"config key '{keys[0]}.class_path': cannot import '{class_path.group(1)}' ({detail}); check "
+                    f"the spelling of the module and class")
+        return f"config key '{keys[0]}' ({class_path.group(1)}): {detail}"
     first = message.strip().splitlines()[0]
     if "does not accept option" in first:
         first += " (check the spelling; add --help to list the options)"
+    causes = [line.strip()[2:] for line in message.splitlines() if line.strip().startswith("- ")
+              and "Expected a <class 'NoneType'>" not in line]
+    if first.endswith(":") and causes:
+        first = f"{first} {causes[0]}"
     return first
 
 
@@ -78,6 +99,13 @@ class MetalightCLI(LightningCLI):
                 not any(isinstance(c, ProgressBar) for c in configured):
             callbacks = [*callbacks, StepAwareProgressBar()]
         return super()._instantiate_trainer(config, callbacks)
+
+    def _parse_ckpt_path(self) -> None:
+        # Lightning reads the checkpoint's hyperparameters here, before anything else: a damaged file must
+        # fail with its name, not an unpickling traceback.
+        if self.config.get("subcommand"):
+            check_checkpoint(self.config[self.config.subcommand].get("ckpt_path"))
+        super()._parse_ckpt_path()
 
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand) if self.subcommand else self.config

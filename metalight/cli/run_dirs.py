@@ -9,6 +9,7 @@ anything removes its empty directory again (:func:`release_empty_claims`).
 from __future__ import annotations
 
 import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,26 @@ def claim_version(root: str | Path, max_tries: int = 10_000) -> tuple[Path, int]
         _claimed.append(path)
         return path, version
     raise ConfigError(f"no free version_N under {root} after {max_tries} tries; clean up old runs")
+
+
+CHECKPOINT_KEYWORDS = ("last", "best", "hpc", "registry")
+
+
+def check_checkpoint(ckpt_path: str | None) -> None:
+    """Refuse a ``ckpt_path`` that is missing or not a readable PyTorch checkpoint before any work starts
+    (``torch.save`` writes a zip archive; a truncated or overwritten file is not one). Lightning's keywords
+    (``last``, ``best``, ...) and directories (sharded checkpoints) pass through."""
+    if not ckpt_path or str(ckpt_path).split(":")[0] in CHECKPOINT_KEYWORDS:
+        return
+    path = Path(ckpt_path).expanduser()
+    if path.is_dir():
+        return
+    if not path.is_file():
+        raise ConfigError(f"checkpoint not found: {path}; check --ckpt_path (runs keep them under "
+                          f"<run dir>/checkpoints/)")
+    if not zipfile.is_zipfile(path):
+        raise ConfigError(f"checkpoint {path} is not a readable PyTorch checkpoint (corrupt or truncated); resume "
+                          f"from another one, e.g. an earlier file in {path.parent}")
 
 
 def _get(node: Any, key: str, default: Any = None) -> Any:

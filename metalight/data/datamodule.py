@@ -25,7 +25,7 @@ import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from metalight.data.readers import Row, hub_rows, read_rows
+from metalight.data.readers import InvalidRow, Row, hub_rows, read_rows
 from metalight.data.records import QARecord, collate_records
 from metalight.data.splits import cap_records, labeller, split_records
 from metalight.errors import ConfigError, DataError
@@ -171,9 +171,9 @@ class QADataModule(LightningDataModule, ABC):
     # ---- reading ------------------------------------------------------------------------------------------
     def _source(self) -> dict[str, Iterable[Row]] | Iterable[Row]:
         if isinstance(self.path, dict):
-            return {split: read_rows(p) for split, p in self.path.items()}
+            return {split: read_rows(p, skip_invalid=not self.strict) for split, p in self.path.items()}
         if self.path:
-            return read_rows(self.path)
+            return read_rows(self.path, skip_invalid=not self.strict)
         if self.hub_name:
             if isinstance(self.hub_splits, str):
                 return hub_rows(self.hub_name, self.hub_config, self.hub_splits)
@@ -189,6 +189,11 @@ class QADataModule(LightningDataModule, ABC):
         records = []
         for where, row in rows:
             self.rows_read += 1
+            if isinstance(row, InvalidRow):
+                if self.strict:
+                    raise DataError(row.message)
+                self.skipped.append(row.message)
+                continue
             try:
                 record = self.parse_row(row, where)
             except DataError as err:

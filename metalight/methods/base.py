@@ -172,7 +172,8 @@ class MetacognitionModule(LightningModule):
         """Settings that change the numbers, for ``report.json``."""
         return {"model": self.model_spec, "dtype": self.dtype_name,
                 "dprime_correction": self.hparams.dprime_correction,
-                **self.eval_settings.describe(self.tokenizer)}
+                **self.eval_settings.describe(self.tokenizer),
+                **({"resume_changes": self.resume_changes} if getattr(self, "resume_changes", None) else {})}
 
 
 class EvalModule(MetacognitionModule):

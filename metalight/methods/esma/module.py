@@ -40,6 +40,7 @@ from metalight.methods.esma.population import (
     members_per_batch,
     plan_groups,
 )
+from metalight.methods.esma.resume_guard import check_resume
 from metalight.methods.esma.rewards import get_reward, member_fitness, reward_summary
 from metalight.methods.esma.selection import select_parameters
 from metalight.methods.esma.update import (
@@ -136,6 +137,9 @@ class ESMAModule(MetacognitionModule):
         self.scheme = None
         self.per_batch = 1
         self._pool: list | None = None
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        check_resume(self, checkpoint)  # exact resume needs the checkpoint's population, seeds, σ and noise
 
     # ---- set-up -------------------------------------------------------------------------------------------
     def configure_model(self) -> None:
