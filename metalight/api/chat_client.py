@@ -40,9 +40,20 @@ Messages = list[dict[str, str]]
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 AUTH_STATUS = {401, 403}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-# Set by SIGINT / SIGTERM while complete_many runs: every backoff wait ends at once and no new request starts.
-_STOP = threading.Event()
-_STOP_SIGNAL: list[str] = []
+
+
+class StopFlag:
+    """Set by SIGINT / SIGTERM (or a fatal error) during one ``complete_many``: its waits end at once and no
+    new request starts; ``reason`` names the signal."""
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.reason: str | None = None
+
+    def set(self, reason: str | None = None) -> None:
+        """Stop, remembering the first reason given."""
+        self.reason = self.reason or reason
+        self.event.set()
 
 
 def looks_like_key(value: str) -> bool:
@@ -129,7 +140,7 @@ class ChatClient:
                               f"endpoint that needs no key")
         self.endpoint = endpoint
         self.cache_path = Path(cache_path) if cache_path else None
-        self._sleep = sleep or _interruptible_sleep
+        self._sleep = sleep
         self._lock = threading.Lock()
         self._cache: dict[str, str] = self._load_cache() if self.cache_path else {}
         self.requests_sent = 0
@@ -205,14 +216,14 @@ class ChatClient:
             return None, f"malformed response from {url} (content is not text)", True, None
         return text.strip(), None, False, None
 
-    def complete(self, messages: Messages) -> ChatResult:
+    def complete(self, messages: Messages, stop: StopFlag | None = None) -> ChatResult:
         """One chat completion with retries; cached responses are returned without a request."""
         key = self.request_key(messages)
         if key in self._cache:
             return ChatResult(self._cache[key], True, cached=True)
         error, attempts = None, 0
         for attempt in range(self.endpoint.max_retries + 1):
-            self._check_stop()
+            self._check_stop(stop)
             attempts = attempt + 1
             text, error, retryable, retry_after = self._post(messages)
             if text is not None:
@@ -220,7 +231,13 @@ class ChatClient:
                 return ChatResult(text, True, attempts=attempts)
             if not retryable or attempt == self.endpoint.max_retries:
                 break
-            self._sleep(self.wait_s(attempt, retry_after))
+            seconds = self.wait_s(attempt, retry_after)
+            if self._sleep is not None:
+                self._sleep(seconds)
+            elif stop is not None:
+                stop.event.wait(seconds)
+            else:
+                time.sleep(seconds)
         log.warning("chat request failed after %d attempt(s): %s", attempts, error)
         return ChatResult(None, False, error=error, attempts=attempts)
 
@@ -232,34 +249,36 @@ class ChatClient:
             return min(e.max_backoff_s, retry_after)
         return min(e.max_backoff_s, e.backoff_s * 2 ** attempt) * (0.5 + random.random() / 2)
 
-    def _check_stop(self) -> None:
-        if _STOP.is_set():
+    def _check_stop(self, stop: StopFlag | None) -> None:
+        if stop is not None and stop.event.is_set():
             where = f"; replies received so far are cached in {self.cache_path}: re-run the same command to " \
                     f"resume" if self.cache_path else ""
-            raise Interrupted(f"stopped by {_STOP_SIGNAL[-1] if _STOP_SIGNAL else 'a signal'} while waiting for API "
-                              f"replies{where}", signal_name=_STOP_SIGNAL[-1] if _STOP_SIGNAL else "SIGINT")
+            raise Interrupted(f"stopped by {stop.reason or 'an earlier failure'} while waiting for API replies{where}",
+                              signal_name=stop.reason or "SIGINT")
 
     def complete_many(self, conversations: Sequence[Messages], progress: bool = False) -> list[ChatResult]:
         """Complete many conversations with at most ``max_concurrency`` in flight; order is preserved.
         SIGINT / SIGTERM stop it promptly with :class:`~metalight.errors.Interrupted`."""
         if not conversations:
             return []
-        _STOP.clear()
-        _STOP_SIGNAL.clear()
+        stop = StopFlag()
         pool = ThreadPoolExecutor(max_workers=self.endpoint.max_concurrency)
-        futures = [pool.submit(self.complete, c) for c in conversations]
+        futures = [pool.submit(self.complete, c, stop) for c in conversations]
         try:
-            with _stop_on_signals():
+            with _stop_on_signals(stop):
                 pending = set(futures)
                 while pending:
                     done, pending = wait(pending, timeout=0.1, return_when=FIRST_EXCEPTION)
                     for future in done:
                         future.result()  # raise the first failure (auth, interruption) now
-                    self._check_stop()
+                    self._check_stop(stop)
                     if progress and done:
                         log.info("chat requests: %d/%d done", len(futures) - len(pending), len(futures))
+        except BaseException:
+            stop.set()  # a fatal error (a rejected key, a signal): the other workers start no new request
+            raise
         finally:
-            # The stop event stays set after an interruption so busy workers end too. An interrupted or failed run does not wait for queued requests; one in flight ends within timeout_s.
+            # The flag stays set after an interruption so busy workers end too. An interrupted or failed run does not wait for queued requests; one in flight ends within timeout_s.
             pool.shutdown(wait=False, cancel_futures=True)
         return [future.result() for future in futures]
 
@@ -268,26 +287,22 @@ class ChatClient:
         return asdict(self.endpoint)
 
 
-def _interruptible_sleep(seconds: float) -> None:
-    """Sleep ``seconds``, or less when SIGINT / SIGTERM arrives."""
-    _STOP.wait(seconds)
-
-
 class _stop_on_signals:
-    """While active in the main thread, SIGINT and SIGTERM set the stop event instead of their old action
-    (which comes back on exit)."""
+    """While active in the main thread, SIGINT and SIGTERM set ``stop`` instead of their old action (which
+    comes back on exit)."""
+
+    def __init__(self, stop: StopFlag):
+        self.stop = stop
+        self.previous = {}
 
     def __enter__(self):
-        self.previous = {}
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self.previous[sig] = signal.signal(sig, self._handle)
         return self
 
-    @staticmethod
-    def _handle(signum, frame) -> None:
-        _STOP_SIGNAL.append(signal.Signals(signum).name)
-        _STOP.set()
+    def _handle(self, signum, frame) -> None:
+        self.stop.set(signal.Signals(signum).name)
 
     def __exit__(self, *exc):
         for sig, handler in self.previous.items():

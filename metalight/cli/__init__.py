@@ -22,7 +22,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from metalight.callbacks.progress import StepAwareProgressBar
 from metalight.callbacks.report_writer import ReportWriter
-from metalight.cli.run_dirs import check_checkpoint, pin_logger_versions, release_empty_claims
+from metalight.cli.run_dirs import check_checkpoint, forget_claims, pin_logger_versions, release_empty_claims
 from metalight.errors import MetalightError
 from metalight.methods.base import MetacognitionModule
 from metalight.strategies import check_strategy
@@ -134,10 +134,11 @@ def main(args: list[str] | None = None) -> MetalightCLI | None:
     for noise in (".*overridden `transfer_batch_to_device`.*", ".*isinstance\\(treespec, LeafSpec\\).*"):
         warnings.filterwarnings("ignore", message=noise)
     try:
-        return MetalightCLI(MetacognitionModule, LightningDataModule, subclass_mode_model=True,
-                            subclass_mode_data=True, trainer_defaults=TRAINER_DEFAULTS,
-                            save_config_kwargs={"overwrite": True}, parser_class=ConciseArgumentParser,
-                            args=args)
+        cli = MetalightCLI(MetacognitionModule, LightningDataModule, subclass_mode_model=True,
+                           subclass_mode_data=True, trainer_defaults=TRAINER_DEFAULTS,
+                           save_config_kwargs={"overwrite": True}, parser_class=ConciseArgumentParser, args=args)
+        forget_claims()
+        return cli
     except BaseException as err:
         release_empty_claims()
         cause = metalight_cause(err)

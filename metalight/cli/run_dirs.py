@@ -97,6 +97,11 @@ def pin_logger_versions(trainer: Any) -> list[Path]:
     return claimed
 
 
+def forget_claims() -> None:
+    """Keep the directories claimed so far (the run finished); later failures in this process leave them."""
+    _claimed.clear()
+
+
 def release_empty_claims() -> None:
     """Remove the directories this process claimed that are still empty (a run that failed early)."""
     while _claimed:

@@ -79,5 +79,5 @@ def test_a_rejected_key_says_so_not_resume(status, chat_server, tmp_path, capsys
                                 f"missing or wrong; check the variable METALIGHT_TEST_KEY")
     assert "resume" not in errors[0]
     with pytest.raises(AuthError):
-        chat_server.script = [status]
+        chat_server.script = [status] * 3
         ChatClient(ChatEndpoint(chat_server.base_url, "m", api_key_env=None)).complete(USER)
