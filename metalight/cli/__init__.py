@@ -25,6 +25,7 @@ from metalight.callbacks.report_writer import ReportWriter
 from metalight.cli.run_dirs import check_checkpoint, forget_claims, pin_logger_versions, release_empty_claims
 from metalight.errors import MetalightError
 from metalight.methods.base import MetacognitionModule
+from metalight.methods.esma.resume_guard import EXACT_RESUME_KEYS
 from metalight.strategies import check_strategy
 
 TRAINER_DEFAULTS = {
@@ -103,9 +104,22 @@ class MetalightCLI(LightningCLI):
     def _parse_ckpt_path(self) -> None:
         # Lightning reads the checkpoint's hyperparameters here, before anything else: a damaged file must
         # fail with its name, not an unpickling traceback.
-        if self.config.get("subcommand"):
-            check_checkpoint(self.config[self.config.subcommand].get("ckpt_path"))
+        subcommand = self.config.get("subcommand")
+        if not subcommand:
+            return super()._parse_ckpt_path()
+        check_checkpoint(self.config[subcommand].get("ckpt_path"))
+        before = _model_args(self.config[subcommand])
         super()._parse_ckpt_path()
+        # Lightning replaces the model's settings by the checkpoint's without a word; a changed setting that
+        # exact resumption depends on is put back so the module's resume guard sees (and refuses) it.
+        after = _model_args(self.config[subcommand])
+        changed = {k: v for k, v in before.items() if k in after and after[k] != v}
+        for key in set(changed) & set(EXACT_RESUME_KEYS):
+            self.config[subcommand]["model"]["init_args"][key] = changed[key]
+        ignored = sorted(set(changed) - set(EXACT_RESUME_KEYS))
+        if ignored:
+            logging.getLogger(__name__).warning("--ckpt_path: the checkpoint's values replace the configured %s",
+                                                ", ".join(ignored))
 
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand) if self.subcommand else self.config
@@ -125,6 +139,13 @@ class MetalightCLI(LightningCLI):
             return getattr(importlib.import_module(module), name, None)
         except ImportError:
             return None
+
+
+def _model_args(config) -> dict:
+    """The model's ``init_args`` as a plain dict (empty when the model is not given by class_path)."""
+    model = config.get("model")
+    init_args = model.get("init_args") if hasattr(model, "get") else None
+    return dict(vars(init_args)) if init_args is not None and hasattr(init_args, "__dict__") else {}
 
 
 def main(args: list[str] | None = None) -> MetalightCLI | None:

@@ -17,7 +17,14 @@ import torch
 
 from metalight.data.records import QARecord
 from metalight.errors import ConfigError
-from metalight.grading import GradingMode, YesNoRule, exact_match, is_correct, parse_meta_answer, suspect_match
+from metalight.grading import (
+    GradingMode,
+    YesNoRule,
+    exact_match,
+    is_correct,
+    parse_meta_answer,
+    suspect_match,
+)
 from metalight.models.chat import ChatMode, render_prompt, uses_chat_template
 from metalight.models.generation import (
     Decoder,

@@ -63,9 +63,9 @@ def test_a_key_given_as_api_key_env_is_refused_and_written_nowhere(chat_server, 
 def test_an_unset_key_variable_is_refused(chat_server, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("METALIGHT_TEST_KEY")
     code, errors = run_main(_api_args(chat_server, tmp_path), capsys)
-    assert code == 2 and errors == ["error: the API key variable METALIGHT_TEST_KEY (endpoint.api_key_env) is not "
+    assert code == 2 and errors == [("error: the API key variable METALIGHT_TEST_KEY (endpoint.api_key_env) is not "
                                     "set: export METALIGHT_TEST_KEY=<your key>, or set api_key_env: null for an "
-                                    "endpoint that needs no key"]
+                                    "endpoint that needs no key")]
     assert chat_server.requests == []
 
 

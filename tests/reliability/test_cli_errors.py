@@ -14,13 +14,13 @@ def _key_file(tmp_path):
 
 
 CASES = {
-    "misspelled nested key": (_key_file, "error: unknown config key 'model.init_args.evaluation.gradig': "
+    "misspelled nested key": (_key_file, ("error: unknown config key 'model.init_args.evaluation.gradig': "
                               "metalight.methods.base.EvalModule's evaluation has no setting 'gradig'; check the "
-                              "spelling (add --print_config to see every valid key)"),
+                              "spelling (add --print_config to see every valid key)")),
     "misspelled class_path": (lambda tmp: ["--model.class_path", "metalight.methods.base.EvalModul"],
-                              "error: config key 'model.class_path': cannot import 'metalight.methods.base.EvalModul' "
+                              ("error: config key 'model.class_path': cannot import 'metalight.methods.base.EvalModul' "
                               "(module 'metalight.methods.base' has no attribute 'EvalModul'); check the spelling of "
-                              "the module and class"),
+                              "the module and class")),
 }
 
 
@@ -36,9 +36,9 @@ def test_config_mistakes_name_the_key(case, tmp_path, tiny_model_dir, capsys):
 def test_a_misspelled_optimizer_argument_names_the_optimizer_key(tmp_path, capsys):
     code, errors = run_main(["fit", "--config", str(ROOT / "configs/esma/quickstart.yaml"),
                              "--model.init_args.optimizer.init_args.lrr", "0.1"], capsys)
-    assert (code, errors) == (2, ["error: unknown config key 'model.init_args.optimizer.init_args.lrr': "
+    assert (code, errors) == (2, [("error: unknown config key 'model.init_args.optimizer.init_args.lrr': "
                                   "torch.optim.SGD has no argument 'lrr'; check the spelling (add --print_config to "
-                                  "see every valid key)"])
+                                  "see every valid key)")])
 
 
 def _not_utf8(tmp_path):
@@ -82,8 +82,8 @@ def test_a_corrupt_checkpoint_is_named(tmp_path, tiny_model_dir, capsys):
     code, errors = run_main(eval_args(tiny_model_dir, tmp_path / "runs", "--data.init_args.path",
                                       str(ROOT / "tests/data/fixtures/triviaqa_native_rows.jsonl"), "--ckpt_path",
                                       str(ckpt)), capsys)
-    assert (code, errors) == (2, [f"error: checkpoint {ckpt} is not a readable PyTorch checkpoint (corrupt or "
-                                  f"truncated); resume from another one, e.g. an earlier file in {tmp_path}"])
+    assert (code, errors) == (2, [(f"error: checkpoint {ckpt} is not a readable PyTorch checkpoint (corrupt or "
+                                  f"truncated); resume from another one, e.g. an earlier file in {tmp_path}")])
 
 
 def test_samples_are_written_before_the_report_step_that_can_fail(tmp_path, tiny_model_dir, capsys, monkeypatch):

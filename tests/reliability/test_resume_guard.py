@@ -1,11 +1,14 @@
 """ESMA resume guards: a resume with changed population, seed, σ, noise or questions per iteration is refused
 listing the differences, or allowed by METALIGHT_ALLOW_RESUME_CHANGES and recorded in the report."""
 
+from types import SimpleNamespace
+
 import pytest
 
 from metalight.errors import ConfigError
 from metalight.methods.esma.resume_guard import OVERRIDE_ENV, check_resume, resume_differences
 from tests.methods.esma.esma_helpers import fit, module, write_questions
+from tests.reliability.conftest import ROOT, run_main, write_trivia
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +38,28 @@ def test_an_explicit_override_resumes_and_is_recorded(tiny_model_dir, questions,
 
 
 def test_same_settings_resume_silently():
-    class Fake:
-        hparams = {"population_size": 4, "es_seed": 7, "sigma": 0.05, "noise": "esma"}
-
-    fake = Fake()
-    check_resume(fake, {"hyper_parameters": dict(Fake.hparams)})
-    assert fake.resume_changes == {} and resume_differences(Fake.hparams, {**Fake.hparams, "es_seed": 8}) == {
+    saved = {"population_size": 4, "es_seed": 7, "sigma": 0.05, "noise": "esma"}
+    fake = SimpleNamespace(hparams=dict(saved))
+    check_resume(fake, {"hyper_parameters": dict(saved)})
+    assert fake.resume_changes == {} and resume_differences(saved, {**saved, "es_seed": 8}) == {
         "es_seed": {"checkpoint": 7, "now": 8}}
+
+
+def test_the_cli_does_not_let_the_checkpoint_silently_replace_a_changed_setting(tmp_path, tiny_model_dir, capsys,
+                                                                                 monkeypatch):
+    monkeypatch.delenv(OVERRIDE_ENV, raising=False)
+    questions = write_trivia(tmp_path / "q.jsonl")
+    args = ["fit", "--config", str(ROOT / "configs/esma/quickstart.yaml"), "--model.init_args.model",
+            str(tiny_model_dir), "--model.init_args.population_size", "2", "--model.init_args.num_data_per_iteration",
+            "2", "--trainer.limit_val_batches", "0", "--trainer.enable_progress_bar", "false",
+            "--trainer.default_root_dir", str(tmp_path / "runs"), "--data", "metalight.data.sources.triviaqa."
+            "TriviaQADataModule", "--data.init_args.path", str(questions), "--data.init_args.batch_size", "1",
+            "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint", "--trainer.callbacks.save_last", "true",
+            "--trainer.callbacks.every_n_train_steps", "1"]
+    assert run_main([*args, "--trainer.max_steps", "1"], capsys)[0] == 0
+    (last,) = (tmp_path / "runs").rglob("last.ckpt")
+    code, errors = run_main([*args, "--trainer.max_steps", "2", "--model.init_args.population_size", "4",
+                             "--ckpt_path", str(last)], capsys)
+    assert (code, errors) == (2, [f"error: cannot resume exactly: population_size: 2 in the checkpoint, 4 now; resume "
+                                  f"with the checkpoint's settings, or set {OVERRIDE_ENV}=population_size to continue "
+                                  f"with the new ones (recorded in the report)"])

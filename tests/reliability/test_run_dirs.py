@@ -1,6 +1,7 @@
 """Run directories: runs started together get distinct version_N; a run that fails early leaves none."""
 
 import json
+from pathlib import Path
 
 from tests.reliability.conftest import eval_args, report_of, run_cli, run_main
 
@@ -15,7 +16,7 @@ def test_three_runs_started_together_get_three_directories_and_print_their_own(t
     assert versions == ["version_0", "version_1", "version_2"]
     for n, (out, _) in zip((3, 4, 5), outputs):
         printed = next(line for line in out.splitlines() if line.startswith("report: "))[len("report: "):]
-        assert json.loads(open(printed).read())["n"] == n  # each run printed its own report, with its own rows
+        assert json.loads(Path(printed).read_text())["n"] == n  # each run printed its own report, with its own rows
     assert sorted(report_of(tmp_path / "out", version=v)["n"] for v in range(3)) == [3, 4, 5]
 
 
@@ -32,5 +33,5 @@ def test_default_root_dir_is_honoured_and_an_unwritable_one_is_named(tmp_path, t
     code, errors = run_main(eval_args(tiny_model_dir, blocker / "runs", "--data.init_args.path", str(trivia20)),
                             capsys)
     assert code == 2 and errors == [
-        f"error: cannot create the run directory {blocker}/runs/eval-triviaqa (Not a directory); set "
-        f"trainer.logger.init_args.save_dir (or trainer.default_root_dir) to a writable directory"]
+        (f"error: cannot create the run directory {blocker}/runs/eval-triviaqa (Not a directory); set "
+        f"trainer.logger.init_args.save_dir (or trainer.default_root_dir) to a writable directory")]

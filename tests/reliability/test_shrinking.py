@@ -40,8 +40,8 @@ def test_the_printed_summary_states_the_rows(tmp_path, tiny_model_dir, trivia20,
 def test_max_samples_below_one_is_refused(cap, tmp_path, tiny_model_dir, trivia20, capsys):
     code, errors = run_main(eval_args(tiny_model_dir, tmp_path, "--data.init_args.path", str(trivia20),
                                       "--data.init_args.max_samples", str(cap)), capsys)
-    assert code == 2 and errors == [f"error: TriviaQADataModule: max_samples: {cap} must be >= 1 (rows per split); "
-                                    f"leave it unset (null) to keep every row"]
+    assert code == 2 and errors == [(f"error: TriviaQADataModule: max_samples: {cap} must be >= 1 (rows per split); "
+                                    f"leave it unset (null) to keep every row")]
     with pytest.raises(ConfigError, match=r"max_samples.val: 0 must be >= 1"):
         TriviaQADataModule(path=str(trivia20), max_samples={"val": 0})
 
@@ -90,5 +90,5 @@ def test_api_failed_rows_are_counted_and_zero_rows_is_an_error(chat_server, tmp_
     assert "; 1 API-failed;" in run_main.out
     chat_server.default = "400"  # every request fails: nothing is left to measure
     code, errors = run_main([*args, "--model.init_args.cache_path", str(tmp_path / "other.jsonl")], capsys)
-    assert code == 2 and errors == ["error: the val pass evaluated no rows (n = 0): check the data source, "
-                                    "max_samples, limit_val_batches and (API models) on_failure"]
+    assert code == 2 and errors == [("error: the val pass evaluated no rows (n = 0): check the data source, "
+                                    "max_samples, limit_val_batches and (API models) on_failure")]
