@@ -52,14 +52,14 @@ def test_the_cli_does_not_let_the_checkpoint_silently_replace_a_changed_setting(
     args = ["fit", "--config", str(ROOT / "configs/esma/quickstart.yaml"), "--model.init_args.model",
             str(tiny_model_dir), "--model.init_args.population_size", "2", "--model.init_args.num_data_per_iteration",
             "2", "--trainer.limit_val_batches", "0", "--trainer.enable_progress_bar", "false",
-            "--trainer.default_root_dir", str(tmp_path / "runs"), "--data", "metalight.data.sources.triviaqa."
-            "TriviaQADataModule", "--data.init_args.path", str(questions), "--data.init_args.batch_size", "1",
+            "--trainer.default_root_dir", str(tmp_path / "runs"), "--data", ("metalight.data.sources.triviaqa."
+            "TriviaQADataModule"), "--data.init_args.path", str(questions), "--data.init_args.batch_size", "1",
             "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint", "--trainer.callbacks.save_last", "true",
             "--trainer.callbacks.every_n_train_steps", "1"]
     assert run_main([*args, "--trainer.max_steps", "1"], capsys)[0] == 0
     (last,) = (tmp_path / "runs").rglob("last.ckpt")
     code, errors = run_main([*args, "--trainer.max_steps", "2", "--model.init_args.population_size", "4",
                              "--ckpt_path", str(last)], capsys)
-    assert (code, errors) == (2, [f"error: cannot resume exactly: population_size: 2 in the checkpoint, 4 now; resume "
+    assert (code, errors) == (2, [(f"error: cannot resume exactly: population_size: 2 in the checkpoint, 4 now; resume "
                                   f"with the checkpoint's settings, or set {OVERRIDE_ENV}=population_size to continue "
-                                  f"with the new ones (recorded in the report)"])
+                                  f"with the new ones (recorded in the report)")])
