@@ -2,7 +2,10 @@
 
 
 class MetalightError(Exception):
-    """Base class: the message names the cause (file, line, key, spec) and what to do."""
+    """Base class: the message names the cause (file, line, key, spec) and what to do; the CLI prints it as
+    one ``error:`` line and exits with ``exit_code``."""
+
+    exit_code = 2
 
 
 class ConfigError(MetalightError, ValueError):
@@ -19,3 +22,12 @@ class MissingPackageError(MetalightError, ImportError):
 
 class RewardError(MetalightError, ValueError):
     """A reward function failed or returned values that cannot be used; the message names the reward."""
+
+
+class Interrupted(MetalightError):
+    """SIGINT / SIGTERM stopped a run while it waited (e.g. for API replies); the message says how to resume.
+    Exit code 128 + the signal number, as a shell reports a signalled process (130 for SIGINT, 143 for SIGTERM)."""
+
+    def __init__(self, message: str, signal_name: str = "SIGINT"):
+        super().__init__(message)
+        self.exit_code = 143 if signal_name == "SIGTERM" else 130

@@ -8,7 +8,9 @@ Correctness (``GradingMode``):
   * ``know_thyself``: Know-thyself's ``is_correct``: lower-case, keep only ``[a-z0-9\\s]``, collapse
     whitespace, then correct when an alias is contained in the answer or the answer in an alias. Upstream
     counts an empty answer as correct (the empty string is in every alias); here it is wrong.
-Exact match (normalised equality) is reported beside every mode.
+Exact match (normalised equality) is reported beside every mode. Under ``esma`` a correct answer credited only
+through a numeric alias inside a longer number or an alias of at most two characters is also flagged
+(:func:`suspect_match`, counted as ``suspect_matches`` in ``report.json``).
 
 Yes/no parsing of a meta answer (``YesNoRule``):
   * ``esma`` (default, as the paper): the answer says yes when it contains the yes-word ("yes", "예", "是",
@@ -52,6 +54,26 @@ def is_correct(answer: str, aliases: list[str], mode: GradingMode = "esma") -> b
             return False
         return any(a in response or response in a for a in map(normalize_alnum, aliases) if a)
     raise ValueError(f"unknown grading mode {mode!r}; use 'esma', 'normalized' or 'know_thyself'")
+
+
+_NUMBER = re.compile(r"[\d.,]*\d")
+
+
+def suspect_match(answer: str, aliases: list[str]) -> bool:
+    """Whether ESMA's substring rule credits ``answer`` only through a weak alias: a numeric alias found
+    inside a longer number ("110" for "11") or an alias of at most two characters that is not the whole
+    (normalised) answer ("I am not sure" for "I"). Such matches are counted as ``suspect_matches``."""
+    lowered = answer.lower()
+    matched = [alias.lower().strip() for alias in aliases if alias and alias.lower() in lowered]
+    if not matched:
+        return False
+    for alias in matched:
+        if _NUMBER.fullmatch(alias):
+            if alias in _NUMBER.findall(lowered):
+                return False
+        elif len(alias) > 2 or normalize_answer(answer) == normalize_answer(alias):
+            return False
+    return True
 
 
 def normalize_alnum(text: str) -> str:

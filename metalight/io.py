@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable
@@ -38,14 +39,31 @@ def _default(value: Any) -> Any:
     return str(value)
 
 
+def strict_json(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, ±inf: an undefined metric) replaced by ``None``, so it
+    serialises as strict JSON (``null``) that any parser reads."""
+    if isinstance(value, float) or (hasattr(value, "item") and getattr(value, "ndim", 0) == 0):
+        value = value.item() if hasattr(value, "item") else value
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        return value
+    if isinstance(value, dict):
+        return {key: strict_json(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [strict_json(item) for item in value]
+    return value
+
+
 def atomic_write_json(path: str | Path, data: Any) -> Path:
-    """Write ``data`` as indented JSON, atomically; NaN is written as ``NaN`` (Python's JSON dialect)."""
-    return atomic_write_text(path, json.dumps(data, indent=2, default=_default) + "\n")
+    """Write ``data`` as indented strict JSON, atomically; undefined values (NaN, ±inf) become ``null``."""
+    return atomic_write_text(path, json.dumps(strict_json(data), indent=2, default=_default, allow_nan=False)
+                             + "\n")
 
 
 def atomic_write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:
-    """Write one JSON object per line, atomically."""
-    return atomic_write_text(path, "".join(json.dumps(r, default=_default, ensure_ascii=False) + "\n" for r in rows))
+    """Write one strict-JSON object per line, atomically (NaN and ±inf become ``null``)."""
+    return atomic_write_text(path, "".join(json.dumps(strict_json(r), default=_default, ensure_ascii=False,
+                                                      allow_nan=False) + "\n" for r in rows))
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:

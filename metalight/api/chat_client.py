@@ -1,8 +1,12 @@
 """A small client for OpenAI-compatible ``/chat/completions`` endpoints (API models, LLM judges).
 
 It needs no SDK: requests go through ``urllib`` with a timeout, retries with exponential backoff (+ jitter,
-honouring ``Retry-After``) on timeouts, connection errors, 429 and 5xx, and a bounded thread pool. The API
-key is read from an environment variable at request time and never stored, logged or written anywhere.
+honouring ``Retry-After``) on timeouts, connection errors, 429 and 5xx, and a bounded thread pool. Every wait
+is capped at ``max_backoff_s`` (a server's ``Retry-After`` included) and ends at once on SIGINT / SIGTERM,
+which stop the run with :class:`~metalight.errors.Interrupted` (answered prompts stay cached). The API key is
+read from the environment variable named by ``api_key_env`` (which must be set; a value that looks like a key
+itself is refused) at request time and never stored, logged or written anywhere; a 401 / 403 stops the run
+saying the key is missing or wrong.
 An optional on-disk JSONL cache keyed by the request makes an interrupted evaluation resume without paying
 again for answered prompts. A request that still fails is returned as ``ChatResult(ok=False)`` — callers
 count it as missing instead of crashing.
@@ -15,23 +19,53 @@ import json
 import logging
 import os
 import random
+import re
+import signal
 import socket
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from metalight.errors import ConfigError
+from metalight.errors import ConfigError, Interrupted
 
 log = logging.getLogger(__name__)
 
 Messages = list[dict[str, str]]
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+AUTH_STATUS = {401, 403}
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class StopFlag:
+    """Set by SIGINT / SIGTERM (or a fatal error) during one ``complete_many``: its waits end at once and no
+    new request starts; ``reason`` names the signal."""
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.reason: str | None = None
+
+    def set(self, reason: str | None = None) -> None:
+        """Stop, remembering the first reason given."""
+        self.reason = self.reason or reason
+        self.event.set()
+
+
+def looks_like_key(value: str) -> bool:
+    """Whether ``api_key_env`` holds something other than a variable name: not a valid name (``sk-...``),
+    or a long mixed-case-and-digit token such as a key pasted in by mistake."""
+    if not _ENV_NAME.fullmatch(value):
+        return True
+    return len(value) >= 20 and any(c.isdigit() for c in value) and any(c.islower() for c in value)
+
+
+class AuthError(ConfigError):
+    """The endpoint refused the key (HTTP 401 / 403): it is missing or wrong; retrying cannot help."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +103,13 @@ class ChatEndpoint:
             problems.append(f"base_url {self.base_url!r} must start with http:// or https://")
         if self.max_concurrency < 1 or self.max_retries < 0 or self.timeout_s <= 0:
             problems.append("max_concurrency >= 1, max_retries >= 0 and timeout_s > 0 are required")
+        if self.backoff_s < 0 or self.max_backoff_s < 0:
+            problems.append("backoff_s and max_backoff_s must be >= 0 (seconds)")
+        if self.api_key_env is not None and looks_like_key(self.api_key_env):
+            # Never echo the value: it is probably the key itself.
+            problems.append("api_key_env must be the NAME of an environment variable holding the key (e.g. "
+                            "OPENAI_API_KEY), not the key itself: export OPENAI_API_KEY=<key> and set "
+                            "api_key_env: OPENAI_API_KEY")
         if problems:
             raise ConfigError("chat endpoint: " + "; ".join(problems))
 
@@ -87,11 +128,16 @@ class ChatResult:
 class ChatClient:
     """Calls a :class:`ChatEndpoint` with retries, a concurrency limit and an optional response cache.
 
-    ``sleep`` is injectable so tests need not wait for real backoff.
+    ``sleep`` is injectable so tests need not wait for real backoff (the default wait ends early on
+    SIGINT / SIGTERM). Raises ``ConfigError`` when ``api_key_env`` names a variable that is not set.
     """
 
     def __init__(self, endpoint: ChatEndpoint, cache_path: str | Path | None = None,
-                 sleep: Callable[[float], None] = time.sleep):
+                 sleep: Callable[[float], None] | None = None):
+        if endpoint.api_key_env and not os.environ.get(endpoint.api_key_env):
+            raise ConfigError(f"the API key variable {endpoint.api_key_env} (endpoint.api_key_env) is not set: "
+                              f"export {endpoint.api_key_env}=<your key>, or set api_key_env: null for an "
+                              f"endpoint that needs no key")
         self.endpoint = endpoint
         self.cache_path = Path(cache_path) if cache_path else None
         self._sleep = sleep
@@ -153,6 +199,10 @@ class ChatClient:
             with urllib.request.urlopen(request, timeout=e.timeout_s) as response:
                 raw = response.read()
         except urllib.error.HTTPError as err:
+            if err.code in AUTH_STATUS:
+                raise AuthError(f"HTTP {err.code} from {url}: the API key is missing or wrong; check the "
+                                f"variable {e.api_key_env or '(api_key_env is null: no key was sent)'} and "
+                                f"that the key is valid for model {e.model}") from None
             retry_after = _retry_after(err.headers.get("Retry-After") if err.headers else None)
             return None, f"HTTP {err.code} from {url}", err.code in RETRYABLE_STATUS, retry_after
         except (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError) as err:
@@ -166,13 +216,14 @@ class ChatClient:
             return None, f"malformed response from {url} (content is not text)", True, None
         return text.strip(), None, False, None
 
-    def complete(self, messages: Messages) -> ChatResult:
+    def complete(self, messages: Messages, stop: StopFlag | None = None) -> ChatResult:
         """One chat completion with retries; cached responses are returned without a request."""
         key = self.request_key(messages)
         if key in self._cache:
             return ChatResult(self._cache[key], True, cached=True)
         error, attempts = None, 0
         for attempt in range(self.endpoint.max_retries + 1):
+            self._check_stop(stop)
             attempts = attempt + 1
             text, error, retryable, retry_after = self._post(messages)
             if text is not None:
@@ -180,27 +231,83 @@ class ChatClient:
                 return ChatResult(text, True, attempts=attempts)
             if not retryable or attempt == self.endpoint.max_retries:
                 break
-            delay = min(self.endpoint.max_backoff_s, self.endpoint.backoff_s * 2 ** attempt)
-            self._sleep(retry_after if retry_after is not None else delay * (0.5 + random.random() / 2))
+            seconds = self.wait_s(attempt, retry_after)
+            if self._sleep is not None:
+                self._sleep(seconds)
+            elif stop is not None:
+                stop.event.wait(seconds)
+            else:
+                time.sleep(seconds)
         log.warning("chat request failed after %d attempt(s): %s", attempts, error)
         return ChatResult(None, False, error=error, attempts=attempts)
 
+    def wait_s(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait before retry ``attempt + 1``: the server's ``Retry-After`` or the jittered
+        exponential backoff, never more than ``max_backoff_s``."""
+        e = self.endpoint
+        if retry_after is not None:
+            return min(e.max_backoff_s, retry_after)
+        return min(e.max_backoff_s, e.backoff_s * 2 ** attempt) * (0.5 + random.random() / 2)
+
+    def _check_stop(self, stop: StopFlag | None) -> None:
+        if stop is not None and stop.event.is_set():
+            where = f"; replies received so far are cached in {self.cache_path}: re-run the same command to " \
+                    f"resume" if self.cache_path else ""
+            raise Interrupted(f"stopped by {stop.reason or 'an earlier failure'} while waiting for API replies{where}",
+                              signal_name=stop.reason or "SIGINT")
+
     def complete_many(self, conversations: Sequence[Messages], progress: bool = False) -> list[ChatResult]:
-        """Complete many conversations with at most ``max_concurrency`` in flight; order is preserved."""
+        """Complete many conversations with at most ``max_concurrency`` in flight; order is preserved.
+        SIGINT / SIGTERM stop it promptly with :class:`~metalight.errors.Interrupted`."""
         if not conversations:
             return []
-        with ThreadPoolExecutor(max_workers=self.endpoint.max_concurrency) as pool:
-            futures = [pool.submit(self.complete, c) for c in conversations]
-            results = []
-            for done, future in enumerate(futures, start=1):
-                results.append(future.result())
-                if progress and (done % 50 == 0 or done == len(futures)):
-                    log.info("chat requests: %d/%d done", done, len(futures))
-        return results
+        stop = StopFlag()
+        pool = ThreadPoolExecutor(max_workers=self.endpoint.max_concurrency)
+        futures = [pool.submit(self.complete, c, stop) for c in conversations]
+        try:
+            with _stop_on_signals(stop):
+                pending = set(futures)
+                while pending:
+                    done, pending = wait(pending, timeout=0.1, return_when=FIRST_EXCEPTION)
+                    for future in done:
+                        future.result()  # raise the first failure (auth, interruption) now
+                    self._check_stop(stop)
+                    if progress and done:
+                        log.info("chat requests: %d/%d done", len(futures) - len(pending), len(futures))
+        except BaseException:
+            stop.set()  # a fatal error (a rejected key, a signal): the other workers start no new request
+            raise
+        finally:
+            # The flag stays set after an interruption so busy workers end too. An interrupted or failed run does not wait for queued requests; one in flight ends within timeout_s.
+            pool.shutdown(wait=False, cancel_futures=True)
+        return [future.result() for future in futures]
 
     def describe(self) -> dict[str, Any]:
         """Endpoint settings for reports (the key's variable name, never its value)."""
         return asdict(self.endpoint)
+
+
+class _stop_on_signals:
+    """While active in the main thread, SIGINT and SIGTERM set ``stop`` instead of their old action (which
+    comes back on exit)."""
+
+    def __init__(self, stop: StopFlag):
+        self.stop = stop
+        self.previous = {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.stop.set(signal.Signals(signum).name)
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        return False
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -34,9 +34,23 @@ def format_table(report: dict[str, Any], keys: Sequence[str] | None = None) -> s
     return "\n".join(lines)
 
 
+def rows_line(report: dict[str, Any]) -> str:
+    """One line saying which rows were evaluated and which were skipped, cut, failed or weakly credited."""
+    parts = [f"rows: {report['n']} evaluated"]
+    if "rows_read" in report:
+        parts[0] += f" of {report['rows_read']} read ({report['split_rule']})"
+    counts = [("skipped_rows", "skipped as malformed"), ("truncated_rows", "prompts truncated"),
+              ("api_failed", "API-failed"), ("suspect_matches", "suspect matches")]
+    parts += [f"{int(report[key] or 0)} {label}" for key, label in counts if key in report]
+    if report.get("evaluated_rows", 0) < report.get("split_rows", 0):
+        parts.append(f"capped at max_samples from {report['split_rows']}")
+    return "; ".join(parts)
+
+
 class ReportWriter(Callback):
     """After every validation / test pass: write ``report.json`` (latest), ``reports/<split>_step<k>.json``
-    (history) and ``samples/<split>.jsonl`` atomically on rank 0, draw the plots, and print the main numbers.
+    (history) and ``samples/<split>.jsonl`` atomically on rank 0, draw the plots, and print the main numbers
+    and the row counts (:func:`rows_line`). Undefined values are written as ``null`` (strict JSON).
 
     Plots (``plots/<split>_<name>.png``, also logged to TensorBoard as ``<split>/plots/<name>``): the type-2
     ROC, the reliability diagram and the confidence histograms by outcome of every confidence score, and
@@ -66,19 +80,21 @@ class ReportWriter(Callback):
         metrics = {key: outcome.metrics.get(key, math.nan) for key in metric_names("report")}
         metrics["n"] = int(metrics["n"])
         extra = {k: v for k, v in outcome.metrics.items() if k not in metrics}
+        rows = datamodule.split_summary(outcome.split) if hasattr(datamodule, "split_summary") else {}
         return {**metrics, **extra, "split": outcome.split, "step": outcome.step, "epoch": outcome.epoch,
                 "dataset": dataset, "experiment": out.parent.name, **pl_module.report_settings(),
-                **getattr(outcome, "details", {})}
+                **getattr(outcome, "details", {}), **rows}
 
     def _write(self, trainer: Trainer, pl_module: LightningModule, split: str) -> None:
         outcome = getattr(pl_module, "eval_outcomes", {}).pop(split, None)
         out = run_dir(trainer)  # a collective call under DDP: every rank must make it
         if outcome is None or not trainer.is_global_zero:
             return
-        report = self.build_report(trainer, pl_module, outcome, out)
+        # The answers are the expensive part: they go to disk before anything that could still fail.
         samples = [s.to_json() for s in outcome.samples]
         atomic_write_jsonl(out / "samples" / f"{split}_step{outcome.step}.jsonl", samples)
         atomic_write_jsonl(out / "samples" / f"{split}.jsonl", samples)
+        report = self.build_report(trainer, pl_module, outcome, out)
         atomic_write_json(out / "reports" / f"{split}_step{outcome.step}.json", report)
         atomic_write_json(out / "report.json", report)
         if self.plots:
@@ -95,7 +111,7 @@ class ReportWriter(Callback):
 
                 sources = f"\nconfidence sources (scored against the direct answers):\n{sources_table(report)}\n"
             print(f"\n{report['dataset']} · {split} · {report['model']}\n{format_table(report)}\n{sources}"
-                  f"report: {out / 'report.json'}", flush=True)
+                  f"{rows_line(report)}\nreport: {out / 'report.json'}", flush=True)
 
     def _plot(self, trainer: Trainer, out: Path, report: dict[str, Any], samples: list[dict[str, Any]]) -> None:
         from metalight.report.plots import report_label, run_figures, save_png

@@ -1,7 +1,8 @@
 """``LightningCLI`` for every method: ``python cli.py fit|validate|test --config configs/....yaml``.
 
 Model and data are given by ``class_path`` (any ``MetacognitionModule`` / ``LightningDataModule``), so a
-new method or dataset needs no change here. Runs log to TensorBoard under ``runs/<experiment>/version_N``;
+new method or dataset needs no change here. Runs log to TensorBoard under ``runs/<experiment>/version_N``
+(claimed atomically, so runs started together never share one; ``trainer.default_root_dir`` replaces ``runs``);
 set the experiment with ``trainer.logger.init_args.name``.
 """
 
@@ -21,8 +22,10 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from metalight.callbacks.progress import StepAwareProgressBar
 from metalight.callbacks.report_writer import ReportWriter
+from metalight.cli.run_dirs import check_checkpoint, forget_claims, pin_logger_versions, release_empty_claims
 from metalight.errors import MetalightError
 from metalight.methods.base import MetacognitionModule
+from metalight.methods.esma.resume_guard import EXACT_RESUME_KEYS
 from metalight.strategies import check_strategy
 
 TRAINER_DEFAULTS = {
@@ -39,7 +42,8 @@ TOP_LEVEL_OPTIMISATION = re.compile(r"(?:[Oo]ption '|Key '|unrecognized argument
 
 
 def condense_parser_error(message: str) -> str:
-    """One line from jsonargparse's nested error text: the offending key, the problem, and where to look."""
+    """One line from jsonargparse's nested error text: the offending key, the problem, and where to look;
+    when no known pattern fits, the first nested cause is kept rather than only the outer key."""
     top_level = TOP_LEVEL_OPTIMISATION.search(message)
     if top_level:
         key = top_level.group(1)
@@ -48,15 +52,39 @@ def condense_parser_error(message: str) -> str:
     keys = re.findall(r'Parser key "([^"]+)"', message)
     class_path = re.search(r"Problem with given class_path '([^']+)'", message)
     bad_option = re.search(r"Option '([^']+)' is not accepted", message)
+    bad_group = re.search(r"Group '([^']+)' does not accept option '([^']+)'", message)
+    listing = "check the spelling (add --print_config to see every valid key)"
     if bad_option and class_path and keys:
+        inner = re.search(r"Got value: Namespace\(class_path='([^']+)'", message)
+        if len(keys) > 1 and inner:  # an option of a nested class (an optimizer, a logger, ...)
+            return (f"unknown config key '{keys[0]}.init_args.{keys[-1]}.init_args.{bad_option.group(1)}': "
+                    f"{inner.group(1)} has no argument '{bad_option.group(1)}'; {listing}")
+        classes = re.findall(r"Problem with given class_path '([^']+)'", message)
+        if len(keys) > 1 and len(classes) > 1:  # a field of a nested settings dataclass (e.g. `evaluation`)
+            return (f"unknown config key '{keys[0]}.init_args.{keys[1]}.{bad_option.group(1)}': {classes[0]}'s "
+                    f"{keys[1]} has no setting '{bad_option.group(1)}'; {listing}")
         return (f"unknown config key '{keys[0]}.init_args.{bad_option.group(1)}': {class_path.group(1)} has no "
-                f"argument '{bad_option.group(1)}'; check the spelling (add --print_config to see every valid key)")
+                f"argument '{bad_option.group(1)}'; {listing}")
+    if bad_group and class_path and keys:
+        group, option = bad_group.groups()
+        return (f"unknown config key '{keys[0]}.init_args.{group}.{option}': {class_path.group(1)}'s {group} has "
+                f"no setting '{option}'; {listing}")
     if class_path and len(keys) > 1:
         detail = message.split(f'Parser key "{keys[-1]}":', 1)[1].strip().splitlines()[0].strip()
         return f"config key '{keys[0]}.init_args.{keys[-1]}' of {class_path.group(1)}: {detail}"
+    if class_path and keys:
+        detail = message.split(class_path.group(0), 1)[1].lstrip(":").strip().splitlines()[0].strip()
+        if "has no attribute" in detail or "No module named" in detail or "not found" in detail:
+            return (f"config key '{keys[0]}.class_path': cannot import '{class_path.group(1)}' ({detail}); check "
+                    f"the spelling of the module and class")
+        return f"config key '{keys[0]}' ({class_path.group(1)}): {detail}"
     first = message.strip().splitlines()[0]
     if "does not accept option" in first:
         first += " (check the spelling; add --help to list the options)"
+    causes = [line.strip()[2:] for line in message.splitlines() if line.strip().startswith("- ")
+              and "Expected a <class 'NoneType'>" not in line]
+    if first.endswith(":") and causes:
+        first = f"{first} {causes[0]}"
     return first
 
 
@@ -85,10 +113,31 @@ class MetalightCLI(LightningCLI):
             callbacks = [*callbacks, StepAwareProgressBar()]
         return super()._instantiate_trainer(config, callbacks)
 
+    def _parse_ckpt_path(self) -> None:
+        # Lightning reads the checkpoint's hyperparameters here, before anything else: a damaged file must
+        # fail with its name, not an unpickling traceback.
+        subcommand = self.config.get("subcommand")
+        if not subcommand:
+            return super()._parse_ckpt_path()
+        check_checkpoint(self.config[subcommand].get("ckpt_path"))
+        before = _model_args(self.config[subcommand])
+        super()._parse_ckpt_path()
+        # Lightning replaces the model's settings by the checkpoint's without a word; a changed setting that
+        # exact resumption depends on is put back so the module's resume guard sees (and refuses) it.
+        after = _model_args(self.config[subcommand])
+        changed = {k: v for k, v in before.items() if k in after and after[k] != v}
+        for key in set(changed) & set(EXACT_RESUME_KEYS):
+            self.config[subcommand]["model"]["init_args"][key] = changed[key]
+        ignored = sorted(set(changed) - set(EXACT_RESUME_KEYS))
+        if ignored:
+            logging.getLogger(__name__).warning("--ckpt_path: the checkpoint's values replace the configured %s",
+                                                ", ".join(ignored))
+
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand) if self.subcommand else self.config
         trainer = config.get("trainer") or {}
         check_strategy(trainer.get("strategy"), trainer.get("accelerator"), self._configured_model_class(config))
+        pin_logger_versions(trainer)
 
     @staticmethod
     def _configured_model_class(config) -> type | None:
@@ -104,6 +153,13 @@ class MetalightCLI(LightningCLI):
             return None
 
 
+def _model_args(config) -> dict:
+    """The model's ``init_args`` as a plain dict (empty when the model is not given by class_path)."""
+    model = config.get("model")
+    init_args = model.get("init_args") if hasattr(model, "get") else None
+    return dict(vars(init_args)) if init_args is not None and hasattr(init_args, "__dict__") else {}
+
+
 def main(args: list[str] | None = None) -> MetalightCLI | None:
     """Run the CLI; configuration and data errors print one line (cause and fix) and exit with status 2."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -111,16 +167,19 @@ def main(args: list[str] | None = None) -> MetalightCLI | None:
     for noise in (".*overridden `transfer_batch_to_device`.*", ".*isinstance\\(treespec, LeafSpec\\).*"):
         warnings.filterwarnings("ignore", message=noise)
     try:
-        return MetalightCLI(MetacognitionModule, LightningDataModule, subclass_mode_model=True,
-                            subclass_mode_data=True, trainer_defaults=TRAINER_DEFAULTS,
-                            save_config_kwargs={"overwrite": True}, parser_class=ConciseArgumentParser,
-                            auto_configure_optimizers=False, args=args)
-    except Exception as err:
+        cli = MetalightCLI(MetacognitionModule, LightningDataModule, subclass_mode_model=True,
+                           subclass_mode_data=True, trainer_defaults=TRAINER_DEFAULTS,
+                           save_config_kwargs={"overwrite": True}, parser_class=ConciseArgumentParser,
+                           auto_configure_optimizers=False, args=args)
+        forget_claims()
+        return cli
+    except BaseException as err:
+        release_empty_claims()
         cause = metalight_cause(err)
         if cause is None:
             raise
         print(f"error: {cause}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(getattr(cause, "exit_code", 2)) from None
 
 
 def metalight_cause(err: BaseException) -> MetalightError | None:

@@ -52,6 +52,8 @@ def _fmt(value: Any) -> str:
 def threshold_evaluation(config_args: list[str]) -> tuple[Path, Path, str]:
     """Validate (each source's threshold chosen on val), then test with those thresholds; returns the two
     run directories and a markdown table of every source's operating point on val and on test."""
+    # Thresholds are chosen on val and applied to test: a single data file must give disjoint slices.
+    config_args = [*config_args, "--data.init_args.eval_split", "held_out"]
     val_run = run_cli(["validate", *config_args])
     val_report = _read_report(val_run)
     if not val_report.get("thresholds"):

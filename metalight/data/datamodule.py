@@ -5,6 +5,10 @@ A subclass maps one native row to a record (:meth:`QADataModule.parse_row`); the
 (a malformed row raises an error naming file and line; ``strict: false`` skips and reports such rows
 instead), splits deterministically by seed (optionally stratified by label), caps each split at
 ``max_samples``, and serves ``RecordBatch`` es.
+
+A single file given as ``path`` to ``validate`` / ``test`` (``eval_split: auto``) is evaluated whole rather than split;
+:meth:`QADataModule.split_summary` states which rows a split holds and how many rows were read, skipped or
+capped, for the console and ``report.json``.
 """
 
 from __future__ import annotations
@@ -15,13 +19,13 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch import LightningDataModule
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from metalight.data.readers import Row, hub_rows, read_rows
+from metalight.data.readers import InvalidRow, Row, hub_rows, read_rows
 from metalight.data.records import QARecord, collate_records
 from metalight.data.splits import cap_records, labeller, split_records
 from metalight.errors import ConfigError, DataError
@@ -97,6 +101,11 @@ class QADataModule(LightningDataModule, ABC):
         num_workers: DataLoader workers.
         stratify: keep label proportions in the split and in ``max_samples`` caps: ``true`` uses each
             record's label (``.label`` or ``meta["label"]``), a string names a meta key (e.g. ``category``).
+        eval_split: which rows of a single source (one file, or one hub split) ``validate`` / ``test`` see:
+            ``auto`` (default): every row of a ``path`` file under ``validate`` / ``test``, else (during ``fit``,
+            packaged or hub data) the held-out slice;
+            ``whole``: always every row; ``held_out``: always the ``val_fraction`` / ``test_fraction`` slice
+            (e.g. to measure a checkpoint on the rows its training run held out).
     """
 
     hub_splits_default: dict[str, str] | str = {"train": "train", "val": "validation", "test": "test"}
@@ -106,7 +115,7 @@ class QADataModule(LightningDataModule, ABC):
                  val_fraction: float = 0.1, test_fraction: float = 0.1,
                  max_samples: int | dict[str, int] | None = None, seed: int = 0, batch_size: int = 32,
                  eval_batch_size: int | None = None, strict: bool = True, num_workers: int = 0,
-                 stratify: bool | str = False):
+                 stratify: bool | str = False, eval_split: Literal["auto", "whole", "held_out"] = "auto"):
         super().__init__()
         self.save_hyperparameters()
         self.path, self.hub_name, self.hub_config = path, hub_name, hub_config
@@ -117,10 +126,14 @@ class QADataModule(LightningDataModule, ABC):
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.max_samples, self.seed, self.strict, self.num_workers = max_samples, seed, strict, num_workers
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
-        self.stratify = stratify
+        self.stratify, self.eval_split = stratify, eval_split
         self.splits: dict[str, list[Any]] | None = None
         self.skipped: list[str] = []
         self.dropped = 0
+        self.rows_read = 0
+        self.split_rule = ""
+        self.uncapped: dict[str, int] = {}
+        self._stage: str | None = None
         self._check_args()
 
     def _check_args(self) -> None:
@@ -134,6 +147,11 @@ class QADataModule(LightningDataModule, ABC):
             if isinstance(value, dict) and set(value) - set(SPLITS):
                 unknown = sorted(set(value) - set(SPLITS))
                 problems.append(f"{name}: unknown split names {unknown}; use {SPLITS}")
+        caps = self.max_samples.items() if isinstance(self.max_samples, dict) else [("", self.max_samples)]
+        for split, cap in caps:
+            if cap is not None and cap < 1:
+                key = f"max_samples.{split}" if split else "max_samples"
+                problems.append(f"{key}: {cap} must be >= 1 (rows per split); leave it unset (null) to keep every row")
         if problems:
             raise ConfigError(f"{type(self).__name__}: " + "; ".join(problems))
 
@@ -154,9 +172,9 @@ class QADataModule(LightningDataModule, ABC):
     # ---- reading ------------------------------------------------------------------------------------------
     def _source(self) -> dict[str, Iterable[Row]] | Iterable[Row]:
         if isinstance(self.path, dict):
-            return {split: read_rows(p) for split, p in self.path.items()}
+            return {split: read_rows(p, skip_invalid=not self.strict) for split, p in self.path.items()}
         if self.path:
-            return read_rows(self.path)
+            return read_rows(self.path, skip_invalid=not self.strict)
         if self.hub_name:
             if isinstance(self.hub_splits, str):
                 return hub_rows(self.hub_name, self.hub_config, self.hub_splits)
@@ -171,6 +189,12 @@ class QADataModule(LightningDataModule, ABC):
         """Parse and validate rows; skip malformed ones when not strict (and remember where)."""
         records = []
         for where, row in rows:
+            self.rows_read += 1
+            if isinstance(row, InvalidRow):
+                if self.strict:
+                    raise DataError(row.message)
+                self.skipped.append(row.message)
+                continue
             try:
                 record = self.parse_row(row, where)
             except DataError as err:
@@ -211,13 +235,20 @@ class QADataModule(LightningDataModule, ABC):
             return self._load_splits()
 
     def _load_splits(self) -> dict[str, list[Any]]:
-        self.skipped, self.dropped = [], 0
+        self.skipped, self.dropped, self.rows_read = [], 0, 0
         source = self._source()
         if isinstance(source, dict):
             splits = {split: self.parse_rows(rows) for split, rows in source.items()}
             splits = {split: splits.get(split, []) for split in SPLITS}
+            self.split_rule = "one file per split"
+        elif self._whole_source():
+            records = self.parse_rows(source)
+            splits = {"train": [], "val": records, "test": list(records)}
+            self.split_rule = "whole file: every row (eval_split)"
         else:
             splits = self.partition(self.parse_rows(source))
+            self.split_rule = (f"held-out slice of one file: val_fraction {self.val_fraction}, test_fraction "
+                               f"{self.test_fraction} (set data.init_args.eval_split: whole for every row)")
         if self.skipped:
             log.warning("%s: skipped %d malformed rows (strict: false): %s%s", type(self).__name__,
                         len(self.skipped), "; ".join(self.skipped[:20]),
@@ -226,7 +257,22 @@ class QADataModule(LightningDataModule, ABC):
             log.info("%s: left out %d rows on purpose (see the class docstring)", type(self).__name__,
                      self.dropped)
         label_fn = self._label_fn([r for records in splits.values() for r in records])
+        self.uncapped = {split: len(records) for split, records in splits.items()}
         return {split: self._cap(split, records, label_fn) for split, records in splits.items()}
+
+    def _whole_source(self) -> bool:
+        """Whether a single source feeds validation and test whole (see ``eval_split``)."""
+        if self.eval_split == "auto":  # a file the user named; packaged and hub data keep their held-out split
+            return isinstance(self.path, str) and self._stage in ("validate", "test")
+        return self.eval_split == "whole"
+
+    def split_summary(self, split: str) -> dict[str, Any]:
+        """Which rows ``split`` holds and why: the split rule, rows read, skipped as malformed (``strict:
+        false``), left out on purpose, in the split before and after ``max_samples``."""
+        self.setup()
+        return {"split_rule": self.split_rule, "rows_read": self.rows_read, "skipped_rows": len(self.skipped),
+                "dropped_rows": self.dropped, "split_rows": self.uncapped.get(split, 0),
+                "evaluated_rows": len(self.splits[split])}
 
     def _cap(self, split: str, records: list[Any], label_fn=None) -> list[Any]:
         limit = self.max_samples.get(split) if isinstance(self.max_samples, dict) else self.max_samples
@@ -234,6 +280,7 @@ class QADataModule(LightningDataModule, ABC):
 
     def setup(self, stage: str | None = None) -> None:
         if self.splits is None:
+            self._stage = stage
             self.splits = self.load_splits()
 
     def records(self, split: str) -> list[Any]:

@@ -2,7 +2,8 @@
 
 Every row comes with ``where``, the place an error message names: ``file:line`` for jsonl and csv,
 ``file:line (record N)`` for the N-th object of a JSON list (the line its ``{`` is on), ``file: row N`` for
-parquet, ``name[split] row N`` for hub datasets.
+parquet, ``name[split] row N`` for hub datasets. Text that is not UTF-8 and a corrupt or truncated ``.gz``
+raise ``DataError`` naming the file and line.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import csv
 import gzip
 import io
 import json
-from collections.abc import Iterator
+import zlib
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +25,23 @@ Row = tuple[str, dict[str, Any]]
 SUFFIXES = (".jsonl", ".json", ".parquet", ".csv", ".jsonl.gz", ".json.gz", ".csv.gz")
 
 _DECODER = json.JSONDecoder()
+_BROKEN_GZIP = (EOFError, gzip.BadGzipFile, zlib.error)
+
+
+class InvalidRow(dict):
+    """Stands in for a JSONL line that is not valid JSON when the reader was asked to go on
+    (``skip_invalid``); ``message`` names the file and line. A data module skips or raises it (``strict``)."""
+
+    def __init__(self, message: str):
+        super().__init__()
+        self.message = message
 _WHITESPACE = " \t\n\r"
 
 
-def read_rows(path: str | Path, json_key: str | None = None) -> Iterator[Row]:
+def read_rows(path: str | Path, json_key: str | None = None, skip_invalid: bool = False) -> Iterator[Row]:
     """Yield ``(where, row)`` from a local file; ``json_key`` picks the list inside a JSON object (by default
-    the object's only list-valued key)."""
+    the object's only list-valued key); ``skip_invalid`` yields an :class:`InvalidRow` for a JSONL line that
+    is not JSON instead of raising."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"data file not found: {path}; check `path:` in the data config (or use `hub_name:`)")
@@ -36,7 +49,7 @@ def read_rows(path: str | Path, json_key: str | None = None) -> Iterator[Row]:
     compressed = name.endswith(".gz")
     suffix = Path(name[:-3] if compressed else name).suffix
     if suffix == ".jsonl":
-        yield from _jsonl_rows(path, compressed)
+        yield from _jsonl_rows(path, compressed, skip_invalid)
     elif suffix == ".json":
         yield from _json_rows(path, _read_text(path, compressed), json_key)
     elif suffix == ".parquet" and not compressed:
@@ -67,21 +80,62 @@ def _open_text(path: Path, compressed: bool):
 
 
 def _read_text(path: Path, compressed: bool) -> str:
-    with _open_text(path, compressed) as handle:
-        return handle.read()
+    try:
+        with _open_text(path, compressed) as handle:
+            return handle.read()
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start} of a read block); re-save "
+                        f"the file as UTF-8") from None
+    except _BROKEN_GZIP as err:
+        raise DataError(f"{path}: corrupt or truncated gzip file ({err}); download or compress it again") from None
 
 
-def _jsonl_rows(path: Path, compressed: bool) -> Iterator[Row]:
+def _first_non_utf8_line(path: Path) -> int | None:
+    """1-based number of the first line of ``path`` (decompressed if ``.gz``) that is not UTF-8."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                return line_no
+    return None
+
+
+def _lines(handle: Iterable[str], path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, line)``; a line that is not UTF-8 or a broken ``.gz`` raises ``DataError`` naming
+    the file and line."""
+    line_no, lines = 0, iter(handle)
+    while True:
+        try:
+            line = next(lines)
+        except StopIteration:
+            return
+        except UnicodeDecodeError as err:
+            # Text is decoded in blocks: the failing line is found again from the raw bytes.
+            bad = _first_non_utf8_line(path) or line_no + 1
+            raise DataError(f"{path}:{bad}: not UTF-8 text ({err.reason}); re-save the file as UTF-8") from None
+        except _BROKEN_GZIP as err:
+            raise DataError(f"{path}:{line_no + 1}: corrupt or truncated gzip file ({err}); download or compress "
+                            f"it again") from None
+        line_no += 1
+        yield line_no, line
+
+
+def _jsonl_rows(path: Path, compressed: bool, skip_invalid: bool = False) -> Iterator[Row]:
     loads, prefix = json.loads, f"{path}:"
     with _open_text(path, compressed) as handle:
-        for line_no, line in enumerate(handle, start=1):
+        for line_no, line in _lines(handle, path):
             if line.isspace() or not line:
                 continue
             try:
                 row = loads(line)
             except json.JSONDecodeError as err:
-                raise DataError(f"{prefix}{line_no}: not valid JSON ({err.msg} at column {err.colno})") \
-                    from err
+                message = f"{prefix}{line_no}: not valid JSON ({err.msg} at column {err.colno})"
+                if skip_invalid:
+                    yield prefix + str(line_no), InvalidRow(message)
+                    continue
+                raise DataError(message) from err
             if type(row) is not dict:
                 raise DataError(f"{prefix}{line_no}: expected a JSON object per line, got "
                                 f"{type(row).__name__}")
@@ -165,7 +219,7 @@ def _json_rows(path: Path, text: str, json_key: str | None) -> Iterator[Row]:
 
 def _csv_rows(path: Path, compressed: bool) -> Iterator[Row]:
     with _open_text(path, compressed) as handle:
-        reader = csv.DictReader(handle)
+        reader = csv.DictReader(line for _, line in _lines(handle, path))
         start = 2
         for row in reader:
             yield f"{path}:{start}", row
@@ -175,7 +229,12 @@ def _csv_rows(path: Path, compressed: bool) -> Iterator[Row]:
 def _parquet_rows(path: Path) -> Iterator[Row]:
     import pyarrow.parquet as pq
 
-    for index, row in enumerate(pq.read_table(path).to_pylist()):
+    try:
+        table = pq.read_table(path)
+    except Exception as err:  # noqa: BLE001  (pyarrow raises ArrowInvalid, OSError, ... for a damaged file)
+        raise DataError(f"{path}: not a readable parquet file ({str(err).splitlines()[0][:200]}); download or "
+                        f"write it again") from None
+    for index, row in enumerate(table.to_pylist()):
         yield f"{path}: row {index}", row
 
 

@@ -17,13 +17,21 @@ import torch
 
 from metalight.data.records import QARecord
 from metalight.errors import ConfigError
-from metalight.grading import GradingMode, YesNoRule, exact_match, is_correct, parse_meta_answer
+from metalight.grading import (
+    GradingMode,
+    YesNoRule,
+    exact_match,
+    is_correct,
+    parse_meta_answer,
+    suspect_match,
+)
 from metalight.models.chat import ChatMode, render_prompt, uses_chat_template
 from metalight.models.generation import (
     Decoder,
     Decoding,
     DecodingStrategy,
     Prompt,
+    encode_prompts,
     generate,
     p_yes_from_logits,
     yes_no_token_ids,
@@ -48,7 +56,8 @@ class EvalSettings:
             as ESMA does.
         meta_readout: ``generate`` the meta answer (P(yes) from its first step), or read only ``logits``.
         max_new_tokens: generation budget per answer, in tokens (ESMA: 32).
-        max_input_tokens: prompts longer than this keep their last tokens (ESMA: 128).
+        max_input_tokens: prompts longer than this keep their last tokens (ESMA: 128); such rows are flagged
+            ``prompt_truncated`` with the text actually sent, and counted as ``truncated_rows``.
         decoding: ``greedy`` (default), ``sample``, or ``model_default`` (the model's generation_config).
         system_prompt: optional system message for chat-templated prompts.
         decoder: ``compact`` (finished rows leave the batch), ``hf`` (``model.generate``) or ``auto``
@@ -106,6 +115,10 @@ class SampleResult:
     said_yes: bool
     meta_parsed: bool
     p_yes: float
+    # The direct or meta prompt was longer than max_input_tokens: the prompts above are the kept ends.
+    prompt_truncated: bool = False
+    # Credited by the esma substring rule only through a numeric or <= 2-character alias (grading.suspect_match).
+    suspect_match: bool = False
     # Tokens the model chose for the direct answer (stop token included), for token-level confidence
     # scores; kept in memory only, not written to the samples file.
     direct_completion_ids: list[int] = field(default_factory=list, repr=False)
@@ -126,6 +139,19 @@ def build_prompts(tokenizer, records: Sequence[QARecord], settings: EvalSettings
         direct.append(Prompt(*render_prompt(tokenizer, d, settings.direct_chat_template, settings.system_prompt)))
         meta.append(Prompt(*render_prompt(tokenizer, m, settings.meta_chat_template, settings.system_prompt)))
     return direct, meta
+
+
+def sent_prompts(tokenizer, prompts: Sequence[Prompt], max_input_tokens: int) -> tuple[list[Prompt], list[bool]]:
+    """The prompts as the model receives them: a prompt longer than ``max_input_tokens`` keeps its last
+    tokens (see :func:`metalight.models.generation.encode_prompts`) and is replaced by their decoded text;
+    returns the prompts and which were truncated."""
+    full = encode_prompts(tokenizer, prompts, None)
+    out, truncated = [], []
+    for prompt, ids in zip(prompts, full):
+        cut = len(ids) > max_input_tokens
+        truncated.append(cut)
+        out.append(Prompt(tokenizer.decode(ids[-max_input_tokens:]), prompt.templated) if cut else prompt)
+    return out, truncated
 
 
 def meta_token_ids(tokenizer, settings: EvalSettings) -> tuple[list[int], list[int]] | None:
@@ -167,7 +193,12 @@ def evaluate_records(model, tokenizer, records: Sequence[QARecord], settings: Ev
         p_yes = yes_probability(model, tokenizer, meta, ids[0], ids[1], settings.max_input_tokens,
                                 prefix_cache=prefix_cache, synced_gpus=synced_gpus).tolist()
         meta_texts = None
-    return score_answers(records, direct, meta, answers, meta_texts, p_yes, settings, direct_ids)
+    sent_direct, cut_direct = sent_prompts(tokenizer, direct, settings.max_input_tokens)
+    sent_meta, cut_meta = sent_prompts(tokenizer, meta, settings.max_input_tokens)
+    results = score_answers(records, sent_direct, sent_meta, answers, meta_texts, p_yes, settings, direct_ids)
+    for result, d_cut, m_cut in zip(results, cut_direct, cut_meta):
+        result.prompt_truncated = d_cut or m_cut
+    return results
 
 
 def score_answers(records: Sequence[QARecord], direct: Sequence[Prompt], meta: Sequence[Prompt],
@@ -188,7 +219,8 @@ def score_answers(records: Sequence[QARecord], direct: Sequence[Prompt], meta: S
         SampleResult(id=r.id, question=r.question, aliases=list(r.answers), direct_prompt=dp.text,
                      direct_answer=a, correct=is_correct(a, r.answers, settings.grading),
                      exact_match=exact_match(a, r.answers), meta_prompt=mp.text, meta_answer=mt,
-                     said_yes=bool(y), meta_parsed=bool(ok), p_yes=float(p), direct_completion_ids=chosen)
+                     said_yes=bool(y), meta_parsed=bool(ok), p_yes=float(p), direct_completion_ids=chosen,
+                     suspect_match=settings.grading == "esma" and suspect_match(a, r.answers))
         for r, dp, mp, a, mt, y, ok, p, chosen in zip(records, direct, meta, answers, meta_texts, said_yes, parsed,
                                                        p_yes, direct_ids)
     ]

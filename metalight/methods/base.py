@@ -19,7 +19,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
 
 from metalight.data.records import RecordBatch
-from metalight.errors import ConfigError
+from metalight.errors import ConfigError, DataError
 from metalight.evaluation.dual_prompt import EvalSettings, SampleResult, evaluate_records, results_to_tensors
 from metalight.methods.optim import WarmupDecay, factory_from_settings, factory_settings
 from metalight.metrics import MetacognitionMetrics
@@ -51,6 +51,13 @@ def gather_objects(items: list[Any]) -> list[Any]:
         dist.all_gather_object(parts, items)
         return [item for part in parts for item in part]
     return items
+
+
+def row_counts(samples: list[SampleResult]) -> dict[str, int]:
+    """Rows whose inputs or grading deserve a look, for ``report.json``: prompts cut to ``max_input_tokens``
+    (``truncated_rows``) and answers credited only through a weak alias (``suspect_matches``)."""
+    return {"truncated_rows": sum(bool(getattr(s, "prompt_truncated", False)) for s in samples),
+            "suspect_matches": sum(bool(getattr(s, "suspect_match", False)) for s in samples)}
 
 
 class MetacognitionModule(LightningModule):
@@ -177,7 +184,11 @@ class MetacognitionModule(LightningModule):
         self._samples[split] = []
         if self.trainer.sanity_checking:
             return
+        if not samples:
+            raise DataError(f"the {split} pass evaluated no rows (n = 0): check the data source, max_samples, "
+                            f"limit_{'val' if split == 'val' else 'test'}_batches and (API models) on_failure")
         extra, details = self.summarize(split, samples)
+        details = {**row_counts(samples), **details}
         values.update(extra)
         # compute() already reduced across ranks; sync_dist only averages identical values (and keeps
         # Lightning from warning about unsynced epoch-level logs).
@@ -200,7 +211,8 @@ class MetacognitionModule(LightningModule):
         """Settings that change the numbers, for ``report.json``."""
         return {"model": self.model_spec, "dtype": self.dtype_name,
                 "dprime_correction": self.hparams.dprime_correction,
-                **self.eval_settings.describe(self.tokenizer)}
+                **self.eval_settings.describe(self.tokenizer),
+                **({"resume_changes": self.resume_changes} if getattr(self, "resume_changes", None) else {})}
 
 
 class EvalModule(MetacognitionModule):

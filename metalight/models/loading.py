@@ -140,3 +140,8 @@ def _from_pretrained(factory, source: ModelSource, **kwargs):
                 f"file or embedded:smollm2-135m-instruct") from err
         raise ConfigError(f"model spec {source.spec!r}: loading {source.path} failed: "
                           f"{str(err).splitlines()[0][:300]}") from err
+    except Exception as err:  # a damaged weights file: safetensors, pickle and gguf readers raise their own types
+        weights = sorted(p.name for p in Path(source.path).glob("*.safetensors")) or [source.gguf_file or "weights"]
+        raise ConfigError(f"model spec {source.spec!r}: {', '.join(weights)} in {source.path} could not be read "
+                          f"({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else 'corrupt'}); "
+                          f"the file is corrupt or truncated: save or download the model again") from err

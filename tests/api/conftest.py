@@ -12,11 +12,13 @@ import pytest
 
 class ScriptedChatServer:
     """Answers POST /v1/chat/completions; ``script`` is a list of behaviours consumed one per request
-    (``ok``, ``slow``, ``429``, ``500``, ``malformed``, ``401``); when it runs out, requests succeed. A success
+    (``ok``, ``slow``, ``429``, ``429-3600`` (Retry-After: 3600), ``500``, ``malformed``, ``400``, ``401``, ``403``);
+    when it runs out, requests succeed (or follow ``default``, e.g. ``500``). A success
     replies ``reply(request_body)`` (default: an echo of the last message)."""
 
     def __init__(self):
         self.script: list[str] = []
+        self.default = "ok"
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         self.lock = threading.Lock()
@@ -32,13 +34,13 @@ class ScriptedChatServer:
                 with server.lock:
                     server.requests.append(body)
                     server.headers.append(dict(self.headers))
-                    behaviour = server.script.pop(0) if server.script else "ok"
+                    behaviour = server.script.pop(0) if server.script else server.default
                 if behaviour == "slow":
                     time.sleep(1.0)
-                if behaviour in ("429", "500", "401"):
-                    self.send_response(int(behaviour))
-                    if behaviour == "429":
-                        self.send_header("Retry-After", "0")
+                if behaviour in ("429", "429-3600", "500", "400", "401", "403"):
+                    self.send_response(int(behaviour[:3]))
+                    if behaviour.startswith("429"):
+                        self.send_header("Retry-After", behaviour[4:] or "0")
                     self.end_headers()
                     return
                 payload = (b"{not json" if behaviour == "malformed" else json.dumps({"choices": [
@@ -64,7 +66,10 @@ class ScriptedChatServer:
 
 
 @pytest.fixture
-def chat_server():
+def chat_server(monkeypatch):
+    """The scripted server, with the key variables the tests name set (the client refuses unset ones)."""
+    for name in ("METALIGHT_TEST_KEY", "METALIGHT_JUDGE_KEY"):
+        monkeypatch.setenv(name, "sk-test-key-not-secret")
     server = ScriptedChatServer()
     yield server
     server.close()

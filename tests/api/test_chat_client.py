@@ -5,6 +5,7 @@ import logging
 import pytest
 
 from metalight.api import ChatClient, ChatEndpoint
+from metalight.api.chat_client import AuthError
 from metalight.errors import ConfigError
 
 USER = [{"role": "user", "content": "hello"}]
@@ -46,10 +47,12 @@ def test_persistent_500_is_a_missing_result_without_the_key(chat_server, monkeyp
     assert "sk-secret-123" not in result.error and "sk-secret-123" not in caplog.text
 
 
-def test_client_errors_are_not_retried(chat_server):
+def test_auth_errors_stop_at_once_saying_the_key_is_wrong(chat_server):
     chat_server.script = ["401"]
-    result = client(chat_server).complete(USER)
-    assert not result.ok and result.attempts == 1 and "HTTP 401" in result.error
+    with pytest.raises(AuthError, match="HTTP 401 .*the API key is missing or wrong; check the variable "
+                                        "METALIGHT_TEST_KEY"):
+        client(chat_server).complete(USER)
+    assert len(chat_server.requests) == 1
 
 
 def test_many_requests_keep_their_order(chat_server):

@@ -34,6 +34,7 @@ from metalight.methods.base import MetacognitionModule
 from metalight.methods.esma.engine import PopulationEngine, plan_groups
 from metalight.methods.esma.noise import NoiseDType, SchemeName, derive_seed, make_scheme
 from metalight.methods.esma.population_metrics import PopulationMetacognition
+from metalight.methods.esma.resume_guard import check_resume
 from metalight.methods.esma.rewards import member_fitness, reward_summary
 from metalight.methods.esma.selection import select_parameters
 from metalight.methods.esma.update import (
@@ -126,6 +127,9 @@ class ESMAModule(MetacognitionModule):
         self.group_size = 1
         self.population_metrics: PopulationMetacognition | None = None
         self._pool: list | None = None
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        check_resume(self, checkpoint)  # exact resume needs the checkpoint's population, seeds, σ and noise
 
     # ---- set-up -------------------------------------------------------------------------------------------
     def configure_model(self) -> None:

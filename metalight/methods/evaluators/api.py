@@ -19,7 +19,7 @@ from metalight.errors import MetalightError
 from metalight.evaluation.dual_prompt import EvalSettings, SampleResult
 from metalight.evaluation.sources import Messages, SourceContext, TextSourceName, compute_sources
 from metalight.evaluation.summary import ScoredSample, attach_sources
-from metalight.grading import exact_match, is_correct, parse_meta_answer
+from metalight.grading import exact_match, is_correct, parse_meta_answer, suspect_match
 from metalight.methods.base import gather_objects
 from metalight.methods.evaluators.modules import ConfidenceEvalModule
 from metalight.metrics.selective import Criterion
@@ -95,7 +95,8 @@ class APIEvalModule(ConfidenceEvalModule):
                 id=record.id, question=record.question, aliases=list(record.answers), direct_prompt=d_text,
                 direct_answer=answer, correct=is_correct(answer, record.answers, settings.grading),
                 exact_match=exact_match(answer, record.answers), meta_prompt=m_text, meta_answer=meta_answer,
-                said_yes=decision.said_yes, meta_parsed=decision.parsed, p_yes=math.nan))
+                said_yes=decision.said_yes, meta_parsed=decision.parsed, p_yes=math.nan,
+                suspect_match=settings.grading == "esma" and suspect_match(answer, record.answers)))
 
         def respond(conversations, max_new_tokens: int) -> list[str | None]:
             # Every reply shares the endpoint's max_tokens (part of the cache key), so the budget is unused.

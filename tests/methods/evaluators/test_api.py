@@ -66,7 +66,7 @@ def test_rerun_resumes_from_the_cache_without_new_requests(chat_server, tmp_path
 
 def test_a_failed_request_stops_the_run_and_the_rerun_pays_only_for_what_is_missing(chat_server, tmp_path,
                                                                                    trivia_files):
-    chat_server.script = ["ok"] * 8 + ["401"]  # batch 1 (3 questions x 2 prompts) and part of its sources
+    chat_server.script = ["ok"] * 8 + ["400"]  # batch 1 (3 questions x 2 prompts) and part of its sources
     with pytest.raises(SystemExit) as stopped:
         main(_args(chat_server, tmp_path, trivia_files))
     assert stopped.value.code == 2
@@ -79,18 +79,18 @@ def test_a_failed_request_stops_the_run_and_the_rerun_pays_only_for_what_is_miss
 
 
 def test_failed_questions_can_be_skipped_and_counted(chat_server, tmp_path, trivia_files):
-    chat_server.script = ["401"]  # the first request of the first batch: that question is left out
+    chat_server.script = ["400"]  # the first request of the first batch: that question is left out
     report = _report(main(_args(chat_server, tmp_path, trivia_files, "--model.init_args.on_failure", "skip",
                                 "--model.init_args.sources", "[meta]")))
     assert report["n"] == 5 and report["api_failed"] == 1
 
 
 def test_the_error_names_the_cause_and_the_way_to_resume(chat_server, tmp_path):
-    chat_server.script = ["401"]
+    chat_server.script = ["400"]
     module = APIEvalModule(ChatEndpoint(chat_server.base_url, "m", api_key_env=None, max_retries=0),
                            cache_path=str(tmp_path / "c.jsonl"))
     module.configure_model()
-    with pytest.raises(APIError, match="HTTP 401.*re-run the same command to resume"):
+    with pytest.raises(APIError, match="HTTP 400.*re-run the same command to resume"):
         module._evaluation_step(RecordBatch([QARecord("x", "Q?", ["A"])], [False]), "val")
 
 

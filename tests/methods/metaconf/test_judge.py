@@ -22,7 +22,8 @@ SCORES = json.dumps({"consistency": 2, "specificity": 1, "plausibility": 2, "tot
 
 
 @pytest.fixture
-def server():
+def server(monkeypatch):
+    monkeypatch.setenv("METALIGHT_JUDGE_KEY", "sk-judge-secret")
     s = ScriptedChatServer()
     s.reply = lambda body: f"Here is my evaluation:\n{SCORES}"
     yield s
