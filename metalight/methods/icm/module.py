@@ -18,6 +18,7 @@ state (model weights are not written: they never change, and a fine-tuned model 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -239,11 +240,15 @@ class ICMModule(MetacognitionModule):
         index = {r.id: i for i, r in enumerate(self.records)}
         pairs = [(self.prompts[index[claim_id]], label) for chunk in self.finished for claim_id, label in chunk["labels"]]
         rows = sft_rows([p for p, _ in pairs], [label for _, label in pairs], self.label_words)
-        spec = fine_tune_on_labels(self.finetune, self.initial_model, rows, run_dir(self.trainer), self.chunk_index)
+        settings = replace(self.finetune, dtype=self.finetune.dtype or self.dtype_name)
+        self.model = None  # the fine-tune loads its own copy; free this one first (a large model fits once)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        spec = fine_tune_on_labels(settings, self.initial_model, rows, run_dir(self.trainer), self.chunk_index)
         self._load_model(spec)
 
     def _load_model(self, spec: str) -> None:
-        if spec != self.model_spec:
+        if spec != self.model_spec or self.model is None:
             self.model_spec, self.model = spec, None
             self.configure_model()
 
