@@ -21,14 +21,14 @@ from unittest import mock
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lightning.pytorch import LightningDataModule  # noqa: E402
+from lightning.pytorch import LightningDataModule
 
-from metalight.cli import TRAINER_DEFAULTS, ConciseArgumentParser, MetalightCLI  # noqa: E402
-from metalight.errors import MetalightError  # noqa: E402
-from metalight.io import atomic_write_json  # noqa: E402
-from metalight.methods.base import MetacognitionModule  # noqa: E402
-from metalight.methods.esma.patch_sweep import patch_sweep, plot_sweep  # noqa: E402
-from metalight.models.weight_delta import load_delta  # noqa: E402
+from metalight.cli import TRAINER_DEFAULTS, ConciseArgumentParser, MetalightCLI
+from metalight.errors import MetalightError
+from metalight.io import atomic_write_json
+from metalight.methods.base import MetacognitionModule
+from metalight.methods.esma.patch_sweep import patch_sweep, plot_sweep
+from metalight.models.weight_delta import load_delta
 
 
 def build(config: str, base: str, extra: list[str]):

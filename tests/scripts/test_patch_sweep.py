@@ -9,9 +9,9 @@ import torch
 
 from metalight.data.records import QARecord
 from metalight.evaluation.dual_prompt import EvalSettings, evaluate_records, results_to_tensors
+from metalight.methods.esma.patch_sweep import patch_sweep
 from metalight.models.loading import load_model
 from metalight.models.weight_delta import keep_masks, weight_delta
-from metalight.methods.esma.patch_sweep import patch_sweep
 from scripts.extract_weight_change import main as extract_main
 from scripts.weight_patch_sweep import main as sweep_main
 

@@ -31,9 +31,10 @@ KEEP_LABELS = {"top": "top p (largest |Δ|)", "bottom": "bottom p (smallest |Δ|
 @torch.no_grad()
 def patch_sweep(model: nn.Module, tokenizer, deltas: dict[str, Tensor], records: Sequence[QARecord],
                 ratios: Sequence[float], keeps: Sequence[Keep] = ("top",), scope: Scope = "global",
-                settings: EvalSettings = EvalSettings(), correction: str = "clip") -> list[dict[str, Any]]:
-    """One row per (keep, ratio): the patched model's accuracy and d'type2 on ``records``. ``model`` holds
-    the base weights on entry and on return."""
+                settings: EvalSettings | None = None, correction: str = "clip") -> list[dict[str, Any]]:
+    """One row per (keep, ratio): the patched model's accuracy and d'type2 on ``records`` (``settings``:
+    the evaluation's, default ``EvalSettings()``). ``model`` holds the base weights on entry and on return."""
+    settings = settings if settings is not None else EvalSettings()
     if not records:
         raise ConfigError("the patch sweep got no held-out questions; check the config's data split and max_samples")
     params = dict(model.named_parameters())

@@ -154,7 +154,8 @@ class JudgmentLoop(Callback):
                 continue
             reuse = self.collected.get(split, {}) if self.skip_collect else {}
             per_record = map_sharded(trainer, records,
-                                     lambda chunk: self._judge(pl_module, chunk, epoch, split, reuse))
+                                     lambda chunk, split=split, reuse=reuse: self._judge(pl_module, chunk, epoch,
+                                                                                        split, reuse))
             self.collected[split] = {p["id"]: {k: p[k] for k in ANSWER_FIELDS} for p in per_record}
             column = {key: [p[key] for p in per_record]
                       for key in ("ability", "predicted", "p_yes", "parsed", "fraction_correct")}

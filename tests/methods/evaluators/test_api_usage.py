@@ -9,7 +9,6 @@ import pytest
 
 from metalight.api.chat_client import ChatClient, ChatEndpoint
 from metalight.cli import main
-from tests.methods.evaluators.conftest import trivia_data_args
 from tests.methods.evaluators.test_api import _args
 
 USAGE = {"prompt_tokens": 10, "completion_tokens": 3, "completion_tokens_details": {"reasoning_tokens": 2}}
