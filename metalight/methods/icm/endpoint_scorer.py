@@ -68,18 +68,22 @@ class EndpointPredictability:
         keys = [(i, _context_key(labels, i)) for i in queries]
         self.stats.queries += len(keys)
         missing = list(dict.fromkeys(key for key in keys if key not in self._scores))
+        fresh: dict[tuple[int, bytes], float] = {}
         if missing:
             texts = [self.prompt_text(labels, i) for i, _ in missing]
             before = self.client.requests_sent
             tops = self.client.top_logprobs(texts)
             self.stats.computed += len(missing)
             self.stats.forwards += self.client.requests_sent - before
-            for key, top in zip(missing, tops):
-                self._scores[key] = label_log_odds_from_top(top, self.label_words)
-                if len(self._scores) > self.max_cached_scores:
-                    self._scores.popitem(last=False)
+            fresh = {key: label_log_odds_from_top(top, self.label_words) for key, top in zip(missing, tops)}
         out = []
         for key in keys:
-            self._scores.move_to_end(key)
-            out.append(self._scores[key])
+            if key in fresh:
+                value = fresh[key]
+            else:
+                value = self._scores.pop(key)
+            self._scores[key] = value  # most recently used last
+            if len(self._scores) > self.max_cached_scores:
+                self._scores.popitem(last=False)
+            out.append(value)
         return out

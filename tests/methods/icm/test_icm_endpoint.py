@@ -122,3 +122,12 @@ def test_fit_scores_with_the_endpoint_and_never_loads_the_local_model(tmp_path, 
     report = json.loads((Path(trainer.log_dir) / "report.json").read_text())
     assert report["complete"] and report["settings"]["logprob_endpoint"]["model"] == "base-70b"
     assert report["work"]["computed"] > 0
+
+
+def test_a_small_score_cache_drops_the_oldest_scores_and_still_answers(server):
+    scorer = EndpointPredictability(endpoint(server), PROMPTS, max_cached_scores=2)
+    assert len(scorer.log_odds([None, None, None], [0, 1, 2])) == 3 and len(scorer._scores) == 2
+    scorer.log_odds([None, None, None], [2])
+    assert len(server.requests) == 1  # claim 2's score was still cached
+    scorer.log_odds([None, None, None], [0])
+    assert len(server.requests) == 2  # claim 0's had been dropped
