@@ -4,6 +4,7 @@
         --out patched/top10 --ratio 0.1 --keep top            # one global threshold (as upstream ESMA)
     ... --scope per_tensor                                    # the same share within every tensor
     ... --keep bottom --ratio 0.1                             # the 10% smallest changes only
+    ... --keep all_but_top --ratio 0.1                        # upstream's --from-bottom 0.1: the smallest 90%
     ... --skip-prefix model.embed_tokens                      # leave those tensors unpatched
 
 The output is a ``save_pretrained`` directory (model + tokenizer) that every metalight config accepts as
@@ -27,8 +28,9 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--delta", required=True, help="safetensors file from extract_weight_change.py")
     parser.add_argument("--out", required=True, help="output directory (save_pretrained)")
     parser.add_argument("--ratio", type=float, default=1.0, help="share of delta entries to apply, in [0, 1]")
-    parser.add_argument("--keep", choices=["top", "bottom"], default="top",
-                        help="apply the largest (top) or the smallest (bottom) |delta| entries")
+    parser.add_argument("--keep", choices=["top", "bottom", "all_but_top"], default="top",
+                        help="apply the largest p (top), the smallest p (bottom), or all but the largest p "
+                             "(all_but_top: upstream's --from-bottom) of the |delta| entries")
     parser.add_argument("--scope", choices=["global", "per_tensor"], default="global",
                         help="one magnitude threshold over all tensors (upstream) or one per tensor")
     parser.add_argument("--skip-prefix", action="append", default=[], help="do not patch tensors with this prefix")

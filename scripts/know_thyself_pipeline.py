@@ -5,6 +5,7 @@ epoch checkpoint (state in <out>/pipeline_state.json). See docs/judgment.md.
 
     python scripts/know_thyself_pipeline.py --out runs/know-thyself            # real scale (TriviaQA files)
     python scripts/know_thyself_pipeline.py --quick --out runs/know-thyself-quick   # minutes on a CPU
+    python scripts/know_thyself_pipeline.py --quick --no-lora --out runs/know-thyself-quick-full  # all weights
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--knowledge-on", choices=["unknown", "all"], default="unknown",
                         help="phase 2 trains on the questions the base model could not answer (upstream), "
                              "or on all")
+    parser.add_argument("--no-lora", action="store_true",
+                        help="fine-tune all weights in every phase instead of LoRA adapters (lr --full-lr)")
+    parser.add_argument("--full-lr", type=float, default=1.0e-5, help="learning rate with --no-lora")
     parser.add_argument("--judgment-args", default="",
                         help="extra cli.py arguments for phases 1 and 3, quoted")
     parser.add_argument("--knowledge-args", default="", help="extra cli.py arguments for phase 2, quoted")
@@ -40,7 +44,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = PipelineSettings(out=args.out, base_model=args.model, judgment_config=judgment,
                                 knowledge_config=knowledge, knowledge_on=args.knowledge_on,
                                 judgment_args=split_args(args.judgment_args),
-                                knowledge_args=split_args(args.knowledge_args))
+                                knowledge_args=split_args(args.knowledge_args), no_lora=args.no_lora,
+                                full_lr=args.full_lr)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -28,7 +28,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +82,13 @@ class ChatEndpoint:
         backoff_s: first backoff in seconds; doubles per retry (with jitter), capped at ``max_backoff_s``.
         max_backoff_s: longest wait between two attempts, in seconds.
         max_concurrency: requests in flight at once.
-        temperature: sampling temperature sent with each request.
+        temperature: sampling temperature sent with each request (``None``: not sent; some reasoning models
+            accept only their default).
         max_tokens: completion budget sent with each request (``max_tokens``).
+        max_completion_tokens: sent *instead of* ``max_tokens`` when set (reasoning models reject
+            ``max_tokens``; this budget includes their reasoning tokens).
+        reasoning_effort: sent as ``reasoning_effort`` when set (e.g. ``low``, ``medium``, ``high``).
+        extra_body: further request fields, sent as given (they override the fields above).
     """
 
     base_url: str
@@ -94,8 +99,11 @@ class ChatEndpoint:
     backoff_s: float = 1.0
     max_backoff_s: float = 30.0
     max_concurrency: int = 8
-    temperature: float = 0.0
+    temperature: float | None = 0.0
     max_tokens: int = 32
+    max_completion_tokens: int | None = None
+    reasoning_effort: str | None = None
+    extra_body: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
         problems = []
@@ -144,12 +152,18 @@ class ChatClient:
         self._lock = threading.Lock()
         self._cache: dict[str, str] = self._load_cache() if self.cache_path else {}
         self.requests_sent = 0
+        # Tokens the endpoint reported for the replies it sent (cached replies cost nothing and are not counted).
+        self.usage = {"prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0}
 
     # ---- cache ------------------------------------------------------------------------------------------
     def request_key(self, messages: Messages) -> str:
         """Stable hash of everything that determines the response."""
         e = self.endpoint
         payload = [e.base_url.rstrip("/"), e.model, e.temperature, e.max_tokens, messages]
+        extra = {k: v for k, v in self.request_body([]).items() if k not in ("model", "messages", "temperature",
+                                                                               "max_tokens")}
+        if extra:  # only then: caches written before these fields existed keep their keys
+            payload.append(extra)
         return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
     def _load_cache(self) -> dict[str, str]:
@@ -178,6 +192,29 @@ class ChatClient:
                 os.fsync(handle.fileno())
 
     # ---- requests -----------------------------------------------------------------------------------------
+    def request_body(self, messages: Messages) -> dict[str, Any]:
+        """The JSON body of one request: model, messages, and the endpoint's generation fields."""
+        e = self.endpoint
+        body: dict[str, Any] = {"model": e.model, "messages": messages}
+        if e.temperature is not None:
+            body["temperature"] = e.temperature
+        if e.max_completion_tokens is not None:
+            body["max_completion_tokens"] = e.max_completion_tokens
+        else:
+            body["max_tokens"] = e.max_tokens
+        if e.reasoning_effort is not None:
+            body["reasoning_effort"] = e.reasoning_effort
+        return {**body, **e.extra_body}
+
+    def _count_usage(self, usage: dict | None) -> None:
+        if not isinstance(usage, dict):
+            return
+        details = usage.get("completion_tokens_details") or {}
+        with self._lock:
+            self.usage["prompt_tokens"] += int(usage.get("prompt_tokens") or 0)
+            self.usage["completion_tokens"] += int(usage.get("completion_tokens") or 0)
+            self.usage["reasoning_tokens"] += int(details.get("reasoning_tokens") or 0)
+
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
         if self.endpoint.api_key_env:
@@ -189,8 +226,7 @@ class ChatClient:
     def _post(self, messages: Messages) -> tuple[str | None, str | None, bool, float | None]:
         """One attempt: (text, error, retryable, retry_after_s)."""
         e = self.endpoint
-        body = json.dumps({"model": e.model, "messages": messages, "temperature": e.temperature,
-                           "max_tokens": e.max_tokens}).encode()
+        body = json.dumps(self.request_body(messages)).encode()
         url = e.base_url.rstrip("/") + "/chat/completions"
         request = urllib.request.Request(url, data=body, headers=self._headers(), method="POST")
         with self._lock:
@@ -209,8 +245,10 @@ class ChatClient:
             reason = getattr(err, "reason", err)
             return None, f"no response from {url} ({type(reason).__name__})", True, None
         try:
-            text = json.loads(raw)["choices"][0]["message"]["content"]
-        except (json.JSONDecodeError, KeyError, IndexError, TypeError):
+            reply = json.loads(raw)
+            text = reply["choices"][0]["message"]["content"]
+            self._count_usage(reply.get("usage"))
+        except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
             return None, f"malformed response from {url} (not an OpenAI chat completion)", True, None
         if not isinstance(text, str):
             return None, f"malformed response from {url} (content is not text)", True, None

@@ -103,6 +103,14 @@ class MetalightCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_lightning_class_args(ReportWriter, "report")
+        parser.add_argument("--test_after_fit", type=bool, default=False,
+                            help="after `fit`, run `test` on the trained model (upstream ESMA evaluates its test "
+                                 "split after training)")
+
+    def after_fit(self) -> None:
+        """``test_after_fit: true``: test the model as ``fit`` left it (not a checkpoint) on the same data."""
+        if self.config[self.subcommand].get("test_after_fit"):
+            self.trainer.test(self.model, datamodule=self.datamodule)
 
     def _instantiate_trainer(self, config: dict, callbacks: list):
         # Lightning's default bar labels step-bounded runs "Epoch 0/-2"; use ours unless the config turns

@@ -56,6 +56,9 @@ class PipelineSettings:
             round 0 (upstream's ``--filter_ability cannot uncertain``); ``all`` on every train question.
         judgment_args: extra ``cli.py`` arguments for phases 1 and 3 (e.g. smaller sizes).
         knowledge_args: extra ``cli.py`` arguments for phase 2.
+        no_lora: fine-tune all weights in every phase instead of LoRA adapters (upstream's ``--no_lora``), at
+            ``full_lr``; phases 1 and 3 then export full weights.
+        full_lr: learning rate of full fine-tuning (upstream legacy trainer: 1e-5 full, 1e-4 LoRA).
     """
 
     out: str
@@ -65,6 +68,8 @@ class PipelineSettings:
     knowledge_on: Literal["unknown", "all"] = "unknown"
     judgment_args: list[str] = field(default_factory=list)
     knowledge_args: list[str] = field(default_factory=list)
+    no_lora: bool = False
+    full_lr: float = 1.0e-5
 
 
 class PipelineState:
@@ -155,6 +160,9 @@ class KnowThyselfPipeline:
         common = ["--trainer.logger.init_args.save_dir", str(self.out), "--trainer.logger.init_args.name",
                   phase, "--trainer.logger.init_args.version", RUN_VERSION,
                   "--trainer.enable_checkpointing", "true"]
+        if s.no_lora:  # before the user's args, so that an explicit --model.init_args.optimizer.lr still wins
+            common += ["--model.init_args.lora", "null", "--model.init_args.optimizer.lr", str(s.full_lr),
+                       "--model.init_args.export", "full"]
         if phase == "phase2_knowledge":
             data = self.out / phase / "qa_training_data.jsonl"
             args = [*common, "--model.init_args.model", s.base_model, "--data.init_args.path", str(data),

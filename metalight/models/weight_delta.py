@@ -2,9 +2,10 @@
 
 Δ[name] = tuned − base for every parameter (tied weights once), saved as safetensors. Patching adds to the
 base model the full Δ or only a share of its entries chosen by magnitude: ``top`` p = the p fraction with
-the largest |Δ|, ``bottom`` p = the p fraction with the smallest |Δ| (upstream's ``--from-bottom`` kept the
-bottom 1 − p), under one ``global`` threshold over all tensors (upstream) or one per tensor; round(p · n)
-entries are kept, up to ties at the threshold.
+the largest |Δ|, ``bottom`` p = the p fraction with the smallest |Δ|, ``all_but_top`` p = every entry except
+the top p, i.e. the smallest 1 − p (what upstream's ``--from-bottom`` did with ratio p), under one ``global``
+threshold over all tensors (upstream) or one per tensor; round(p · n) entries are kept (round((1 − p) · n)
+for ``all_but_top``), up to ties at the threshold.
 Δ is stored in float32 when base + Δ reproduces the tuned weights exactly in float32 (checked), else float64,
 so a 100% patch gives back the tuned model bit for bit (float64 is exact for float32 weights whose base
 and tuned magnitudes are within 2^29 of each other — any fine-tuning change short of a weight jumping
@@ -25,7 +26,7 @@ from metalight.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-Keep = Literal["top", "bottom"]
+Keep = Literal["top", "bottom", "all_but_top"]
 Scope = Literal["global", "per_tensor"]
 
 
@@ -105,8 +106,11 @@ def keep_masks(deltas: dict[str, Tensor], ratio: float, keep: Keep = "top", scop
     as upstream)."""
     if not 0 <= ratio <= 1:
         raise ConfigError(f"ratio: {ratio} must be in [0, 1]")
-    if keep not in ("top", "bottom") or scope not in ("global", "per_tensor"):
-        raise ConfigError(f"keep: {keep!r} / scope: {scope!r}; use keep top|bottom and scope global|per_tensor")
+    if keep not in ("top", "bottom", "all_but_top") or scope not in ("global", "per_tensor"):
+        raise ConfigError(f"keep: {keep!r} / scope: {scope!r}; use keep top|bottom|all_but_top and scope "
+                          f"global|per_tensor")
+    if keep == "all_but_top":  # upstream's --from-bottom: the complement of the top p is the bottom 1 - p
+        ratio, keep = 1 - ratio, "bottom"
     skip = tuple(skip_prefixes)
     masks: dict[str, Tensor] = {}
     if scope == "global" and 0 < ratio < 1:

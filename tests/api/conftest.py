@@ -23,6 +23,7 @@ class ScriptedChatServer:
         self.headers: list[dict] = []
         self.lock = threading.Lock()
         self.reply = lambda body: f" echo: {body['messages'][-1]['content']} "
+        self.usage = None  # body -> the reply's "usage" object (None: replies carry no usage)
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -43,9 +44,10 @@ class ScriptedChatServer:
                         self.send_header("Retry-After", behaviour[4:] or "0")
                     self.end_headers()
                     return
-                payload = (b"{not json" if behaviour == "malformed" else json.dumps({"choices": [
-                    {"message": {"role": "assistant", "content": server.reply(body)}}]
-                }).encode())
+                reply = {"choices": [{"message": {"role": "assistant", "content": server.reply(body)}}]}
+                if server.usage is not None:
+                    reply["usage"] = server.usage(body)
+                payload = b"{not json" if behaviour == "malformed" else json.dumps(reply).encode()
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))

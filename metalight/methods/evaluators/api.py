@@ -10,7 +10,7 @@ read from the environment variable named in ``endpoint.api_key_env`` and is neve
 from __future__ import annotations
 
 import math
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from metalight.api.chat_client import ChatClient, ChatEndpoint
@@ -34,6 +34,19 @@ class APIError(MetalightError):
     """API requests failed even after retries; the message says how to resume."""
 
 
+@dataclass(frozen=True)
+class TokenPrices:
+    """Prices of the endpoint's tokens, in US dollars per million tokens (reasoning tokens are billed as
+    completion tokens, as OpenAI does)."""
+
+    input_per_million: float
+    output_per_million: float
+
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """Estimated cost in US dollars."""
+        return (prompt_tokens * self.input_per_million + completion_tokens * self.output_per_million) / 1e6
+
+
 class APIEvalModule(ConfidenceEvalModule):
     """Measure a model behind an OpenAI-compatible chat endpoint with the dual-prompt protocol.
 
@@ -53,6 +66,8 @@ class APIEvalModule(ConfidenceEvalModule):
         threshold_criterion: see ``ConfidenceEvalModule``.
         sweep_points: see ``ConfidenceEvalModule``.
         thresholds_from: see ``ConfidenceEvalModule``.
+        prices: US dollars per million input / output tokens; when set, the report estimates the cost of the
+            tokens this run was billed for (``api_cost_usd``).
     """
 
     white_box = False
@@ -61,13 +76,15 @@ class APIEvalModule(ConfidenceEvalModule):
                  sources: list[TextSourceName] = ["meta"], on_failure: Literal["error", "skip"] = "error",
                  evaluation: EvalSettings | None = None, dprime_correction: Literal["clip", "loglinear"] = "clip",
                  threshold_criterion: Criterion = "youden", sweep_points: int = 21,
-                 thresholds_from: str | None = None):
+                 thresholds_from: str | None = None, prices: TokenPrices | None = None):
         super().__init__(sources=sources, threshold_criterion=threshold_criterion, sweep_points=sweep_points,
                          thresholds_from=thresholds_from, model=f"api:{endpoint.model}", evaluation=evaluation,
                          dprime_correction=dprime_correction)
         self.endpoint, self.cache_path, self.on_failure = endpoint, cache_path, on_failure
+        self.prices = TokenPrices(**prices) if isinstance(prices, dict) else prices
         self.client: ChatClient | None = None
         self._failed = {"val": 0, "test": 0}
+        self._usage_counted = {"prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0}
 
     def configure_model(self) -> None:
         """Create the client (and load the response cache) once; there are no weights."""
@@ -128,10 +145,23 @@ class APIEvalModule(ConfidenceEvalModule):
         metrics, details = super().summarize(split, samples)
         metrics["api_failed"] = float(sum(gather_objects([self._failed[split]])))
         self._failed[split] = 0
+        metrics.update(self._usage_since_last_summary())
         return metrics, details
+
+    def _usage_since_last_summary(self) -> dict[str, float]:
+        """Tokens the endpoint reported for this split's requests (summed over ranks), and their cost."""
+        usage = self.client.usage if self.client is not None else dict(self._usage_counted)
+        mine = {k: usage[k] - self._usage_counted[k] for k in usage}
+        self._usage_counted = dict(usage)
+        ranks = gather_objects([mine])
+        total = {k: sum(r[k] for r in ranks) for k in mine}
+        out = {f"api_{k}": float(v) for k, v in total.items()}
+        if self.prices is not None:
+            out["api_cost_usd"] = self.prices.cost(total["prompt_tokens"], total["completion_tokens"])
+        return out
 
     def report_settings(self) -> dict[str, Any]:
         settings = {k: v for k, v in super().report_settings().items() if k not in LOCAL_ONLY
                     and not k.endswith("_chat_template_used")}
         return {**settings, "endpoint": asdict(self.endpoint), "cache_path": self.cache_path,
-                "on_failure": self.on_failure}
+                "on_failure": self.on_failure, "prices": asdict(self.prices) if self.prices else None}

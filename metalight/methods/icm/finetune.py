@@ -3,7 +3,8 @@ chunks 1..j to get M_j, and label chunk j+1 with M_j.
 
 The labels become prompt-completion rows (``{"prompt": <claim prompt>, "completion": " True"}``), written
 atomically under the run directory, and a fine-tune function turns (initial model, rows) into a new model
-spec. The function is named by a dotted path so a run can swap it (tests use a fake).
+spec. The default is metalight's ``SFTModule`` (``metalight.methods.icm.sft_finetune.sft_fine_tune``); the
+function is named by a dotted path so a run can swap it for its own trainer.
 """
 
 from __future__ import annotations
@@ -25,18 +26,25 @@ class IterativeFineTuning:
     """Settings of the fine-tuning between chunks.
 
     Args:
-        function: dotted path of ``f(initial_model, rows_path, output_dir, settings) -> model spec``.
+        function: dotted path of ``f(initial_model, rows_path, output_dir, settings) -> model spec``; the
+            default trains with ``SFTModule``.
         max_epochs: passes over the labelled rows.
-        learning_rate: peak learning rate.
+        lr: AdamW learning rate (constant: no schedule).
         batch_size: rows per optimizer step.
         lora: train a LoRA adapter (merged into the exported model) instead of all weights.
+        max_length: longest training row in tokens (a prompt holds one claim).
+        dtype: dtype the model is trained in (``None``: the ICM run's ``dtype``).
+        seed: seed of the row order.
     """
 
-    function: str | None = None
+    function: str | None = "metalight.methods.icm.sft_finetune.sft_fine_tune"
     max_epochs: int = 1
-    learning_rate: float = 1.0e-5
+    lr: float = 1.0e-5
     batch_size: int = 8
     lora: bool = False
+    max_length: int = 1024
+    dtype: str | None = None
+    seed: int = 0
 
 
 def sft_rows(prompts: Sequence[str], labels: Sequence[int | None],

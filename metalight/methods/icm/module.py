@@ -18,10 +18,12 @@ state (model weights are not written: they never change, and a fine-tuned model 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import torch
 
+from metalight.api.completions_logprobs import CompletionsEndpoint
 from metalight.callbacks.report_writer import run_dir
 from metalight.data.records import RecordBatch
 from metalight.errors import ConfigError
@@ -37,6 +39,7 @@ from metalight.methods.icm.agreement import (
 )
 from metalight.methods.icm.chunks import check_fits, context_limit, make_chunks
 from metalight.methods.icm.consistency import rule_for
+from metalight.methods.icm.endpoint_scorer import EndpointPredictability
 from metalight.methods.icm.finetune import IterativeFineTuning, fine_tune_on_labels, sft_rows
 from metalight.methods.icm.predictability import MutualPredictability, ScorerStats
 from metalight.methods.icm.search import ICMSearch, Scheduler, SearchSettings, StepRecord
@@ -77,6 +80,9 @@ class ICMModule(MetacognitionModule):
         rows_per_forward: log-prob queries per model call.
         baselines: score zero-shot, random-label and gold-label demonstrations at the end of each chunk.
         finetune: iterative fine-tuning between chunks; ``None`` labels every chunk with the initial model.
+        logprob_endpoint: score claims with a served model's top-k log-probs (OpenAI-compatible
+            ``/completions``: vLLM, llama.cpp) instead of a local forward; the local ``model`` is then not
+            loaded. ``None`` (default): the local model scores.
         (other args: see ``MetacognitionModule``; ICM has no ``optimizer`` / ``lr_scheduler``: its search
         changes labels, not weights, and Lightning's "optimizer" here only counts annealing steps)
     """
@@ -86,7 +92,7 @@ class ICMModule(MetacognitionModule):
                  scheduler: Scheduler = "log", search_seed: int = 27565976,
                  label_words: tuple[str, str] = ICM_LABEL_WORDS, context_cache: bool = True,
                  rows_per_forward: int = 8, baselines: bool = True, finetune: IterativeFineTuning | None = None,
-                 **kwargs):
+                 logprob_endpoint: CompletionsEndpoint | None = None, **kwargs):
         super().__init__(**kwargs)
         if self.optimizer_factory is not None or self.lr_scheduler_factory is not None:
             raise ConfigError("ICMModule searches labels and trains no weights: remove model.init_args.optimizer "
@@ -97,7 +103,12 @@ class ICMModule(MetacognitionModule):
         self.settings.check()
         self.chunk_size, self.seed, self.label_words = chunk_size, search_seed, tuple(label_words)
         self.context_cache, self.rows_per_forward, self.baselines = context_cache, rows_per_forward, baselines
-        self.finetune = finetune
+        self.finetune = IterativeFineTuning(**finetune) if isinstance(finetune, dict) else finetune
+        self.endpoint = (CompletionsEndpoint(**logprob_endpoint) if isinstance(logprob_endpoint, dict)
+                         else logprob_endpoint)
+        if self.endpoint is not None and self.finetune is not None:
+            raise ConfigError("ICM: finetune needs the local model's weights, but logprob_endpoint scores with a "
+                              "served model; drop one of model.init_args.finetune / logprob_endpoint")
         self.initial_model = self.model_spec
         self.register_buffer("annealing_steps", torch.zeros(1), persistent=False)
         self.records: list[Any] = []
@@ -110,6 +121,11 @@ class ICMModule(MetacognitionModule):
         self.proposals: list[StepRecord] = []
         self.work = ScorerStats()
         self._restored_search: dict | None = None
+
+    def configure_model(self) -> None:
+        """Load the local model, unless a log-prob endpoint does the scoring."""
+        if self.endpoint is None:
+            super().configure_model()
 
     def configure_optimizers(self):
         return AnnealingStepCounter([self.annealing_steps])
@@ -129,6 +145,8 @@ class ICMModule(MetacognitionModule):
         if not self.records:
             raise ConfigError(f"{type(datamodule).__name__}: the train split has no claims to label")
         self.chunks = make_chunks([r.consistency_id for r in self.records], self.chunk_size, self.seed)
+        if self.endpoint is not None:
+            return  # the server knows its context length and answers an over-long prompt with an error
         limit = context_limit(self.model, self.tokenizer)
         for chunk in self.chunks:
             needed = self._scorer(chunk).max_context_tokens()
@@ -142,8 +160,14 @@ class ICMModule(MetacognitionModule):
         self.prompts = [datamodule.render(r) for r in self.records]
         return datamodule
 
-    def _scorer(self, chunk: list[int]) -> MutualPredictability:
-        return MutualPredictability(self.model, self.tokenizer, [self.prompts[i] for i in chunk], self.label_words,
+    def _scorer(self, chunk: list[int]) -> MutualPredictability | EndpointPredictability:
+        return self._scorer_for([self.prompts[i] for i in chunk])
+
+    def _scorer_for(self, prompts: list[str]) -> MutualPredictability | EndpointPredictability:
+        """A scorer of ``prompts``: the log-prob endpoint when one is set, else the local model."""
+        if self.endpoint is not None:
+            return EndpointPredictability(self.endpoint, prompts, self.label_words)
+        return MutualPredictability(self.model, self.tokenizer, prompts, self.label_words,
                                     context_cache=self.context_cache, rows_per_forward=self.rows_per_forward)
 
     # ---- the search -------------------------------------------------------------------------------------------
@@ -220,11 +244,15 @@ class ICMModule(MetacognitionModule):
         index = {r.id: i for i, r in enumerate(self.records)}
         pairs = [(self.prompts[index[claim_id]], label) for chunk in self.finished for claim_id, label in chunk["labels"]]
         rows = sft_rows([p for p, _ in pairs], [label for _, label in pairs], self.label_words)
-        spec = fine_tune_on_labels(self.finetune, self.initial_model, rows, run_dir(self.trainer), self.chunk_index)
+        settings = replace(self.finetune, dtype=self.finetune.dtype or self.dtype_name)
+        self.model = None  # the fine-tune loads its own copy; free this one first (a large model fits once)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        spec = fine_tune_on_labels(settings, self.initial_model, rows, run_dir(self.trainer), self.chunk_index)
         self._load_model(spec)
 
     def _load_model(self, spec: str) -> None:
-        if spec != self.model_spec:
+        if spec != self.model_spec or self.model is None:
             self.model_spec, self.model = spec, None
             self.configure_model()
 
@@ -243,7 +271,10 @@ class ICMModule(MetacognitionModule):
                 "settings": {**vars(self.settings), "chunk_size": self.chunk_size, "search_seed": self.seed,
                              "label_words": list(self.label_words), "context_cache": self.context_cache,
                              "rule": type(self.rule).__name__,
-                             "finetune": None if self.finetune is None else vars(self.finetune)},
+                             "finetune": None if self.finetune is None else vars(self.finetune),
+                             "logprob_endpoint": None if self.endpoint is None else
+                             {"url": self.endpoint.url, "model": self.endpoint.model,
+                              "top_logprobs": self.endpoint.top_logprobs}},
                 "work": self.work.as_dict(), "global_step": self.global_step,
                 "chunks": [{k: v for k, v in c.items() if k != "labels"} for c in self.finished]}
 
@@ -280,9 +311,7 @@ class ICMModule(MetacognitionModule):
         demo_records = [by_id[claim_id] for claim_id, label in demos if label is not None]
         icm_labels = [label for _, label in demos if label is not None]
         datamodule = self._datamodule()
-        scorer = MutualPredictability(self.model, self.tokenizer,
-                                      [datamodule.render(r) for r in demo_records + list(queries)], self.label_words,
-                                      context_cache=self.context_cache, rows_per_forward=self.rows_per_forward)
+        scorer = self._scorer_for([datamodule.render(r) for r in demo_records + list(queries)])
         positions = list(range(len(demo_records), len(demo_records) + len(queries)))
         gold = [r.label for r in queries]
         contexts = {"zero_shot": [None] * len(demo_records)}

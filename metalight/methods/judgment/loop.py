@@ -7,8 +7,12 @@
     end:                  print the summary table; write it to report.json
 
 Selection (``train_on``): ``wrong``, the README's rule, trains only on questions whose judgment was wrong
-in the last round; ``all``, what upstream's code does ("to prevent forgetting"), trains on every question.
-An empty selection ends the loop with a message. Use with ``SFTModule`` (``targets.builder: given``),
+in the last round; ``all``, what upstream's code does ("to prevent forgetting"), trains on every question;
+``wrong_weighted`` trains on the wrongly judged questions, each repeated as many times as it has been judged
+wrong so far (at most ``max_repeats``) — the epoch-level stand-in for upstream's legacy per-sample adaptive
+trainer (which took up to 10 optimizer steps on one sample, re-testing it after each). An empty selection ends
+the loop with a message. ``skip_collect`` (upstream's flag) keeps the answers, and so the ability labels,
+collected in round 0 for every later round: only the judgment is asked again. Use with ``SFTModule`` (``targets.builder: given``),
 ``JudgmentDataModule`` and ``trainer.reload_dataloaders_every_n_epochs: 1``. Per round it logs
 ``{train,val}/judgment_accuracy``, ``judgment_auroc``, ``qa_accuracy``, ``answer_accuracy``,
 ``judgment_unparsed_rate``, ``label_frac_<class>``, ``pred_frac_<class>`` and writes
@@ -42,6 +46,7 @@ from metalight.prompts import KNOW_THYSELF_PROMPT_VERSION
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val")
+ANSWER_FIELDS = ("answers", "correct", "fraction_correct")
 
 
 def map_sharded(trainer: Trainer, items: Sequence[Any], fn: Callable[[list[Any]], list[Any]]) -> list[Any]:
@@ -70,19 +75,30 @@ class JudgmentLoop(Callback):
             answer of at most 64 tokens, Know-thyself's alias match; uncertainty mode: ``decoding: sample``,
             ``num_answers: 5`` (upstream code: 10), ``temperature: 0.7``).
         judgment: how the judgment is asked (greedy, 32 tokens).
-        train_on: ``wrong`` (README) or ``all`` (upstream code).
+        train_on: ``wrong`` (README), ``all`` (upstream code) or ``wrong_weighted`` (repeat each wrongly
+            judged question by its count of wrong rounds).
         training_context: put open-book passages in the training prompts (upstream's trainer dropped them).
         write_samples: write per-question JSONL files each round.
+        skip_collect: reuse the previous round's collected answers instead of collecting them again (the
+            labels stay those of round 0; rounds cost only the judgment generations).
+        max_repeats: most copies of one question per epoch under ``train_on: wrong_weighted`` (upstream's
+            ``max_steps_per_sample``: 10).
     """
 
     def __init__(self, labels: LabelSettings | None = None, answers: AnswerSettings | None = None,
-                 judgment: JudgmentSettings | None = None, train_on: Literal["wrong", "all"] = "wrong",
-                 training_context: bool = True, write_samples: bool = True):
+                 judgment: JudgmentSettings | None = None,
+                 train_on: Literal["wrong", "all", "wrong_weighted"] = "wrong", training_context: bool = True,
+                 write_samples: bool = True, skip_collect: bool = False, max_repeats: int = 10):
         labels = LabelSettings() if labels is None else labels
         answers = AnswerSettings() if answers is None else answers
         judgment = JudgmentSettings() if judgment is None else judgment
         self.labels, self.answers, self.judgment = labels, answers, judgment
         self.train_on, self.training_context, self.write_samples = train_on, training_context, write_samples
+        self.skip_collect, self.max_repeats = skip_collect, max_repeats
+        if max_repeats < 1:
+            raise ConfigError(f"JudgmentLoop: max_repeats must be >= 1, got {max_repeats}")
+        self.collected: dict[str, dict[str, dict[str, Any]]] = {}  # split -> id -> answers of the last round
+        self.wrong_counts: dict[str, int] = {}  # train id -> rounds in which its judgment was wrong
         if labels.label_mode == "uncertainty" and answers.num_answers < 2:
             raise ConfigError("labels.label_mode: uncertainty needs several sampled answers per question; "
                               "set answers: {decoding: sample, num_answers: 5, temperature: 0.7}")
@@ -139,8 +155,11 @@ class JudgmentLoop(Callback):
             records = trainer.datamodule.records(split)
             if not records:
                 continue
+            reuse = self.collected.get(split, {}) if self.skip_collect else {}
             per_record = map_sharded(trainer, records,
-                                     lambda chunk: self._judge(pl_module, chunk, epoch, split))
+                                     lambda chunk, split=split, reuse=reuse: self._judge(pl_module, chunk, epoch,
+                                                                                        split, reuse))
+            self.collected[split] = {p["id"]: {k: p[k] for k in ANSWER_FIELDS} for p in per_record}
             column = {key: [p[key] for p in per_record]
                       for key in ("ability", "predicted", "p_yes", "parsed", "fraction_correct")}
             metrics = judgment_metrics(column["ability"], column["predicted"], column["p_yes"],
@@ -148,28 +167,47 @@ class JudgmentLoop(Callback):
             row[split] = metrics
             self._write_samples(trainer, split, epoch, per_record)
             if split == "train":
-                self.selection = [{"id": p["id"], "ability": p["ability"]} for p in per_record
-                                  if self.train_on == "all" or not p["judgment_correct"]]
+                self.selection = self._select(per_record)
                 metrics["selected_for_training"] = len(self.selection)
         self.history.append(row)
         self._log(trainer, row)
         return row
 
-    def _judge(self, pl_module: LightningModule, records: list, epoch: int, split: str) -> list[dict]:
+    def _select(self, per_record: list[dict]) -> list[dict[str, str]]:
+        """The next epoch's training questions under ``train_on`` (repeated ones appear several times)."""
+        for p in per_record:
+            self.wrong_counts[p["id"]] = self.wrong_counts.get(p["id"], 0) + (not p["judgment_correct"])
+        selection = []
+        for p in per_record:
+            if self.train_on == "all":
+                copies = 1
+            elif p["judgment_correct"]:
+                copies = 0
+            else:
+                copies = min(self.wrong_counts[p["id"]], self.max_repeats) if self.train_on == "wrong_weighted" else 1
+            selection += [{"id": p["id"], "ability": p["ability"]}] * copies
+        return selection
+
+    def _judge(self, pl_module: LightningModule, records: list, epoch: int, split: str,
+               reuse: dict[str, dict[str, Any]]) -> list[dict]:
         model, tokenizer, synced = pl_module.model, pl_module.tokenizer, pl_module.synced_generation()
         settings = replace(self.answers, seed=self.answers.seed + 2 * epoch + SPLITS.index(split))
         with pl_module.generation_context():
-            answers = collect_answers(model, tokenizer, records, settings, synced_gpus=synced)
+            if all(r.id in reuse for r in records):
+                answers = {r.id: reuse[r.id] for r in records}
+            else:
+                collected = collect_answers(model, tokenizer, records, settings, synced_gpus=synced)
+                answers = {r.id: {key: getattr(collected[r.id], key) for key in ANSWER_FIELDS} for r in records}
             judgments = ask_judgments(model, tokenizer, records, self.labels.label_mode, self.judgment,
                                       synced)
         out = []
         for record, judgment in zip(records, judgments):
             answer_set = answers[record.id]
-            ability = classify_ability(answer_set.fraction_correct, self.labels)
+            ability = classify_ability(answer_set["fraction_correct"], self.labels)
             out.append({"id": record.id, "question": record.question, "aliases": list(record.answers),
                         "context": record.context,
-                        "answers": answer_set.answers, "correct": answer_set.correct,
-                        "fraction_correct": answer_set.fraction_correct, "ability": ability,
+                        "answers": answer_set["answers"], "correct": answer_set["correct"],
+                        "fraction_correct": answer_set["fraction_correct"], "ability": ability,
                         "judgment": judgment.text, "predicted": judgment.predicted, "parsed": judgment.parsed,
                         "p_yes": judgment.p_yes, "judgment_correct": judgment.predicted == ability})
         return out
@@ -201,7 +239,8 @@ class JudgmentLoop(Callback):
                 "stopped_reason": self.stopped_reason,
                 "settings": {"labels": asdict(self.labels), "answers": asdict(self.answers),
                              "judgment": asdict(self.judgment), "train_on": self.train_on,
-                             "training_context": self.training_context,
+                             "training_context": self.training_context, "skip_collect": self.skip_collect,
+                             "max_repeats": self.max_repeats,
                              "prompt_version": KNOW_THYSELF_PROMPT_VERSION}}
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -222,9 +261,12 @@ class JudgmentLoop(Callback):
 
     # ---- checkpointing ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"history": self.history, "selection": self.selection, "stopped_reason": self.stopped_reason}
+        return {"history": self.history, "selection": self.selection, "stopped_reason": self.stopped_reason,
+                "collected": self.collected if self.skip_collect else {}, "wrong_counts": self.wrong_counts}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict.get("history", []))
         self.selection = list(state_dict.get("selection", []))
         self.stopped_reason = state_dict.get("stopped_reason")
+        self.collected = dict(state_dict.get("collected", {}))
+        self.wrong_counts = dict(state_dict.get("wrong_counts", {}))
