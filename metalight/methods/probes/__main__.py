@@ -6,6 +6,7 @@
     control   can it imitate label 0 / 1 on command?          -> RUN/neurofeedback/control.json (+ rows)
     steer     does adding α·axis change what it writes?       -> RUN/neurofeedback/steering.json
     trial     the original trial: generated world facts, scored -> RUN/neurofeedback/trial.json (+ rows)
+    tokens    per-token axis scores of the held-out examples  -> RUN/neurofeedback/token_scores.jsonl
     labels    binary or Likert labels of the held-out scores  -> RUN/neurofeedback/labels_<binner>.jsonl
     plots     PNG figures of everything above                 -> RUN/neurofeedback/*.png
 
@@ -92,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(upstream: 10)")
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--temperature", type=float, default=1.0, help="for the facts (upstream: 1.0)")
+    p = sub.add_parser("tokens", help="per-token axis scores (upstream last_assistant_to_eos_each)")
+    _common(p)
     p = sub.add_parser("labels", help="binary or Likert labels of the held-out scores")
     _common(p)
     p.add_argument("--binner", choices=("binary", "likert"), default="binary")
@@ -173,6 +176,13 @@ def _dispatch(args: argparse.Namespace) -> int:
                         axes=run.probes.axes, max_new_tokens=args.max_new_tokens,
                         temperature=args.temperature)
         _write(run, "control", "control", settings, summarise_control(rows, run.probes.axes), started)
+    elif args.command == "tokens":
+        from metalight.methods.probes.experiments.tokens import token_score_rows
+
+        model, tokenizer = _load(run.model_spec, run, check=True)
+        rows = token_score_rows(model, tokenizer, run, configs)
+        path = atomic_write_jsonl(run.output_dir() / "token_scores.jsonl", rows)
+        print(f"wrote {path} ({len(rows)} rows)")
     elif args.command == "trial":
         from metalight.methods.probes.experiments.trial import run_trial
 

@@ -11,6 +11,12 @@ from metalight.errors import DataError
 from metalight.methods.probes.__main__ import QUICK, UPSTREAM, _repeats, build_parser, main
 from metalight.methods.probes.experiments.self_report import label_positions
 from metalight.methods.probes.experiments.trial import trial_text
+from metalight.methods.probes.extraction import (
+    encode_with_span,
+    extract_features,
+    extract_token_rows,
+    statement_span_text,
+)
 from metalight.methods.probes.labels import LikertBinner, binarize
 from metalight.prompts import NF_TRIAL_META, nf_trial_instructions
 
@@ -115,3 +121,26 @@ def test_missing_probe_run_is_one_line(tmp_path, capsys):
     assert main(["trial", "--run", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "probe file not found" in err and err.count("\n") == 1
+
+
+def test_token_rows_average_to_the_pooled_response_feature(tiny):
+    model, tokenizer = tiny
+    items = [statement_span_text(tokenizer, "Say something.", text, "You are a helpful assistant.")
+             for text in ("The sky is blue.", "Grass is a purple animal that sings.", "No.")]
+    tokens = extract_token_rows(model, tokenizer, items, [0, 1], batch_size=2)
+    pooled = extract_features(model, tokenizer, items, [0, 1], "response")
+    counts = [len(range(*encode_with_span(tokenizer, item)[1:])) for item in items]
+    assert torch.bincount(tokens.item).tolist() == counts
+    for layer in (0, 1):
+        means = torch.stack([tokens.features[layer][tokens.item == i].mean(0) for i in range(3)])
+        torch.testing.assert_close(means, pooled[layer], atol=1e-5, rtol=1e-4)
+    assert tokenizer.decode(tokens.token_id[tokens.item == 2]).strip() == "No."
+
+
+def test_tokens_command_writes_per_token_rows(run_copy):
+    assert main(["tokens", "--run", str(run_copy), "--layers", "1", "--axes", "lr", "pc1"]) == 0
+    rows = [json.loads(line) for line in (run_copy / "neurofeedback" / "token_scores.jsonl").open()]
+    first = [r for r in rows if r["axis"] == "lr" and r["id"] == rows[0]["id"]]
+    assert [r["position"] for r in first] == list(range(len(first))) and len(first) > 1
+    assert all(r["label"] == int(r["score"] >= 0) for r in rows)
+    assert {r["axis"] for r in rows} == {"lr", "pc1"} and len({r["id"] for r in rows}) == 16
