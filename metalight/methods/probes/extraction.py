@@ -239,7 +239,10 @@ def extract_token_rows(model, tokenizer, items: Sequence[SpanText], layers: Sequ
             owners += [start + r] * (stop - first)
             token_ids += ids[first:stop]
         rows_t, cols_t = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
-        with capture_layers(model, layers, reduce=lambda hidden: hidden[rows_t, cols_t].float()) as captured:
+        def gather(hidden: Tensor, rows_t: Tensor = rows_t, cols_t: Tensor = cols_t) -> Tensor:
+            return hidden[rows_t, cols_t].float()
+
+        with capture_layers(model, layers, reduce=gather) as captured:
             run_to_capture(model, input_ids=input_ids, attention_mask=mask, position_ids=position_ids(mask))
         for layer in layers:
             chunks[layer].append(captured[layer].cpu())

@@ -23,8 +23,8 @@ from metalight.prompts import NF_TRIAL_META, nf_trial_instructions
 
 @pytest.fixture
 def run_copy(probe_run, tmp_path):
-    """A private copy of the shared probe run (the commands write into it)."""
-    return shutil.copytree(probe_run, tmp_path / "run")
+    """A private copy of the shared probe run without other tests' experiment outputs (commands write there)."""
+    return shutil.copytree(probe_run, tmp_path / "run", ignore=shutil.ignore_patterns("neurofeedback"))
 
 
 def _tags(log_dir):
