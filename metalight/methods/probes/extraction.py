@@ -10,6 +10,9 @@ padding skipped through the attention mask and per-row position ids):
 * ``response_to_end`` mean from the response's first token to the sequence end (upstream's span for models
                       whose EOS tag is not found, e.g. Llama-3: it includes the end-of-turn token);
 * ``last``            the last token;  ``all``  the mean over all tokens.
+
+:func:`extract_token_rows` keeps every response token as its own row instead of pooling (upstream
+``last_assistant_to_eos_each``).
 """
 
 from __future__ import annotations
@@ -202,6 +205,49 @@ def extract_features(model, tokenizer, items: Sequence[SpanText], layers: Sequen
         for layer, values in pooled.items():
             out.setdefault(layer, torch.empty(len(items), values.shape[-1]))[index] = values
     return out
+
+
+@dataclass(frozen=True)
+class TokenRows:
+    """Per-token features: ``features[layer]`` float32 ``[tokens, hidden]`` (CPU), one row per response token
+    in item order; ``item[t]`` the input index and ``token_id[t]`` the token id of row t."""
+
+    features: dict[int, Tensor]
+    item: Tensor
+    token_id: Tensor
+
+
+@torch.no_grad()
+def extract_token_rows(model, tokenizer, items: Sequence[SpanText], layers: Sequence[int], batch_size: int = 16,
+                       max_tokens: int | None = None) -> TokenRows:
+    """Every assistant-response token's residual state at ``layers`` as its own row (upstream
+    ``last_assistant_to_eos_each``); the mean of an item's rows is its ``response`` feature."""
+    layers = check_layers(model, layers)
+    encoded = [_truncate(*encode_with_span(tokenizer, item), max_tokens, "response") for item in items]
+    device = model_device(model)
+    chunks: dict[int, list[Tensor]] = {layer: [] for layer in layers}
+    owners: list[int] = []
+    token_ids: list[int] = []
+    for start in range(0, len(encoded), batch_size):
+        batch = encoded[start:start + batch_size]
+        input_ids, mask = left_pad([ids for ids, _, _ in batch], tokenizer.pad_token_id, device)
+        pads = (mask.shape[1] - mask.sum(-1)).tolist()
+        rows, cols = [], []
+        for r, ((ids, first, stop), pad) in enumerate(zip(batch, pads)):
+            rows += [r] * (stop - first)
+            cols += range(int(pad) + first, int(pad) + stop)
+            owners += [start + r] * (stop - first)
+            token_ids += ids[first:stop]
+        rows_t, cols_t = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
+        def gather(hidden: Tensor, rows_t: Tensor = rows_t, cols_t: Tensor = cols_t) -> Tensor:
+            return hidden[rows_t, cols_t].float()
+
+        with capture_layers(model, layers, reduce=gather) as captured:
+            run_to_capture(model, input_ids=input_ids, attention_mask=mask, position_ids=position_ids(mask))
+        for layer in layers:
+            chunks[layer].append(captured[layer].cpu())
+    return TokenRows({layer: torch.cat(chunks[layer]) for layer in layers}, torch.tensor(owners),
+                     torch.tensor(token_ids))
 
 
 def _truncate(ids: list[int], first: int, stop: int, max_tokens: int | None,

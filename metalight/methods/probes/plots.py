@@ -32,9 +32,12 @@ def _figure(*args, **kwargs):
     return fig, panels
 
 
-def _save(fig, path: Path) -> Path:
+def _save(fig, path: Path, writer=None) -> Path:
+    """Write ``fig`` as PNG (and, given a TensorBoard ``writer``, as image ``figures/<stem>``), then close it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
+    if writer is not None:
+        writer.add_figure(f"figures/{path.stem}", fig, close=False)
     _pyplot().close(fig)
     return path
 
@@ -45,7 +48,7 @@ def heldout_probe_metrics(run: ProbeRun) -> dict[str, torch.Tensor]:
     return probe_metrics(scores, torch.tensor([e.label for e in run.examples]))
 
 
-def plot_probes(run: ProbeRun, out: Path) -> Path:
+def plot_probes(run: ProbeRun, out: Path, writer=None) -> Path:
     """Held-out probe accuracy and AUROC vs layer, one line per axis."""
     values = heldout_probe_metrics(run)
     fig, panels = _figure(1, 2, figsize=(11, 4), sharex=True)
@@ -56,7 +59,7 @@ def plot_probes(run: ProbeRun, out: Path) -> Path:
         panel.axhline(0.5, color="grey", ls="--", lw=0.8)
         panel.set(xlabel="layer", ylabel=f"held-out {name}", title=f"probe {name} (n={len(run.examples)})")
     panels[1].legend(fontsize=7, ncol=2)
-    return _save(fig, out / "probe_accuracy.png")
+    return _save(fig, out / "probe_accuracy.png", writer)
 
 
 def _by_axis(results: list[dict[str, Any]], value: str, **where) -> dict[str, tuple[list[int], list[float]]]:
@@ -67,7 +70,7 @@ def _by_axis(results: list[dict[str, Any]], value: str, **where) -> dict[str, tu
     return {axis: tuple(map(list, zip(*sorted(points)))) for axis, points in series.items()}
 
 
-def plot_report(report: dict[str, Any], out: Path) -> list[Path]:
+def plot_report(report: dict[str, Any], out: Path, writer=None) -> list[Path]:
     """Report accuracy vs layer per axis (with the majority baseline), and accuracy by in-context position."""
     results = report["results"]
     fig, panel = _figure(figsize=(6, 4))
@@ -78,7 +81,7 @@ def plot_report(report: dict[str, Any], out: Path) -> list[Path]:
     panel.set(xlabel="layer", ylabel="report accuracy",
               title=f"report: {figure_label(report['settings']['model'])}")
     panel.legend(fontsize=7)
-    paths = [_save(fig, out / f"{report['name']}_accuracy.png")]
+    paths = [_save(fig, out / f"{report['name']}_accuracy.png", writer)]
     fig, panel = _figure(figsize=(6, 4))
     for r in results:
         curve = torch.tensor(r["curve"]["accuracy"])
@@ -89,11 +92,11 @@ def plot_report(report: dict[str, Any], out: Path) -> list[Path]:
     panel.set(xlabel="in-context position (examples seen + 1)", ylabel=f"accuracy (running mean, {window})",
               title="report learning curve")
     panel.legend(fontsize=6, ncol=2)
-    paths.append(_save(fig, out / f"{report['name']}_curve.png"))
+    paths.append(_save(fig, out / f"{report['name']}_curve.png", writer))
     return paths
 
 
-def plot_control(control: dict[str, Any], out: Path) -> list[Path]:
+def plot_control(control: dict[str, Any], out: Path, writer=None) -> list[Path]:
     """Cohen's d vs layer per axis at the largest N (one panel per mode), and d vs N per (layer, axis)."""
     results = control["results"]
     modes = sorted({r["mode"] for r in results})
@@ -108,7 +111,7 @@ def plot_control(control: dict[str, Any], out: Path) -> list[Path]:
         panel.set(xlabel="layer", ylabel="Cohen's d (target high vs low)",
                   title=f"control, {mode}, N={n_max}")
         panel.legend(fontsize=7)
-    paths = [_save(fig, out / "control_d_by_layer.png")]
+    paths = [_save(fig, out / "control_d_by_layer.png", writer)]
     fig, panels = _figure(1, len(modes), figsize=(5.5 * len(modes), 4), squeeze=False, sharey=True)
     for panel, mode in zip(panels[0], modes):
         series: dict[tuple, list] = defaultdict(list)
@@ -121,11 +124,11 @@ def plot_control(control: dict[str, Any], out: Path) -> list[Path]:
         panel.axhline(0, color="grey", ls="--", lw=0.8)
         panel.set(xlabel="in-context examples N", ylabel="Cohen's d (± 95% CI)", title=f"control, {mode}")
         panel.legend(fontsize=6, ncol=2)
-    paths.append(_save(fig, out / "control_d_by_n.png"))
+    paths.append(_save(fig, out / "control_d_by_n.png", writer))
     return paths
 
 
-def plot_steering(steering: dict[str, Any], out: Path) -> Path:
+def plot_steering(steering: dict[str, Any], out: Path, writer=None) -> Path:
     """Mean re-read score vs steering α, one line per (layer, axis)."""
     fig, panel = _figure(figsize=(6, 4))
     for r in steering["results"]:
@@ -135,21 +138,22 @@ def plot_steering(steering: dict[str, Any], out: Path) -> Path:
     panel.set(xlabel="steering α (axis train std)", ylabel="re-read score (unsteered)",
               title="steering check")
     panel.legend(fontsize=7)
-    return _save(fig, out / "steering.png")
+    return _save(fig, out / "steering.png", writer)
 
 
-def plot_run(run_path: str | Path) -> list[Path]:
-    """Every figure whose inputs exist in ``<run>/neurofeedback`` (plus the probe figure)."""
+def plot_run(run_path: str | Path, writer=None) -> list[Path]:
+    """Every figure whose inputs exist in ``<run>/neurofeedback`` (plus the probe figure); each also goes to
+    the TensorBoard ``writer`` when one is given."""
     run = ProbeRun.load(run_path)
     out = run.output_dir()
-    paths = [plot_probes(run, out)]
+    paths = [plot_probes(run, out, writer)]
     for file in sorted(out.glob("*.json")):
         data = json.loads(file.read_text())
         kind = data.get("experiment")
         if kind in ("report", "predexp"):
-            paths += plot_report({**data, "name": file.stem}, out)
+            paths += plot_report({**data, "name": file.stem}, out, writer)
         elif kind == "control":
-            paths += plot_control(data, out)
+            paths += plot_control(data, out, writer)
         elif kind == "steering":
-            paths.append(plot_steering(data, out))
+            paths.append(plot_steering(data, out, writer))
     return paths

@@ -18,9 +18,9 @@ def drawn(monkeypatch, tmp_path):
     figures = {}
     save = plots._save
 
-    def check_then_save(fig, path):
+    def check_then_save(fig, path, writer=None):
         figures[path.name] = texts_outside(fig)
-        return save(fig, path)
+        return save(fig, path, writer)
 
     monkeypatch.setattr(plots, "_save", check_then_save)
     return figures

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from metalight.errors import ConfigError
-from metalight.io import read_jsonl
+from metalight.errors import ConfigError, DataError
 from metalight.methods.probes.axes import ProbeSet
+from metalight.methods.probes.labels import binarize
 
 
 @dataclass(frozen=True)
@@ -43,11 +45,10 @@ class ProbeRun:
         if not rows_file.is_file():
             raise ConfigError(f"{rows_file} not found; point --run at a probe run directory "
                               f"(runs/<name>/version_N)")
-        rows = [row for row in read_jsonl(rows_file) if row["split"] in splits]
-        if not rows:
+        examples = [example for line, row in _numbered_rows(rows_file)
+                    if (example := _example(rows_file, line, row, probes, splits)) is not None]
+        if not examples:
             raise ConfigError(f"{rows_file} has no examples of splits {list(splits)}")
-        examples = [Example(r["id"], r["user_prompt"], r["response"], int(r["label"]),
-                            torch.tensor(r["scores"])) for r in rows]
         return cls(path, probes, examples)
 
     @property
@@ -57,8 +58,12 @@ class ProbeRun:
 
     def neural_labels(self, layer: int, axis: str, examples: Sequence[Example] | None = None) -> list[int]:
         """Neural labels (score ≥ 0) of ``examples`` (default: all) on one axis."""
+        return binarize(self.axis_scores(layer, axis, examples)).tolist()
+
+    def axis_scores(self, layer: int, axis: str, examples: Sequence[Example] | None = None) -> Tensor:
+        """Scores ``[n]`` of ``examples`` (default: all) on one (layer, axis)."""
         li, ai = self.probes.index(layer, axis)
-        return [int(e.scores[li, ai] >= 0) for e in (self.examples if examples is None else examples)]
+        return torch.stack([e.scores[li, ai] for e in (self.examples if examples is None else examples)])
 
     def configs(self, layers: Sequence[int] | None, axes: Sequence[str] | None) -> list[tuple[int, str]]:
         """``(layer, axis)`` pairs to run (default: every probe layer and axis), validated."""
@@ -73,6 +78,43 @@ class ProbeRun:
         out = self.path / "neurofeedback"
         out.mkdir(parents=True, exist_ok=True)
         return out
+
+
+def _numbered_rows(path: Path) -> list[tuple[int, Any]]:
+    rows = []
+    with path.open(encoding="utf-8") as handle:
+        for line, text in enumerate(handle, 1):
+            if text.strip():
+                try:
+                    rows.append((line, json.loads(text)))
+                except json.JSONDecodeError as err:
+                    raise DataError(f"{path}:{line}: not JSON ({err.msg}); rewrite the run with "
+                                    f"python cli.py fit") from None
+    return rows
+
+
+def _example(path: Path, line: int, row: Any, probes: ProbeSet, splits: Sequence[str]) -> Example | None:
+    """The row as an :class:`Example` (``None`` outside ``splits``); ``DataError`` naming file:line if malformed."""
+    missing = [k for k in _ROW_KEYS if not isinstance(row, dict) or k not in row]
+    if missing:
+        raise DataError(f"{path}:{line}: missing {missing}; each row needs {list(_ROW_KEYS)}")
+    if row["split"] not in splits:
+        return None
+    scores = torch.tensor(row["scores"], dtype=torch.float32) if _is_grid(row["scores"]) else None
+    shape = (len(probes.layers), len(probes.axes))
+    if scores is None or tuple(scores.shape) != shape or row["label"] not in (0, 1):
+        raise DataError(f"{path}:{line}: scores must be a {shape[0]}x{shape[1]} grid of numbers (layers x "
+                        f"axes of probes.safetensors) and label 0 or 1")
+    return Example(str(row["id"]), row["user_prompt"], row["response"], int(row["label"]), scores)
+
+
+def _is_grid(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(r, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r)
+        for r in value)
+
+
+_ROW_KEYS = ("id", "split", "user_prompt", "response", "label", "scores")
 
 
 def percentile_layers(layers: Sequence[int], quantiles: Sequence[float] = (0, 25, 50, 75, 100)) -> list[int]:
