@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import tokenize
 
 _SPACING = re.compile(r"\\[,;:! ]|\\quad|\\qquad|\\left|\\right|\\displaystyle|\$")
 _TEXT = re.compile(r"\\(?:text|mathrm|textbf|mbox)\{([^{}]*)\}")
@@ -70,20 +71,39 @@ def latex_to_python(text: str) -> str:
     return text.replace("{", "(").replace("}", ")")
 
 
+_SAFE = re.compile(r"[0-9a-zA-Z+\-*/().\s]*")
+_NAMES = re.compile(r"[a-zA-Z]+")
+_ALLOWED_NAMES = {"sqrt", "pi"}
+
+
+def _parsable(expression: str) -> bool:
+    """Only arithmetic, single-letter variables, ``sqrt`` and ``pi``: SymPy's parser evaluates Python, and the
+    text comes from a model, so nothing else may reach it."""
+    return bool(_SAFE.fullmatch(expression)) and all(len(n) == 1 or n in _ALLOWED_NAMES
+                                                      for n in _NAMES.findall(expression))
+
+
 def _sympy_equal(a: str, b: str) -> bool | None:
     """``True``/``False`` when SymPy parses both, ``None`` when it is missing or cannot parse one of them."""
     try:
         import sympy
-        from sympy.parsing.sympy_parser import implicit_multiplication_application, parse_expr, \
-            standard_transformations
+        from sympy.parsing.sympy_parser import (
+            implicit_multiplication_application,
+            parse_expr,
+            standard_transformations,
+        )
     except ImportError:
+        return None
+    left_text, right_text = latex_to_python(a), latex_to_python(b)
+    if not (_parsable(left_text) and _parsable(right_text)):
         return None
     transformations = standard_transformations + (implicit_multiplication_application,)
     try:
-        left = parse_expr(latex_to_python(a), transformations=transformations, evaluate=True)
-        right = parse_expr(latex_to_python(b), transformations=transformations, evaluate=True)
+        left = parse_expr(left_text, transformations=transformations, evaluate=True)
+        right = parse_expr(right_text, transformations=transformations, evaluate=True)
         return bool(sympy.simplify(left - right) == 0)
-    except Exception:  # SymPy raises many types (SyntaxError, TokenError, TypeError, ...) on unparsable text
+    except (SyntaxError, TypeError, ValueError, AttributeError, ZeroDivisionError, sympy.SympifyError,
+            tokenize.TokenError):
         return None
 
 

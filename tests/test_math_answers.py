@@ -2,7 +2,14 @@
 
 import pytest
 
-from metalight.math_answers import boxed_equivalent, last_boxed, latex_to_python, math_equivalent, normalize_math
+from metalight.math_answers import (
+    _parsable,
+    boxed_equivalent,
+    last_boxed,
+    latex_to_python,
+    math_equivalent,
+    normalize_math,
+)
 
 
 def test_last_boxed_balances_braces_and_takes_the_last():
@@ -42,3 +49,9 @@ def test_latex_rewrite_handles_nesting():
 def test_boxed_equivalence_needs_a_box():
     assert boxed_equivalent("Step 1: 48/2 = 24. So \\boxed{72}.", "72")
     assert not boxed_equivalent("The answer is 72.", "72")
+
+
+def test_only_arithmetic_reaches_the_sympy_parser():
+    # parse_expr evaluates Python: a reply's code must be refused before it, not executed
+    assert not math_equivalent("__import__('os').getcwd()", "1")
+    assert _parsable("2*sqrt(2) + x**2") and not _parsable("open(1)") and not _parsable("a.__class__")

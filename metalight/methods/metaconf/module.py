@@ -34,7 +34,7 @@ from metalight.methods.grpo.rollout import Rollout
 from metalight.methods.metaconf.judge import ChatBackend
 from metalight.methods.metaconf.rewards import AccuracyMode, FormatRule, MetaConfScorer, ResponseFormat
 from metalight.methods.metaconf.task_graders import TaskGrader
-from metalight.methods.metaconf.verbal import (  # noqa: F401  (VerbalResult, verbal_tensors: public here too)
+from metalight.methods.metaconf.verbal import (
     BASELINES,
     BaselineName,
     ReplySettings,
