@@ -12,7 +12,9 @@ Every validation measures the model twice: the core dual-prompt protocol (``val/
 the verbal confidence of a MetaConf-format reply (``val/verbal_*``): ECE, Brier and AUROC of confidence/10
 against the correctness of the answer field, and the type-2 table with said_yes = confidence/10 ≥
 ``confidence_threshold``. A reply without a usable confidence is counted (``val/verbal_meta_unparsed_rate``),
-has no confidence (left out of ECE / Brier / AUROC) and counts as "no".
+has no confidence (left out of ECE / Brier / AUROC) and counts as "no". ``baselines`` adds upstream's direct,
+chain-of-thought and self-refine prompts, measured the same way (``val/baseline_<name>_*``), and
+``task_graders`` grades MetaConf's maths and long-form families (:mod:`metalight.methods.metaconf.task_graders`).
 """
 
 from __future__ import annotations
