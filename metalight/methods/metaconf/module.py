@@ -134,7 +134,7 @@ class MetaConfModule(GRPOModule):
     # ---- evaluation: the core protocol plus the verbal confidence (and baselines) ---------------------------
     def grade(self, records: Sequence[Any], answers: Sequence[str]) -> list[bool]:
         """Correctness of answers: task grade ≥ 0.5 for records of a graded task family, else the alias rule."""
-        grades = self.scorer.task_grades(records, answers) if self.scorer.task_graders else {}
+        grades = self.scorer.task_grades(records, answers)
         return [(grades[i] or 0.0) >= 0.5 if i in grades else is_correct(a, r.answers, self.eval_settings.grading)
                 for i, (r, a) in enumerate(zip(records, answers))]
 

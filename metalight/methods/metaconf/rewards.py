@@ -25,6 +25,7 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from metalight.errors import ConfigError
 from metalight.grading import GradingMode, exact_match, is_correct
 from metalight.methods.grpo.rewards import token_f1
 from metalight.methods.metaconf.judge import ChatBackend, JudgeItem, judge_reflections
@@ -143,6 +144,11 @@ class MetaConfScorer:
     def task_grades(self, records: Sequence[Any], answers: Sequence[str]) -> dict[int, float | None]:
         """Grades of the records whose ``meta["task_type"]`` has a task grader, by position (``None``: the
         grader's judge failed); counts them in ``stats`` (``grader/requests``, ``grader/missing``)."""
+        for record in records:
+            if not record.answers and record.meta.get("task_type") not in self.task_graders:
+                raise ConfigError(f"record {record.id} (task_type {record.meta.get('task_type')!r}) has no gold "
+                                  f"answer, so only a task grader can grade it; set model.init_args.task_graders."
+                                  f"{record.meta.get('task_type') or '<task_type>'} (e.g. FactScoreGrader)")
         grades: dict[int, float | None] = {}
         for task, grader in self.task_graders.items():
             positions = [i for i, r in enumerate(records) if r.meta.get("task_type") == task]
@@ -161,7 +167,7 @@ class MetaConfScorer:
         if self._last_grades is not None and self._last_grades[0] == key:
             return self._last_grades[1]
         answers = [p.answer if p.answer is not None else c for p, c in zip(parsed, completions)]
-        graded = self.task_grades(records, answers) if self.task_graders else {}
+        graded = self.task_grades(records, answers)
         values = [(graded[i] or 0.0) if i in graded else self.answer_accuracy(p, c, r)
                   for i, (p, c, r) in enumerate(zip(parsed, completions, records))]
         self._last_grades = (key, values)

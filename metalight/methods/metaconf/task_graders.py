@@ -130,7 +130,11 @@ class FactScoreGrader(TaskGrader):
 
     def grade(self, records: Sequence[Any], replies: Sequence[str]) -> list[float | None]:
         splits = _ask(self.judge, "FactScoreGrader", [METACONF_ATOMIC_FACTS.format(text=r) for r in replies])
-        facts = [parse_facts(s)[:self.max_facts] if s is not None else None for s in splits]
+        all_facts = [parse_facts(s) if s is not None else None for s in splits]
+        if cut := sum(len(fs) - self.max_facts for fs in all_facts if fs is not None and len(fs) > self.max_facts):
+            log.warning("FactScoreGrader: %d atomic facts beyond max_facts=%d per reply were not checked", cut,
+                        self.max_facts)
+        facts = [fs[:self.max_facts] if fs is not None else None for fs in all_facts]
         checks = [(i, METACONF_FACT_CHECK.format(topic=records[i].meta.get("title") or records[i].question, fact=f))
                   for i, fs in enumerate(facts) for f in fs or []]
         verdicts = [parse_verdict(v) for v in _ask(self.judge, "FactScoreGrader", [m for _, m in checks])]

@@ -7,6 +7,7 @@ import pytest
 
 from metalight.cli import main
 from metalight.data.records import QARecord
+from metalight.errors import ConfigError
 from metalight.io import read_jsonl
 from metalight.methods.metaconf.rewards import MetaConfScorer
 from metalight.methods.metaconf.task_graders import BoxedAnswerGrader, TaskGrader
@@ -76,3 +77,8 @@ def test_baselines_config_validates_with_a_tiny_model(tiny_model_dir, tmp_path):
     samples = read_jsonl(run / "samples" / "val.jsonl")
     assert len(samples) == 4
     assert {"baseline_cot_completion", "baseline_self_refine_confidence", "baseline_direct_correct"} <= set(samples[0])
+
+
+def test_a_record_without_gold_and_without_a_grader_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"record f \(task_type 'long_fact'\) has no gold answer.*task_graders\.long_fact"):
+        MetaConfScorer().accuracy([], [reply("x", 5)], [FACT])

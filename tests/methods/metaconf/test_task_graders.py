@@ -93,3 +93,10 @@ def test_fact_and_verdict_parsers():
     assert parse_facts("Facts:\n- A.\n2) B.\n* C.\nnot a fact") == ["A.", "B.", "C."]
     assert [parse_verdict(t) for t in ("True.", "**False**", "Not supported", "maybe", None)] == \
         [True, False, False, None, None]
+
+
+def test_facts_beyond_max_facts_are_reported_not_silently_dropped(server, caplog):
+    server.reply = fact_server_reply
+    with caplog.at_level(logging.WARNING):
+        assert FactScoreGrader(judge(server), denominator=None, max_facts=2).grade([CURIE], ["t"]) == [1.0]
+    assert "FactScoreGrader: 1 atomic facts beyond max_facts=2 per reply were not checked" in caplog.text
