@@ -135,6 +135,37 @@ def metaconf_reflection_prompt(question: str, answer: str, confidence: float, sc
                                              score=f"{score:g}")
 
 
+# MetaConf's baselines (upstream prompts/baselines.py: direct, chain-of-thought, two-step self-refine, each with a
+# 0-10 confidence) and task graders (math_answer_check's step marking; FActScore's atomic facts). The wording is
+# metalight's; the replies use the markers the MetaConf parser reads.
+METACONF_BASELINE_VERSION = "metaconf-baselines-v1"
+_BASELINE_FORMAT = "Reply in exactly this format:\n{lead}Answer: <your answer>\nConfidence: <a number from 0 to 10>\n"
+_RATE = "rate your confidence that your answer is correct from 0 (certainly wrong) to 10 (certainly right). "
+METACONF_BASELINES = {
+    "direct": "Answer the following question and " + _RATE + _BASELINE_FORMAT.format(lead=""),
+    "cot": "Think through the following question step by step, then give your final answer and " + _RATE
+           + _BASELINE_FORMAT.format(lead="Reasoning: <your step-by-step reasoning>\n"),
+    "self_refine": "Answer the following question and " + _RATE + _BASELINE_FORMAT.format(lead=""),
+}
+METACONF_REFINE = ("Review your previous answer critically: check every step and fact for mistakes. Then give your "
+                   "refined final answer and " + _RATE + _BASELINE_FORMAT.format(lead="Review: <what you checked>\n"))
+METACONF_STEP_CHECK = (
+    "You are grading a student's solution to a maths problem.\n\nProblem: {question}\nReference solution: "
+    "{reference}\nStudent solution: {solution}\n\nSplit the student solution into its steps and mark each step "
+    "correct or wrong. End with one line `Final Score: x` where x = correct steps / total steps (0 to 1).\n")
+METACONF_ATOMIC_FACTS = (
+    "Break the following text into independent atomic facts: short sentences that each state one fact. Write "
+    "one fact per line, each starting with \"- \", and nothing else.\n\nText: {text}\n")
+METACONF_FACT_CHECK = ("Topic: {topic}\nIs the following statement true? Reply with True or False only.\n"
+                       "Statement: {fact}\n")
+
+
+def metaconf_baseline_prompt(kind: str, question: str, context: str | None = None) -> str:
+    """The first user message of baseline ``kind`` (``direct``, ``cot`` or ``self_refine``)."""
+    if kind not in METACONF_BASELINES:
+        raise ValueError(f"unknown MetaConf baseline {kind!r}; use {sorted(METACONF_BASELINES)}")
+    return _with_context(METACONF_BASELINES[kind] + METACONF_QUESTION.format(question=question), context)
+
 # Open-book datasets (e.g. HotpotQA) put the passages before the question, as Know-thyself does.
 CONTEXT_PREFIX = "Context:\n{context}\n\n"
 

@@ -106,9 +106,13 @@ class HTTPChat(ChatBackend):
                                 max_retries=max_retries, backoff_s=backoff_s, max_concurrency=max_concurrency,
                                 temperature=temperature, max_tokens=max_tokens)
         self.client = ChatClient(endpoint, cache_path=cache_path)
+        self.last_errors: list[str] = []
 
     def complete_many(self, conversations: Sequence[Messages]) -> list[str | None]:
-        return [r.text if r.ok else None for r in self.client.complete_many(list(conversations))]
+        """Replies in order, ``None`` for a failed request; ``last_errors`` keeps why (endpoint and status)."""
+        results = self.client.complete_many(list(conversations))
+        self.last_errors = [r.error or "no reply" for r in results if not r.ok]
+        return [r.text if r.ok else None for r in results]
 
     def describe(self) -> dict[str, Any]:
         return {"backend": "http", **self.client.describe()}

@@ -10,7 +10,9 @@ Rewards (``utils/reward_function.py::calculate_reward``), per completion:
     ``upstream`` ([reflection non-empty] + [confidence present and ≠ 0]) / 2, with a missing confidence read as 0;
   * calibration = 1 − (accuracy − confidence/10)², 0 when the format reward is 0;
   * reflection = the judge's score in [0, 1], 0 when the format reward is 0;
-  * accuracy of the answer: alias match (default), exact match, or token F1 (a graded score in [0, 1]).
+  * accuracy of the answer: alias match (default), exact match, or token F1 (a graded score in [0, 1]); a record
+    whose ``meta["task_type"]`` has a task grader (``task_graders``, e.g. ``math`` → boxed equivalence,
+    ``long_fact`` → FActScore) is graded by it instead, on the answer field (the whole completion without one).
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from typing import Any, Literal
 import torch
 from torch import Tensor
 
+from metalight.errors import ConfigError
 from metalight.grading import GradingMode, exact_match, is_correct
 from metalight.methods.grpo.rewards import token_f1
 from metalight.methods.metaconf.judge import ChatBackend, JudgeItem, judge_reflections
+from metalight.methods.metaconf.task_graders import TaskGrader
 
 ResponseFormat = Literal["plain", "tagged"]
 FormatRule = Literal["strict", "upstream"]
@@ -118,7 +122,9 @@ class MetaConfScorer:
     grading: GradingMode = "esma"
     judge: ChatBackend | None = None
     missing_judge_score: float = 0.0
+    task_graders: dict[str, TaskGrader] = field(default_factory=dict)
     stats: dict[str, float] = field(default_factory=dict)
+    _last_grades: tuple[Any, list[float]] | None = field(default=None, init=False, repr=False)
 
     def parse(self, completions: Sequence[str]) -> list[MetaConfResponse]:
         """Parsed completions; records how many have no usable confidence."""
@@ -135,6 +141,38 @@ class MetaConfScorer:
             return token_f1(answer, record.answers)
         return float(is_correct(answer, record.answers, self.grading))
 
+    def task_grades(self, records: Sequence[Any], answers: Sequence[str]) -> dict[int, float | None]:
+        """Grades of the records whose ``meta["task_type"]`` has a task grader, by position (``None``: the
+        grader's judge failed); counts them in ``stats`` (``grader/requests``, ``grader/missing``)."""
+        for record in records:
+            if not record.answers and record.meta.get("task_type") not in self.task_graders:
+                raise ConfigError(f"record {record.id} (task_type {record.meta.get('task_type')!r}) has no gold "
+                                  f"answer, so only a task grader can grade it; set model.init_args.task_graders."
+                                  f"{record.meta.get('task_type') or '<task_type>'} (e.g. FactScoreGrader)")
+        grades: dict[int, float | None] = {}
+        for task, grader in self.task_graders.items():
+            positions = [i for i, r in enumerate(records) if r.meta.get("task_type") == task]
+            if positions:
+                graded = grader.grade([records[i] for i in positions], [answers[i] for i in positions])
+                grades.update(zip(positions, graded))
+        missing = sum(g is None for g in grades.values())
+        self.stats.update({"grader/requests": float(len(grades)), "grader/missing": float(missing)})
+        return grades
+
+    def accuracies(self, parsed: Sequence[MetaConfResponse], completions: Sequence[str],
+                   records: Sequence[Any]) -> list[float]:
+        """Accuracy in [0, 1] per completion: the task grader's (a missing grade scores 0, as upstream's
+        ``except: 0``) or :meth:`answer_accuracy`. Computed once per batch of completions (every reward reads it)."""
+        key = (tuple(r.id for r in records), tuple(completions))
+        if self._last_grades is not None and self._last_grades[0] == key:
+            return self._last_grades[1]
+        answers = [p.answer if p.answer is not None else c for p, c in zip(parsed, completions)]
+        graded = self.task_grades(records, answers)
+        values = [(graded[i] or 0.0) if i in graded else self.answer_accuracy(p, c, r)
+                  for i, (p, c, r) in enumerate(zip(parsed, completions, records))]
+        self._last_grades = (key, values)
+        return values
+
     def _format_scores(self, parsed: Sequence[MetaConfResponse]) -> list[float]:
         if self.format_rule == "upstream":
             return [(bool(p.reflection) + bool(p.confidence)) / 2 for p in parsed]
@@ -146,16 +184,16 @@ class MetaConfScorer:
 
     def accuracy(self, prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any]) -> Tensor:
         """Accuracy of the answer field against the record's aliases."""
-        parsed = self.parse(completions)
-        return torch.tensor([self.answer_accuracy(p, c, r) for p, c, r in zip(parsed, completions, records)])
+        return torch.tensor(self.accuracies(self.parse(completions), completions, records))
 
     def calibration(self, prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any]) -> Tensor:
         """1 − (accuracy − confidence/10)² where the format reward is positive, else 0 (Brier-style)."""
         parsed = self.parse(completions)
         out = []
-        for p, c, r, gate in zip(parsed, completions, records, self._format_scores(parsed)):
+        accuracies = self.accuracies(parsed, completions, records)
+        for p, accuracy, gate in zip(parsed, accuracies, self._format_scores(parsed)):
             confidence = p.confidence if p.confidence is not None else 0.0  # only reachable with format_rule=upstream
-            out.append((1 - (self.answer_accuracy(p, c, r) - confidence / 10) ** 2) if gate > 0 else 0.0)
+            out.append((1 - (accuracy - confidence / 10) ** 2) if gate > 0 else 0.0)
         return torch.tensor(out)
 
     def reflection(self, prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any]) -> Tensor:
@@ -164,8 +202,9 @@ class MetaConfScorer:
             raise ValueError("the reflection reward needs a judge; set `judge:` (LocalChat or HTTPChat)")
         parsed = self.parse(completions)
         gated = [i for i, gate in enumerate(self._format_scores(parsed)) if gate > 0]
+        accuracies = self.accuracies(parsed, completions, records)
         items = [JudgeItem(records[i].question, parsed[i].answer or completions[i], parsed[i].reflection or "",
-                           parsed[i].confidence or 0.0, self.answer_accuracy(parsed[i], completions[i], records[i]))
+                           parsed[i].confidence or 0.0, accuracies[i])
                  for i in gated]
         scores = judge_reflections(self.judge, items)
         missing = sum(s is None for s in scores)

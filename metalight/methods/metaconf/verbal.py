@@ -1,0 +1,105 @@
+"""MetaConf's verbal-confidence evaluation and its baselines: a greedy reply per question with a 0-10
+confidence, parsed and graded, turned into metric inputs.
+
+* ``verbal``: the MetaConf prompt (answer, self-reflection, confidence), as the trained model answers;
+* ``direct``: answer and confidence only (upstream ``prompts/baselines.py``'s direct prompting);
+* ``cot``: step-by-step reasoning, then answer and confidence;
+* ``self_refine``: the direct reply, then a second turn asking the model to review it and give a refined
+  answer and confidence (two generations; the second reply is the one graded).
+
+Correctness of a reply is ``grade(records, answers)`` (the answer field, or the whole reply when it has none),
+given by the module: a task grader's score ≥ 0.5 for records of a graded task family, else the alias rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from metalight.evaluation.sources import render_messages
+from metalight.methods.metaconf.rewards import ResponseFormat, parse_response
+from metalight.models.chat import ChatMode
+from metalight.models.generation import Decoding, generate
+from metalight.prompts import METACONF_REFINE, metaconf_baseline_prompt, metaconf_prompt
+
+BaselineName = Literal["direct", "cot", "self_refine"]
+BASELINES: tuple[str, ...] = ("direct", "cot", "self_refine")
+Grade = Callable[[Sequence[Any], Sequence[str]], list[bool]]
+"""Correctness of answers to records: one bool per (record, answer)."""
+
+
+@dataclass
+class VerbalResult:
+    """One question answered with a confidence and graded (``confidence`` on 0-10, ``None`` if unusable)."""
+
+    id: str
+    prompt: str
+    completion: str
+    answer: str | None
+    reflection: str | None
+    confidence: float | None
+    correct: bool
+    parsed: bool
+
+
+@dataclass(frozen=True)
+class ReplySettings:
+    """How replies are generated: chat template and system prompt, reply and input budgets in tokens."""
+
+    chat_template: ChatMode = "auto"
+    system_prompt: str | None = None
+    max_new_tokens: int = 256
+    max_input_tokens: int = 512
+    synced_gpus: bool = False
+
+
+def _replies(model, tokenizer, conversations: Sequence[list[dict[str, str]]], s: ReplySettings):
+    prompts = [render_messages(tokenizer, c, s.chat_template, s.system_prompt) for c in conversations]
+    texts = generate(model, tokenizer, prompts, Decoding(max_new_tokens=s.max_new_tokens), s.max_input_tokens,
+                     synced_gpus=s.synced_gpus).texts
+    return prompts, texts
+
+
+def _graded(records: Sequence[Any], prompts, texts: Sequence[str], grade: Grade, response_format: ResponseFormat,
+            needs_reflection: bool) -> list[VerbalResult]:
+    parsed = [parse_response(t, response_format) for t in texts]
+    answers = [p.answer if p.answer is not None else t for p, t in zip(parsed, texts)]
+    correct = grade(records, answers)
+    return [VerbalResult(r.id, prompt.text, text, p.answer, p.reflection, p.confidence, ok,
+                         p.format_ok if needs_reflection else (p.answer is not None and p.confidence is not None))
+            for r, prompt, text, p, ok in zip(records, prompts, texts, parsed, correct)]
+
+
+@torch.no_grad()
+def evaluate_verbal(model, tokenizer, records: Sequence[Any], grade: Grade, response_format: ResponseFormat = "plain",
+                    settings: ReplySettings = ReplySettings()) -> list[VerbalResult]:
+    """Greedy MetaConf-format replies to ``records``, parsed and graded."""
+    conversations = [[{"role": "user", "content": metaconf_prompt(r.question, response_format, r.context)}]
+                     for r in records]
+    prompts, texts = _replies(model, tokenizer, conversations, settings)
+    return _graded(records, prompts, texts, grade, response_format, needs_reflection=True)
+
+
+@torch.no_grad()
+def evaluate_baseline(kind: str, model, tokenizer, records: Sequence[Any], grade: Grade,
+                      settings: ReplySettings = ReplySettings()) -> list[VerbalResult]:
+    """Greedy replies to baseline ``kind`` (``direct``, ``cot``, ``self_refine``), parsed and graded."""
+    conversations = [[{"role": "user", "content": metaconf_baseline_prompt(kind, r.question, r.context)}]
+                     for r in records]
+    prompts, texts = _replies(model, tokenizer, conversations, settings)
+    if kind == "self_refine":
+        conversations = [c + [{"role": "assistant", "content": t}, {"role": "user", "content": METACONF_REFINE}]
+                         for c, t in zip(conversations, texts)]
+        prompts, texts = _replies(model, tokenizer, conversations, settings)
+    return _graded(records, prompts, texts, grade, "plain", needs_reflection=False)
+
+
+def verbal_tensors(results: Sequence[VerbalResult], threshold: float = 0.5) -> dict[str, torch.Tensor]:
+    """Metric inputs: confidence/10 (NaN when undefined), said_yes = confidence/10 ≥ ``threshold``."""
+    confidence = torch.tensor([r.confidence / 10 if r.confidence is not None else float("nan") for r in results])
+    return {"correct": torch.tensor([r.correct for r in results], dtype=torch.bool),
+            "said_yes": torch.nan_to_num(confidence, nan=-1.0) >= threshold,
+            "confidence": confidence.float(), "parsed": torch.tensor([r.parsed for r in results], dtype=torch.bool)}
