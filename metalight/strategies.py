@@ -106,13 +106,14 @@ class DeepSpeedAnyDeviceStrategy(DeepSpeedStrategy):
                 yield
             return
         self._init_config_if_needed()
-        from transformers.integrations import HfDeepSpeedConfig
+        from transformers.integrations.deepspeed import HfDeepSpeedConfig, unset_hf_deepspeed_config
 
-        # transformers keeps only a weak reference: alive here, so only this model is built partitioned.
-        hf_config = HfDeepSpeedConfig(self.config)
+        hf_config = HfDeepSpeedConfig(self.config)  # transformers keeps a weak reference: hold it here
         try:
             yield
         finally:
+            # Only this model is built partitioned; later loads (e.g. rank 0's export copy) are plain.
+            unset_hf_deepspeed_config()
             del hf_config
 
     def _setup_model_and_optimizer(self, model: nn.Module, optimizer: Any, lr_scheduler: Any = None) -> tuple:

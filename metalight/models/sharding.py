@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager, nullcontext
 
+import torch
 from torch import nn
 
 
@@ -35,3 +36,28 @@ def full_params_for_generation(root: nn.Module | None):
 
     with FullyShardedDataParallel.summon_full_params(root, recurse=False, writeback=False):
         yield
+
+
+def gathered_state_dict(wrapped: nn.Module | None, module: nn.Module) -> dict[str, torch.Tensor]:
+    """The full, unsharded state dict of ``module`` (CPU tensors; keys as ``module.state_dict()``).
+
+    ``wrapped`` is what the strategy wraps ``module`` in (FSDP unit, DeepSpeed engine, DDP, or ``None``).
+    Under FSDP and ZeRO-3 this is a collective: every rank must call it. Under FSDP on GPUs only rank 0
+    receives the tensors (the other ranks get ``{}``); elsewhere every rank does.
+    """
+    root = fsdp_root(wrapped)
+    if root is not None:
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+        # Offloading copies GPU shards to CPU on rank 0 only; with CPU shards it frees memory that the
+        # gathered tensors still point to (a segfault on torch 2.13), so there every rank keeps its copy.
+        on_gpu = any(p.device.type != "cpu" for p in root.parameters())
+        options = StateDictOptions(full_state_dict=True, cpu_offload=on_gpu)
+        return {k: v.cpu() for k, v in get_model_state_dict(root, options=options).items()}
+    partitioned = [p for p in module.parameters() if hasattr(p, "ds_id")]  # DeepSpeed ZeRO-3
+    if partitioned:
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters(partitioned, modifier_rank=None):
+            return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
