@@ -3,7 +3,8 @@
 Under FSDP the decoder layers gather their own parameters when they run, but the parameters owned by the
 root unit (embeddings, final norm, LM head) are only gathered by the root's ``forward`` — which
 ``model.generate`` never calls. :func:`full_params_for_generation` gathers exactly those (``recurse=False``)
-for the duration of generation. Ranks must also step in lock-step (``synced_gpus=True``), or a rank that
+for the duration of generation (unless called inside the root's forward, as Lightning's steps are, where
+they are gathered already). Ranks must also step in lock-step (``synced_gpus=True``), or a rank that
 finishes early leaves the others waiting in a collective forever.
 """
 
@@ -24,11 +25,19 @@ def fsdp_root(module: nn.Module | None) -> nn.Module | None:
     return module if isinstance(module, FullyShardedDataParallel) else None
 
 
+def _in_forward(root: nn.Module) -> bool:
+    # Lightning runs training / validation steps inside the root unit's forward: its parameters are gathered
+    # already, and FSDP refuses to gather them again ("cannot manually unshard during forward").
+    from torch.distributed.fsdp._common_utils import TrainingState
+
+    return getattr(root, "training_state", TrainingState.IDLE) != TrainingState.IDLE
+
+
 @contextmanager
 def full_params_for_generation(root: nn.Module | None):
     """Gather the FSDP root unit's own parameters (not the layers') while generating; no-op otherwise."""
     root = fsdp_root(root)
-    if root is None:
+    if root is None or _in_forward(root):
         with nullcontext():
             yield
         return
