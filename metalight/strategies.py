@@ -161,8 +161,9 @@ def full_replica_error(method: str, sharded: str) -> ConfigError:
 
 
 def check_strategy(strategy: Any, accelerator: Any, model_class: type | None = None) -> None:
-    """Fail fast, with the fix, on strategies that cannot work here (unknown name, ES with sharding,
-    sharding on CPU, DeepSpeed not installed). ``model_class``: the LightningModule class, when known."""
+    """Fail fast, with the fix, on strategies that cannot work here (unknown name, ES with sharding, DeepSpeed
+    not installed, Lightning's own FSDP / DeepSpeed class on CPU, a GPU accelerator with no GPU visible).
+    The project's fragments run on CPU too. ``model_class``: the LightningModule class, when known."""
     from lightning.pytorch.strategies import StrategyRegistry
 
     name = strategy_name(strategy)
@@ -177,11 +178,12 @@ def check_strategy(strategy: Any, accelerator: Any, model_class: type | None = N
     if sharded == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
         raise MissingPackageError("the DeepSpeed strategy needs the deepspeed package: "
                                   "DS_BUILD_OPS=0 pip install '.[deepspeed]' torch==2.13.0")
-    on_cpu = str(accelerator).lower() == "cpu"
+    accelerator = str(accelerator).lower()
+    on_cpu = accelerator == "cpu" or (accelerator in ("auto", "none") and not torch.cuda.is_available())
     if sharded and on_cpu and "metalight.strategies" not in name:
         fragment = "fsdp" if sharded == "fsdp" else "deepspeed_zero3"
         raise ConfigError(f"Lightning's own {sharded.upper()} strategy refuses accelerator 'cpu'; use "
-                          f"configs/strategy/{fragment}.yaml (metalight.strategies' subclass runs on CPU with gloo)")
+                          f"configs/strategy/{fragment}.yaml (its metalight.strategies class runs on CPU, gloo)")
     if sharded and not on_cpu and not torch.cuda.is_available():
         raise ConfigError(f"{sharded.upper()} with accelerator {accelerator!r} needs GPUs and none is visible on "
                           f"this machine; on CPU add --trainer.accelerator cpu --trainer.precision 32-true (2 "

@@ -41,7 +41,7 @@ class RecordBatch:
     ``apply_to_collection``, which walks into dataclasses and cannot rebuild frozen records; text needs no cast.
     """
 
-    __slots__ = ("records", "padding")
+    __slots__ = ("padding", "records")
 
     def __init__(self, records: list[Any], padding: list[bool]):
         self.records = records
