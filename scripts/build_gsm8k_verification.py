@@ -27,7 +27,7 @@ from metalight.data.sources.gsm8k_verification import (  # noqa: E402
     read_problems,
 )
 from metalight.io import atomic_write_jsonl  # noqa: E402
-from metalight.models.loading import load_model  # noqa: E402
+from metalight.models.placement import add_placement_arguments, load_placed  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -41,10 +41,11 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=DEFAULT_CANDIDATES)
+    add_placement_arguments(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     problems = read_problems()[: args.problems]
-    model, tokenizer = load_model(args.model)
+    model, tokenizer = load_placed(args.model, args.device, args.dtype, args.device_map)
     start = time.perf_counter()
     rows = build_verification_rows(model, tokenizer, problems, num_candidates=args.candidates,
                                    max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed,

@@ -23,7 +23,7 @@ from metalight.errors import MetalightError
 from metalight.io import atomic_write_json, atomic_write_jsonl
 from metalight.methods.probes.cache import model_fingerprint, slug
 from metalight.methods.probes.experiments.common import ProbeRun, percentile_layers
-from metalight.models.loading import load_model
+from metalight.models.placement import add_placement_arguments, load_placed
 from metalight.prompts import NEUROFEEDBACK_PROMPT_VERSION
 
 log = logging.getLogger("metalight.methods.probes")
@@ -36,6 +36,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--axes", nargs="+", help="axes, e.g. lr pc1 (default: all of the run's)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    add_placement_arguments(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,8 +69,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(spec: str, run: ProbeRun | None = None, check: bool = False):
-    model, tokenizer = load_model(spec)
+def _load(args: argparse.Namespace, spec: str, run: ProbeRun | None = None, check: bool = False):
+    # An axis scores only the model it was fitted on, in the same dtype (the fingerprint includes it).
+    dtype = args.dtype
+    if dtype == "auto" and run is not None:
+        dtype = run.probes.meta.get("model_dtype", "float32")
+    model, tokenizer = load_placed(spec, args.device, dtype, args.device_map)
     if check and run is not None:
         run.probes.check_model(model_fingerprint(model), spec)
     return model, tokenizer
@@ -112,7 +117,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from metalight.methods.probes.experiments.self_report import run_report
 
         spec = args.model if args.command == "predexp" else run.model_spec
-        model, tokenizer = _load(spec)
+        model, tokenizer = _load(args, spec)
         results = run_report(model, tokenizer, run, configs, args.shuffles, args.seed, args.max_examples)
         settings.update(model=spec, config_s={"model": run.model_spec, "run": str(run.path)},
                         shuffles=args.shuffles, max_examples=args.max_examples)
@@ -121,7 +126,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "control":
         from metalight.methods.probes.experiments.control import run_trials, summarise_control
 
-        model, tokenizer = _load(run.model_spec, run, check=True)
+        model, tokenizer = _load(args, run.model_spec, run, check=True)
         rows = run_trials(model, tokenizer, run, configs, args.n_examples, args.trials, args.modes, args.seed,
                           args.max_new_tokens, args.temperature)
         atomic_write_jsonl(run.output_dir() / "control_rows.jsonl", rows)
@@ -132,7 +137,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     else:
         from metalight.methods.probes.experiments.steering import run_steering
 
-        model, tokenizer = _load(run.model_spec, run, check=True)
+        model, tokenizer = _load(args, run.model_spec, run, check=True)
         results = [run_steering(model, tokenizer, run, layer, axis, args.alphas, args.samples, args.seed,
                                 args.max_new_tokens, args.temperature) for layer, axis in configs]
         settings.update(alphas=args.alphas, samples=args.samples, max_new_tokens=args.max_new_tokens,
