@@ -119,16 +119,34 @@ class DeepSpeedAnyDeviceStrategy(DeepSpeedStrategy):
     def _setup_model_and_optimizer(self, model: nn.Module, optimizer: Any, lr_scheduler: Any = None) -> tuple:
         if self.root_device.type != "cpu":
             return super()._setup_model_and_optimizer(model, optimizer, lr_scheduler)
+        engine, ds_optimizer, _, _ = self._initialize_on_cpu(
+            config=self.config, model=model, model_parameters=[p for p in model.parameters() if p.requires_grad],
+            optimizer=optimizer, lr_scheduler=lr_scheduler)
+        return engine, ds_optimizer
+
+    def _initialize_deepspeed_inference(self, model: nn.Module) -> None:
+        if self.root_device.type != "cpu":
+            return super()._initialize_deepspeed_inference(model)
+        from lightning.pytorch.strategies.deepspeed import remove_module_hooks
+
+        # Lightning's inference config, built the same way (validate / test / predict).
+        config: dict[str, Any] = {"train_micro_batch_size_per_gpu": 1}
+        config.update({k: self.config[k] for k in ("fp16", "bf16") if k in self.config})
+        if self.zero_stage_3:
+            config.update({k: self.config[k] for k in ("zero_allow_untested_optimizer", "zero_optimization")})
+        remove_module_hooks(model)  # as Lightning: hooks of an earlier engine must go
+        self.model, _, _, _ = self._initialize_on_cpu(config=config, model=model, optimizer=None, lr_scheduler=None,
+                                                      model_parameters=[])
+        return None
+
+    def _initialize_on_cpu(self, **kwargs: Any) -> tuple:
+        # As Lightning's calls, with the local rank as DeepSpeed's device rank (a CPU device has no index).
         import argparse
 
         import deepspeed
 
-        # As Lightning's, with the local rank as DeepSpeed's device rank (a CPU device has no index).
-        engine, ds_optimizer, _, _ = deepspeed.initialize(
-            args=argparse.Namespace(device_rank=self.local_rank), config=self.config, model=model,
-            model_parameters=[p for p in model.parameters() if p.requires_grad], optimizer=optimizer,
-            lr_scheduler=lr_scheduler, dist_init_required=False)
-        return engine, ds_optimizer
+        return deepspeed.initialize(args=argparse.Namespace(device_rank=self.local_rank), dist_init_required=False,
+                                    **kwargs)
 
     def setup_distributed(self) -> None:
         if self.root_device.type != "cpu":
