@@ -143,8 +143,9 @@ class SFTModule(MetacognitionModule):
         self.model.train()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """With LoRA keep only the trainable (adapter) weights: the base is reloaded from ``model``."""
-        if self.lora is None:
+        """With LoRA keep only the trainable (adapter) weights: the base is reloaded from ``model``. Sharded
+        checkpoints keep everything: torch's distributed checkpoint loads only complete state dicts."""
+        if self.lora is None or self.synced_generation():
             return
         # Keep by name rather than drop the frozen ones: a tied LM head is in the state dict twice.
         trainable = {name for name, p in self.named_parameters() if p.requires_grad}
