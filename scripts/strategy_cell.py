@@ -90,7 +90,7 @@ def run(out: Path, args: list[str]) -> None:
     # A fresh trainer, as `cli.py validate --ckpt_path` (reusing the fitted one under FSDP would see the
     # model without its root FSDP unit). DeepSpeed 0.19 cannot load a ZeRO-3 checkpoint into an engine without
     # an optimizer ('DeepSpeedZeRoOffload' object has no attribute '_restore_from_bit16_weights'): there the
-    # configured model is validated under ZeRO-3 (the cells' lr 0 keeps it equal to the trained one).
+    # configured model is validated under ZeRO-3 (in the SFT-full cells lr 0 keeps it equal to the trained one).
     zero3 = "configs/strategy/deepspeed_zero3.yaml" in args
     validated = main(["validate", *args, *logger, "--trainer.logger.init_args.version", "validate",
                       *(() if zero3 else ("--ckpt_path", str(checkpoint)))])
