@@ -89,9 +89,17 @@ def test_validation_report_under_sharding_equals_single_process(fragment, cells)
     report = json.loads((out / "cell" / "validate" / "report.json").read_text())
     reference = json.loads((single_out / "cell" / "validate" / "report.json").read_text())
     assert report["n"] == reference["n"] == 4
-    same = {k: (math.isnan(v) and math.isnan(reference[k])) or v == reference[k]
-            for k, v in report.items() if isinstance(v, float)}
-    assert all(same.values()), same
+    # The same greedy answers: every count-based metric is equal exactly; metrics that sum confidences (ECE,
+    # Brier, ...) are reduced across ranks in another order, so they agree to fp rounding.
+    for key in ("accuracy", "yes_ratio", "raw_alignment", "meta_unparsed_rate", "false_alarm_rate"):
+        assert _same(report[key], reference[key]), key
+    differ = {k: (v, reference[k]) for k, v in report.items()
+              if isinstance(v, float) and not _same(v, reference[k], 1e-6)}
+    assert not differ, differ
+
+
+def _same(a: float, b: float, atol: float = 0.0) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= atol
 
 
 @pytest.fixture(scope="module")
