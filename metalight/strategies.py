@@ -8,10 +8,12 @@ policy taken from the loaded model itself — the classes HF lists in ``_no_spli
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
-from lightning.pytorch.strategies import FSDPStrategy
+from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy
 from torch import nn
 
 from metalight.errors import ConfigError, MissingPackageError
@@ -34,6 +36,10 @@ def decoder_layer_classes(model: nn.Module) -> set[type[nn.Module]]:
 class DecoderLayerFSDPStrategy(FSDPStrategy):
     """FSDP wrapping each decoder layer of the model (discovered at setup, not hard-coded).
 
+    Runs on GPUs (nccl) and on CPU (``accelerator: cpu``, gloo): Lightning's accelerator check refuses only
+    its own exact ``FSDPStrategy`` class on CPU, and on CPU torch's FSDP is given ``device_id=cpu`` where
+    Lightning would pass the device index (``None`` on CPU, which FSDP reads as "the current CUDA device").
+
     Args:
         checkpoint_decoder_layers: activation checkpointing on every decoder layer (memory for compute).
         (other args: Lightning's ``FSDPStrategy``; ``use_orig_params`` defaults to True, which ``generate``
@@ -53,7 +59,104 @@ class DecoderLayerFSDPStrategy(FSDPStrategy):
             self.kwargs["auto_wrap_policy"] = ModuleWrapPolicy(classes)
             if self.checkpoint_decoder_layers and not self._activation_checkpointing_kwargs:
                 self._activation_checkpointing_kwargs = {"auto_wrap_policy": ModuleWrapPolicy(classes)}
+        if self.root_device.type == "cpu" and not _is_fsdp_wrapped(model):
+            model = self._wrap_on_cpu(model)
         return super()._setup_model(model)
+
+    def _wrap_on_cpu(self, model: nn.Module) -> nn.Module:
+        # Lightning's own wrap passes device_id=None on CPU; wrapping here first makes it skip its wrap
+        # (its auto_wrap_policy is then ignored, so it is taken out of kwargs to avoid its warning).
+        from torch.distributed.fsdp import FullyShardedDataParallel
+
+        kwargs = dict(self.kwargs)
+        self.kwargs.pop("auto_wrap_policy", None)
+        return FullyShardedDataParallel(module=model, cpu_offload=self.cpu_offload,
+                                        mixed_precision=self.mixed_precision_config,
+                                        sharding_strategy=self.sharding_strategy, device_id=torch.device("cpu"),
+                                        **kwargs)
+
+
+def _is_fsdp_wrapped(model: nn.Module) -> bool:
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    return any(isinstance(m, FullyShardedDataParallel) for m in model.modules())
+
+
+class DeepSpeedAnyDeviceStrategy(DeepSpeedStrategy):
+    """Lightning's DeepSpeed strategy, also on CPU (``accelerator: cpu``, gloo).
+
+    Lightning's ``setup_environment`` refuses any accelerator but CUDA before DeepSpeed is asked, and its
+    ``setup_distributed`` wants a device index per rank; DeepSpeed itself runs ZeRO 1-3 on its CPU accelerator
+    with gloo. Only those two checks are skipped on CPU; on GPUs this is
+    Lightning's strategy unchanged. The optimizer is the module's (torch AdamW), not DeepSpeed's fused CPU
+    Adam op, so ``DS_BUILD_OPS=0`` installs suffice.
+    """
+
+    def setup_environment(self) -> None:
+        if self.root_device.type != "cpu":
+            return super().setup_environment()
+        return super(DeepSpeedStrategy, self).setup_environment()
+
+    @contextmanager
+    def model_sharded_context(self) -> Iterator[None]:
+        """ZeRO-3: let transformers build the model under ``zero.Init`` itself (it then loads the checkpoint
+        into the partitioned parameters); Lightning's bare ``zero.Init`` breaks HF's weight initialisation."""
+        if not self.zero_stage_3:
+            with super().model_sharded_context():
+                yield
+            return
+        self._init_config_if_needed()
+        from transformers.integrations.deepspeed import HfDeepSpeedConfig, unset_hf_deepspeed_config
+
+        hf_config = HfDeepSpeedConfig(self.config)  # transformers keeps a weak reference: hold it here
+        try:
+            yield
+        finally:
+            # Only this model is built partitioned; later loads (e.g. rank 0's export copy) are plain.
+            unset_hf_deepspeed_config()
+            del hf_config
+
+    def _setup_model_and_optimizer(self, model: nn.Module, optimizer: Any, lr_scheduler: Any = None) -> tuple:
+        if self.root_device.type != "cpu":
+            return super()._setup_model_and_optimizer(model, optimizer, lr_scheduler)
+        engine, ds_optimizer, _, _ = self._initialize_on_cpu(
+            config=self.config, model=model, model_parameters=[p for p in model.parameters() if p.requires_grad],
+            optimizer=optimizer, lr_scheduler=lr_scheduler)
+        return engine, ds_optimizer
+
+    def _initialize_deepspeed_inference(self, model: nn.Module) -> None:
+        if self.root_device.type != "cpu":
+            return super()._initialize_deepspeed_inference(model)
+        from lightning.pytorch.strategies.deepspeed import remove_module_hooks
+
+        # Lightning's inference config, built the same way (validate / test / predict).
+        config: dict[str, Any] = {"train_micro_batch_size_per_gpu": 1}
+        config.update({k: self.config[k] for k in ("fp16", "bf16") if k in self.config})
+        if self.zero_stage_3:
+            config.update({k: self.config[k] for k in ("zero_allow_untested_optimizer", "zero_optimization")})
+        remove_module_hooks(model)  # as Lightning: hooks of an earlier engine must go
+        self.model, _, _, _ = self._initialize_on_cpu(config=config, model=model, optimizer=None, lr_scheduler=None,
+                                                      model_parameters=[])
+        return None
+
+    def _initialize_on_cpu(self, **kwargs: Any) -> tuple:
+        # As Lightning's calls, with the local rank as DeepSpeed's device rank (a CPU device has no index).
+        import argparse
+
+        import deepspeed
+
+        return deepspeed.initialize(args=argparse.Namespace(device_rank=self.local_rank), dist_init_required=False,
+                                    **kwargs)
+
+    def setup_distributed(self) -> None:
+        if self.root_device.type != "cpu":
+            return super().setup_distributed()
+        # Lightning's version also checks that device indices match local ranks: CPU devices have none.
+        from lightning.fabric.utilities.seed import reset_seed
+
+        reset_seed()
+        self.set_world_ranks()
+        self._init_deepspeed_distributed()
 
 
 def strategy_name(strategy: Any) -> str:
@@ -76,8 +179,9 @@ def full_replica_error(method: str, sharded: str) -> ConfigError:
 
 
 def check_strategy(strategy: Any, accelerator: Any, model_class: type | None = None) -> None:
-    """Fail fast, with the fix, on strategies that cannot work here (unknown name, ES with sharding,
-    sharding on CPU, DeepSpeed not installed). ``model_class``: the LightningModule class, when known."""
+    """Fail fast, with the fix, on strategies that cannot work here (unknown name, ES with sharding, DeepSpeed
+    not installed, Lightning's own FSDP / DeepSpeed class on CPU, a GPU accelerator with no GPU visible).
+    The project's fragments run on CPU too. ``model_class``: the LightningModule class, when known."""
     from lightning.pytorch.strategies import StrategyRegistry
 
     name = strategy_name(strategy)
@@ -92,9 +196,14 @@ def check_strategy(strategy: Any, accelerator: Any, model_class: type | None = N
     if sharded == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
         raise MissingPackageError("the DeepSpeed strategy needs the deepspeed package: "
                                   "DS_BUILD_OPS=0 pip install '.[deepspeed]' torch==2.13.0")
-    if sharded and str(accelerator).lower() == "cpu":
-        raise ConfigError(f"{sharded.upper()} needs GPUs: Lightning refuses {sharded} with accelerator 'cpu'; on "
-                          f"CPU use configs/strategy/ddp.yaml (or no strategy fragment)")
-    if sharded and not torch.cuda.is_available():
-        raise ConfigError(f"{sharded.upper()} needs GPUs and none is visible on this machine; on CPU use "
-                          f"configs/strategy/ddp.yaml (or no strategy fragment)")
+    accelerator = str(accelerator).lower()
+    on_cpu = accelerator == "cpu" or (accelerator in ("auto", "none") and not torch.cuda.is_available())
+    if sharded and on_cpu and "metalight.strategies" not in name:
+        fragment = "fsdp" if sharded == "fsdp" else "deepspeed_zero3"
+        raise ConfigError(f"Lightning's own {sharded.upper()} strategy refuses accelerator 'cpu'; use "
+                          f"configs/strategy/{fragment}.yaml (its metalight.strategies class runs on CPU, gloo)")
+    if sharded and not on_cpu and not torch.cuda.is_available():
+        raise ConfigError(f"{sharded.upper()} with accelerator {accelerator!r} needs GPUs and none is visible on "
+                          f"this machine; on CPU add --trainer.accelerator cpu --trainer.precision 32-true (2 "
+                          f"processes: --trainer.devices 2)")
+

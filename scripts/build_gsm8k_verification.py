@@ -21,7 +21,7 @@ import torch
 from metalight.data.sources.gsm8k_verification import DEFAULT_CANDIDATES, read_problems
 from metalight.io import atomic_write_jsonl
 from metalight.methods.icm.gsm8k_candidates import build_verification_rows
-from metalight.models.loading import load_model
+from metalight.models.placement import add_placement_arguments, load_placed
 
 
 def main(argv: list[str] | None = None) -> Path:
@@ -35,10 +35,11 @@ def main(argv: list[str] | None = None) -> Path:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=DEFAULT_CANDIDATES)
+    add_placement_arguments(parser)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     problems = read_problems()[: args.problems]
-    model, tokenizer = load_model(args.model)
+    model, tokenizer = load_placed(args.model, args.device, args.dtype, args.device_map)
     start = time.perf_counter()
     rows = build_verification_rows(model, tokenizer, problems, num_candidates=args.candidates,
                                    max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed,

@@ -1,5 +1,6 @@
 """Strategy fragments parse, wrap policies come from the model, and unusable strategies fail with the fix."""
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -34,15 +35,32 @@ def test_unknown_strategy_name_lists_the_valid_ones():
         check_strategy("fdsp", "auto")
 
 
-@pytest.mark.parametrize("strategy", ["fsdp", {"class_path": "metalight.strategies.DecoderLayerFSDPStrategy"}])
-def test_fsdp_on_cpu_names_the_alternative(strategy):
-    with pytest.raises(ConfigError, match="configs/strategy/ddp.yaml"):
+@pytest.mark.parametrize("strategy, fragment", [
+    ("fsdp", "fsdp"), ({"class_path": "lightning.pytorch.strategies.FSDPStrategy"}, "fsdp"),
+    ({"class_path": "lightning.pytorch.strategies.DeepSpeedStrategy"}, "deepspeed_zero3")])
+def test_lightnings_own_sharded_strategy_on_cpu_names_the_fragment(strategy, fragment):
+    with pytest.raises(ConfigError, match=f"refuses accelerator 'cpu'; use configs/strategy/{fragment}.yaml"):
         check_strategy(strategy, "cpu")
 
 
-def test_deepspeed_without_the_package_names_the_extra(monkeypatch):
-    import importlib.util
+@pytest.mark.parametrize("fragment", ["fsdp", "deepspeed_zero2", "deepspeed_zero3"])
+def test_project_sharded_strategies_pass_on_cpu(fragment, composed_config):
+    strategy = composed_config(ROOT / "configs" / "strategy" / f"{fragment}.yaml")["trainer"]["strategy"]
+    assert strategy["class_path"].startswith("metalight.strategies.")
+    if "deepspeed" in fragment and importlib.util.find_spec("deepspeed") is None:
+        pytest.skip("deepspeed is not installed")
+    check_strategy(strategy, "cpu")
 
+
+def test_sharded_fragment_on_a_machine_without_gpus_says_how_to_run_on_cpu(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match="needs GPUs.*--trainer.accelerator cpu --trainer.precision 32-true"):
+        check_strategy({"class_path": "metalight.strategies.DecoderLayerFSDPStrategy"}, "gpu")
+
+
+def test_deepspeed_without_the_package_names_the_extra(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "deepspeed" else real(name, *a))
     with pytest.raises(MissingPackageError, match=r"pip install '\.\[deepspeed\]'"):

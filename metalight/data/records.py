@@ -34,12 +34,24 @@ class QARecord:
         return self
 
 
-@dataclass
 class RecordBatch:
-    """A batch of records; ``padding[i]`` marks a row a distributed sampler repeated to even out shards."""
+    """A batch of records; ``padding[i]`` marks a row a distributed sampler repeated to even out shards.
 
-    records: list[Any]
-    padding: list[bool]
+    A plain class, not a dataclass: Lightning's precision plugins (FSDP, DeepSpeed) cast inputs with
+    ``apply_to_collection``, which walks into dataclasses and cannot rebuild frozen records; text needs no cast.
+    """
+
+    __slots__ = ("padding", "records")
+
+    def __init__(self, records: list[Any], padding: list[bool]):
+        self.records = records
+        self.padding = padding
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RecordBatch) and (self.records, self.padding) == (other.records, other.padding)
+
+    def __repr__(self) -> str:
+        return f"RecordBatch(records={self.records!r}, padding={self.padding!r})"
 
     def __len__(self) -> int:
         return len(self.records)

@@ -87,17 +87,21 @@ def load_tokenizer(source: ModelSource):
     return tokenizer
 
 
-def load_model(spec: str, dtype: DTypeName = "float32", device: str | torch.device | None = None):
-    """Load ``spec`` and return ``(model, tokenizer)``; the model is in eval mode on ``device`` (CPU default)."""
+def load_model(spec: str, dtype: DTypeName = "float32", device: str | torch.device | None = None,
+               device_map: str | dict | None = None):
+    """Load ``spec`` and return ``(model, tokenizer)``; the model is in eval mode on ``device`` (CPU default),
+    or placed by ``device_map`` (e.g. ``auto``: over every visible GPU, for a model larger than one)."""
     from transformers import AutoModelForCausalLM
 
     source = resolve_model_spec(spec)
     tokenizer = load_tokenizer(source)
     kwargs = {"gguf_file": source.gguf_file} if source.gguf_file else {}
+    if device_map is not None:
+        kwargs["device_map"] = device_map
     model = _from_pretrained(AutoModelForCausalLM, source, dtype=torch_dtype(dtype), **kwargs)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     drop_dequantized_gguf_marker(model)
-    if device is not None:
+    if device is not None and device_map is None:
         model.to(device)
     model.eval()
     return model, tokenizer

@@ -31,7 +31,7 @@ from metalight.io import atomic_write_json, atomic_write_jsonl
 from metalight.methods.probes.cache import model_fingerprint, slug
 from metalight.methods.probes.experiments.common import ProbeRun, percentile_layers
 from metalight.methods.probes.tensorboard import log_results, summary_writer
-from metalight.models.loading import load_model
+from metalight.models.placement import add_placement_arguments, load_placed
 from metalight.prompts import NEUROFEEDBACK_PROMPT_VERSION
 
 log = logging.getLogger("metalight.methods.probes")
@@ -46,6 +46,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--quick", action="store_true",
                         help=f"CPU-sized repeat counts {QUICK} instead of upstream's {UPSTREAM}")
+    add_placement_arguments(parser)
 
 
 UPSTREAM = {"shuffles": 100, "max_examples": 600, "trials": 100, "n_examples": [0, 2, 4, 8, 16, 32, 64, 128, 256]}
@@ -104,8 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load(spec: str, run: ProbeRun | None = None, check: bool = False):
-    model, tokenizer = load_model(spec)
+def _load(args: argparse.Namespace, spec: str, run: ProbeRun | None = None, check: bool = False):
+    # An axis scores only the model it was fitted on, in the same dtype (the fingerprint includes it).
+    dtype = args.dtype
+    if dtype == "auto" and run is not None:
+        dtype = run.probes.meta.get("model_dtype", "float32")
+    model, tokenizer = load_placed(spec, args.device, dtype, args.device_map)
     if check and run is not None:
         run.probes.check_model(model_fingerprint(model), spec)
     return model, tokenizer
@@ -159,7 +164,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from metalight.methods.probes.experiments.self_report import run_report
 
         spec = args.model if args.command == "predexp" else run.model_spec
-        model, tokenizer = _load(spec)
+        model, tokenizer = _load(args, spec)
         results = run_report(model, tokenizer, run, configs, args.shuffles, args.seed, args.max_examples)
         settings.update(model=spec, config_s={"model": run.model_spec, "run": str(run.path)},
                         shuffles=args.shuffles, max_examples=args.max_examples)
@@ -168,7 +173,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "control":
         from metalight.methods.probes.experiments.control import run_trials, summarise_control
 
-        model, tokenizer = _load(run.model_spec, run, check=True)
+        model, tokenizer = _load(args, run.model_spec, run, check=True)
         rows = run_trials(model, tokenizer, run, configs, args.n_examples, args.trials, args.modes, args.seed,
                           args.max_new_tokens, args.temperature)
         atomic_write_jsonl(run.output_dir() / "control_rows.jsonl", rows)
@@ -196,7 +201,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     else:
         from metalight.methods.probes.experiments.steering import run_steering
 
-        model, tokenizer = _load(run.model_spec, run, check=True)
+        model, tokenizer = _load(args, run.model_spec, run, check=True)
         results = [run_steering(model, tokenizer, run, layer, axis, args.alphas, args.samples, args.seed,
                                 args.max_new_tokens, args.temperature) for layer, axis in configs]
         settings.update(alphas=args.alphas, samples=args.samples, max_new_tokens=args.max_new_tokens,

@@ -180,7 +180,7 @@ class ProbeModule(MetacognitionModule):
             directions = torch.cat([directions, self.pc_axes[0]], 1)
             offsets = torch.cat([offsets, self.pc_axes[1]], 1)
             scales = torch.cat([scales, self.pc_axes[2]], 1)
-        meta = {"model_spec": self.model_spec, "model_fingerprint": self._fingerprint,
+        meta = {"model_spec": self.model_spec, "model_dtype": self.dtype_name, "model_fingerprint": self._fingerprint,
                 "span": self.span, "system_prompt": self.system_prompt,
                 "prompt_version": NEUROFEEDBACK_PROMPT_VERSION,
                 "n_train": int(self.features["train"].shape[1]), "l2": self.l2,

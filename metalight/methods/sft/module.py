@@ -38,7 +38,9 @@ from metalight.methods.sft.encoding import encode_batch
 from metalight.methods.sft.loss import LossOutput, completion_loss
 from metalight.methods.sft.targets import KnowledgeStyle, knowledge_targets, meta_answer_targets
 from metalight.models.chat import ChatMode
+from metalight.models.loading import load_model
 from metalight.models.lora import ExportMode, LoraSettings, apply_lora, export_model
+from metalight.models.sharding import gathered_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -120,8 +122,9 @@ class SFTModule(MetacognitionModule):
         self.model.train()
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """With LoRA keep only the trainable (adapter) weights: the base is reloaded from ``model``."""
-        if self.lora is None:
+        """With LoRA keep only the trainable (adapter) weights: the base is reloaded from ``model``. Sharded
+        checkpoints keep everything: torch's distributed checkpoint loads only complete state dicts."""
+        if self.lora is None or self.synced_generation():
             return
         # Keep by name rather than drop the frozen ones: a tied LM head is in the state dict twice.
         trainable = {name for name, p in self.named_parameters() if p.requires_grad}
@@ -133,13 +136,28 @@ class SFTModule(MetacognitionModule):
 
     def on_fit_end(self) -> None:
         mode = self.hparams.export
-        if mode == "none" or not self.trainer.is_global_zero:
+        if mode == "none":
             return
+        path = run_dir(self.trainer) / "hf"  # every rank: the run directory is broadcast from rank 0
         if self.synced_generation():
-            raise ConfigError("export at fit end needs the full weights on one process; with FSDP / "
-                              "DeepSpeed set export: none and convert the checkpoint instead")
-        path = self.export_hf(run_dir(self.trainer) / "hf", mode)
-        log.info("exported the %s model to %s", mode, path)
+            # Sharded: every rank takes part in gathering the weights, rank 0 writes, the others wait.
+            state = gathered_state_dict(self.trainer.strategy.model, self)
+            if self.trainer.is_global_zero:
+                export_model(self.unsharded_model(state), self.tokenizer, path, mode)
+        elif self.trainer.is_global_zero:
+            self.export_hf(path, mode)
+        if self.trainer.is_global_zero:
+            log.info("exported the %s model to %s", mode, path)
+        self.trainer.strategy.barrier("sft_export")
+
+    def unsharded_model(self, state: dict[str, torch.Tensor]):
+        """A plain (unwrapped) copy of the model, with LoRA if configured, holding ``state`` (this module's
+        full state dict, as :func:`gathered_state_dict` returns it)."""
+        model, _ = load_model(self.model_spec, self.dtype_name)
+        if self.lora is not None:
+            model = apply_lora(model, self.lora)
+        model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+        return model
 
     # ---- targets ----------------------------------------------------------------------------------------
     def direct_answer_settings(self, batch_size: int = 32) -> AnswerSettings:
