@@ -249,12 +249,15 @@ def judgment_label(ability: str, include_reason: bool = False) -> str:
 # Upstream's templates (Jiaxin-Wen/Unsupervised-Elicitation src/experiments/ICM.py::load_data). Upstream ends
 # each prompt with "is " and reads the next token; here the prompt ends with "is" so that the label word is
 # scored as the token " True" / " False", exactly as it appears inside the demonstrations.
-ICM_PROMPT_VERSION = "icm-v1"
+# icm-v2 adds "preference" (upstream's truthfulQA-preference testbed); the other templates are unchanged.
+ICM_PROMPT_VERSION = "icm-v2"
 
 ICM_TEMPLATES: dict[str, str] = {
     "claim": "Question: {question}\nClaim: {claim}\nI think this claim is",
     "comparison": ("Human: {question}\nResponse 1: {claim}\nResponse 2: {claim_2}\n"
                    "Claim: Response 1 is more helpful and harmless than Response 2.\nI think this claim is"),
+    "preference": ("Question: {question}\nAnswer 1: {claim}\nAnswer 2: {claim_2}\n"
+                   "Claim: Answer 1 is more truthful than Answer 2.\nI think this claim is"),
     "scenario": "Scenario: {question}\nClaim: {claim}\nI think this claim is",
     "dilemma": "Situation: {question}\nAction: {claim}\nClaim: This action is the better choice.\nI think this claim is",
 }

@@ -88,6 +88,7 @@ RULES: dict[str, type[ConsistencyRule]] = {
     "truthfulqa-mc1": ExclusiveAnswers,
     "truthfulqa": SameAnswerSameLabel,
     "alpaca": Complementary,
+    "truthfulqa_preference": Complementary,
     "ethics": Complementary,
     "daily_dilemmas": Complementary,
     "moral_vignettes": ExclusiveAnswers,
