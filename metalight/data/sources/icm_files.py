@@ -10,8 +10,9 @@ a group. Keys and prompts are upstream's (``ICM.py::load_data``):
   the responses removed); exactly one claim of a pair is true.
 * ``truthfulqa_preference``: as alpaca with "Question / Answer 1 / Answer 2 ... more truthful".
 
-Except for gsm8k the key is derived from the gold label, as upstream does: the search then sees which claims
-share a label. That reproduces upstream's numbers; for label-free keys use the ``alpaca_comparisons`` and
+Except for gsm8k the key is derived from the gold label, as upstream does; for truthfulqa the rule then ties
+every gold-true answer together (a leak), for the paired testbeds it only says the two claims differ. That
+reproduces upstream's numbers; for label-free keys use the ``alpaca_comparisons`` and
 ``truthfulqa_claims`` modules on the native datasets. The files are not in upstream's repository (its README
 links them): point ``path`` at one.
 """
