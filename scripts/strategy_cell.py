@@ -26,7 +26,7 @@ KNOWLEDGE = ("--config", "configs/sft/knowledge_quickstart.yaml", "--trainer.max
              "--data.init_args.eval_batch_size", "2", "--model.init_args.evaluation.max_new_tokens", "4",
              "--trainer.check_val_every_n_epoch", "1")
 # lr 0 keeps the base weights, so the validation report must equal one process's exactly.
-SFT_FULL = (*KNOWLEDGE, "--model.init_args.lora", "null", "--model.init_args.lr", "0.0",
+SFT_FULL = (*KNOWLEDGE, "--model.init_args.lora", "null", "--model.init_args.optimizer.lr", "0.0",
             "--model.init_args.export", "full")
 SFT_LORA = (*KNOWLEDGE, "--model.init_args.export", "adapter")
 # GRPO (MetaConf rewards), the judge answering with the same tiny model; 1 question x 2 completions per rank.

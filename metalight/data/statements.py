@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from metalight.data.datamodule import QADataModule
 from metalight.data.readers import Row
@@ -82,6 +82,8 @@ class StatementDataModule(QADataModule):
         val_fraction: share held out for validation (upstream has none; its 40% test is our val + test).
         test_fraction: share held out for test.
         stratify: keep label proportions in every split (default: yes).
+        eval_split: ``held_out`` by default, also for a single file under ``validate`` / ``test``: a probe's
+            axes are fitted on the train split, so evaluation needs the split, not the whole file.
         (other args: see ``QADataModule``)
     """
 
@@ -90,9 +92,10 @@ class StatementDataModule(QADataModule):
 
     def __init__(self, *args, user_prompt: str | None = None, shuffle_before: bool | None = None,
                  balance: bool | None = None, n_sample: int | None = None, val_fraction: float = 0.2,
-                 test_fraction: float = 0.2, stratify: bool | str = True, **kwargs):
+                 test_fraction: float = 0.2, stratify: bool | str = True,
+                 eval_split: Literal["auto", "whole", "held_out"] = "held_out", **kwargs):
         super().__init__(*args, val_fraction=val_fraction, test_fraction=test_fraction, stratify=stratify,
-                         **kwargs)
+                         eval_split=eval_split, **kwargs)
         self.user_prompt = user_prompt
         self.shuffle_before = self.default_shuffle if shuffle_before is None else shuffle_before
         self.balance = self.default_balance if balance is None else balance

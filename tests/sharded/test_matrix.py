@@ -118,8 +118,8 @@ def fit_weights(out: Path, data: Path, model_dir: Path, batch_size: int, *strate
     from safetensors.torch import load_file
 
     args = ["cli.py", "fit", "--config", "configs/sft/prompt_completion.yaml", "--model.init_args.model",
-            str(model_dir), "--model.init_args.lora", "null", "--model.init_args.lr", "1.0e-3",
-            "--model.init_args.warmup_ratio", "0.0", "--model.init_args.export", "full", "--data.init_args.path",
+            str(model_dir), "--model.init_args.lora", "null", "--model.init_args.optimizer.lr", "1.0e-3",
+            "--model.init_args.lr_scheduler.warmup_ratio", "0.0", "--model.init_args.export", "full", "--data.init_args.path",
             str(data), "--data.init_args.eval_source", "null", "--data.init_args.batch_size", str(batch_size),
             "--trainer.max_epochs", "2", "--trainer.enable_checkpointing", "false",
             "--trainer.logger.init_args.save_dir", str(out), "--trainer.logger.init_args.version", "run", *strategy]

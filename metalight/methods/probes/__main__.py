@@ -184,14 +184,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "tokens":
         from metalight.methods.probes.experiments.tokens import token_score_rows
 
-        model, tokenizer = _load(run.model_spec, run, check=True)
+        model, tokenizer = _load(args, run.model_spec, run, check=True)
         rows = token_score_rows(model, tokenizer, run, configs)
         path = atomic_write_jsonl(run.output_dir() / "token_scores.jsonl", rows)
         print(f"wrote {path} ({len(rows)} rows)")
     elif args.command == "trial":
         from metalight.methods.probes.experiments.trial import run_trial
 
-        model, tokenizer = _load(run.model_spec, run, check=True)
+        model, tokenizer = _load(args, run.model_spec, run, check=True)
         results, rows = run_trial(model, tokenizer, run, configs, args.sentences, args.seed, args.max_new_tokens,
                                   args.temperature)
         atomic_write_jsonl(run.output_dir() / "trial_rows.jsonl", rows)
