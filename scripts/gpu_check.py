@@ -20,12 +20,9 @@ import time
 from pathlib import Path
 
 import torch
+from strategy_cell import MATRIX, model_args  # scripts/ is on sys.path when this file runs
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from strategy_cell import MATRIX, model_args
 
 OUT = ROOT / "docs" / "benchmarks" / "gpu.json"
 

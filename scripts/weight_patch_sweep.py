@@ -19,8 +19,6 @@ import sys
 from pathlib import Path
 from unittest import mock
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from lightning.pytorch import LightningDataModule
 
 from metalight.cli import TRAINER_DEFAULTS, ConciseArgumentParser, MetalightCLI
