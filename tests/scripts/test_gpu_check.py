@@ -18,8 +18,7 @@ def test_gpu_check_without_cuda_is_a_one_line_refusal(tmp_path):
 
 
 def test_every_matrix_cell_names_a_real_config_and_fragment():
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from strategy_cell import MATRIX
+    from scripts.strategy_cell import MATRIX
 
     for args, fragment in MATRIX.values():
         assert (ROOT / f"configs/strategy/{fragment}.yaml").is_file()

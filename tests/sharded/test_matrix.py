@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-from strategy_cell import MATRIX, PROBE_IDS, SFT_FULL, model_args
+from scripts.strategy_cell import MATRIX, PROBE_IDS, SFT_FULL, model_args
 
 pytestmark = pytest.mark.sharded
 
