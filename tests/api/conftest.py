@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.local_http import LocalServer, QuietHandler
 
-class ScriptedChatServer:
+
+class ScriptedChatServer(LocalServer):
     """Answers POST /v1/chat/completions; ``script`` is a list of behaviours consumed one per request
     (``ok``, ``slow``, ``429``, ``429-3600`` (Retry-After: 3600), ``500``, ``malformed``, ``400``, ``401``, ``403``);
     when it runs out, requests succeed (or follow ``default``, e.g. ``500``). A success
@@ -26,10 +27,7 @@ class ScriptedChatServer:
         self.usage = None  # body -> the reply's "usage" object (None: replies carry no usage)
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output clean
-                pass
-
+        class Handler(QuietHandler):
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with server.lock:
@@ -48,23 +46,9 @@ class ScriptedChatServer:
                 if server.usage is not None:
                     reply["usage"] = server.usage(body)
                 payload = b"{not json" if behaviour == "malformed" else json.dumps(reply).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.send_json(200, payload)
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.serve(Handler)
 
 
 @pytest.fixture
