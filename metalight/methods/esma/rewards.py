@@ -16,6 +16,18 @@ y = the meta answer said yes:
 ``esma`` = c + 1[c = y]. Here a record is the question's evaluated
 :class:`~metalight.evaluation.dual_prompt.SampleResult` (``correct``, ``said_yes``), the prompts and completions
 its direct prompt and answer. A population member's fitness is the mean of its per-question rewards.
+
+Continuous meta rewards (metalight's, beyond the paper): with p = P(yes), the first meta-answer token's
+probability of yes against no (one forward pass, no meta generation needed), they score how well p predicts
+c, so two members that give the same yes/no answers still get different fitness:
+
+* ``brier_alignment`` = 1 − (p − c)²: one minus the Brier score, in [0, 1];
+* ``log_likelihood_alignment`` = c·log p + (1 − c)·log(1 − p), p clipped to [1e-6, 1 − 1e-6] so that p = 0 or 1
+  gives a finite −13.8 instead of −∞;
+* ``esma_brier`` = c + ``brier_alignment``: ESMA's joint reward with the binary alignment replaced by the Brier
+  one (the same range, [0, 2]).
+
+A question whose P(yes) is NaN (the tokenizer has no yes / no token) gets NaN: not applicable.
 """
 
 from __future__ import annotations
@@ -34,6 +46,7 @@ class ResultLike(Protocol):
 
     correct: bool
     said_yes: bool
+    p_yes: float
 
 
 def _correct_and_yes(results: Sequence[ResultLike]) -> tuple[Tensor, Tensor]:
@@ -59,6 +72,39 @@ def alignment_reward(prompts: Sequence[str], completions: Sequence[str], records
 def esma_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[ResultLike]) -> Tensor:
     """ESMA's joint reward c + 1[c = y]: 2 correct-yes, 1 wrong-no, 1 correct-no, 0 wrong-yes."""
     return correctness_reward(prompts, completions, records) + alignment_reward(prompts, completions, records)
+
+
+P_YES_CLIP = 1e-6  # log-likelihood of a certain, wrong P(yes): log(1e-6) = -13.8 instead of -inf
+
+
+def _correct_and_p_yes(results: Sequence[ResultLike]) -> tuple[Tensor, Tensor]:
+    correct = torch.tensor([bool(r.correct) for r in results], dtype=torch.float32)
+    p_yes = torch.tensor([float(r.p_yes) for r in results], dtype=torch.float32)
+    return correct, p_yes
+
+
+@register_reward("brier_alignment")
+def brier_alignment_reward(prompts: Sequence[str], completions: Sequence[str],
+                           records: Sequence[ResultLike]) -> Tensor:
+    """1 − (P(yes) − c)²: one minus the Brier score of the meta answer's P(yes) against correctness, in [0, 1]
+    (NaN where P(yes) is NaN)."""
+    correct, p_yes = _correct_and_p_yes(records)
+    return 1.0 - (p_yes - correct).square()
+
+
+@register_reward("log_likelihood_alignment")
+def log_likelihood_alignment_reward(prompts: Sequence[str], completions: Sequence[str],
+                                    records: Sequence[ResultLike]) -> Tensor:
+    """c·log P(yes) + (1 − c)·log(1 − P(yes)), in nats, P(yes) clipped to [1e-6, 1 − 1e-6] (NaN stays NaN)."""
+    correct, p_yes = (t.double() for t in _correct_and_p_yes(records))  # 1 - 1e-6 is not exact in float32
+    p_yes = p_yes.clamp(P_YES_CLIP, 1.0 - P_YES_CLIP)
+    return (correct * p_yes.log() + (1.0 - correct) * (1.0 - p_yes).log()).float()
+
+
+@register_reward("esma_brier")
+def esma_brier_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[ResultLike]) -> Tensor:
+    """c + 1 − (P(yes) − c)²: ESMA's joint reward with the Brier alignment in place of 1[c = y], in [0, 2]."""
+    return correctness_reward(prompts, completions, records) + brier_alignment_reward(prompts, completions, records)
 
 
 def reward_summary(results: Sequence[ResultLike]) -> dict[str, float]:

@@ -79,10 +79,11 @@ def test_alpha_zero_with_subtract_restore_stays_within_measured_drift(tiny_model
         assert ((after[name] - before[name]).abs() <= bound).all(), name
 
 
-def test_resume_after_step_two_equals_an_uninterrupted_run(tiny_model_dir, questions, tmp_path):
-    straight = weights(fit(module(tiny_model_dir), questions, 4, tmp_path / "straight"))
-    fit(module(tiny_model_dir), questions, 2, tmp_path / "cut")
-    resumed = weights(fit(module(tiny_model_dir), questions, 4, tmp_path / "cut",
+@pytest.mark.parametrize("reward", ["correctness", "esma_brier"])
+def test_resume_after_step_two_equals_an_uninterrupted_run(tiny_model_dir, questions, tmp_path, reward):
+    straight = weights(fit(module(tiny_model_dir, reward=reward), questions, 4, tmp_path / "straight"))
+    fit(module(tiny_model_dir, reward=reward), questions, 2, tmp_path / "cut")
+    resumed = weights(fit(module(tiny_model_dir, reward=reward), questions, 4, tmp_path / "cut",
                           ckpt_path=str(tmp_path / "cut" / "ckpt" / "last.ckpt")))
     assert all(torch.equal(straight[k], resumed[k]) for k in straight)
     base = _base(tiny_model_dir)
@@ -96,7 +97,8 @@ def _base(model_dir):
 
 
 @pytest.mark.parametrize("noise,extra", [("esma", ["engine.restore=copy"]),
-                                         ("lowrank", ["engine.population=batched", "engine.members_per_batch=2"])])
+                                         ("lowrank", ["engine.population=batched", "engine.members_per_batch=2",
+                                                      "reward=esma_brier"])])
 def test_two_process_ddp_equals_one_process_after_three_steps(tiny_model_dir, questions, tmp_path, noise, extra):
     """Same weights, and the same train-time metacognition (pooled over both ranks' members)."""
     outputs = {}

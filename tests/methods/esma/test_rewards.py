@@ -1,5 +1,6 @@
 """ESMA's rewards on hand-built cases, the fitness mean, and the boundary checks a member's rewards pass."""
 
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -62,3 +63,47 @@ def test_summary_reports_each_component():
 def test_esma_rewards_are_in_the_shared_registry():
     assert resolve_reward("esma") is esma_reward
     assert resolve_reward("metalight.methods.esma.rewards.alignment_reward") is alignment_reward
+
+
+# (correct, P(yes)) for the continuous rewards: certain and right, certain and wrong, unsure, and no P(yes).
+P_CASES = [SimpleNamespace(correct=c, said_yes=p > 0.5, p_yes=p, direct_prompt="q?", direct_answer="a")
+           for c, p in [(True, 1.0), (False, 1.0), (True, 0.0), (False, 0.0), (True, 0.8), (False, 0.3),
+                        (True, float("nan"))]]
+P_TEXT = [""] * len(P_CASES)
+
+
+def test_brier_alignment_by_hand():
+    # 1 - (p - c)^2: 1, 0, 0, 1, 1 - 0.04, 1 - 0.09, NaN
+    got = resolve_reward("brier_alignment")(P_TEXT, P_TEXT, P_CASES)
+    torch.testing.assert_close(got[:6], torch.tensor([1.0, 0.0, 0.0, 1.0, 0.96, 0.91]))
+    assert torch.isnan(got[6])
+
+
+def test_log_likelihood_alignment_by_hand_is_finite_at_certainty():
+    got = resolve_reward("log_likelihood_alignment")(P_TEXT, P_TEXT, P_CASES)
+    clipped = math.log(1e-6)  # p = 0 or 1 against the other outcome: log(1e-6), not -inf
+    expected = torch.tensor([math.log(1 - 1e-6), clipped, clipped, math.log(1 - 1e-6), math.log(0.8), math.log(0.7)])
+    torch.testing.assert_close(got[:6], expected)
+    assert torch.isnan(got[6])
+
+
+def test_esma_brier_is_correctness_plus_brier_alignment():
+    got = resolve_reward("esma_brier")(P_TEXT, P_TEXT, P_CASES)
+    torch.testing.assert_close(got[:6], torch.tensor([2.0, 0.0, 1.0, 1.0, 1.96, 0.91]))
+    assert torch.isnan(got[6])
+
+
+def test_continuous_rewards_separate_members_with_the_same_yes_no_answers():
+    sure = [SimpleNamespace(correct=True, said_yes=True, p_yes=0.9), SimpleNamespace(correct=False, said_yes=False,
+                                                                                      p_yes=0.1)]
+    unsure = [SimpleNamespace(correct=True, said_yes=True, p_yes=0.6), SimpleNamespace(correct=False, said_yes=False,
+                                                                                        p_yes=0.4)]
+    assert member_fitness("esma", esma_reward, sure) == member_fitness("esma", esma_reward, unsure)
+    brier = resolve_reward("esma_brier")
+    assert member_fitness("esma_brier", brier, sure) == pytest.approx((1.99 + 0.99) / 2)
+    assert member_fitness("esma_brier", brier, sure) > member_fitness("esma_brier", brier, unsure)
+
+
+def test_a_member_without_p_yes_has_nan_fitness():
+    nan_only = [SimpleNamespace(correct=True, said_yes=False, p_yes=float("nan"))]
+    assert math.isnan(member_fitness("brier_alignment", resolve_reward("brier_alignment"), nan_only))
