@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import statistics
 import subprocess
 import sys
@@ -41,6 +42,7 @@ from metalight.models.loading import load_model
 from metalight.prompts import direct_prompt
 
 MODEL = "embedded:smollm2-135m-instruct"
+PROCESS = ("user_s", "system_s", "minor_faults", "major_faults")  # per child process, from getrusage
 PHASES = ("generation", "rewards", "reference", "forward", "backward_optimizer")
 
 
@@ -182,11 +184,20 @@ def run_rounds(args, beta: float) -> dict[str, list[dict[str, float]]]:
                            "--prompts", str(args.prompts), "--generations", str(args.generations),
                            "--completion-length", str(args.completion_length), "--steps", str(args.steps),
                            "--warmup", str(args.warmup), "--loss-type", args.loss_type, "--threads", str(args.threads)]
+                before = resource.getrusage(resource.RUSAGE_CHILDREN)
                 subprocess.run(command, check=True)
-                runs[side].append(json.loads(result.read_text()))
+                runs[side].append(json.loads(result.read_text()) | process_costs(before))
                 print(f"beta {beta} round {round_ + 1} {side}: {runs[side][-1]['samples_per_s']:.3f} samples/s",
                       flush=True)
     return runs
+
+
+def process_costs(before) -> dict[str, float]:
+    """CPU user / system seconds and page faults of the child run that just ended (whole process: model
+    loading included), from ``getrusage(RUSAGE_CHILDREN)`` before and after it."""
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return {"user_s": after.ru_utime - before.ru_utime, "system_s": after.ru_stime - before.ru_stime,
+            "minor_faults": after.ru_minflt - before.ru_minflt, "major_faults": after.ru_majflt - before.ru_majflt}
 
 
 def row_results(args, beta: float, runs) -> tuple[list[BenchResult], dict]:
@@ -206,7 +217,7 @@ def row_results(args, beta: float, runs) -> tuple[list[BenchResult], dict]:
                     note=f"spread {min(sps['trl']):.3f}-{max(sps['trl']):.3f}"),
     ]
     phases = {side: {k: round(statistics.median(r[k] for r in runs[side]), 3)
-                     for k in (*PHASES, "step_time", "mean_length")} for side in runs}
+                     for k in (*PHASES, "step_time", "mean_length", *PROCESS)} for side in runs}
     return results, {"setting": setting, "ratio_per_round": [round(r, 3) for r in ratios],
                      "seconds_per_phase": phases}
 

@@ -9,6 +9,7 @@ measures any model.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -138,7 +139,14 @@ class MetacognitionModule(LightningModule):
 
     def scheduled_steps(self) -> int | None:
         """Optimizer steps a ``WarmupDecay`` schedule spans: the run's (``None`` outside a Trainer)."""
-        return None if self._trainer is None else int(self._trainer.estimated_stepping_batches)
+        if self._trainer is None:
+            return None
+        steps = self._trainer.estimated_stepping_batches
+        if math.isinf(steps):
+            raise ConfigError("model.init_args.lr_scheduler (WarmupDecay) spans the whole run, but the run has no end "
+                              "(trainer.max_steps: -1 and max_epochs: -1): set one of them, or "
+                              "lr_scheduler.init_args.total_steps, or lr_scheduler: null for a constant lr")
+        return int(steps)
 
     def optimizer_settings(self) -> dict[str, Any] | None:
         """The optimizer as configured, for reports: ``{"class_path", "init_args"}`` (the ``lr`` among them)."""

@@ -1,0 +1,134 @@
+"""Bootstrap confidence intervals for held-out metacognition, and for its change after training.
+
+The same questions are answered before and after, so the change is bootstrapped *paired*: each resample
+draws one set of question indices and scores both runs on it (``scipy.stats.bootstrap``, percentile method).
+A change is called significant when its 95% interval excludes zero.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.stats import bootstrap
+
+from metalight.evaluation.dual_prompt import SampleResult
+from metalight.metrics.type2 import dprime_type2, type2_auroc
+
+# a statistic of (correct, said_yes, p_yes) arrays
+Statistic = Callable[[np.ndarray, np.ndarray, np.ndarray], float]
+
+
+def _dprime(correct, said_yes, p_yes) -> float:
+    if correct.all() or not correct.any():
+        return math.nan
+    return float(dprime_type2(torch.as_tensor(correct), torch.as_tensor(said_yes))["dprime_type2"])
+
+
+def _auroc(correct, said_yes, p_yes) -> float:
+    keep = ~np.isnan(p_yes)
+    if correct[keep].all() or not correct[keep].any():
+        return math.nan
+    return float(type2_auroc(torch.as_tensor(correct[keep]), torch.as_tensor(p_yes[keep])))
+
+
+# name -> (label, statistic)
+STATISTICS: dict[str, tuple[str, Statistic]] = {
+    "dprime_type2": ("d'type2", _dprime),
+    "auroc_type2": ("AUROC2 (P(yes))", _auroc),
+    "accuracy": ("accuracy", lambda c, y, p: float(c.mean())),
+    "yes_ratio": ("yes ratio", lambda c, y, p: float(y.mean())),
+}
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with its bootstrap interval (``low``, ``high``: the 2.5% and 97.5% percentiles)."""
+
+    value: float
+    low: float
+    high: float
+
+    def excludes_zero(self) -> bool:
+        """True when the whole interval lies on one side of zero."""
+        return self.low > 0 or self.high < 0
+
+    def as_dict(self) -> dict[str, float | None]:
+        """JSON-ready (NaN as None)."""
+        return {k: None if math.isnan(v) else v for k, v in (("value", self.value), ("low", self.low),
+                                                             ("high", self.high))}
+
+    def __str__(self) -> str:
+        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+
+def columns(results: Sequence[SampleResult]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(correct, said_yes, p_yes) of ``results`` as arrays (bool, bool, float64)."""
+    return (np.array([r.correct for r in results], dtype=bool), np.array([r.said_yes for r in results], dtype=bool),
+            np.array([r.p_yes for r in results], dtype=np.float64))
+
+
+def _interval(data: tuple[np.ndarray, ...], statistic: Callable[..., float], resamples: int, seed: int,
+              value: float) -> Interval:
+    if math.isnan(value):
+        return Interval(math.nan, math.nan, math.nan)
+    # A resample with one class gives NaN; nanpercentile keeps the rest (rare at n >= 100 with both classes).
+    draws = bootstrap(data, statistic, paired=True, vectorized=False, n_resamples=resamples, method="percentile",
+                      random_state=np.random.default_rng(seed)).bootstrap_distribution
+    low, high = np.nanpercentile(draws, [2.5, 97.5])
+    return Interval(value, float(low), float(high))
+
+
+def held_out_intervals(results: Sequence[SampleResult], resamples: int = 2000,
+                       seed: int = 0) -> dict[str, Interval]:
+    """Each statistic of ``results`` with its 95% bootstrap interval (resampling questions)."""
+    data = columns(results)
+    return {name: _interval(data, fn, resamples, seed, fn(*data)) for name, (_, fn) in STATISTICS.items()}
+
+
+def paired_change(before: Sequence[SampleResult], after: Sequence[SampleResult], resamples: int = 2000,
+                  seed: int = 0) -> dict[str, Interval]:
+    """after − before of each statistic on the same questions (matched by id), with its paired 95% interval."""
+    by_id = {r.id: r for r in after}
+    missing = [r.id for r in before if r.id not in by_id]
+    if missing or len(by_id) != len(before):
+        raise ValueError(f"paired_change needs the same questions before and after ({len(missing)} missing)")
+    data = (*columns(before), *columns([by_id[r.id] for r in before]))
+
+    out = {}
+    for name, (_, fn) in STATISTICS.items():
+        def change(c0, y0, p0, c1, y1, p1, fn=fn):
+            return fn(c1, y1, p1) - fn(c0, y0, p0)
+        out[name] = _interval(data, change, resamples, seed, change(*data))
+    return out
+
+
+def change_table(before: dict[str, Interval], after: dict[str, Interval], change: dict[str, Interval],
+                 n: int, title: str = "after") -> str:
+    """A before / after / change table with 95% intervals, one line per statistic, and a closing verdict line
+    on the first two (d′type2, AUROC₂)."""
+    lines = [(f"{'held-out (n=' + str(n) + ')':<18}{'before [95% CI]':>24}{title + ' [95% CI]':>24}"
+             f"{'change [95% CI]':>26}")]
+    for name, (label, _) in STATISTICS.items():
+        lines.append(f"{label:<18}{before[name]!s:>24}{after[name]!s:>24}{change[name]!s:>26}")
+    lines.append(verdict(change))
+    return "\n".join(lines)
+
+
+def verdict(change: dict[str, Interval]) -> str:
+    """One line: which metacognition changes are significant (95% paired interval excluding zero)."""
+    parts = []
+    for name in ("dprime_type2", "auroc_type2"):
+        c = change[name]
+        label = STATISTICS[name][0]
+        if math.isnan(c.value):
+            parts.append(f"{label}: undefined (one class only)")
+        elif c.excludes_zero():
+            parts.append(f"{label} {'rose' if c.value > 0 else 'fell'} by {abs(c.value):.3f}, significant "
+                         f"(95% CI excludes 0)")
+        else:
+            parts.append(f"{label} changed by {c.value:+.3f}, not significant (95% CI includes 0)")
+    return "; ".join(parts)

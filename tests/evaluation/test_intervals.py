@@ -1,0 +1,53 @@
+"""Bootstrap intervals: they contain the point estimate, shrink with n, and a real change is significant."""
+
+import math
+import random
+
+import pytest
+
+from metalight.evaluation.dual_prompt import SampleResult
+from metalight.evaluation.intervals import change_table, held_out_intervals, paired_change, verdict
+
+
+def result(i: int, correct: bool, p_yes: float) -> SampleResult:
+    return SampleResult(id=f"q{i}", question="", aliases=[], direct_prompt="", direct_answer="", correct=correct,
+                        exact_match=correct, meta_prompt="", meta_answer=None, said_yes=p_yes > 0.5,
+                        meta_parsed=True, p_yes=p_yes)
+
+
+def population(n: int, separation: float, seed: int = 0) -> list[SampleResult]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        correct = i % 3 == 0
+        p = min(max(rng.gauss(0.5 + (separation if correct else -separation), 0.15), 0.0), 1.0)
+        out.append(result(i, correct, p))
+    return out
+
+
+def test_interval_contains_the_estimate_and_narrows_with_more_questions():
+    small, large = held_out_intervals(population(60, 0.1), 500), held_out_intervals(population(600, 0.1), 500)
+    for name, iv in small.items():
+        assert iv.low <= iv.value <= iv.high, name
+    assert large["auroc_type2"].high - large["auroc_type2"].low < small["auroc_type2"].high - small["auroc_type2"].low
+
+
+def test_a_real_change_is_significant_and_no_change_is_not():
+    before = population(300, 0.0, seed=1)
+    after = [result(i, r.correct, 0.9 if r.correct else 0.1) for i, r in enumerate(before)]
+    change = paired_change(before, after, 500)
+    assert change["auroc_type2"].excludes_zero() and change["auroc_type2"].value > 0.3
+    assert "AUROC2 (P(yes)) rose" in verdict(change)
+    same = paired_change(before, before, 500)
+    assert same["auroc_type2"].value == 0 and not same["auroc_type2"].excludes_zero()
+    assert "not significant" in verdict(same)
+    table = change_table(held_out_intervals(before, 200), held_out_intervals(after, 200), change, 300)
+    assert table.splitlines()[0].startswith("held-out (n=300)") and len(table.splitlines()) == 6
+
+
+def test_one_class_gives_nan_and_mismatched_questions_are_refused():
+    wrong = [result(i, False, 0.3) for i in range(20)]
+    assert math.isnan(held_out_intervals(wrong, 100)["dprime_type2"].value)
+    assert "undefined" in verdict(paired_change(wrong, wrong, 100))
+    with pytest.raises(ValueError, match="same questions"):
+        paired_change(wrong, wrong[:10], 100)
