@@ -75,6 +75,11 @@ def test_stage1_export_is_the_model_stage2_trains(tmp_path, varied_model_dir):
     assert all(torch.equal(loaded[k], tuned[k].to(torch.bfloat16)) for k in tuned)
     assert any(not torch.equal(loaded[k], base[k].to(torch.bfloat16)) for k in moved)
 
+    # the local judge the command line put in place loads and is asked about a well-formed reply
+    record = cli.datamodule.records("train")[0]
+    scores = module.scorer.reflection([""], ["Answer: x\nSelf-reflection: I am unsure.\nConfidence: 5"], [record])
+    assert module.scorer.stats["judge/requests"] == 1.0 and 0.0 <= float(scores[0]) <= 1.0
+
     run = runs / "metaconf" / "version_0"
     report = json.loads((run / "report.json").read_text())
     assert report["model"] == str(export) and report["step"] == 2 and report["n"] == 2
