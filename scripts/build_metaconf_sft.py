@@ -20,7 +20,7 @@ import sys
 import torch
 
 from metalight.data.sources.fanoutqa import FanOutQASingleHopDataModule
-from metalight.errors import MetalightError
+from metalight.errors import DataError, MetalightError
 from metalight.io import atomic_write_jsonl
 from metalight.methods.metaconf.judge import HTTPChat, LocalChat
 from metalight.methods.metaconf.stage1_data import (
@@ -33,23 +33,32 @@ from metalight.methods.metaconf.stage1_data import (
 from metalight.models.loading import load_model
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (argparse turns the ValueError into a one-line usage error)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, help="output JSONL (prompt-completion rows)")
     parser.add_argument("--input", help="a provided file instead of collecting answers")
     parser.add_argument("--model", default="embedded:smollm2-135m-instruct", help="model whose answers are used")
-    parser.add_argument("--questions", type=int, default=200, help="FanOutQA train questions to use")
-    parser.add_argument("--samples", type=int, default=5, help="sampled answers per question (confidence target)")
+    parser.add_argument("--questions", type=positive_int, default=200, help="FanOutQA train questions to use")
+    parser.add_argument("--samples", type=positive_int, default=5,
+                        help="sampled answers per question (confidence target)")
     parser.add_argument("--temperature", type=float, default=0.7)
-    parser.add_argument("--max-new-tokens", type=int, default=32, help="answer budget in tokens")
+    parser.add_argument("--max-new-tokens", type=positive_int, default=32, help="answer budget in tokens")
     parser.add_argument("--format", choices=["plain", "tagged"], default="plain")
     parser.add_argument("--writer-model", default="embedded:smollm2-135m-instruct", help="local reflection writer")
-    parser.add_argument("--writer-max-new-tokens", type=int, default=96)
+    parser.add_argument("--writer-max-new-tokens", type=positive_int, default=96)
     parser.add_argument("--base-url", help="OpenAI-compatible endpoint for the writer (instead of a local model)")
     parser.add_argument("--api-model", help="model name at --base-url")
     parser.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the key")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=positive_int, default=2)
     return parser.parse_args(argv)
 
 
@@ -69,7 +78,13 @@ def main(argv=None) -> int:
                                                   seed=args.seed).records("train")
             rows = collect_targets(model, tokenizer, records, args.samples, args.temperature, args.max_new_tokens,
                                    seed=args.seed)
+        asked = len(rows)
         rows, failed = write_reflections(rows, writer) if rows else ([], 0)
+        if asked and not rows and not ready:
+            writer_name = args.base_url or args.writer_model
+            raise DataError(f"the reflection writer ({writer_name}) gave no usable reflection for any of the "
+                            f"{asked} questions, so {args.out} would be empty; give a writer model that "
+                            f"follows instructions (--writer-model) or an endpoint (--base-url)")
         out = ready + sft_rows(rows, args.format)
         atomic_write_jsonl(args.out, out)
     except MetalightError as err:

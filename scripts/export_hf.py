@@ -7,7 +7,8 @@ Accepts the three checkpoint layouts a run can leave behind:
   * a DeepSpeed ZeRO checkpoint directory — converted first with Lightning's
     ``convert_zero_checkpoint_to_fp32_state_dict`` (needs ``pip install '.[deepspeed]'``).
 The base architecture and tokenizer come from the model spec stored in the checkpoint's hyperparameters (or
-``--base``); the module's ``model.`` prefix is stripped and the weights are loaded strictly.
+``--base``); the module's ``model.`` prefix is stripped and the weights are loaded strictly. A LoRA run's
+checkpoint (adapter weights only, as SFT saves them, or with the base) is exported with the adapter merged in.
 
     python scripts/export_hf.py runs/esma/version_0/checkpoints/last.ckpt --out exported/
 """
@@ -22,6 +23,7 @@ import torch
 
 from metalight.errors import ConfigError, MissingPackageError
 from metalight.models.loading import load_model
+from metalight.models.lora import LoraSettings, apply_lora
 
 MODULE_PREFIX = "model."
 
@@ -57,6 +59,22 @@ def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
                       f"one (checkpoint/ or latest)")
 
 
+def load_weights(model, weights: dict[str, torch.Tensor], lora: dict | None, checkpoint: Path):
+    """``model`` holding the checkpoint's weights. A LoRA run's (its ``lora`` hyperparameters set) are adapter
+    weights, alone (SFT keeps only those) or with the base weights: the adapter is applied, loaded and merged."""
+    if not lora:
+        model.load_state_dict(weights, strict=True)
+        return model
+    model = apply_lora(model, LoraSettings(**lora))
+    missing, unexpected = model.load_state_dict(weights, strict=False)
+    adapter_missing = [k for k in missing if "lora_" in k]
+    if unexpected or adapter_missing:
+        raise ConfigError(f"{checkpoint}: its weights do not fit LoRA {lora} on the base model "
+                          f"({len(adapter_missing)} adapter weights missing, {len(unexpected)} unexpected); pass "
+                          f"--base <the model the run trained>")
+    return model.merge_and_unload()
+
+
 def export(checkpoint: Path, out: Path, base: str | None = None, dtype: str = "float32") -> Path:
     """Write ``out`` (config, safetensors weights, tokenizer) from ``checkpoint``; returns ``out``."""
     state, hparams = read_checkpoint(checkpoint)
@@ -67,7 +85,7 @@ def export(checkpoint: Path, out: Path, base: str | None = None, dtype: str = "f
     weights = {k[len(MODULE_PREFIX):]: v for k, v in state.items() if k.startswith(MODULE_PREFIX)}
     if not weights:
         raise ConfigError(f"{checkpoint}: no '{MODULE_PREFIX}*' weights in the state dict (not a metalight run?)")
-    model.load_state_dict(weights, strict=True)
+    model = load_weights(model, weights, hparams.get("lora"), checkpoint)
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)

@@ -52,15 +52,30 @@ def resolve_model_spec(spec: str) -> ModelSource:
         return ModelSource(spec, "gguf", str(path.parent), path.name)
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise ConfigError(f"model spec {spec!r}: directory has no config.json; point at a directory "
-                              f"written by save_pretrained")
+            raise ConfigError(f"model spec {spec!r}: directory has no config.json; {_not_a_model_hint(path)}")
         return ModelSource(spec, "local", str(path))
+    if path.is_file() and path.suffix == ".ckpt":
+        raise ConfigError(f"model spec {spec!r} is a Lightning checkpoint, not a model directory; export it "
+                          f"first: python scripts/export_hf.py {spec} --out <dir>, then give <dir>")
     # A hub id is "name" or "org/name"; anything else that does not exist is a mistyped path.
     looks_like_path = spec.startswith((".", "/", "~")) or spec.count("/") > 1 or "\\" in spec
     if looks_like_path or path.exists():
         raise ConfigError(f"model spec {spec!r}: no such model directory; give an existing directory, a .gguf "
                           f"file, a hub id like 'org/name', or embedded:smollm2-135m-instruct")
     return ModelSource(spec, "hub", spec)
+
+
+def _not_a_model_hint(path: Path) -> str:
+    """What to give instead of ``path``, a directory without ``config.json`` (e.g. a training run's)."""
+    if (path / "hf" / "config.json").is_file():
+        return f"it is a run directory: give its exported model, {path / 'hf'}"
+    if (path / "adapter_config.json").is_file():
+        return ("it holds a LoRA adapter only (export: adapter): export the run with export: merged (or full) "
+                "and give that directory")
+    if (path / "checkpoints").is_dir():
+        return (f"it is a run directory without an exported model: export a checkpoint with python "
+                f"scripts/export_hf.py {path / 'checkpoints'}/<file>.ckpt --out <dir>, then give <dir>")
+    return "point at a directory written by save_pretrained"
 
 
 def torch_dtype(name: DTypeName) -> torch.dtype | str:

@@ -53,3 +53,36 @@ def test_sharded_dcp_directory_round_trip(tmp_path, tiny_model_dir):
 def test_missing_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         export_hf.export(tmp_path / "nope.ckpt", tmp_path / "out")
+
+
+@pytest.mark.parametrize("adapter_only", [True, False])
+def test_lora_checkpoint_exports_the_merged_model(tmp_path, tiny_model_dir, adapter_only):
+    """SFT's LoRA checkpoints hold the adapter only (MetaConf stage 1); others hold base and adapter."""
+    from metalight.methods.sft import SFTModule
+
+    module = SFTModule(model=str(tiny_model_dir), lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]})
+    module.configure_model()
+    module.model.eval()
+    with torch.no_grad():  # stand-in for training: a non-zero update
+        for name, p in module.model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0.0, 0.5)
+    checkpoint = {"state_dict": module.state_dict(), "hyper_parameters": dict(module.hparams)}
+    if adapter_only:
+        module.on_save_checkpoint(checkpoint)
+        assert all("lora_" in k for k in checkpoint["state_dict"])
+    torch.save(checkpoint, tmp_path / "last.ckpt")
+    out = export_hf.export(tmp_path / "last.ckpt", tmp_path / "hf")
+    assert not (out / "adapter_config.json").exists()
+    assert_exported_equals(module, out)
+
+
+def test_lora_checkpoint_that_does_not_fit_the_settings_is_a_clear_error(tmp_path, tiny_model_dir):
+    from metalight.methods.sft import SFTModule
+
+    module = SFTModule(model=str(tiny_model_dir), lora={"r": 4, "alpha": 8, "target_modules": ["q_proj"]})
+    module.configure_model()
+    hparams = {**module.hparams, "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}}
+    torch.save({"state_dict": module.state_dict(), "hyper_parameters": hparams}, tmp_path / "last.ckpt")
+    with pytest.raises(ConfigError, match=r"its weights do not fit LoRA .* \(4 adapter weights missing, 2 unexpected\)"):
+        export_hf.export(tmp_path / "last.ckpt", tmp_path / "hf")

@@ -109,3 +109,27 @@ def test_script_writes_reflections_through_an_endpoint(tmp_path, monkeypatch):
         "I am not sure I remember this correctly.", "Known."]
     assert "sk-writer" not in out.read_text()
     assert main(["--input", str(tmp_path / "missing.jsonl"), "--out", str(out)]) == 2
+
+
+def test_script_refuses_to_write_a_file_without_reflections(tmp_path, tiny_model_dir, capsys):
+    """The tiny random model answers a chat prompt with whitespace: no reflection for any question."""
+    from scripts.build_metaconf_sft import main
+
+    out = tmp_path / "out.jsonl"
+    assert main(["--out", str(out), "--model", str(tiny_model_dir), "--writer-model", str(tiny_model_dir),
+                 "--questions", "2", "--samples", "1", "--max-new-tokens", "2", "--writer-max-new-tokens", "2",
+                 "--threads", "1"]) == 2
+    assert not out.exists()
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: the reflection writer ({tiny_model_dir}) gave no usable reflection for any of the 2 questions, so "
+        f"{out} would be empty; give a writer model that follows instructions (--writer-model) or an endpoint "
+        f"(--base-url)")
+
+
+def test_script_counts_must_be_positive(capsys):
+    from scripts.build_metaconf_sft import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--out", "x.jsonl", "--samples", "0"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("argument --samples: must be >= 1, got 0")
