@@ -152,16 +152,17 @@ def test_nan_rewards_get_zero_weight_and_all_nan_is_an_error(tiny_model_dir):
         esma.shape(torch.full((4,), float("nan")), step=3)
 
 
-def test_cli_fit_with_the_quickstart_config_logs_every_key(tiny_model_dir, tmp_path):
+@pytest.mark.parametrize("config,name", [("quickstart", "esma-quickstart"), ("brier", "esma-brier")])
+def test_cli_fit_with_the_shipped_configs_logs_every_key(tiny_model_dir, tmp_path, config, name):
     from metalight.cli import main
     from scripts.esma_study import scalars
 
-    main(["fit", "--config", "configs/esma/quickstart.yaml", "--model.init_args.model", str(tiny_model_dir),
+    main(["fit", "--config", f"configs/esma/{config}.yaml", "--model.init_args.model", str(tiny_model_dir),
           "--model.init_args.population_size", "2", "--model.init_args.num_data_per_iteration", "2",
           "--model.init_args.evaluation.max_new_tokens", "2", "--data.init_args.max_samples.val", "3",
           "--trainer.max_steps", "2", "--trainer.val_check_interval", "2", "--trainer.log_every_n_steps", "1",
           "--trainer.logger.init_args.save_dir", str(tmp_path)])
-    (run,) = (tmp_path / "esma-quickstart").iterdir()
+    (run,) = (tmp_path / name).iterdir()
     report = json.loads((run / "report.json").read_text())
     assert report["n"] == 3 and report["step"] == 2 and report["model"] == str(tiny_model_dir)
     logged = scalars(run, tags=TRAIN_KEYS + ("val/dprime_type2", "val/accuracy"))
