@@ -238,16 +238,17 @@ def curves(results: list[dict], out: Path) -> Path:
 
 
 def fmt(cell: dict) -> str:
-    """``value [low, high]`` with 3 decimals (``n/a`` when undefined)."""
+    """``value [low, high] p=…`` with 3 decimals (``n/a`` when undefined)."""
     if cell["value"] is None:
         return "n/a"
-    return f"{cell['value']:+.3f} [{cell['low']:+.3f}, {cell['high']:+.3f}]"
+    text = f"{cell['value']:+.3f} [{cell['low']:+.3f}, {cell['high']:+.3f}]"
+    return text if cell.get("p_value") is None else f"{text} p={cell['p_value']:.3f}"
 
 
 def table(results: list[dict]) -> str:
     """The markdown table of every arm: held-out before → after and the paired change with its 95% interval."""
-    head = ("| arm | CPU min | steps | d′type2 (pooled) before → after, change [95% CI] | AUROC₂ (pooled) before → "
-            "after, change [95% CI] | AUROC₂ (FanOutQA) change [95% CI] | accuracy (pooled) | yes ratio on EHQ "
+    head = ("| arm | CPU min | steps | d′type2 (pooled) before → after, change [95% CI] p | AUROC₂ (pooled) before → "
+            "after, change [95% CI] p | AUROC₂ (FanOutQA) change [95% CI] p | accuracy (pooled) | yes ratio on EHQ "
             "before → after |\n|---|---|---|---|---|---|---|---|")
     rows = []
     for r in results:

@@ -2,14 +2,17 @@
 
 The same questions are answered before and after, so the change is bootstrapped *paired*: each resample
 draws one set of question indices and scores both runs on it (``scipy.stats.bootstrap``, percentile method).
-A change is called significant when its 95% interval excludes zero.
+Its p-value comes from a paired permutation test (each question's before and after answers swapped at
+random), which stays exact when only a handful of answers
+changed — there a percentile interval can exclude zero for four flips that all went one way (two-sided
+p = 1/8). A change is called significant when p < 0.05.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -51,6 +54,11 @@ class Interval:
     value: float
     low: float
     high: float
+    p_value: float | None = None  # of a change: the paired permutation test's two-sided p
+
+    def significant(self, level: float = 0.05) -> bool:
+        """A change whose permutation p-value is below ``level``."""
+        return self.p_value is not None and self.p_value < level
 
     def excludes_zero(self) -> bool:
         """True when the whole interval lies on one side of zero."""
@@ -58,11 +66,12 @@ class Interval:
 
     def as_dict(self) -> dict[str, float | None]:
         """JSON-ready (NaN as None)."""
-        return {k: None if math.isnan(v) else v for k, v in (("value", self.value), ("low", self.low),
-                                                             ("high", self.high))}
+        pairs = (("value", self.value), ("low", self.low), ("high", self.high), ("p_value", self.p_value))
+        return {k: None if v is None or math.isnan(v) else v for k, v in pairs}
 
     def __str__(self) -> str:
-        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+        text = f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+        return text if self.p_value is None else f"{self.value:+.3f} [{self.low:+.3f}, {self.high:+.3f}] p={self.p_value:.3f}"
 
 
 def columns(results: Sequence[SampleResult]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -102,8 +111,26 @@ def paired_change(before: Sequence[SampleResult], after: Sequence[SampleResult],
     for name, (_, fn) in STATISTICS.items():
         def change(c0, y0, p0, c1, y1, p1, fn=fn):
             return fn(c1, y1, p1) - fn(c0, y0, p0)
-        out[name] = _interval(data, change, resamples, seed, change(*data))
+        interval = _interval(data, change, resamples, seed, change(*data))
+        out[name] = replace(interval, p_value=_permutation_p(data, fn, resamples, seed, interval.value))
     return out
+
+
+def _permutation_p(data: tuple[np.ndarray, ...], fn: Statistic, resamples: int, seed: int, value: float) -> float:
+    """Two-sided p of after − before under "training changed nothing": each question's before and after
+    answers swapped at random, ``resamples`` times; p = (1 + #|permuted change| ≥ |change|) / (1 + resamples)
+    (a permutation whose statistic is NaN counts as not extreme)."""
+    if math.isnan(value):
+        return math.nan
+    before, after = np.stack(data[:3]).astype(np.float64), np.stack(data[3:]).astype(np.float64)  # [3, n] each
+    rng = np.random.default_rng(seed)
+    extreme = 0
+    for _ in range(resamples):
+        swap = rng.random(before.shape[1]) < 0.5
+        x, y = np.where(swap, before, after), np.where(swap, after, before)
+        change = fn(x[0].astype(bool), x[1].astype(bool), x[2]) - fn(y[0].astype(bool), y[1].astype(bool), y[2])
+        extreme += bool(abs(change) >= abs(value) - 1e-12)
+    return (1 + extreme) / (1 + resamples)
 
 
 def change_table(before: dict[str, Interval], after: dict[str, Interval], change: dict[str, Interval],
@@ -119,16 +146,16 @@ def change_table(before: dict[str, Interval], after: dict[str, Interval], change
 
 
 def verdict(change: dict[str, Interval]) -> str:
-    """One line: which metacognition changes are significant (95% paired interval excluding zero)."""
+    """One line: which metacognition changes are significant (paired permutation p < 0.05)."""
     parts = []
     for name in ("dprime_type2", "auroc_type2"):
         c = change[name]
         label = STATISTICS[name][0]
         if math.isnan(c.value):
             parts.append(f"{label}: undefined (one class only)")
-        elif c.excludes_zero():
+        elif c.significant():
             parts.append(f"{label} {'rose' if c.value > 0 else 'fell'} by {abs(c.value):.3f}, significant "
-                         f"(95% CI excludes 0)")
+                         f"(p = {c.p_value:.3f})")
         else:
-            parts.append(f"{label} changed by {c.value:+.3f}, not significant (95% CI includes 0)")
+            parts.append(f"{label} changed by {c.value:+.3f}, not significant (p = {c.p_value:.2f})")
     return "; ".join(parts)

@@ -40,7 +40,8 @@ def test_a_real_change_is_significant_and_no_change_is_not():
     assert "AUROC2 (P(yes)) rose" in verdict(change)
     same = paired_change(before, before, 500)
     assert same["auroc_type2"].value == 0 and not same["auroc_type2"].excludes_zero()
-    assert "not significant" in verdict(same)
+    assert "not significant" in verdict(same) and same["auroc_type2"].p_value == 1.0
+    assert change["auroc_type2"].significant() and change["auroc_type2"].p_value < 0.01
     table = change_table(held_out_intervals(before, 200), held_out_intervals(after, 200), change, 300)
     assert table.splitlines()[0].startswith("held-out (n=300)") and len(table.splitlines()) == 6
 
@@ -51,3 +52,14 @@ def test_one_class_gives_nan_and_mismatched_questions_are_refused():
     assert "undefined" in verdict(paired_change(wrong, wrong, 100))
     with pytest.raises(ValueError, match="same questions"):
         paired_change(wrong, wrong[:10], 100)
+
+
+def test_four_flips_one_way_are_not_significant_even_when_the_bootstrap_interval_excludes_zero():
+    """Two-sided exact p for 4 same-direction flips is 2/16 = 0.125: the permutation test says so."""
+    before = [result(i, i < 40, 0.9 if i < 40 else 0.6) for i in range(400)]  # 40 right, all said yes
+    after = [result(i, r.correct, 0.1 if 40 <= i < 44 else r.p_yes) for i, r in enumerate(before)]  # 4 wrong: no
+    change = paired_change(before, after, 2000)
+    assert change["yes_ratio"].value == pytest.approx(-0.01)
+    assert change["yes_ratio"].excludes_zero()  # the percentile interval alone would call this significant
+    assert change["yes_ratio"].p_value == pytest.approx(0.125, abs=0.03)
+    assert not change["yes_ratio"].significant()
