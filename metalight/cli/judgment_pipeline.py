@@ -25,6 +25,7 @@ from typing import Any, Literal
 from unittest import mock
 
 from lightning.pytorch import Callback, LightningDataModule, Trainer
+from lightning.pytorch.utilities import rank_zero_only
 
 from metalight.cli import TRAINER_DEFAULTS, ConciseArgumentParser, MetalightCLI
 from metalight.data.examples import write_examples
@@ -89,8 +90,10 @@ class PipelineState:
             self.save()
 
     def save(self) -> None:
-        """Write the state atomically."""
-        atomic_write_json(self.path, self.data)
+        """Write the state atomically (global rank 0 only: under a multi-process strategy every rank runs the
+        pipeline, and only rank 0 records the epochs)."""
+        if rank_zero_only.rank == 0:
+            atomic_write_json(self.path, self.data)
 
     def phase(self, name: str) -> dict[str, Any]:
         """The record of one phase."""
@@ -180,6 +183,7 @@ class KnowThyselfPipeline:
             raise ConfigError("phase 2: the base model answered every phase-1 train question; there is no "
                               "knowledge to learn (use --knowledge-on all to train on every question)")
         examples = knowledge_targets(records, "know_thyself")
+        # Under a multi-process strategy every rank writes the same rows, atomically: no rank waits for another.
         write_examples(self.out / phase / "qa_training_data.jsonl", examples)
 
     def run_phase(self, phase: str) -> None:
