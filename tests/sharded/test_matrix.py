@@ -79,6 +79,8 @@ def test_cell_fits_validates_exports_and_resumes(name, cells):
                                    torch.load(out / "logits.pt"), rtol=1e-6, atol=1e-5)
     if name.startswith("sft_lora"):
         assert (out / "cell" / "fit" / "hf" / "adapter_config.json").is_file()
+    if name.startswith("metaconf"):
+        assert "val/verbal_accuracy" in result["validate"]  # the verbal-confidence half of its validation ran
     if name.startswith("judgment"):
         judgment = out / "cell" / "fit" / "judgment"
         # the re-collection at the epoch's end gathered every question from the two ranks' halves
