@@ -116,6 +116,12 @@ class PhaseProgress(Callback):
             self.state.update(self.phase, epoch=trainer.current_epoch + 1)
 
 
+def say(text: str) -> None:
+    """Print on global rank 0 only (under a multi-process strategy every rank runs the pipeline)."""
+    if rank_zero_only.rank == 0:
+        print(text, flush=True)
+
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The newest ``.ckpt`` of a run, or ``None``."""
     checkpoints = sorted((run_dir / "checkpoints").glob("*.ckpt"), key=lambda p: p.stat().st_mtime)
@@ -194,7 +200,7 @@ class KnowThyselfPipeline:
             self.prepare(phase)
         config, args, model_in = self.phase_args(phase)
         self.state.update(phase, status="running", run_dir=str(self.run_dir(phase)), model_in=model_in)
-        print(f"[pipeline] {phase}: {'resuming from ' + str(ckpt) if ckpt else 'starting'}", flush=True)
+        say(f"[pipeline] {phase}: {'resuming from ' + str(ckpt) if ckpt else 'starting'}")
         callbacks = [PhaseProgress(self.state, phase), *self.extra_callbacks.get(phase, [])]
         cli = run_fit(config, args, callbacks, ckpt)
         loop = next((c for c in cli.trainer.callbacks if isinstance(c, JudgmentLoop)), None)
@@ -206,7 +212,7 @@ class KnowThyselfPipeline:
         """Run every unfinished phase; returns the final state (also printed as tables)."""
         for phase in PHASES:
             if self.state.phase(phase)["status"] == "done":
-                print(f"[pipeline] {phase}: done, skipped", flush=True)
+                say(f"[pipeline] {phase}: done, skipped")
                 continue
             self.run_phase(phase)
         self.print_summary()
@@ -217,8 +223,8 @@ class KnowThyselfPipeline:
         for phase in ("phase1_judgment", "phase3_judgment"):
             rounds = self.state.phase(phase).get("judgment")
             if rounds:
-                print(f"\n{phase}\n{summary_table(rounds)}", flush=True)
-        print(f"\nstate: {self.state.path}", flush=True)
+                say(f"\n{phase}\n{summary_table(rounds)}")
+        say(f"\nstate: {self.state.path}")
 
 
 def split_args(text: str | None) -> list[str]:
