@@ -116,6 +116,16 @@ class DeepSpeedAnyDeviceStrategy(DeepSpeedStrategy):
             unset_hf_deepspeed_config()
             del hf_config
 
+    def _auto_select_batch_size(self) -> int:
+        # Lightning builds the train loader at strategy setup, before fit start, only to read its batch size
+        # for DeepSpeed's throughput logging; data modules whose training set is handed over at fit start (the
+        # judgment loop's JudgmentDataModule) have none yet. Their batch_size says the same without a loader.
+        datamodule = getattr(self.lightning_module.trainer, "datamodule", None)
+        size = getattr(datamodule, "batch_size", None)
+        if isinstance(size, int) and size > 0:
+            return size
+        return super()._auto_select_batch_size()
+
     def _setup_model_and_optimizer(self, model: nn.Module, optimizer: Any, lr_scheduler: Any = None) -> tuple:
         if self.root_device.type != "cpu":
             return super()._setup_model_and_optimizer(model, optimizer, lr_scheduler)

@@ -36,6 +36,28 @@ GRPO = ("--config", "configs/grpo/quickstart.yaml", "--model.init_args.num_gener
         "--data.init_args.max_samples", '{"train": 4, "val": 2}', "--data.init_args.eval_batch_size", "1",
         "--trainer.val_check_interval", "null", "--trainer.check_val_every_n_epoch", "1")
 
+# MetaConf stage 2 with the paper's settings (LoRA r 128 on every linear layer, gradient checkpointing, 4
+# accumulation steps, clipping) and the tiny model judging locally: 2 questions x 2 completions per rank make one
+# generation batch of 4 micro-batches, so the fit's 2 optimizer steps are 16 questions per rank.
+METACONF = ("--config", "configs/grpo/metaconf.yaml", "--model.init_args.dtype", "float32",
+            "--model.init_args.judge", "metalight.methods.metaconf.judge.LocalChat",
+            "--model.init_args.judge.init_args.max_new_tokens", "4",
+            "--model.init_args.judge.init_args.temperature", "0.0", "--model.init_args.num_generations", "2",
+            "--model.init_args.max_completion_length", "4", "--model.init_args.verbal_max_new_tokens", "4",
+            "--data.init_args.batch_size", "2", "--data.init_args.eval_batch_size", "1",
+            "--data.init_args.max_samples", '{"train": 32, "val": 2}', "--trainer.val_check_interval", "null",
+            "--trainer.check_val_every_n_epoch", "1")
+# Know-thyself's judgment loop (full fine-tuning): 4 FanOutQA questions (2 per rank, batch 1: the fit's 2 steps
+# are one epoch), answers and judgments of 4 tokens re-collected at the epoch's end; the quickstart's
+# validation is switched on (2 questions) so that the cell validates.
+JUDGMENT = ("--config", "configs/judgment/quickstart.yaml", "--data.init_args.source.init_args.max_samples",
+            '{"train": 4, "val": 2}', "--data.init_args.batch_size", "1",
+            "--data.init_args.source.init_args.eval_batch_size", "1",
+            "--trainer.callbacks.init_args.answers.max_new_tokens", "4",
+            "--trainer.callbacks.init_args.judgment.max_new_tokens", "4",
+            "--model.init_args.evaluation.max_new_tokens", "4", "--trainer.limit_val_batches", "1.0",
+            "--trainer.num_sanity_val_steps", "0")
+
 MATRIX = {
     "sft_full-fsdp": (SFT_FULL, "fsdp"),
     "sft_full-deepspeed_zero2": (SFT_FULL, "deepspeed_zero2"),
@@ -45,13 +67,16 @@ MATRIX = {
     "sft_lora-deepspeed_zero3": (SFT_LORA, "deepspeed_zero3"),
     "grpo-deepspeed_zero2": (GRPO, "deepspeed_zero2"),
     "grpo-deepspeed_zero3": (GRPO, "deepspeed_zero3"),
+    "metaconf-deepspeed_zero3": (METACONF, "deepspeed_zero3"),
+    "judgment-fsdp": (JUDGMENT, "fsdp"),
+    "judgment-deepspeed_zero3": (JUDGMENT, "deepspeed_zero3"),
 }
 
 
 def model_args(args: tuple[str, ...], model_dir: str | Path) -> tuple[str, ...]:
     """The arguments that put ``model_dir`` in every model slot of a cell (GRPO's judge too)."""
     extra = ("--model.init_args.model", str(model_dir))
-    if "configs/grpo/quickstart.yaml" in args:
+    if any(config in args for config in ("configs/grpo/quickstart.yaml", "configs/grpo/metaconf.yaml")):
         extra += ("--model.init_args.judge.init_args.model", str(model_dir))
     return extra
 

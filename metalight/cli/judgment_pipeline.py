@@ -25,6 +25,7 @@ from typing import Any, Literal
 from unittest import mock
 
 from lightning.pytorch import Callback, LightningDataModule, Trainer
+from lightning.pytorch.utilities import rank_zero_only
 
 from metalight.cli import TRAINER_DEFAULTS, ConciseArgumentParser, MetalightCLI
 from metalight.data.examples import write_examples
@@ -89,8 +90,10 @@ class PipelineState:
             self.save()
 
     def save(self) -> None:
-        """Write the state atomically."""
-        atomic_write_json(self.path, self.data)
+        """Write the state atomically (global rank 0 only: under a multi-process strategy every rank runs the
+        pipeline, and only rank 0 records the epochs)."""
+        if rank_zero_only.rank == 0:
+            atomic_write_json(self.path, self.data)
 
     def phase(self, name: str) -> dict[str, Any]:
         """The record of one phase."""
@@ -111,6 +114,12 @@ class PhaseProgress(Callback):
     def on_train_epoch_end(self, trainer: Trainer, pl_module) -> None:
         if trainer.is_global_zero:
             self.state.update(self.phase, epoch=trainer.current_epoch + 1)
+
+
+def say(text: str) -> None:
+    """Print on global rank 0 only (under a multi-process strategy every rank runs the pipeline)."""
+    if rank_zero_only.rank == 0:
+        print(text, flush=True)
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
@@ -180,6 +189,7 @@ class KnowThyselfPipeline:
             raise ConfigError("phase 2: the base model answered every phase-1 train question; there is no "
                               "knowledge to learn (use --knowledge-on all to train on every question)")
         examples = knowledge_targets(records, "know_thyself")
+        # Under a multi-process strategy every rank writes the same rows, atomically: no rank waits for another.
         write_examples(self.out / phase / "qa_training_data.jsonl", examples)
 
     def run_phase(self, phase: str) -> None:
@@ -190,7 +200,7 @@ class KnowThyselfPipeline:
             self.prepare(phase)
         config, args, model_in = self.phase_args(phase)
         self.state.update(phase, status="running", run_dir=str(self.run_dir(phase)), model_in=model_in)
-        print(f"[pipeline] {phase}: {'resuming from ' + str(ckpt) if ckpt else 'starting'}", flush=True)
+        say(f"[pipeline] {phase}: {'resuming from ' + str(ckpt) if ckpt else 'starting'}")
         callbacks = [PhaseProgress(self.state, phase), *self.extra_callbacks.get(phase, [])]
         cli = run_fit(config, args, callbacks, ckpt)
         loop = next((c for c in cli.trainer.callbacks if isinstance(c, JudgmentLoop)), None)
@@ -202,7 +212,7 @@ class KnowThyselfPipeline:
         """Run every unfinished phase; returns the final state (also printed as tables)."""
         for phase in PHASES:
             if self.state.phase(phase)["status"] == "done":
-                print(f"[pipeline] {phase}: done, skipped", flush=True)
+                say(f"[pipeline] {phase}: done, skipped")
                 continue
             self.run_phase(phase)
         self.print_summary()
@@ -213,8 +223,8 @@ class KnowThyselfPipeline:
         for phase in ("phase1_judgment", "phase3_judgment"):
             rounds = self.state.phase(phase).get("judgment")
             if rounds:
-                print(f"\n{phase}\n{summary_table(rounds)}", flush=True)
-        print(f"\nstate: {self.state.path}", flush=True)
+                say(f"\n{phase}\n{summary_table(rounds)}")
+        say(f"\nstate: {self.state.path}")
 
 
 def split_args(text: str | None) -> list[str]:

@@ -79,6 +79,17 @@ def test_cell_fits_validates_exports_and_resumes(name, cells):
                                    torch.load(out / "logits.pt"), rtol=1e-6, atol=1e-5)
     if name.startswith("sft_lora"):
         assert (out / "cell" / "fit" / "hf" / "adapter_config.json").is_file()
+    if name.startswith("metaconf"):
+        assert "val/verbal_accuracy" in result["validate"]  # the verbal-confidence half of its validation ran
+    if name.startswith("judgment"):
+        judgment = out / "cell" / "fit" / "judgment"
+        # the re-collection at the epoch's end gathered every question from the two ranks' halves
+        rows = [json.loads(line) for line in (judgment / "train_epoch1.jsonl").read_text().splitlines()]
+        assert len({r["id"] for r in rows}) == 4
+        # the resumed run went on from the checkpoint's rounds instead of relabelling with the base weights
+        resumed = json.loads((out / "cell" / "resume" / "judgment" / "summary.json").read_text())
+        assert [r["epoch"] for r in resumed["rounds"]][:2] == [0, 1]
+        assert not (out / "cell" / "resume" / "judgment" / "train_epoch0.jsonl").exists()
 
 
 @pytest.mark.parametrize("fragment", ["fsdp", "deepspeed_zero2", "deepspeed_zero3"])

@@ -8,7 +8,7 @@ and test loaders are ``source``'s, so the standard dual-prompt metrics still run
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from lightning.pytorch import LightningDataModule
@@ -36,6 +36,7 @@ class JudgmentDataModule(LightningDataModule):
         self.source, self.batch_size, self.seed = source, batch_size, seed
         self.train_examples: list[SFTExample] | None = None
         self.epoch = 0
+        self._provide: Callable[[], None] | None = None
 
     def setup(self, stage: str | None = None) -> None:
         self.source.trainer = getattr(self, "trainer", None)
@@ -49,7 +50,15 @@ class JudgmentDataModule(LightningDataModule):
         """Examples the next train loader serves (shuffled with ``seed`` + ``epoch``)."""
         self.train_examples, self.epoch = list(examples), epoch
 
+    def defer_train_examples(self, provide: Callable[[], None]) -> None:
+        """Have ``provide`` (which calls :meth:`set_train_examples`) run when the next train loader is built,
+        not now (a sharded strategy restores a resumed run's state between fit start and the first loader)."""
+        self._provide = provide
+
     def train_dataloader(self) -> DataLoader:
+        if self._provide is not None:
+            provide, self._provide = self._provide, None
+            provide()
         if self.train_examples is None:
             raise ConfigError("JudgmentDataModule's training examples are set by the judgment loop: add "
                               "metalight.methods.judgment.loop.JudgmentLoop to trainer.callbacks")

@@ -125,6 +125,14 @@ class JudgmentLoop(Callback):
 
     # ---- the loop ---------------------------------------------------------------------------------------
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.strategy.restore_checkpoint_after_setup:
+            # FSDP and DeepSpeed restore a resumed run's weights and this loop's state after this hook: round
+            # 0 and the first selection wait until the first train loader is built, after the restore.
+            trainer.datamodule.defer_train_examples(lambda: self._start(trainer, pl_module))
+        else:
+            self._start(trainer, pl_module)
+
+    def _start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not self.history:  # a resumed run restored its rounds from the checkpoint
             self.run_round(trainer, pl_module, epoch=0)
         self.serve(trainer)
@@ -214,8 +222,11 @@ class JudgmentLoop(Callback):
 
     # ---- outputs ----------------------------------------------------------------------------------------
     def _write_samples(self, trainer: Trainer, split: str, epoch: int, per_record: list[dict]) -> None:
-        if self.write_samples and trainer.is_global_zero:
-            atomic_write_jsonl(run_dir(trainer) / "judgment" / f"{split}_epoch{epoch}.jsonl", per_record)
+        if not self.write_samples:
+            return
+        out = run_dir(trainer)  # a broadcast under multi-process strategies: every rank must make it
+        if trainer.is_global_zero:
+            atomic_write_jsonl(out / "judgment" / f"{split}_epoch{epoch}.jsonl", per_record)
 
     def _log(self, trainer: Trainer, row: dict[str, Any]) -> None:
         values = {f"{split}/{k}": v for split in SPLITS if split in row
@@ -223,11 +234,12 @@ class JudgmentLoop(Callback):
         values = {k: v for k, v in values.items() if not math.isnan(v)}
         # Visible to ModelCheckpoint / EarlyStopping monitors (e.g. monitor: val/judgment_auroc).
         trainer.callback_metrics.update({k: torch.tensor(v) for k, v in values.items()})
+        out = run_dir(trainer)  # every rank: see _write_samples
         if trainer.is_global_zero:
             for logger in trainer.loggers:
                 logger.log_metrics({**values, "judgment/round": float(row["epoch"])},
                                    step=trainer.global_step)
-            atomic_write_json(run_dir(trainer) / "judgment" / f"epoch{row['epoch']}.json", row)
+            atomic_write_json(out / "judgment" / f"epoch{row['epoch']}.json", row)
             brief = "  ".join(f"{split}: judg={row[split]['judgment_accuracy']:.3f} "
                               f"auroc={row[split]['judgment_auroc']:.3f} qa={row[split]['qa_accuracy']:.3f}"
                               for split in SPLITS if split in row)
@@ -244,10 +256,12 @@ class JudgmentLoop(Callback):
                              "prompt_version": KNOW_THYSELF_PROMPT_VERSION}}
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if not trainer.is_global_zero or not self.history:
+        if not self.history:  # the same on every rank (rounds are gathered)
+            return
+        out = run_dir(trainer)  # every rank: see _write_samples
+        if not trainer.is_global_zero:
             return
         summary = self.summary()
-        out = run_dir(trainer)
         atomic_write_json(out / "judgment" / "summary.json", summary)
         report_path = out / "report.json"
         report = json.loads(report_path.read_text()) if report_path.is_file() else {}

@@ -69,7 +69,8 @@ def loop_env(monkeypatch, tiny, tmp_path):
     dm = JudgmentDataModule(ListQA({"train": records, "val": [], "test": []}), batch_size=2)
     trainer = SimpleNamespace(datamodule=dm, global_step=0, world_size=1, global_rank=0, is_global_zero=True,
                               loggers=[], callback_metrics={}, log_dir=str(tmp_path), current_epoch=0,
-                              max_epochs=5, should_stop=False)
+                              max_epochs=5, should_stop=False,
+                              strategy=SimpleNamespace(restore_checkpoint_after_setup=False))
     module = SimpleNamespace(model=fake, tokenizer=tiny[1], synced_generation=lambda: False,
                              generation_context=nullcontext)
     return fake, trainer, module
@@ -136,6 +137,33 @@ def test_state_dict_round_trip_skips_round_zero_on_resume(loop_env):
     fake.script = {}  # any answer collection would now fail
     resumed.on_fit_start(trainer, module)
     assert [e.id for e in trainer.datamodule.train_examples] == ["q1"]
+
+
+def test_under_fsdp_or_deepspeed_the_start_waits_for_the_restored_state(loop_env):
+    # Those strategies restore a resumed run's callback state after on_fit_start: round 0 must not run
+    # there (it would relabel with the base weights); the restored selection is served with the first loader.
+    fake, trainer, module = loop_env
+    fake.script = {0: {"q1": ["Shakespeare"], "q2": ["Lyon"]}}
+    fake.judgments = {0: {"q1": NO, "q2": NO}}
+    loop = JudgmentLoop()
+    loop.on_fit_start(trainer, module)
+    trainer.strategy.restore_checkpoint_after_setup = True
+    trainer.datamodule.set_train_examples([])
+    resumed = JudgmentLoop()
+    fake.script = {}  # any answer collection would now fail
+    resumed.on_fit_start(trainer, module)
+    assert resumed.history == [] and trainer.datamodule.train_examples == []
+    resumed.load_state_dict(json.loads(json.dumps(loop.state_dict())))  # Lightning's restore
+    trainer.datamodule.train_dataloader()
+    assert [e.id for e in trainer.datamodule.train_examples] == ["q1"]
+    assert [r["epoch"] for r in resumed.history] == [0]
+
+    fresh = JudgmentLoop()  # a fresh (not resumed) run: round 0 runs when the loader is first built
+    fake.script = {0: {"q1": ["Shakespeare"], "q2": ["Lyon"]}}
+    fresh.on_fit_start(trainer, module)
+    assert fresh.history == []
+    trainer.datamodule.train_dataloader()
+    assert [r["epoch"] for r in fresh.history] == [0]
 
 
 def test_uncertainty_mode_with_one_greedy_answer_is_a_config_error():
