@@ -15,7 +15,7 @@ and keeps the median. Reported per row: the median over rounds and the spread (m
 and where the time goes (generation, rewards, reference / old log-probs, loss forward, backward + optimizer).
 Writes docs/benchmarks/grpo.json.
 
-    python scripts/bench_grpo.py            # 4 questions x G 8, <= 32 tokens, 3 timed steps, 3 rounds per row
+    python scripts/bench_grpo.py            # 4 questions x G 8, <= 32 tokens, 3 timed steps, 3 rounds per row, 1 thread
     python scripts/bench_grpo.py --quick    # 2 x 4, <= 8 tokens, 1 timed step, 1 round (a smoke run)
 """
 
@@ -56,7 +56,8 @@ def parse_args():
     parser.add_argument("--beta", type=float, default=0.04, help="β of the second row (the first has β = 0)")
     parser.add_argument("--loss-type", default="dapo")
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each side per row")
-    parser.add_argument("--threads", type=int, default=2)
+    # One thread: a second one spins waiting for a core that another process holds (docs/grpo.md).
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per side (default 1)")
     parser.add_argument("--quick", action="store_true", help="2 prompts x 4 generations x 8 tokens, 1 timed step, "
                                                              "1 round")
     parser.add_argument("--side", choices=["ours", "trl"], help=argparse.SUPPRESS)
@@ -227,6 +228,7 @@ def main() -> None:
     if args.side:
         child(args)
         return
+    torch.set_num_threads(args.threads)  # the machine line of the JSON names the sides' thread count
     results, rows = [], {}
     for beta in (0.0, args.beta):
         row, detail = row_results(args, beta, run_rounds(args, beta))
