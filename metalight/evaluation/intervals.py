@@ -138,15 +138,16 @@ def change_table(before: dict[str, Interval], after: dict[str, Interval], change
     """A before / after / change table with 95% intervals, one line per statistic, and a closing verdict line
     on the first two (d′type2, AUROC₂)."""
     lines = [(f"{'held-out (n=' + str(n) + ')':<18}{'before [95% CI]':>24}{title + ' [95% CI]':>24}"
-             f"{'change [95% CI]':>26}")]
+             f"{'change [95% CI] paired p':>36}")]
     for name, (label, _) in STATISTICS.items():
-        lines.append(f"{label:<18}{before[name]!s:>24}{after[name]!s:>24}{change[name]!s:>26}")
+        lines.append(f"{label:<18}{before[name]!s:>24}{after[name]!s:>24}{change[name]!s:>36}")
     lines.append(verdict(change))
     return "\n".join(lines)
 
 
 def verdict(change: dict[str, Interval]) -> str:
-    """One line: which metacognition changes are significant (paired permutation p < 0.05)."""
+    """One line: whether the d′type2 and AUROC₂ changes are significant (paired permutation p < 0.05), and
+    which other statistics changed significantly."""
     parts = []
     for name in ("dprime_type2", "auroc_type2"):
         c = change[name]
@@ -157,5 +158,9 @@ def verdict(change: dict[str, Interval]) -> str:
             parts.append(f"{label} {'rose' if c.value > 0 else 'fell'} by {abs(c.value):.3f}, significant "
                          f"(p = {c.p_value:.3f})")
         else:
-            parts.append(f"{label} changed by {c.value:+.3f}, not significant (p = {c.p_value:.2f})")
+            parts.append(f"{label} changed by {c.value:+.3f}, not significant (p = {c.p_value:.3f})")
+    others = [f"{STATISTICS[k][0]} {c.value:+.3f} (p = {c.p_value:.3f})" for k, c in change.items()
+              if k not in ("dprime_type2", "auroc_type2") and c.significant()]
+    if others:
+        parts.append("also significant: " + ", ".join(others))
     return "; ".join(parts)

@@ -11,7 +11,7 @@ def test_quickstart_prints_intervals_and_a_verdict(tiny_model_dir, tmp_path, mon
           "--steps", "1"])
     out = capsys.readouterr().out
     table = out[out.index("held-out (n=12)"):].splitlines()
-    assert table[0].split()[-3:] == ["change", "[95%", "CI]"]
+    assert table[0].split()[-5:] == ["change", "[95%", "CI]", "paired", "p"]
     assert [line.split()[0] for line in table[1:5]] == ["d'type2", "AUROC2", "accuracy", "yes"]
     assert "significant" in table[5] or "undefined" in table[5]
     assert (tmp_path / "runs").is_dir()
