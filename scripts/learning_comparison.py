@@ -9,8 +9,11 @@ from the base model a paired 95% interval (``metalight.evaluation.intervals``).
 
     python scripts/learning_comparison.py pool                 # the balanced training pool (base model's answers)
     python scripts/learning_comparison.py run --minutes 8      # every arm, two at a time (one core each)
-    python scripts/learning_comparison.py report               # tables, curves, docs/esma.md section
-    python scripts/learning_comparison.py run --minutes 0.5 --heldout 20 --arms esma_brier --out /tmp/lc  # a check
+    python scripts/learning_comparison.py report --update-docs # tables, curves, and docs/esma.md's section
+    # a check in ~3 minutes:
+    python scripts/learning_comparison.py pool --pool-questions 40 --out /tmp/lc
+    python scripts/learning_comparison.py run --minutes 0.5 --heldout 20 --arms esma_brier --out /tmp/lc
+    python scripts/learning_comparison.py report --out /tmp/lc
 
 Arms (``ARMS``): ESMA at the paper's settings, ESMA as the old quickstart, ESMA with the continuous
 ``brier_alignment`` reward, ESMA's SFT meta-answer baseline and Know-thyself judgment training.
@@ -271,8 +274,9 @@ def table(results: list[dict]) -> str:
     return "\n".join([head, *rows])
 
 
-def write_report(out: Path, arms: list[str]) -> None:
-    """results.json, results.md and the training curves under ``out``; the section of docs/esma.md."""
+def write_report(out: Path, arms: list[str], update_docs: bool = False) -> None:
+    """results.json, results.md and the training curves under ``out``; with ``update_docs``, the section of
+    docs/esma.md too."""
     import platform
 
     import torch
@@ -284,10 +288,10 @@ def write_report(out: Path, arms: list[str]) -> None:
     text = (f"Measured {datetime.date.today().isoformat()} on a {os.cpu_count()}-core CPU ({platform.machine()}, one "
             f"torch thread per arm, two arms at a time), torch {torch.__version__}; held-out n = {n}: "
             f"{n // 2} FanOutQA single-hop validation + {n // 2} EHQ-3000 questions "
-            f"(`python scripts/learning_comparison.py run`, then `report`).\n\n{table(results)}\n")
+            f"(`python scripts/learning_comparison.py run`, then `report --update-docs`).\n\n{table(results)}\n")
     atomic_write_text(out / "results.md", text)
     print(text)
-    if DOC.exists():
+    if update_docs and DOC.exists():
         doc = DOC.read_text()
         if BEGIN in doc and END in doc:
             (DOC.parent / "esma_comparison").mkdir(exist_ok=True)
@@ -307,6 +311,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--parallel", type=int, default=2, help="arms at a time, one core each (default 2)")
     parser.add_argument("--pool-questions", type=int, default=POOL_QUESTIONS,
                         help=f"FanOutQA train questions answered for the pool (default {POOL_QUESTIONS})")
+    parser.add_argument("--update-docs", action="store_true", help="report: also rewrite docs/esma.md's section")
     parser.add_argument("--out", type=Path, default=OUT, help=f"output directory (default {OUT})")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -322,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "_baseline":
         baseline(args.name, args.heldout, args.out)
     else:
-        write_report(args.out, [a for a in args.arms if (args.out / f"{a}.jsonl").exists()])
+        write_report(args.out, [a for a in args.arms if (args.out / f"{a}.jsonl").exists()], args.update_docs)
 
 
 if __name__ == "__main__":
