@@ -8,6 +8,12 @@ Correctness (``GradingMode``):
   * ``know_thyself``: Know-thyself's ``is_correct``: lower-case, keep only ``[a-z0-9\\s]``, collapse
     whitespace, then correct when an alias is contained in the answer or the answer in an alias. Upstream
     counts an empty answer as correct (the empty string is in every alias); here it is wrong.
+  * ``final``: for questions with one exact short answer (the competence-band testbed): the answer's *final*
+    value is compared, not any mention. A numeric gold is compared with the first number after the first
+    ``=`` ("7 + 5 = 12"), or else the last number ("The answer is 12."), thousands separators removed, as
+    exact decimals; a one-letter gold with the last quoted letter ("... is 'D'.") or else the last stand-alone
+    letter other than the words "I" and "a", case-insensitively; any other gold as ``normalized``. So an answer
+    that echoes the question's operands ("316 + 0 = 317" for 316) or ends on a wrong total is not credited.
 Exact match (normalised equality) is reported beside every mode. Under ``esma`` a correct answer credited only
 through a numeric alias inside a longer number or an alias of at most two characters is also flagged
 (:func:`suspect_match`, counted as ``suspect_matches`` in ``report.json``).
@@ -23,10 +29,11 @@ from __future__ import annotations
 
 import re
 import string
+from decimal import Decimal
 from dataclasses import dataclass
 from typing import Literal
 
-GradingMode = Literal["esma", "normalized", "know_thyself"]
+GradingMode = Literal["esma", "normalized", "know_thyself", "final"]
 YesNoRule = Literal["esma", "strict"]
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -53,7 +60,38 @@ def is_correct(answer: str, aliases: list[str], mode: GradingMode = "esma") -> b
         if not response:
             return False
         return any(a in response or response in a for a in map(normalize_alnum, aliases) if a)
-    raise ValueError(f"unknown grading mode {mode!r}; use 'esma', 'normalized' or 'know_thyself'")
+    if mode == "final":
+        return any(final_value_matches(answer, alias) for alias in aliases if alias.strip())
+    raise ValueError(f"unknown grading mode {mode!r}; use 'esma', 'normalized', 'know_thyself' or 'final'")
+
+
+_SIGNED_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+_QUOTED_LETTER = re.compile(r"[\'\"‘’“”`]([A-Za-z])[\'\"‘’“”`]")
+# Unquoted, "I" and "a" are words (the pronoun, the article), not an answer letter.
+_LONE_LETTER = re.compile(r"(?<![A-Za-z'])(?!I\b|[aA]\b)[A-Za-z](?![A-Za-z'])")
+
+
+def final_number(answer: str) -> str | None:
+    """The number an arithmetic answer ends on: the first after the first ``=``, else the last one; thousands
+    separators removed (``None`` when the answer has no number)."""
+    tail = answer.split("=", 1)[1] if "=" in answer else answer
+    numbers = _SIGNED_NUMBER.findall(tail)
+    if not numbers:
+        return None
+    chosen = numbers[0] if "=" in answer else numbers[-1]
+    return chosen.replace(",", "").rstrip(".")
+
+
+def final_value_matches(answer: str, gold: str) -> bool:
+    """Whether ``answer``'s final value equals ``gold`` under the ``final`` rule (see module docstring)."""
+    gold = gold.strip()
+    if _SIGNED_NUMBER.fullmatch(gold):
+        value = final_number(answer)
+        return value is not None and Decimal(value) == Decimal(gold.replace(",", ""))
+    if len(gold) == 1 and gold.isalpha():
+        letters = _QUOTED_LETTER.findall(answer) or _LONE_LETTER.findall(answer)
+        return bool(letters) and letters[-1].lower() == gold.lower()
+    return is_correct(answer, [gold], "normalized")
 
 
 _NUMBER = re.compile(r"[\d.,]*\d")

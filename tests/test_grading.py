@@ -103,3 +103,21 @@ def test_know_thyself_grading_is_two_way_containment_with_empty_answers_wrong():
     assert is_correct("Paris", ["Paris, France"], "know_thyself")  # the answer inside an alias counts too
     assert not is_correct("Lyon", ["Paris"], "know_thyself")
     assert not is_correct("", ["Paris"], "know_thyself") and not is_correct("?!", ["Paris"], "know_thyself")
+
+
+@pytest.mark.parametrize(("answer", "gold", "expected"), [
+    ("7 + 5 = 12", "12", True),
+    ("316 + 0 = 317", "316", False),            # echoes an operand, ends on a wrong total
+    ("The answer to this question is 316.", "316", True),
+    ("10 is the answer to 4 times 10.", "40", False),
+    ("6 * 3 = 18\n\nThe answer is 6 *", "18", True),  # the value after '=' counts, not a trailing operand
+    ("1,000", "1000", True),
+    ("= 5440001", "5440000", False),           # integers compare exactly
+    ("The first letter of the word 'dragon' is 'D'.", "d", True),
+    ("The last letter of the word 'cub' is 'y'.", "b", False),
+    ("I do not know", "i", False),              # "I" the pronoun is not an answer letter
+    ("The word is paris", "Paris", True),       # other golds: normalized containment
+    ("no number here", "12", False),
+])
+def test_final_grading(answer, gold, expected):
+    assert is_correct(answer, [gold], "final") is expected
