@@ -28,6 +28,20 @@ c, so two members that give the same yes/no answers still get different fitness:
   one (the same range, [0, 2]).
 
 A question whose P(yes) is NaN (the tokenizer has no yes / no token) gets NaN: not applicable.
+
+Discrimination rewards (metalight's): a Brier-type reward is raised most cheaply by moving every P(yes)
+towards the base rate (Brier = calibration-in-the-large + refinement); these pay only for ranking or for
+both classes alike, so saying "no" more often earns nothing:
+
+* ``auroc_alignment``: each question's share of the member's AUROC₂ of P(yes) against correctness on the
+  iteration's questions — for a right answer, the fraction of wrong answers it out-ranks, for a wrong one
+  the fraction of right answers that out-rank it (ties count ½). Its mean over the questions *is* the AUROC₂,
+  in [0, 1]; NaN (not applicable) for every question when all answers are right or all wrong;
+* ``esma_auroc`` = c + ``auroc_alignment``: the joint reward with discrimination in place of alignment
+  (mean: accuracy + AUROC₂, in [0, 2]);
+* ``balanced_brier_alignment``: 1 − (p − c)² weighted by n / (2 n_c), so right and wrong answers weigh half
+  each whatever their counts: mean 1 − (Brier on right + Brier on wrong) / 2. "No" to everything scores
+  0.5, a constant 0.5 scores 0.75, a perfect read-out 1; NaN when one class is empty.
 """
 
 from __future__ import annotations
@@ -105,6 +119,52 @@ def log_likelihood_alignment_reward(prompts: Sequence[str], completions: Sequenc
 def esma_brier_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[ResultLike]) -> Tensor:
     """c + 1 − (P(yes) − c)²: ESMA's joint reward with the Brier alignment in place of 1[c = y], in [0, 2]."""
     return correctness_reward(prompts, completions, records) + brier_alignment_reward(prompts, completions, records)
+
+
+def _rank_shares(correct: Tensor, p_yes: Tensor) -> Tensor:
+    """Each row's share of the AUROC of ``p_yes`` for ``correct`` (mean over rows = AUROC); NaN rows and
+    one-class sets give NaN."""
+    out = torch.full_like(p_yes, float("nan"))
+    valid = ~torch.isnan(p_yes)
+    right, wrong = valid & (correct == 1), valid & (correct == 0)
+    if not right.any() or not wrong.any():
+        return out
+    # beats[i, j] = 1 when right answer i out-ranks wrong answer j, ½ on a tie
+    diff = p_yes[right][:, None] - p_yes[wrong][None, :]
+    beats = (diff > 0).float() + 0.5 * (diff == 0).float()
+    out[right] = beats.mean(1)
+    out[wrong] = beats.mean(0)
+    return out
+
+
+@register_reward("auroc_alignment")
+def auroc_alignment_reward(prompts: Sequence[str], completions: Sequence[str],
+                           records: Sequence[ResultLike]) -> Tensor:
+    """Each question's share of AUROC₂(P(yes), correct) over the member's questions (mean = the AUROC₂, in
+    [0, 1]); NaN when P(yes) is NaN or every answer is right (or every one wrong)."""
+    correct, p_yes = _correct_and_p_yes(records)
+    return _rank_shares(correct, p_yes)
+
+
+@register_reward("esma_auroc")
+def esma_auroc_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[ResultLike]) -> Tensor:
+    """c + the question's AUROC₂ share: accuracy plus discrimination (mean in [0, 2]); NaN where the AUROC
+    share is."""
+    return correctness_reward(prompts, completions, records) + auroc_alignment_reward(prompts, completions, records)
+
+
+@register_reward("balanced_brier_alignment")
+def balanced_brier_alignment_reward(prompts: Sequence[str], completions: Sequence[str],
+                                    records: Sequence[ResultLike]) -> Tensor:
+    """(1 − (P(yes) − c)²) · n / (2 n_c): the Brier alignment with right and wrong answers weighing half each
+    (mean 1 − (Brier₁ + Brier₀) / 2, in [0, 1]); NaN for NaN P(yes) and when one class is empty."""
+    correct, p_yes = _correct_and_p_yes(records)
+    valid = ~torch.isnan(p_yes)
+    counts = {c: int((valid & (correct == c)).sum()) for c in (0.0, 1.0)}
+    if not all(counts.values()):
+        return torch.full_like(p_yes, float("nan"))
+    weight = torch.where(correct == 1, valid.sum() / (2 * counts[1.0]), valid.sum() / (2 * counts[0.0]))
+    return weight * (1.0 - (p_yes - correct).square())
 
 
 def reward_summary(results: Sequence[ResultLike]) -> dict[str, float]:

@@ -107,3 +107,55 @@ def test_continuous_rewards_separate_members_with_the_same_yes_no_answers():
 def test_a_member_without_p_yes_has_nan_fitness():
     nan_only = [SimpleNamespace(correct=True, said_yes=False, p_yes=float("nan"))]
     assert math.isnan(member_fitness("brier_alignment", resolve_reward("brier_alignment"), nan_only))
+
+
+def _p_cases(pairs):
+    return [SimpleNamespace(correct=bool(c), said_yes=p > 0.5, p_yes=p, direct_prompt="q?", direct_answer="a")
+            for c, p in pairs]
+
+
+def test_auroc_alignment_shares_by_hand_and_their_mean_is_the_auroc():
+    from torchmetrics.functional.classification import binary_auroc
+
+    from metalight.methods.esma.rewards import auroc_alignment_reward, esma_auroc_reward
+
+    pairs = [(1, 0.9), (1, 0.4), (0, 0.5), (0, 0.1), (0, 0.4)]
+    shares = auroc_alignment_reward(NO_TEXT, NO_TEXT, _p_cases(pairs))
+    # right 0.9 beats all 3 wrong; right 0.4 beats 0.1, ties 0.4, loses to 0.5: (1 + .5) / 3;
+    # wrong 0.5 is beaten by 0.9 only: 1/2; wrong 0.1 by both: 1; wrong 0.4 by 0.9 and a tie: 0.75
+    assert shares.tolist() == pytest.approx([1.0, 0.5, 0.5, 1.0, 0.75])
+    auroc = binary_auroc(torch.tensor([p for _, p in pairs]), torch.tensor([c for c, _ in pairs]))
+    assert shares.mean().item() == pytest.approx(auroc.item())
+    assert esma_auroc_reward(NO_TEXT, NO_TEXT, _p_cases(pairs)).tolist() == pytest.approx([2.0, 1.5, 0.5, 1.0, 0.75])
+
+
+def test_discrimination_rewards_pay_nothing_for_saying_no_more_often():
+    from metalight.methods.esma.rewards import auroc_alignment_reward, balanced_brier_alignment_reward
+
+    pairs = [(1, 0.6), (1, 0.3), (0, 0.4), (0, 0.2)]
+    lowered = [(c, p / 3) for c, p in pairs]  # every P(yes) lower, same order
+    for reward in (auroc_alignment_reward,):
+        assert reward(NO_TEXT, NO_TEXT, _p_cases(pairs)).mean() == reward(NO_TEXT, NO_TEXT, _p_cases(lowered)).mean()
+    # "no" to everything: the balanced Brier gives 1 - (1 + 0) / 2 = 0.5, a perfect read-out 1
+    all_no = balanced_brier_alignment_reward(NO_TEXT, NO_TEXT, _p_cases([(c, 0.0) for c, _ in pairs]))
+    perfect = balanced_brier_alignment_reward(NO_TEXT, NO_TEXT, _p_cases([(c, float(c)) for c, _ in pairs]))
+    assert all_no.mean().item() == pytest.approx(0.5) and perfect.mean().item() == pytest.approx(1.0)
+
+
+def test_balanced_brier_by_hand():
+    from metalight.methods.esma.rewards import balanced_brier_alignment_reward
+
+    values = balanced_brier_alignment_reward(NO_TEXT, NO_TEXT, _p_cases([(1, 0.9), (1, 0.4), (0, 0.5), (0, 0.1),
+                                                                          (0, 0.4)]))
+    # weights n / (2 n_c): right 5/4, wrong 5/6; Brier on right (0.01 + 0.36) / 2, on wrong (0.25 + 0.01 + 0.16) / 3
+    assert values.tolist() == pytest.approx([1.25 * 0.99, 1.25 * 0.64, 5 / 6 * 0.75, 5 / 6 * 0.99, 5 / 6 * 0.84])
+    assert values.mean().item() == pytest.approx(1 - (0.185 + 0.14) / 2)
+
+
+@pytest.mark.parametrize("name", ["auroc_alignment", "esma_auroc", "balanced_brier_alignment"])
+def test_discrimination_rewards_are_not_applicable_with_one_class_or_nan(name):
+    reward = resolve_reward(name)
+    assert torch.isnan(reward(NO_TEXT, NO_TEXT, _p_cases([(1, 0.9), (1, 0.2)]))).all()
+    values = reward(NO_TEXT, NO_TEXT, _p_cases([(1, 0.9), (0, float("nan")), (0, 0.2)]))
+    assert torch.isnan(values[1]) and not torch.isnan(values[[0, 2]]).any()
+    assert math.isnan(member_fitness(name, reward, _p_cases([(0, 0.3), (0, 0.4)])))
