@@ -119,6 +119,8 @@ class SampleResult:
     prompt_truncated: bool = False
     # Credited by the esma substring rule only through a numeric or <= 2-character alias (grading.suspect_match).
     suspect_match: bool = False
+    # The record's meta (e.g. the competence testbed's family and level), for per-group analysis.
+    meta: dict[str, Any] = field(default_factory=dict)
     # Tokens the model chose for the direct answer (stop token included), for token-level confidence
     # scores; kept in memory only, not written to the samples file.
     direct_completion_ids: list[int] = field(default_factory=list, repr=False)
@@ -220,7 +222,7 @@ def score_answers(records: Sequence[QARecord], direct: Sequence[Prompt], meta: S
                      direct_answer=a, correct=is_correct(a, r.answers, settings.grading),
                      exact_match=exact_match(a, r.answers), meta_prompt=mp.text, meta_answer=mt,
                      said_yes=bool(y), meta_parsed=bool(ok), p_yes=float(p), direct_completion_ids=chosen,
-                     suspect_match=settings.grading == "esma" and suspect_match(a, r.answers))
+                     suspect_match=settings.grading == "esma" and suspect_match(a, r.answers), meta=dict(r.meta))
         for r, dp, mp, a, mt, y, ok, p, chosen in zip(records, direct, meta, answers, meta_texts, said_yes, parsed,
                                                        p_yes, direct_ids)
     ]

@@ -18,13 +18,15 @@ from metalight.evaluation.dual_prompt import EvalSettings, SampleResult, evaluat
 from metalight.methods.esma.batched import evaluate_rows
 from metalight.methods.esma.lowrank_forward import LowRankPopulation
 from metalight.methods.esma.memory import fitting_members
+from metalight.methods.esma.meta_only import meta_p_yes, meta_p_yes_rows, rescored
 from metalight.methods.esma.noise import LowRankNoise, NoiseScheme
 from metalight.methods.esma.perturb import RestoreMode, perturbed
 from metalight.methods.esma.update import Member
 from metalight.models.generation import Decoder
 
 PopulationMode = Literal["sequential", "batched"]
-# answer(model, tokenizer, questions, settings) -> one list of results per member of the group
+# answer(model, tokenizer, questions, settings, direct=None) -> one list of results per member of the group;
+# with ``direct`` (the questions' results under the current weights) only the meta read-out runs per member.
 Answer = Callable[..., list[list[SampleResult]]]
 
 
@@ -89,19 +91,32 @@ class PopulationEngine:
 
     @contextmanager
     def perturbed(self, scheme: NoiseScheme, members: Sequence[Member], sigma: float) -> Iterator[Answer]:
-        """Context in which ``answer(model, tokenizer, questions, settings)`` scores the questions as each of
-        ``members`` (one member when sequential); the weights are θ again on exit."""
+        """Context in which ``answer(model, tokenizer, questions, settings, direct=None)`` scores the questions
+        as each of ``members`` (one member when sequential); the weights are θ again on exit. Given
+        ``direct`` (the questions' results under θ), only each member's meta P(yes) is read (one prefill)
+        and scored against those direct answers (:mod:`metalight.methods.esma.meta_only`)."""
         if self.population == "batched":
             with LowRankPopulation(scheme, members, sigma) as population:
-                yield lambda model, tokenizer, questions, settings: evaluate_rows(
-                    model, tokenizer, questions, settings, len(members), population, self.prefix_cache)
+                def answer_batched(model, tokenizer, questions, settings, direct=None):
+                    if direct is not None:
+                        return [rescored(direct, p) for p in meta_p_yes_rows(
+                            model, tokenizer, questions, settings, len(members), population, self.prefix_cache)]
+                    return evaluate_rows(model, tokenizer, questions, settings, len(members), population,
+                                         self.prefix_cache)
+
+                yield answer_batched
             return
         if len(members) != 1:
             raise ValueError(f"the sequential engine perturbs one member at a time, got {len(members)}")
         (member,) = members
         with perturbed(scheme, member.seed, member.sign * sigma, self.restore):
-            yield lambda model, tokenizer, questions, settings: [evaluate_records(
-                model, tokenizer, questions, replace(settings, decoder=self.decoder), prefix_cache=self.prefix_cache)]
+            def answer_sequential(model, tokenizer, questions, settings, direct=None):
+                if direct is not None:
+                    return [rescored(direct, meta_p_yes(model, tokenizer, questions, settings, self.prefix_cache))]
+                return [evaluate_records(model, tokenizer, questions, replace(settings, decoder=self.decoder),
+                                         prefix_cache=self.prefix_cache)]
+
+            yield answer_sequential
 
     def evaluate(self, model, tokenizer, questions, members: Sequence[Member], scheme: NoiseScheme, sigma: float,
                  settings: EvalSettings, group_size: int = 1) -> list[list[SampleResult]]:

@@ -23,13 +23,14 @@ import math
 import time
 import warnings
 from dataclasses import asdict, replace
+from typing import Any, Literal
 
 import torch
 from lightning.pytorch.cli import OptimizerCallable
 from torch import Tensor
 
 from metalight.errors import ConfigError
-from metalight.evaluation.dual_prompt import MetaReadout, SampleResult, meta_token_ids
+from metalight.evaluation.dual_prompt import MetaReadout, SampleResult, evaluate_records, meta_token_ids
 from metalight.methods.base import MetacognitionModule
 from metalight.methods.esma.engine import PopulationEngine, plan_groups
 from metalight.methods.esma.noise import NoiseDType, SchemeName, derive_seed, make_scheme
@@ -68,6 +69,20 @@ def iteration_questions(pool_size: int, per_step: int, seed: int, step: int) -> 
     return out
 
 
+def stratified_questions(strata: list[list[int]], per_step: int, seed: int, step: int) -> list[int]:
+    """Step ``step``'s question indices drawn evenly from ``strata`` (lists of pool indices): each stratum
+    gives ``per_step // K`` questions (the remainder rotates over the strata step by step), each from its own
+    endless sequence of seeded permutations, so a resumed run replays the same draws."""
+    k = len(strata)
+    out: list[int] = []
+    for i, stratum in enumerate(strata):
+        take = per_step // k + (1 if (i - step) % k < per_step % k else 0)
+        if take:
+            picks = iteration_questions(len(stratum), take, derive_seed(seed, 1_000_003 + i), step)
+            out.extend(stratum[j] for j in picks)
+    return out
+
+
 class ESMAModule(MetacognitionModule):
     """ESMA fine-tuning by evolution strategies (see module docstring).
 
@@ -90,6 +105,12 @@ class ESMAModule(MetacognitionModule):
             default: member by member, in place).
         reward_meta_readout: how the training rewards read the meta answer (``logits``: P(yes) > 0.5 from one
             forward pass, no meta generation); default: as ``evaluation.meta_readout`` (validation keeps it).
+        reward_answers: whose direct answers the rewards score: ``members`` (each member answers, ESMA) or
+            ``current`` (θ answers once per iteration and each member only reads its meta P(yes), one prefill:
+            for rewards about the meta read-out; needs ``reward_meta_readout: logits``).
+        stratify_questions: draw each iteration's questions evenly from strata: a meta key of the records
+            (e.g. ``level`` of the competence testbed) or ``base_correct`` (right / wrong answers of the
+            weights at the start of ``fit``); default: uniformly from the pool.
         optimizer: the torch optimizer stepping the ES gradient (``class_path`` + ``init_args``; built once the
             model is loaded); default ``ESMASGD``: plain SGD with the paper's α = 5e-4 as lr.
         (model, dtype, evaluation, dprime_correction, lr_scheduler (stepped after each ES update): see
@@ -103,7 +124,8 @@ class ESMAModule(MetacognitionModule):
                  parameters: str = "all", layers: list[int] | None = None, noise_dtype: NoiseDType = "param",
                  perturb_non_matrix: bool = False, fitness_shaping: Shaping = "zscore", es_seed: int = 42,
                  engine: PopulationEngine | None = None, reward_meta_readout: MetaReadout | None = None,
-                 optimizer: OptimizerCallable = ESMASGD, **kwargs):
+                 reward_answers: Literal["members", "current"] = "members",
+                 stratify_questions: str | None = None, optimizer: OptimizerCallable = ESMASGD, **kwargs):
         # saves every init argument (this class's too) as hparams
         super().__init__(optimizer=optimizer, **kwargs)
         self.automatic_optimization = False
@@ -116,6 +138,11 @@ class ESMAModule(MetacognitionModule):
             problems.append(f"num_data_per_iteration: {num_data_per_iteration} must be >= 1")
         if antithetic and population_size % 2:
             problems.append(f"population_size: {population_size} must be even with antithetic: true")
+        if reward_answers not in ("members", "current"):
+            problems.append(f"reward_answers: {reward_answers!r} must be 'members' or 'current'")
+        elif reward_answers == "current" and (reward_meta_readout or self.eval_settings.meta_readout) != "logits":
+            problems.append("reward_answers: current reads each member's P(yes) only; set reward_meta_readout: "
+                            "logits")
         if problems:
             raise ConfigError("ESMAModule: " + "; ".join(problems))
         self.reward_fn = resolve_reward(reward)
@@ -127,6 +154,7 @@ class ESMAModule(MetacognitionModule):
         self.group_size = 1
         self.population_metrics: PopulationMetacognition | None = None
         self._pool: list | None = None
+        self._strata: list[list[int]] | None = None
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         check_resume(self, checkpoint)  # exact resume needs the checkpoint's population, seeds, σ and noise
@@ -158,6 +186,8 @@ class ESMAModule(MetacognitionModule):
         self._pool = datamodule.records("train")
         if not self._pool:
             raise ConfigError("ESMAModule: the data module's train split is empty")
+        if self.hparams.stratify_questions:
+            self._strata = self.question_strata(self.hparams.stratify_questions)
         group_size = self.engine.group_size(self.model, self.scheme, self.hparams.num_data_per_iteration,
                                             self.reward_settings, self.hparams.population_size)
         # Give every rank work: a group never holds more than its rank's share of the population.
@@ -171,11 +201,18 @@ class ESMAModule(MetacognitionModule):
     def training_step(self, batch, batch_idx: int) -> None:
         """One ES iteration (the loader's batch only paces steps: questions come from (es_seed, step))."""
         step, h = self.global_step, self.hparams
-        questions = [self._pool[i] for i in iteration_questions(len(self._pool), h.num_data_per_iteration,
-                                                                 h.es_seed, step)]
+        if self._strata is not None:
+            indices = stratified_questions(self._strata, h.num_data_per_iteration, h.es_seed, step)
+        else:
+            indices = iteration_questions(len(self._pool), h.num_data_per_iteration, h.es_seed, step)
+        questions = [self._pool[i] for i in indices]
         members = member_seeds(h.es_seed, step, h.population_size, h.antithetic)
         start = time.perf_counter()
-        table = self.gather_members(self.score_members(questions, members, step))  # each: perturb, score, restore
+        direct = None
+        if h.reward_answers == "current":  # θ answers once; the members only read their meta P(yes)
+            self.model.eval()
+            direct = evaluate_records(self.model, self.tokenizer, questions, self.reward_settings)
+        table = self.gather_members(self.score_members(questions, members, step, direct))  # perturb, score, restore
         population_time = time.perf_counter() - start
         weights, missing = self.shape(table[:, 0], step)  # zᵢ from the fitnesses Rᵢ
         start = time.perf_counter()
@@ -184,9 +221,31 @@ class ESMAModule(MetacognitionModule):
         self.log_iteration(table, missing, grad_norm, update_norm, population_time, time.perf_counter() - start,
                            len(questions))
 
-    def score_members(self, questions, members: list[Member], step: int) -> Tensor:
+    def question_strata(self, key: str) -> list[list[int]]:
+        """Pool indices grouped by ``key``: a record meta key, or ``base_correct`` (answered now by θ)."""
+        if key == "base_correct":
+            self.model.eval()
+            labels = [r.correct for r in evaluate_records(self.model, self.tokenizer, self._pool,
+                                                          self.reward_settings)]
+        else:
+            labels = [getattr(r, "meta", {}).get(key) for r in self._pool]
+            if any(label is None for label in labels):
+                missing = sum(label is None for label in labels)
+                raise ConfigError(f"stratify_questions: {key!r}: {missing} of {len(labels)} training records have "
+                                  f"no meta[{key!r}]; use a key every record carries or base_correct")
+        strata: dict[Any, list[int]] = {}
+        for index, label in enumerate(labels):
+            strata.setdefault(label, []).append(index)
+        log.info("ESMA: questions drawn evenly from %d strata of %s (%s)", len(strata), key,
+                 ", ".join(f"{k}: {len(v)}" for k, v in sorted(strata.items(), key=lambda kv: str(kv[0]))))
+        return [strata[k] for k in sorted(strata, key=str)]
+
+    def score_members(self, questions, members: list[Member], step: int,
+                      direct: list[SampleResult] | None = None) -> Tensor:
         """This rank's share, a group at a time (one member, or a batch of ``lowrank`` members): perturb,
-        score, restore. Returns rows [fitness, correctness, alignment, yes_ratio, evaluated here] per member."""
+        score, restore. ``direct``: the questions' results under θ (``reward_answers: current``; then only
+        each member's meta P(yes) is read). Returns rows [fitness, correctness, alignment, yes_ratio,
+        evaluated here] per member."""
         self.model.eval()
         table = torch.full((len(members), len(COLUMNS) + 1), float("nan"))
         table[:, -1] = 0.0
@@ -195,7 +254,7 @@ class ESMAModule(MetacognitionModule):
             if self.reward_settings.decoding != "greedy":  # sampled answers replay on resume too
                 torch.manual_seed(derive_seed(self.hparams.es_seed, step, group[0]))
             with self.engine.perturbed(self.scheme, [members[i] for i in group], self.hparams.sigma) as answer:
-                results = answer(self.model, self.tokenizer, questions, self.reward_settings)  # θ is back on exit
+                results = answer(self.model, self.tokenizer, questions, self.reward_settings, direct)  # θ back on exit
             for index, member_results in zip(group, results):
                 table[index] = self.member_row(member_results)
         return table
@@ -222,7 +281,10 @@ class ESMAModule(MetacognitionModule):
             weights, missing = shape_fitness(fitness, self.hparams.fitness_shaping)
         except ValueError as err:
             raise ConfigError(f"step {step}: reward {self.hparams.reward!r} is NaN for every member ({err}); "
-                              f"check the reward function (reward:)") from err
+                              f"check the reward function (reward:); a reward that needs right and wrong answers "
+                              f"(auroc_alignment, esma_auroc, balanced_brier_alignment) is NaN when every answer "
+                              f"of the iteration is right or every one wrong: draw both with stratify_questions: "
+                              f"base_correct") from err
         if missing:
             log.warning("step %d: %d of %d members have a NaN reward; they get weight 0", step, missing,
                         len(fitness))

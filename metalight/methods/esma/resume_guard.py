@@ -16,7 +16,7 @@ from typing import Any
 from metalight.errors import ConfigError
 
 EXACT_RESUME_KEYS = ("population_size", "es_seed", "sigma", "noise", "rank", "antithetic",
-                     "num_data_per_iteration")
+                     "num_data_per_iteration", "stratify_questions")
 OVERRIDE_ENV = "METALIGHT_ALLOW_RESUME_CHANGES"
 
 

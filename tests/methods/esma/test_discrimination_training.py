@@ -1,0 +1,88 @@
+"""Training that pays for discrimination: each member's meta read-out alone, scored against θ's direct answers
+(``reward_answers: current``), equals the full per-member evaluation's P(yes); stratified question draws; the
+competence configs train through the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from metalight.errors import ConfigError
+from metalight.evaluation.dual_prompt import EvalSettings, evaluate_records
+from metalight.methods.esma.engine import PopulationEngine
+from metalight.methods.esma.module import ESMAModule, stratified_questions
+from metalight.methods.esma.noise import make_scheme
+from metalight.methods.esma.selection import select_parameters
+from metalight.methods.esma.update import Member
+from tests.methods.esma.test_engine import MEMBERS, RECORDS, SIGMA
+
+SETTINGS = EvalSettings(max_new_tokens=3, meta_readout="logits", meta_chat_template="auto")
+
+
+@pytest.mark.parametrize("population", ["sequential", "batched"])
+@pytest.mark.parametrize("prefix_cache", [True, False])
+def test_meta_only_p_yes_equals_each_members_full_evaluation(fresh, population, prefix_cache):
+    model, tokenizer = fresh
+    scheme = make_scheme("lowrank", select_parameters(model), rank=2)
+    full = PopulationEngine(decoder="hf", restore="copy").evaluate(model, tokenizer, RECORDS, MEMBERS, scheme, SIGMA,
+                                                                   SETTINGS)
+    direct = evaluate_records(model, tokenizer, RECORDS, SETTINGS)  # θ's answers
+    engine = PopulationEngine(population=population, restore="copy", prefix_cache=prefix_cache)
+    group = [MEMBERS] if population == "batched" else [[m] for m in MEMBERS]
+    meta_only = []
+    for members in group:
+        with engine.perturbed(scheme, members, SIGMA) as answer:
+            meta_only.extend(answer(model, tokenizer, RECORDS, SETTINGS, direct))
+    assert len({tuple(round(r.p_yes, 4) for r in m) for m in full}) > 1  # members differ
+    for member_full, member_meta in zip(full, meta_only):
+        assert [r.p_yes for r in member_meta] == pytest.approx([r.p_yes for r in member_full], abs=1e-5)
+        assert [r.said_yes for r in member_meta] == [r.p_yes > 0.5 for r in member_meta]
+        # the direct answers (and their grading) are θ's, not the member's
+        assert [(r.direct_answer, r.correct) for r in member_meta] == [(r.direct_answer, r.correct) for r in direct]
+
+
+def test_stratified_draws_are_even_deterministic_and_cover_each_stratum():
+    strata = [list(range(0, 10)), list(range(10, 13)), list(range(13, 40))]
+    draws = [stratified_questions(strata, 7, seed=5, step=s) for s in range(30)]
+    assert draws[4] == stratified_questions(strata, 7, seed=5, step=4)
+    for step, picks in enumerate(draws):
+        assert len(picks) == 7
+        counts = Counter(next(k for k, s in enumerate(strata) if i in s) for i in picks)
+        assert sorted(counts.values()) == [2, 2, 3]  # 7 over 3 strata; the extra one rotates
+    # every question of the small stratum keeps coming back (an endless sequence of permutations)
+    assert {i for picks in draws for i in picks if i in strata[1]} == set(strata[1])
+    # one stratum is a plain draw from its own stream
+    assert sorted(stratified_questions([list(range(10))], 10, 5, 0)) == list(range(10))
+
+
+def test_reward_answers_current_needs_the_logits_read_out():
+    with pytest.raises(ConfigError, match="reward_answers: current reads each member's P\\(yes\\) only"):
+        ESMAModule(reward_answers="current", evaluation=EvalSettings(meta_readout="generate"))
+    with pytest.raises(ConfigError, match="reward_answers: 'mine' must be"):
+        ESMAModule(reward_answers="mine")
+
+
+def test_cli_fit_of_the_competence_esma_config(tiny_model_dir, tmp_path, capsys):
+    from metalight.cli import main
+
+    # The tiny random model answers no arithmetic question right: the AUROC reward is undefined, said in one line.
+    with pytest.raises(SystemExit):
+        main(["fit", "--config", "configs/competence/esma_auroc.yaml", "--model.init_args.model", str(tiny_model_dir),
+              "--model.init_args.population_size", "2", "--model.init_args.num_data_per_iteration", "2",
+              "--model.init_args.evaluation.max_new_tokens", "1", "--data.init_args.per_level", "{train: 2, val: 1}",
+              "--trainer.max_steps", "1", "--trainer.logger.init_args.save_dir", str(tmp_path / "nan")])
+    assert "draw both with stratify_questions: base_correct" in capsys.readouterr().err
+    # With a reward defined on one class the same config trains (answers of θ, meta read-out per member).
+    main(["fit", "--config", "configs/competence/esma_auroc.yaml", "--model.init_args.model", str(tiny_model_dir),
+          "--model.init_args.reward", "brier_alignment",
+          "--model.init_args.population_size", "4", "--model.init_args.num_data_per_iteration", "8",
+          "--model.init_args.evaluation.max_new_tokens", "2", "--data.init_args.per_level",
+          "{train: 6, val: 2, test: 0}", "--trainer.max_steps", "2", "--trainer.val_check_interval", "2",
+          "--trainer.logger.init_args.save_dir", str(tmp_path)])
+    (run,) = (tmp_path / "competence-esma-auroc").iterdir()
+    report = json.loads((run / "report.json").read_text())
+    assert report["step"] == 2 and report["n"] == 16  # 8 levels x 2 validation questions
+    samples = [json.loads(line) for line in (run / "samples" / "val.jsonl").read_text().splitlines()]
+    assert {s["meta"]["level"] for s in samples} == set(range(1, 9))
