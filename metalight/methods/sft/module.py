@@ -36,7 +36,12 @@ from metalight.methods.optim import SFTAdamW, WarmupDecay
 from metalight.methods.sft.answers import AnswerSettings, collect_answers
 from metalight.methods.sft.encoding import encode_batch
 from metalight.methods.sft.loss import LossOutput, completion_loss
-from metalight.methods.sft.targets import KnowledgeStyle, knowledge_targets, meta_answer_targets
+from metalight.methods.sft.targets import (
+    KnowledgeStyle,
+    answer_replay_targets,
+    knowledge_targets,
+    meta_answer_targets,
+)
 from metalight.models.chat import ChatMode
 from metalight.models.loading import load_model
 from metalight.models.lora import ExportMode, LoraSettings, apply_lora, export_model
@@ -58,12 +63,16 @@ class TargetSettings:
             the bare question -> first answer).
         alias: which gold alias a knowledge target uses (default: the style's upstream choice).
         seed: seed of the random alias choice.
+        replay_answers: ``meta_answer`` only: also train each batch's direct prompts on the model's own
+            answers to them (the answers the labels came from), so that training the meta answer leaves the
+            direct answers where they were (self-distillation; costs one more example per question).
     """
 
     builder: TargetBuilder = "given"
     knowledge_style: KnowledgeStyle = "esma"
     alias: Literal["first", "random"] | None = None
     seed: int = 0
+    replay_answers: bool = False
 
 
 class SFTModule(MetacognitionModule):
@@ -102,6 +111,9 @@ class SFTModule(MetacognitionModule):
         self.hparams["lora"] = asdict(self.lora) if self.lora else None
         if max_length < 2:
             raise ConfigError("max_length must be >= 2 tokens")
+        if self.targets.replay_answers and self.targets.builder != "meta_answer":
+            raise ConfigError("targets.replay_answers replays the answers a meta_answer target is labelled from; "
+                              "set targets.builder: meta_answer or replay_answers: false")
         if export == "adapter" and self.lora is None:
             raise ConfigError("export: adapter needs `lora:`; use export: full for a fully fine-tuned model")
         self.tokens_seen = 0
@@ -193,6 +205,9 @@ class SFTModule(MetacognitionModule):
                                       synced_gpus=self.synced_generation())
         examples = meta_answer_targets(records, answers, self.eval_settings.language)
         n = len(examples)
+        if self.targets.replay_answers:
+            examples += answer_replay_targets(records, answers, self.eval_settings.language,
+                                              self.eval_settings.system_prompt)
         self.log("train/direct_accuracy", sum(a.correct[0] for a in answers.values()) / n, batch_size=n)
         self.log("train/yes_target_rate", sum(e.meta["target"] == "yes" for e in examples) / n, batch_size=n)
         return examples

@@ -38,6 +38,16 @@ def meta_answer_targets(records: Sequence[QARecord], answers: Mapping[str, Answe
     return out
 
 
+def answer_replay_targets(records: Sequence[QARecord], answers: Mapping[str, AnswerSet], language: str = "en",
+                          system: str | None = None) -> list[SFTExample]:
+    """The direct prompt -> the model's own (first) answer to it: self-distillation that holds the direct
+    answers where they are while another target (the meta answer) is trained; empty answers are skipped."""
+    require_answers(records, answers, "replay_answers")
+    return [SFTExample(prompt=direct_prompt(r.question, language, r.context), completion=answers[r.id].answers[0],
+                       system=system, id=r.id, meta={"target": "replay"})
+            for r in records if answers[r.id].answers and answers[r.id].answers[0].strip()]
+
+
 def _answer_choice(record: QARecord, alias: Literal["first", "random"], seed: int) -> str:
     candidates = [a for a in record.answers if a.strip()]
     if not candidates:

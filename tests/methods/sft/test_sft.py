@@ -125,3 +125,17 @@ def test_embedded_model_trains_with_lora_and_exports_merged(tmp_path):
     with torch.no_grad():
         torch.testing.assert_close(exported(input_ids=ids).logits, cli.model.model(input_ids=ids).logits,
                                    atol=1e-3, rtol=1e-3)
+
+
+def test_competence_sft_config_trains_meta_answers_with_replayed_direct_answers(tmp_path, varied_model_dir):
+    cli = main(["fit", "--config", "configs/competence/sft_meta_lora.yaml", "--model.init_args.model",
+                str(varied_model_dir), "--data.init_args.per_level", "{train: 1, val: 1}", "--data.init_args.levels",
+                "[1, 8]", "--data.init_args.batch_size", "2", "--model.init_args.evaluation.max_new_tokens", "3",
+                "--trainer.max_epochs", "1", "--trainer.logger.init_args.save_dir", str(tmp_path)])
+    module = cli.model
+    assert module.targets.replay_answers and module.lora is not None
+    module.log = lambda *args, **kwargs: None  # outside the fit loop nothing may be logged
+    examples = module.training_examples(cli.datamodule.records("train"))
+    assert [e.meta["target"] for e in examples] == ["no", "no", "replay", "replay"]
+    with pytest.raises(ConfigError, match="targets.replay_answers replays the answers"):
+        SFTModule(targets={"builder": "knowledge", "replay_answers": True})

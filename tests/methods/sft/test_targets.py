@@ -54,3 +54,12 @@ def test_judgment_targets_box_the_ability_and_keep_context_optional():
     assert [e.completion for e in judgment_targets(RECORDS, answers, uncertainty)] == ["\\boxed{yes}",
                                                                                       "\\boxed{uncertain}"]
     assert abilities(RECORDS, answers, uncertainty) == {"a": "can", "b": "uncertain"}
+
+
+def test_replay_targets_are_the_direct_prompts_with_the_models_own_answers():
+    from metalight.methods.sft.targets import answer_replay_targets
+
+    answers = {"a": AnswerSet(["Shakespeare wrote it"], [True]), "b": AnswerSet(["  "], [False])}
+    (example,) = answer_replay_targets(RECORDS, answers, system="Be brief.")  # an empty answer is not replayed
+    assert example.prompt == direct_prompt("Who wrote Hamlet?") and example.completion == "Shakespeare wrote it"
+    assert example.system == "Be brief." and example.meta["target"] == "replay"
