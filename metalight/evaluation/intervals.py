@@ -133,6 +133,18 @@ def _permutation_p(data: tuple[np.ndarray, ...], fn: Statistic, resamples: int, 
     return (1 + extreme) / (1 + resamples)
 
 
+Z_95, Z_POWER_80 = 1.959964, 0.841621
+
+
+def minimum_detectable_change(change: Interval) -> float | None:
+    """The smallest true change a paired comparison like this one detects 80% of the time at two-sided
+    α = 0.05: (1.96 + 0.84) × SE, the SE read off the 95% bootstrap interval as (high − low) / 3.92
+    (``None`` when the change is undefined)."""
+    if change.value is None or math.isnan(change.value) or math.isnan(change.low):
+        return None
+    return (Z_95 + Z_POWER_80) * (change.high - change.low) / (2 * Z_95)
+
+
 def change_table(before: dict[str, Interval], after: dict[str, Interval], change: dict[str, Interval],
                  n: int, title: str = "after") -> str:
     """A before / after / change table with 95% intervals, one line per statistic, and a closing verdict line
