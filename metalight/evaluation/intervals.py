@@ -176,3 +176,24 @@ def verdict(change: dict[str, Interval]) -> str:
     if others:
         parts.append("also significant: " + ", ".join(others))
     return "; ".join(parts)
+
+
+def learning_verdict(change: dict[str, Interval]) -> str:
+    """One line: did the model learn to know what it knows? Yes when AUROC₂ or d′type2 rose significantly
+    (paired permutation p < 0.05 and the whole paired 95% interval above zero) while accuracy did not fall
+    significantly; otherwise what is missing."""
+    gains = [name for name in ("auroc_type2", "dprime_type2")
+             if change[name].value > 0 and change[name].significant() and change[name].low > 0]
+    accuracy = change["accuracy"]
+    lost = accuracy.value < 0 and accuracy.significant()
+    acc_text = f"accuracy {accuracy.value:+.3f} (p = {accuracy.p_value:.3f})"
+    if gains and not lost:
+        shown = "; ".join(f"{STATISTICS[g][0]} {change[g].value:+.3f} [{change[g].low:+.3f}, {change[g].high:+.3f}], "
+                          f"p = {change[g].p_value:.3f}" for g in gains)
+        return (f"verdict: learned - {shown}: significant, interval above zero; {acc_text}: not significantly "
+                f"lower")
+    if gains:
+        return f"verdict: not shown - metacognition rose but {acc_text} fell significantly"
+    auroc = change["auroc_type2"]
+    return (f"verdict: not shown - {STATISTICS['auroc_type2'][0]} {auroc.value:+.3f} (p = {auroc.p_value:.3f}) "
+            f"and d'type2 {change['dprime_type2'].value:+.3f} are not significant gains; {acc_text}")

@@ -18,15 +18,16 @@ from metalight.evaluation.dual_prompt import EvalSettings, SampleResult, evaluat
 from metalight.methods.esma.batched import evaluate_rows
 from metalight.methods.esma.lowrank_forward import LowRankPopulation
 from metalight.methods.esma.memory import fitting_members
-from metalight.methods.esma.meta_only import meta_p_yes, meta_p_yes_rows, rescored
+from metalight.methods.esma.meta_only import answers_kept, meta_p_yes, meta_p_yes_rows, rescored
 from metalight.methods.esma.noise import LowRankNoise, NoiseScheme
 from metalight.methods.esma.perturb import RestoreMode, perturbed
 from metalight.methods.esma.update import Member
 from metalight.models.generation import Decoder
 
 PopulationMode = Literal["sequential", "batched"]
-# answer(model, tokenizer, questions, settings, direct=None) -> one list of results per member of the group;
-# with ``direct`` (the questions' results under the current weights) only the meta read-out runs per member.
+# answer(model, tokenizer, questions, settings, direct=None, check_kept=False) -> one list of results per member
+# of the group; with ``direct`` (the questions' results under the current weights) only the meta read-out runs
+# per member, and with ``check_kept`` also a teacher-forced check that the member keeps θ's answers.
 Answer = Callable[..., list[list[SampleResult]]]
 
 
@@ -91,16 +92,22 @@ class PopulationEngine:
 
     @contextmanager
     def perturbed(self, scheme: NoiseScheme, members: Sequence[Member], sigma: float) -> Iterator[Answer]:
-        """Context in which ``answer(model, tokenizer, questions, settings, direct=None)`` scores the questions
-        as each of ``members`` (one member when sequential); the weights are θ again on exit. Given
-        ``direct`` (the questions' results under θ), only each member's meta P(yes) is read (one prefill)
-        and scored against those direct answers (:mod:`metalight.methods.esma.meta_only`)."""
+        """Context in which ``answer(model, tokenizer, questions, settings, direct=None, check_kept=False)``
+        scores the questions as each of ``members`` (one member when sequential); the weights are θ again on
+        exit. Given ``direct`` (the questions' results under θ), only each member's meta P(yes) is read (one
+        prefill) and scored against those direct answers; ``check_kept`` also counts a right answer of θ as
+        wrong for a member that would not give it (:mod:`metalight.methods.esma.meta_only`)."""
         if self.population == "batched":
             with LowRankPopulation(scheme, members, sigma) as population:
-                def answer_batched(model, tokenizer, questions, settings, direct=None):
+                def answer_batched(model, tokenizer, questions, settings, direct=None, check_kept=False):
                     if direct is not None:
-                        return [rescored(direct, p) for p in meta_p_yes_rows(
-                            model, tokenizer, questions, settings, len(members), population, self.prefix_cache)]
+                        n = len(members)
+                        p_yes = meta_p_yes_rows(model, tokenizer, questions, settings, n, population,
+                                                self.prefix_cache)
+                        keys = [m for m in range(n) for _ in questions]
+                        kept = answers_kept(model, tokenizer, questions, direct, settings, n,
+                                            population.row_context(keys)) if check_kept else [None] * n
+                        return [rescored(direct, p, k) for p, k in zip(p_yes, kept)]
                     return evaluate_rows(model, tokenizer, questions, settings, len(members), population,
                                          self.prefix_cache)
 
@@ -110,9 +117,11 @@ class PopulationEngine:
             raise ValueError(f"the sequential engine perturbs one member at a time, got {len(members)}")
         (member,) = members
         with perturbed(scheme, member.seed, member.sign * sigma, self.restore):
-            def answer_sequential(model, tokenizer, questions, settings, direct=None):
+            def answer_sequential(model, tokenizer, questions, settings, direct=None, check_kept=False):
                 if direct is not None:
-                    return [rescored(direct, meta_p_yes(model, tokenizer, questions, settings, self.prefix_cache))]
+                    kept = answers_kept(model, tokenizer, questions, direct, settings)[0] if check_kept else None
+                    return [rescored(direct, meta_p_yes(model, tokenizer, questions, settings, self.prefix_cache),
+                                     kept)]
                 return [evaluate_records(model, tokenizer, questions, replace(settings, decoder=self.decoder),
                                          prefix_cache=self.prefix_cache)]
 

@@ -1,27 +1,78 @@
-"""The meta read-out alone: every member's P(yes) to the meta question, scored against direct answers given
-once by the current (unperturbed) weights (``reward_answers: current``).
+"""Scoring members without decoding their answers: every member's P(yes) to the meta question, scored against
+direct answers given once by the current (unperturbed) weights θ.
 
 With the members' own direct answers (ESMA), each of N members decodes every direct answer: most of an
 iteration's work. A reward that pays for how well P(yes) *ranks* the model's right and wrong answers needs
-only the meta prompt per member: one prefill, no decoding. The direct answers (and their correctness) then
-come from θ itself, answered once per iteration, so they follow the training as it moves θ.
+only the meta prompt per member: one prefill, no decoding (``reward_answers: current``). The direct answers
+(and their correctness) then come from θ itself, answered once per iteration, so they follow the training
+as it moves θ — but nothing stops a member from breaking them.
+
+``reward_answers: kept`` adds one teacher-forced prefill of each direct prompt + θ's answer per member: where
+the member's greedy choice is θ's token at every answer position, the member would give θ's answer
+(:func:`answers_kept`), and its correctness is θ's; where it is not, a right answer of θ counts as wrong for
+the member (conservative: a changed answer is almost never right). So a reward with correctness in it (e.g.
+``esma_auroc``) pays members that keep θ's right answers, as ESMA's own-answer reward does, without decoding.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 from dataclasses import replace
 
 from metalight.evaluation.dual_prompt import EvalSettings, SampleResult, build_prompts, meta_token_ids
 from metalight.methods.esma.lowrank_forward import LowRankPopulation
-from metalight.models.generation import encode_prompts, p_yes_from_logits, yes_probability
-from metalight.models.row_decoding import last_token_logits
+import torch
+
+from metalight.models.generation import encode_prompts, left_pad, model_device, p_yes_from_logits, \
+    position_ids, yes_probability
+from metalight.models.row_decoding import RowContext, last_token_logits
 
 
-def rescored(direct: Sequence[SampleResult], p_yes: Sequence[float]) -> list[SampleResult]:
-    """Copies of ``direct`` with a member's P(yes): said_yes = P(yes) > 0.5, no generated meta answer."""
-    return [replace(r, p_yes=float(p), said_yes=float(p) > 0.5, meta_answer=None, meta_parsed=True)
-            for r, p in zip(direct, p_yes)]
+def rescored(direct: Sequence[SampleResult], p_yes: Sequence[float],
+             kept: Sequence[bool] | None = None) -> list[SampleResult]:
+    """Copies of ``direct`` with a member's P(yes): said_yes = P(yes) > 0.5, no generated meta answer; with
+    ``kept``, an answer the member would not give is not counted right for it."""
+    kept = [True] * len(direct) if kept is None else kept
+    return [replace(r, p_yes=float(p), said_yes=float(p) > 0.5, meta_answer=None, meta_parsed=True,
+                    correct=r.correct and k, exact_match=r.exact_match and k)
+            for r, p, k in zip(direct, p_yes, kept)]
+
+
+@torch.no_grad()
+def answers_kept(model, tokenizer, records, direct: Sequence[SampleResult], settings: EvalSettings,
+                 copies: int = 1, row_context: RowContext | None = None, rows_per_forward: int = 64) -> list[list[bool]]:
+    """For each of ``copies`` row groups (members, when ``row_context`` perturbs rows by member), whether greedy
+    decoding would reproduce each of θ's answers in ``direct``: one teacher-forced forward over prompt + answer,
+    True where the argmax at every answer position is the answer's own next token."""
+    direct_prompts, _ = build_prompts(tokenizer, records, settings)
+    prompts = encode_prompts(tokenizer, direct_prompts, settings.max_input_tokens)
+    answers = [list(r.direct_completion_ids) for r in direct]
+    rows = [(p, a) for _ in range(copies) for p, a in zip(prompts, answers)]
+    head, decoder = model.get_output_embeddings(), model.get_decoder()
+    device = model_device(model)
+    kept: list[bool] = []
+    for start in range(0, len(rows), rows_per_forward):
+        chunk = rows[start:start + rows_per_forward]
+        input_ids, mask = left_pad([p + a for p, a in chunk], tokenizer.pad_token_id, device)
+        context = row_context(torch.arange(start, start + len(chunk), device=device)) if row_context else nullcontext()
+        width = input_ids.shape[1]
+        longest = max(len(a) for _, a in chunk)
+        # position t predicts token t + 1: an answer fills its row's last len(answer) columns, so the columns that
+        # predict it are the len(answer) before the row's end (right-aligned here; shorter answers pad on the left)
+        columns = torch.arange(width - longest - 1, width - 1, device=device).clamp(min=0)
+        with context:  # the head may be a perturbed Linear too: it runs on the chunk's rows, in the context
+            hidden = decoder(input_ids=input_ids, attention_mask=mask, position_ids=position_ids(mask),
+                             use_cache=False).last_hidden_state
+            chosen = head(hidden[:, columns]).argmax(-1)  # [rows, longest]
+        for row, (_, answer) in enumerate(chunk):
+            if answer:
+                target = torch.as_tensor(answer, device=device)
+                kept.append(bool((chosen[row, longest - len(answer):] == target).all()))
+            else:
+                kept.append(True)
+    n = len(records)
+    return [kept[m * n:(m + 1) * n] for m in range(copies)]
 
 
 def meta_p_yes(model, tokenizer, records, settings: EvalSettings, prefix_cache: bool) -> list[float]:

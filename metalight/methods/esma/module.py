@@ -105,9 +105,11 @@ class ESMAModule(MetacognitionModule):
             default: member by member, in place).
         reward_meta_readout: how the training rewards read the meta answer (``logits``: P(yes) > 0.5 from one
             forward pass, no meta generation); default: as ``evaluation.meta_readout`` (validation keeps it).
-        reward_answers: whose direct answers the rewards score: ``members`` (each member answers, ESMA) or
+        reward_answers: whose direct answers the rewards score: ``members`` (each member answers, ESMA),
             ``current`` (θ answers once per iteration and each member only reads its meta P(yes), one prefill:
-            for rewards about the meta read-out; needs ``reward_meta_readout: logits``).
+            for rewards about the meta read-out) or ``kept`` (as ``current``, and a right answer of θ counts
+            as right for a member only if a teacher-forced check shows the member would give it too, one
+            more prefill); the last two need ``reward_meta_readout: logits``.
         stratify_questions: draw each iteration's questions evenly from strata: a meta key of the records
             (e.g. ``level`` of the competence testbed) or ``base_correct`` (right / wrong answers of the
             weights at the start of ``fit``); default: uniformly from the pool.
@@ -124,7 +126,7 @@ class ESMAModule(MetacognitionModule):
                  parameters: str = "all", layers: list[int] | None = None, noise_dtype: NoiseDType = "param",
                  perturb_non_matrix: bool = False, fitness_shaping: Shaping = "zscore", es_seed: int = 42,
                  engine: PopulationEngine | None = None, reward_meta_readout: MetaReadout | None = None,
-                 reward_answers: Literal["members", "current"] = "members",
+                 reward_answers: Literal["members", "current", "kept"] = "members",
                  stratify_questions: str | None = None, optimizer: OptimizerCallable = ESMASGD, **kwargs):
         # saves every init argument (this class's too) as hparams
         super().__init__(optimizer=optimizer, **kwargs)
@@ -138,11 +140,11 @@ class ESMAModule(MetacognitionModule):
             problems.append(f"num_data_per_iteration: {num_data_per_iteration} must be >= 1")
         if antithetic and population_size % 2:
             problems.append(f"population_size: {population_size} must be even with antithetic: true")
-        if reward_answers not in ("members", "current"):
-            problems.append(f"reward_answers: {reward_answers!r} must be 'members' or 'current'")
-        elif reward_answers == "current" and (reward_meta_readout or self.eval_settings.meta_readout) != "logits":
-            problems.append("reward_answers: current reads each member's P(yes) only; set reward_meta_readout: "
-                            "logits")
+        if reward_answers not in ("members", "current", "kept"):
+            problems.append(f"reward_answers: {reward_answers!r} must be 'members', 'current' or 'kept'")
+        elif reward_answers != "members" and (reward_meta_readout or self.eval_settings.meta_readout) != "logits":
+            problems.append(f"reward_answers: {reward_answers} reads each member's P(yes) only; set "
+                            f"reward_meta_readout: logits")
         if problems:
             raise ConfigError("ESMAModule: " + "; ".join(problems))
         self.reward_fn = resolve_reward(reward)
@@ -209,7 +211,7 @@ class ESMAModule(MetacognitionModule):
         members = member_seeds(h.es_seed, step, h.population_size, h.antithetic)
         start = time.perf_counter()
         direct = None
-        if h.reward_answers == "current":  # θ answers once; the members only read their meta P(yes)
+        if h.reward_answers != "members":  # θ answers once; the members only read their meta P(yes)
             self.model.eval()
             direct = evaluate_records(self.model, self.tokenizer, questions, self.reward_settings)
         table = self.gather_members(self.score_members(questions, members, step, direct))  # perturb, score, restore
@@ -254,7 +256,8 @@ class ESMAModule(MetacognitionModule):
             if self.reward_settings.decoding != "greedy":  # sampled answers replay on resume too
                 torch.manual_seed(derive_seed(self.hparams.es_seed, step, group[0]))
             with self.engine.perturbed(self.scheme, [members[i] for i in group], self.hparams.sigma) as answer:
-                results = answer(self.model, self.tokenizer, questions, self.reward_settings, direct)  # θ back on exit
+                results = answer(self.model, self.tokenizer, questions, self.reward_settings, direct,
+                                 self.hparams.reward_answers == "kept")  # θ is back on exit
             for index, member_results in zip(group, results):
                 table[index] = self.member_row(member_results)
         return table

@@ -18,6 +18,9 @@ from metalight.methods.esma.selection import select_parameters
 from metalight.methods.esma.update import Member
 from tests.methods.esma.test_engine import MEMBERS, RECORDS, SIGMA
 
+
+
+SIGMA_KEPT = 1e-3  # large enough that some members change some answers, small enough that not all do
 SETTINGS = EvalSettings(max_new_tokens=3, meta_readout="logits", meta_chat_template="auto")
 
 
@@ -86,3 +89,32 @@ def test_cli_fit_of_the_competence_esma_config(tiny_model_dir, tmp_path, capsys)
     assert report["step"] == 2 and report["n"] == 16  # 8 levels x 2 validation questions
     samples = [json.loads(line) for line in (run / "samples" / "val.jsonl").read_text().splitlines()]
     assert {s["meta"]["level"] for s in samples} == set(range(1, 9))
+
+
+@pytest.mark.parametrize("population", ["sequential", "batched"])
+def test_kept_check_says_exactly_which_answers_each_member_would_still_give(varied_model_dir, population):
+    from metalight.data.records import QARecord
+    from metalight.models.loading import load_model
+
+    model, tokenizer = load_model(str(varied_model_dir))
+    records = [QARecord(f"q{i}", f"What is {i} times {i + 3}?", [str(i * (i + 3))]) for i in range(2, 8)]
+    settings = EvalSettings(max_new_tokens=4, meta_readout="logits")
+    scheme = make_scheme("lowrank", select_parameters(model), rank=2)
+    members = [Member(3), Member(3, -1), Member(11), Member(12)]
+    direct = evaluate_records(model, tokenizer, records, settings)
+    own = PopulationEngine(decoder="hf", restore="copy").evaluate(model, tokenizer, records, members, scheme,
+                                                                  SIGMA_KEPT,
+                                                                  settings)
+    engine = PopulationEngine(population=population, restore="copy")
+    groups = [members] if population == "batched" else [[m] for m in members]
+    checked = []
+    for group in groups:
+        with engine.perturbed(scheme, group, SIGMA_KEPT) as answer:
+            checked.extend(answer(model, tokenizer, records, settings, direct, check_kept=True))
+    changed = 0
+    for member_own, member_checked in zip(own, checked):
+        for mine, theirs, check in zip(member_own, direct, member_checked):
+            same = mine.direct_completion_ids == theirs.direct_completion_ids
+            changed += not same
+            assert check.correct == (theirs.correct and same)
+    assert 0 < changed < len(members) * len(records)  # some answers kept, some changed: the check could fail
