@@ -25,9 +25,10 @@ from metalight.methods.esma.update import Member
 from metalight.models.generation import Decoder
 
 PopulationMode = Literal["sequential", "batched"]
-# answer(model, tokenizer, questions, settings, direct=None, check_kept=False) -> one list of results per member
-# of the group; with ``direct`` (the questions' results under the current weights) only the meta read-out runs
-# per member, and with ``check_kept`` also a teacher-forced check that the member keeps θ's answers.
+# answer(model, tokenizer, questions, settings, direct=None, check_kept=False, shortlist=None) -> one list of
+# results per member of the group; with ``direct`` (the questions' results under the current weights) only the
+# meta read-out runs per member, and with ``check_kept`` also a teacher-forced check that the member keeps θ's
+# answers (``shortlist``: θ's candidate tokens, :func:`metalight.methods.esma.meta_only.candidate_tokens`).
 Answer = Callable[..., list[list[SampleResult]]]
 
 
@@ -99,14 +100,16 @@ class PopulationEngine:
         wrong for a member that would not give it (:mod:`metalight.methods.esma.meta_only`)."""
         if self.population == "batched":
             with LowRankPopulation(scheme, members, sigma) as population:
-                def answer_batched(model, tokenizer, questions, settings, direct=None, check_kept=False):
+                def answer_batched(model, tokenizer, questions, settings, direct=None, check_kept=False,
+                                   shortlist=None):
                     if direct is not None:
                         n = len(members)
                         p_yes = meta_p_yes_rows(model, tokenizer, questions, settings, n, population,
                                                 self.prefix_cache)
                         keys = [m for m in range(n) for _ in questions]
                         kept = answers_kept(model, tokenizer, questions, direct, settings, n,
-                                            population.row_context(keys)) if check_kept else [None] * n
+                                            population.row_context(keys), shortlist=shortlist) \
+                            if check_kept else [None] * n
                         return [rescored(direct, p, k) for p, k in zip(p_yes, kept)]
                     return evaluate_rows(model, tokenizer, questions, settings, len(members), population,
                                          self.prefix_cache)
@@ -117,9 +120,11 @@ class PopulationEngine:
             raise ValueError(f"the sequential engine perturbs one member at a time, got {len(members)}")
         (member,) = members
         with perturbed(scheme, member.seed, member.sign * sigma, self.restore):
-            def answer_sequential(model, tokenizer, questions, settings, direct=None, check_kept=False):
+            def answer_sequential(model, tokenizer, questions, settings, direct=None, check_kept=False,
+                                  shortlist=None):
                 if direct is not None:
-                    kept = answers_kept(model, tokenizer, questions, direct, settings)[0] if check_kept else None
+                    kept = answers_kept(model, tokenizer, questions, direct, settings, shortlist=shortlist)[0] \
+                        if check_kept else None
                     return [rescored(direct, meta_p_yes(model, tokenizer, questions, settings, self.prefix_cache),
                                      kept)]
                 return [evaluate_records(model, tokenizer, questions, replace(settings, decoder=self.decoder),

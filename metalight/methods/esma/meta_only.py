@@ -39,40 +39,94 @@ def rescored(direct: Sequence[SampleResult], p_yes: Sequence[float],
             for r, p, k in zip(direct, p_yes, kept)]
 
 
+CANDIDATES = 64  # θ's top tokens per answer position among which a member's greedy choice is looked for
+
+
 @torch.no_grad()
 def answers_kept(model, tokenizer, records, direct: Sequence[SampleResult], settings: EvalSettings,
-                 copies: int = 1, row_context: RowContext | None = None, rows_per_forward: int = 64) -> list[list[bool]]:
+                 copies: int = 1, row_context: RowContext | None = None, rows_per_forward: int = 64,
+                 shortlist: list[torch.Tensor] | None = None) -> list[list[bool]]:
     """For each of ``copies`` row groups (members, when ``row_context`` perturbs rows by member), whether greedy
     decoding would reproduce each of θ's answers in ``direct``: one teacher-forced forward over prompt + answer,
-    True where the argmax at every answer position is the answer's own next token."""
-    direct_prompts, _ = build_prompts(tokenizer, records, settings)
-    prompts = encode_prompts(tokenizer, direct_prompts, settings.max_input_tokens)
-    answers = [list(r.direct_completion_ids) for r in direct]
-    rows = [(p, a) for _ in range(copies) for p, a in zip(prompts, answers)]
+    True where at every answer position the answer's own next token has the largest logit.
+
+    With a ``shortlist`` (:func:`candidate_tokens`: θ's most likely tokens at each answer position, from one
+    unperturbed forward) only those logits are computed: the LM head over the whole vocabulary at every answer
+    position of every member is most of the cost otherwise. A member's greedy choice outside θ's top 64 would
+    need a perturbation that reorders the logits far more than ESMA's σ does. Without one (e.g. when the head
+    itself is perturbed) the full head is used."""
+    prompts, answers = _direct_rows(tokenizer, records, direct, settings)
     head, decoder = model.get_output_embeddings(), model.get_decoder()
     device = model_device(model)
+    restricted = shortlist is not None
+    rows = [(q, p, a) for _ in range(copies) for q, (p, a) in enumerate(zip(prompts, answers))]
     kept: list[bool] = []
     for start in range(0, len(rows), rows_per_forward):
         chunk = rows[start:start + rows_per_forward]
-        input_ids, mask = left_pad([p + a for p, a in chunk], tokenizer.pad_token_id, device)
-        context = row_context(torch.arange(start, start + len(chunk), device=device)) if row_context else nullcontext()
-        width = input_ids.shape[1]
-        longest = max(len(a) for _, a in chunk)
-        # position t predicts token t + 1: an answer fills its row's last len(answer) columns, so the columns that
-        # predict it are the len(answer) before the row's end (right-aligned here; shorter answers pad on the left)
-        columns = torch.arange(width - longest - 1, width - 1, device=device).clamp(min=0)
-        with context:  # the head may be a perturbed Linear too: it runs on the chunk's rows, in the context
-            hidden = decoder(input_ids=input_ids, attention_mask=mask, position_ids=position_ids(mask),
-                             use_cache=False).last_hidden_state
-            chosen = head(hidden[:, columns]).argmax(-1)  # [rows, longest]
-        for row, (_, answer) in enumerate(chunk):
-            if answer:
-                target = torch.as_tensor(answer, device=device)
-                kept.append(bool((chosen[row, longest - len(answer):] == target).all()))
-            else:
+        hidden, longest = _answer_states(decoder, [p + a for _, p, a in chunk], max(len(a) for *_, a in chunk),
+                                         tokenizer.pad_token_id, device,
+                                         row_context(torch.arange(start, start + len(chunk), device=device))
+                                         if row_context else nullcontext(), head if not restricted else None)
+        for row, (question, _, answer) in enumerate(chunk):
+            if not answer:
                 kept.append(True)
+                continue
+            target = torch.as_tensor(answer, device=device)
+            states = hidden[row, longest - len(answer):]
+            if restricted:
+                ids = shortlist[question]  # [len(answer), candidates + 1]; column 0 is the answer's token
+                scores = torch.einsum("td,tkd->tk", states, head.weight[ids])
+                kept.append(bool((scores.argmax(-1) == 0).all()))
+            else:
+                kept.append(bool((states.argmax(-1) == target).all()))
     n = len(records)
     return [kept[m * n:(m + 1) * n] for m in range(copies)]
+
+
+def _answer_states(decoder, sequences: list[list[int]], longest: int, pad_id: int, device, context,
+                   head=None) -> tuple[torch.Tensor, int]:
+    """Hidden states ``[rows, longest, d]`` at the positions that predict each row's last ``longest`` tokens
+    (right-aligned: position t predicts token t + 1), or the head's logits there when ``head`` is given (inside
+    ``context``: a perturbed head must see the rows' members too)."""
+    input_ids, mask = left_pad(sequences, pad_id, device)
+    width = input_ids.shape[1]
+    columns = torch.arange(width - longest - 1, width - 1, device=device).clamp(min=0)
+    with context:
+        hidden = decoder(input_ids=input_ids, attention_mask=mask, position_ids=position_ids(mask),
+                         use_cache=False).last_hidden_state[:, columns]
+        return (hidden if head is None else head(hidden)), longest
+
+
+def _direct_rows(tokenizer, records, direct: Sequence[SampleResult], settings: EvalSettings):
+    direct_prompts, _ = build_prompts(tokenizer, records, settings)
+    return encode_prompts(tokenizer, direct_prompts, settings.max_input_tokens), \
+        [list(r.direct_completion_ids) for r in direct]
+
+
+@torch.no_grad()
+def candidate_tokens(model, tokenizer, records, direct: Sequence[SampleResult], settings: EvalSettings,
+                     k: int = CANDIDATES) -> list[torch.Tensor] | None:
+    """Per question, ``[len(answer), k + 1]`` token ids: θ's answer token first, then θ's k most likely other
+    tokens at that position (call it with θ's weights: outside any perturbation); ``None`` when the output
+    head has a bias or forward hooks (then :func:`answers_kept` uses the full head)."""
+    head, decoder = model.get_output_embeddings(), model.get_decoder()
+    if head._forward_hooks or getattr(head, "bias", None) is not None:
+        return None
+    prompts, answers = _direct_rows(tokenizer, records, direct, settings)
+    device = model_device(model)
+    out = [torch.empty(0, k + 1, dtype=torch.long, device=device)] * len(answers)
+    rows = [i for i, a in enumerate(answers) if a]
+    if not rows:
+        return out
+    longest = max(len(answers[i]) for i in rows)
+    logits, _ = _answer_states(decoder, [prompts[i] + answers[i] for i in rows], longest, tokenizer.pad_token_id,
+                               device, nullcontext(), head)
+    for row, i in enumerate(rows):
+        target = torch.as_tensor(answers[i], device=device)
+        top = logits[row, longest - len(target):].topk(k + 1, dim=-1).indices
+        others = torch.stack([candidates[candidates != t][:k] for candidates, t in zip(top, target)])
+        out[i] = torch.cat([target[:, None], others], dim=1)
+    return out
 
 
 def meta_p_yes(model, tokenizer, records, settings: EvalSettings, prefix_cache: bool) -> list[float]:

@@ -33,6 +33,7 @@ from metalight.errors import ConfigError
 from metalight.evaluation.dual_prompt import MetaReadout, SampleResult, evaluate_records, meta_token_ids
 from metalight.methods.base import MetacognitionModule
 from metalight.methods.esma.engine import PopulationEngine, plan_groups
+from metalight.methods.esma.meta_only import candidate_tokens
 from metalight.methods.esma.noise import NoiseDType, SchemeName, derive_seed, make_scheme
 from metalight.methods.esma.population_metrics import PopulationMetacognition
 from metalight.methods.esma.resume_guard import check_resume
@@ -210,11 +211,13 @@ class ESMAModule(MetacognitionModule):
         questions = [self._pool[i] for i in indices]
         members = member_seeds(h.es_seed, step, h.population_size, h.antithetic)
         start = time.perf_counter()
-        direct = None
+        direct = shortlist = None
         if h.reward_answers != "members":  # θ answers once; the members only read their meta P(yes)
             self.model.eval()
             direct = evaluate_records(self.model, self.tokenizer, questions, self.reward_settings)
-        table = self.gather_members(self.score_members(questions, members, step, direct))  # perturb, score, restore
+            if h.reward_answers == "kept":
+                shortlist = candidate_tokens(self.model, self.tokenizer, questions, direct, self.reward_settings)
+        table = self.gather_members(self.score_members(questions, members, step, direct, shortlist))
         population_time = time.perf_counter() - start
         weights, missing = self.shape(table[:, 0], step)  # zᵢ from the fitnesses Rᵢ
         start = time.perf_counter()
@@ -243,7 +246,7 @@ class ESMAModule(MetacognitionModule):
         return [strata[k] for k in sorted(strata, key=str)]
 
     def score_members(self, questions, members: list[Member], step: int,
-                      direct: list[SampleResult] | None = None) -> Tensor:
+                      direct: list[SampleResult] | None = None, shortlist: list[Tensor] | None = None) -> Tensor:
         """This rank's share, a group at a time (one member, or a batch of ``lowrank`` members): perturb,
         score, restore. ``direct``: the questions' results under θ (``reward_answers: current``; then only
         each member's meta P(yes) is read). Returns rows [fitness, correctness, alignment, yes_ratio,
@@ -257,7 +260,7 @@ class ESMAModule(MetacognitionModule):
                 torch.manual_seed(derive_seed(self.hparams.es_seed, step, group[0]))
             with self.engine.perturbed(self.scheme, [members[i] for i in group], self.hparams.sigma) as answer:
                 results = answer(self.model, self.tokenizer, questions, self.reward_settings, direct,
-                                 self.hparams.reward_answers == "kept")  # θ is back on exit
+                                 self.hparams.reward_answers == "kept", shortlist)  # θ is back on exit
             for index, member_results in zip(group, results):
                 table[index] = self.member_row(member_results)
         return table

@@ -12,6 +12,7 @@ import pytest
 from metalight.errors import ConfigError
 from metalight.evaluation.dual_prompt import EvalSettings, evaluate_records
 from metalight.methods.esma.engine import PopulationEngine
+from metalight.methods.esma.meta_only import answers_kept, candidate_tokens
 from metalight.methods.esma.module import ESMAModule, stratified_questions
 from metalight.methods.esma.noise import make_scheme
 from metalight.methods.esma.selection import select_parameters
@@ -107,10 +108,11 @@ def test_kept_check_says_exactly_which_answers_each_member_would_still_give(vari
                                                                   settings)
     engine = PopulationEngine(population=population, restore="copy")
     groups = [members] if population == "batched" else [[m] for m in members]
+    shortlist = candidate_tokens(model, tokenizer, records, direct, settings)  # θ's, before any perturbation
     checked = []
     for group in groups:
         with engine.perturbed(scheme, group, SIGMA_KEPT) as answer:
-            checked.extend(answer(model, tokenizer, records, settings, direct, check_kept=True))
+            checked.extend(answer(model, tokenizer, records, settings, direct, check_kept=True, shortlist=shortlist))
     changed = 0
     for member_own, member_checked in zip(own, checked):
         for mine, theirs, check in zip(member_own, direct, member_checked):
@@ -118,3 +120,31 @@ def test_kept_check_says_exactly_which_answers_each_member_would_still_give(vari
             changed += not same
             assert check.correct == (theirs.correct and same)
     assert 0 < changed < len(members) * len(records)  # some answers kept, some changed: the check could fail
+
+
+def test_the_candidate_shortlist_gives_the_full_heads_answer_when_the_head_is_not_perturbed(varied_model_dir):
+    from metalight.data.records import QARecord
+    from metalight.methods.esma.lowrank_forward import LowRankPopulation
+    from metalight.models.loading import load_model
+
+    # Decoder layers only (layers: [0, 2)): the head is not perturbed, so the shortlist path is taken. The varied
+    # model's large head gives peaked next-token distributions, as a trained model's are.
+    model, tokenizer = load_model(str(varied_model_dir))
+    records = [QARecord(f"q{i}", f"What is {i} plus {i}?", [str(2 * i)]) for i in range(1, 7)]
+    settings = EvalSettings(max_new_tokens=4, meta_readout="logits")
+    direct = evaluate_records(model, tokenizer, records, settings)
+    shortlist = candidate_tokens(model, tokenizer, records, direct, settings)
+    assert shortlist is not None and all(s.shape[1] == 65 for s in shortlist if len(s))
+    assert all(answers_kept(model, tokenizer, records, direct, settings, shortlist=shortlist)[0])  # θ keeps them
+    scheme = make_scheme("lowrank", select_parameters(model, layers=(0, 2)), rank=2)
+    members = [Member(1), Member(2), Member(3), Member(4)]
+    keys = [m for m in range(len(members)) for _ in records]
+    changed = 0
+    for sigma in (1e-3, 3e-3, 1e-2):
+        with LowRankPopulation(scheme, members, sigma) as population:
+            full = answers_kept(model, tokenizer, records, direct, settings, len(members), population.row_context(keys))
+            short = answers_kept(model, tokenizer, records, direct, settings, len(members),
+                                 population.row_context(keys), shortlist=shortlist)
+        assert short == full, sigma
+        changed += sum(not k for member in full for k in member)
+    assert changed > 0  # some members would change some answers: the comparison could fail
