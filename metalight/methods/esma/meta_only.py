@@ -24,8 +24,8 @@ from metalight.evaluation.dual_prompt import EvalSettings, SampleResult, build_p
 from metalight.methods.esma.lowrank_forward import LowRankPopulation
 import torch
 
-from metalight.models.generation import encode_prompts, left_pad, model_device, p_yes_from_logits, \
-    position_ids, yes_probability
+from metalight.models.generation import encode_prompts, model_device, p_yes_from_logits, yes_probability
+from metalight.models.prefix_cache import prepare_batch
 from metalight.models.row_decoding import RowContext, last_token_logits
 
 
@@ -63,10 +63,15 @@ def answers_kept(model, tokenizer, records, direct: Sequence[SampleResult], sett
     kept: list[bool] = []
     for start in range(0, len(rows), rows_per_forward):
         chunk = rows[start:start + rows_per_forward]
+
+        def context(index, start=start):
+            index = torch.as_tensor(index, device=device) + start
+            return row_context(index) if row_context else nullcontext()
+
+        members = [(start + i) // len(records) for i in range(len(chunk))]
         hidden, longest = _answer_states(decoder, [p + a for _, p, a in chunk], max(len(a) for *_, a in chunk),
-                                         tokenizer.pad_token_id, device,
-                                         row_context(torch.arange(start, start + len(chunk), device=device))
-                                         if row_context else nullcontext(), head if not restricted else None)
+                                         tokenizer.pad_token_id, device, context, None if restricted else head,
+                                         row_keys=members)
         for row, (question, _, answer) in enumerate(chunk):
             if not answer:
                 kept.append(True)
@@ -83,17 +88,21 @@ def answers_kept(model, tokenizer, records, direct: Sequence[SampleResult], sett
     return [kept[m * n:(m + 1) * n] for m in range(copies)]
 
 
-def _answer_states(decoder, sequences: list[list[int]], longest: int, pad_id: int, device, context,
-                   head=None) -> tuple[torch.Tensor, int]:
+def _answer_states(decoder, sequences: list[list[int]], longest: int, pad_id: int, device, context=None,
+                   head=None, row_keys=None) -> tuple[torch.Tensor, int]:
     """Hidden states ``[rows, longest, d]`` at the positions that predict each row's last ``longest`` tokens
-    (right-aligned: position t predicts token t + 1), or the head's logits there when ``head`` is given (inside
-    ``context``: a perturbed head must see the rows' members too)."""
-    input_ids, mask = left_pad(sequences, pad_id, device)
-    width = input_ids.shape[1]
+    (right-aligned: position t predicts token t + 1), or the head's logits there when ``head`` is given.
+    ``context(rows)`` wraps every forward with the rows it runs (a perturbed head runs inside it too); prompt
+    prefixes shared by the rows of one ``row_keys`` value are run once (:mod:`metalight.models.prefix_cache`)."""
+    context = context or (lambda rows: nullcontext())
+    batch = prepare_batch(decoder, sequences, pad_id, row_keys=row_keys, prefill_context=context)
+    new_ids = batch.new_input_ids
+    width = new_ids.shape[1]
     columns = torch.arange(width - longest - 1, width - 1, device=device).clamp(min=0)
-    with context:
-        hidden = decoder(input_ids=input_ids, attention_mask=mask, position_ids=position_ids(mask),
-                         use_cache=False).last_hidden_state[:, columns]
+    with context(list(range(len(sequences)))):
+        hidden = decoder(input_ids=new_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids(),
+                         past_key_values=batch.cache, use_cache=batch.cache is not None).last_hidden_state
+        hidden = hidden[:, columns]
         return (hidden if head is None else head(hidden)), longest
 
 
@@ -120,7 +129,7 @@ def candidate_tokens(model, tokenizer, records, direct: Sequence[SampleResult], 
         return out
     longest = max(len(answers[i]) for i in rows)
     logits, _ = _answer_states(decoder, [prompts[i] + answers[i] for i in rows], longest, tokenizer.pad_token_id,
-                               device, nullcontext(), head)
+                               device, head=head)
     for row, i in enumerate(rows):
         target = torch.as_tensor(answers[i], device=device)
         top = logits[row, longest - len(target):].topk(k + 1, dim=-1).indices
