@@ -106,10 +106,8 @@ class PopulationEngine:
                         n = len(members)
                         p_yes = meta_p_yes_rows(model, tokenizer, questions, settings, n, population,
                                                 self.prefix_cache)
-                        keys = [m for m in range(n) for _ in questions]
-                        kept = answers_kept(model, tokenizer, questions, direct, settings, n,
-                                            population.row_context(keys), shortlist=shortlist) \
-                            if check_kept else [None] * n
+                        kept = answers_kept(model, tokenizer, questions, direct, settings, n, population.row_context,
+                                            shortlist=shortlist) if check_kept else [None] * n
                         return [rescored(direct, p, k) for p, k in zip(p_yes, kept)]
                     return evaluate_rows(model, tokenizer, questions, settings, len(members), population,
                                          self.prefix_cache)

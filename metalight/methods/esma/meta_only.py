@@ -16,7 +16,7 @@ the member (conservative: a changed answer is almost never right). So a reward w
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import nullcontext
 from dataclasses import replace
 
@@ -44,11 +44,14 @@ CANDIDATES = 64  # θ's top tokens per answer position among which a member's gr
 
 @torch.no_grad()
 def answers_kept(model, tokenizer, records, direct: Sequence[SampleResult], settings: EvalSettings,
-                 copies: int = 1, row_context: RowContext | None = None, rows_per_forward: int = 64,
-                 shortlist: list[torch.Tensor] | None = None) -> list[list[bool]]:
-    """For each of ``copies`` row groups (members, when ``row_context`` perturbs rows by member), whether greedy
-    decoding would reproduce each of θ's answers in ``direct``: one teacher-forced forward over prompt + answer,
-    True where at every answer position the answer's own next token has the largest logit.
+                 copies: int = 1, row_context_for: Callable[[list[int]], RowContext] | None = None,
+                 rows_per_forward: int = 64, shortlist: list[torch.Tensor] | None = None) -> list[list[bool]]:
+    """For each of ``copies`` members, whether greedy decoding would reproduce each of θ's right answers in
+    ``direct``: one teacher-forced forward over prompt + answer, True where at every answer position the
+    answer's own next token has the largest logit (θ's wrong answers are True: they stay wrong either way).
+    ``row_context_for(members)`` gives the context that perturbs row i as member ``members[i]`` (e.g.
+    :meth:`~metalight.methods.esma.lowrank_forward.LowRankPopulation.row_context`); without it the model's
+    weights are the one member's.
 
     With a ``shortlist`` (:func:`candidate_tokens`: θ's most likely tokens at each answer position, from one
     unperturbed forward) only those logits are computed: the LM head over the whole vocabulary at every answer
@@ -59,7 +62,11 @@ def answers_kept(model, tokenizer, records, direct: Sequence[SampleResult], sett
     head, decoder = model.get_output_embeddings(), model.get_decoder()
     device = model_device(model)
     restricted = shortlist is not None
-    rows = [(q, p, a) for _ in range(copies) for q, (p, a) in enumerate(zip(prompts, answers))]
+    # Only θ's right answers need the check: a wrong answer stays wrong for the member either way.
+    rows = [(q, p, a) for _ in range(copies) for q, (p, a) in enumerate(zip(prompts, answers)) if direct[q].correct]
+    right = [q for q, r in enumerate(direct) if r.correct]
+    member_of = [m for m in range(copies) for _ in right]  # rows are member-major
+    row_context = row_context_for(member_of) if row_context_for and member_of else None
     kept: list[bool] = []
     for start in range(0, len(rows), rows_per_forward):
         chunk = rows[start:start + rows_per_forward]
@@ -68,7 +75,7 @@ def answers_kept(model, tokenizer, records, direct: Sequence[SampleResult], sett
             index = torch.as_tensor(index, device=device) + start
             return row_context(index) if row_context else nullcontext()
 
-        members = [(start + i) // len(records) for i in range(len(chunk))]
+        members = [member_of[start + i] for i in range(len(chunk))]
         hidden, longest = _answer_states(decoder, [p + a for _, p, a in chunk], max(len(a) for *_, a in chunk),
                                          tokenizer.pad_token_id, device, context, None if restricted else head,
                                          row_keys=members)
@@ -84,8 +91,10 @@ def answers_kept(model, tokenizer, records, direct: Sequence[SampleResult], sett
                 kept.append(bool((scores.argmax(-1) == 0).all()))
             else:
                 kept.append(bool((states.argmax(-1) == target).all()))
-    n = len(records)
-    return [kept[m * n:(m + 1) * n] for m in range(copies)]
+    out = [[True] * len(records) for _ in range(copies)]
+    for index, flag in enumerate(kept):
+        out[member_of[index]][right[index % len(right)]] = flag
+    return out
 
 
 def _answer_states(decoder, sequences: list[list[int]], longest: int, pad_id: int, device, context=None,

@@ -92,17 +92,29 @@ def test_cli_fit_of_the_competence_esma_config(tiny_model_dir, tmp_path, capsys)
     assert {s["meta"]["level"] for s in samples} == set(range(1, 9))
 
 
+def _theta_right_on_half(model, tokenizer, settings):
+    """Questions whose gold answer is θ's own answer for every other one (so θ is right on those), and θ's
+    results: the kept check runs on θ's right answers."""
+    from metalight.data.records import QARecord
+
+    asked = [QARecord(f"q{i}", f"What is {i} times {i + 3}?", ["?"]) for i in range(2, 10)]
+    answers = [r.direct_answer for r in evaluate_records(model, tokenizer, asked, settings)]
+    records = [QARecord(r.id, r.question, [a] if i % 2 == 0 else ["no such answer"])
+               for i, (r, a) in enumerate(zip(asked, answers))]
+    direct = evaluate_records(model, tokenizer, records, settings)
+    assert [r.correct for r in direct] == [i % 2 == 0 for i in range(len(records))]
+    return records, direct
+
+
 @pytest.mark.parametrize("population", ["sequential", "batched"])
 def test_kept_check_says_exactly_which_answers_each_member_would_still_give(varied_model_dir, population):
-    from metalight.data.records import QARecord
     from metalight.models.loading import load_model
 
     model, tokenizer = load_model(str(varied_model_dir))
-    records = [QARecord(f"q{i}", f"What is {i} times {i + 3}?", [str(i * (i + 3))]) for i in range(2, 8)]
-    settings = EvalSettings(max_new_tokens=4, meta_readout="logits")
+    settings = EvalSettings(max_new_tokens=4, meta_readout="logits", grading="esma")
+    records, direct = _theta_right_on_half(model, tokenizer, settings)
     scheme = make_scheme("lowrank", select_parameters(model), rank=2)
     members = [Member(3), Member(3, -1), Member(11), Member(12)]
-    direct = evaluate_records(model, tokenizer, records, settings)
     own = PopulationEngine(decoder="hf", restore="copy").evaluate(model, tokenizer, records, members, scheme,
                                                                   SIGMA_KEPT,
                                                                   settings)
@@ -113,13 +125,14 @@ def test_kept_check_says_exactly_which_answers_each_member_would_still_give(vari
     for group in groups:
         with engine.perturbed(scheme, group, SIGMA_KEPT) as answer:
             checked.extend(answer(model, tokenizer, records, settings, direct, check_kept=True, shortlist=shortlist))
-    changed = 0
+    kept = lost = 0
     for member_own, member_checked in zip(own, checked):
         for mine, theirs, check in zip(member_own, direct, member_checked):
             same = mine.direct_completion_ids == theirs.direct_completion_ids
-            changed += not same
             assert check.correct == (theirs.correct and same)
-    assert 0 < changed < len(members) * len(records)  # some answers kept, some changed: the check could fail
+            kept += theirs.correct and same
+            lost += theirs.correct and not same
+    assert kept and lost  # right answers both kept and lost: the check could fail either way
 
 
 def test_the_candidate_shortlist_gives_the_full_heads_answer_when_the_head_is_not_perturbed(varied_model_dir):
@@ -130,21 +143,19 @@ def test_the_candidate_shortlist_gives_the_full_heads_answer_when_the_head_is_no
     # Decoder layers only (layers: [0, 2)): the head is not perturbed, so the shortlist path is taken. The varied
     # model's large head gives peaked next-token distributions, as a trained model's are.
     model, tokenizer = load_model(str(varied_model_dir))
-    records = [QARecord(f"q{i}", f"What is {i} plus {i}?", [str(2 * i)]) for i in range(1, 7)]
-    settings = EvalSettings(max_new_tokens=4, meta_readout="logits")
-    direct = evaluate_records(model, tokenizer, records, settings)
+    settings = EvalSettings(max_new_tokens=4, meta_readout="logits", grading="esma")
+    records, direct = _theta_right_on_half(model, tokenizer, settings)
     shortlist = candidate_tokens(model, tokenizer, records, direct, settings)
     assert shortlist is not None and all(s.shape[1] == 65 for s in shortlist if len(s))
     assert all(answers_kept(model, tokenizer, records, direct, settings, shortlist=shortlist)[0])  # θ keeps them
     scheme = make_scheme("lowrank", select_parameters(model, layers=(0, 2)), rank=2)
     members = [Member(1), Member(2), Member(3), Member(4)]
-    keys = [m for m in range(len(members)) for _ in records]
     changed = 0
-    for sigma in (1e-3, 3e-3, 1e-2):
+    for sigma in (3e-3, 1e-2, 3e-2):
         with LowRankPopulation(scheme, members, sigma) as population:
-            full = answers_kept(model, tokenizer, records, direct, settings, len(members), population.row_context(keys))
-            short = answers_kept(model, tokenizer, records, direct, settings, len(members),
-                                 population.row_context(keys), shortlist=shortlist)
+            full = answers_kept(model, tokenizer, records, direct, settings, len(members), population.row_context)
+            short = answers_kept(model, tokenizer, records, direct, settings, len(members), population.row_context,
+                                 shortlist=shortlist)
         assert short == full, sigma
         changed += sum(not k for member in full for k in member)
-    assert changed > 0  # some members would change some answers: the comparison could fail
+    assert changed > 0  # some members would change some right answers: the comparison could fail
