@@ -65,3 +65,20 @@ def test_four_flips_one_way_are_not_significant_even_when_the_bootstrap_interval
     assert change["yes_ratio"].excludes_zero()  # the percentile interval alone would call this significant
     assert change["yes_ratio"].p_value == pytest.approx(0.125, abs=0.03)
     assert not change["yes_ratio"].significant()
+
+
+def test_learning_verdict_needs_a_significant_gain_and_no_significant_accuracy_loss():
+    from metalight.evaluation.intervals import Interval, learning_verdict, minimum_detectable_change
+
+    def change(auroc, accuracy):
+        return {"auroc_type2": auroc, "dprime_type2": Interval(0.1, -0.5, 0.7, 0.6), "accuracy": accuracy,
+                "yes_ratio": Interval(0.0, 0.0, 0.0, 1.0)}
+
+    gain, flat = Interval(0.12, 0.05, 0.19, 0.004), Interval(-0.01, -0.03, 0.01, 0.5)
+    assert learning_verdict(change(gain, flat)).startswith("verdict: learned - AUROC")
+    loss = Interval(-0.05, -0.08, -0.02, 0.001)
+    assert "fell significantly" in learning_verdict(change(gain, loss))
+    # p < 0.05 but the interval reaches zero: not called a gain
+    assert learning_verdict(change(Interval(0.05, -0.001, 0.1, 0.04), flat)).startswith("verdict: not shown")
+    assert minimum_detectable_change(gain) == pytest.approx(2.8016 * 0.14 / 3.9199, rel=1e-3)
+    assert minimum_detectable_change(Interval(math.nan, math.nan, math.nan, math.nan)) is None

@@ -1,17 +1,29 @@
-"""The main job's script end to end on the tiny model: baseline, training, the before / after table with
-95% intervals and the verdict line."""
+"""The main job's script end to end on the tiny model: before (held-out testbed questions and the transfer
+family), training, after; the per-level table, the before / after table with 95% intervals, the transfer line,
+the verdict line and the per-level figure."""
+
+from pathlib import Path
 
 from scripts.quickstart import main
 
+ROOT = Path(__file__).resolve().parents[2]
 
-def test_quickstart_prints_intervals_and_a_verdict(tiny_model_dir, tmp_path, monkeypatch, capsys):
+
+def test_quickstart_prints_levels_intervals_transfer_and_a_verdict(tiny_model_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    root = __import__("pathlib").Path(__file__).resolve().parents[2]
-    main(["--config", str(root / "configs/esma/demo.yaml"), "--model", str(tiny_model_dir), "--heldout", "12",
-          "--steps", "1"])
+    # The tiny random model answers no arithmetic right, so the AUROC reward would be undefined: train with a
+    # reward that is defined on one class (any cli.py argument passes through).
+    main(["--config", str(ROOT / "configs/competence/demo.yaml"), "--model", str(tiny_model_dir), "--steps", "1",
+          "--model.init_args.reward", "brier_alignment", "--model.init_args.population_size", "2",
+          "--model.init_args.num_data_per_iteration", "4", "--model.init_args.evaluation.max_new_tokens", "2",
+          "--data.init_args.per_level", "{train: 2, val: 1, test: 2}", "--trainer.enable_progress_bar", "false"])
     out = capsys.readouterr().out
-    table = out[out.index("held-out (n=12)"):].splitlines()
-    assert table[0].split()[-5:] == ["change", "[95%", "CI]", "paired", "p"]
+    levels = out[out.index("level "):].splitlines()
+    assert levels[1].split()[:3] == ["arithmetic", "L1", "one-digit"] and "->" in levels[1]
+    table = out[out.index("held-out (n=16)"):].splitlines()
     assert [line.split()[0] for line in table[1:5]] == ["d'type2", "AUROC2", "accuracy", "yes"]
-    assert "significant" in table[5] or "undefined" in table[5]
-    assert (tmp_path / "runs").is_dir()
+    assert "transfer (spelling, never trained on" in out
+    verdict = next(line for line in out.splitlines() if line.startswith("verdict: "))
+    assert verdict.startswith("verdict: not shown")  # a random model learns nothing in one step
+    (figure,) = (tmp_path / "runs" / "competence-demo").glob("version_*/levels.png")
+    assert figure.stat().st_size > 10_000
