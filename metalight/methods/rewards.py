@@ -65,6 +65,24 @@ def resolve_reward(name: str) -> RewardFn:
                       f"package.module.function")
 
 
+def weighted_reward(weights: dict[str, float]) -> RewardFn:
+    """One reward from several: ``Σ weight · reward`` per completion (TRL's ``reward_weights``), each part
+    resolved like a single reward and checked; a part that is NaN ("not applicable") makes the sum NaN."""
+    if not weights:
+        raise ConfigError("reward: an empty mapping; give reward names with their weights, e.g. "
+                          "{auroc_alignment: 1.0, correctness: 0.3}")
+    parts = [(name, resolve_reward(name), float(w)) for name, w in weights.items()]
+
+    def combined(prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any]) -> Tensor:
+        total = torch.zeros(len(completions))
+        for name, fn, weight in parts:
+            total = total + weight * score_reward(name, fn, prompts, completions, records)
+        return total
+
+    combined.__name__ = " + ".join(f"{w:g}*{name}" for name, _, w in parts)
+    return combined
+
+
 def check_reward(name: str, values: Any, rows: int) -> Tensor:
     """``values`` as a float32 tensor of shape ``(rows,)``; ``RewardError`` naming the reward when they are not
     one real number (or NaN, "not applicable") per completion."""

@@ -48,7 +48,7 @@ from metalight.methods.esma.update import (
     write_es_gradient,
 )
 from metalight.methods.optim import ESMASGD
-from metalight.methods.rewards import resolve_reward
+from metalight.methods.rewards import resolve_reward, weighted_reward
 from metalight.strategies import SHARDED, full_replica_error
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,9 @@ class ESMAModule(MetacognitionModule):
         sigma: perturbation scale σ, in weight units (paper: 1e-3).
         population_size: members N per iteration (paper: 32).
         num_data_per_iteration: questions every member answers per iteration (paper: 256).
-        reward: a registered reward name (``esma``, ``correctness``, ``alignment``) or a dotted path.
+        reward: a registered reward name (``esma``, ``correctness``, ``alignment``, ``auroc_alignment``, ...), a
+            dotted path, or a mapping name -> weight whose weighted sum is the reward (e.g.
+            ``{auroc_alignment: 1.0, correctness: 0.3}``).
         noise: ``esma`` (one stream per member over all tensors, upstream), ``iid`` (a stream per tensor) or
             ``lowrank`` (ε = A Bᵀ/√r per Linear weight).
         rank: r of the ``lowrank`` perturbations.
@@ -123,7 +125,7 @@ class ESMAModule(MetacognitionModule):
     needs_full_replicas = True  # read by the CLI's strategy check: ES cannot run on sharded weights
 
     def __init__(self, sigma: float = 1e-3, population_size: int = 32, num_data_per_iteration: int = 256,
-                 reward: str = "esma", noise: SchemeName = "esma", rank: int = 1, antithetic: bool = False,
+                 reward: str | dict[str, float] = "esma", noise: SchemeName = "esma", rank: int = 1, antithetic: bool = False,
                  parameters: str = "all", layers: list[int] | None = None, noise_dtype: NoiseDType = "param",
                  perturb_non_matrix: bool = False, fitness_shaping: Shaping = "zscore", es_seed: int = 42,
                  engine: PopulationEngine | None = None, reward_meta_readout: MetaReadout | None = None,
@@ -148,7 +150,8 @@ class ESMAModule(MetacognitionModule):
                             f"reward_meta_readout: logits")
         if problems:
             raise ConfigError("ESMAModule: " + "; ".join(problems))
-        self.reward_fn = resolve_reward(reward)
+        self.reward_fn = weighted_reward(reward) if isinstance(reward, dict) else resolve_reward(reward)
+        self.reward_name = getattr(self.reward_fn, "__name__", str(reward)) if isinstance(reward, dict) else reward
         self.engine = engine or PopulationEngine()
         self.hparams["engine"] = asdict(self.engine)
         self.reward_settings = replace(self.eval_settings, meta_readout=reward_meta_readout or
@@ -270,7 +273,7 @@ class ESMAModule(MetacognitionModule):
         also go into the iteration's train-time metacognition."""
         self.population_metrics.update(results)
         summary = reward_summary(results)
-        return torch.tensor([member_fitness(self.hparams.reward, self.reward_fn, results),
+        return torch.tensor([member_fitness(self.reward_name, self.reward_fn, results),
                              *(summary[c] for c in COLUMNS[1:]), 1.0])
 
     def gather_members(self, table: Tensor) -> Tensor:
@@ -286,7 +289,7 @@ class ESMAModule(MetacognitionModule):
         try:
             weights, missing = shape_fitness(fitness, self.hparams.fitness_shaping)
         except ValueError as err:
-            raise ConfigError(f"step {step}: reward {self.hparams.reward!r} is NaN for every member ({err}); "
+            raise ConfigError(f"step {step}: reward {self.reward_name!r} is NaN for every member ({err}); "
                               f"check the reward function (reward:); a reward that needs right and wrong answers "
                               f"(auroc_alignment, esma_auroc, balanced_brier_alignment) is NaN when every answer "
                               f"of the iteration is right or every one wrong: draw both with stratify_questions: "

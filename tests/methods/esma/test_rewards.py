@@ -159,3 +159,19 @@ def test_discrimination_rewards_are_not_applicable_with_one_class_or_nan(name):
     values = reward(NO_TEXT, NO_TEXT, _p_cases([(1, 0.9), (0, float("nan")), (0, 0.2)]))
     assert torch.isnan(values[1]) and not torch.isnan(values[[0, 2]]).any()
     assert math.isnan(member_fitness(name, reward, _p_cases([(0, 0.3), (0, 0.4)])))
+
+
+def test_a_weighted_sum_of_rewards_by_hand():
+    from metalight.methods.rewards import weighted_reward
+
+    combined = weighted_reward({"auroc_alignment": 1.0, "correctness": 0.3})
+    pairs = [(1, 0.9), (1, 0.4), (0, 0.5), (0, 0.1), (0, 0.4)]
+    five = [""] * 5
+    values = combined(five, five, _p_cases(pairs))
+    assert values.tolist() == pytest.approx([1.3, 0.8, 0.5, 1.0, 0.75])
+    assert combined.__name__ == "1*auroc_alignment + 0.3*correctness"
+    assert torch.isnan(combined(five[:2], five[:2], _p_cases([(1, 0.9), (1, 0.2)]))).all()  # AUROC part undefined
+    from metalight.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="unknown reward 'nope'"):
+        weighted_reward({"nope": 1.0})
