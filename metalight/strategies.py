@@ -166,7 +166,19 @@ class DeepSpeedAnyDeviceStrategy(DeepSpeedStrategy):
 
         reset_seed()
         self.set_world_ranks()
+        _skip_shared_memory_op()
         self._init_deepspeed_distributed()
+
+
+def _skip_shared_memory_op() -> None:
+    """Stop DeepSpeed from JIT-compiling its shared-memory all-reduce for CPU ranks.
+
+    At start DeepSpeed builds ``deepspeed_shm_comm`` with the host compiler: minutes on a 2-core machine, and a
+    killed build leaves a file lock every later run waits on forever. gloo does the same collectives.
+    """
+    import deepspeed.ops
+
+    deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
 
 
 def strategy_name(strategy: Any) -> str:

@@ -26,7 +26,7 @@ def validate(save_dir: Path, model_dir: Path, data: Path, *strategy: str) -> dic
                "--model.init_args.model", str(model_dir), "--data.init_args.path", json.dumps({"val": str(data)}),
                "--data.init_args.eval_batch_size", "2", "--model.init_args.evaluation.max_new_tokens", "4",
                "--trainer.logger.init_args.save_dir", str(save_dir), *strategy]
-    proc = subprocess.run(command, cwd=ROOT, check=False, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(command, cwd=ROOT, check=False, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     (run,) = (save_dir / "eval-triviaqa").iterdir()
     return json.loads((run / "report.json").read_text())

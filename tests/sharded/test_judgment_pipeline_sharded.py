@@ -41,7 +41,7 @@ def test_pipeline_phases_chain_through_exports_gathered_from_fsdp_shards(tmp_pat
     command = [sys.executable, "scripts/know_thyself_pipeline.py", "--quick", "--out", str(out), "--model",
                str(varied_model_dir), "--judgment-args", f"{JUDGMENT} {FSDP_CPU2}",
                "--knowledge-args", f"{KNOWLEDGE} {FSDP_CPU2}"]
-    proc = subprocess.run(command, cwd=ROOT, check=False, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(command, cwd=ROOT, check=False, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     phases = json.loads((out / "pipeline_state.json").read_text())["phases"]
     assert all(p["status"] == "done" and p["epoch"] == 1 for p in phases.values()), phases

@@ -34,7 +34,7 @@ def run_cell(out: Path, args: tuple[str, ...], model_dir: Path, fragment: str | 
     strategy = ("--config", f"configs/strategy/{fragment}.yaml", *CPU2) if fragment else \
         ("--trainer.accelerator", "cpu", "--trainer.devices", "1")
     command = [sys.executable, str(CELL), str(out), *args, *model_args(args, model_dir), *strategy]
-    proc = subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return json.loads((out / "result.json").read_text())
 
@@ -134,7 +134,7 @@ def fit_weights(out: Path, data: Path, model_dir: Path, batch_size: int, *strate
             "--trainer.max_epochs", "2", "--trainer.enable_checkpointing", "false",
             "--trainer.logger.init_args.save_dir", str(out), "--trainer.logger.init_args.version", "run", *strategy]
     proc = subprocess.run([sys.executable, *args], check=False, cwd=ROOT, capture_output=True, text=True,
-                          timeout=600)
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-5000:]
     (hf,) = out.glob("*/run/hf")
     return load_file(hf / "model.safetensors")
