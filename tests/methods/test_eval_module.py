@@ -7,6 +7,7 @@ import pytest
 
 from metalight.cli import main
 from metalight.io import read_jsonl
+from tests.report_keys import assert_report_keys
 
 REPORT_KEYS = {"n", "accuracy", "dprime_type2", "hit_rate", "false_alarm_rate", "auroc_type2", "raw_alignment",
                "yes_ratio", "rmi", "ece", "brier", "meta_d_prime", "m_ratio", "meta_unparsed_rate"}
@@ -45,3 +46,4 @@ def test_validate_tiny_model_with_settings_recorded(tmp_path, tiny_model_dir):
     assert report["n"] == 6 and report["grading"] == "normalized" and report["dprime_correction"] == "loglinear"
     assert report["max_new_tokens"] == 3 and report["meta_chat_template_used"] is False
     assert not math.isnan(report["yes_ratio"])
+    assert_report_keys(report, "eval")

@@ -18,6 +18,7 @@ from metalight.methods.esma.perturb import perturbed
 from metalight.methods.esma.rewards import correctness_reward, member_fitness
 from metalight.methods.esma.update import member_seeds
 from tests.methods.esma.esma_helpers import datamodule, fit, module, weights, write_questions
+from tests.report_keys import assert_report_keys
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -165,6 +166,7 @@ def test_cli_fit_with_the_shipped_configs_logs_every_key(tiny_model_dir, tmp_pat
     (run,) = (tmp_path / name).iterdir()
     report = json.loads((run / "report.json").read_text())
     assert report["n"] == 3 and report["step"] == 2 and report["model"] == str(tiny_model_dir)
+    assert_report_keys(report, f"esma_{config}")
     logged = scalars(run, tags=TRAIN_KEYS + ("val/dprime_type2", "val/accuracy"))
     assert set(logged) == set(TRAIN_KEYS) | {"val/dprime_type2", "val/accuracy"}
     assert [step for _, step, _ in logged["train/reward_mean"]] == [0, 1]

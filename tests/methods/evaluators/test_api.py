@@ -12,6 +12,7 @@ from metalight.data.records import QARecord, RecordBatch
 from metalight.errors import ConfigError
 from metalight.methods.evaluators.api import APIError, APIEvalModule
 from tests.methods.evaluators.conftest import trivia_data_args
+from tests.report_keys import assert_report_keys
 
 SECRET = "sk-test-do-not-write-9f8e7d"
 
@@ -42,6 +43,7 @@ def test_dual_prompt_and_text_sources_through_retries_of_every_kind(chat_server,
     # direct + meta + IDK + verbalised per question, plus the four failed attempts.
     assert len(chat_server.requests) == 4 * questions + 4
     assert report["n"] == questions and report["api_failed"] == 0
+    assert_report_keys(report, "api")
     assert report["model"] == "api:echo-1" and report["endpoint"]["api_key_env"] == "METALIGHT_TEST_KEY"
     assert report["confidence_sources"] == ["meta", "idk", "verbalized"]
     # The echo server repeats the prompt, whose "just return \"Yes\"" the ESMA rule reads as yes.

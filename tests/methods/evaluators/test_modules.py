@@ -11,6 +11,7 @@ from metalight.cli import main
 from metalight.cli.evaluate import main as evaluate_main
 from metalight.io import read_jsonl
 from tests.methods.evaluators.conftest import trivia_data_args
+from tests.report_keys import assert_report_keys
 
 TINY = ["--model.init_args.evaluation.max_new_tokens", "3", "--trainer.enable_progress_bar", "false"]
 
@@ -34,6 +35,7 @@ def test_every_source_is_reported_with_thresholds_samples_and_plots(tmp_path, ti
                        *trivia_data_args(trivia_files))
     sources = ["p_yes", "meta", "idk", "max_seq_prob", "mean_token_entropy", "p_true", "verbalized"]
     assert report["n"] == 6 and report["confidence_sources"] == sources
+    assert_report_keys(report, "confidence_sources")
     for source in sources:
         assert f"{source}/auroc_type2" in report and f"{source}/prr" in report
     assert {"idk/abstention_rate", "idk/answered_accuracy", "idk/prompt_accuracy"} <= set(report)
@@ -51,6 +53,7 @@ def test_idk_protocol_scores_the_idk_answer_itself(tmp_path, tiny_model_dir, tri
                        *trivia_data_args(trivia_files))
     samples = read_jsonl(f"{run}/samples/val.jsonl")
     assert report["protocol"] == "idk" and report["n"] == 6
+    assert_report_keys(report, "idk")
     assert all("don't know" in s["direct_prompt"] for s in samples)
     answered = [s for s in samples if s["said_yes"]]
     assert report["abstention_rate"] == pytest.approx(1 - len(answered) / 6)
@@ -68,6 +71,8 @@ def test_threshold_command_chooses_on_val_and_applies_to_test(tmp_path, tiny_mod
     test_dir = tmp_path / "runs/eval-threshold/version_1"
     test = json.loads((test_dir / "report.json").read_text())
     assert val["split"] == "val" and test["split"] == "test" and test["n"] == 4
+    assert_report_keys(val, "threshold_val")
+    assert_report_keys(test, "threshold_test")
     assert test["thresholds"]["p_yes"]["threshold"] == val["thresholds"]["p_yes"]["threshold"]
     assert test["thresholds"]["p_yes"]["selected_on"] == "val"
     assert test["meta_readout"] == "logits" and not math.isnan(test["p_yes/threshold_coverage"])

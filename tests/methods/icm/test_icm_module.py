@@ -12,6 +12,7 @@ from metalight.data.sources.gsm8k_verification import GSM8KVerificationDataModul
 from metalight.errors import ConfigError
 from metalight.methods.icm import ICMModule, IterativeFineTuning
 from metalight.methods.icm.finetune import sft_rows
+from tests.report_keys import assert_report_keys
 
 FINETUNE_CALLS = []
 
@@ -49,6 +50,7 @@ def test_fit_labels_every_chunk_and_writes_report_and_labels(tmp_path, tiny_mode
     out = Path(trainer.log_dir)
     report = json.loads((out / "report.json").read_text())
     assert report["complete"] and report["chunks_done"] == 2 and report["claims"] == 8
+    assert_report_keys(report, "icm")
     assert set(report["agreement"]) == {"icm", "zero_shot", "random", "random_demos", "gold_demos"}
     assert report["agreement_counts"]["zero_shot"]["total"] == 8
     assert report["settings"]["rule"] == "ExclusiveAnswers" and report["work"]["queries"] > 0

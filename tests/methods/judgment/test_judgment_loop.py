@@ -17,6 +17,7 @@ from metalight.methods.judgment.labels import LabelSettings
 from metalight.methods.judgment.loop import JudgmentLoop
 from metalight.methods.sft.answers import AnswerSettings
 from metalight.models.generation import Generation
+from tests.report_keys import assert_report_keys
 
 QUESTIONS = {"q1": ("Who wrote Hamlet?", "Shakespeare"), "q2": ("Capital of France?", "Paris")}
 
@@ -190,6 +191,7 @@ def test_cli_fit_trains_and_writes_the_summary(tmp_path, tiny_model_dir):
     cli, run, report = fit(tmp_path, tiny_model_dir, "--trainer.callbacks.init_args.train_on", "all")
     rounds = report["judgment"]["rounds"]
     assert [r["epoch"] for r in rounds] == [0, 1]
+    assert_report_keys(report, "judgment")
     assert rounds[0]["train"]["n"] == 4 and rounds[0]["val"]["n"] == 3
     assert "Train AUROC" in report["judgment"]["table"]
     logged = set(cli.trainer.callback_metrics)

@@ -15,6 +15,7 @@ from metalight.io import read_jsonl
 from metalight.methods.grpo.rollout import Rollout
 from metalight.methods.metaconf.judge import ChatBackend
 from metalight.methods.metaconf.module import MetaConfModule, VerbalResult, verbal_tensors
+from tests.report_keys import assert_report_keys
 
 RECORD = QARecord("1", "What is the capital of France?", ["Paris"])
 
@@ -86,6 +87,7 @@ def test_fit_quickstart_config_with_a_tiny_model_reports_verbal_metrics(tiny_mod
     (run,) = (tmp_path / "grpo-quickstart").iterdir()
     report = json.loads((run / "report.json").read_text())
     assert report["n"] == 4 and report["step"] == 2 and report["method"] == "MetaConfModule"
+    assert_report_keys(report, "metaconf")
     for key in ("verbal_accuracy", "verbal_ece", "verbal_brier", "verbal_auroc_type2", "verbal_meta_unparsed_rate",
                 "accuracy", "dprime_type2", "ece"):
         assert key in report

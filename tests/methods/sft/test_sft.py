@@ -11,6 +11,7 @@ from metalight.cli import main
 from metalight.errors import ConfigError
 from metalight.methods.optim import SFTAdamW, WarmupDecay, lr_factor
 from metalight.methods.sft.module import SFTModule
+from tests.report_keys import assert_report_keys
 
 
 def write_pairs(path, n=12):
@@ -53,6 +54,7 @@ def test_knowledge_fit_logs_training_and_dual_prompt_metrics(tmp_path, tiny_mode
     run = only_run(tmp_path)
     report = json.loads((run / "report.json").read_text())
     assert report["n"] == 3 and report["targets"]["builder"] == "knowledge" and report["method"] == "sft"
+    assert_report_keys(report, "sft_knowledge")
     logged = set(cli.trainer.callback_metrics)
     assert {"train/loss", "val/accuracy", "val/auroc_type2", "val/yes_ratio"} <= logged
 
