@@ -144,7 +144,7 @@ def _forward(model, batch: PrefixedBatch, rows: Tensor, bucket_width: int, end: 
     positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, p:]
     cache = cache if cache is not None else DynamicCache(config=model.config)
     with context(rows):
-        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
                     use_cache=True, logits_to_keep=1)
     return (None if leave_last else out.logits[:, -1]), cache
 
@@ -213,5 +213,5 @@ def packed_last_logits(model, batch: PrefixedBatch) -> Tensor:
     dtype = next(model.parameters()).dtype
     mask = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill_(~allowed, torch.finfo(dtype).min)
     out = model(input_ids=tokens, attention_mask=mask[None, None], position_ids=positions,
-                past_key_values=cache, use_cache=cache is not None, logits_to_keep=ends)
+                cache=cache, use_cache=cache is not None, logits_to_keep=ends)
     return out.logits[0]

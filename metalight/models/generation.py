@@ -16,6 +16,7 @@ from torch import Tensor
 
 from metalight.models.bucketed_prefill import prefill
 from metalight.models.decoding import Decoder, Decoding, DecodingStrategy, Generation, stop_token_ids
+from metalight.models.padding import left_pad, position_ids
 from metalight.models.prefix_cache import prepare_batch
 from metalight.models.row_decoding import decode_rows
 
@@ -40,23 +41,6 @@ def encode_prompts(tokenizer, prompts: Sequence[Prompt], max_input_tokens: int |
         ids = tokenizer(prompt.text, add_special_tokens=not prompt.templated)["input_ids"]
         out.append(ids[-max_input_tokens:] if max_input_tokens else ids)
     return out
-
-
-def left_pad(sequences: Sequence[Sequence[int]], pad_id: int, device=None) -> tuple[Tensor, Tensor]:
-    """Left-pad id lists into ``(input_ids, attention_mask)`` of shape [rows, longest]."""
-    width = max(len(s) for s in sequences)
-    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(sequences), width), dtype=torch.long)
-    for row, seq in enumerate(sequences):
-        if seq:
-            ids[row, width - len(seq):] = torch.as_tensor(seq, dtype=torch.long)
-            mask[row, width - len(seq):] = 1
-    return ids.to(device), mask.to(device)
-
-
-def position_ids(attention_mask: Tensor) -> Tensor:
-    """Positions that start at 0 on each row's first real token, so left padding does not shift them."""
-    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
 def generation_config(model, tokenizer, decoding: Decoding):
@@ -136,7 +120,7 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], decoding: Decoding | N
         hook = _FirstStepLogits(capture_token_ids)
         handle = model.get_output_embeddings().register_forward_hook(hook)
     try:
-        extra = {"past_key_values": cache} if cache is not None else {}
+        extra = {"cache": cache} if cache is not None else {}
         output = model.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                                 generation_config=generation_config(model, tokenizer, decoding),
                                 synced_gpus=synced_gpus, **extra)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from metalight.models.padding import left_pad, position_ids
+
 GROUP_KEY_TOKENS = 4
 MIN_SAVED_TOKENS = 64
 
@@ -41,7 +43,7 @@ class PrefixedBatch:
 
     def position_ids(self) -> Tensor:
         """Positions of the uncached columns, counting only real tokens."""
-        return (self.attention_mask.cumsum(-1) - 1).clamp(min=0)[:, self.prefix_len:]
+        return position_ids(self.attention_mask)[:, self.prefix_len:]
 
 
 def common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
@@ -52,16 +54,6 @@ def common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
         if any(r[i] != token for r in rows):
             return i
     return shortest
-
-
-def _pad_left(rows: Sequence[Sequence[int]], width: int, pad_id: int) -> tuple[Tensor, Tensor]:
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        if row:
-            ids[i, width - len(row):] = torch.as_tensor(row, dtype=torch.long)
-            mask[i, width - len(row):] = 1
-    return ids, mask
 
 
 def prepare_batch(model, rows: Sequence[Sequence[int]], pad_id: int, enabled: bool = True,
@@ -76,12 +68,12 @@ def prepare_batch(model, rows: Sequence[Sequence[int]], pad_id: int, enabled: bo
     device = next(model.parameters()).device
     plan = _plan_groups(rows, row_keys) if enabled else None
     if plan is None:
-        ids, mask = _pad_left(rows, max(len(r) for r in rows), pad_id)
+        ids, mask = left_pad(rows, pad_id)
         return PrefixedBatch(ids.to(device), mask.to(device), None, 0)
     group_of_row, prefix_lengths, first_row = plan
     prefixes = [rows[first_row[g]][:k] for g, k in enumerate(prefix_lengths)]
     width = max(prefix_lengths)
-    prefix_ids, prefix_mask = _pad_left(prefixes, width, pad_id)
+    prefix_ids, prefix_mask = left_pad(prefixes, pad_id, width=width)
     prefix_ids, prefix_mask = prefix_ids.to(device), prefix_mask.to(device)
     with (prefill_context or (lambda _: nullcontext()))(first_row):
         cache = _prefill(model, prefix_ids, prefix_mask)
@@ -89,7 +81,7 @@ def prepare_batch(model, rows: Sequence[Sequence[int]], pad_id: int, enabled: bo
     group_kv = [(layer.keys, layer.values) for layer in cache.layers]
     cache.batch_select_indices(index)  # replaces (does not modify) the per-group tensors kept above
     suffixes = [row[prefix_lengths[g]:] for row, g in zip(rows, group_of_row)]
-    suffix_ids, suffix_mask = _pad_left(suffixes, max(len(s) for s in suffixes), pad_id)
+    suffix_ids, suffix_mask = left_pad(suffixes, pad_id)
     input_ids = torch.cat([prefix_ids[index], suffix_ids.to(device)], dim=1)
     attention_mask = torch.cat([prefix_mask[index], suffix_mask.to(device)], dim=1)
     return PrefixedBatch(input_ids, attention_mask, cache, width, group_kv, index)
@@ -120,8 +112,8 @@ def _prefill(model, prefix_ids: Tensor, prefix_mask: Tensor):
     from transformers import DynamicCache
 
     cache = DynamicCache(config=model.config)
-    model(input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=(prefix_mask.cumsum(-1) - 1).clamp(min=0),
-          past_key_values=cache, use_cache=True, logits_to_keep=1)
+    model(input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=position_ids(prefix_mask), cache=cache,
+          use_cache=True, logits_to_keep=1)
     return cache
 
 
@@ -143,7 +135,7 @@ def prefill_sequence(model, ids: Sequence[int], previous: tuple[Sequence[int], o
         new = torch.as_tensor([list(ids[shared:])], dtype=torch.long, device=device)
         positions = torch.arange(shared, len(ids), device=device)[None]
         model(input_ids=new, attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=device),
-              position_ids=positions, past_key_values=cache, use_cache=True, logits_to_keep=1)
+              position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1)
     return cache
 
 
@@ -160,10 +152,10 @@ def batch_on_prefilled(model, cache, cuts: Sequence[int], suffixes: Sequence[Seq
     device = next(model.parameters()).device
     width = max(cuts)
     if width == 0:
-        ids, mask = _pad_left(suffixes, max(len(s) for s in suffixes), pad_id)
+        ids, mask = left_pad(suffixes, pad_id)
         return PrefixedBatch(ids.to(device), mask.to(device), None, 0)
     prefix_rows = [list(prefix_ids[:cut]) for cut in cuts]
-    prefix_tokens, prefix_mask = _pad_left(prefix_rows, width, pad_id)
+    prefix_tokens, prefix_mask = left_pad(prefix_rows, pad_id, width=width)
     layers = []
     for layer in cache.layers:
         keys, values = layer.keys, layer.values
@@ -174,7 +166,7 @@ def batch_on_prefilled(model, cache, cuts: Sequence[int], suffixes: Sequence[Seq
                 new_keys[row, :, width - cut:] = keys[0, :, :cut]
                 new_values[row, :, width - cut:] = values[0, :, :cut]
         layers.append((new_keys, new_values))
-    suffix_tokens, suffix_mask = _pad_left(suffixes, max(len(s) for s in suffixes), pad_id)
+    suffix_tokens, suffix_mask = left_pad(suffixes, pad_id)
     input_ids = torch.cat([prefix_tokens, suffix_tokens], dim=1).to(device)
     attention_mask = torch.cat([prefix_mask, suffix_mask], dim=1).to(device)
     return PrefixedBatch(input_ids, attention_mask, DynamicCache(ddp_cache_data=layers, config=model.config), width)

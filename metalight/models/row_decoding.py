@@ -90,7 +90,7 @@ def decode_rows(model, tokenizer, rows: Sequence[Sequence[int]], decoding: Decod
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         with context(alive):
             logits = model(input_ids=tokens[:, None], attention_mask=mask,
-                           position_ids=(mask.sum(-1, keepdim=True) - 1), past_key_values=cache,
+                           position_ids=(mask.sum(-1, keepdim=True) - 1), cache=cache,
                            use_cache=True).logits[:, -1]
     texts = [t.strip() for t in tokenizer.batch_decode(completions, skip_special_tokens=True)]
     return Generation(texts, [len(c) for c in completions], completions, captured, stopped_by)

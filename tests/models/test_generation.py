@@ -8,11 +8,11 @@ from metalight.models.generation import (
     Decoding,
     Prompt,
     generate,
-    left_pad,
     p_yes_from_logits,
     yes_no_token_ids,
     yes_probability,
 )
+from metalight.models.padding import left_pad
 
 PROMPTS = ["Question: Who wrote Hamlet?\n", "Q: 2+2?\n", "Do you know the capital of a very long named country?\n"]
 
@@ -25,6 +25,8 @@ def test_left_pad_aligns_sequences_to_the_right():
     ids, mask = left_pad([[5, 6, 7], [8]], pad_id=0)
     assert ids.tolist() == [[5, 6, 7], [0, 0, 8]]
     assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+    ids, mask = left_pad([[5], [8, 9]], pad_id=0, width=3)  # a fixed width (shared-prefix batches)
+    assert ids.tolist() == [[0, 0, 5], [0, 8, 9]] and mask.tolist() == [[0, 0, 1], [0, 1, 1]]
 
 
 def test_yes_no_variants_are_single_tokens(tiny):

@@ -13,9 +13,8 @@ from metalight.models.generation import (
     completion_token_scores,
     encode_prompts,
     generate,
-    left_pad,
-    position_ids,
 )
+from metalight.models.padding import left_pad, position_ids
 
 PROMPTS = ["Question: Who wrote Hamlet?\n", "Q: 2+2?\n", "Do you know the capital of a very long named country?\n"]
 

@@ -19,6 +19,8 @@ import torch
 from torch import Tensor
 
 from metalight.models.generation import Decoding, Prompt, encode_prompts, generate
+from metalight.models.modes import eval_mode
+from metalight.models.padding import position_ids
 from metalight.models.prefix_cache import prepare_batch
 
 
@@ -78,13 +80,9 @@ def _cut(values: Tensor | None, rows: slice, width: int) -> Tensor | None:
 def sample_rollout(model, tokenizer, prompts: Sequence[Prompt], num_generations: int, decoding: Decoding,
                    max_prompt_length: int | None, synced_gpus: bool = False) -> Rollout:
     """Sample ``num_generations`` completions per prompt in one batched ``generate`` (model in eval mode)."""
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         out = generate(model, tokenizer, prompts, decoding, max_input_tokens=max_prompt_length,
                        num_return_sequences=num_generations, synced_gpus=synced_gpus)
-    finally:
-        model.train(was_training)
     prompt_ids = [ids for ids in encode_prompts(tokenizer, prompts, max_prompt_length)
                   for _ in range(num_generations)]
     completion_ids = [ids + ([stop] if stop is not None else []) for ids, stop in zip(out.completion_ids, out.stop_ids)]
@@ -120,10 +118,10 @@ def completion_logprobs(model, prompt_ids: Sequence[Sequence[int]], completion_i
     attention_mask = torch.cat([prompts.attention_mask, completion_mask], dim=1)
     width = completions.shape[1]
     cached = prompts.cache is not None
-    position_ids = (attention_mask.cumsum(-1) - 1).clamp(min=0)[:, prompts.prefix_len:]
+    positions = position_ids(attention_mask)[:, prompts.prefix_len:]
     # The last prompt position predicts the first completion token: keep width + 1 positions, drop the last.
     logits = model(input_ids=input_ids[:, prompts.prefix_len:], attention_mask=attention_mask,
-                   position_ids=position_ids, past_key_values=prompts.cache, use_cache=cached,
+                   position_ids=positions, cache=prompts.cache, use_cache=cached,
                    logits_to_keep=width + 1).logits[:, :-1]
     return token_logprobs(logits, completions, temperature, entropy_chunk_rows)
 

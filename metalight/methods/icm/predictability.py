@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from metalight.models.generation import left_pad, position_ids, yes_no_token_ids
+from metalight.models.generation import yes_no_token_ids
+from metalight.models.padding import left_pad, position_ids
 from metalight.models.prefix_cache import batch_on_prefilled, common_prefix_length, prefill_sequence
 from metalight.prompts import ICM_LABEL_WORDS, ICM_SEPARATOR
 
@@ -170,7 +171,7 @@ class MutualPredictability:
         self.stats.tokens += len(suffixes) * max(len(s) for s in suffixes)
         batch = batch_on_prefilled(self.model, cache, cuts, suffixes, spine, pad)
         return self.model(input_ids=batch.new_input_ids, attention_mask=batch.attention_mask,
-                          position_ids=batch.position_ids(), past_key_values=batch.cache,
+                          position_ids=batch.position_ids(), cache=batch.cache,
                           logits_to_keep=1).logits[:, -1]
 
 

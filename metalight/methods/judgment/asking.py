@@ -18,6 +18,7 @@ from metalight.data.records import QARecord
 from metalight.methods.judgment.labels import Ability, LabelMode, parse_judgment
 from metalight.models.chat import ChatMode
 from metalight.models.generation import Decoding, Prompt, generate
+from metalight.models.modes import eval_mode
 from metalight.prompts import judgment_prompt
 
 
@@ -107,10 +108,8 @@ def ask_judgments(model, tokenizer, records: Sequence[QARecord], label_mode: Lab
     settings = JudgmentSettings() if settings is None else settings
     yes_id, no_id = judgment_token_ids(tokenizer)
     decoding = Decoding(max_new_tokens=settings.max_new_tokens, strategy="greedy")
-    was_training = model.training
-    model.eval()
     results: list[JudgmentResult] = []
-    try:
+    with eval_mode(model):
         for start in range(0, len(records), settings.batch_size):
             chunk = records[start:start + settings.batch_size]
             hook = _StepLogits((yes_id, no_id), len(chunk))
@@ -125,6 +124,4 @@ def ask_judgments(model, tokenizer, records: Sequence[QARecord], label_mode: Lab
             for text, p in zip(out.texts, p_yes):
                 predicted, parsed = parse_judgment(text, label_mode)
                 results.append(JudgmentResult(text, predicted, parsed, p))
-    finally:
-        model.train(was_training)
     return results

@@ -27,7 +27,8 @@ from torch import Tensor, nn
 
 from metalight.errors import ConfigError, DataError
 from metalight.models.chat import has_chat_template
-from metalight.models.generation import left_pad, model_device, position_ids
+from metalight.models.generation import model_device
+from metalight.models.padding import left_pad, position_ids
 from metalight.models.prefix_cache import prepare_batch
 
 Span = Literal["response", "response_to_end", "last", "all"]
@@ -158,7 +159,7 @@ def capture_layers(model, layers: Sequence[int], stop: bool = True,
 
 def run_to_capture(model, **inputs) -> None:
     """Run ``model(**inputs)`` under :func:`capture_layers`, swallowing the early stop."""
-    inputs.setdefault("use_cache", inputs.get("past_key_values") is not None)
+    inputs.setdefault("use_cache", inputs.get("cache") is not None)
     try:
         model(**inputs)
     except _Stop:
@@ -273,7 +274,7 @@ def _extract_batch(model, tokenizer, encoded: list[tuple[list[int], int, int]], 
             weights = span_weights(batch.attention_mask[:, batch.prefix_len:], shifted, span)
             return _run_pooled(model, layers, weights, input_ids=batch.new_input_ids,
                                attention_mask=batch.attention_mask, position_ids=batch.position_ids(),
-                               past_key_values=batch.cache)
+                               cache=batch.cache)
     input_ids, mask = left_pad([ids for ids, _, _ in encoded], tokenizer.pad_token_id, device)
     return _run_pooled(model, layers, span_weights(mask, spans, span), input_ids=input_ids,
                        attention_mask=mask, position_ids=position_ids(mask))

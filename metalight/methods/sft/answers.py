@@ -18,6 +18,7 @@ from metalight.errors import ConfigError
 from metalight.grading import GradingMode, is_correct
 from metalight.models.chat import ChatMode, render_prompt
 from metalight.models.generation import Decoding, Prompt, generate
+from metalight.models.modes import eval_mode
 from metalight.prompts import direct_prompt, know_thyself_qa_prompt
 
 QAPrompt = Literal["esma", "know_thyself"]
@@ -111,24 +112,19 @@ def collect_answers(model, tokenizer, records: Sequence[QARecord],
                         temperature=settings.temperature, top_p=settings.top_p)
     k = settings.num_answers
     out: dict[str, AnswerSet] = {}
-    was_training = model.training
-    model.eval()
     device = getattr(model, "device", None)
     devices = [device] if device is not None and device.type == "cuda" else []
-    try:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(settings.seed)
-            for start in range(0, len(records), settings.batch_size):
-                chunk = records[start:start + settings.batch_size]
-                prompts = qa_prompts(tokenizer, chunk, settings, system)
-                texts = generate(model, tokenizer, prompts, decoding, settings.max_input_tokens,
-                                 num_return_sequences=k, synced_gpus=synced_gpus).texts
-                for i, record in enumerate(chunk):
-                    answers = texts[i * k:(i + 1) * k]
-                    out[record.id] = AnswerSet(answers, [is_correct(a, record.answers, settings.grading)
-                                                         for a in answers])
-    finally:
-        model.train(was_training)
+    with eval_mode(model), torch.random.fork_rng(devices=devices):
+        torch.manual_seed(settings.seed)
+        for start in range(0, len(records), settings.batch_size):
+            chunk = records[start:start + settings.batch_size]
+            prompts = qa_prompts(tokenizer, chunk, settings, system)
+            texts = generate(model, tokenizer, prompts, decoding, settings.max_input_tokens,
+                             num_return_sequences=k, synced_gpus=synced_gpus).texts
+            for i, record in enumerate(chunk):
+                answers = texts[i * k:(i + 1) * k]
+                out[record.id] = AnswerSet(answers, [is_correct(a, record.answers, settings.grading)
+                                                     for a in answers])
     return out
 
 
