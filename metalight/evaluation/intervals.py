@@ -11,6 +11,7 @@ p = 1/8). A change is called significant when p < 0.05.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
@@ -19,32 +20,31 @@ import torch
 from scipy.stats import bootstrap
 
 from metalight.evaluation.dual_prompt import SampleResult
-from metalight.metrics.type2 import dprime_type2, type2_auroc
+from metalight.metrics.registry import compute_values, metric_spec
 
 # a statistic of (correct, said_yes, p_yes) arrays
 Statistic = Callable[[np.ndarray, np.ndarray, np.ndarray], float]
+# The registry metrics given intervals (the first two also get the verdict line).
+INTERVAL_METRICS = ("dprime_type2", "auroc_type2", "accuracy", "yes_ratio")
 
 
-def _dprime(correct, said_yes, p_yes) -> float:
-    if correct.all() or not correct.any():
-        return math.nan
-    return float(dprime_type2(torch.as_tensor(correct), torch.as_tensor(said_yes))["dprime_type2"])
+def statistic(name: str) -> Statistic:
+    """The registry metric ``name`` as a statistic of (correct, said_yes, p_yes) arrays; NaN, without a
+    warning, where it cannot be estimated (a resample with one class)."""
+
+    def value(correct: np.ndarray, said_yes: np.ndarray, p_yes: np.ndarray) -> float:
+        columns = {"correct": torch.as_tensor(correct), "said_yes": torch.as_tensor(said_yes),
+                   "confidence": torch.as_tensor(p_yes)}
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".* is NaN: ")
+            return float(compute_values(columns, [name])[name])
+
+    return value
 
 
-def _auroc(correct, said_yes, p_yes) -> float:
-    keep = ~np.isnan(p_yes)
-    if correct[keep].all() or not correct[keep].any():
-        return math.nan
-    return float(type2_auroc(torch.as_tensor(correct[keep]), torch.as_tensor(p_yes[keep])))
-
-
-# name -> (label, statistic)
-STATISTICS: dict[str, tuple[str, Statistic]] = {
-    "dprime_type2": ("d'type2", _dprime),
-    "auroc_type2": ("AUROC2 (P(yes))", _auroc),
-    "accuracy": ("accuracy", lambda c, y, p: float(c.mean())),
-    "yes_ratio": ("yes ratio", lambda c, y, p: float(y.mean())),
-}
+# name -> (label, statistic), label and function from the metric registry
+STATISTICS: dict[str, tuple[str, Statistic]] = {name: (metric_spec(name).label, statistic(name))
+                                                for name in INTERVAL_METRICS}
 
 
 @dataclass(frozen=True)

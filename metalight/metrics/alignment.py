@@ -52,9 +52,9 @@ def _measure(name: str, correct: Tensor, said_yes: Tensor, mask: Optional[Tensor
     return _alignment_compute(_alignment_update(correct, said_yes, mask))[name]
 
 
-def accuracy(correct: Tensor, said_yes: Tensor, mask: Optional[Tensor] = None) -> Tensor:
-    """Fraction of answers that are correct (``said_yes`` is checked for shape, not used)."""
-    return _measure("accuracy", correct, said_yes, mask)
+def accuracy(correct: Tensor, said_yes: Optional[Tensor] = None, mask: Optional[Tensor] = None) -> Tensor:
+    """Fraction of answers that are correct (``said_yes``, when given, is checked for shape, not used)."""
+    return _measure("accuracy", correct, correct if said_yes is None else said_yes, mask)
 
 
 def raw_alignment(correct: Tensor, said_yes: Tensor, mask: Optional[Tensor] = None) -> Tensor:
@@ -65,6 +65,17 @@ def raw_alignment(correct: Tensor, said_yes: Tensor, mask: Optional[Tensor] = No
 def yes_ratio(correct: Tensor, said_yes: Tensor, mask: Optional[Tensor] = None) -> Tensor:
     """Fraction of meta answers that are "yes"."""
     return _measure("yes_ratio", correct, said_yes, mask)
+
+
+def coverage(correct: Tensor, said_yes: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+    """Fraction of answers reported yes ("answered"): a confidence source's yes ratio."""
+    return _measure("yes_ratio", correct, said_yes, mask)
+
+
+def selective_accuracy(correct: Tensor, said_yes: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+    """P(correct | yes): the accuracy of the answers reported yes ("accuracy if answered"). NaN when none is."""
+    table = _alignment_update(correct, said_yes, mask).double()
+    return table[1, 1] / table[:, 1].sum()
 
 
 def yes_failure_rate(correct: Tensor, said_yes: Tensor, mask: Optional[Tensor] = None) -> Tensor:

@@ -11,6 +11,7 @@ makes a DDP result equal the single-process one by construction: the only reduct
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Optional, get_args
 
 from torch import Tensor
@@ -48,8 +49,9 @@ class MetacognitionMetrics(Metric):
 
     Args:
         dprime_correction: rates of 0 or 1 in d'type2: "clip" to [1e-4, 1 - 1e-4] (ESMA) or "loglinear".
-        ece_bins: number of equal-width confidence bins for ECE.
-        meta_d_ratings: number of confidence ratings (equal-width bins) for meta-d'.
+        ece_bins: number of equal-width confidence bins for ECE (default: the registry entry's, 15).
+        meta_d_ratings: number of confidence ratings (equal-width bins) for meta-d' (default: the entry's, 4).
+        names: the registry metrics to compute (default: every report metric, :data:`METRIC_NAMES`).
 
     Example (accuracy 1/2, H = 2/3, F = 1/3, one unparsed meta answer of six):
 
@@ -74,8 +76,9 @@ class MetacognitionMetrics(Metric):
     def __init__(
         self,
         dprime_correction: Correction = "clip",
-        ece_bins: int = 15,
-        meta_d_ratings: int = 4,
+        ece_bins: int = registry.metric_spec("ece").options["n_bins"],
+        meta_d_ratings: int = registry.metric_spec("meta_d_prime").options["n_ratings"],
+        names: Optional[Sequence[str]] = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -83,6 +86,7 @@ class MetacognitionMetrics(Metric):
         for name, value, least in (("ece_bins", ece_bins, 1), ("meta_d_ratings", meta_d_ratings, 2)):
             if not isinstance(value, int) or value < least:
                 raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
+        self.names = tuple(METRIC_NAMES if names is None else names)
         self.dprime_correction = dprime_correction
         self.ece_bins, self.meta_d_ratings = ece_bins, meta_d_ratings
         # Floats of the metric dtype: DDP fills a rank without data with that dtype.
@@ -106,22 +110,12 @@ class MetacognitionMetrics(Metric):
         self.confidence.append(confidence[keep].to(self.dtype))
 
     def settings(self) -> dict[str, Any]:
-        """The keyword arguments a declared metric may ask for in its ``options``."""
-        return {"correction": self.dprime_correction, "n_bins": self.ece_bins,
-                "n_ratings": self.meta_d_ratings}
+        """The options this collection gives the declared metrics (over the registry entries' defaults)."""
+        return {"correction": self.dprime_correction, "n_bins": self.ece_bins, "n_ratings": self.meta_d_ratings}
 
     def compute(self) -> dict[str, float]:
-        """Every declared report metric over everything seen since the last reset, as floats."""
+        """Every metric of :attr:`names` over everything seen since the last reset, as floats."""
         columns = {name: cat_state(getattr(self, name)) for name in get_args(registry.Column)}
         columns.update({name: columns[name].bool() for name in _BINARY})
-        settings, results, values = self.settings(), {}, {}
-        for spec in registry.METRICS:
-            if not spec.report:
-                continue
-            key = (spec.compute, spec.reads, spec.options)
-            if key not in results:  # one call per function, however many names it returns
-                options = {option: settings[option] for option in spec.options}
-                results[key] = spec.compute(*(columns[c] for c in spec.reads), **options)
-            value = results[key]
-            values[spec.name] = float(value[spec.name] if isinstance(value, dict) else value)
-        return values
+        return {name: float(value) for name, value in
+                registry.compute_values(columns, self.names, self.settings()).items()}

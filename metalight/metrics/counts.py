@@ -1,4 +1,5 @@
-"""Counts of the answers themselves: how many were measured and how many meta answers the parser missed."""
+"""Counts of the answers themselves: how many were measured, how many have a confidence, and how many meta
+answers the parser missed."""
 
 from __future__ import annotations
 
@@ -16,6 +17,13 @@ def answer_count(correct: Tensor, mask: Optional[Tensor] = None) -> Tensor:
     n = check_rows(correct=correct)
     kept = as_binary("correct", correct)[keep_mask(mask, n, correct.device)]
     return torch.tensor(float(kept.numel()), dtype=torch.float64, device=correct.device)
+
+
+def scored_rate(confidence: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+    """Fraction of the kept answers that have a confidence (not NaN), as a float64 scalar (NaN over no rows)."""
+    n = check_rows(confidence=confidence)
+    kept = confidence[keep_mask(mask, n, confidence.device)]
+    return (~torch.isnan(kept)).double().sum() / kept.numel()
 
 
 def _unparsed_update(parsed: Tensor, mask: Optional[Tensor]) -> tuple[Tensor, Tensor]:

@@ -15,52 +15,27 @@ import torch
 from torch import Tensor
 from torchmetrics import Metric
 
+from metalight.metrics import registry
 from metalight.metrics._inputs import as_binary, cat_state, check_rows, keep_mask
-from metalight.metrics.alignment import _alignment_compute
-from metalight.metrics.calibration import _brier_compute, _brier_update, _ece_compute
-from metalight.metrics.prr import _prr_compute
-from metalight.metrics.type2 import Correction, _check_correction, _dprime_type2_compute, _type2_auroc_compute
+from metalight.metrics.type2 import Correction, _check_correction
 
-CONFIDENCE_METRIC_NAMES = ("n", "scored_rate", "accuracy", "auroc_type2", "prr", "dprime_type2", "hit_rate",
-                           "false_alarm_rate", "coverage", "selective_accuracy", "raw_alignment", "ece", "brier")
+# n and accuracy over every answer, then the registry's per-source metrics
+CONFIDENCE_METRIC_NAMES = ("n", "accuracy", *registry.metric_names("source"))
 Criterion = Literal["alignment", "youden", "dprime"]
-
-
-def _nan(device) -> Tensor:
-    return torch.tensor(float("nan"), dtype=torch.float64, device=device)
-
-
-def _report_metrics(correct: Tensor, report: Tensor, correction: Correction) -> dict[str, Tensor]:
-    """d'type2, rates, coverage (= yes ratio), selective accuracy P(correct | yes), raw alignment."""
-    table = torch.bincount(2 * correct.long() + report.long(), minlength=4).view(2, 2)
-    alignment = _alignment_compute(table)
-    out = _dprime_type2_compute(table[1, 1], table[1].sum(), table[0, 1], table[0].sum(), correction)
-    out.update(coverage=alignment["yes_ratio"], selective_accuracy=1 - alignment["yes_failure_rate"],
-               raw_alignment=alignment["raw_alignment"])
-    return out
+# what each criterion maximises: a registry metric, or Youden's J = H − F
+CRITERIA = {"alignment": "raw_alignment", "youden": "youden", "dprime": "dprime_type2"}
 
 
 def _confidence_compute(correct: Tensor, score: Tensor, report: Optional[Tensor], probability: bool,
                         correction: Correction, ece_bins: int) -> dict[str, Tensor]:
-    """Every value of :data:`CONFIDENCE_METRIC_NAMES` from validated rows (NaN where not applicable)."""
-    device, n = correct.device, correct.numel()
-    values = {name: _nan(device) for name in CONFIDENCE_METRIC_NAMES}
-    values["n"] = torch.tensor(float(n), dtype=torch.float64, device=device)
-    if n == 0:
-        return values
-    scored = ~torch.isnan(score)
-    values["scored_rate"] = scored.double().mean()
-    values["accuracy"] = correct.double().mean()
-    if scored.any():
-        c, s = correct[scored], score[scored].double()
-        values["auroc_type2"] = _type2_auroc_compute(c, s)
-        values["prr"] = _prr_compute(s, c.double())
-        if probability:
-            values["ece"] = _ece_compute(c, s, ece_bins)
-            values["brier"] = _brier_compute(*_brier_update(c, s))
-    if report is not None:
-        values.update(_report_metrics(correct, report, correction))
-    return values
+    """Every value of :data:`CONFIDENCE_METRIC_NAMES` from validated rows, through the registry (NaN where not
+    applicable: no report, not a probability, no rows)."""
+    if correct.numel() == 0:
+        values = {name: torch.tensor(float("nan"), dtype=torch.float64) for name in CONFIDENCE_METRIC_NAMES}
+        return {**values, "n": torch.tensor(0.0, dtype=torch.float64)}
+    columns = {"correct": correct, "said_yes": report, "confidence": score.double()}
+    return registry.compute_values(columns, CONFIDENCE_METRIC_NAMES, {"correction": correction, "n_bins": ece_bins},
+                                   probability=probability)
 
 
 def _validate(correct: Tensor, score: Tensor, report: Optional[Tensor], mask: Optional[Tensor]):
@@ -149,52 +124,30 @@ class ConfidenceMetrics(Metric):
 
 
 # ---- thresholds --------------------------------------------------------------------------------------------
-def _counts_at(correct: Tensor, score: Tensor, thresholds: Tensor) -> tuple[Tensor, Tensor]:
-    """(#correct, #incorrect) answers with score >= t, for each threshold t (unscored answers never count)."""
-    scored = ~torch.isnan(score)
-    s, c = score[scored].double(), correct[scored]
-    order = torch.argsort(s)
-    s, c = s[order], c[order].double()
-    # Answers at sorted index >= i have score >= t when i = first index with s[i] >= t.
-    first = torch.searchsorted(s, thresholds.double(), side="left")
-    tail_correct = torch.cat([c.flip(0).cumsum(0).flip(0), torch.zeros(1, dtype=torch.float64)])
-    tail_all = torch.arange(len(s), -1, -1, dtype=torch.float64)
-    yes_correct = tail_correct[first]
-    return yes_correct, tail_all[first] - yes_correct
-
-
-def _operating_points(correct: Tensor, score: Tensor, thresholds: Tensor,
-                      correction: Correction, with_dprime: bool = True) -> dict[str, Tensor]:
-    """Per threshold: coverage, selective accuracy, hit / false-alarm rate, raw alignment, Youden J, d'."""
-    correct = as_binary("correct", correct)
-    n, n_correct = correct.numel(), float(correct.sum())
-    n_incorrect = n - n_correct
-    yc, yi = _counts_at(correct, score, thresholds)
-    answered = yc + yi
-    out = {
-        "threshold": thresholds.double(),
-        "coverage": answered / n,
-        "selective_accuracy": torch.where(answered > 0, yc / answered.clamp(min=1), float("nan")),
-        "hit_rate": yc / n_correct if n_correct else torch.full_like(yc, float("nan")),
-        "false_alarm_rate": yi / n_incorrect if n_incorrect else torch.full_like(yi, float("nan")),
-        "raw_alignment": (yc + (n_incorrect - yi)) / n,
-    }
-    out["youden"] = out["hit_rate"] - out["false_alarm_rate"]
-    if with_dprime:
-        nc, ni = torch.tensor(n_correct), torch.tensor(n_incorrect)
-        out["dprime_type2"] = torch.stack([
-            _dprime_type2_compute(a, nc, b, ni, correction)["dprime_type2"] for a, b in zip(yc, yi)])
+def _operating_point(correct: Tensor, score: Tensor, threshold: float, correction: Correction,
+                     names: tuple[str, ...]) -> dict[str, float]:
+    """The registry's ``names`` (and ``youden`` = H − F) when the yes-report is score >= ``threshold``
+    (unscored answers are never reported yes)."""
+    report = torch.nan_to_num(score.double(), nan=float("-inf")) >= threshold
+    values = registry.compute_values({"correct": correct, "said_yes": report},
+                                     [n for n in names if n != "youden"], {"correction": correction})
+    out = {"threshold": float(threshold), **{k: float(v) for k, v in values.items()}}
+    if "youden" in names:
+        out["youden"] = out["hit_rate"] - out["false_alarm_rate"]
     return out
+
+
+THRESHOLD_COLUMNS = (*registry.metric_names("threshold"), "hit_rate", "false_alarm_rate", "youden")
 
 
 def threshold_table(correct: Tensor, score: Tensor, thresholds: Tensor,
                     correction: Correction = "clip") -> list[dict[str, float]]:
-    """One row per threshold t (report yes iff score >= t): ``threshold``, ``coverage``,
-    ``selective_accuracy`` (accuracy if answered), ``dprime_type2``, ``hit_rate``, ``false_alarm_rate``,
-    ``raw_alignment``, ``youden`` (H − F). Unscored (NaN) answers are never reported yes."""
+    """One row per threshold t (report yes iff score >= t): ``threshold``, the registry's threshold metrics
+    (``dprime_type2``, ``coverage``, ``selective_accuracy`` = accuracy if answered, ``raw_alignment``),
+    ``hit_rate``, ``false_alarm_rate`` and ``youden`` (H − F). Unscored (NaN) answers are never reported yes."""
     _check_correction(correction)
-    points = _operating_points(correct, score, thresholds, correction)
-    return [{k: float(v[i]) for k, v in points.items()} for i in range(len(thresholds))]
+    correct = as_binary("correct", correct)
+    return [_operating_point(correct, score, float(t), correction, THRESHOLD_COLUMNS) for t in thresholds]
 
 
 def quantile_thresholds(score: Tensor, points: int = 21) -> Tensor:
@@ -217,13 +170,16 @@ def select_threshold(correct: Tensor, score: Tensor, criterion: Criterion = "ali
     """
     if criterion not in get_args(Criterion):
         raise ValueError(f"criterion must be one of {get_args(Criterion)}, got {criterion!r}")
+    _check_correction(correction)
     scored = score[~torch.isnan(score)].double()
     if scored.numel() == 0:
         raise ValueError("cannot choose a threshold: no answer has a score")
-    candidates = torch.cat([torch.unique(scored), torch.tensor([float("inf")], dtype=torch.float64)])
-    points = _operating_points(correct, score, candidates, correction, with_dprime=criterion == "dprime")
-    key = {"alignment": "raw_alignment", "youden": "youden", "dprime": "dprime_type2"}[criterion]
-    values = points[key].nan_to_num(float("-inf"))
-    best = int(torch.nonzero(values == values.max())[0])  # candidates ascend: first = lowest threshold
-    row = threshold_table(correct, score, candidates[best:best + 1], correction)[0]
+    correct = as_binary("correct", correct)
+    key = CRITERIA[criterion]
+    needs = ("hit_rate", "false_alarm_rate", "youden") if key == "youden" else (key,)
+    candidates = [*torch.unique(scored).tolist(), float("inf")]  # ascending: the first best = lowest threshold
+    values = torch.tensor([_operating_point(correct, score, t, correction, needs)[key] for t in candidates])
+    values = values.nan_to_num(float("-inf"))
+    best = int(torch.nonzero(values == values.max())[0])
+    row = threshold_table(correct, score, torch.tensor([candidates[best]], dtype=torch.float64), correction)[0]
     return {**row, "criterion": criterion}

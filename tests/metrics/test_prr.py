@@ -124,12 +124,3 @@ def test_rejection_curve_starts_at_the_mean_and_ends_at_the_most_confident_answe
 def test_bad_max_rejection_is_refused():
     with pytest.raises(ValueError, match="max_rejection"):
         PredictionRejectionRatio(max_rejection=0)
-
-
-def test_docstring_examples_hold():
-    import doctest
-
-    import metalight.metrics.prr as module
-
-    result = doctest.testmod(module)
-    assert result.attempted > 0 and result.failed == 0

@@ -21,9 +21,11 @@ from torch import Tensor, nn
 from metalight.data.records import QARecord
 from metalight.errors import ConfigError
 from metalight.evaluation.dual_prompt import EvalSettings, evaluate_records, results_to_tensors
-from metalight.metrics import dprime_type2
+from metalight.metrics.registry import compute_values
 from metalight.models.weight_delta import Keep, Scope, apply_delta, keep_masks
 
+# the registry metrics of each row (beside the share of Δ applied, the mean P(yes) and n)
+SWEEP_METRICS = ("accuracy", "dprime_type2", "hit_rate", "false_alarm_rate", "yes_ratio")
 KEEP_LABELS = {"top": "top p (largest |Δ|)", "bottom": "bottom p (smallest |Δ|)",
                "all_but_top": "all but top p (upstream --from-bottom)"}
 
@@ -46,13 +48,10 @@ def patch_sweep(model: nn.Module, tokenizer, deltas: dict[str, Tensor], records:
             for ratio in ratios:
                 kept = apply_delta(model, deltas, keep_masks(deltas, ratio, keep, scope))
                 tensors = results_to_tensors(evaluate_records(model, tokenizer, records, settings))
-                d = dprime_type2(tensors["correct"], tensors["said_yes"], correction)
+                values = compute_values(tensors, SWEEP_METRICS, {"correction": correction})
                 rows.append({"keep": keep, "ratio": float(ratio),
                              "applied_share": sum(kept[n] * deltas[n].numel() for n in deltas) / total,
-                             "accuracy": tensors["correct"].float().mean().item(),
-                             "dprime_type2": d["dprime_type2"].item(), "hit_rate": d["hit_rate"].item(),
-                             "false_alarm_rate": d["false_alarm_rate"].item(),
-                             "yes_ratio": tensors["said_yes"].float().mean().item(),
+                             **{name: float(value) for name, value in values.items()},
                              "mean_p_yes": tensors["confidence"].float().nanmean().item(), "n": len(records)})
                 _restore(params, base)
     finally:

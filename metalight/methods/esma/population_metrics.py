@@ -12,58 +12,45 @@ import warnings
 from collections.abc import Sequence
 
 from torch import nn
-from torchmetrics.aggregation import MeanMetric
 
 from metalight.evaluation.dual_prompt import SampleResult, results_to_tensors
-from metalight.metrics import DPrimeType2, MetaAlignment, Type2AUROC
+from metalight.metrics import MetacognitionMetrics
 from metalight.metrics.type2 import Correction
+
+# The registry metrics logged as train/<name>; AUROC₂ only when the answers carry P(yes).
+NAMES = ("dprime_type2", "yes_failure_rate", "no_failure_rate", "meta_unparsed_rate")
 
 
 class PopulationMetacognition(nn.Module):
     """d′type2, AUROC₂, yes / no failure rates and the unparsed share of the population's answers.
 
     ``update(results)`` adds one member's results; ``compute()`` returns the values over every member since
-    the last call (reduced over DDP ranks by torchmetrics, so every rank must call it) and resets:
-    ``dprime_type2`` (z units), ``yes_failure_rate`` = P(wrong | yes), ``no_failure_rate`` = P(correct | no),
-    ``meta_unparsed_rate`` (fraction of meta answers the strict parser did not read) and, with ``p_yes``,
-    ``auroc_type2`` of P(yes). A value without the rows it needs (no correct answer, nobody said yes) is NaN.
+    the last call (the rows are gathered over DDP ranks by torchmetrics, so every rank must call it) and
+    resets: ``dprime_type2`` (z units), ``yes_failure_rate`` = P(wrong | yes), ``no_failure_rate`` =
+    P(correct | no), ``meta_unparsed_rate`` (fraction of meta answers the strict parser did not read) and, with
+    ``p_yes``, ``auroc_type2`` of P(yes), each computed by the metric registry's function. A value without the
+    rows it needs (no correct answer, nobody said yes) is NaN.
 
     Args:
-        dprime_correction: rates of 0 or 1 in d′type2 (as ``MetacognitionModule.dprime_correction``).
+        dprime_correction: rates of 0 or 1 in d′type2 (as ``DualPromptModule.dprime_correction``).
         p_yes: whether the answers carry P(yes) (first-token yes/no logits), so AUROC₂ can be computed.
     """
 
     def __init__(self, dprime_correction: Correction = "clip", p_yes: bool = True):
         super().__init__()
-        self.dprime = DPrimeType2(correction=dprime_correction)
-        self.alignment = MetaAlignment()
-        self.unparsed = MeanMetric()
-        self.auroc = Type2AUROC() if p_yes else None
+        self.answers = MetacognitionMetrics(dprime_correction=dprime_correction,
+                                            names=(*NAMES, "auroc_type2") if p_yes else NAMES)
 
     def update(self, results: Sequence[SampleResult]) -> None:
         """Add one member's scored answers."""
-        device = self.dprime.yes_correct.device
-        rows = {k: v.to(device) for k, v in results_to_tensors(results).items()}
-        self.dprime.update(rows["correct"], rows["said_yes"])
-        self.alignment.update(rows["correct"], rows["said_yes"])
-        self.unparsed.update((~rows["parsed"]).float())
-        if self.auroc is not None:
-            self.auroc.update(rows["correct"], rows["confidence"])
+        rows = {k: v.to(self.answers.device) for k, v in results_to_tensors(results).items()}
+        self.answers.update(**rows)
 
     def compute(self) -> dict[str, float]:
         """The iteration's values (see class docstring), then reset for the next iteration."""
-        metrics = [self.dprime, self.alignment, self.unparsed] + ([self.auroc] if self.auroc is not None else [])
         with warnings.catch_warnings():
             # One class missing is common in a few dozen rows; the NaN it gives is the logged record of it.
-            warnings.filterwarnings("ignore", message=r"(d'type2|AUROC2) is NaN")
-            alignment = self.alignment.compute()
-            values = {"dprime_type2": self.dprime.compute()["dprime_type2"],
-                      "yes_failure_rate": alignment["yes_failure_rate"],
-                      "no_failure_rate": alignment["no_failure_rate"],
-                      "meta_unparsed_rate": self.unparsed.compute()}
-            if self.auroc is not None:
-                values["auroc_type2"] = self.auroc.compute()
-        for metric in metrics:
-            metric.reset()
-        return {k: float(v) for k, v in values.items()}
-
+            warnings.filterwarnings("ignore", message=r".* is NaN: ")
+            values = self.answers.compute()
+        self.answers.reset()
+        return values
