@@ -60,7 +60,7 @@ def population_vs_plain(model, tokenizer, records, members: int, settings: EvalS
         t_sub, _ = timed_once(lambda: add_noise_(scheme, member.seed, -SIGMA))
         evaluate.append(t_eval)
         perturb.append(t_add + t_sub)
-        fitness.append(member_fitness("esma", esma_reward, results))
+        fitness.append(member_fitness("esma", esma_reward, records, results))
     optimizer = torch.optim.SGD(model.parameters(), lr=ALPHA)
     weights, _ = shape_fitness(torch.tensor(fitness))
     t_update, _ = timed_once(lambda: (write_es_gradient(scheme, population, weights), optimizer.step(),

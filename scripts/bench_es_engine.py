@@ -57,7 +57,7 @@ def iteration(model, tokenizer, records, noise: str, engine: PopulationEngine, m
     sync()
     start = time.perf_counter()
     results = engine.evaluate(model, tokenizer, records, population, scheme, SIGMA, settings, per_batch)
-    weights, _ = shape_fitness(torch.tensor([member_fitness("esma", esma_reward, r) for r in results]))
+    weights, _ = shape_fitness(torch.tensor([member_fitness("esma", esma_reward, records, r) for r in results]))
     write_es_gradient(scheme, population, weights)
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)

@@ -22,6 +22,22 @@ def run_dir(trainer: Trainer) -> Path:
     return Path(trainer.log_dir or trainer.default_root_dir)
 
 
+def write_report(out: Path, report: dict[str, Any], history: str | None = None) -> Path:
+    """The one writer of ``report.json``: ``out/report.json`` (the latest) and, when ``history`` names it,
+    ``out/reports/<history>.json``, each written atomically (strict JSON: undefined values as ``null``)."""
+    if history is not None:
+        atomic_write_json(out / "reports" / f"{history}.json", report)
+    atomic_write_json(out / "report.json", report)
+    return out / "report.json"
+
+
+def add_to_report(out: Path, extra: dict[str, Any]) -> Path:
+    """Merge ``extra`` into ``out/report.json`` (created when missing), atomically."""
+    path = out / "report.json"
+    report = json.loads(path.read_text()) if path.is_file() else {}
+    return write_report(out, {**report, **extra})
+
+
 def format_table(report: dict[str, Any], keys: Sequence[str] | None = None) -> str:
     """A two-column text table of the report's main numbers (default: the registry's table metrics)."""
     keys = metric_names("report", "table") if keys is None else keys
@@ -95,8 +111,7 @@ class ReportWriter(Callback):
         atomic_write_jsonl(out / "samples" / f"{split}_step{outcome.step}.jsonl", samples)
         atomic_write_jsonl(out / "samples" / f"{split}.jsonl", samples)
         report = self.build_report(trainer, pl_module, outcome, out)
-        atomic_write_json(out / "reports" / f"{split}_step{outcome.step}.json", report)
-        atomic_write_json(out / "report.json", report)
+        write_report(out, report, history=f"{split}_step{outcome.step}")
         if self.plots:
             self._plot(trainer, out, report, samples)
         if not self.print_table:

@@ -25,7 +25,6 @@ from metalight.callbacks.report_writer import ReportWriter
 from metalight.cli.run_dirs import check_checkpoint, forget_claims, pin_logger_versions, release_empty_claims
 from metalight.errors import MetalightError
 from metalight.methods.base import MetacognitionModule
-from metalight.methods.esma.resume_guard import EXACT_RESUME_KEYS
 from metalight.strategies import check_strategy
 
 TRAINER_DEFAULTS = {
@@ -134,9 +133,10 @@ class MetalightCLI(LightningCLI):
         # exact resumption depends on is put back so the module's resume guard sees (and refuses) it.
         after = _model_args(self.config[subcommand])
         changed = {k: v for k, v in before.items() if k in after and after[k] != v}
-        for key in set(changed) & set(EXACT_RESUME_KEYS):
+        exact = set(getattr(self._configured_model_class(self.config[subcommand]), "exact_resume_keys", ()))
+        for key in set(changed) & exact:
             self.config[subcommand]["model"]["init_args"][key] = changed[key]
-        ignored = sorted(set(changed) - set(EXACT_RESUME_KEYS))
+        ignored = sorted(set(changed) - exact)
         if ignored:
             logging.getLogger(__name__).warning("--ckpt_path: the checkpoint's values replace the configured %s",
                                                 ", ".join(ignored))

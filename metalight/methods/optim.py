@@ -1,11 +1,13 @@
-"""The methods' default optimizers and learning-rate schedule, as classes (LightningCLI's class-type defaults).
+"""What every method's optimizer and schedule share: the fused-AdamW base, HF Trainer's warm-up + decay schedule,
+and the plain-data record of an optimizer / scheduler factory.
 
 Every method takes ``optimizer`` (an ``OptimizerCallable``: parameters -> optimizer) and ``lr_scheduler`` (an
 ``LRSchedulerCallable``: optimizer -> scheduler, or ``None``) from the base module. A default must be a class,
-never an instance, so each method's numbers live here as a subclass of the torch optimizer whose constructor
-defaults are that method's: ``SFTAdamW`` (lr 1e-5), ``GRPOAdamW`` (lr 1e-6, TRL's), ``ProbeAdam`` (lr 1e-2) and
-``ESMASGD`` (lr = α = 5e-4, the paper's). A config overrides any of them under ``model.init_args.optimizer``;
-the learning rate is always the optimizer's own ``lr``.
+never an instance, so each method's numbers live in its own package as a subclass whose constructor defaults
+are that method's: ``metalight.methods.sft.optim.SFTAdamW`` (lr 1e-5), ``metalight.methods.grpo.optim.GRPOAdamW``
+(lr 1e-6, TRL's), ``metalight.methods.probes.optim.ProbeAdam`` (lr 1e-2) and ``metalight.methods.esma.optim.ESMASGD``
+(lr = α = 5e-4, the paper's). A config overrides any of them under ``model.init_args.optimizer``; the learning
+rate is always the optimizer's own ``lr``.
 """
 
 from __future__ import annotations
@@ -34,8 +36,9 @@ def fused_kernel_fits(params: Iterable[Any]) -> bool:
                                  and p.is_floating_point() for p in tensors)
 
 
-class SFTAdamW(torch.optim.AdamW):
-    """AdamW with HF Trainer's defaults for SFT: lr 1e-5, no weight decay, the fused kernel where it fits.
+class FusedAdamW(torch.optim.AdamW):
+    """torch's AdamW with the fused kernel where it fits (``fused=None``: chosen by :func:`fused_kernel_fits`);
+    the base of the methods' AdamW defaults, which only change ``lr``.
 
     Args:
         lr: learning rate.
@@ -45,33 +48,11 @@ class SFTAdamW(torch.optim.AdamW):
         fused: the fused kernel; ``None`` chooses it when every parameter is a plain CPU / CUDA tensor.
     """
 
-    def __init__(self, params, lr: float = 1e-5, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.0, fused: bool | None = None):
         params = list(params)
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          fused=fused_kernel_fits(params) if fused is None else fused)
-
-
-class GRPOAdamW(SFTAdamW):
-    """``SFTAdamW`` with GRPO's learning rate 1e-6 (TRL's ``GRPOConfig`` default); same arguments."""
-
-    def __init__(self, params, lr: float = 1e-6, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, fused: bool | None = None):
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, fused=fused)
-
-
-class ProbeAdam(torch.optim.Adam):
-    """Adam for the probes' logistic-regression heads: lr 1e-2 (the L2 penalty is in the loss, not here)."""
-
-    def __init__(self, params, lr: float = 1e-2, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8):
-        super().__init__(params, lr=lr, betas=betas, eps=eps)
-
-
-class ESMASGD(torch.optim.SGD):
-    """Plain SGD stepping ESMA's written ES gradient: θ ← θ − lr·g with lr = α = 5e-4 (the paper's)."""
-
-    def __init__(self, params, lr: float = 5e-4, momentum: float = 0.0, weight_decay: float = 0.0):
-        super().__init__(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
 
 
 def lr_factor(step: int, total: int | None, warmup_ratio: float, schedule: LRSchedule) -> float:

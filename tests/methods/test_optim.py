@@ -1,5 +1,5 @@
-"""The methods' default optimizers and schedule: defaults by hand, the HF schedule by hand, and how a factory is
-recorded in hparams (plain data that builds the same factory back)."""
+"""The methods' default optimizers (each in its package) and the shared schedule: defaults by hand, the HF
+schedule by hand, and how a factory is recorded in hparams (plain data that builds the same factory back)."""
 
 from functools import partial
 
@@ -8,16 +8,11 @@ import torch
 from torch import nn
 
 from metalight.errors import ConfigError
-from metalight.methods.optim import (
-    ESMASGD,
-    GRPOAdamW,
-    ProbeAdam,
-    SFTAdamW,
-    WarmupDecay,
-    factory_from_settings,
-    factory_settings,
-    fused_kernel_fits,
-)
+from metalight.methods.esma.optim import ESMASGD
+from metalight.methods.grpo.optim import GRPOAdamW
+from metalight.methods.optim import WarmupDecay, factory_from_settings, factory_settings, fused_kernel_fits
+from metalight.methods.probes.optim import ProbeAdam
+from metalight.methods.sft.optim import SFTAdamW
 
 
 def params():
@@ -76,7 +71,7 @@ def test_bad_schedule_settings_name_the_key():
 def test_a_factory_is_recorded_as_data_and_built_back():
     recorded = factory_settings(partial(torch.optim.SGD, lr=0.25))
     assert recorded == {"class_path": "torch.optim.sgd.SGD", "init_args": {"lr": 0.25}}
-    assert factory_settings(SFTAdamW) == {"class_path": "metalight.methods.optim.SFTAdamW", "init_args": {}}
+    assert factory_settings(SFTAdamW) == {"class_path": "metalight.methods.sft.optim.SFTAdamW", "init_args": {}}
     assert factory_settings(None) is None
     rebuilt = factory_from_settings(recorded)(params())
     assert type(rebuilt) is torch.optim.SGD and rebuilt.defaults["lr"] == 0.25

@@ -6,7 +6,7 @@ import pytest
 from metalight.data.sources.triviaqa import TriviaQADataModule
 from metalight.errors import ConfigError
 from metalight.evaluation.dual_prompt import EvalSettings, evaluate_records
-from metalight.methods.base import row_counts
+from metalight.methods.evaluation import row_counts
 from tests.reliability.conftest import ROOT, eval_args, report_of, run_main
 
 

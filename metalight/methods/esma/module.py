@@ -22,7 +22,8 @@ import logging
 import math
 import time
 import warnings
-from dataclasses import asdict, replace
+from contextlib import ExitStack
+from dataclasses import replace
 from typing import Any, Literal
 
 import torch
@@ -31,13 +32,13 @@ from torch import Tensor
 
 from metalight.errors import ConfigError
 from metalight.evaluation.dual_prompt import MetaReadout, SampleResult, evaluate_records, meta_token_ids
-from metalight.methods.base import MetacognitionModule
+from metalight.methods.base import DualPromptModule
 from metalight.methods.esma.engine import PopulationEngine, plan_groups
 from metalight.methods.esma.meta_only import candidate_tokens
 from metalight.methods.esma.noise import NoiseDType, SchemeName, derive_seed, make_scheme
 from metalight.methods.esma.population_metrics import PopulationMetacognition
-from metalight.methods.esma.resume_guard import check_resume
-from metalight.methods.esma.rewards import member_fitness, reward_summary
+from metalight.methods.esma.resume_guard import EXACT_RESUME_KEYS, check_resume
+from metalight.methods.esma.rewards import ESMA_REWARDS, member_fitness, result_columns, reward_summary
 from metalight.methods.esma.selection import select_parameters
 from metalight.methods.esma.update import (
     Member,
@@ -47,13 +48,11 @@ from metalight.methods.esma.update import (
     shard,
     write_es_gradient,
 )
-from metalight.methods.optim import ESMASGD
-from metalight.methods.rewards import resolve_reward, weighted_reward
+from metalight.methods.esma.optim import ESMASGD
+from metalight.methods.rewards import check_columns, resolve_reward, weighted_reward
 from metalight.strategies import SHARDED, full_replica_error
 
 log = logging.getLogger(__name__)
-# ESMA checkpoints the weights after the step's update on purpose: that is the state a resumed run continues.
-warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
 
 COLUMNS = ("fitness", "correctness", "alignment", "yes_ratio")
 
@@ -84,16 +83,16 @@ def stratified_questions(strata: list[list[int]], per_step: int, seed: int, step
     return out
 
 
-class ESMAModule(MetacognitionModule):
+class ESMAModule(DualPromptModule):
     """ESMA fine-tuning by evolution strategies (see module docstring).
 
     Args:
         sigma: perturbation scale σ, in weight units (paper: 1e-3).
         population_size: members N per iteration (paper: 32).
         num_data_per_iteration: questions every member answers per iteration (paper: 256).
-        reward: a registered reward name (``esma``, ``correctness``, ``alignment``, ``auroc_alignment``, ...), a
-            dotted path, or a mapping name -> weight whose weighted sum is the reward (e.g.
-            ``{auroc_alignment: 1.0, correctness: 0.3}``).
+        reward: a reward name (ESMA's ``esma``, ``correctness``, ``alignment``, ``auroc_alignment``, ..., or any
+            method's ``alias_match``, ...), a dotted path (see :mod:`metalight.methods.rewards`), or a mapping
+            name -> weight whose weighted sum is the reward (e.g. ``{auroc_alignment: 1.0, correctness: 0.3}``).
         noise: ``esma`` (one stream per member over all tensors, upstream), ``iid`` (a stream per tensor) or
             ``lowrank`` (ε = A Bᵀ/√r per Linear weight).
         rank: r of the ``lowrank`` perturbations.
@@ -119,10 +118,11 @@ class ESMAModule(MetacognitionModule):
         optimizer: the torch optimizer stepping the ES gradient (``class_path`` + ``init_args``; built once the
             model is loaded); default ``ESMASGD``: plain SGD with the paper's α = 5e-4 as lr.
         (model, dtype, evaluation, dprime_correction, lr_scheduler (stepped after each ES update): see
-        ``MetacognitionModule``)
+        ``DualPromptModule``)
     """
 
     needs_full_replicas = True  # read by the CLI's strategy check: ES cannot run on sharded weights
+    exact_resume_keys = EXACT_RESUME_KEYS  # read by the CLI: a resume must keep them (see resume_guard)
 
     def __init__(self, sigma: float = 1e-3, population_size: int = 32, num_data_per_iteration: int = 256,
                  reward: str | dict[str, float] = "esma", noise: SchemeName = "esma", rank: int = 1, antithetic: bool = False,
@@ -150,13 +150,18 @@ class ESMAModule(MetacognitionModule):
                             f"reward_meta_readout: logits")
         if problems:
             raise ConfigError("ESMAModule: " + "; ".join(problems))
-        self.reward_fn = weighted_reward(reward) if isinstance(reward, dict) else resolve_reward(reward)
-        self.reward_name = getattr(self.reward_fn, "__name__", str(reward)) if isinstance(reward, dict) else reward
-        self.engine = engine or PopulationEngine()
-        self.hparams["engine"] = asdict(self.engine)
+        if isinstance(reward, dict):
+            self.reward_fn = weighted_reward(reward, ESMA_REWARDS)
+            self.reward_name = self.reward_fn.__name__
+        else:
+            self.reward_fn, self.reward_name = resolve_reward(reward, ESMA_REWARDS), reward
+        check_columns(self.reward_name, self.reward_fn, result_columns([]))
+        self.engine = self.record_settings("engine", engine, PopulationEngine, PopulationEngine())
+        self.resume_changes: dict[str, dict] = {}
         self.reward_settings = replace(self.eval_settings, meta_readout=reward_meta_readout or
                                        self.eval_settings.meta_readout)
         self.scheme = None
+        self._fit_warnings = ExitStack()
         self.group_size = 1
         self.population_metrics: PopulationMetacognition | None = None
         self._pool: list | None = None
@@ -181,6 +186,11 @@ class ESMAModule(MetacognitionModule):
         return list(self.model.parameters())
 
     def on_fit_start(self) -> None:
+        # ESMA checkpoints the weights after the step's update on purpose (the state a resumed run continues):
+        # Lightning's warning about manual optimization and step checkpoints is silenced while it fits.
+        self._fit_warnings.close()
+        self._fit_warnings.enter_context(warnings.catch_warnings())
+        warnings.filterwarnings("ignore", message="Using ModelCheckpoint with manual optimization")
         strategy = type(self.trainer.strategy).__name__.lower()
         sharded = next((s for s in SHARDED if s in strategy), None)
         if sharded:  # the CLI refuses this before launch; this covers Trainer use from Python
@@ -202,6 +212,9 @@ class ESMAModule(MetacognitionModule):
         self.population_metrics = PopulationMetacognition(self.hparams.dprime_correction, reads_p_yes).to(self.device)
         log.info("ESMA: %s noise on %d tensors, %s population, %d member(s) per batch", self.scheme.name,
                  len(self.scheme.perturbed_indices()), self.engine.population, self.group_size)
+
+    def on_fit_end(self) -> None:
+        self._fit_warnings.close()  # (a fit that raises leaves it to the caller's own warning state)
 
     # ---- one ES iteration ---------------------------------------------------------------------------------
     def training_step(self, batch, batch_idx: int) -> None:
@@ -265,15 +278,15 @@ class ESMAModule(MetacognitionModule):
                 results = answer(self.model, self.tokenizer, questions, self.reward_settings, direct,
                                  self.hparams.reward_answers == "kept", shortlist)  # θ is back on exit
             for index, member_results in zip(group, results):
-                table[index] = self.member_row(member_results)
+                table[index] = self.member_row(questions, member_results)
         return table
 
-    def member_row(self, results: list[SampleResult]) -> Tensor:
+    def member_row(self, questions: list, results: list[SampleResult]) -> Tensor:
         """A member's row of the table: fitness, reward components, 1 (evaluated on this rank); its answers
         also go into the iteration's train-time metacognition."""
         self.population_metrics.update(results)
         summary = reward_summary(results)
-        return torch.tensor([member_fitness(self.reward_name, self.reward_fn, results),
+        return torch.tensor([member_fitness(self.reward_name, self.reward_fn, questions, results),
                              *(summary[c] for c in COLUMNS[1:]), 1.0])
 
     def gather_members(self, table: Tensor) -> Tensor:
@@ -324,16 +337,19 @@ class ESMAModule(MetacognitionModule):
         """Log the iteration's reward statistics, per-component rewards, train-time metacognition of the
         population's answers, norms and timings."""
         fitness = table[:, 0][torch.isfinite(table[:, 0])]
-        values = {"train/reward_mean": fitness.mean(), "train/reward_std": fitness.std() if len(fitness) > 1
+        values = {"train/reward": fitness.mean(), "train/reward_std": fitness.std() if len(fitness) > 1
                   else torch.tensor(0.0), "train/reward_min": fitness.min(), "train/reward_max": fitness.max(),
                   "train/nan_members": float(missing), "train/grad_norm": grad_norm,
-                  "train/update_norm": update_norm, "time/population_eval": population_time,
-                  "time/update": update_time}
+                  "train/update_norm": update_norm, "train/time/population_eval": population_time,
+                  "train/time/update": update_time}
         for column, name in enumerate(COLUMNS[1:], start=1):
             values[f"train/{name}"] = table[:, column].nanmean()
         # Every rank calls compute(): it reduces the population's answers over ranks.
         values.update({f"train/{k}": v for k, v in self.population_metrics.compute().items()})
+        reward = values.pop("train/reward")
         self.log_dict({k: float(v) for k, v in values.items()}, batch_size=num_questions)
-        self.log("train/reward", float(values["train/reward_mean"]), prog_bar=True, logger=False,
-                 batch_size=num_questions)
+        self.log("train/reward", float(reward), prog_bar=True, batch_size=num_questions)
 
+    def report_settings(self) -> dict:
+        """The base settings, and the exact-resume settings a resumed run was allowed to change."""
+        return {**super().report_settings(), **({"resume_changes": self.resume_changes} if self.resume_changes else {})}

@@ -1,5 +1,6 @@
-"""ESMA's rewards, registered in the shared registry (:mod:`metalight.methods.rewards`: one signature
-``f(prompts, completions, records) -> Tensor[R]``, one NaN policy), and a member's fitness.
+"""ESMA's rewards (:data:`ESMA_REWARDS`, on the signature every method's rewards share:
+``f(prompts, completions, records, **columns) -> Tensor[R]``, :mod:`metalight.methods.rewards`), and a
+member's fitness.
 
 ESMA's per-question rewards (cosmoquester/ESMA ``esma/reward.py``) from c = direct answer correct and
 y = the meta answer said yes:
@@ -13,9 +14,11 @@ y = the meta answer said yes:
  0       1       0            0              0
 ======  ======  ===========  =============  ===========
 
-``esma`` = c + 1[c = y]. Here a record is the question's evaluated
-:class:`~metalight.evaluation.dual_prompt.SampleResult` (``correct``, ``said_yes``), the prompts and completions
-its direct prompt and answer. A population member's fitness is the mean of its per-question rewards.
+``esma`` = c + 1[c = y]. ESMA scores a member's answers to the iteration's questions: the prompts and
+completions are their direct prompts and answers, the records the questions, and the columns (keyword
+arguments, tensors of shape [R]; see :mod:`metalight.methods.rewards`) what the dual-prompt evaluation
+measured: ``correct``, ``said_yes`` and ``p_yes``. A member's fitness is the mean of its per-question rewards.
+The rewards of every method (``alias_match``, ...) work here too; :data:`ESMA_REWARDS` adds these.
 
 Continuous meta rewards (metalight's, beyond the paper): with p = P(yes), the first meta-answer token's
 probability of yes against no (one forward pass, no meta generation needed), they score how well p predicts
@@ -47,78 +50,62 @@ both classes alike, so saying "no" more often earns nothing:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import Tensor
 
-from metalight.methods.rewards import RewardFn, register_reward, score_reward
+from metalight.methods.rewards import RewardFn, score_reward
+from metalight.metrics.registry import compute_values
 
 
-class ResultLike(Protocol):
-    """What a result-based reward reads: :class:`metalight.evaluation.dual_prompt.SampleResult` has both fields."""
-
-    correct: bool
-    said_yes: bool
-    p_yes: float
-
-
-def _correct_and_yes(results: Sequence[ResultLike]) -> tuple[Tensor, Tensor]:
-    correct = torch.tensor([bool(r.correct) for r in results], dtype=torch.float32)
-    said_yes = torch.tensor([bool(r.said_yes) for r in results], dtype=torch.float32)
-    return correct, said_yes
+def result_columns(results: Sequence[Any]) -> dict[str, Tensor]:
+    """The columns ESMA hands its rewards from the evaluated answers (``SampleResult``): ``correct`` and
+    ``said_yes`` (bool [R]) and ``p_yes`` (float32 [R], NaN where the tokenizer has no yes / no token)."""
+    return {"correct": torch.tensor([bool(r.correct) for r in results], dtype=torch.bool),
+            "said_yes": torch.tensor([bool(r.said_yes) for r in results], dtype=torch.bool),
+            "p_yes": torch.tensor([float(r.p_yes) for r in results], dtype=torch.float32)}
 
 
-@register_reward("correctness")
-def correctness_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[ResultLike]) -> Tensor:
-    """c: 1 when the direct answer is correct, else 0 (one value per result, float32)."""
-    return _correct_and_yes(records)[0]
+def correctness_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any], *,
+                       correct: Tensor) -> Tensor:
+    """c: 1 when the direct answer is correct, else 0 (one value per question, float32)."""
+    return correct.float()
 
 
-@register_reward("alignment")
-def alignment_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[ResultLike]) -> Tensor:
+def alignment_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any], *,
+                     correct: Tensor, said_yes: Tensor) -> Tensor:
     """1[c = y]: 1 when the meta answer's yes/no matches the direct answer's correctness."""
-    correct, said_yes = _correct_and_yes(records)
     return (correct == said_yes).float()
 
 
-@register_reward("esma")
-def esma_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[ResultLike]) -> Tensor:
+def esma_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any], *,
+                correct: Tensor, said_yes: Tensor) -> Tensor:
     """ESMA's joint reward c + 1[c = y]: 2 correct-yes, 1 wrong-no, 1 correct-no, 0 wrong-yes."""
-    return correctness_reward(prompts, completions, records) + alignment_reward(prompts, completions, records)
+    return correct.float() + (correct == said_yes).float()
 
 
 P_YES_CLIP = 1e-6  # log-likelihood of a certain, wrong P(yes): log(1e-6) = -13.8 instead of -inf
 
 
-def _correct_and_p_yes(results: Sequence[ResultLike]) -> tuple[Tensor, Tensor]:
-    correct = torch.tensor([bool(r.correct) for r in results], dtype=torch.float32)
-    p_yes = torch.tensor([float(r.p_yes) for r in results], dtype=torch.float32)
-    return correct, p_yes
-
-
-@register_reward("brier_alignment")
-def brier_alignment_reward(prompts: Sequence[str], completions: Sequence[str],
-                           records: Sequence[ResultLike]) -> Tensor:
+def brier_alignment_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any], *,
+                           correct: Tensor, p_yes: Tensor) -> Tensor:
     """1 − (P(yes) − c)²: one minus the Brier score of the meta answer's P(yes) against correctness, in [0, 1]
     (NaN where P(yes) is NaN)."""
-    correct, p_yes = _correct_and_p_yes(records)
-    return 1.0 - (p_yes - correct).square()
+    return 1.0 - (p_yes - correct.float()).square()
 
 
-@register_reward("log_likelihood_alignment")
-def log_likelihood_alignment_reward(prompts: Sequence[str], completions: Sequence[str],
-                                    records: Sequence[ResultLike]) -> Tensor:
+def log_likelihood_alignment_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any], *,
+                                    correct: Tensor, p_yes: Tensor) -> Tensor:
     """c·log P(yes) + (1 − c)·log(1 − P(yes)), in nats, P(yes) clipped to [1e-6, 1 − 1e-6] (NaN stays NaN)."""
-    correct, p_yes = (t.double() for t in _correct_and_p_yes(records))  # 1 - 1e-6 is not exact in float32
-    p_yes = p_yes.clamp(P_YES_CLIP, 1.0 - P_YES_CLIP)
-    return (correct * p_yes.log() + (1.0 - correct) * (1.0 - p_yes).log()).float()
+    c, p = correct.double(), p_yes.double().clamp(P_YES_CLIP, 1.0 - P_YES_CLIP)  # 1 - 1e-6 is not exact in float32
+    return (c * p.log() + (1.0 - c) * (1.0 - p).log()).float()
 
 
-@register_reward("esma_brier")
-def esma_brier_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[ResultLike]) -> Tensor:
+def esma_brier_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any], *,
+                      correct: Tensor, p_yes: Tensor) -> Tensor:
     """c + 1 − (P(yes) − c)²: ESMA's joint reward with the Brier alignment in place of 1[c = y], in [0, 2]."""
-    return correctness_reward(prompts, completions, records) + brier_alignment_reward(prompts, completions, records)
+    return correct.float() + brier_alignment_reward(prompts, completions, records, correct=correct, p_yes=p_yes)
 
 
 def _rank_shares(correct: Tensor, p_yes: Tensor) -> Tensor:
@@ -126,7 +113,7 @@ def _rank_shares(correct: Tensor, p_yes: Tensor) -> Tensor:
     one-class sets give NaN."""
     out = torch.full_like(p_yes, float("nan"))
     valid = ~torch.isnan(p_yes)
-    right, wrong = valid & (correct == 1), valid & (correct == 0)
+    right, wrong = valid & correct, valid & ~correct
     if not right.any() or not wrong.any():
         return out
     # beats[i, j] = 1 when right answer i out-ranks wrong answer j, ½ on a tie
@@ -137,50 +124,58 @@ def _rank_shares(correct: Tensor, p_yes: Tensor) -> Tensor:
     return out
 
 
-@register_reward("auroc_alignment")
-def auroc_alignment_reward(prompts: Sequence[str], completions: Sequence[str],
-                           records: Sequence[ResultLike]) -> Tensor:
+def auroc_alignment_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any], *,
+                           correct: Tensor, p_yes: Tensor) -> Tensor:
     """Each question's share of AUROC₂(P(yes), correct) over the member's questions (mean = the AUROC₂, in
     [0, 1]); NaN when P(yes) is NaN or every answer is right (or every one wrong)."""
-    correct, p_yes = _correct_and_p_yes(records)
-    return _rank_shares(correct, p_yes)
+    return _rank_shares(correct.bool(), p_yes)
 
 
-@register_reward("esma_auroc")
-def esma_auroc_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[ResultLike]) -> Tensor:
+def esma_auroc_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any], *,
+                      correct: Tensor, p_yes: Tensor) -> Tensor:
     """c + the question's AUROC₂ share: accuracy plus discrimination (mean in [0, 2]); NaN where the AUROC
     share is."""
-    return correctness_reward(prompts, completions, records) + auroc_alignment_reward(prompts, completions, records)
+    return correct.float() + _rank_shares(correct.bool(), p_yes)
 
 
-@register_reward("balanced_brier_alignment")
-def balanced_brier_alignment_reward(prompts: Sequence[str], completions: Sequence[str],
-                                    records: Sequence[ResultLike]) -> Tensor:
+def balanced_brier_alignment_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any],
+                                    *, correct: Tensor, p_yes: Tensor) -> Tensor:
     """(1 − (P(yes) − c)²) · n / (2 n_c): the Brier alignment with right and wrong answers weighing half each
     (mean 1 − (Brier₁ + Brier₀) / 2, in [0, 1]); NaN for NaN P(yes) and when one class is empty."""
-    correct, p_yes = _correct_and_p_yes(records)
+    c = correct.float()
     valid = ~torch.isnan(p_yes)
-    counts = {c: int((valid & (correct == c)).sum()) for c in (0.0, 1.0)}
+    counts = {label: int((valid & (c == label)).sum()) for label in (0.0, 1.0)}
     if not all(counts.values()):
         return torch.full_like(p_yes, float("nan"))
-    weight = torch.where(correct == 1, valid.sum() / (2 * counts[1.0]), valid.sum() / (2 * counts[0.0]))
-    return weight * (1.0 - (p_yes - correct).square())
+    weight = torch.where(c == 1, valid.sum() / (2 * counts[1.0]), valid.sum() / (2 * counts[0.0]))
+    return weight * (1.0 - (p_yes - c).square())
 
 
-def reward_summary(results: Sequence[ResultLike]) -> dict[str, float]:
-    """Mean correctness, alignment and yes ratio of ``results`` (the per-component numbers ESMA logs)."""
-    correct, said_yes = _correct_and_yes(results)
-    if not len(results):
-        return {"correctness": float("nan"), "alignment": float("nan"), "yes_ratio": float("nan")}
-    return {"correctness": correct.mean().item(), "alignment": (correct == said_yes).float().mean().item(),
-            "yes_ratio": said_yes.mean().item()}
+ESMA_REWARDS: dict[str, RewardFn] = {
+    "esma": esma_reward, "correctness": correctness_reward, "alignment": alignment_reward,
+    "brier_alignment": brier_alignment_reward, "log_likelihood_alignment": log_likelihood_alignment_reward,
+    "esma_brier": esma_brier_reward, "auroc_alignment": auroc_alignment_reward, "esma_auroc": esma_auroc_reward,
+    "balanced_brier_alignment": balanced_brier_alignment_reward,
+}
+
+# the per-component means ESMA logs (train/<name>) and the registry metric each one is
+SUMMARY = {"correctness": "accuracy", "alignment": "raw_alignment", "yes_ratio": "yes_ratio"}
 
 
-def member_fitness(name: str, reward: RewardFn, results: Sequence[Any]) -> float:
-    """A member's fitness: the mean of the reward over its evaluated questions, checked like every reward
-    (one finite value per question, or NaN: "not applicable", left out); NaN when no question has a value."""
+def reward_summary(results: Sequence[Any]) -> dict[str, float]:
+    """Mean correctness, alignment and yes ratio of ``results`` (the per-component numbers ESMA logs; NaN over
+    no results), computed by the metric registry."""
+    columns = result_columns(results)
+    values = compute_values({"correct": columns["correct"], "said_yes": columns["said_yes"]}, SUMMARY.values())
+    return {name: float(values[metric]) for name, metric in SUMMARY.items()}
+
+
+def member_fitness(name: str, reward: RewardFn, records: Sequence[Any], results: Sequence[Any]) -> float:
+    """A member's fitness: the mean of the reward over its evaluated questions (``records`` and their
+    ``results``), checked like every reward (one finite value per question, or NaN: "not applicable", left
+    out); NaN when no question has a value."""
     prompts = [getattr(r, "direct_prompt", "") for r in results]
     completions = [getattr(r, "direct_answer", "") for r in results]
-    values = score_reward(name, reward, prompts, completions, results)
+    values = score_reward(name, reward, prompts, completions, records, **result_columns(results))
     values = values[~torch.isnan(values)]
     return values.mean().item() if values.numel() else float("nan")

@@ -10,7 +10,7 @@ read from the environment variable named in ``endpoint.api_key_env`` and is neve
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from metalight.api.chat_client import ChatClient, ChatEndpoint
@@ -20,7 +20,7 @@ from metalight.evaluation.dual_prompt import EvalSettings, SampleResult
 from metalight.evaluation.sources import Messages, SourceContext, TextSourceName, compute_sources
 from metalight.evaluation.summary import ScoredSample, attach_sources
 from metalight.grading import exact_match, is_correct, parse_meta_answer, suspect_match
-from metalight.methods.base import gather_objects
+from metalight.methods.evaluation import gather_objects
 from metalight.methods.evaluators.modules import ConfidenceEvalModule
 from metalight.metrics.selective import Criterion
 from metalight.prompts import direct_prompt, meta_prompt
@@ -62,7 +62,7 @@ class APIEvalModule(ConfidenceEvalModule):
         sources: text-only confidence sources: ``meta``, ``idk``, ``verbalized``.
         on_failure: ``error`` (stop, resume by re-running) or ``skip`` (leave the question out, count it).
         evaluation: grading, yes/no rule, language, system prompt (the local-generation fields are unused).
-        dprime_correction: see ``MetacognitionModule``.
+        dprime_correction: see ``DualPromptModule``.
         threshold_criterion: see ``ConfidenceEvalModule``.
         sweep_points: see ``ConfidenceEvalModule``.
         thresholds_from: see ``ConfidenceEvalModule``.
@@ -80,8 +80,9 @@ class APIEvalModule(ConfidenceEvalModule):
         super().__init__(sources=sources, threshold_criterion=threshold_criterion, sweep_points=sweep_points,
                          thresholds_from=thresholds_from, model=f"api:{endpoint.model}", evaluation=evaluation,
                          dprime_correction=dprime_correction)
-        self.endpoint, self.cache_path, self.on_failure = endpoint, cache_path, on_failure
-        self.prices = TokenPrices(**prices) if isinstance(prices, dict) else prices
+        self.endpoint = self.record_settings("endpoint", endpoint, ChatEndpoint)
+        self.cache_path, self.on_failure = cache_path, on_failure
+        self.prices = self.record_settings("prices", prices, TokenPrices)
         self.client: ChatClient | None = None
         self._failed = {"val": 0, "test": 0}
         self._usage_counted = {"prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0}
@@ -129,7 +130,9 @@ class APIEvalModule(ConfidenceEvalModule):
                 sample.extras["api_error"] = error
         return samples
 
-    def _evaluation_step(self, batch: RecordBatch, split: str) -> None:
+    def evaluate_batch(self, batch: RecordBatch, split: str) -> None:
+        """Answer the batch; a question whose requests failed stops the run (``on_failure: error``) or is left
+        out and counted (``skip``)."""
         results = self.evaluate(batch.records)
         failed = [r.extras.get("api_error") is not None and not pad for r, pad in zip(results, batch.padding)]
         if any(failed) and self.on_failure == "error":
@@ -139,10 +142,11 @@ class APIEvalModule(ConfidenceEvalModule):
                            f"cached in {self.cache_path}: re-run the same command to resume, or set "
                            f"model.init_args.on_failure: skip to leave such questions out")
         self._failed[split] += sum(failed)
-        self._record(split, results, keep=[not pad and not f for pad, f in zip(batch.padding, failed)])
+        self.evaluation.record(split, results, keep=[not pad and not f for pad, f in zip(batch.padding, failed)])
 
-    def summarize(self, split: str, samples: list[SampleResult]) -> tuple[dict[str, float], dict[str, Any]]:
-        metrics, details = super().summarize(split, samples)
+    def extra_metrics(self, split: str, samples: list[SampleResult]) -> tuple[dict[str, float], dict[str, Any]]:
+        """The sources' metrics, the count of failed questions and the tokens (and cost) of the split."""
+        metrics, details = super().extra_metrics(split, samples)
         metrics["api_failed"] = float(sum(gather_objects([self._failed[split]])))
         self._failed[split] = 0
         metrics.update(self._usage_since_last_summary())
@@ -163,5 +167,5 @@ class APIEvalModule(ConfidenceEvalModule):
     def report_settings(self) -> dict[str, Any]:
         settings = {k: v for k, v in super().report_settings().items() if k not in LOCAL_ONLY
                     and not k.endswith("_chat_template_used")}
-        return {**settings, "endpoint": asdict(self.endpoint), "cache_path": self.cache_path,
-                "on_failure": self.on_failure, "prices": asdict(self.prices) if self.prices else None}
+        return {**settings, "endpoint": self.hparams.endpoint, "cache_path": self.cache_path,
+                "on_failure": self.on_failure, "prices": self.hparams.prices}

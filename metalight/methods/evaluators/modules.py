@@ -9,10 +9,7 @@ ESMA's evaluate_qa_threshold (``python -m metalight.cli.evaluate threshold`` cho
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 from typing import Any
-
-import torch
 
 from metalight.evaluation.dual_prompt import SampleResult
 from metalight.evaluation.sources import (
@@ -26,29 +23,18 @@ from metalight.evaluation.sources import (
 )
 from metalight.evaluation.summary import ScoredSample, attach_sources, load_thresholds, summarize_sources
 from metalight.grading import exact_match, is_correct
-from metalight.methods.base import MetacognitionModule
+from metalight.methods.base import DualPromptModule
 from metalight.metrics.selective import Criterion
 from metalight.models.chat import render_prompt
 from metalight.models.generation import Decoding, Prompt, generate
+from metalight.models.modes import eval_mode
 from metalight.prompts import CONFIDENCE_PROMPT_VERSION, idk_prompt
 
 ALL_LOCAL_SOURCES: list[SourceName] = ["p_yes", "meta", "idk", "max_seq_prob", "mean_token_entropy", "p_true",
                                        "verbalized"]
 
 
-@contextmanager
-def eval_mode(model):
-    """The model in eval mode inside, its previous mode restored after."""
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        model.train(was_training)
-
-
-class ConfidenceEvalModule(MetacognitionModule):
+class ConfidenceEvalModule(DualPromptModule):
     """Dual-prompt evaluation plus confidence sources, each scored against the direct answers' correctness.
 
     Every source (see :mod:`metalight.evaluation.sources`) logs ``<split>/<source>/<metric>`` (AUROC2, PRR,
@@ -64,7 +50,7 @@ class ConfidenceEvalModule(MetacognitionModule):
             prefers answering nothing) or ``dprime`` (with clipping, extreme thresholds can win).
         sweep_points: thresholds in each reported sweep (evenly spaced quantiles of the scores).
         thresholds_from: a validation report JSON whose thresholds the test split applies.
-        (other args: see ``MetacognitionModule``)
+        (other args: see ``DualPromptModule``)
     """
 
     white_box = True  # local weights: every source is available
@@ -88,7 +74,7 @@ class ConfidenceEvalModule(MetacognitionModule):
         with eval_mode(self.model):
             return attach_sources(results, compute_sources(self.sources, context))
 
-    def summarize(self, split: str, samples: list[SampleResult]) -> tuple[dict[str, float], dict[str, Any]]:
+    def extra_metrics(self, split: str, samples: list[SampleResult]) -> tuple[dict[str, float], dict[str, Any]]:
         """Per-source metrics; validation chooses the thresholds that test applies."""
         carried = self.val_thresholds if split == "test" else {}
         metrics, details, used = summarize_sources(samples, self.sources, split, self.hparams.dprime_correction,
@@ -103,7 +89,7 @@ class ConfidenceEvalModule(MetacognitionModule):
                 "threshold_criterion": self.threshold_criterion, "sweep_points": self.sweep_points}
 
 
-class IDKEvalModule(MetacognitionModule):
+class IDKEvalModule(DualPromptModule):
     """ESMA's IDK evaluation (``scripts/evaluate_qa_idw.py``): one prompt that allows "I don't know".
 
     The model answers the IDK prompt once; an answer containing "i don't know" is an abstention. The answer
@@ -139,7 +125,8 @@ class IDKEvalModule(MetacognitionModule):
                 confidence={"idk": float(answered)}, reports={"idk": answered}))
         return samples
 
-    def summarize(self, split: str, samples: list[SampleResult]) -> tuple[dict[str, float], dict[str, Any]]:
+    def extra_metrics(self, split: str, samples: list[SampleResult]) -> tuple[dict[str, float], dict[str, Any]]:
+        """``answered_accuracy`` = P(correct | answered) and ``abstention_rate``."""
         answered = [s for s in samples if s.said_yes]
         return {"answered_accuracy": sum(s.correct for s in answered) / len(answered) if answered else math.nan,
                 "abstention_rate": 1 - len(answered) / len(samples) if samples else math.nan}, {}

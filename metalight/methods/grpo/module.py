@@ -22,7 +22,6 @@ import copy
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
 from typing import Any
 
 import torch
@@ -31,7 +30,7 @@ from torch import Tensor
 
 from metalight.data.records import RecordBatch
 from metalight.errors import ConfigError
-from metalight.methods.base import MetacognitionModule
+from metalight.methods.base import DualPromptModule
 from metalight.methods.grpo.advantages import (
     MultiObjectiveAggregation,
     ScaleRewards,
@@ -49,8 +48,8 @@ from metalight.methods.grpo.loss import (
     sequence_means,
 )
 from metalight.methods.grpo.rollout import Rollout, completion_logprobs, sample_rollout
-from metalight.methods.optim import GRPOAdamW
-from metalight.methods.rewards import RewardFn, resolve_reward, score_reward
+from metalight.methods.grpo.optim import GRPOAdamW
+from metalight.methods.rewards import RewardFn, check_columns, resolve_reward, score_reward
 from metalight.models.chat import ChatMode, render_prompt
 from metalight.models.generation import Decoding, Prompt
 from metalight.models.lora import LoraSettings, apply_lora, is_peft
@@ -59,12 +58,13 @@ from metalight.prompts import direct_prompt
 log = logging.getLogger(__name__)
 
 
-class GRPOModule(MetacognitionModule):
-    """GRPO fine-tuning of a causal LM on question records, measured by the base class at each validation.
+class GRPOModule(DualPromptModule):
+    """GRPO fine-tuning of a causal LM on question records, measured by the dual prompt at each validation.
 
     Args (the loss and schedule keys carry TRL 1.16 ``GRPOConfig``'s names and defaults; docs/grpo.md maps them):
         num_generations: completions sampled per question, G (>= 2).
-        rewards: reward name (registered, or a dotted path to a function) -> weight.
+        rewards: reward name (a shared one, see :mod:`metalight.methods.rewards`, or a dotted path to a
+            function) -> weight.
         multi_objective_aggregation: ``sum_then_normalize`` (weighted sum, then group advantage) or
             ``normalize_then_sum`` (GDPO: normalise each reward in its group first).
         scale_rewards: divide the advantage by the std of the ``group``, the ``batch``, or not at all (``none``).
@@ -97,18 +97,25 @@ class GRPOModule(MetacognitionModule):
             prompt prefix in the loss forward).
         share_prefix: run the prompt prefix shared by all rows once in the loss forward (same numbers; off under
             FSDP / DeepSpeed, whose ranks must run identical forwards).
-        (other args: see ``MetacognitionModule``)
+        (other args: see ``DualPromptModule``)
     """
 
     def __init__(self, num_generations: int = 8, rewards: dict[str, float] | None = None,
                  multi_objective_aggregation: MultiObjectiveAggregation = "sum_then_normalize",
-                 scale_rewards: ScaleRewards = "group", loss_type: LossType = "dapo",
-                 importance_sampling_level: ImportanceSamplingLevel = "token", epsilon: float = 0.2,
-                 epsilon_high: float | None = None, delta: float | None = None, beta: float = 0.0,
-                 use_bias_correction_kl: bool = True, sapo_temperature_neg: float = 1.05,
-                 sapo_temperature_pos: float = 1.0, vespo_k_pos: float = 2.0, vespo_lambda_pos: float = 3.0,
-                 vespo_k_neg: float = 3.0, vespo_lambda_neg: float = 2.0, top_entropy_quantile: float = 1.0,
-                 mask_truncated_completions: bool = False, off_policy_mask_threshold: float | None = None,
+                 scale_rewards: ScaleRewards = "group", loss_type: LossType = LossSettings.loss_type,
+                 importance_sampling_level: ImportanceSamplingLevel = LossSettings.importance_sampling_level,
+                 epsilon: float = LossSettings.epsilon, epsilon_high: float | None = LossSettings.epsilon_high,
+                 delta: float | None = LossSettings.delta, beta: float = LossSettings.beta,
+                 use_bias_correction_kl: bool = LossSettings.use_bias_correction_kl,
+                 sapo_temperature_neg: float = LossSettings.sapo_temperature_neg,
+                 sapo_temperature_pos: float = LossSettings.sapo_temperature_pos,
+                 vespo_k_pos: float = LossSettings.vespo_k_pos,
+                 vespo_lambda_pos: float = LossSettings.vespo_lambda_pos,
+                 vespo_k_neg: float = LossSettings.vespo_k_neg,
+                 vespo_lambda_neg: float = LossSettings.vespo_lambda_neg,
+                 top_entropy_quantile: float = LossSettings.top_entropy_quantile,
+                 mask_truncated_completions: bool = False,
+                 off_policy_mask_threshold: float | None = LossSettings.off_policy_mask_threshold,
                  num_iterations: int = 1, steps_per_generation: int | None = None, max_prompt_length: int = 512,
                  max_completion_length: int = 512, temperature: float = 1.0, top_p: float = 1.0,
                  chat_template: ChatMode = "auto", system_prompt: str | None = None,
@@ -118,8 +125,7 @@ class GRPOModule(MetacognitionModule):
         # saves every init arg (this class's too) as hyperparameters
         super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler, **kwargs)
         self.reward_weights = dict({"alias_match": 1.0} if rewards is None else rewards)
-        self.lora = LoraSettings(**lora) if isinstance(lora, dict) else lora
-        self.hparams["lora"] = asdict(self.lora) if self.lora is not None else None
+        self.lora = self.record_settings("lora", lora, LoraSettings)
         self.loss_settings = LossSettings(**{k: self.hparams[k] for k in LossSettings.__dataclass_fields__})
         self._check_args()
         self._rewards: list[tuple[str, RewardFn, float]] | None = None
@@ -163,10 +169,20 @@ class GRPOModule(MetacognitionModule):
                 self.model.enable_input_require_grads()
         self.model.train()
 
+    def reward_table(self) -> dict[str, RewardFn]:
+        """The rewards this module knows by name besides the shared ones of :mod:`metalight.methods.rewards`
+        (none here; MetaConf adds its own)."""
+        return {}
+
     def build_rewards(self) -> list[tuple[str, RewardFn, float]]:
         """(name, function, weight) of every configured reward (a dotted path is named by its last part, as
-        TRL names reward functions); subclasses add their own."""
-        return [(name.rpartition(".")[2], resolve_reward(name), float(w)) for name, w in self.reward_weights.items()]
+        TRL names reward functions); subclasses add their own. GRPO hands its rewards no columns."""
+        rewards = []
+        for name, weight in self.reward_weights.items():
+            fn = resolve_reward(name, self.reward_table())
+            check_columns(name, fn, ())
+            rewards.append((name.rpartition(".")[2], fn, float(weight)))
+        return rewards
 
     def reward_functions(self) -> list[tuple[str, RewardFn, float]]:
         """The rewards of :meth:`build_rewards`, built once."""
@@ -378,7 +394,7 @@ class GRPOModule(MetacognitionModule):
             return
         step = time.perf_counter() - timings["start"]
         spent = {k: timings.get(k, 0.0) for k in ("generation", "rewards", "reference", "forward")}
-        values = {"step_time": step, **{f"time/{k}": v for k, v in spent.items()},
+        values = {"time/step": step, **{f"time/{k}": v for k, v in spent.items()},
                   "time/backward_optimizer": step - sum(spent.values())}
         self.log_train(values)
 

@@ -24,10 +24,10 @@ from typing import Any
 import torch
 
 from metalight.api.completions_logprobs import CompletionsEndpoint
-from metalight.callbacks.report_writer import run_dir
+from metalight.callbacks.report_writer import run_dir, write_report
 from metalight.data.records import RecordBatch
 from metalight.errors import ConfigError
-from metalight.io import atomic_write_json, atomic_write_jsonl
+from metalight.io import atomic_write_jsonl
 from metalight.methods.base import MetacognitionModule
 from metalight.methods.icm.agreement import (
     METHODS,
@@ -103,9 +103,8 @@ class ICMModule(MetacognitionModule):
         self.settings.check()
         self.chunk_size, self.seed, self.label_words = chunk_size, search_seed, tuple(label_words)
         self.context_cache, self.rows_per_forward, self.baselines = context_cache, rows_per_forward, baselines
-        self.finetune = IterativeFineTuning(**finetune) if isinstance(finetune, dict) else finetune
-        self.endpoint = (CompletionsEndpoint(**logprob_endpoint) if isinstance(logprob_endpoint, dict)
-                         else logprob_endpoint)
+        self.finetune = self.record_settings("finetune", finetune, IterativeFineTuning)
+        self.endpoint = self.record_settings("logprob_endpoint", logprob_endpoint, CompletionsEndpoint)
         if self.endpoint is not None and self.finetune is not None:
             raise ConfigError("ICM: finetune needs the local model's weights, but logprob_endpoint scores with a "
                               "served model; drop one of model.init_args.finetune / logprob_endpoint")
@@ -286,23 +285,12 @@ class ICMModule(MetacognitionModule):
                  "consistency_id": by_id[claim_id].consistency_id, "consistency_key": by_id[claim_id].consistency_key}
                 for c in self.finished for claim_id, label in c["labels"]]
         atomic_write_jsonl(out / "icm" / "labels.jsonl", rows)
-        atomic_write_json(out / "report.json", self.icm_report())
+        write_report(out, self.icm_report())
 
     # ---- held-out evaluation: many-shot prediction with ICM's labels as demonstrations ---------------------
-    def validation_step(self, batch: RecordBatch, batch_idx: int) -> None:
-        self._heldout_step(batch, "val")
-
-    def test_step(self, batch: RecordBatch, batch_idx: int) -> None:
-        self._heldout_step(batch, "test")
-
-    def on_validation_epoch_end(self) -> None:
-        """Held-out accuracies are logged per batch (averaged by Lightning); no QA metrics to finish."""
-
-    def on_test_epoch_end(self) -> None:
-        """See :meth:`on_validation_epoch_end`."""
-
-    def _heldout_step(self, batch: RecordBatch, split: str) -> None:
-        """Label held-out claims with the last labelled chunk in context (ICM labels vs gold labels vs none)."""
+    def evaluate_batch(self, batch: RecordBatch, split: str) -> None:
+        """Label held-out claims with the last labelled chunk in context (ICM labels vs gold labels vs none);
+        the accuracies are logged per batch as ``<split>/accuracy_<context>`` (averaged by Lightning)."""
         queries = batch.real_records
         if not self.records:  # validate / test straight from a checkpoint: fit never loaded the claims
             self._load_claims()

@@ -16,7 +16,7 @@ from lightning.pytorch import Trainer
 
 from metalight.data.sources.prompt_completion import PromptCompletionDataModule
 from metalight.methods.icm.finetune import IterativeFineTuning
-from metalight.methods.optim import SFTAdamW
+from metalight.methods.sft.optim import SFTAdamW
 from metalight.methods.sft.module import SFTModule, TargetSettings
 from metalight.models.lora import LoraSettings
 

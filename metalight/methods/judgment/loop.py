@@ -22,7 +22,6 @@ collected in round 0 for every later round: only the judgment is asked again. Us
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable, Sequence
@@ -32,10 +31,10 @@ from typing import Any, Literal
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from metalight.callbacks.report_writer import run_dir
+from metalight.callbacks.report_writer import add_to_report, run_dir
 from metalight.errors import ConfigError
 from metalight.io import atomic_write_json, atomic_write_jsonl
-from metalight.methods.base import gather_objects
+from metalight.methods.evaluation import gather_objects
 from metalight.methods.judgment.asking import JudgmentSettings, ask_judgments
 from metalight.methods.judgment.labels import LabelSettings, classify_ability
 from metalight.methods.judgment.scores import confusion_text, judgment_metrics, scalar_metrics, summary_table
@@ -263,9 +262,7 @@ class JudgmentLoop(Callback):
             return
         summary = self.summary()
         atomic_write_json(out / "judgment" / "summary.json", summary)
-        report_path = out / "report.json"
-        report = json.loads(report_path.read_text()) if report_path.is_file() else {}
-        atomic_write_json(report_path, {**report, "judgment": summary})
+        report_path = add_to_report(out, {"judgment": summary})
         last = self.history[-1]
         text = f"\nKnow-thyself judgment training ({self.labels.label_mode}, train_on: {self.train_on})\n"
         text += summary["table"]

@@ -23,13 +23,9 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-import torch
-from torch import nn
-
 from metalight.data.records import RecordBatch
 from metalight.errors import ConfigError
 from metalight.grading import is_correct
-from metalight.methods.base import EVAL_SPLITS, gather_objects
 from metalight.methods.grpo.module import GRPOModule
 from metalight.methods.grpo.rollout import Rollout
 from metalight.methods.metaconf.judge import ChatBackend
@@ -39,13 +35,10 @@ from metalight.methods.metaconf.verbal import (
     BASELINES,
     BaselineName,
     ReplySettings,
+    VerbalEvaluation,
     VerbalResult,
-    evaluate_baseline,
-    evaluate_verbal,
-    verbal_tensors,
 )
 from metalight.methods.rewards import RewardFn
-from metalight.metrics import MetacognitionMetrics
 from metalight.prompts import METACONF_BASELINE_VERSION, METACONF_PROMPT_VERSION, metaconf_prompt
 
 
@@ -109,22 +102,22 @@ class MetaConfModule(GRPOModule):
         self.hparams["baselines"] = list(baselines or [])
         self.scorer = MetaConfScorer(response_format, format_rule, accuracy, self.eval_settings.grading, judge,
                                      missing_judge_score, dict(task_graders or {}))
-        kinds = ["verbal", *self.hparams.baselines]
-        self.verbal_metrics = nn.ModuleDict({f"{split}_{kind}": MetacognitionMetrics(
-            dprime_correction=self.hparams.dprime_correction) for split in EVAL_SPLITS for kind in kinds})
-        self._verbal_samples: dict[str, dict[str, list[VerbalResult]]] = {
-            split: {kind: [] for kind in kinds} for split in EVAL_SPLITS}
+        self.verbal = VerbalEvaluation(self.hparams.baselines, response_format, confidence_threshold,
+                                       self.hparams.dprime_correction)
 
     def prompt_text(self, record) -> str:
         return metaconf_prompt(record.question, self.hparams.response_format, record.context)
 
+    def reward_table(self) -> dict[str, RewardFn]:
+        """MetaConf's own rewards (the scorer's ``format``, ``accuracy``, ``calibration``, ``reflection``)."""
+        return self.scorer.rewards()
+
     def build_rewards(self) -> list[tuple[str, RewardFn, float]]:
-        h, s = self.hparams, self.scorer
-        own = [("format", s.format, 0.0), ("calibration", s.calibration, h.calibration_weight),
-               ("accuracy", s.accuracy, h.accuracy_weight)]
-        if s.judge is not None:
-            own.append(("reflection", s.reflection, h.reflection_weight))
-        return own + super().build_rewards()
+        """MetaConf's rewards with their weights (``format`` is logged, weight 0), then the configured extra ones."""
+        h, table = self.hparams, self.reward_table()
+        weights = {"format": 0.0, "calibration": h.calibration_weight, "accuracy": h.accuracy_weight,
+                   "reflection": h.reflection_weight}
+        return [(name, table[name], weights[name]) for name in weights if name in table] + super().build_rewards()
 
     def score(self, rollout: Rollout):
         names, table = super().score(rollout)
@@ -138,44 +131,25 @@ class MetaConfModule(GRPOModule):
         return [(grades[i] or 0.0) >= 0.5 if i in grades else is_correct(a, r.answers, self.eval_settings.grading)
                 for i, (r, a) in enumerate(zip(records, answers))]
 
-    def _evaluation_step(self, batch: RecordBatch, split: str) -> None:
-        super()._evaluation_step(batch, split)
-        h, was_training = self.hparams, self.model.training
+    def evaluate_batch(self, batch: RecordBatch, split: str) -> None:
+        """The dual-prompt evaluation of the batch, then its verbal-confidence replies (and baselines)."""
+        super().evaluate_batch(batch, split)
+        h = self.hparams
         settings = ReplySettings(h.chat_template, h.system_prompt, h.verbal_max_new_tokens, h.max_prompt_length,
                                  self.synced_generation())
-        self.model.eval()
-        try:
-            with self.generation_context():
-                results = {"verbal": evaluate_verbal(self.model, self.tokenizer, batch.records, self.grade,
-                                                     h.response_format, settings)}
-                for kind in h.baselines:
-                    results[kind] = evaluate_baseline(kind, self.model, self.tokenizer, batch.records, self.grade,
-                                                      settings)
-        finally:
-            self.model.train(was_training)
-        keep = torch.tensor([not pad for pad in batch.padding], dtype=torch.bool, device=self.device)
-        for kind, verbal in results.items():
-            tensors = {k: v.to(self.device) for k, v in verbal_tensors(verbal, h.confidence_threshold).items()}
-            self.verbal_metrics[f"{split}_{kind}"].update(**tensors, mask=keep)
-            self._verbal_samples[split][kind].extend(v for v, pad in zip(verbal, batch.padding) if not pad)
+        with self.generation_context():
+            self.verbal.step(self.model, self.tokenizer, batch.records, batch.padding, split, self.grade, settings)
 
-    def _finish_evaluation(self, split: str) -> None:
-        metrics: dict[str, float] = {}
-        samples: dict[str, list[VerbalResult]] = {}
-        for kind in self._verbal_samples[split]:
-            metric, prefix = self.verbal_metrics[f"{split}_{kind}"], "verbal" if kind == "verbal" else f"baseline_{kind}"
-            metrics.update({f"{prefix}_{k}": float(v) for k, v in metric.compute().items() if k != "n"})
-            metric.reset()
-            samples[kind] = gather_objects(self._verbal_samples[split][kind])
-            self._verbal_samples[split][kind] = []
-        super()._finish_evaluation(split)
-        if self.trainer.sanity_checking or split not in self.eval_outcomes:
-            return
-        self.log_dict({f"{split}/{k}": v for k, v in metrics.items()}, sync_dist=True)
-        outcome = self.eval_outcomes[split]
-        outcome.metrics.update(metrics)
-        outcome.samples = [MetaConfSample(d, v, {kind: samples[kind][i] for kind in self.hparams.baselines})
-                           for i, (d, v) in enumerate(zip(outcome.samples, samples["verbal"]))]
+    def finish_evaluation(self, split: str):
+        """The dual-prompt outcome with the verbal metrics added and each sample joined with its replies."""
+        verbal, replies = self.verbal.finish(split)  # every pass resets, the sanity check's too
+        outcome = super().finish_evaluation(split)
+        if outcome is None:
+            return None
+        outcome.metrics.update(verbal)
+        outcome.samples = [MetaConfSample(d, v, {kind: replies[kind][i] for kind in self.hparams.baselines})
+                           for i, (d, v) in enumerate(zip(outcome.samples, replies["verbal"]))]
+        return outcome
 
     def report_settings(self) -> dict[str, Any]:
         h = self.hparams

@@ -27,9 +27,9 @@ from torch import Tensor
 
 from metalight.errors import ConfigError
 from metalight.grading import GradingMode, exact_match, is_correct
-from metalight.methods.grpo.rewards import token_f1
 from metalight.methods.metaconf.judge import ChatBackend, JudgeItem, judge_reflections
 from metalight.methods.metaconf.task_graders import TaskGrader
+from metalight.methods.rewards import RewardFn, token_f1
 
 ResponseFormat = Literal["plain", "tagged"]
 FormatRule = Literal["strict", "upstream"]
@@ -177,6 +177,12 @@ class MetaConfScorer:
         if self.format_rule == "upstream":
             return [(bool(p.reflection) + bool(p.confidence)) / 2 for p in parsed]
         return [float(p.format_ok) for p in parsed]
+
+    def rewards(self) -> dict[str, RewardFn]:
+        """MetaConf's rewards by name (the module weights them): ``format``, ``accuracy``, ``calibration`` and,
+        with a judge, ``reflection``."""
+        own = {"format": self.format, "accuracy": self.accuracy, "calibration": self.calibration}
+        return own | ({"reflection": self.reflection} if self.judge is not None else {})
 
     def format(self, prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any]) -> Tensor:
         """The format reward (see module docstring); calibration and reflection are gated on it."""

@@ -18,11 +18,15 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
+from torch import nn
 
 from metalight.evaluation.sources import render_messages
+from metalight.methods.evaluation import EVAL_SPLITS, gather_objects
 from metalight.methods.metaconf.rewards import ResponseFormat, parse_response
+from metalight.metrics import MetacognitionMetrics
 from metalight.models.chat import ChatMode
 from metalight.models.generation import Decoding, generate
+from metalight.models.modes import eval_mode
 from metalight.prompts import METACONF_REFINE, metaconf_baseline_prompt, metaconf_prompt
 
 BaselineName = Literal["direct", "cot", "self_refine"]
@@ -103,3 +107,54 @@ def verbal_tensors(results: Sequence[VerbalResult], threshold: float = 0.5) -> d
     return {"correct": torch.tensor([r.correct for r in results], dtype=torch.bool),
             "said_yes": torch.nan_to_num(confidence, nan=-1.0) >= threshold,
             "confidence": confidence.float(), "parsed": torch.tensor([r.parsed for r in results], dtype=torch.bool)}
+
+
+class VerbalEvaluation(nn.Module):
+    """The verbal confidence (and the baselines) across validation / test passes, beside the dual prompt.
+
+    ``step`` replies to one batch's questions in every kind (``verbal`` and each baseline) and adds the kept
+    rows to that kind's metrics (the registry's collection) and replies; ``finish`` returns the split's values
+    keyed ``verbal_<metric>`` / ``baseline_<name>_<metric>`` and every rank's replies per kind, and resets.
+
+    Args:
+        baselines: baseline prompts evaluated beside the MetaConf prompt.
+        response_format: the MetaConf reply format (``plain`` or ``tagged``).
+        confidence_threshold: said_yes = confidence/10 ≥ this.
+        dprime_correction: how d'type2 handles rates of 0 or 1 (as the dual-prompt evaluation).
+    """
+
+    def __init__(self, baselines: Sequence[str], response_format: ResponseFormat, confidence_threshold: float,
+                 dprime_correction: str = "clip"):
+        super().__init__()
+        self.kinds = ["verbal", *baselines]
+        self.response_format, self.confidence_threshold = response_format, confidence_threshold
+        self.metrics = nn.ModuleDict({f"{split}_{kind}": MetacognitionMetrics(dprime_correction=dprime_correction)
+                                      for split in EVAL_SPLITS for kind in self.kinds})
+        self.replies: dict[str, dict[str, list[VerbalResult]]] = {split: {kind: [] for kind in self.kinds}
+                                                                   for split in EVAL_SPLITS}
+
+    def step(self, model, tokenizer, records: Sequence[Any], padding: Sequence[bool], split: str, grade: Grade,
+             settings: ReplySettings) -> None:
+        """Reply to ``records`` in every kind (model in eval mode) and keep the rows that are not padding."""
+        with eval_mode(model):
+            results = {"verbal": evaluate_verbal(model, tokenizer, records, grade, self.response_format, settings)}
+            for kind in self.kinds[1:]:
+                results[kind] = evaluate_baseline(kind, model, tokenizer, records, grade, settings)
+        for kind, replies in results.items():
+            metric = self.metrics[f"{split}_{kind}"]
+            tensors = {k: v.to(metric.device) for k, v in verbal_tensors(replies, self.confidence_threshold).items()}
+            metric.update(**tensors, mask=torch.tensor([not pad for pad in padding], dtype=torch.bool,
+                                                       device=metric.device))
+            self.replies[split][kind].extend(v for v, pad in zip(replies, padding) if not pad)
+
+    def finish(self, split: str) -> tuple[dict[str, float], dict[str, list[VerbalResult]]]:
+        """The split's values (``verbal_*``, ``baseline_<name>_*``, ``n`` left out) and replies per kind."""
+        values: dict[str, float] = {}
+        replies: dict[str, list[VerbalResult]] = {}
+        for kind in self.kinds:
+            metric, prefix = self.metrics[f"{split}_{kind}"], "verbal" if kind == "verbal" else f"baseline_{kind}"
+            values.update({f"{prefix}_{k}": float(v) for k, v in metric.compute().items() if k != "n"})
+            metric.reset()
+            replies[kind] = gather_objects(self.replies[split][kind])
+            self.replies[split][kind] = []
+        return values, replies

@@ -27,7 +27,7 @@ from metalight.callbacks.report_writer import run_dir
 from metalight.data.records import RecordBatch
 from metalight.io import atomic_write_json, atomic_write_jsonl
 from metalight.methods.base import MetacognitionModule
-from metalight.methods.optim import ProbeAdam
+from metalight.methods.probes.optim import ProbeAdam
 from metalight.methods.probes.axes import (
     PAPER_PCS,
     ProbeSet,
@@ -40,6 +40,7 @@ from metalight.methods.probes.cache import FeatureCache, model_fingerprint
 from metalight.methods.probes.extraction import Span, check_layers, decoder_blocks, statement_span_text
 from metalight.methods.probes.scores import ProbeScores, flatten_metrics, probe_metrics
 from metalight.models.embedded import cache_root
+from metalight.models.modes import eval_mode
 from metalight.prompts import NEUROFEEDBACK_PROMPT_VERSION, NF_SYSTEM_PROMPT
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class ProbeModule(MetacognitionModule):
         extract_batch_size: chats per forward pass during extraction.
         max_tokens: chats longer than this keep their last tokens (an error if that cuts the response).
         cache_dir: root of the feature cache (default ``$METALIGHT_CACHE/probes``).
-        (other args: see ``MetacognitionModule``; the QA ``evaluation`` settings are not used here)
+        (other args: see ``MetacognitionModule``)
     """
 
     def __init__(self, layers: list[int] | None = None, span: Span = "response",
@@ -120,9 +121,7 @@ class ProbeModule(MetacognitionModule):
         """Extract (or read from the cache) each split's features; fit the PC axes and the standardisation."""
         datamodule = self.trainer.datamodule
         name = getattr(datamodule, "describe_name", lambda: type(datamodule).__name__)()
-        was_training = self.model.training
-        self.model.eval()
-        try:
+        with eval_mode(self.model):
             for split in SPLITS:
                 records = datamodule.records(split)
                 self.records[split] = records
@@ -130,8 +129,6 @@ class ProbeModule(MetacognitionModule):
                 labels = [r.label for r in records]
                 self.labels[split] = torch.tensor(labels, dtype=torch.long, device=self.device)
                 self.features[split] = self._features(records, f"{name}-{split}")
-        finally:
-            self.model.train(was_training)
         check_labels(self.labels["train"])
         train = self.features["train"]
         self.feature_mean.copy_(train.mean(1))
@@ -194,7 +191,8 @@ class ProbeModule(MetacognitionModule):
         return probes.score({layer: features[i].cpu() for i, layer in enumerate(self.layers)})
 
     # ---- evaluation -------------------------------------------------------------------------------------
-    def _probe_step(self, batch: RecordBatch, split: str) -> None:
+    def evaluate_batch(self, batch: RecordBatch, split: str) -> None:
+        """Score the batch's statements with the current axes and add them to the split's probe metrics."""
         rows = self._rows(split, batch)
         mask = torch.tensor([not pad for pad in batch.padding])
         scores = self.split_scores(self._current, split, rows)
@@ -207,13 +205,11 @@ class ProbeModule(MetacognitionModule):
 
     on_test_epoch_start = on_validation_epoch_start
 
-    def validation_step(self, batch: RecordBatch, batch_idx: int) -> None:
-        self._probe_step(batch, "val")
-
-    def test_step(self, batch: RecordBatch, batch_idx: int) -> None:
-        self._probe_step(batch, "test")
-
-    def _log_probe_metrics(self, split: str) -> None:
+    def finish_evaluation(self, split: str) -> None:
+        """Log accuracy and AUROC per layer and axis (``<split>/layer<l>/<axis>_*``) and the best LR axis; the
+        probe report is written at the end of ``fit`` (:meth:`write_outputs`), not per pass."""
+        if self.trainer.sanity_checking:
+            return None
         metric = self.probe_scores[split]
         values = metric.compute()
         metric.reset()
@@ -223,13 +219,7 @@ class ProbeModule(MetacognitionModule):
         flat[f"{split}/best_lr_accuracy"] = float(values["accuracy"][:, lr].max())
         flat[f"{split}/best_lr_auroc"] = float(values["auroc"][:, lr].max())
         self.log_dict(flat, sync_dist=True)
-
-    def on_validation_epoch_end(self) -> None:
-        if not self.trainer.sanity_checking:
-            self._log_probe_metrics("val")
-
-    def on_test_epoch_end(self) -> None:
-        self._log_probe_metrics("test")
+        return None
 
     # ---- outputs ----------------------------------------------------------------------------------------
     def on_fit_end(self) -> None:

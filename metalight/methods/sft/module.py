@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,8 +31,9 @@ from metalight.callbacks.report_writer import run_dir
 from metalight.data.examples import SFTExample
 from metalight.data.records import QARecord, RecordBatch
 from metalight.errors import ConfigError
-from metalight.methods.base import MetacognitionModule
-from metalight.methods.optim import SFTAdamW, WarmupDecay
+from metalight.methods.base import DualPromptModule
+from metalight.methods.optim import WarmupDecay
+from metalight.methods.sft.optim import SFTAdamW
 from metalight.methods.sft.answers import AnswerSettings, collect_answers
 from metalight.methods.sft.encoding import encode_batch
 from metalight.methods.sft.loss import LossOutput, completion_loss
@@ -75,7 +76,7 @@ class TargetSettings:
     replay_answers: bool = False
 
 
-class SFTModule(MetacognitionModule):
+class SFTModule(DualPromptModule):
     """Supervised fine-tuning (full or LoRA) on completion tokens (see module docstring).
 
     Args:
@@ -95,7 +96,7 @@ class SFTModule(MetacognitionModule):
         gradient_checkpointing: recompute activations in the backward pass (less memory, ~30% slower).
         export: at the end of ``fit`` write ``<run_dir>/hf/``: ``full`` weights (merged if LoRA), the
             LoRA ``adapter`` only, or ``merged``; ``none`` writes nothing.
-        (other args: see ``MetacognitionModule``)
+        (other args: see ``DualPromptModule``)
     """
 
     def __init__(self, targets: TargetSettings | None = None, lora: LoraSettings | None = None,
@@ -104,11 +105,8 @@ class SFTModule(MetacognitionModule):
                  schedule_per_epoch: bool = False, gradient_checkpointing: bool = False,
                  export: ExportMode | Literal["none"] = "none", **kwargs):
         super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler, **kwargs)
-        targets = TargetSettings() if targets is None else targets
-        self.targets = TargetSettings(**targets) if isinstance(targets, dict) else targets
-        self.lora = LoraSettings(**lora) if isinstance(lora, dict) else lora
-        self.hparams["targets"] = asdict(self.targets)
-        self.hparams["lora"] = asdict(self.lora) if self.lora else None
+        self.targets = self.record_settings("targets", targets, TargetSettings, TargetSettings())
+        self.lora = self.record_settings("lora", lora, LoraSettings)
         if max_length < 2:
             raise ConfigError("max_length must be >= 2 tokens")
         if self.targets.replay_answers and self.targets.builder != "meta_answer":
@@ -117,7 +115,7 @@ class SFTModule(MetacognitionModule):
         if export == "adapter" and self.lora is None:
             raise ConfigError("export: adapter needs `lora:`; use export: full for a fully fine-tuned model")
         self.tokens_seen = 0
-        self._qa_batches = {"val": 0, "test": 0}
+        self.qa_batches = {"val": 0, "test": 0}  # dual-prompt batches in the current pass, per split
 
     # ---- model ------------------------------------------------------------------------------------------
     def configure_model(self) -> None:
@@ -229,35 +227,24 @@ class SFTModule(MetacognitionModule):
         self.log("train/tokens_seen", float(self.tokens_seen), batch_size=n, reduce_fx="max")
         return out.loss
 
-    def _sft_eval_step(self, batch: RecordBatch, split: str) -> bool:
+    def evaluate_batch(self, batch: RecordBatch, split: str) -> None:
+        """QA records: the dual-prompt evaluation; prompt-completion examples: ``<split>/loss`` and
+        ``<split>/token_accuracy`` of the completion tokens."""
         records = batch.real_records
         if not records or not isinstance(records[0], SFTExample):
-            self._qa_batches[split] += 1
-            return False
+            self.qa_batches[split] += 1
+            super().evaluate_batch(batch, split)
+            return
         with torch.no_grad():
             out, _ = self.step_loss(records)
         self.log(f"{split}/loss", out.loss, batch_size=len(records), sync_dist=True)
         self.log(f"{split}/token_accuracy", out.num_top1 / out.num_labelled, batch_size=len(records),
                  sync_dist=True)
-        return True
 
-    def validation_step(self, batch: RecordBatch, batch_idx: int) -> None:
-        if not self._sft_eval_step(batch, "val"):
-            super().validation_step(batch, batch_idx)
-
-    def test_step(self, batch: RecordBatch, batch_idx: int) -> None:
-        if not self._sft_eval_step(batch, "test"):
-            super().test_step(batch, batch_idx)
-
-    def on_validation_epoch_end(self) -> None:
-        if self._qa_batches["val"]:
-            super().on_validation_epoch_end()
-        self._qa_batches["val"] = 0
-
-    def on_test_epoch_end(self) -> None:
-        if self._qa_batches["test"]:
-            super().on_test_epoch_end()
-        self._qa_batches["test"] = 0
+    def finish_evaluation(self, split: str):
+        """The dual-prompt outcome when the pass had QA batches; ``None`` for a pass of examples only."""
+        had_qa, self.qa_batches[split] = self.qa_batches[split], 0
+        return super().finish_evaluation(split) if had_qa else None
 
     # ---- optimisation -----------------------------------------------------------------------------------
     def optimizer_parameters(self) -> list[dict[str, Any]]:
@@ -294,7 +281,7 @@ class SFTModule(MetacognitionModule):
             config.scheduler.restart(self.global_step)
 
     def report_settings(self) -> dict[str, Any]:
-        return {**super().report_settings(), "method": "sft", "targets": asdict(self.targets),
-                "lora": asdict(self.lora) if self.lora else None,
+        return {**super().report_settings(), "method": "sft", "targets": self.hparams.targets,
+                "lora": self.hparams.lora,
                 "completion_only_loss": self.hparams.completion_only_loss,
                 "optimizer": self.optimizer_settings()}

@@ -39,7 +39,7 @@ def hand_step(esma, questions_path, alpha):
     for m in members:
         with perturbed(esma.scheme, m.seed, h.sigma, "copy"):
             results = evaluate_records(esma.model, esma.tokenizer, records, esma.eval_settings)
-            fitness.append(member_fitness("correctness", correctness_reward, results))
+            fitness.append(member_fitness("correctness", correctness_reward, records, results))
     fitness = torch.tensor(fitness, dtype=torch.float64)
     assert fitness.std() > 0, "the test needs members with different rewards"
     z = (fitness - fitness.mean()) / (fitness.std() + 1e-8)
@@ -169,11 +169,11 @@ def test_cli_fit_with_the_shipped_configs_logs_every_key(tiny_model_dir, tmp_pat
     assert_report_keys(report, f"esma_{config}")
     logged = scalars(run, tags=TRAIN_KEYS + ("val/dprime_type2", "val/accuracy"))
     assert set(logged) == set(TRAIN_KEYS) | {"val/dprime_type2", "val/accuracy"}
-    assert [step for _, step, _ in logged["train/reward_mean"]] == [0, 1]
+    assert [step for _, step, _ in logged["train/reward"]] == [0, 1]
 
 
 POPULATION_KEYS = ("train/dprime_type2", "train/auroc_type2", "train/yes_failure_rate", "train/no_failure_rate",
                    "train/meta_unparsed_rate")
-TRAIN_KEYS = ("train/reward_mean", "train/reward_std", "train/reward_min", "train/reward_max", "train/correctness",
+TRAIN_KEYS = ("train/reward", "train/reward_std", "train/reward_min", "train/reward_max", "train/correctness",
               "train/alignment", "train/yes_ratio", "train/nan_members", "train/grad_norm", "train/update_norm",
-              "time/population_eval", "time/update", *POPULATION_KEYS)
+              "train/time/population_eval", "train/time/update", *POPULATION_KEYS)

@@ -93,7 +93,7 @@ def test_the_error_names_the_cause_and_the_way_to_resume(chat_server, tmp_path):
                            cache_path=str(tmp_path / "c.jsonl"))
     module.configure_model()
     with pytest.raises(APIError, match="HTTP 400.*re-run the same command to resume"):
-        module._evaluation_step(RecordBatch([QARecord("x", "Q?", ["A"])], [False]), "val")
+        module.evaluate_batch(RecordBatch([QARecord("x", "Q?", ["A"])], [False]), "val")
 
 
 def test_api_model_cannot_ask_for_logit_sources(chat_server):

@@ -15,13 +15,13 @@ from metalight.data.sources.fanoutqa import FanOutQASingleHopDataModule
 from metalight.errors import ConfigError, RewardError
 from metalight.methods.grpo.module import GRPOModule
 from metalight.methods.grpo.rollout import completion_logprobs
-from metalight.methods.optim import GRPOAdamW
+from metalight.methods.grpo.optim import GRPOAdamW
 from metalight.models.loading import load_model
 from metalight.models.lora import LoraSettings
 
 TRL_METRICS = {"reward", "reward_std", "rewards/length/mean", "rewards/alias_match/mean", "frac_reward_zero_std",
                "completions/mean_length", "completions/clipped_ratio", "kl", "entropy", "clip_ratio/low_mean",
-               "clip_ratio/high_mean", "clip_ratio/region_mean", "loss", "step_time", "num_tokens",
+               "clip_ratio/high_mean", "clip_ratio/region_mean", "loss", "time/step", "num_tokens",
                "time/generation", "time/forward", "time/backward_optimizer"}
 
 

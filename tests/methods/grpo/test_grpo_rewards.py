@@ -1,10 +1,9 @@
-"""GRPO's built-in rewards by hand (the shared registry itself is tested in tests/methods/test_reward_registry.py)."""
+"""The shared completion rewards by hand (lookup and checks: tests/methods/test_reward_registry.py)."""
 
 import pytest
 
 from metalight.data.records import QARecord
-from metalight.methods.grpo.rewards import alias_match, token_f1, token_f1_reward
-from metalight.methods.rewards import resolve_reward
+from metalight.methods.rewards import alias_match, resolve_reward, token_f1, token_f1_reward
 
 RECORDS = [QARecord("1", "Who directed Avatar?", ["James Cameron"]), QARecord("2", "2+2?", ["4", "four"])]
 
@@ -20,4 +19,4 @@ def test_builtin_rewards_by_hand():
 
 def test_builtin_rewards_resolve_by_name_and_dotted_path():
     assert resolve_reward("alias_match") is alias_match
-    assert resolve_reward("metalight.methods.grpo.rewards.token_f1_reward") is token_f1_reward
+    assert resolve_reward("metalight.methods.rewards.token_f1_reward") is token_f1_reward

@@ -14,7 +14,8 @@ from metalight.errors import ConfigError
 from metalight.io import read_jsonl
 from metalight.methods.grpo.rollout import Rollout
 from metalight.methods.metaconf.judge import ChatBackend
-from metalight.methods.metaconf.module import MetaConfModule, VerbalResult, verbal_tensors
+from metalight.methods.metaconf.module import MetaConfModule
+from metalight.methods.metaconf.verbal import VerbalResult, verbal_tensors
 from tests.report_keys import assert_report_keys
 
 RECORD = QARecord("1", "What is the capital of France?", ["Paris"])

@@ -9,7 +9,8 @@ from lightning.pytorch import Callback
 
 from metalight.cli import main
 from metalight.errors import ConfigError
-from metalight.methods.optim import SFTAdamW, WarmupDecay, lr_factor
+from metalight.methods.optim import WarmupDecay, lr_factor
+from metalight.methods.sft.optim import SFTAdamW
 from metalight.methods.sft.module import SFTModule
 from tests.report_keys import assert_report_keys
 
