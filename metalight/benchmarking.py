@@ -1,4 +1,5 @@
-"""Helpers for ``scripts/bench_*.py``: timing (warm-up, median of repeats) and the JSON result file."""
+"""Helpers for ``scripts/bench_*.py``: timing (warm-up, median of repeats; training-step clocks), alternating
+rounds of two sides, peak memory, and the JSON result file. Every clock synchronises CUDA before it reads the time."""
 
 from __future__ import annotations
 
@@ -35,6 +36,12 @@ class BenchResult:
     note: str | None = None
 
 
+def sync() -> None:
+    """Wait for queued CUDA work (nothing on CPU), so that a clock read after it sees the work done."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
 def timed(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1) -> tuple[float, Any]:
     """Median wall time (s) of ``fn`` over ``repeats`` runs after ``warmup`` runs; returns (median, last output)."""
     out = None
@@ -42,14 +49,52 @@ def timed(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1) -> tuple[flo
         out = fn()
     times = []
     for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
+        sync()
         start = time.perf_counter()
         out = fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
+        sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times), out
+
+
+class StepClock:
+    """Wall time of each training step, for a framework's step-begin / step-end hooks: :meth:`start` at the
+    beginning, :meth:`stop` (with anything to record beside the time) at the end; ``steps`` holds one row per
+    step, ``{"step_time": seconds, **recorded}``."""
+
+    def __init__(self):
+        self.steps: list[dict[str, float]] = []
+        self._start = 0.0
+
+    def start(self) -> None:
+        """The step begins."""
+        sync()
+        self._start = time.perf_counter()
+
+    def stop(self, **recorded: float) -> dict[str, float]:
+        """The step ends: its row (seconds since :meth:`start` and ``recorded``), also appended to ``steps``."""
+        sync()
+        row = {"step_time": time.perf_counter() - self._start, **recorded}
+        self.steps.append(row)
+        return row
+
+    def elapsed(self) -> float:
+        """Seconds since :meth:`start`, without ending the step."""
+        sync()
+        return time.perf_counter() - self._start
+
+
+def alternate_rounds(rounds: int, sides: tuple[str, str], run: Callable[[str], dict[str, Any]],
+                     report: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """``rounds`` runs of each of two ``sides``, their order swapped every round so that neither always runs
+    on a warmer (or busier) machine: ``{side: [run(side) per round]}``; ``report(side, result)`` after each."""
+    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+    for round_ in range(rounds):
+        for side in (sides if round_ % 2 == 0 else sides[::-1]):
+            runs[side].append(run(side))
+            if report is not None:
+                report(side, runs[side][-1])
+    return runs
 
 
 def check(value: float, target: str) -> bool:
@@ -101,7 +146,8 @@ def resident_bytes() -> int:
 
 
 class PeakMemory:
-    """Context manager measuring the peak memory above the level at entry (bytes, ``extra``).
+    """Peak memory above the level at :meth:`start` (bytes, ``extra`` once stopped), as a context manager or
+    with :meth:`start` / :meth:`stop` (a second ``start`` is ignored, so a per-step hook may call it).
 
     On CUDA it reads ``torch.cuda.max_memory_allocated``; on CPU a thread samples the resident set every
     ``interval`` seconds (allocations shorter than that can be missed; the default catches tensor-sized
@@ -112,13 +158,19 @@ class PeakMemory:
         self.device, self.interval = torch.device(device), interval
         self.extra = 0
         self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._started = False
 
     def _sample(self) -> None:
         while not self._stop.is_set():
             self._peak = max(self._peak, resident_bytes())
             time.sleep(self.interval)
 
-    def __enter__(self) -> PeakMemory:
+    def start(self) -> PeakMemory:
+        """Take the starting level and begin measuring (once)."""
+        if self._started:
+            return self
+        self._started = True
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -129,12 +181,23 @@ class PeakMemory:
             self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def stop(self) -> int:
+        """Stop measuring; returns (and keeps in ``extra``) the peak above the starting level, in bytes."""
+        if not self._started:
+            return self.extra
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             self.extra = torch.cuda.max_memory_allocated(self.device) - self._start
-        else:
+        elif self._thread is not None:
             self._stop.set()
             self._thread.join()
+            self._thread = None
             self._peak = max(self._peak, resident_bytes())
             self.extra = self._peak - self._start
+        return self.extra
+
+    def __enter__(self) -> PeakMemory:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

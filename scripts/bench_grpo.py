@@ -34,7 +34,15 @@ from pathlib import Path
 
 import torch
 
-from metalight.benchmarking import BenchResult, check, invocation, write_results
+from metalight.benchmarking import (
+    BenchResult,
+    StepClock,
+    alternate_rounds,
+    check,
+    invocation,
+    sync,
+    write_results,
+)
 from metalight.data.records import collate_records
 from metalight.data.sources.fanoutqa import FanOutQASingleHopDataModule
 from metalight.grading import is_correct
@@ -68,6 +76,11 @@ def parse_args():
     return args
 
 
+def phases(step: float, spent: dict[str, float]) -> dict[str, float]:
+    """The seconds per phase of one step, and the rest of the step as ``backward_optimizer``."""
+    return {**spent, "backward_optimizer": step - sum(spent.values())}
+
+
 def summarise(steps: list[dict[str, float]], samples: int) -> dict[str, float]:
     """Medians of each phase and of the step time; samples/s from the median step."""
     out = {k: statistics.median(s[k] for s in steps) for k in steps[0]}
@@ -82,26 +95,23 @@ def bench_metalight(records, args) -> dict[str, float]:
     from metalight.data.datamodule import RecordDataset
     from metalight.methods.grpo.module import GRPOModule
 
-    class Clock(L.Callback):
-        def __init__(self):
-            self.steps = []
+    clock = StepClock()
 
+    class Clock(L.Callback):
         def on_train_batch_start(self, trainer, module, batch, batch_idx):
-            self.start = time.perf_counter()
+            clock.start()
 
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-            step = time.perf_counter() - self.start
             spent = {k: module.timings.get(k, 0.0) for k in PHASES[:-1]}
-            self.steps.append({"step_time": step, **spent, "backward_optimizer": step - sum(spent.values()),
-                               "mean_length": module.trainer.callback_metrics["train/completions/mean_length"].item()})
+            clock.stop(**phases(clock.elapsed(), spent),
+                       mean_length=module.trainer.callback_metrics["train/completions/mean_length"].item())
 
     torch.manual_seed(0)
     module = GRPOModule(model=MODEL, num_generations=args.generations, max_completion_length=args.completion_length,
                         loss_type=args.loss_type, beta=args.beta, rewards={"alias_match": 1.0})
     loader = DataLoader(RecordDataset(records), batch_size=args.prompts, shuffle=False, collate_fn=collate_records)
-    clock = Clock()
     trainer = L.Trainer(max_steps=args.warmup + args.steps, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[clock], limit_val_batches=0)
+                        enable_progress_bar=False, enable_model_summary=False, callbacks=[Clock()], limit_val_batches=0)
     trainer.fit(module, train_dataloaders=loader)
     return summarise(clock.steps[args.warmup:], args.prompts * args.generations)
 
@@ -123,21 +133,19 @@ def bench_trl(records, args) -> dict[str, float]:
                                   "answers": r.answers} for r in records])
     timings: dict[str, float] = defaultdict(float)
 
-    class Clock(TrainerCallback):
-        def __init__(self):
-            self.steps = []
+    clock = StepClock()
 
+    class Clock(TrainerCallback):
         def on_step_begin(self, args_, state, control, **kwargs):
             timings.clear()
-            self.start = time.perf_counter()
+            clock.start()
 
         def on_step_end(self, args_, state, control, **kwargs):
-            step = time.perf_counter() - self.start
             spent = {"generation": timings["generation"], "rewards": timings["rewards"],
                      "reference": timings["score"] - timings["generation"] - timings["rewards"],
                      "forward": timings["forward"]}
-            self.steps.append({"step_time": step, **spent, "backward_optimizer": step - sum(spent.values()),
-                               "mean_length": trainer._metrics["train"]["completions/mean_length"][-1]})
+            clock.stop(**phases(clock.elapsed(), spent),
+                       mean_length=trainer._metrics["train"]["completions/mean_length"][-1])
 
     config = GRPOConfig(output_dir=tempfile.mkdtemp(), use_cpu=True, bf16=False, fp16=False,
                         gradient_checkpointing=False, loss_type=args.loss_type, beta=args.beta, learning_rate=1e-6,
@@ -145,9 +153,8 @@ def bench_trl(records, args) -> dict[str, float]:
                         num_generations=args.generations, max_completion_length=args.completion_length,
                         temperature=1.0, max_steps=args.warmup + args.steps, logging_steps=1, report_to="none",
                         save_strategy="no", shuffle_dataset=False, seed=0, disable_tqdm=True)
-    clock = Clock()
     trainer = GRPOTrainer(model=model, reward_funcs=alias_match, args=config, train_dataset=dataset,
-                          processing_class=tokenizer, callbacks=[clock])
+                          processing_class=tokenizer, callbacks=[Clock()])
     for name, phase in (("_generate_single_turn", "generation"), ("_calculate_rewards", "rewards"),
                         ("_generate_and_score_completions", "score"), ("_compute_loss", "forward")):
         trainer.__dict__[name] = _timed(getattr(trainer, name), timings, phase)
@@ -156,11 +163,14 @@ def bench_trl(records, args) -> dict[str, float]:
 
 
 def _timed(fn, timings, phase):
+    """``fn`` adding its seconds (CUDA synchronised) to ``timings[phase]`` on every call."""
     def wrapper(*a, **kw):
+        sync()
         start = time.perf_counter()
         try:
             return fn(*a, **kw)
         finally:
+            sync()
             timings[phase] += time.perf_counter() - start
     return wrapper
 
@@ -176,21 +186,19 @@ def child(args) -> None:
 
 def run_rounds(args, beta: float) -> dict[str, list[dict[str, float]]]:
     """``--rounds`` alternating subprocess runs of each side at ``beta``: {side: [summary per round]}."""
-    runs: dict[str, list[dict[str, float]]] = {"ours": [], "trl": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for round_ in range(args.rounds):
-            for side in (("ours", "trl") if round_ % 2 == 0 else ("trl", "ours")):
-                result = Path(tmp) / f"{side}.json"
-                command = [sys.executable, __file__, "--side", side, "--result", str(result), "--beta", str(beta),
-                           "--prompts", str(args.prompts), "--generations", str(args.generations),
-                           "--completion-length", str(args.completion_length), "--steps", str(args.steps),
-                           "--warmup", str(args.warmup), "--loss-type", args.loss_type, "--threads", str(args.threads)]
-                before = resource.getrusage(resource.RUSAGE_CHILDREN)
-                subprocess.run(command, check=True)
-                runs[side].append(json.loads(result.read_text()) | process_costs(before))
-                print(f"beta {beta} round {round_ + 1} {side}: {runs[side][-1]['samples_per_s']:.3f} samples/s",
-                      flush=True)
-    return runs
+        def run(side: str) -> dict[str, float]:
+            result = Path(tmp) / f"{side}.json"
+            command = [sys.executable, __file__, "--side", side, "--result", str(result), "--beta", str(beta),
+                       "--prompts", str(args.prompts), "--generations", str(args.generations),
+                       "--completion-length", str(args.completion_length), "--steps", str(args.steps),
+                       "--warmup", str(args.warmup), "--loss-type", args.loss_type, "--threads", str(args.threads)]
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            subprocess.run(command, check=True)
+            return json.loads(result.read_text()) | process_costs(before)
+
+        return alternate_rounds(args.rounds, ("ours", "trl"), run, report=lambda side, result: print(
+            f"beta {beta} {side}: {result['samples_per_s']:.3f} samples/s", flush=True))
 
 
 def process_costs(before) -> dict[str, float]:

@@ -4,7 +4,7 @@ Both sides train the embedded SmolLM2-135M-Instruct (fp32, no gradient checkpoin
 constant learning rate, gradient clipping 1.0, completion-only loss) on the same prompt-completion examples
 built from FanOutQA questions, every one exactly ``--length`` tokens after the chat template (long prompts cut
 at their start, ``truncation_mode="keep_end"`` in TRL), so both read ``batch x length`` tokens per step. Each
-side runs in its own subprocess (clean peak-memory numbers), alternating ``--rounds`` times; warm-up steps are
+side runs in its own subprocess (clean peak-memory numbers), ``--rounds`` times in alternating order; warm-up steps are
 excluded and the median step time is taken. Reports training tokens/s of each (target: SFTModule / TRL
 >= 1.0) and each side's peak training memory (RSS growth from the start of its first step on CPU, so set-up
 is left out and gradients, AdamW state and activations are in; ``torch.cuda.max_memory_allocated`` on GPU).
@@ -22,11 +22,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import torch
+
+from metalight.benchmarking import (
+    BenchResult,
+    PeakMemory,
+    StepClock,
+    alternate_rounds,
+    check,
+    invocation,
+    write_results,
+)
 
 MODEL = "embedded:smollm2-135m-instruct"
 
@@ -51,47 +59,10 @@ def build_rows(n: int, length: int) -> list[dict]:
     return rows
 
 
-class PeakRSS:
-    """Peak resident memory growth (MiB) of this process over the level at :meth:`start`, sampled every 5 ms.
-
-    Both sides start it when their first training step begins, so framework set-up (imports, data
-    preparation) is left out and gradients, optimizer state and activations are in.
-    """
-
-    def __init__(self):
-        self.baseline = self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @staticmethod
-    def _rss() -> int:
-        with open("/proc/self/statm") as handle:
-            return int(handle.read().split()[1]) * 4096
-
-    def _run(self):
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, self._rss())
-
-    def start(self) -> None:
-        """Take the baseline and start sampling (once)."""
-        if self._thread.is_alive():
-            return
-        if torch.cuda.is_available():
-            torch.cuda.reset_peak_memory_stats()
-        self.baseline = self.peak = self._rss()
-        self._thread.start()
-
-    def stop(self) -> None:
-        """Stop sampling."""
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
-
-    @property
-    def growth_mib(self) -> float:
-        if torch.cuda.is_available():
-            return torch.cuda.max_memory_allocated() / 2**20
-        return (self.peak - self.baseline) / 2**20
+def peak_memory() -> PeakMemory:
+    """Peak training memory of one side: started when its first training step begins (set-up such as imports
+    and data preparation left out; gradients, optimizer state and activations in), RSS sampled every 5 ms."""
+    return PeakMemory("cuda" if torch.cuda.is_available() else "cpu", interval=0.005)
 
 
 def run_ours(rows_path: str, args) -> dict:
@@ -99,25 +70,19 @@ def run_ours(rows_path: str, args) -> dict:
     from lightning.pytorch import Callback, Trainer
 
     from metalight.data.sources.prompt_completion import PromptCompletionDataModule
-    from metalight.methods.optim import SFTAdamW
+    from metalight.methods.sft.optim import SFTAdamW
     from metalight.methods.sft.module import SFTModule
 
-    times: list[float] = []
-    tokens: list[int] = []
-    memory = PeakRSS()
+    clock, memory = StepClock(), peak_memory()
 
     class Timer(Callback):
         def on_train_batch_start(self, trainer, module, batch, batch_idx):
             memory.start()
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            self.start, self.seen = time.perf_counter(), module.tokens_seen
+            self.seen = module.tokens_seen
+            clock.start()
 
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - self.start)
-            tokens.append(module.tokens_seen - self.seen)
+            clock.stop(tokens=module.tokens_seen - self.seen)
 
     module = SFTModule(model=MODEL, optimizer=SFTAdamW, lr_scheduler=None, max_length=args.length)
     data = PromptCompletionDataModule(path=rows_path, batch_size=args.batch_size)
@@ -126,7 +91,7 @@ def run_ours(rows_path: str, args) -> dict:
                       num_sanity_val_steps=0, limit_val_batches=0, callbacks=[Timer()])
     trainer.fit(module, data)
     memory.stop()
-    return summarise(times, tokens, memory, args)
+    return summarise(clock, memory, args)
 
 
 def run_trl(rows_path: str, args) -> dict:
@@ -143,23 +108,17 @@ def run_trl(rows_path: str, args) -> dict:
     dataset = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}],
                                            "completion": [{"role": "assistant", "content": r["completion"]}]}
                                           for r in rows])
-    times: list[float] = []
-    tokens: list[int] = []
     holder: dict = {}
-    memory = PeakRSS()
+    clock, memory = StepClock(), peak_memory()
 
     class Timer(TrainerCallback):
         def on_step_begin(self, targs, state, control, **kwargs):
             memory.start()
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            holder["start"], holder["seen"] = time.perf_counter(), holder["trainer"]._total_train_tokens
+            holder["seen"] = holder["trainer"]._total_train_tokens
+            clock.start()
 
         def on_step_end(self, targs, state, control, **kwargs):
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - holder["start"])
-            tokens.append(holder["trainer"]._total_train_tokens - holder["seen"])
+            clock.stop(tokens=holder["trainer"]._total_train_tokens - holder["seen"])
 
     with tempfile.TemporaryDirectory() as out:
         config = SFTConfig(output_dir=out, per_device_train_batch_size=args.batch_size,
@@ -175,16 +134,16 @@ def run_trl(rows_path: str, args) -> dict:
         holder["trainer"] = trainer
         trainer.train()
     memory.stop()
-    return summarise(times, tokens, memory, args)
+    return summarise(clock, memory, args)
 
 
-def summarise(times: list[float], tokens: list[int], memory: PeakRSS, args) -> dict:
-    """Median step time and tokens/s over the timed (post-warm-up) steps."""
-    timed, counted = times[args.warmup:], tokens[args.warmup:]
-    median = statistics.median(timed)
-    return {"median_step_s": median, "tokens_per_step": statistics.median(counted),
-            "tokens_per_s": statistics.median(counted) / median, "steps_timed": len(timed),
-            "peak_memory_mib": memory.growth_mib}
+def summarise(clock: StepClock, memory: PeakMemory, args) -> dict:
+    """Median step time and tokens/s over the timed (post-warm-up) steps, and the peak training memory."""
+    steps = clock.steps[args.warmup:]
+    median = statistics.median(s["step_time"] for s in steps)
+    counted = statistics.median(s["tokens"] for s in steps)
+    return {"median_step_s": median, "tokens_per_step": counted, "tokens_per_s": counted / median,
+            "steps_timed": len(steps), "peak_memory_mib": memory.extra / 2**20}
 
 
 def child(args) -> None:
@@ -195,23 +154,20 @@ def child(args) -> None:
 
 
 def parent(args) -> None:
-    from metalight.benchmarking import BenchResult, check, invocation, write_results
-
     with tempfile.TemporaryDirectory() as tmp:
         rows_path = Path(tmp) / "rows.jsonl"
         rows = build_rows(args.batch_size * (args.warmup + args.steps), args.length)
         rows_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-        runs: dict[str, list[dict]] = {"ours": [], "trl": []}
-        for _ in range(args.rounds):
-            for side in ("ours", "trl"):
-                result_path = Path(tmp) / f"{side}.json"
-                command = [sys.executable, __file__, "--side", side, "--rows", str(rows_path), "--result",
-                           str(result_path), "--batch-size", str(args.batch_size), "--length",
-                           str(args.length), "--warmup", str(args.warmup), "--steps", str(args.steps),
-                           "--threads", str(args.threads)]
-                subprocess.run(command, check=True)
-                runs[side].append(json.loads(result_path.read_text()))
-                print(f"{side}: {runs[side][-1]}", flush=True)
+        def run(side: str) -> dict:
+            result_path = Path(tmp) / f"{side}.json"
+            subprocess.run([sys.executable, __file__, "--side", side, "--rows", str(rows_path), "--result",
+                            str(result_path), "--batch-size", str(args.batch_size), "--length", str(args.length),
+                            "--warmup", str(args.warmup), "--steps", str(args.steps), "--threads",
+                            str(args.threads)], check=True)
+            return json.loads(result_path.read_text())
+
+        runs = alternate_rounds(args.rounds, ("ours", "trl"), run,
+                                report=lambda side, result: print(f"{side}: {result}", flush=True))
     best = {side: max(r["tokens_per_s"] for r in results) for side, results in runs.items()}
     memory = {side: max(r["peak_memory_mib"] for r in results) for side, results in runs.items()}
     ratio = best["ours"] / best["trl"]
@@ -224,9 +180,9 @@ def parent(args) -> None:
         BenchResult("sft_train_tokens_per_s", best["ours"], "tok/s", note=where),
         BenchResult("trl_sfttrainer_tokens_per_s", best["trl"], "tok/s", note=where),
         BenchResult("sft_peak_train_memory", memory["ours"], "MiB",
-                    note="RSS growth from the first step's start (GPU: max allocated)"),
+                    note="growth from the first step's start: RSS on CPU, allocated memory on GPU"),
         BenchResult("trl_sfttrainer_peak_train_memory", memory["trl"], "MiB",
-                    note="RSS growth from the first step's start (GPU: max allocated)"),
+                    note="growth from the first step's start: RSS on CPU, allocated memory on GPU"),
     ]
     command = invocation()
     write_results("sft", results, MODEL, command, extra={"runs": runs, "settings": vars(args)})

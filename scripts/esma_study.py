@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import re
 import time
 from pathlib import Path
 
@@ -23,6 +22,8 @@ from metalight.benchmarking import invocation, machine
 from metalight.callbacks.report_writer import run_dir
 from metalight.cli import main as cli
 from metalight.io import atomic_write_json, atomic_write_text
+from metalight.report.runs import read_scalars, replace_section
+from metalight.report.tables import markdown_rows
 
 ARMS = {
     "esma": ["--model.init_args.noise", "esma", "--model.init_args.engine.population", "sequential",
@@ -30,18 +31,13 @@ ARMS = {
     "lowrank": ["--model.init_args.noise", "lowrank", "--model.init_args.engine.population", "batched"],
 }
 METRICS = ("dprime_type2", "auroc_type2", "accuracy", "raw_alignment", "yes_ratio")
-CURVE_TAGS = ("train/reward_mean", "train/correctness", "train/alignment", "train/yes_ratio")
+CURVE_TAGS = ("train/reward", "train/correctness", "train/alignment", "train/yes_ratio")
 DOC, BEGIN, END = Path("docs/esma.md"), "<!-- study:begin -->", "<!-- study:end -->"
 
 
 def scalars(run: Path, tags=CURVE_TAGS) -> dict[str, list[tuple[float, int, float]]]:
     """(wall time, step, value) of each logged scalar tag in a TensorBoard run directory."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(run), size_guidance={"scalars": 0})
-    events.Reload()
-    known = set(events.Tags()["scalars"])
-    return {tag: [(e.wall_time, e.step, e.value) for e in events.Scalars(tag)] for tag in tags if tag in known}
+    return read_scalars(run, tuple(tags))
 
 
 def run_arm(name: str, budget_minutes: float, heldout: int, save_dir: str) -> dict:
@@ -83,7 +79,7 @@ def plot(results: dict, path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for name, arm in results["arms"].items():
-        for axis, tag in zip(axes, ("train/reward_mean", "train/alignment")):
+        for axis, tag in zip(axes, ("train/reward", "train/alignment")):
             points = arm["curves"].get(tag, [])
             if not points:
                 continue
@@ -106,12 +102,11 @@ def plot(results: dict, path: Path) -> None:
 def table(results: dict) -> str:
     """Markdown: per arm, iterations in the budget and held-out metrics before -> after."""
     before = results["baseline"]
-    head = "| arm | iterations | s / iteration | " + " | ".join(f"{m} before → after" for m in METRICS[:3]) + " |"
-    lines = [head, "|" + "---|" * (3 + 3)]
-    for name, arm in results["arms"].items():
-        cells = [f"{before[m]:.3f} → {arm['heldout'][m]:.3f}" for m in METRICS[:3]]
-        lines.append(f"| `{name}` | {arm['iterations']} | {arm['seconds_per_iteration']:.1f} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    header = ["arm", "iterations", "s / iteration", *(f"{m} before → after" for m in METRICS[:3])]
+    rows = [[f"`{name}`", arm["iterations"], f"{arm['seconds_per_iteration']:.1f}",
+             *(f"{before[m]:.3f} → {arm['heldout'][m]:.3f}" for m in METRICS[:3])]
+            for name, arm in results["arms"].items()]
+    return markdown_rows(header, rows)
 
 
 def markdown(results: dict, png: Path) -> str:
@@ -122,12 +117,8 @@ def markdown(results: dict, png: Path) -> str:
 
 
 def write_doc_section(text: str, doc: Path = DOC) -> None:
-    """Replace the text between the study markers of ``docs/esma.md``."""
-    if not doc.is_file() or BEGIN not in doc.read_text():
-        return
-    body = doc.read_text()
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    atomic_write_text(doc, pattern.sub(lambda _: f"{BEGIN}\n{text}{END}", body))
+    """Replace the text between the study markers of ``docs/esma.md`` (nothing when the doc has none)."""
+    replace_section(doc, BEGIN, END, text, required=False)
 
 
 def main() -> None:

@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import shutil
 import time
 from datetime import date
@@ -22,6 +21,7 @@ from metalight.benchmarking import invocation
 from metalight.cli.multirun import run_cli
 from metalight.evaluation.sources import SOURCES
 from metalight.io import atomic_write_json, atomic_write_text
+from metalight.report.runs import replace_section
 from metalight.report.tables import sources_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,11 +75,7 @@ def main() -> int:
         if source.is_file() and not args.quick:
             shutil.copyfile(source, out / f"confidence_sources_{plot}.png")
     if not args.quick:
-        text = DOC.read_text()
-        pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
-        if not pattern.search(text):
-            raise SystemExit(f"{DOC} has no {START} ... {END} section to fill")
-        atomic_write_text(DOC, pattern.sub(lambda _: f"{START}\n{section}{END}", text))
+        replace_section(DOC, START, END, section)
     print(f"\n{section}\nwritten: {out / 'confidence_sources.md'} ({wall_s / 60:.1f} min)")
     return 0
 

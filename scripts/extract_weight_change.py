@@ -13,7 +13,8 @@ from pathlib import Path
 
 from metalight.errors import MetalightError
 from metalight.models.loading import load_model
-from metalight.models.weight_delta import load_checkpoint_weights, save_delta, weight_delta
+from metalight.models.checkpoints import load_checkpoint_weights
+from metalight.models.weight_delta import save_delta, weight_delta
 
 
 def main(argv: list[str] | None = None) -> Path:

@@ -21,6 +21,8 @@ from pathlib import Path
 from metalight.benchmarking import invocation
 from metalight.data.sources.gsm8k_verification import DEFAULT_CANDIDATES
 from metalight.io import atomic_write_json, atomic_write_text
+from metalight.report.runs import read_scalars
+from metalight.report.tables import markdown_rows
 
 OUT = Path("docs/results")
 LABELS = {"icm": "ICM", "zero_shot": "zero-shot", "random": "random labels",
@@ -39,13 +41,8 @@ def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
 
 def step_curves(run: Path) -> dict[str, list[tuple[int, float]]]:
     """train/agreement and train/energy per step from the run's TensorBoard events."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(run))
-    events.Reload()
-    tags = set(events.Tags().get("scalars", []))
-    return {tag: [(e.step, e.value) for e in events.Scalars(tag)]
-            for tag in ("train/agreement", "train/energy", "train/chunk") if tag in tags}
+    curves = read_scalars(run, ("train/agreement", "train/energy", "train/chunk"))
+    return {tag: [(point.step, point.value) for point in points] for tag, points in curves.items()}
 
 
 def plot(report: dict, curves: dict, path: Path) -> None:
@@ -84,14 +81,14 @@ def plot(report: dict, curves: dict, path: Path) -> None:
 
 def markdown(report: dict, sizing: dict) -> str:
     counts = report["agreement_counts"]
-    lines = ["| labels from | agreement with gold | claims | 95% CI |", "|---|---|---|---|"]
+    rows = []
     for method, label in LABELS.items():
         if method in counts:
             c = counts[method]
             lo, hi = wilson(c["correct"], c["total"])
-            lines.append(f"| {label} | {c['correct'] / c['total']:.3f} | {c['correct']}/{c['total']} | "
-                         f"{lo:.2f}–{hi:.2f} |")
-    lines.append("")
+            rows.append([label, f"{c['correct'] / c['total']:.3f}", f"{c['correct']}/{c['total']}",
+                         f"{lo:.2f}–{hi:.2f}"])
+    lines = [markdown_rows(["labels from", "agreement with gold", "claims", "95% CI"], rows), ""]
     lines.append(f"Model `{report['model']}`, {report['claims']} claims in {report['chunks_total']} chunks of at most "
                  f"{sizing['chunk']} claims, K = {sizing['steps']} steps per chunk, alpha {report['settings']['alpha']}, "
                  f"num_seed {report['settings']['num_seed']}; {report['work']['queries']} log-prob queries, "

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import tempfile
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 from metalight.cli import main as cli_main
 from metalight.io import atomic_write_json, atomic_write_text
 from metalight.methods.judgment.scores import summary_table
+from metalight.report.runs import replace_section
 
 CONFIG = "configs/judgment/quickstart.yaml"
 RESULTS = Path("docs/results")
@@ -113,10 +113,7 @@ def main() -> None:
     block = markdown(result)
     atomic_write_text(RESULTS / "judgment_cpu.md", block + "\n")
     plot(judgment["rounds"], RESULTS / "judgment_cpu.png")
-    if DOC.is_file() and START in DOC.read_text():
-        text = re.sub(f"{re.escape(START)}.*?{re.escape(END)}", lambda _: f"{START}\n{block}\n{END}",
-                      DOC.read_text(), flags=re.S)
-        atomic_write_text(DOC, text)
+    replace_section(DOC, START, END, block + "\n", required=False)
     print(block)
 
 

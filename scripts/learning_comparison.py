@@ -247,7 +247,9 @@ def run_all(jobs: list[list[str]], out: Path, parallel: int, extra: list[str]) -
 
 def answers(path: Path) -> list[SimpleNamespace]:
     """The held-out answers an evaluation wrote."""
-    return [SimpleNamespace(**json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+    from metalight.report.runs import read_samples
+
+    return read_samples(path)
 
 
 def compare(out: Path, tag: str, name: str, subset: str | None = None) -> dict:
@@ -430,17 +432,16 @@ def write_report(out: Path, tags: list[str], update_docs: bool = False) -> None:
                  + ", ".join(f"step {s}: AUROC₂ {a:.3f}, accuracy {c:.3f}" for s, a, c in curve[1]) + "\n")
     atomic_write_text(out / "results.md", text)
     print(text)
-    if update_docs and DOC.exists():
-        doc = DOC.read_text()
-        if BEGIN in doc and END in doc:
-            folder = DOC.parent / "esma_comparison"
-            folder.mkdir(exist_ok=True)
-            pictures = []
-            for figure in [*figures, *([curve[0]] if curve else [])]:
-                (folder / figure.name).write_bytes(figure.read_bytes())
-                pictures.append(f"![{figure.stem}](esma_comparison/{figure.name})")
-            section = f"{BEGIN}\n{text}\n" + "\n".join(pictures) + f"\n{END}"
-            atomic_write_text(DOC, doc[:doc.index(BEGIN)] + section + doc[doc.index(END) + len(END):])
+    if update_docs:
+        from metalight.report.runs import replace_section
+
+        folder = DOC.parent / "esma_comparison"
+        folder.mkdir(exist_ok=True)
+        pictures = []
+        for figure in [*figures, *([curve[0]] if curve else [])]:
+            (folder / figure.name).write_bytes(figure.read_bytes())
+            pictures.append(f"![{figure.stem}](esma_comparison/{figure.name})")
+        replace_section(DOC, BEGIN, END, f"{text}\n" + "\n".join(pictures) + "\n")
 
 
 def main(argv: list[str] | None = None) -> None:

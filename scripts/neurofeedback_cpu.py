@@ -22,6 +22,8 @@ from metalight.io import atomic_write_json, atomic_write_text
 from metalight.methods.probes.__main__ import main as nf_main
 from metalight.methods.probes.experiments.common import ProbeRun
 from metalight.methods.probes.plots import heldout_probe_metrics
+from metalight.report.runs import replace_section
+from metalight.report.tables import markdown_rows
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "neurofeedback.md"
@@ -58,8 +60,7 @@ def fmt(value: float, digits: int = 3) -> str:
 
 def table(header: list[str], rows: list[list[str]]) -> list[str]:
     """Markdown table lines."""
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + \
-        ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return markdown_rows(header, rows).splitlines()
 
 
 NEGATION = re.compile(r"\bnot\b|n't\b|\bnever\b|\bno\b", re.I)
@@ -164,8 +165,7 @@ def main() -> None:
                for name in ("report", "control", "steering")}
     atomic_write_json(images / "results.json",
                       {"timings_s": timings, "sizes": sizes, "run": run_dir, **results})
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
-    atomic_write_text(DOC, pattern.sub(lambda _: f"{BEGIN}\n{section}{END}", DOC.read_text()))
+    replace_section(DOC, BEGIN, END, section)
     print(f"results written into {DOC}")
 
 

@@ -30,21 +30,6 @@ Keep = Literal["top", "bottom", "all_but_top"]
 Scope = Literal["global", "per_tensor"]
 
 
-def load_checkpoint_weights(model: nn.Module, path: str | Path) -> nn.Module:
-    """Load the ``model.*`` weights of a Lightning checkpoint (e.g. an ESMA ``last.ckpt``) into ``model``."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    if "state_dict" not in state:
-        raise ConfigError(f"{path}: not a Lightning checkpoint (no state_dict); pass a model directory instead")
-    weights = {k[len("model."):]: v for k, v in state["state_dict"].items() if k.startswith("model.")}
-    if not weights:
-        raise ConfigError(f"{path}: the checkpoint holds no model.* weights")
-    missing, unexpected = model.load_state_dict(weights, strict=False)
-    if unexpected or [m for m in missing if not m.endswith("lm_head.weight")]:
-        raise ConfigError(f"{path}: checkpoint weights do not fit the base model (missing {missing[:3]}, "
-                          f"unexpected {unexpected[:3]}); extract against the model the run started from")
-    return model
-
-
 def _reproduces(base: Tensor, delta: Tensor, tuned: Tensor) -> bool:
     return torch.equal((base.double() + delta.double()).to(tuned.dtype), tuned)
 

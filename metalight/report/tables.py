@@ -4,30 +4,15 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from metalight.errors import ConfigError
 from metalight.metrics.registry import metric_names, metric_spec
+from metalight.report.runs import resolve_report
 
 ALWAYS_SHOWN = ("model", "dataset", "split", "step")
-
-
-def resolve_report(path: str | Path) -> Path:
-    """A report file: ``path`` itself, ``path/report.json``, or the newest ``path/version_N/report.json``."""
-    path = Path(path)
-    if path.is_file():
-        return path
-    if (path / "report.json").is_file():
-        return path / "report.json"
-    versions = sorted(path.glob("version_*/report.json"),
-                      key=lambda p: int(re.sub(r"\D", "", p.parent.name) or -1))
-    if versions:
-        return versions[-1]
-    raise ConfigError(f"no report.json at {path} (nor in {path}/version_*/); pass a run directory such as "
-                      f"runs/<experiment>/version_0 or a report file")
 
 
 def load_reports(paths: Sequence[str | Path], names: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
@@ -59,6 +44,12 @@ def _format(value: Any) -> str:
     if isinstance(value, (list, dict)):
         return json.dumps(value, ensure_ascii=False)
     return str(value)
+
+
+def markdown_rows(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A markdown table: ``header`` and one line per row (cells as ``str`` writes them)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])
 
 
 def comparison_rows(reports: dict[str, dict[str, Any]], keys: Sequence[str] | None = None) -> list[str]:

@@ -6,7 +6,8 @@ import pytest
 
 from metalight.errors import ConfigError
 from metalight.report.__main__ import main
-from metalight.report.tables import load_reports, markdown_table, resolve_report, sources_table
+from metalight.report.runs import resolve_report
+from metalight.report.tables import load_reports, markdown_table, sources_table
 
 BASE = {"n": 200, "accuracy": 0.31, "dprime_type2": 0.42, "auroc_type2": 0.61, "prr": 0.12, "ece": float("nan"),
         "model": "embedded:smollm2-135m-instruct", "dataset": "FanOutQA", "split": "val", "step": 0,
