@@ -196,4 +196,5 @@ def learning_verdict(change: dict[str, Interval]) -> str:
         return f"verdict: not shown - metacognition rose but {acc_text} fell significantly"
     auroc = change["auroc_type2"]
     return (f"verdict: not shown - {STATISTICS['auroc_type2'][0]} {auroc.value:+.3f} (p = {auroc.p_value:.3f}) "
-            f"and d'type2 {change['dprime_type2'].value:+.3f} are not significant gains; {acc_text}")
+            f"and {STATISTICS['dprime_type2'][0]} {change['dprime_type2'].value:+.3f} are not significant gains; "
+            f"{acc_text}")

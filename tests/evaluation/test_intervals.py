@@ -37,7 +37,7 @@ def test_a_real_change_is_significant_and_no_change_is_not():
     after = [result(i, r.correct, 0.9 if r.correct else 0.1) for i, r in enumerate(before)]
     change = paired_change(before, after, 500)
     assert change["auroc_type2"].excludes_zero() and change["auroc_type2"].value > 0.3
-    assert "AUROC2 (P(yes)) rose" in verdict(change)
+    assert "AUROC₂ rose" in verdict(change)
     # accuracy did not change; the yes ratio did (every wrong answer now says no): named on the same line
     assert "also significant: yes ratio" in verdict(change) and "accuracy" not in verdict(change)
     same = paired_change(before, before, 500)

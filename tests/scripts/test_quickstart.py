@@ -21,7 +21,7 @@ def test_quickstart_prints_levels_intervals_transfer_and_a_verdict(tiny_model_di
     levels = out[out.index("level "):].splitlines()
     assert levels[1].split()[:3] == ["arithmetic", "L1", "one-digit"] and "->" in levels[1]
     table = out[out.index("held-out (n=16)"):].splitlines()
-    assert [line.split()[0] for line in table[1:5]] == ["d'type2", "AUROC2", "accuracy", "yes"]
+    assert [line.split()[0] for line in table[1:5]] == ["d′₂", "AUROC₂", "accuracy", "yes"]  # the registry's labels
     assert "transfer (spelling, never trained on" in out
     verdict = next(line for line in out.splitlines() if line.startswith("verdict: "))
     assert verdict.startswith("verdict: not shown")  # a random model learns nothing in one step

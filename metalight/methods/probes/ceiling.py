@@ -22,11 +22,11 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
-from torchmetrics.functional.classification import binary_auroc
 
 from metalight.errors import ConfigError
 from metalight.evaluation.dual_prompt import EvalSettings, build_prompts
 from metalight.methods.probes.extraction import SpanText, extract_features
+from metalight.metrics.registry import compute_values
 
 L2_GRID = (1e-3, 1e-2, 1e-1, 1.0)
 
@@ -107,7 +107,9 @@ def _standardise(train: Tensor, other: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def _auroc(scores: Tensor, labels: Tensor) -> float:
-    return float(binary_auroc(scores.float(), labels.long()))
+    """AUROC₂ of the probe's scores (logits) for correctness, by the metric registry (exact, on ranks)."""
+    return float(compute_values({"correct": labels.bool(), "confidence": scores.double()}, ["auroc_type2"])
+                 ["auroc_type2"])
 
 
 def _probe_scores(x_train: Tensor, y_train: Tensor, x_test: Tensor, l2: float) -> Tensor:
