@@ -51,7 +51,7 @@ class MetacognitionMetrics(Metric):
         dprime_correction: rates of 0 or 1 in d'type2: "clip" to [1e-4, 1 - 1e-4] (ESMA) or "loglinear".
         ece_bins: number of equal-width confidence bins for ECE (default: the registry entry's, 15).
         meta_d_ratings: number of confidence ratings (equal-width bins) for meta-d' (default: the entry's, 4).
-        names: the registry metrics to compute (default: every report metric, :data:`METRIC_NAMES`).
+        names: the registry metrics to compute (default: every report metric the registry declares).
 
     Example (accuracy 1/2, H = 2/3, F = 1/3, one unparsed meta answer of six):
 
@@ -86,7 +86,7 @@ class MetacognitionMetrics(Metric):
         for name, value, least in (("ece_bins", ece_bins, 1), ("meta_d_ratings", meta_d_ratings, 2)):
             if not isinstance(value, int) or value < least:
                 raise ValueError(f"{name} must be an int >= {least}, got {value!r}")
-        self.names = tuple(METRIC_NAMES if names is None else names)
+        self.names = None if names is None else tuple(names)
         self.dprime_correction = dprime_correction
         self.ece_bins, self.meta_d_ratings = ece_bins, meta_d_ratings
         # Floats of the metric dtype: DDP fills a rank without data with that dtype.
@@ -114,8 +114,10 @@ class MetacognitionMetrics(Metric):
         return {"correction": self.dprime_correction, "n_bins": self.ece_bins, "n_ratings": self.meta_d_ratings}
 
     def compute(self) -> dict[str, float]:
-        """Every metric of :attr:`names` over everything seen since the last reset, as floats."""
+        """Every metric of ``names`` (default: every report metric the registry declares now) over everything
+        seen since the last reset, as floats."""
         columns = {name: cat_state(getattr(self, name)) for name in get_args(registry.Column)}
         columns.update({name: columns[name].bool() for name in _BINARY})
         return {name: float(value) for name, value in
-                registry.compute_values(columns, self.names, self.settings()).items()}
+                registry.compute_values(columns, self.names or registry.metric_names("report"),
+                                        self.settings()).items()}

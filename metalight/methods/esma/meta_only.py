@@ -110,7 +110,7 @@ def _answer_states(decoder, sequences: list[list[int]], longest: int, pad_id: in
     columns = torch.arange(width - longest - 1, width - 1, device=device).clamp(min=0)
     with context(list(range(len(sequences)))):
         hidden = decoder(input_ids=new_ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids(),
-                         past_key_values=batch.cache, use_cache=batch.cache is not None).last_hidden_state
+                         cache=batch.cache, use_cache=batch.cache is not None).last_hidden_state
         hidden = hidden[:, columns]
         return (hidden if head is None else head(hidden)), longest
 
