@@ -168,9 +168,19 @@ def _model_args(config) -> dict:
     return dict(vars(init_args)) if init_args is not None and hasattr(init_args, "__dict__") else {}
 
 
+def _quiet_deepspeed_on_cpu() -> None:
+    """Tell DeepSpeed it runs on the CPU where no CUDA device is seen: otherwise its import (which happens while
+    the config is parsed) prints an accelerator warning to stdout, and ``--print_config`` is no longer YAML."""
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ.setdefault("DS_ACCELERATOR", "cpu")
+
+
 def main(args: list[str] | None = None) -> MetalightCLI | None:
     """Run the CLI; configuration and data errors print one line (cause and fix) and exit with status 2."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    _quiet_deepspeed_on_cpu()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     for noise in (".*overridden `transfer_batch_to_device`.*", ".*isinstance\\(treespec, LeafSpec\\).*"):
         warnings.filterwarnings("ignore", message=noise)
