@@ -3,7 +3,9 @@
 Every row comes with ``where``, the place an error message names: ``file:line`` for jsonl and csv,
 ``file:line (record N)`` for the N-th object of a JSON list (the line its ``{`` is on), ``file: row N`` for
 parquet, ``name[split] row N`` for hub datasets. Text that is not UTF-8 and a corrupt or truncated ``.gz``
-raise ``DataError`` naming the file and line.
+raise ``DataError`` naming the file and line. Text files may start with a UTF-8 byte-order mark and end lines
+with CRLF (Windows editors and Excel write both; upstream neurofeedback's ``generated_true_false.csv`` has the
+mark): the mark is dropped and ``\r\n`` reads as ``\n``, as pandas does.
 """
 
 from __future__ import annotations
@@ -61,22 +63,40 @@ def read_rows(path: str | Path, json_key: str | None = None, skip_invalid: bool 
                         f"{', '.join(SUFFIXES)}")
 
 
+def read_json(path: Path) -> Any:
+    """A whole JSON file (a leading byte-order mark is dropped); ``DataError`` naming the file and line when
+    it is not UTF-8 or not valid JSON."""
+    try:
+        return json.loads(_read_text(path, path.name.lower().endswith(".gz")))
+    except json.JSONDecodeError as err:
+        raise DataError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from err
+
+
 def read_json_list(path: Path, items: str) -> list[Any]:
     """A whole JSON file that must hold a list (of ``items``, named in the error); ``DataError`` naming the
     file and line when it is not valid JSON or not a list."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise DataError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from err
+    data = read_json(path)
     if not isinstance(data, list):
         raise DataError(f"{path}: expected a JSON list of {items}, got {type(data).__name__}")
     return data
 
 
-def _open_text(path: Path, compressed: bool):
+def text_lines(path: str | Path) -> Iterator[tuple[int, str]]:
+    """``(line number, line without its line ending)`` of a plain-text file (``.gz`` too); a byte-order mark
+    is dropped, CRLF and LF both end a line, and a line that is not UTF-8 raises ``DataError`` naming it."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}; check `path:` in the data config")
+    with _open_text(path, path.name.lower().endswith(".gz"), newline=None) as handle:
+        for line_no, line in _lines(handle, path):
+            yield line_no, line.rstrip("\n")
+
+
+def _open_text(path: Path, compressed: bool, newline: str | None = ""):
+    # utf-8-sig drops a leading byte-order mark (and reads a file without one unchanged).
     if compressed:
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return path.open(encoding="utf-8", newline="")
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline=newline)
+    return path.open(encoding="utf-8-sig", newline=newline)
 
 
 def _read_text(path: Path, compressed: bool) -> str:

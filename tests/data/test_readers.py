@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from metalight.data.readers import numbered, read_rows
+from metalight.data.readers import numbered, read_rows, text_lines
 from metalight.errors import DataError
 
 
@@ -66,3 +66,36 @@ def test_numbered_tags_each_split_from_zero():
     tagged = numbered(source)
     assert [r["__row__"] for _, r in tagged["train"]] == ["train-0", "train-1"]
     assert [r["__row__"] for _, r in tagged["val"]] == ["val-0"]
+
+
+BOM = "\ufeff"
+
+
+@pytest.mark.parametrize(("name", "text"), [
+    ("rows.csv", 'statement,label\r\n"Sukhumi is in Abkhazia, Georgia.",1\r\nplain,0\r\n'),
+    ("rows.jsonl", '{"statement": "Sukhumi is in Abkhazia, Georgia.", "label": 1}\r\n\r\n'
+                   '{"statement": "plain", "label": 0}\r\n'),
+    ("rows.json", '[\r\n {"statement": "Sukhumi is in Abkhazia, Georgia.", "label": 1},\r\n'
+                  ' {"statement": "plain", "label": 0}\r\n]\r\n'),
+    ("rows.csv.gz", 'statement,label\r\n"Sukhumi is in Abkhazia, Georgia.",1\r\nplain,0\r\n'),
+    ("rows.jsonl.gz", '{"statement": "Sukhumi is in Abkhazia, Georgia.", "label": 1}\r\n'
+                      '{"statement": "plain", "label": 0}\r\n'),
+])
+def test_byte_order_mark_and_crlf_read_like_plain_utf8(tmp_path, name, text):
+    """Upstream neurofeedback's generated_true_false.csv starts with a BOM; Windows tools write CRLF."""
+    path = tmp_path / name
+    data = (BOM + text).encode("utf-8")
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    rows = [row for _, row in read_rows(path)]
+    assert [set(r) for r in rows] == [{"statement", "label"}] * 2
+    assert [r["statement"] for r in rows] == ["Sukhumi is in Abkhazia, Georgia.", "plain"]
+    assert [str(r["label"]) for r in rows] == ["1", "0"]
+
+
+def test_text_lines_drop_the_mark_and_line_endings(tmp_path):
+    path = tmp_path / "lines.txt"
+    path.write_bytes((BOM + "mountain \r\nsea\n\r\nhistory").encode("utf-8"))
+    assert list(text_lines(path)) == [(1, "mountain "), (2, "sea"), (3, ""), (4, "history")]
+    (tmp_path / "latin1.txt").write_bytes(b"ok\ncaf\xe9\n")
+    with pytest.raises(DataError, match=r"latin1\.txt:2: not UTF-8"):
+        list(text_lines(tmp_path / "latin1.txt"))

@@ -200,3 +200,27 @@ def test_interleave_balanced_and_record_validation():
     assert [r.id for r in interleave_balanced(rows)] == ["3", "0", "4", "1"]
     with pytest.raises(DataError, match="where: label must be 0 or 1, got 2"):
         StatementRecord("x", "u", "s", 2).validate("where")
+
+
+def test_upstream_true_false_folder_with_a_byte_order_mark_loads(tmp_path):
+    """Upstream's generated_true_false.csv starts with a UTF-8 BOM (pandas reads it; so must we)."""
+    directory = tmp_path / "true-false-dataset"
+    directory.mkdir()
+    (directory / "animals_true_false.csv").write_text("statement,label\nThe giant panda eats bamboo.,1\n"
+                                                        "Pandas are reptiles.,0\n")
+    (directory / "generated_true_false.csv").write_bytes(
+        '\ufeffstatement,label\r\n"Sukhumi is located in the region of Abkhazia, Georgia.",1\r\n'
+        "The moon is made of cheese.,0\r\n".encode("utf-8"))
+    records = every(TrueFalseDataModule(path=str(directory), **ALL_SPLITS))
+    assert sorted((r.response, r.label) for r in records) == [
+        ("Pandas are reptiles.", 0), ("Sukhumi is located in the region of Abkhazia, Georgia.", 1),
+        ("The giant panda eats bamboo.", 1), ("The moon is made of cheese.", 0)]
+
+
+def test_sycophancy_agreement_txt_with_bom_and_crlf(tmp_path):
+    path = tmp_path / "sycophancy_agreement.txt"
+    path.write_bytes("\ufeff1 / You are right. / sycophancy=1 / agree=1\r\n2 / I disagree. / sycophancy=0 / agree=0\r\n"
+                     .encode("utf-8"))
+    records = every(SycophancyAgreementDataModule(path=str(path), **ALL_SPLITS))
+    assert sorted((r.response, r.label, r.meta["agree"]) for r in records) == [("I disagree.", 0, 0),
+                                                                               ("You are right.", 1, 1)]

@@ -23,14 +23,13 @@ naming the file and row.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from metalight.data.datamodule import QADataModule
 from metalight.data.fields import FIX, need_list, need_str
-from metalight.data.readers import ROW_KEY, Row, numbered
+from metalight.data.readers import ROW_KEY, Row, numbered, read_json
 from metalight.data.records import QARecord
 from metalight.errors import DataError
 from metalight.math_answers import last_boxed
@@ -88,10 +87,7 @@ class MetaConfLongFormDataModule(QADataModule):
         file = Path(path).expanduser()
         if not file.is_file():
             raise DataError(f"data file not found: {file}; check `path:` in the data config")
-        try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise DataError(f"{file}:{err.lineno}: not valid JSON ({err.msg})") from err
+        data = read_json(file)
         items = data.get("messages") if isinstance(data, dict) else None
         if not isinstance(items, list):
             raise DataError(f"{file}: expected an object with a `messages` list (schema: {LONG_FORM_SCHEMA})")

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from metalight.data.packaged import packaged_file
-from metalight.data.readers import Row, read_rows
+from metalight.data.readers import Row, read_rows, text_lines
 from metalight.data.statements import RESPOND_TO_USER, StatementDataModule, StatementRecord, parse_label
 from metalight.errors import DataError
 
@@ -33,19 +33,16 @@ CHOICE_LINE = re.compile(r"^\s*\(([A-Z])\)\s*(.+?)\s*$", re.MULTILINE)
 def agreement_rows(path: str | Path) -> Iterator[Row]:
     """``(file:line, {"index", "sentence", "sycophancy", "agree"})`` per non-empty line of the txt format."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise DataError(f"data file not found: {path}; check `path:` in the data config")
-    with path.open(encoding="utf-8") as handle:
-        for line_no, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_no}"
-            parts = [part.strip() for part in line.strip().split(" / ")]
-            fields = dict(part.split("=", 1) for part in parts[2:] if "=" in part)
-            if len(parts) < 3 or "sycophancy" not in fields:
-                raise DataError(f"{where}: expected '<index> / <sentence> / sycophancy=<0|1> / agree=<0|1>', "
-                                f"got {line.strip()[:80]!r}")
-            yield where, {"index": parts[0], "sentence": parts[1], **fields}
+    for line_no, line in text_lines(path):
+        if not line.strip():
+            continue
+        where = f"{path}:{line_no}"
+        parts = [part.strip() for part in line.strip().split(" / ")]
+        fields = dict(part.split("=", 1) for part in parts[2:] if "=" in part)
+        if len(parts) < 3 or "sycophancy" not in fields:
+            raise DataError(f"{where}: expected '<index> / <sentence> / sycophancy=<0|1> / agree=<0|1>', "
+                            f"got {line.strip()[:80]!r}")
+        yield where, {"index": parts[0], "sentence": parts[1], **fields}
 
 
 class SycophancyAgreementDataModule(StatementDataModule):
