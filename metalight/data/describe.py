@@ -54,16 +54,27 @@ def data_section(paths: list[str], overrides: list[str] = ()) -> tuple[str, dict
 
 
 def build_datamodule(class_path: str, init_args: dict[str, Any]):
-    """Import ``class_path`` and instantiate it with ``init_args`` (errors name the class and the fix)."""
+    """Import ``class_path`` and instantiate it with ``init_args`` (errors name the class and the fix); an
+    init arg that is itself ``{class_path, init_args}`` (e.g. a judgment ``source:`` or an ``eval_source:``)
+    is built first, as LightningCLI does."""
     module_name, _, class_name = class_path.rpartition(".")
     try:
         cls = getattr(importlib.import_module(module_name), class_name)
     except (ImportError, AttributeError, ValueError) as err:
         raise ConfigError(f"data class_path {class_path!r} cannot be imported ({err})") from err
+    args = {key: _built(value) for key, value in init_args.items()}
     try:
-        return cls(**init_args)
+        return cls(**args)
     except TypeError as err:
         raise ConfigError(f"{class_name}: {err}; check the init_args in the data config") from err
+
+
+def _built(value: Any) -> Any:
+    """``value``, or the object it describes when it is a ``{class_path, init_args}`` mapping."""
+    if isinstance(value, dict) and isinstance(value.get("class_path"), str) \
+            and set(value) <= {"class_path", "init_args", "dict_kwargs"}:
+        return build_datamodule(value["class_path"], value.get("init_args") or {})
+    return value
 
 
 def record_view(record: Any, width: int = 100) -> dict[str, Any]:

@@ -102,3 +102,30 @@ def test_module_entry_point_help(monkeypatch, capsys):
         runpy.run_module("metalight.data", run_name="__main__")
     out = capsys.readouterr().out
     assert exit_info.value.code == 0 and "--set KEY=VALUE" in out and "--by META_KEY" in out
+
+
+DATA_CONFIGS = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "configs").rglob("*.yaml")
+                      if "\ndata:" in "\n" + p.read_text())
+
+
+@pytest.mark.parametrize("config", DATA_CONFIGS)
+def test_describe_every_config_with_a_data_section(config, capsys, monkeypatch):
+    """Describe works on every config (data fragments and whole experiments, nested `source:` /
+    `eval_source:` DataModules too): it prints counts, or one `error:` line when the data is absent here."""
+    monkeypatch.chdir(ROOT)
+    code = main(["describe", config, "--examples", "0"])
+    captured = capsys.readouterr()
+    if code == 0:
+        assert " records" in captured.out
+    else:
+        assert code == 2 and captured.err.startswith("error: ") and captured.err.count("\n") == 1, captured.err
+
+
+@pytest.mark.parametrize("config", ["configs/sft/metaconf_stage1.yaml", "configs/sft/prompt_completion.yaml"])
+def test_describe_a_config_with_an_eval_source(config, tmp_path, capsys):
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text("".join(json.dumps({"prompt": f"What is {i} plus {i}?", "completion": str(2 * i)}) + "\n"
+                            for i in range(4)))
+    assert main(["describe", str(ROOT / config), "--set", f"path={rows}"]) == 0
+    out = capsys.readouterr().out
+    assert "PromptCompletionDataModule(" in out and "/ eval " in out and "train       4 records" in out
