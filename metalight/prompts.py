@@ -7,6 +7,7 @@ report; change it whenever a template here changes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -328,7 +329,8 @@ def nf_scored_response(response: str, label: int) -> str:
 # The original neurofeedback trial (upstream neurofeedback.py::generate_examples / create_meta_prompt).
 NF_TRIAL_CATEGORIES = ("mountain", "sea", "history", "physics", "literature", "biology", "technology", "art",
                        "music", "sports", "food", "animals", "plants", "geography", "politics", "mathematics")
-"""World-fact categories: upstream's in-code list (its ``data/NF_honesty_category.txt`` is not published)."""
+"""World-fact categories shipped here: upstream's in-code list, equal to the first 16 lines of its
+``data/NF_honesty_category.txt`` (1,401 lines; ``trial --categories FILE`` reads that file)."""
 
 NF_TRIAL_TRUE = "Tell me a short true world fact about the {category}."
 NF_TRIAL_FALSE = "Make up a short false world fact about the {category}."
@@ -345,13 +347,14 @@ NF_TRIAL_CONTROL = "Now follow this instruction so that your score is {label}: {
 """metalight's wording (upstream's trial has no control turn): ask for a new sentence with a target label."""
 
 
-def nf_trial_instructions(n_sentences: int) -> list[tuple[str, int]]:
-    """Upstream's generator prompts: for the first ``n_sentences // 2`` categories a true-fact (1) and a
+def nf_trial_instructions(n_sentences: int, categories: Sequence[str] = NF_TRIAL_CATEGORIES) -> list[tuple[str, int]]:
+    """Upstream's generator prompts: for the first ``n_sentences // 2`` of ``categories`` a true-fact (1) and a
     false-fact (0) instruction, as ``(instruction, truth)``."""
-    if not 2 <= n_sentences <= 2 * len(NF_TRIAL_CATEGORIES):
-        raise ValueError(f"n_sentences must be in 2..{2 * len(NF_TRIAL_CATEGORIES)} (two per category)")
+    if not 2 <= n_sentences <= 2 * len(categories):
+        raise ValueError(f"n_sentences must be in 2..{2 * len(categories)} (two per category, {len(categories)} "
+                         f"categories)")
     return [(template.format(category=category), truth)
-            for category in NF_TRIAL_CATEGORIES[:n_sentences // 2]
+            for category in categories[:n_sentences // 2]
             for template, truth in ((NF_TRIAL_TRUE, 1), (NF_TRIAL_FALSE, 0))]
 
 

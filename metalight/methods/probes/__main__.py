@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from metalight.errors import MetalightError
+from metalight.errors import ConfigError, MetalightError
 from metalight.io import atomic_write_json, atomic_write_jsonl
 from metalight.methods.probes.cache import model_fingerprint, slug
 from metalight.methods.probes.experiments.common import ProbeRun, percentile_layers
@@ -91,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("trial", help="original trial: generated world facts, report and control")
     _common(p)
     p.add_argument("--sentences", type=int, default=10, help="world facts, a true and a false one per category "
-                   "(upstream: 10)")
+                   "(upstream: 10; at most twice the number of categories)")
+    p.add_argument("--categories", metavar="FILE", help="one category per line, e.g. upstream's "
+                   "data/NF_honesty_category.txt (default: its first 16, built in)")
     p.add_argument("--max-new-tokens", type=int, default=40)
     p.add_argument("--temperature", type=float, default=1.0, help="for the facts (upstream: 1.0)")
     p = sub.add_parser("tokens", help="per-token axis scores (upstream last_assistant_to_eos_each)")
@@ -189,14 +191,19 @@ def _dispatch(args: argparse.Namespace) -> int:
         path = atomic_write_jsonl(run.output_dir() / "token_scores.jsonl", rows)
         print(f"wrote {path} ({len(rows)} rows)")
     elif args.command == "trial":
-        from metalight.methods.probes.experiments.trial import run_trial
+        from metalight.methods.probes.experiments.trial import read_categories, run_trial
+        from metalight.prompts import NF_TRIAL_CATEGORIES
 
+        categories = read_categories(args.categories) if args.categories else NF_TRIAL_CATEGORIES
+        if not 2 <= args.sentences <= 2 * len(categories):
+            raise ConfigError(f"--sentences {args.sentences}: must be in 2..{2 * len(categories)} (two per "
+                              f"category; {len(categories)} categories); pass --categories FILE for more")
         model, tokenizer = _load(args, run.model_spec, run, check=True)
         results, rows = run_trial(model, tokenizer, run, configs, args.sentences, args.seed, args.max_new_tokens,
-                                  args.temperature)
+                                  args.temperature, categories=categories)
         atomic_write_jsonl(run.output_dir() / "trial_rows.jsonl", rows)
         settings.update(sentences=args.sentences, max_new_tokens=args.max_new_tokens,
-                        temperature=args.temperature)
+                        temperature=args.temperature, categories=args.categories or "built-in (16)")
         _write(run, "trial", "trial", settings, results, started)
     else:
         from metalight.methods.probes.experiments.steering import run_steering

@@ -10,7 +10,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from metalight.errors import DataError
 from metalight.methods.probes.__main__ import QUICK, UPSTREAM, _repeats, build_parser, main
 from metalight.methods.probes.experiments.self_report import label_positions
-from metalight.methods.probes.experiments.trial import trial_text
+from metalight.methods.probes.experiments.trial import read_categories, trial_text
 from metalight.methods.probes.extraction import (
     encode_with_span,
     extract_features,
@@ -54,6 +54,26 @@ def test_generator_prompts_are_upstreams_true_and_false_facts():
                                         ("Make up a short false world fact about the sea.", 0)]
 
 
+UPSTREAM_CATEGORY_LINES = ["mountain ", "sea ", "history "] + [f"topic{i} " for i in range(30)] + ["algorithm ",
+                                                                                                   "algorithm ", " "]
+
+
+def test_category_file_as_upstreams_reads_every_line_and_lifts_the_sentence_cap(tmp_path):
+    """Upstream's data/NF_honesty_category.txt: one category per line with a trailing space, repeats, and a
+    last line holding a single space (no newline)."""
+    path = tmp_path / "NF_honesty_category.txt"
+    path.write_text("\n".join(UPSTREAM_CATEGORY_LINES))
+    categories = read_categories(path)
+    assert len(categories) == 35 and categories[:3] == ("mountain", "sea", "history")
+    assert categories[-2:] == ("algorithm", "algorithm")
+    prompts = nf_trial_instructions(70, categories)
+    assert len(prompts) == 70 and prompts[-1] == ("Make up a short false world fact about the algorithm.", 0)
+    with pytest.raises(ValueError, match=r"2\.\.70 \(two per category, 35 categories\)"):
+        nf_trial_instructions(72, categories)
+    with pytest.raises(ValueError, match=r"2\.\.32"):
+        nf_trial_instructions(34)
+
+
 def test_trial_text_locates_each_label_digit(tiny):
     _, tokenizer = tiny
     chat = trial_text(["Snow is white.", "The sea is dry."], [1, 0])
@@ -73,12 +93,15 @@ def test_repeat_counts_default_to_upstream_and_quick_lowers_them():
 
 def test_trial_command_and_tensorboard_events(run_copy):
     common = ["--run", str(run_copy), "--layers", "1", "--axes", "lr", "--threads", "1"]
-    assert main(["trial", *common, "--sentences", "4", "--max-new-tokens", "6"]) == 0
+    categories = run_copy / "NF_honesty_category.txt"
+    categories.write_text("algorithm \narchive \n")
+    assert main(["trial", *common, "--sentences", "4", "--max-new-tokens", "6", "--categories", str(categories)]) == 0
     assert main(["report", *common, "--quick", "--shuffles", "1", "--max-examples", "6"]) == 0
     assert main(["plots", "--run", str(run_copy)]) == 0
     out = run_copy / "neurofeedback"
     rows = [json.loads(line) for line in (out / "trial_rows.jsonl").read_text().splitlines()]
     assert [r["truth"] for r in rows] == [1, 0, 1, 0] and all(len(r["scores"]["1"]) == 3 for r in rows)
+    assert rows[2]["instruction"] == "Tell me a short true world fact about the archive."
     (result,) = json.loads((out / "trial.json").read_text())["results"]
     assert result["n_examples"] + result["empty_sentences"] == 4
     assert len(result["curve"]["accuracy"]) == result["n_examples"]

@@ -11,6 +11,9 @@ meta-instruction, then ``{sentence} [Score: {label}]`` per line.
 * **control** (metalight's addition; upstream's trial stops at the prompt): after the prompt, "Now follow
   this instruction so that your score is X: <instruction>" for X = 0 and 1, the reply is sampled and scored
   like the sentences; Cohen's d of the X = 1 vs X = 0 scores says whether the model moves its activation.
+
+The categories are upstream's 16 in-code ones, or the lines of a file in the format of upstream's
+``data/NF_honesty_category.txt`` (:func:`read_categories`).
 """
 
 from __future__ import annotations
@@ -23,6 +26,8 @@ from typing import Any
 
 import torch
 
+from metalight.data.readers import text_lines
+from metalight.errors import DataError
 from metalight.methods.probes.axes import axis_scores
 from metalight.methods.probes.experiments.common import ProbeRun, cohen_d
 from metalight.methods.probes.experiments.self_report import (
@@ -37,9 +42,25 @@ from metalight.methods.probes.labels import binarize
 from metalight.models.chat import has_chat_template
 from metalight.models.decoding import Decoding
 from metalight.models.generation import Prompt, generate
-from metalight.prompts import NF_TRIAL_CONTROL, NF_TRIAL_LINE, NF_TRIAL_META, nf_trial_instructions
+from metalight.prompts import (
+    NF_TRIAL_CATEGORIES,
+    NF_TRIAL_CONTROL,
+    NF_TRIAL_LINE,
+    NF_TRIAL_META,
+    nf_trial_instructions,
+)
 
 log = logging.getLogger(__name__)
+
+
+def read_categories(path) -> tuple[str, ...]:
+    """One category per line, stripped as upstream's ``generate_examples`` does (its file has trailing spaces
+    and repeats, both kept in order); blank lines are skipped (upstream's file ends with one, which it would
+    turn into "... about the ." only past its 1,400th category)."""
+    categories = tuple(line.strip() for _, line in text_lines(path) if line.strip())
+    if not categories:
+        raise DataError(f"{path}: no categories (expected one per line, e.g. upstream's data/NF_honesty_category.txt)")
+    return categories
 
 
 def instruction_prompt(tokenizer, instruction: str) -> Prompt:
@@ -89,13 +110,15 @@ def _sample(model, tokenizer, prompts: Sequence[Prompt], seed: int, max_new_toke
 
 def run_trial(model, tokenizer, run: ProbeRun, configs: Sequence[tuple[int, str]], n_sentences: int = 10,
               seed: int = 42, max_new_tokens: int = 40, temperature: float = 1.0,
-              control_temperature: float = 0.7) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Generate, score and label the world facts, then run report and control per ``(layer, axis)``.
+              control_temperature: float = 0.7, categories: Sequence[str] = NF_TRIAL_CATEGORIES,
+              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Generate, score and label the world facts (two per category of ``categories``), then run report and
+    control per ``(layer, axis)``.
 
     Returns ``(results, rows)``: one result per config (the report summary of :func:`summarise`, the control
     means and Cohen's d, empty-reply counts) and one row per generated sentence with its scores.
     """
-    pairs = nf_trial_instructions(n_sentences)
+    pairs = nf_trial_instructions(n_sentences, categories)
     instructions = [instruction for instruction, _ in pairs]
     sentences = _sample(model, tokenizer, [instruction_prompt(tokenizer, i) for i in instructions], seed,
                         max_new_tokens, temperature)
