@@ -1,8 +1,10 @@
 """Final answers of step-by-step maths solutions: the last ``\\boxed{...}`` and whether two answers are equal.
 
 Equivalence (:func:`math_equivalent`): the normalised strings are equal (LaTeX spacing, ``\\left``/``\\right``,
-``\\text{..}`` units, ``$``, a trailing period and thousands commas dropped), else both parse as numbers equal to
-1e-6 relative, else SymPy — when it is importable — parses both after a LaTeX → Python rewrite (``\\frac``,
+``\\text{..}`` units, ``$``, a trailing period and thousands commas dropped), else both parse as numbers
+(integers, ``a/b``, decimals) and are equal — exactly, unless one side is a decimal that is not a whole number,
+which may differ by 1e-6 relative (rounding in the last digits: ``0.3333333`` = ``1/3``; ``5440001`` ≠
+``5440000``, ``5440001.0`` ≠ ``5440000``) — else SymPy — when it is importable — parses both after a LaTeX → Python rewrite (``\\frac``,
 ``\\sqrt``, ``\\cdot``, ``^``, ``\\pi``) and their difference simplifies to 0. Without SymPy only the first two
 rules apply. No model is involved, so the verdict is reproducible.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 import tokenize
+from fractions import Fraction
 
 _SPACING = re.compile(r"\\[,;:! ]|\\quad|\\qquad|\\left|\\right|\\displaystyle|\$")
 _TEXT = re.compile(r"\\(?:text|mathrm|textbf|mbox)\{([^{}]*)\}")
@@ -46,11 +49,31 @@ def normalize_math(answer: str) -> str:
     return "".join(text.split()).rstrip(".")
 
 
-def _number(text: str) -> float | None:
+_INTEGER_FRAC = re.compile(r"(-?)\\frac\{(-?\d+)\}\{(\d+)\}")
+
+
+def _number(text: str) -> Fraction | None:
+    """The exact value of an integer, ``a/b``, ``\\frac{a}{b}`` or decimal literal (``None`` for anything
+    else)."""
+    if frac := _INTEGER_FRAC.fullmatch(text):
+        text = f"{frac.group(1)}{frac.group(2)}/{frac.group(3)}".replace("--", "")
     try:
-        return float(text)
-    except ValueError:
+        return Fraction(text)
+    except (ValueError, ZeroDivisionError):
         return None
+
+
+def _non_integral_decimal(text: str, value: Fraction) -> bool:
+    return value.denominator != 1 and "/" not in text
+
+
+def _numbers_equal(a: str, b: str, x: Fraction, y: Fraction) -> bool:
+    """Equal values; 1e-6 relative tolerance only when a side is a decimal with a fractional part."""
+    if x == y:
+        return True
+    if _non_integral_decimal(a, x) or _non_integral_decimal(b, y):
+        return math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-9)
+    return False
 
 
 _FRAC = re.compile(r"\\frac\{([^{}]*)\}\{([^{}]*)\}")
@@ -116,7 +139,7 @@ def math_equivalent(answer: str, gold: str, use_sympy: bool = True) -> bool:
         return True
     x, y = _number(a), _number(b)
     if x is not None and y is not None:
-        return math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-9)
+        return _numbers_equal(a, b, x, y)
     return bool(use_sympy and _sympy_equal(a, b))
 
 

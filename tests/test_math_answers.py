@@ -55,3 +55,22 @@ def test_only_arithmetic_reaches_the_sympy_parser():
     # parse_expr evaluates Python: a reply's code must be refused before it, not executed
     assert not math_equivalent("__import__('os').getcwd()", "1")
     assert _parsable("2*sqrt(2) + x**2") and not _parsable("open(1)") and not _parsable("a.__class__")
+
+
+@pytest.mark.parametrize(("answer", "gold", "equal"), [
+    ("5440001", "5440000", False),    # upstream math.json has a gold of 5440000: 1e-6 relative credited ±5
+    ("5439995", "5440000", False),
+    ("5,440,000", "5440000", True),
+    ("5440001.0", "5440000", False),  # a whole-number decimal compares exactly
+    ("5440000.0", "5440000", True),
+    ("1/3", "\\frac{1}{3}", True),
+    ("2/6", "1/3", True),
+    ("1/3", "1/4", False),
+    ("0.3333333", "1/3", True),       # a non-integral decimal may differ in its last digits (1e-6 relative)
+    ("3.1415927", "3.14159265", True),
+    ("3.1416", "3.14159265", False),
+    ("2.5", "5/2", True),
+])
+def test_integers_and_rationals_compare_exactly_decimals_to_1e6(answer, gold, equal):
+    assert math_equivalent(answer, gold, use_sympy=False) is equal
+    assert math_equivalent(answer, gold) is equal

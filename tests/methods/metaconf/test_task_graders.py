@@ -48,7 +48,9 @@ def fact_server_reply(body):
 def test_boxed_grader_compares_the_last_box_with_sympy_or_strings():
     replies = ["Step 1: 2 * 3/4. Answer: \\boxed{1.5}", "Answer: \\boxed{\\dfrac{3}{2}}", "Answer: 2/3", "3/2"]
     assert BoxedAnswerGrader().grade([MATH] * 4, replies) == [1.0, 1.0, 0.0, 1.0]
-    assert BoxedAnswerGrader(use_sympy=False).grade([MATH], ["\\boxed{\\frac{6}{4}}"]) == [0.0]
+    # without SymPy, integer fractions still compare as exact rationals; anything else needs SymPy
+    assert BoxedAnswerGrader(use_sympy=False).grade([MATH] * 2, ["\\boxed{\\frac{6}{4}}", "\\boxed{\\sqrt{9}/2}"]) \
+        == [1.0, 0.0]
     assert BoxedAnswerGrader().grade([MATH], ["\\boxed{\\frac{6}{4}}"]) == [1.0]
 
 
