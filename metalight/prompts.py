@@ -115,10 +115,21 @@ METACONF_REFLECTION_WRITER = (
 )
 
 
-def metaconf_prompt(question: str, response_format: str = "plain", context: str | None = None) -> str:
-    """MetaConf's user message: answer, reflect, and rate confidence 0-10 in ``plain`` or ``tagged`` format."""
+MetaConfPrompt = Literal["instructed", "bare"]
+"""``instructed``: metalight's instruction, the reply format and ``Question: ...``; ``bare``: the question alone,
+as upstream sends it at both stages (its stage-1 ShareGPT turns and stage-2 ``prompt`` messages)."""
+
+
+def metaconf_prompt(question: str, response_format: str = "plain", context: str | None = None,
+                    prompt: MetaConfPrompt = "instructed") -> str:
+    """MetaConf's user message: ``instructed`` asks to answer, reflect, and rate confidence 0-10 in ``plain`` or
+    ``tagged`` format; ``bare`` is the question alone (upstream)."""
     if response_format not in METACONF_FORMATS:
         raise ValueError(f"unknown MetaConf format {response_format!r}; use {sorted(METACONF_FORMATS)}")
+    if prompt == "bare":
+        return _with_context(question, context)
+    if prompt != "instructed":
+        raise ValueError(f"unknown MetaConf prompt {prompt!r}; use instructed or bare")
     text = METACONF_INSTRUCTION + METACONF_FORMATS[response_format] + METACONF_QUESTION.format(question=question)
     return _with_context(text, context)
 

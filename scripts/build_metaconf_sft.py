@@ -52,6 +52,9 @@ def parse_args(argv=None):
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--max-new-tokens", type=positive_int, default=32, help="answer budget in tokens")
     parser.add_argument("--format", choices=["plain", "tagged"], default="plain")
+    parser.add_argument("--prompt", choices=["instructed", "bare"], default="instructed",
+                        help="instructed: metalight's instruction and reply format before the question; bare: the "
+                             "question alone, as upstream (train stage 2 with the same model.init_args.prompt)")
     parser.add_argument("--writer-model", default="embedded:smollm2-135m-instruct", help="local reflection writer")
     parser.add_argument("--writer-max-new-tokens", type=positive_int, default=96)
     parser.add_argument("--base-url", help="OpenAI-compatible endpoint for the writer (instead of a local model)")
@@ -85,7 +88,7 @@ def main(argv=None) -> int:
             raise DataError(f"the reflection writer ({writer_name}) gave no usable reflection for any of the "
                             f"{asked} questions, so {args.out} would be empty; give a writer model that "
                             f"follows instructions (--writer-model) or an endpoint (--base-url)")
-        out = ready + sft_rows(rows, args.format)
+        out = ready + sft_rows(rows, args.format, args.prompt)
         atomic_write_jsonl(args.out, out)
     except MetalightError as err:
         print(f"error: {err}", file=sys.stderr)

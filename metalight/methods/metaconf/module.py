@@ -29,7 +29,7 @@ from metalight.grading import is_correct
 from metalight.methods.grpo.module import GRPOModule
 from metalight.methods.grpo.rollout import Rollout
 from metalight.methods.metaconf.judge import ChatBackend
-from metalight.methods.metaconf.rewards import AccuracyMode, FormatRule, MetaConfScorer, ResponseFormat
+from metalight.methods.metaconf.rewards import AccuracyMode, AccuracyOn, FormatRule, MetaConfScorer, ResponseFormat
 from metalight.methods.metaconf.task_graders import TaskGrader
 from metalight.methods.metaconf.verbal import (
     BASELINES,
@@ -39,7 +39,7 @@ from metalight.methods.metaconf.verbal import (
     VerbalResult,
 )
 from metalight.methods.rewards import RewardFn
-from metalight.prompts import METACONF_BASELINE_VERSION, METACONF_PROMPT_VERSION, metaconf_prompt
+from metalight.prompts import METACONF_BASELINE_VERSION, METACONF_PROMPT_VERSION, MetaConfPrompt, metaconf_prompt
 
 
 @dataclass
@@ -66,10 +66,15 @@ class MetaConfModule(GRPOModule):
             (an OpenAI-compatible endpoint; the API key comes from an environment variable). Needed when
             ``reflection_weight`` > 0.
         response_format: ``plain`` (upstream's ``Answer: / Self-reflection: / Confidence:``) or ``tagged``.
+        prompt: ``instructed`` (metalight: an instruction and the reply format before the question) or ``bare``
+            (upstream: the question alone; stage 1 must be trained with the same prompt), for the rollouts and
+            the verbal evaluation.
         format_rule: ``strict`` (all three fields needed) or ``upstream`` (a reflection or a non-zero
             confidence passes; a missing confidence reads as 0).
         accuracy: accuracy of the answer: ``alias`` match (``evaluation.grading`` rule), ``exact_match``, or
             ``token_f1`` (graded, in [0, 1]).
+        accuracy_on: what accuracy grades, in rewards and evaluation: the parsed ``answer`` field (the whole
+            completion when it has none), or the whole ``completion`` (upstream).
         task_graders: task family (a record's ``meta["task_type"]``: ``math``, ``long_fact``) -> grader
             (``metalight.methods.metaconf.task_graders.BoxedAnswerGrader``, ``StepJudgeGrader``,
             ``FactScoreGrader``), used instead of ``accuracy`` for those records, in rewards and evaluation.
@@ -87,6 +92,7 @@ class MetaConfModule(GRPOModule):
 
     def __init__(self, judge: ChatBackend | None = None, response_format: ResponseFormat = "plain",
                  format_rule: FormatRule = "strict", accuracy: AccuracyMode = "alias",
+                 prompt: MetaConfPrompt = "instructed", accuracy_on: AccuracyOn = "answer",
                  calibration_weight: float = 1.0, reflection_weight: float = 0.6, accuracy_weight: float = 0.0,
                  missing_judge_score: float = 0.0, confidence_threshold: float = 0.5,
                  verbal_max_new_tokens: int = 256, task_graders: dict[str, TaskGrader] | None = None,
@@ -101,12 +107,12 @@ class MetaConfModule(GRPOModule):
         self.hparams["task_graders"] = {k: g.describe() for k, g in (task_graders or {}).items()}
         self.hparams["baselines"] = list(baselines or [])
         self.scorer = MetaConfScorer(response_format, format_rule, accuracy, self.eval_settings.grading, judge,
-                                     missing_judge_score, dict(task_graders or {}))
+                                     missing_judge_score, dict(task_graders or {}), accuracy_on)
         self.verbal = VerbalEvaluation(self.hparams.baselines, response_format, confidence_threshold,
                                        self.hparams.dprime_correction)
 
     def prompt_text(self, record) -> str:
-        return metaconf_prompt(record.question, self.hparams.response_format, record.context)
+        return metaconf_prompt(record.question, self.hparams.response_format, record.context, self.hparams.prompt)
 
     def reward_table(self) -> dict[str, RewardFn]:
         """MetaConf's own rewards (the scorer's ``format``, ``accuracy``, ``calibration``, ``reflection``)."""
@@ -136,7 +142,7 @@ class MetaConfModule(GRPOModule):
         super().evaluate_batch(batch, split)
         h = self.hparams
         settings = ReplySettings(h.chat_template, h.system_prompt, h.verbal_max_new_tokens, h.max_prompt_length,
-                                 self.synced_generation())
+                                 self.synced_generation(), h.prompt, h.accuracy_on)
         with self.generation_context():
             self.verbal.step(self.model, self.tokenizer, batch.records, batch.padding, split, self.grade, settings)
 
@@ -156,7 +162,8 @@ class MetaConfModule(GRPOModule):
         return {**super().report_settings(), "metaconf_prompt_version": METACONF_PROMPT_VERSION,
                 "metaconf_baseline_version": METACONF_BASELINE_VERSION if h.baselines else None,
                 "baselines": h.baselines, "task_graders": h.task_graders,
-                "response_format": h.response_format, "format_rule": h.format_rule, "accuracy_mode": h.accuracy,
+                "response_format": h.response_format, "metaconf_prompt": h.prompt, "format_rule": h.format_rule,
+                "accuracy_mode": h.accuracy, "accuracy_on": h.accuracy_on,
                 "confidence_threshold": h.confidence_threshold, "judge": h.judge,
                 "reward_weights": {"calibration": h.calibration_weight, "reflection": h.reflection_weight,
                                    "accuracy": h.accuracy_weight}}

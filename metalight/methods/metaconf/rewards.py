@@ -12,7 +12,9 @@ Rewards (``utils/reward_function.py::calculate_reward``), per completion:
   * reflection = the judge's score in [0, 1], 0 when the format reward is 0;
   * accuracy of the answer: alias match (default), exact match, or token F1 (a graded score in [0, 1]); a record
     whose ``meta["task_type"]`` has a task grader (``task_graders``, e.g. ``math`` → boxed equivalence,
-    ``long_fact`` → FActScore) is graded by it instead, on the answer field (the whole completion without one).
+    ``long_fact`` → FActScore) is graded by it instead. ``accuracy_on`` says what is graded: the ``answer``
+    field (default; the whole completion when it has none) or the whole ``completion`` (upstream's
+    ``calculate_accuracy(..., model_responses, ...)``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from metalight.methods.rewards import RewardFn, token_f1
 ResponseFormat = Literal["plain", "tagged"]
 FormatRule = Literal["strict", "upstream"]
 AccuracyMode = Literal["alias", "exact_match", "token_f1"]
+AccuracyOn = Literal["answer", "completion"]
 
 _EMPHASIS = r"[\s*_]*"
 _NUMBER = r"(\d+(?:\.\d+)?)\s*(%|/\s*10(?!\d)|out of 10)?"
@@ -99,6 +102,14 @@ def parse_response(text: str, response_format: ResponseFormat = "plain") -> Meta
     return MetaConfResponse(answer or None, reflection or None, confidence)
 
 
+def graded_text(response: MetaConfResponse, completion: str, accuracy_on: AccuracyOn = "answer") -> str:
+    """What accuracy is computed on: the answer field (the whole completion when it has none), or with
+    ``accuracy_on="completion"`` the whole completion, as upstream."""
+    if accuracy_on == "completion" or response.answer is None:
+        return completion
+    return response.answer
+
+
 def format_response(answer: str, reflection: str, confidence: float, response_format: ResponseFormat = "plain") -> str:
     """Write a response in the format the parser reads (stage-1 SFT targets)."""
     value = f"{confidence:g}"
@@ -123,6 +134,7 @@ class MetaConfScorer:
     judge: ChatBackend | None = None
     missing_judge_score: float = 0.0
     task_graders: dict[str, TaskGrader] = field(default_factory=dict)
+    accuracy_on: AccuracyOn = "answer"
     stats: dict[str, float] = field(default_factory=dict)
     _last_grades: tuple[Any, list[float]] | None = field(default=None, init=False, repr=False)
 
@@ -133,8 +145,8 @@ class MetaConfScorer:
         return parsed
 
     def answer_accuracy(self, response: MetaConfResponse, completion: str, record: Any) -> float:
-        """Accuracy in [0, 1] of the parsed answer (the whole completion when it has no answer field)."""
-        answer = response.answer if response.answer is not None else completion
+        """Accuracy in [0, 1] of the graded text (:func:`graded_text`)."""
+        answer = graded_text(response, completion, self.accuracy_on)
         if self.accuracy_mode == "exact_match":
             return float(exact_match(answer, record.answers))
         if self.accuracy_mode == "token_f1":
@@ -166,7 +178,7 @@ class MetaConfScorer:
         key = (tuple(r.id for r in records), tuple(completions))
         if self._last_grades is not None and self._last_grades[0] == key:
             return self._last_grades[1]
-        answers = [p.answer if p.answer is not None else c for p, c in zip(parsed, completions)]
+        answers = [graded_text(p, c, self.accuracy_on) for p, c in zip(parsed, completions)]
         graded = self.task_grades(records, answers)
         values = [(graded[i] or 0.0) if i in graded else self.answer_accuracy(p, c, r)
                   for i, (p, c, r) in enumerate(zip(parsed, completions, records))]
@@ -189,7 +201,7 @@ class MetaConfScorer:
         return torch.tensor(self._format_scores(self.parse(completions)))
 
     def accuracy(self, prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any]) -> Tensor:
-        """Accuracy of the answer field against the record's aliases."""
+        """Accuracy of the graded text (the answer field, or the whole completion: ``accuracy_on``)."""
         return torch.tensor(self.accuracies(self.parse(completions), completions, records))
 
     def calibration(self, prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any]) -> Tensor:

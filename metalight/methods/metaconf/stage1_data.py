@@ -33,7 +33,7 @@ from metalight.methods.metaconf.judge import ChatBackend
 from metalight.methods.metaconf.rewards import ResponseFormat, format_response
 from metalight.models.chat import ChatMode, render_prompt
 from metalight.models.generation import Decoding, Prompt, generate
-from metalight.prompts import direct_prompt, metaconf_prompt, metaconf_reflection_prompt
+from metalight.prompts import MetaConfPrompt, direct_prompt, metaconf_prompt, metaconf_reflection_prompt
 
 log = logging.getLogger(__name__)
 
@@ -89,13 +89,15 @@ def write_reflections(rows: Sequence[Stage1Row], writer: ChatBackend) -> tuple[l
     return [r for r in rows if r.reflection], failed
 
 
-def sft_rows(rows: Iterable[Stage1Row], response_format: ResponseFormat = "plain") -> list[dict[str, Any]]:
-    """Prompt-completion rows: the MetaConf prompt and the formatted targets (plus their provenance)."""
+def sft_rows(rows: Iterable[Stage1Row], response_format: ResponseFormat = "plain",
+             prompt: MetaConfPrompt = "instructed") -> list[dict[str, Any]]:
+    """Prompt-completion rows: the MetaConf prompt (``instructed``, or ``bare``: the question alone, as upstream's
+    stage-1 file; stage 2's ``prompt`` must match) and the formatted targets (plus their provenance)."""
     out = []
     for row in rows:
         if not row.reflection:
             raise DataError(f"question {row.id!r} has no reflection; run write_reflections first")
-        out.append({"id": row.id, "prompt": metaconf_prompt(row.question, response_format),
+        out.append({"id": row.id, "prompt": metaconf_prompt(row.question, response_format, prompt=prompt),
                     "completion": format_response(row.answer, row.reflection, row.confidence, response_format),
                     "correct": row.correct, "confidence": row.confidence})
     return out

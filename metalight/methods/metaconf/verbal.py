@@ -7,8 +7,9 @@ confidence, parsed and graded, turned into metric inputs.
 * ``self_refine``: the direct reply, then a second turn asking the model to review it and give a refined
   answer and confidence (two generations; the second reply is the one graded).
 
-Correctness of a reply is ``grade(records, answers)`` (the answer field, or the whole reply when it has none),
-given by the module: a task grader's score ≥ 0.5 for records of a graded task family, else the alias rule.
+Correctness of a reply is ``grade(records, answers)`` (the answer field, or the whole reply when it has none;
+the whole reply with ``accuracy_on: completion``), given by the module: a task grader's score ≥ 0.5 for
+records of a graded task family, else the alias rule.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ from torch import nn
 
 from metalight.evaluation.sources import render_messages
 from metalight.methods.evaluation import EVAL_SPLITS, gather_objects
-from metalight.methods.metaconf.rewards import ResponseFormat, parse_response
+from metalight.methods.metaconf.rewards import AccuracyOn, ResponseFormat, graded_text, parse_response
 from metalight.metrics import MetacognitionMetrics
 from metalight.models.chat import ChatMode
 from metalight.models.generation import Decoding, generate
 from metalight.models.modes import eval_mode
-from metalight.prompts import METACONF_REFINE, metaconf_baseline_prompt, metaconf_prompt
+from metalight.prompts import METACONF_REFINE, MetaConfPrompt, metaconf_baseline_prompt, metaconf_prompt
 
 BaselineName = Literal["direct", "cot", "self_refine"]
 BASELINES: tuple[str, ...] = ("direct", "cot", "self_refine")
@@ -51,13 +52,17 @@ class VerbalResult:
 
 @dataclass(frozen=True)
 class ReplySettings:
-    """How replies are generated: chat template and system prompt, reply and input budgets in tokens."""
+    """How replies are asked for and graded: chat template and system prompt, reply and input budgets in
+    tokens, the MetaConf prompt (``instructed`` or ``bare``) and what accuracy reads (``answer`` field or whole
+    ``completion``)."""
 
     chat_template: ChatMode = "auto"
     system_prompt: str | None = None
     max_new_tokens: int = 256
     max_input_tokens: int = 512
     synced_gpus: bool = False
+    prompt: MetaConfPrompt = "instructed"
+    accuracy_on: AccuracyOn = "answer"
 
 
 def _replies(model, tokenizer, conversations: Sequence[list[dict[str, str]]], s: ReplySettings):
@@ -68,9 +73,9 @@ def _replies(model, tokenizer, conversations: Sequence[list[dict[str, str]]], s:
 
 
 def _graded(records: Sequence[Any], prompts, texts: Sequence[str], grade: Grade, response_format: ResponseFormat,
-            needs_reflection: bool) -> list[VerbalResult]:
+            needs_reflection: bool, accuracy_on: AccuracyOn = "answer") -> list[VerbalResult]:
     parsed = [parse_response(t, response_format) for t in texts]
-    answers = [p.answer if p.answer is not None else t for p, t in zip(parsed, texts)]
+    answers = [graded_text(p, t, accuracy_on) for p, t in zip(parsed, texts)]
     correct = grade(records, answers)
     return [VerbalResult(r.id, prompt.text, text, p.answer, p.reflection, p.confidence, ok,
                          p.format_ok if needs_reflection else (p.answer is not None and p.confidence is not None))
@@ -81,10 +86,10 @@ def _graded(records: Sequence[Any], prompts, texts: Sequence[str], grade: Grade,
 def evaluate_verbal(model, tokenizer, records: Sequence[Any], grade: Grade, response_format: ResponseFormat = "plain",
                     settings: ReplySettings = ReplySettings()) -> list[VerbalResult]:
     """Greedy MetaConf-format replies to ``records``, parsed and graded."""
-    conversations = [[{"role": "user", "content": metaconf_prompt(r.question, response_format, r.context)}]
-                     for r in records]
+    conversations = [[{"role": "user", "content": metaconf_prompt(r.question, response_format, r.context,
+                                                                  settings.prompt)}] for r in records]
     prompts, texts = _replies(model, tokenizer, conversations, settings)
-    return _graded(records, prompts, texts, grade, response_format, needs_reflection=True)
+    return _graded(records, prompts, texts, grade, response_format, True, settings.accuracy_on)
 
 
 @torch.no_grad()
@@ -98,7 +103,7 @@ def evaluate_baseline(kind: str, model, tokenizer, records: Sequence[Any], grade
         conversations = [c + [{"role": "assistant", "content": t}, {"role": "user", "content": METACONF_REFINE}]
                          for c, t in zip(conversations, texts)]
         prompts, texts = _replies(model, tokenizer, conversations, settings)
-    return _graded(records, prompts, texts, grade, "plain", needs_reflection=False)
+    return _graded(records, prompts, texts, grade, "plain", False, settings.accuracy_on)
 
 
 def verbal_tensors(results: Sequence[VerbalResult], threshold: float = 0.5) -> dict[str, torch.Tensor]:

@@ -82,3 +82,15 @@ def test_graded_accuracy_enters_the_calibration_target():
 def test_reflection_reward_without_a_judge_is_an_error():
     with pytest.raises(ValueError, match="needs a judge"):
         MetaConfScorer().reflection([], COMPLETIONS[:1], [RECORD])
+
+
+def test_accuracy_on_completion_grades_the_whole_reply_as_upstream():
+    """upstream: calculate_accuracy(questions, answers, model_responses, ...) reads the whole completion."""
+    texts = ["Answer: Lyon\nSelf-reflection: Paris was my other guess.\nConfidence: 3",  # field wrong, text has Paris
+             "Answer: Paris\nSelf-reflection: I know this.\nConfidence: 8"]
+    on_answer, on_completion = MetaConfScorer(), MetaConfScorer(accuracy_on="completion")
+    assert on_answer.accuracy([], texts, [RECORD] * 2).tolist() == [0.0, 1.0]
+    assert on_completion.accuracy([], texts, [RECORD] * 2).tolist() == [1.0, 1.0]
+    # the calibration target follows: 1 - (1 - 0.3)^2 instead of 1 - (0 - 0.3)^2
+    assert on_completion.calibration([], texts, [RECORD] * 2).tolist() == pytest.approx([1 - 0.7 ** 2, 0.96])
+    assert on_answer.calibration([], texts, [RECORD] * 2).tolist() == pytest.approx([1 - 0.3 ** 2, 0.96])

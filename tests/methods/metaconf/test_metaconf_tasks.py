@@ -11,7 +11,7 @@ from metalight.errors import ConfigError
 from metalight.io import read_jsonl
 from metalight.methods.metaconf.rewards import MetaConfScorer
 from metalight.methods.metaconf.task_graders import BoxedAnswerGrader, TaskGrader
-from metalight.methods.metaconf.verbal import evaluate_baseline
+from metalight.methods.metaconf.verbal import ReplySettings, evaluate_baseline, evaluate_verbal
 
 MATH = QARecord("m", "What is 3/4 times 2?", ["\\frac{3}{2}"], meta={"task_type": "math"})
 FACT = QARecord("f", "Tell me about Marie Curie.", [], meta={"task_type": "long_fact", "title": "Marie Curie"})
@@ -82,3 +82,35 @@ def test_baselines_config_validates_with_a_tiny_model(tiny_model_dir, tmp_path):
 def test_a_record_without_gold_and_without_a_grader_is_a_config_error():
     with pytest.raises(ConfigError, match=r"record f \(task_type 'long_fact'\) has no gold answer.*task_graders\.long_fact"):
         MetaConfScorer().accuracy([], [reply("x", 5)], [FACT])
+
+
+@pytest.mark.parametrize(("prompt", "accuracy_on"), [("instructed", "answer"), ("bare", "completion")])
+def test_verbal_evaluation_prompt_and_accuracy_options(monkeypatch, prompt, accuracy_on):
+    """``bare``: the question alone, as upstream sends it; ``completion``: the whole reply is graded."""
+    seen = []
+
+    def fake_replies(model, tokenizer, conversations, settings):
+        seen.extend(conversations)
+        return ([type("P", (), {"text": c[0]["content"]})() for c in conversations],
+                ["Answer: Lyon\nSelf-reflection: or Paris.\nConfidence: 4"] * len(conversations))
+
+    monkeypatch.setattr("metalight.methods.metaconf.verbal._replies", fake_replies)
+    record = QARecord("1", "What is the capital of France?", ["Paris"])
+    (result,) = evaluate_verbal(None, None, [record], lambda rs, answers: ["Paris" in a for a in answers],
+                                settings=ReplySettings(prompt=prompt, accuracy_on=accuracy_on))
+    content = seen[0][0]["content"]
+    assert (content == record.question) is (prompt == "bare")
+    assert content.endswith("Question: What is the capital of France?\n") is (prompt == "instructed")
+    assert result.correct is (accuracy_on == "completion") and result.answer == "Lyon"
+
+
+def test_module_prompt_option_reaches_rollouts_and_report():
+    from metalight.methods.metaconf import MetaConfModule
+
+    record = QARecord("1", "What is the capital of France?", ["Paris"])
+    module = MetaConfModule(model="unused", reflection_weight=0.0, prompt="bare", accuracy_on="completion")
+    assert module.prompt_text(record) == record.question
+    assert module.scorer.accuracy_on == "completion"
+    settings = module.report_settings()
+    assert settings["metaconf_prompt"] == "bare" and settings["accuracy_on"] == "completion"
+    assert MetaConfModule(model="unused", reflection_weight=0.0).prompt_text(record).startswith("Answer the following")

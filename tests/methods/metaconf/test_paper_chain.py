@@ -18,9 +18,10 @@ def build_stage1_data(model_dir, out):
 
     assert build(["--out", str(out), "--model", str(model_dir), "--writer-model", str(model_dir),
                   "--questions", "4", "--samples", "2", "--max-new-tokens", "4", "--writer-max-new-tokens", "8",
-                  "--threads", str(torch.get_num_threads())]) == 0
+                  "--threads", str(torch.get_num_threads()), "--prompt", "bare"]) == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 4 and all(r["completion"].startswith("Answer:") for r in rows)
+    assert not any("Question:" in r["prompt"] for r in rows)  # bare questions, as stage 2's paper config sends
 
 
 def stage1(model_dir, data, runs):

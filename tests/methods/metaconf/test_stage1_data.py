@@ -63,6 +63,8 @@ def test_reflections_are_written_and_failures_left_out():
     assert "Objective score of the answer (0-10): 10" in asked
     (row,) = sft_rows(kept)
     assert "Question: Who directed Avatar?" in row["prompt"] and row["id"] == "a"
+    (bare,) = sft_rows(kept, prompt="bare")  # upstream's stage-1 turns are the bare question
+    assert bare["prompt"] == "Who directed Avatar?" and bare["completion"] == row["completion"]
     parsed = parse_response(row["completion"])
     assert (parsed.answer, parsed.reflection, parsed.confidence) == ("James Cameron",
                                                                      "I recall the credits of this film.", 8.0)
