@@ -31,9 +31,11 @@ from metalight.models.generation import (
     Decoding,
     DecodingStrategy,
     Prompt,
+    TruncationSide,
     encode_prompts,
     generate,
     p_yes_from_logits,
+    truncate,
     yes_no_token_ids,
     yes_probability,
 )
@@ -56,8 +58,10 @@ class EvalSettings:
             as ESMA does.
         meta_readout: ``generate`` the meta answer (P(yes) from its first step), or read only ``logits``.
         max_new_tokens: generation budget per answer, in tokens (ESMA: 32).
-        max_input_tokens: prompts longer than this keep their last tokens (ESMA: 128); such rows are flagged
+        max_input_tokens: prompts longer than this are cut (ESMA: 128); such rows are flagged
             ``prompt_truncated`` with the text actually sent, and counted as ``truncated_rows``.
+        truncation_side: ``left`` (default) keeps a long prompt's last tokens (the question end and the assistant
+            header); ``right`` keeps its first tokens, as upstream ESMA's ``truncation=True``.
         decoding: ``greedy`` (default), ``sample``, or ``model_default`` (the model's generation_config).
         system_prompt: optional system message for chat-templated prompts.
         decoder: ``compact`` (finished rows leave the batch), ``hf`` (``model.generate``) or ``auto``
@@ -73,6 +77,7 @@ class EvalSettings:
     meta_readout: MetaReadout = "generate"
     max_new_tokens: int = 32
     max_input_tokens: int = 128
+    truncation_side: TruncationSide = "left"
     decoding: DecodingStrategy = "greedy"
     system_prompt: str | None = None
     decoder: Decoder = "auto"
@@ -143,16 +148,18 @@ def build_prompts(tokenizer, records: Sequence[QARecord], settings: EvalSettings
     return direct, meta
 
 
-def sent_prompts(tokenizer, prompts: Sequence[Prompt], max_input_tokens: int) -> tuple[list[Prompt], list[bool]]:
-    """The prompts as the model receives them: a prompt longer than ``max_input_tokens`` keeps its last
-    tokens (see :func:`metalight.models.generation.encode_prompts`) and is replaced by their decoded text;
-    returns the prompts and which were truncated."""
+def sent_prompts(tokenizer, prompts: Sequence[Prompt], max_input_tokens: int,
+                 truncation_side: TruncationSide = "left") -> tuple[list[Prompt], list[bool]]:
+    """The prompts as the model receives them: a prompt longer than ``max_input_tokens`` is cut on
+    ``truncation_side`` (see :func:`metalight.models.generation.encode_prompts`) and replaced by the decoded
+    text kept; returns the prompts and which were truncated."""
     full = encode_prompts(tokenizer, prompts, None)
     out, truncated = [], []
     for prompt, ids in zip(prompts, full):
         cut = len(ids) > max_input_tokens
         truncated.append(cut)
-        out.append(Prompt(tokenizer.decode(ids[-max_input_tokens:]), prompt.templated) if cut else prompt)
+        kept = truncate(ids, max_input_tokens, truncation_side)
+        out.append(Prompt(tokenizer.decode(kept), prompt.templated) if cut else prompt)
     return out, truncated
 
 
@@ -183,20 +190,21 @@ def evaluate_records(model, tokenizer, records: Sequence[QARecord], settings: Ev
     if settings.meta_readout == "generate":
         out = generate(model, tokenizer, direct + meta, decoding, settings.max_input_tokens,
                        capture_token_ids=(ids[0] + ids[1]) if ids else None, synced_gpus=synced_gpus,
-                       prefix_cache=prefix_cache, decoder=settings.decoder)
+                       prefix_cache=prefix_cache, decoder=settings.decoder, truncation_side=settings.truncation_side)
         answers, meta_texts = out.texts[:n], out.texts[n:]
         direct_ids = [out.generated_ids(i) for i in range(n)]
         p_yes = (p_yes_from_logits(out.first_token_logits[n:], len(ids[0])).tolist() if ids
                  else [float("nan")] * n)
     else:
         out = generate(model, tokenizer, direct, decoding, settings.max_input_tokens, synced_gpus=synced_gpus,
-                       prefix_cache=prefix_cache, decoder=settings.decoder)
+                       prefix_cache=prefix_cache, decoder=settings.decoder, truncation_side=settings.truncation_side)
         answers, direct_ids = out.texts, [out.generated_ids(i) for i in range(n)]
         p_yes = yes_probability(model, tokenizer, meta, ids[0], ids[1], settings.max_input_tokens,
-                                prefix_cache=prefix_cache, synced_gpus=synced_gpus).tolist()
+                                prefix_cache=prefix_cache, synced_gpus=synced_gpus,
+                                truncation_side=settings.truncation_side).tolist()
         meta_texts = None
-    sent_direct, cut_direct = sent_prompts(tokenizer, direct, settings.max_input_tokens)
-    sent_meta, cut_meta = sent_prompts(tokenizer, meta, settings.max_input_tokens)
+    sent_direct, cut_direct = sent_prompts(tokenizer, direct, settings.max_input_tokens, settings.truncation_side)
+    sent_meta, cut_meta = sent_prompts(tokenizer, meta, settings.max_input_tokens, settings.truncation_side)
     results = score_answers(records, sent_direct, sent_meta, answers, meta_texts, p_yes, settings, direct_ids)
     for result, d_cut, m_cut in zip(results, cut_direct, cut_meta):
         result.prompt_truncated = d_cut or m_cut

@@ -120,7 +120,8 @@ class SourceContext:
                        for r in self.records]
             self._token_scores = completion_token_scores(self.model, self.tokenizer, prompts,
                                                          [s.direct_completion_ids for s in self.results],
-                                                         self.settings.max_input_tokens)
+                                                         self.settings.max_input_tokens,
+                                                         truncation_side=self.settings.truncation_side)
         return self._token_scores
 
 
@@ -170,7 +171,8 @@ def local_responder(model, tokenizer, settings: EvalSettings, synced_gpus: bool 
         budget = settings.max_input_tokens + (VERBALIZED_EXTRA_INPUT_TOKENS if any(len(c) > 1 for c in conversations)
                                               else 0)
         decoding = Decoding(max_new_tokens=max_new_tokens, strategy=settings.decoding)
-        return generate(model, tokenizer, prompts, decoding, budget, synced_gpus=synced_gpus).texts
+        return generate(model, tokenizer, prompts, decoding, budget, synced_gpus=synced_gpus,
+                        truncation_side=settings.truncation_side).texts
 
     return respond
 
@@ -217,7 +219,8 @@ def _p_true(ctx: SourceContext) -> SourceScores:
                                      settings.meta_chat_template, settings.system_prompt))
                for r, s in zip(ctx.records, ctx.results)]
     true_ids, false_ids = yes_no_token_ids(tokenizer, "True", "False")
-    scores = yes_probability(ctx.model, tokenizer, prompts, true_ids, false_ids, settings.max_input_tokens).tolist()
+    scores = yes_probability(ctx.model, tokenizer, prompts, true_ids, false_ids, settings.max_input_tokens,
+                             truncation_side=settings.truncation_side).tolist()
     return SourceScores(scores, [p > 0.5 for p in scores])
 
 

@@ -2,7 +2,9 @@
 
 All functions take already-rendered :class:`Prompt` s (see :func:`metalight.models.chat.render_prompt`),
 left-pad them together (so chat-templated and raw prompts can share one batch), and keep the *end* of a
-prompt longer than ``max_input_tokens`` (the question and the assistant header live there).
+prompt longer than ``max_input_tokens`` (the question and the assistant header live there); with
+``truncation_side="right"`` they keep its start instead (Hugging Face's default, e.g. upstream ESMA's
+``truncation=True``).
 """
 
 from __future__ import annotations
@@ -34,13 +36,31 @@ def model_device(model) -> torch.device:
     return next(model.parameters()).device
 
 
-def encode_prompts(tokenizer, prompts: Sequence[Prompt], max_input_tokens: int | None = None) -> list[list[int]]:
-    """Token ids per prompt, keeping the last ``max_input_tokens`` tokens of a longer prompt."""
+TruncationSide = Literal["left", "right"]
+"""Which end of a prompt longer than the input budget is cut: ``left`` keeps the last tokens, ``right`` the
+first ones (Hugging Face's ``truncation_side``)."""
+
+
+def encode_prompts(tokenizer, prompts: Sequence[Prompt], max_input_tokens: int | None = None,
+                   truncation_side: TruncationSide = "left") -> list[list[int]]:
+    """Token ids per prompt; a prompt longer than ``max_input_tokens`` keeps its last tokens (``left``) or its
+    first ones (``right``)."""
     out = []
     for prompt in prompts:
         ids = tokenizer(prompt.text, add_special_tokens=not prompt.templated)["input_ids"]
-        out.append(ids[-max_input_tokens:] if max_input_tokens else ids)
+        out.append(truncate(ids, max_input_tokens, truncation_side))
     return out
+
+
+def truncate(ids: list[int], max_tokens: int | None, side: TruncationSide = "left") -> list[int]:
+    """``ids`` cut to ``max_tokens`` (``None``: unchanged) from the ``side`` given."""
+    if not max_tokens or len(ids) <= max_tokens:
+        return ids
+    if side == "right":
+        return ids[:max_tokens]
+    if side == "left":
+        return ids[-max_tokens:]
+    raise ValueError(f"truncation_side must be left or right, got {side!r}")
 
 
 def generation_config(model, tokenizer, decoding: Decoding):
@@ -94,7 +114,8 @@ def resolve_decoder(decoder: Decoder, strategy: DecodingStrategy,
 def generate(model, tokenizer, prompts: Sequence[Prompt], decoding: Decoding | None = None,
              max_input_tokens: int | None = 128, num_return_sequences: int = 1,
              capture_token_ids: Sequence[int] | None = None, synced_gpus: bool = False,
-             prefix_cache: bool = True, decoder: Decoder = "auto") -> Generation:
+             prefix_cache: bool = True, decoder: Decoder = "auto",
+             truncation_side: TruncationSide = "left") -> Generation:
     """Generate for all prompts in one batched call; rows are ordered prompt-major, then sample.
 
     ``capture_token_ids`` returns the first generated position's raw logits of those ids (e.g. yes/no
@@ -104,12 +125,13 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], decoding: Decoding | N
     ``decoder``: ``compact`` drops finished rows from the batch (:mod:`metalight.models.row_decoding`),
     ``hf`` runs ``model.generate``; ``auto`` picks ``compact`` unless the decoding is ``model_default`` or
     ranks generate in lock step (``synced_gpus``), which only ``hf`` supports. ``decoding`` defaults to
-    ``Decoding()`` (greedy).
+    ``Decoding()`` (greedy). ``truncation_side``: see :func:`encode_prompts`.
     """
     if not prompts:
         return Generation([], [], [], None)
     decoding = Decoding() if decoding is None else decoding
-    rows = [ids for ids in encode_prompts(tokenizer, prompts, max_input_tokens) for _ in range(num_return_sequences)]
+    rows = [ids for ids in encode_prompts(tokenizer, prompts, max_input_tokens, truncation_side)
+            for _ in range(num_return_sequences)]
     if resolve_decoder(decoder, decoding.strategy, synced_gpus) == "compact":
         return decode_rows(model, tokenizer, rows, decoding, capture_token_ids, prefix_cache=prefix_cache)
     batch = prepare_batch(model, rows, tokenizer.pad_token_id, enabled=prefix_cache and not synced_gpus)
@@ -171,13 +193,13 @@ def p_yes_from_logits(logits: Tensor, num_yes: int) -> Tensor:
 @torch.no_grad()
 def yes_probability(model, tokenizer, prompts: Sequence[Prompt], yes_ids: Sequence[int], no_ids: Sequence[int],
                     max_input_tokens: int | None = 128, prefix_cache: bool = True,
-                    synced_gpus: bool = False) -> Tensor:
+                    synced_gpus: bool = False, truncation_side: TruncationSide = "left") -> Tensor:
     """P(yes) of the first answer token after each prompt, from one prefill (ESMA's threshold eval).
 
     ``synced_gpus``: ranks of a sharded model run the same single forward (no prefix cache, no buckets).
     """
-    batch = prepare_batch(model, encode_prompts(tokenizer, prompts, max_input_tokens), tokenizer.pad_token_id,
-                          enabled=prefix_cache and not synced_gpus)
+    batch = prepare_batch(model, encode_prompts(tokenizer, prompts, max_input_tokens, truncation_side),
+                          tokenizer.pad_token_id, enabled=prefix_cache and not synced_gpus)
     logits, _ = prefill(model, batch, buckets=not synced_gpus, need_cache=False)
     return p_yes_from_logits(logits[:, list(yes_ids) + list(no_ids)], len(yes_ids)).cpu()
 
@@ -193,14 +215,15 @@ class TokenScores:
 
 @torch.no_grad()
 def completion_token_scores(model, tokenizer, prompts: Sequence[Prompt], completion_ids: Sequence[Sequence[int]],
-                            max_input_tokens: int | None = 128, batch_size: int = 16) -> TokenScores:
+                            max_input_tokens: int | None = 128, batch_size: int = 16,
+                            truncation_side: TruncationSide = "left") -> TokenScores:
     """Score given completions (e.g. :meth:`Generation.generated_ids`, stop token included) by one
     teacher-forced forward pass per ``batch_size`` rows; prompts are truncated as in :func:`generate`.
     The sequence log-probability is ``sum(logprobs[i])``; LM-Polygraph's MaximumSequenceProbability and
     MeanTokenEntropy read exactly these per-token values."""
     if len(prompts) != len(completion_ids):
         raise ValueError(f"{len(prompts)} prompts but {len(completion_ids)} completions")
-    prompt_ids = encode_prompts(tokenizer, prompts, max_input_tokens)
+    prompt_ids = encode_prompts(tokenizer, prompts, max_input_tokens, truncation_side)
     logprobs: list[list[float]] = []
     entropies: list[list[float]] = []
     for start in range(0, len(prompt_ids), batch_size):

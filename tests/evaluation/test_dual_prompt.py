@@ -79,3 +79,19 @@ def test_compact_decoder_with_the_models_own_decoding_is_a_config_error():
     with pytest.raises(ConfigError, match="evaluation.max_input_tokens: 0 must be >= 1"):
         EvalSettings(max_input_tokens=0).check()
     assert EvalSettings(decoding="model_default").check().decoder == "auto"
+
+
+def test_truncation_side_right_keeps_a_long_prompts_first_tokens_as_upstream_esma(tiny):
+    """ESMA tokenises with truncation=True (Hugging Face's truncation_side "right": the first tokens stay)."""
+    model, tokenizer = tiny
+    record = QARecord("long", "Please consider this: " + "very " * 200 + "long question?", ["x"])
+    left, right = (evaluate_records(model, tokenizer, [record], EvalSettings(max_new_tokens=2, max_input_tokens=32,
+                                                                             truncation_side=side))[0]
+                   for side in ("left", "right"))
+    assert left.prompt_truncated and right.prompt_truncated
+    full = tokenizer(build_prompts(tokenizer, [record], EvalSettings())[0][0].text, add_special_tokens=False)
+    assert right.direct_prompt == tokenizer.decode(full["input_ids"][:32])
+    assert left.direct_prompt == tokenizer.decode(full["input_ids"][-32:])
+    assert right.meta_prompt.startswith("Do you know the answer") and "long question?" not in right.meta_prompt
+    assert "long question?" in left.meta_prompt and "Do you know" not in left.meta_prompt
+    assert EvalSettings(truncation_side="right").describe()["truncation_side"] == "right"

@@ -7,6 +7,7 @@ from metalight.models.chat import render_prompt
 from metalight.models.generation import (
     Decoding,
     Prompt,
+    encode_prompts,
     generate,
     p_yes_from_logits,
     yes_no_token_ids,
@@ -179,3 +180,13 @@ def test_the_decoder_is_chosen_from_the_decoding_and_sharding():
         resolve_decoder("compact", "greedy", synced_gpus=True)
     with pytest.raises(ValueError, match="unknown decoder 'beam'"):
         resolve_decoder("beam", "greedy")
+
+
+def test_encode_prompts_truncation_sides(tiny):
+
+    _, tokenizer = tiny
+    prompt = Prompt("one two three four five six seven eight")
+    full = encode_prompts(tokenizer, [prompt])[0]
+    assert encode_prompts(tokenizer, [prompt], 3)[0] == full[-3:]
+    assert encode_prompts(tokenizer, [prompt], 3, "right")[0] == full[:3]
+    assert encode_prompts(tokenizer, [prompt], 100, "right")[0] == full

@@ -26,8 +26,8 @@ def evaluate_rows(model, tokenizer, records, settings: EvalSettings, num_members
     """Evaluate ``num_members`` copies of ``records`` in one batch (rows member-major); ``population``
     perturbs each row by its member. Returns one result list per member."""
     direct, meta = build_prompts(tokenizer, records, settings)
-    direct_ids = encode_prompts(tokenizer, direct, settings.max_input_tokens)
-    meta_ids = encode_prompts(tokenizer, meta, settings.max_input_tokens)
+    direct_ids = encode_prompts(tokenizer, direct, settings.max_input_tokens, settings.truncation_side)
+    meta_ids = encode_prompts(tokenizer, meta, settings.max_input_tokens, settings.truncation_side)
     ids = meta_token_ids(tokenizer, settings)
     capture = (ids[0] + ids[1]) if ids else None
     decoding = Decoding(max_new_tokens=settings.max_new_tokens, strategy=settings.decoding)

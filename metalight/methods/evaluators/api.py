@@ -27,7 +27,7 @@ from metalight.prompts import direct_prompt, meta_prompt
 
 # EvalSettings fields that only concern local generation; an API report leaves them out.
 LOCAL_ONLY = ("dtype", "direct_chat_template", "meta_chat_template", "meta_readout", "max_new_tokens",
-              "max_input_tokens", "decoding")
+              "max_input_tokens", "truncation_side", "decoding")
 
 
 class APIError(MetalightError):

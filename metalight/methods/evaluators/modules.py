@@ -113,7 +113,7 @@ class IDKEvalModule(DualPromptModule):
         with eval_mode(self.model):
             out = generate(self.model, self.tokenizer, prompts,
                            Decoding(settings.max_new_tokens, settings.decoding), settings.max_input_tokens,
-                           synced_gpus=self.synced_generation())
+                           synced_gpus=self.synced_generation(), truncation_side=settings.truncation_side)
         samples = []
         for record, prompt, answer in zip(records, prompts, out.texts):
             answered = not is_abstention(answer)
