@@ -8,8 +8,9 @@ One training step is one ES iteration over the same ``num_data_per_iteration`` q
 2. for each member of this rank's round-robin share: perturb θ + sᵢσεᵢ, score (direct and meta answers →
    fitness Rᵢ = mean per-question reward, ``esma``: correct + [correct = said yes]), restore θ;
 3. only the N fitnesses are all-gathered; shape zᵢ = (Rᵢ − mean R)/(std R + 1e-8) (NaN members: weight 0);
-4. update: g = −(1/N) Σ zᵢ sᵢ εᵢ is written into ``p.grad`` tensor by tensor and the optimizer steps:
-   SGD with lr = α gives the paper's θ ← θ + α/N Σ zᵢεᵢ.
+4. update: g = −(1/N) Σ zᵢ sᵢ εᵢ is summed in float32, written into ``p.grad`` tensor by tensor and the
+   optimizer steps: SGD with lr = α gives the paper's θ ← θ + α/N Σ zᵢεᵢ (``es_update: in_place`` adds each
+   member's term to the weights in the parameter dtype instead, as upstream does).
 
 Noise schemes: ``esma`` (upstream), ``iid``, ``lowrank`` (EGGROLL). How step 2 runs — member by member in
 place, or a group of ``lowrank`` members in one batch — is the ``engine`` (:class:`PopulationEngine`); it
@@ -43,6 +44,8 @@ from metalight.methods.esma.selection import select_parameters
 from metalight.methods.esma.update import (
     Member,
     Shaping,
+    UpdateMode,
+    add_update_in_place,
     member_seeds,
     shape_fitness,
     shard,
@@ -102,6 +105,10 @@ class ESMAModule(DualPromptModule):
         noise_dtype: draw noise in the parameter dtype (``param``, upstream) or ``float32``.
         perturb_non_matrix: with ``lowrank``, give norms/biases/embeddings full-rank noise too.
         fitness_shaping: ``zscore`` (upstream) or ``rank`` (centred ranks).
+        es_update: ``float32_sum`` (default: Σ zᵢ sᵢ εᵢ summed in float32 and stepped once by the optimizer, the more
+            accurate update) or ``in_place`` (upstream: z in float32, then each member's (α zᵢ/N) εᵢ rounded to
+            the parameter dtype and added to the weights in place, member by member; needs plain SGD, whose lr
+            is α).
         es_seed: run seed of the ES: member seeds and questions come from (es_seed, global step).
         engine: how the population is evaluated (:class:`~metalight.methods.esma.engine.PopulationEngine`;
             default: member by member, in place).
@@ -127,7 +134,9 @@ class ESMAModule(DualPromptModule):
     def __init__(self, sigma: float = 1e-3, population_size: int = 32, num_data_per_iteration: int = 256,
                  reward: str | dict[str, float] = "esma", noise: SchemeName = "esma", rank: int = 1, antithetic: bool = False,
                  parameters: str = "all", layers: list[int] | None = None, noise_dtype: NoiseDType = "param",
-                 perturb_non_matrix: bool = False, fitness_shaping: Shaping = "zscore", es_seed: int = 42,
+                 perturb_non_matrix: bool = False, fitness_shaping: Shaping = "zscore",
+                 es_update: UpdateMode = "float32_sum",
+                 es_seed: int = 42,
                  engine: PopulationEngine | None = None, reward_meta_readout: MetaReadout | None = None,
                  reward_answers: Literal["members", "current", "kept"] = "members",
                  stratify_questions: str | None = None, optimizer: OptimizerCallable = ESMASGD, **kwargs):
@@ -237,8 +246,11 @@ class ESMAModule(DualPromptModule):
         population_time = time.perf_counter() - start
         weights, missing = self.shape(table[:, 0], step)  # zᵢ from the fitnesses Rᵢ
         start = time.perf_counter()
-        grad_norm = write_es_gradient(self.scheme, members, weights)  # g = −(1/N) Σ zᵢ sᵢ εᵢ
-        update_norm = self.step_optimizer(grad_norm)  # SGD(lr = α): θ ← θ + α/N Σ zᵢ sᵢ εᵢ
+        if h.es_update == "in_place":  # upstream: θ += (α zᵢ/N) εᵢ member by member, in the parameter dtype
+            grad_norm, update_norm = self.step_in_place(members, weights)
+        else:
+            grad_norm = write_es_gradient(self.scheme, members, weights)  # g = −(1/N) Σ zᵢ sᵢ εᵢ
+            update_norm = self.step_optimizer(grad_norm)  # SGD(lr = α): θ ← θ + α/N Σ zᵢ sᵢ εᵢ
         self.log_iteration(table, missing, grad_norm, update_norm, population_time, time.perf_counter() - start,
                            len(questions))
 
@@ -300,7 +312,8 @@ class ESMAModule(DualPromptModule):
     def shape(self, fitness: Tensor, step: int) -> tuple[Tensor, int]:
         """Update weights from fitness; NaN members get weight 0 (logged), all-NaN is an error."""
         try:
-            weights, missing = shape_fitness(fitness, self.hparams.fitness_shaping)
+            dtype = torch.float32 if self.hparams.es_update == "in_place" else torch.float64  # upstream: float32
+            weights, missing = shape_fitness(fitness, self.hparams.fitness_shaping, dtype)
         except ValueError as err:
             raise ConfigError(f"step {step}: reward {self.reward_name!r} is NaN for every member ({err}); "
                               f"check the reward function (reward:); a reward that needs right and wrong answers "
@@ -311,6 +324,25 @@ class ESMAModule(DualPromptModule):
             log.warning("step %d: %d of %d members have a NaN reward; they get weight 0", step, missing,
                         len(fitness))
         return weights, missing
+
+    def step_in_place(self, members: list[Member], weights: Tensor) -> tuple[float, float]:
+        """``es_update: in_place``: add the members' terms to the weights with the SGD lr as α; the optimizer steps
+        with no gradient (its step count, and the schedule, advance). Returns (‖Δθ‖/α, ‖Δθ‖₂)."""
+        optimizer = self.optimizers()
+        groups = optimizer.optimizer.param_groups
+        if type(optimizer.optimizer) not in (torch.optim.SGD, ESMASGD) or len({g["lr"] for g in groups}) != 1 \
+                or any(g["momentum"] or g["weight_decay"] or g["maximize"] for g in groups):
+            raise ConfigError("ESMAModule: es_update: in_place adds α/N Σ zᵢ εᵢ to the weights itself, so the optimizer "
+                              "must be plain SGD (no momentum or weight decay; its lr is α): use "
+                              "metalight.methods.optim.ESMASGD or torch.optim.SGD, or es_update: float32_sum")
+        lr = groups[0]["lr"]
+        update_norm = add_update_in_place(self.scheme, members, weights, lr)
+        optimizer.zero_grad(set_to_none=True)
+        optimizer.step()  # no parameter has a gradient: only the step count moves
+        scheduler = self.lr_schedulers()
+        if scheduler is not None:
+            scheduler.step()
+        return update_norm / lr, update_norm
 
     def step_optimizer(self, grad_norm: float) -> float:
         """Step the optimizer on the written gradient; returns ‖Δθ‖₂ over the perturbed parameters."""

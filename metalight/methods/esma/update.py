@@ -1,8 +1,10 @@
 """The ES step's arithmetic: member seeds, fitness shaping, and the gradient written into ``p.grad``.
 
 Paper update (ESMA / "ES at scale"): θ ← θ + α/N · Σᵢ zᵢ εᵢ with z the z-scored fitness. Here the
-gradient g = −(1/N) Σᵢ zᵢ sᵢ εᵢ (sᵢ = ±1, the antithetic sign) goes into ``p.grad`` and a torch
-optimizer steps it: SGD with lr = α reproduces the paper exactly; Adam and friends work unchanged.
+gradient g = −(1/N) Σᵢ zᵢ sᵢ εᵢ (sᵢ = ±1, the antithetic sign) is summed in float32, goes into ``p.grad``
+and a torch optimizer steps it: SGD with lr = α gives the paper's update; Adam and friends work unchanged.
+:func:`add_update_in_place` is upstream's arithmetic instead (``es_update: in_place``): each member's term is
+rounded to the parameter dtype and added to the weights one member at a time.
 """
 
 from __future__ import annotations
@@ -18,11 +20,12 @@ import torch
 from torch import Tensor
 
 from metalight.errors import ConfigError
-from metalight.methods.esma.noise import NoiseScheme
+from metalight.methods.esma.noise import NoiseScheme, Scratch
 
 log = logging.getLogger(__name__)
 
 Shaping = Literal["zscore", "rank"]
+UpdateMode = Literal["float32_sum", "in_place"]
 STD_EPS = 1e-8
 
 
@@ -52,14 +55,15 @@ def shard(items: Sequence, rank: int, world_size: int) -> list:
     return list(items[rank::world_size])
 
 
-def shape_fitness(fitness: Tensor, shaping: Shaping = "zscore") -> tuple[Tensor, int]:
+def shape_fitness(fitness: Tensor, shaping: Shaping = "zscore",
+                  dtype: torch.dtype = torch.float64) -> tuple[Tensor, int]:
     """Weights for the update from member fitnesses, and how many were NaN (those get weight 0).
 
     ``zscore`` (upstream): (R − mean R) / (std R + 1e-8), std unbiased (N − 1), over the finite members.
     ``rank``: centred ranks in [−0.5, 0.5] (ties share their mean rank), robust to outliers.
-    Raises ``ValueError`` when every fitness is NaN.
+    Computed in ``dtype`` (upstream: float32). Raises ``ValueError`` when every fitness is NaN.
     """
-    fitness = fitness.double()
+    fitness = fitness.to(dtype)
     finite = torch.isfinite(fitness)
     missing = int((~finite).sum())
     if not finite.any():
@@ -102,4 +106,29 @@ def write_es_gradient(scheme: NoiseScheme, members: Sequence[Member], weights: T
         param = scheme.selected[index].param
         norm_sq += torch.linalg.vector_norm(total).item() ** 2
         param.grad = total.to(param.dtype)
+    return math.sqrt(norm_sq)
+
+
+@torch.no_grad()
+def add_update_in_place(scheme: NoiseScheme, members: Sequence[Member], weights: Tensor, lr: float) -> float:
+    """Upstream ESMA's update (``esma/evolution.py::apply_evolution``): θ += (wᵢ sᵢ · lr / N) εᵢ for each
+    member in order, every term computed and added in the parameter dtype, in place; the scale is a float32
+    tensor on the parameter's device, as upstream's z-scores are. In bfloat16 each addition rounds (on a tiny
+    model the result differs from the float32 sum by up to half the update's size): use it to reproduce
+    upstream's weights bit for bit. Returns ‖Δθ‖₂ over the perturbed parameters."""
+    n = len(members)
+    scales = weights.float() * torch.tensor([float(m.sign) for m in members], dtype=torch.float32,
+                                            device=weights.device)
+    active = [i for i, w in enumerate(scales.tolist()) if w != 0.0]
+    if not active:
+        return 0.0
+    streams = [scheme.iter_noise(members[i].seed, Scratch()) for i in active]
+    norm_sq = 0.0
+    for items in zip(*streams):  # tensor by tensor, the members in order: each weight sees upstream's adds
+        param = scheme.selected[items[0][0]].param
+        before = param.detach().clone()
+        member_scales = scales.to(param.device)
+        for (_, eps), i in zip(items, active):
+            param.data.add_(eps.mul_(member_scales[i] * lr / n))
+        norm_sq += (param.detach().double() - before.double()).square().sum().item()
     return math.sqrt(norm_sq)

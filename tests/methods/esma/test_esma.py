@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch import Trainer
 
 from metalight.errors import ConfigError
 from metalight.evaluation.dual_prompt import evaluate_records
@@ -50,15 +51,27 @@ def hand_step(esma, questions_path, alpha):
     return expected
 
 
-@pytest.mark.parametrize("noise", ["esma", "lowrank"])
-def test_one_step_equals_hand_computation_on_three_members(tiny_model_dir, questions, tmp_path, noise):
+@pytest.mark.parametrize(("noise", "es_update"), [("esma", "float32_sum"), ("lowrank", "float32_sum"),
+                                               ("esma", "in_place")])
+def test_one_step_equals_hand_computation_on_three_members(tiny_model_dir, questions, tmp_path, noise, es_update):
     alpha = 0.05
-    overrides = dict(population_size=3, noise=noise, rank=2)
+    overrides = dict(population_size=3, noise=noise, rank=2, es_update=es_update)
     expected = hand_step(module(tiny_model_dir, **overrides), questions, alpha)
     engine = PopulationEngine("batched" if noise == "lowrank" else "sequential", restore="copy")
-    trained = weights(fit(module(tiny_model_dir, **overrides, engine=engine), questions, 1, tmp_path, lr=alpha))
+    esma = fit(module(tiny_model_dir, **overrides, engine=engine), questions, 1, tmp_path, lr=alpha)
+    assert esma.global_step == 1  # in place, the optimizer still counts the step
+    trained = weights(esma)
     for name, value in expected.items():
         torch.testing.assert_close(trained[name].double(), value, atol=2e-6, rtol=1e-5)
+
+
+def test_in_place_update_needs_plain_sgd(tiny_model_dir, questions, tmp_path):
+    esma = module(tiny_model_dir, population_size=2, es_update="in_place")
+    esma.optimizer_factory = lambda params: torch.optim.SGD(params, lr=1e-3, momentum=0.9)
+    trainer = Trainer(max_steps=1, accelerator="cpu", logger=False, enable_progress_bar=False, limit_val_batches=0,
+                      enable_checkpointing=False, enable_model_summary=False, default_root_dir=str(tmp_path))
+    with pytest.raises(ConfigError, match="es_update: in_place .* plain SGD"):
+        trainer.fit(esma, datamodule=datamodule(questions))
 
 
 def test_alpha_zero_leaves_weights_bitwise_unchanged_with_copy_restore(tiny_model_dir, questions, tmp_path):

@@ -6,8 +6,10 @@ import torch
 from metalight.errors import ConfigError
 from metalight.methods.esma.noise import make_scheme
 from metalight.methods.esma.selection import select_parameters
+from tests.conftest import build_tiny_llama
 from metalight.methods.esma.update import (
     Member,
+    add_update_in_place,
     member_seeds,
     shape_fitness,
     shard,
@@ -65,3 +67,42 @@ def test_gradient_is_minus_the_weighted_mean_noise(fresh):
         torch.testing.assert_close(item.param.grad.double(), expected[i], atol=1e-6, rtol=1e-6)
     assert norm == pytest.approx(sum(e.square().sum().item() for e in expected.values()) ** 0.5, rel=1e-5)
     assert all(p.grad is None for n, p in model.named_parameters() if ".mlp." not in n)
+
+
+def upstream_apply_evolution(model, seeds, absolute_scale, relative_scales, reverse=False):
+    """cosmoquester/ESMA esma/evolution.py::apply_evolution at 4006f3c, verbatim apart from the seeds' types."""
+    gen = torch.Generator(device=model.device)
+    for idx, seed in enumerate(seeds):
+        gen.manual_seed(int(seed))
+        for param in model.parameters():
+            update = torch.randn(param.shape, generator=gen, device=param.device, dtype=param.dtype)
+            update.mul_(relative_scales[idx] * absolute_scale / len(seeds))
+            if reverse:
+                param.data.sub_(update)
+            else:
+                param.data.add_(update)
+
+
+def test_in_place_update_reproduces_upstreams_bfloat16_weights_bit_for_bit(tiny):
+    _, tokenizer = tiny
+    upstream, ours, summed = (build_tiny_llama(len(tokenizer)).to(torch.bfloat16) for _ in range(3))
+    seeds = [17, 4242, 999_983, 3]
+    rewards = torch.tensor([1.25, 0.5, 2.0, 0.75], dtype=torch.float32)  # upstream: float32 rewards
+    z = (rewards - rewards.mean()) / (rewards.std() + 1e-8)
+    upstream_apply_evolution(upstream, seeds, 5e-4, z)
+
+    members = [Member(s) for s in seeds]
+    weights, _ = shape_fitness(rewards, "zscore", torch.float32)
+    assert torch.equal(weights, z)
+    norm = add_update_in_place(make_scheme("esma", select_parameters(ours, "all")), members, weights, 5e-4)
+    for (name, a), b in zip(upstream.named_parameters(), ours.parameters()):
+        assert torch.equal(a, b), name
+    moved = sum((b.double() - c.double()).square().sum() for b, c in
+                zip(ours.parameters(), build_tiny_llama(len(tokenizer)).to(torch.bfloat16).parameters()))
+    assert norm == pytest.approx(moved.sqrt().item())
+
+    # the default float32 sum, stepped once by SGD(lr = α), rounds once instead of once per member
+    scheme = make_scheme("esma", select_parameters(summed, "all"))
+    write_es_gradient(scheme, members, shape_fitness(rewards)[0])
+    torch.optim.SGD(summed.parameters(), lr=5e-4).step()
+    assert any(not torch.equal(a, b) for a, b in zip(upstream.parameters(), summed.parameters()))
