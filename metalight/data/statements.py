@@ -5,23 +5,33 @@ helpful assistant.", a user prompt ("Say something." for most sets), and the sta
 response, with a binary dataset label. ``StatementDataModule`` is the sibling of the QA base: the same
 reading, file:line validation, seeded group split and ``max_samples`` caps, plus upstream's class balancing
 (keep as many rows of each label, interleave 0, 1, 0, 1, ...) and its ``n_sample`` cap before the split.
+
+``selection: upstream`` picks exactly upstream's items: its random calls after ``seed_everything(42)``
+(``random.shuffle``, or for the true/false csvs pandas' ``sample(frac=1)``, i.e. numpy's
+``RandomState(42).permutation``) in its order, then its split: the first 60% train, the rest held out (here
+divided in order into val, then test, so val + test is upstream's test set in its order).
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from metalight.data.datamodule import QADataModule
 from metalight.data.readers import Row
-from metalight.errors import DataError
+from metalight.errors import ConfigError, DataError
 
 SAY_SOMETHING = "Say something."
 """Upstream's user prompt for commonsense, true_false and emotion (``data/load.py``)."""
 RESPOND_TO_USER = "Respond to the user."
 """Upstream's user prompt for the sycophancy-agreement sentences."""
+UPSTREAM_SEED = 42
+"""Upstream's ``load_dataset`` calls ``seed_everything(42)`` before every data set's shuffle."""
+UPSTREAM_TRAIN_RATIO = 0.6
+"""Upstream's ``load_dataset`` passes ``train_ratio=0.6`` for every data set."""
+Selection = Literal["metalight", "upstream"]
 
 
 @dataclass(frozen=True)
@@ -84,22 +94,32 @@ class StatementDataModule(QADataModule):
         stratify: keep label proportions in every split (default: yes).
         eval_split: ``held_out`` by default, also for a single file under ``validate`` / ``test``: a probe's
             axes are fitted on the train split, so evaluation needs the split, not the whole file.
+        selection: ``metalight`` (shuffle with ``seed``, seeded split by ``val_fraction`` / ``test_fraction``,
+            label-stratified, pairs kept together) or ``upstream`` (upstream's items and split, see the module
+            docstring; ``seed``, ``stratify`` and the groups are then not used).
         (other args: see ``QADataModule``)
     """
 
     default_shuffle = False
     default_balance = False
+    upstream_name: str | None = None
+    """The ``load_dataset`` key of this set upstream (``None``: upstream has no such set)."""
 
     def __init__(self, *args, user_prompt: str | None = None, shuffle_before: bool | None = None,
                  balance: bool | None = None, n_sample: int | None = None, val_fraction: float = 0.2,
                  test_fraction: float = 0.2, stratify: bool | str = True,
-                 eval_split: Literal["auto", "whole", "held_out"] = "held_out", **kwargs):
+                 eval_split: Literal["auto", "whole", "held_out"] = "held_out", selection: Selection = "metalight",
+                 **kwargs):
         super().__init__(*args, val_fraction=val_fraction, test_fraction=test_fraction, stratify=stratify,
                          eval_split=eval_split, **kwargs)
         self.user_prompt = user_prompt
         self.shuffle_before = self.default_shuffle if shuffle_before is None else shuffle_before
         self.balance = self.default_balance if balance is None else balance
         self.n_sample = n_sample
+        self.selection = selection
+        if selection == "upstream" and self.upstream_name is None:
+            raise ConfigError(f"{type(self).__name__}: selection: upstream reproduces upstream neurofeedback's "
+                              f"data/load.py, which has no such data set; use selection: metalight")
 
     def parse_rows(self, rows: Iterable[Row]) -> list[StatementRecord]:
         """Parse and validate, then shuffle / balance / cap as upstream does before its split."""
@@ -107,10 +127,33 @@ class StatementDataModule(QADataModule):
         if self.user_prompt is not None:
             records = [StatementRecord(r.id, self.user_prompt, r.response, r.label, r.meta) for r in records]
         if self.shuffle_before:
-            random.Random(self.seed).shuffle(records)
+            if self.selection == "upstream":
+                records = self.upstream_shuffle(records)
+            else:
+                random.Random(self.seed).shuffle(records)
         if self.balance:
             records = interleave_balanced(records)
         return records[: self.n_sample] if self.n_sample is not None else records
+
+    def upstream_shuffle(self, records: Sequence[StatementRecord]) -> list[StatementRecord]:
+        """Upstream's shuffle: ``random.seed(42)`` then ``random.shuffle`` (sycophancy, emotion)."""
+        out = list(records)
+        random.Random(UPSTREAM_SEED).shuffle(out)
+        return out
+
+    def upstream_train_count(self, n: int) -> int:
+        """Rows upstream trains on: ``int(base * 0.6)`` with base = ``n_sample`` (else the rows), at most ``n``."""
+        return min(int((self.n_sample or n) * UPSTREAM_TRAIN_RATIO), n)
+
+    def partition(self, records: list[StatementRecord]) -> dict[str, list[StatementRecord]]:
+        """``metalight``: the seeded split; ``upstream``: the first rows train, the rest val then test, in order."""
+        if self.selection != "upstream":
+            return super().partition(records)
+        train = self.upstream_train_count(len(records))
+        held = records[train:]
+        shares = self.val_fraction + self.test_fraction
+        n_val = round(len(held) * self.val_fraction / shares) if shares else 0
+        return {"train": records[:train], "val": held[:n_val], "test": held[n_val:]}
 
     def statement(self, row: dict[str, Any], where: str, response_key: str, label_key: str, index: str,
                   user_prompt: str, **meta: Any) -> StatementRecord:

