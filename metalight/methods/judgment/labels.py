@@ -11,7 +11,6 @@ Thresholds on the share of correct answers (``LabelSettings``):
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -22,7 +21,6 @@ LabelMode = Literal["binary", "uncertainty"]
 CLASSES: dict[str, tuple[str, ...]] = {"binary": ("can", "cannot"),
                                        "uncertainty": ("can", "uncertain", "cannot")}
 _WORD_TO_ABILITY = {"yes": "can", "uncertain": "uncertain", "no": "cannot"}
-_BOXED = re.compile(r"boxed\{\s*(yes|uncertain|no)\s*\}")
 
 
 @dataclass(frozen=True)
@@ -66,19 +64,18 @@ def classify_ability(fraction_correct: float, settings: LabelSettings | None = N
 
 
 def parse_judgment(text: str, label_mode: LabelMode = "binary") -> tuple[Ability, bool]:
-    """``(ability, parsed)`` of a judgment reply: the first ``\\boxed{yes|uncertain|no}``, else a bare word
-    as the whole reply; anything else is ``cannot`` with ``parsed=False`` (upstream's default).
-
-    Upstream checks yes, then uncertain, then no anywhere in the reply; a reply holding several boxes is
-    read by its first box here. ``uncertain`` counts only in uncertainty mode.
+    """``(ability, parsed)`` of a judgment reply, read as upstream's ``parse_judgment_binary`` /
+    ``parse_judgment_uncertainty`` (``scripts/inference_ddp.py``): lower-cased, ``boxed{yes}`` anywhere, then
+    (uncertainty mode) ``boxed{uncertain}``, then ``boxed{no}``; else the reply stripped is the bare word;
+    anything else is ``cannot`` with ``parsed=False``. The box must hold the word exactly: ``\\boxed{ yes }``
+    is not read (``cannot``, unparsed), and a reply with several boxes is read by that order, not by position.
     """
     lowered = text.lower()
-    allowed = CLASSES[label_mode]
-    for match in _BOXED.finditer(lowered):
-        ability = _WORD_TO_ABILITY[match.group(1)]
-        if ability in allowed:
-            return ability, True
-    bare = _WORD_TO_ABILITY.get(lowered.strip())
-    if bare in allowed:
-        return bare, True
+    words = [w for w, ability in _WORD_TO_ABILITY.items() if ability in CLASSES[label_mode]]
+    for word in words:
+        if f"boxed{{{word}}}" in lowered:
+            return _WORD_TO_ABILITY[word], True
+    bare = lowered.strip()
+    if bare in words:
+        return _WORD_TO_ABILITY[bare], True
     return "cannot", False

@@ -30,7 +30,10 @@ def test_bad_thresholds_are_a_config_error():
 @pytest.mark.parametrize("text, mode, expected", [
     ("\\boxed{yes}", "binary", ("can", True)),
     ("I lack the necessary knowledge. \\boxed{no}", "binary", ("cannot", True)),
-    ("BOXED{ Yes }", "binary", ("can", True)),
+    ("BOXED{Yes}", "binary", ("can", True)),
+    ("\\boxed{ yes }", "binary", ("cannot", False)),  # upstream reads only the exact "boxed{yes}"
+    ("\\boxed{no} on reflection \\boxed{yes}", "binary", ("can", True)),  # upstream checks yes first
+    ("\\boxed{uncertain} or \\boxed{no}", "uncertainty", ("uncertain", True)),
     ("yes", "binary", ("can", True)),
     ("\\boxed{uncertain}", "uncertainty", ("uncertain", True)),
     ("\\boxed{uncertain}", "binary", ("cannot", False)),
