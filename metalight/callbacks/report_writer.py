@@ -59,7 +59,8 @@ def rows_line(report: dict[str, Any]) -> str:
               ("api_failed", "API-failed"), ("suspect_matches", "suspect matches")]
     parts += [f"{int(report[key] or 0)} {label}" for key, label in counts if key in report]
     if report.get("evaluated_rows", 0) < report.get("split_rows", 0):
-        parts.append(f"capped at max_samples from {report['split_rows']}")
+        first = " (its first rows)" if report.get("max_samples_from") == "start" else ""
+        parts.append(f"capped at max_samples from {report['split_rows']}{first}")
     return "; ".join(parts)
 
 

@@ -93,7 +93,7 @@ class QADataModule(LightningDataModule, ABC):
             split name, which is then split by ``val_fraction`` / ``test_fraction`` like a single file.
         val_fraction: share of questions (or question groups) held out for validation, single-file sources.
         test_fraction: share held out for test, single-file sources.
-        max_samples: cap per split (an int for all, or a mapping split -> int), taken after a seeded shuffle.
+        max_samples: cap per split (an int for all, or a mapping split -> int).
         seed: seed of the split and of the shuffles.
         batch_size: questions per training batch per device.
         eval_batch_size: questions per validation/test batch per device (default: ``batch_size``).
@@ -106,6 +106,9 @@ class QADataModule(LightningDataModule, ABC):
             packaged or hub data) the held-out slice;
             ``whole``: always every row; ``held_out``: always the ``val_fraction`` / ``test_fraction`` slice
             (e.g. to measure a checkpoint on the rows its training run held out).
+        max_samples_from: which rows a cap keeps: ``shuffle`` (default: a seeded draw, label-stratified with
+            ``stratify``, kept in file order) or ``start`` (the split's first rows, as Know-thyself's loaders
+            take the first N rows of a split).
     """
 
     hub_splits_default: dict[str, str] | str = {"train": "train", "val": "validation", "test": "test"}
@@ -115,7 +118,8 @@ class QADataModule(LightningDataModule, ABC):
                  val_fraction: float = 0.1, test_fraction: float = 0.1,
                  max_samples: int | dict[str, int] | None = None, seed: int = 0, batch_size: int = 32,
                  eval_batch_size: int | None = None, strict: bool = True, num_workers: int = 0,
-                 stratify: bool | str = False, eval_split: Literal["auto", "whole", "held_out"] = "auto"):
+                 stratify: bool | str = False, eval_split: Literal["auto", "whole", "held_out"] = "auto",
+                 max_samples_from: Literal["shuffle", "start"] = "shuffle"):
         super().__init__()
         self.save_hyperparameters()
         self.path, self.hub_name, self.hub_config = path, hub_name, hub_config
@@ -125,6 +129,7 @@ class QADataModule(LightningDataModule, ABC):
             self.hub_splits = {**self.hub_splits_default, **(hub_splits or {})}
         self.val_fraction, self.test_fraction = val_fraction, test_fraction
         self.max_samples, self.seed, self.strict, self.num_workers = max_samples, seed, strict, num_workers
+        self.max_samples_from = max_samples_from
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size or batch_size
         self.stratify, self.eval_split = stratify, eval_split
         self.splits: dict[str, list[Any]] | None = None
@@ -268,14 +273,17 @@ class QADataModule(LightningDataModule, ABC):
 
     def split_summary(self, split: str) -> dict[str, Any]:
         """Which rows ``split`` holds and why: the split rule, rows read, skipped as malformed (``strict:
-        false``), left out on purpose, in the split before and after ``max_samples``."""
+        false``), left out on purpose, in the split before and after ``max_samples`` (and which rows a cap
+        keeps, ``max_samples_from``)."""
         self.setup()
         return {"split_rule": self.split_rule, "rows_read": self.rows_read, "skipped_rows": len(self.skipped),
                 "dropped_rows": self.dropped, "split_rows": self.uncapped.get(split, 0),
-                "evaluated_rows": len(self.splits[split])}
+                "evaluated_rows": len(self.splits[split]), "max_samples_from": self.max_samples_from}
 
     def _cap(self, split: str, records: list[Any], label_fn=None) -> list[Any]:
         limit = self.max_samples.get(split) if isinstance(self.max_samples, dict) else self.max_samples
+        if self.max_samples_from == "start":
+            return records if limit is None else records[:limit]
         return cap_records(records, limit, self.seed, split, label_fn)
 
     def setup(self, stage: str | None = None) -> None:

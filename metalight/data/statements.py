@@ -155,6 +155,11 @@ class StatementDataModule(QADataModule):
         n_val = round(len(held) * self.val_fraction / shares) if shares else 0
         return {"train": records[:train], "val": held[:n_val], "test": held[n_val:]}
 
+    def describe_name(self) -> str:
+        """The QA base's name, plus ``[selection: upstream]`` when upstream's items are used (reports record it)."""
+        name = super().describe_name()
+        return f"{name} [selection: upstream]" if self.selection == "upstream" else name
+
     def statement(self, row: dict[str, Any], where: str, response_key: str, label_key: str, index: str,
                   user_prompt: str, **meta: Any) -> StatementRecord:
         """A validated record from a flat native row (``response_key`` text, ``label_key`` 0/1)."""

@@ -77,6 +77,19 @@ def test_max_samples_caps_each_split(tmp_path):
     assert len(module.records("val")) == 3 and len(module.records("train")) == 70
 
 
+def test_max_samples_from_start_keeps_the_first_rows_as_know_thyself(tmp_path):
+    """Know-thyself loads the first N rows of a split; the default cap is a seeded draw."""
+    files = {split: str(write_jsonl(tmp_path / f"{split}.jsonl", [trivia_row(i) for i in range(30)]))
+             for split in ("train", "val")}
+    first = TriviaQADataModule(path=files, max_samples={"train": 20, "val": 10}, max_samples_from="start")
+    assert [r.id for r in first.records("val")] == [f"q{i}" for i in range(10)]
+    assert [r.id for r in first.records("train")] == [f"q{i}" for i in range(20)]
+    assert first.split_summary("val")["max_samples_from"] == "start"
+    drawn = TriviaQADataModule(path=files, max_samples={"val": 10})
+    assert [r.id for r in drawn.records("val")] != [f"q{i}" for i in range(10)]
+    assert drawn.split_summary("val")["max_samples_from"] == "shuffle"
+
+
 def test_split_keeps_groups_together():
     records = [QARecord(str(i), "q", ["a"], meta={"group": i // 4}) for i in range(40)]
     splits = split_records(records, 0.2, 0.2, seed=1, group_of=lambda r: r.meta["group"])

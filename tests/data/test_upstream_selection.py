@@ -83,6 +83,8 @@ def test_true_false_upstream_selection_equals_upstreams_loader(true_false_dir):
     expected = upstream_true_false(true_false_dir, n_sample=120)
     ours = responses(TrueFalseDataModule(path=str(true_false_dir), n_sample=120, selection="upstream"))
     assert ours == expected and len(ours[0]) == 72
+    assert TrueFalseDataModule(path=str(true_false_dir), selection="upstream").describe_name().endswith(
+        "[selection: upstream]")  # reports name the selection
     default = responses(TrueFalseDataModule(path=str(true_false_dir), n_sample=120, seed=42))
     assert set(default[0]) != set(expected[0])  # metalight's own seeded selection differs (and is stated)
 
