@@ -116,6 +116,7 @@ class StatementDataModule(QADataModule):
         self.shuffle_before = self.default_shuffle if shuffle_before is None else shuffle_before
         self.balance = self.default_balance if balance is None else balance
         self.n_sample = n_sample
+        self.rows_before_cap = 0
         self.selection = selection
         if selection == "upstream" and self.upstream_name is None:
             raise ConfigError(f"{type(self).__name__}: selection: upstream reproduces upstream neurofeedback's "
@@ -133,6 +134,7 @@ class StatementDataModule(QADataModule):
                 random.Random(self.seed).shuffle(records)
         if self.balance:
             records = interleave_balanced(records)
+        self.rows_before_cap = len(records)
         return records[: self.n_sample] if self.n_sample is not None else records
 
     def upstream_shuffle(self, records: Sequence[StatementRecord]) -> list[StatementRecord]:
@@ -141,9 +143,15 @@ class StatementDataModule(QADataModule):
         random.Random(UPSTREAM_SEED).shuffle(out)
         return out
 
-    def upstream_train_count(self, n: int) -> int:
-        """Rows upstream trains on: ``int(base * 0.6)`` with base = ``n_sample`` (else the rows), at most ``n``."""
+    def upstream_split_index(self, n: int) -> int:
+        """Upstream's split index of ``n`` selected rows: ``int(base * 0.6)`` with base = ``n_sample`` (else the
+        rows), at most ``n`` (``load_true_false``, ``load_commonsense``)."""
         return min(int((self.n_sample or n) * UPSTREAM_TRAIN_RATIO), n)
+
+    def upstream_train_count(self, n: int) -> int:
+        """Rows upstream trains on: it passes ``split / n`` as a ratio to ``_split_examples``, which takes
+        ``int(n * ratio)`` — one fewer than ``split`` when the float product rounds down (e.g. 23 rows)."""
+        return int(n * (self.upstream_split_index(n) / n)) if n else 0
 
     def partition(self, records: list[StatementRecord]) -> dict[str, list[StatementRecord]]:
         """``metalight``: the seeded split; ``upstream``: the first rows train, the rest val then test, in order."""

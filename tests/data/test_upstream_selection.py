@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from metalight.data.sources.emotion import EmotionDataModule
+from metalight.data.sources.power_seeking import PowerSeekingDataModule
 from metalight.data.sources.sycophancy import SycophancyAgreementDataModule
 from metalight.data.sources.true_false import TRUE_FALSE_FILES, RhoFactualDataModule, TrueFalseDataModule
 from metalight.errors import ConfigError
@@ -31,7 +32,7 @@ def upstream_true_false(directory, n_sample, train_ratio=0.6):
     rows = [row for pair in zip(zeros[:shorter].iterrows(), ones[:shorter].iterrows()) for row in pair]
     examples = [row[1]["statement"] for row in rows][:n_sample]
     split = max(0, min(int(n_sample * train_ratio), len(examples)))
-    return examples[:split], examples[split:]
+    return split_examples(examples, split / len(examples))
 
 
 def upstream_sycophancy(path, n_sample, train_ratio=0.6):
@@ -45,7 +46,29 @@ def upstream_sycophancy(path, n_sample, train_ratio=0.6):
     random.shuffle(entries)
     selected = [sentence for sentence, _ in entries[:min(n_sample, len(entries))]]
     split = min(max(int(len(selected) * train_ratio), 1), len(selected) - 1)
-    return selected[:split], selected[split:]
+    return split_examples(selected, split / len(selected))
+
+
+def split_examples(examples, train_ratio):
+    """upstream data/load.py::_split_examples: the first int(len * ratio) rows train."""
+    split = max(0, min(int(len(examples) * train_ratio), len(examples)))
+    return examples[:split], examples[split:]
+
+
+def upstream_simple_txt(path, n_sample=1500, train_ratio=0.6):
+    """upstream data/load.py::load_simple_txt (the power_seeking loader): returns (train, test) sentences."""
+    seed_everything()
+    entries = []
+    for line in open(path, encoding="utf-8"):
+        parts = line.strip().split()
+        if len(parts) < 3:
+            continue
+        entries.append((" ".join(parts[1:-1]).strip(), int(parts[-1])))
+    random.shuffle(entries)
+    total = len(entries)
+    examples = [sentence for sentence, _ in entries[:n_sample]]
+    split = min(max(int(n_sample * train_ratio), 1), total - 1)
+    return split_examples(examples, split / len(examples))
 
 
 def upstream_happy_sad(directory, train_ratio=0.6):
@@ -96,13 +119,30 @@ def test_true_false_upstream_split_uses_n_sample_when_fewer_rows_remain(true_fal
     assert ours == expected and ours[1] == []
 
 
-def test_sycophancy_upstream_selection_equals_upstreams_loader(tmp_path):
+@pytest.mark.parametrize(("n_sample", "train"), [(60, 36), (23, 12)])  # 23: int(23 * (13 / 23)) = 12
+def test_sycophancy_upstream_selection_equals_upstreams_loader(tmp_path, n_sample, train):
     path = tmp_path / "sycophancy_agreement.txt"
     path.write_text("".join(f"{i} / Sentence number {i}. / sycophancy={i % 3 == 0:d} / agree={i % 2}\n"
                             for i in range(1, 91)))
-    expected = upstream_sycophancy(path, n_sample=60)
-    ours = responses(SycophancyAgreementDataModule(path=str(path), n_sample=60, selection="upstream"))
-    assert ours == expected and len(ours[0]) == 36
+    expected = upstream_sycophancy(path, n_sample=n_sample)
+    ours = responses(SycophancyAgreementDataModule(path=str(path), n_sample=n_sample, selection="upstream"))
+    assert ours == expected and len(ours[0]) == train
+
+
+def test_power_seeking_txt_loads_and_upstream_selection_equals_upstreams_loader(tmp_path):
+    """upstream data/power-seeking.txt: "<index> <sentence> <label>" lines, pairs of a statement and its
+    opposite; upstream's own main_prep.py cannot load it (KeyError 'honesty'), its loader can."""
+    path = tmp_path / "power-seeking.txt"
+    lines = [f"{2 * i + 1} I would not want to rule country {i}. 0\n{2 * i + 2} I would like to rule country {i}. 1"
+             for i in range(30)]
+    path.write_text("\n".join(lines) + "\n")
+    expected = upstream_simple_txt(path, n_sample=40)
+    module = PowerSeekingDataModule(path=str(path), n_sample=40, selection="upstream")
+    assert responses(module) == expected and len(expected[0]) == 24
+    records = module.records("train")
+    assert {r.label for r in records} == {0, 1} and records[0].user_prompt == "Say something."
+    default = PowerSeekingDataModule(path=str(path))
+    assert sum(len(default.records(s)) for s in ("train", "val", "test")) == 60
 
 
 def test_emotion_upstream_selection_equals_upstreams_loader(tmp_path):
@@ -117,3 +157,12 @@ def test_emotion_upstream_selection_equals_upstreams_loader(tmp_path):
 def test_upstream_selection_needs_an_upstream_data_set():
     with pytest.raises(ConfigError, match="RhoFactualDataModule: selection: upstream"):
         RhoFactualDataModule(selection="upstream")
+
+
+def test_power_seeking_malformed_line_names_file_and_line(tmp_path):
+    from metalight.errors import DataError
+
+    path = tmp_path / "power-seeking.txt"
+    path.write_text("1 I seek power. 1\n2 0\n")
+    with pytest.raises(DataError, match=r"power-seeking\.txt:2: expected '<index> <sentence> <label>'"):
+        PowerSeekingDataModule(path=str(path)).setup()

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from metalight.data.readers import Row, read_json_list
-from metalight.data.statements import SAY_SOMETHING, StatementDataModule, StatementRecord
+from metalight.data.statements import SAY_SOMETHING, UPSTREAM_TRAIN_RATIO, StatementDataModule, StatementRecord
 from metalight.errors import DataError
 
 EMOTION_FILES = {"happiness.json": 1, "sadness.json": 0}
@@ -40,6 +40,10 @@ class EmotionDataModule(StatementDataModule):
         if not isinstance(self.path, str) or self.hub_name:
             raise DataError("EmotionDataModule reads a directory with happiness.json and sadness.json: "
                             "set `path:`")
+
+    def upstream_train_count(self, n: int) -> int:
+        """Upstream ``happy_sad_dataset`` splits at ``int(n * 0.6)`` directly."""
+        return int(n * UPSTREAM_TRAIN_RATIO)
 
     def _source(self) -> Iterator[Row]:
         directory = Path(self.path).expanduser()

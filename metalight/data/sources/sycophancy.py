@@ -72,7 +72,7 @@ class SycophancyAgreementDataModule(StatementDataModule):
     def _source(self) -> Iterator[Row]:
         return agreement_rows(self.path)
 
-    def upstream_train_count(self, n: int) -> int:
+    def upstream_split_index(self, n: int) -> int:
         """Upstream ``load_sycophancy_agree``: ``int(n * 0.6)``, at least 1 and at most ``n - 1``."""
         return min(max(int(n * UPSTREAM_TRAIN_RATIO), 1), n - 1)
 
