@@ -73,13 +73,13 @@ BOM = "\ufeff"
 
 @pytest.mark.parametrize(("name", "text"), [
     ("rows.csv", 'statement,label\r\n"Sukhumi is in Abkhazia, Georgia.",1\r\nplain,0\r\n'),
-    ("rows.jsonl", '{"statement": "Sukhumi is in Abkhazia, Georgia.", "label": 1}\r\n\r\n'
-                   '{"statement": "plain", "label": 0}\r\n'),
-    ("rows.json", '[\r\n {"statement": "Sukhumi is in Abkhazia, Georgia.", "label": 1},\r\n'
-                  ' {"statement": "plain", "label": 0}\r\n]\r\n'),
+    ("rows.jsonl", ('{"statement": "Sukhumi is in Abkhazia, Georgia.", "label": 1}\r\n\r\n'
+                    '{"statement": "plain", "label": 0}\r\n')),
+    ("rows.json", ('[\r\n {"statement": "Sukhumi is in Abkhazia, Georgia.", "label": 1},\r\n'
+                   ' {"statement": "plain", "label": 0}\r\n]\r\n')),
     ("rows.csv.gz", 'statement,label\r\n"Sukhumi is in Abkhazia, Georgia.",1\r\nplain,0\r\n'),
-    ("rows.jsonl.gz", '{"statement": "Sukhumi is in Abkhazia, Georgia.", "label": 1}\r\n'
-                      '{"statement": "plain", "label": 0}\r\n'),
+    ("rows.jsonl.gz", ('{"statement": "Sukhumi is in Abkhazia, Georgia.", "label": 1}\r\n'
+                       '{"statement": "plain", "label": 0}\r\n')),
 ])
 def test_byte_order_mark_and_crlf_read_like_plain_utf8(tmp_path, name, text):
     """Upstream neurofeedback's generated_true_false.csv starts with a BOM; Windows tools write CRLF."""

@@ -39,10 +39,11 @@ def upstream_sycophancy(path, n_sample, train_ratio=0.6):
     """upstream data/load.py::load_sycophancy_agree: returns (train, test) sentences."""
     seed_everything()
     entries = []
-    for line in open(path, encoding="utf-8"):
-        parts = [part.strip() for part in line.strip().split(" / ")]
-        label = next(part for part in parts if part.startswith("sycophancy="))
-        entries.append((parts[1], int(label.split("=", 1)[1])))
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            parts = [part.strip() for part in line.strip().split(" / ")]
+            label = next(part for part in parts if part.startswith("sycophancy="))
+            entries.append((parts[1], int(label.split("=", 1)[1])))
     random.shuffle(entries)
     selected = [sentence for sentence, _ in entries[:min(n_sample, len(entries))]]
     split = min(max(int(len(selected) * train_ratio), 1), len(selected) - 1)
@@ -59,11 +60,11 @@ def upstream_simple_txt(path, n_sample=1500, train_ratio=0.6):
     """upstream data/load.py::load_simple_txt (the power_seeking loader): returns (train, test) sentences."""
     seed_everything()
     entries = []
-    for line in open(path, encoding="utf-8"):
-        parts = line.strip().split()
-        if len(parts) < 3:
-            continue
-        entries.append((" ".join(parts[1:-1]).strip(), int(parts[-1])))
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            parts = line.strip().split()
+            if len(parts) >= 3:
+                entries.append((" ".join(parts[1:-1]).strip(), int(parts[-1])))
     random.shuffle(entries)
     total = len(entries)
     examples = [sentence for sentence, _ in entries[:n_sample]]

@@ -13,7 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from metalight.data.readers import Row, read_json_list
-from metalight.data.statements import SAY_SOMETHING, UPSTREAM_TRAIN_RATIO, StatementDataModule, StatementRecord
+from metalight.data.statements import (
+    SAY_SOMETHING,
+    UPSTREAM_TRAIN_RATIO,
+    StatementDataModule,
+    StatementRecord,
+)
 from metalight.errors import DataError
 
 EMOTION_FILES = {"happiness.json": 1, "sadness.json": 0}

@@ -17,7 +17,12 @@ from pathlib import Path
 from typing import Any
 
 from metalight.data.readers import Row, text_lines
-from metalight.data.statements import SAY_SOMETHING, UPSTREAM_TRAIN_RATIO, StatementDataModule, StatementRecord
+from metalight.data.statements import (
+    SAY_SOMETHING,
+    UPSTREAM_TRAIN_RATIO,
+    StatementDataModule,
+    StatementRecord,
+)
 from metalight.errors import DataError
 
 

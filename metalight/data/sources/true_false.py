@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from typing import Any
 
 from metalight.data.packaged import packaged_file
 from metalight.data.readers import Row, read_rows

@@ -29,7 +29,13 @@ from metalight.grading import is_correct
 from metalight.methods.grpo.module import GRPOModule
 from metalight.methods.grpo.rollout import Rollout
 from metalight.methods.metaconf.judge import ChatBackend
-from metalight.methods.metaconf.rewards import AccuracyMode, AccuracyOn, FormatRule, MetaConfScorer, ResponseFormat
+from metalight.methods.metaconf.rewards import (
+    AccuracyMode,
+    AccuracyOn,
+    FormatRule,
+    MetaConfScorer,
+    ResponseFormat,
+)
 from metalight.methods.metaconf.task_graders import TaskGrader
 from metalight.methods.metaconf.verbal import (
     BASELINES,
@@ -39,7 +45,12 @@ from metalight.methods.metaconf.verbal import (
     VerbalResult,
 )
 from metalight.methods.rewards import RewardFn
-from metalight.prompts import METACONF_BASELINE_VERSION, METACONF_PROMPT_VERSION, MetaConfPrompt, metaconf_prompt
+from metalight.prompts import (
+    METACONF_BASELINE_VERSION,
+    METACONF_PROMPT_VERSION,
+    MetaConfPrompt,
+    metaconf_prompt,
+)
 
 
 @dataclass

@@ -55,7 +55,7 @@ def hand_step(esma, questions_path, alpha):
                                                ("esma", "in_place")])
 def test_one_step_equals_hand_computation_on_three_members(tiny_model_dir, questions, tmp_path, noise, es_update):
     alpha = 0.05
-    overrides = dict(population_size=3, noise=noise, rank=2, es_update=es_update)
+    overrides = {"population_size": 3, "noise": noise, "rank": 2, "es_update": es_update}
     expected = hand_step(module(tiny_model_dir, **overrides), questions, alpha)
     engine = PopulationEngine("batched" if noise == "lowrank" else "sequential", restore="copy")
     esma = fit(module(tiny_model_dir, **overrides, engine=engine), questions, 1, tmp_path, lr=alpha)

@@ -6,7 +6,6 @@ import torch
 from metalight.errors import ConfigError
 from metalight.methods.esma.noise import make_scheme
 from metalight.methods.esma.selection import select_parameters
-from tests.conftest import build_tiny_llama
 from metalight.methods.esma.update import (
     Member,
     add_update_in_place,
@@ -15,6 +14,7 @@ from metalight.methods.esma.update import (
     shard,
     write_es_gradient,
 )
+from tests.conftest import build_tiny_llama
 
 
 def test_member_seeds_depend_on_run_seed_and_step_only():
