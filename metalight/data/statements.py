@@ -179,3 +179,21 @@ class StatementDataModule(QADataModule):
                                meta={"source": self.source_name, **meta}).validate(where)
 
     source_name = "statements"
+
+
+class TxtStatementDataModule(StatementDataModule):
+    """A statement set read from one of upstream's txt files (``path:``), shuffled, the first ``n_sample`` kept.
+
+    Args:
+        n_sample: statements kept after shuffling (upstream: 1500).
+        (other args: see ``StatementDataModule``)
+    """
+
+    default_shuffle = True
+    file_name = "txt file"
+    """Upstream's file, named in the error when ``path:`` is not one file."""
+
+    def __init__(self, *args, n_sample: int | None = 1500, **kwargs):
+        super().__init__(*args, n_sample=n_sample, **kwargs)
+        if not isinstance(self.path, str) or self.hub_name:
+            raise DataError(f"{type(self).__name__} reads upstream's {self.file_name}: set `path:`")

@@ -20,8 +20,8 @@ from metalight.data.readers import Row, text_lines
 from metalight.data.statements import (
     SAY_SOMETHING,
     UPSTREAM_TRAIN_RATIO,
-    StatementDataModule,
     StatementRecord,
+    TxtStatementDataModule,
 )
 from metalight.errors import DataError
 
@@ -39,22 +39,15 @@ def simple_txt_rows(path: str | Path) -> Iterator[Row]:
         yield f"{path}:{line_no}", {"index": parts[0], "sentence": " ".join(parts[1:-1]), "label": parts[-1]}
 
 
-class PowerSeekingDataModule(StatementDataModule):
+class PowerSeekingDataModule(TxtStatementDataModule):
     """Upstream's power-seeking statements (label 1 = power-seeking), user prompt "Say something."
 
-    Args:
-        n_sample: statements kept after shuffling (upstream: 1500).
-        (other args: see ``StatementDataModule``)
+    Args: see ``TxtStatementDataModule`` (``n_sample``: statements kept after shuffling, upstream 1500).
     """
 
-    default_shuffle = True
     source_name = "power_seeking"
     upstream_name = "power_seeking"
-
-    def __init__(self, *args, n_sample: int | None = 1500, **kwargs):
-        super().__init__(*args, n_sample=n_sample, **kwargs)
-        if not isinstance(self.path, str) or self.hub_name:
-            raise DataError("PowerSeekingDataModule reads upstream's power-seeking.txt: set `path:`")
+    file_name = "power-seeking.txt"
 
     def _source(self) -> Iterator[Row]:
         return simple_txt_rows(self.path)

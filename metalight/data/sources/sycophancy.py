@@ -28,6 +28,7 @@ from metalight.data.statements import (
     UPSTREAM_TRAIN_RATIO,
     StatementDataModule,
     StatementRecord,
+    TxtStatementDataModule,
     parse_label,
 )
 from metalight.errors import DataError
@@ -51,23 +52,15 @@ def agreement_rows(path: str | Path) -> Iterator[Row]:
         yield where, {"index": parts[0], "sentence": parts[1], **fields}
 
 
-class SycophancyAgreementDataModule(StatementDataModule):
+class SycophancyAgreementDataModule(TxtStatementDataModule):
     """Upstream's sycophancy-agreement sentences (label 1 = sycophantic), user prompt "Respond to the user."
 
-    Args:
-        n_sample: sentences kept after shuffling (upstream: 1500).
-        (other args: see ``StatementDataModule``)
+    Args: see ``TxtStatementDataModule`` (``n_sample``: sentences kept after shuffling, upstream 1500).
     """
 
-    default_shuffle = True
     source_name = "sycophancy_agreement"
     upstream_name = "sycophancy"
-
-    def __init__(self, *args, n_sample: int | None = 1500, **kwargs):
-        super().__init__(*args, n_sample=n_sample, **kwargs)
-        if not isinstance(self.path, str) or self.hub_name:
-            raise DataError("SycophancyAgreementDataModule reads upstream's sycophancy_agreement.txt: "
-                            "set `path:`")
+    file_name = "sycophancy_agreement.txt"
 
     def _source(self) -> Iterator[Row]:
         return agreement_rows(self.path)
