@@ -117,7 +117,7 @@ def _answer_states(decoder, sequences: list[list[int]], longest: int, pad_id: in
 
 def _direct_rows(tokenizer, records, direct: Sequence[SampleResult], settings: EvalSettings):
     direct_prompts, _ = build_prompts(tokenizer, records, settings)
-    return encode_prompts(tokenizer, direct_prompts, settings.max_input_tokens), \
+    return encode_prompts(tokenizer, direct_prompts, settings.max_input_tokens, settings.truncation_side), \
         [list(r.direct_completion_ids) for r in direct]
 
 
@@ -152,7 +152,7 @@ def meta_p_yes(model, tokenizer, records, settings: EvalSettings, prefix_cache: 
     _, meta = build_prompts(tokenizer, records, settings)
     yes_ids, no_ids = meta_token_ids(tokenizer, replace(settings, meta_readout="logits"))
     return yes_probability(model, tokenizer, meta, yes_ids, no_ids, settings.max_input_tokens,
-                           prefix_cache=prefix_cache).tolist()
+                           prefix_cache=prefix_cache, truncation_side=settings.truncation_side).tolist()
 
 
 def meta_p_yes_rows(model, tokenizer, records, settings: EvalSettings, num_members: int,
@@ -161,7 +161,7 @@ def meta_p_yes_rows(model, tokenizer, records, settings: EvalSettings, num_membe
     (rows member-major, each perturbed by its member); one list per member."""
     _, meta = build_prompts(tokenizer, records, settings)
     yes_ids, no_ids = meta_token_ids(tokenizer, replace(settings, meta_readout="logits"))
-    rows = encode_prompts(tokenizer, meta, settings.max_input_tokens)
+    rows = encode_prompts(tokenizer, meta, settings.max_input_tokens, settings.truncation_side)
     keys = [m for m in range(num_members) for _ in rows]
     logits = last_token_logits(model, tokenizer, [row for _ in range(num_members) for row in rows],
                                list(yes_ids) + list(no_ids), keys, population.row_context(keys), prefix_cache)
