@@ -135,8 +135,7 @@ class ESMAModule(DualPromptModule):
                  reward: str | dict[str, float] = "esma", noise: SchemeName = "esma", rank: int = 1, antithetic: bool = False,
                  parameters: str = "all", layers: list[int] | None = None, noise_dtype: NoiseDType = "param",
                  perturb_non_matrix: bool = False, fitness_shaping: Shaping = "zscore",
-                 es_update: UpdateMode = "float32_sum",
-                 es_seed: int = 42,
+                 es_update: UpdateMode = "float32_sum", es_seed: int = 42,
                  engine: PopulationEngine | None = None, reward_meta_readout: MetaReadout | None = None,
                  reward_answers: Literal["members", "current", "kept"] = "members",
                  stratify_questions: str | None = None, optimizer: OptimizerCallable = ESMASGD, **kwargs):
@@ -332,9 +331,9 @@ class ESMAModule(DualPromptModule):
         groups = optimizer.optimizer.param_groups
         if type(optimizer.optimizer) not in (torch.optim.SGD, ESMASGD) or len({g["lr"] for g in groups}) != 1 \
                 or any(g["momentum"] or g["weight_decay"] or g["maximize"] for g in groups):
-            raise ConfigError("ESMAModule: es_update: in_place adds α/N Σ zᵢ εᵢ to the weights itself, so the optimizer "
-                              "must be plain SGD (no momentum or weight decay; its lr is α): use "
-                              "metalight.methods.optim.ESMASGD or torch.optim.SGD, or es_update: float32_sum")
+            raise ConfigError("ESMAModule: es_update: in_place adds α/N Σ zᵢ εᵢ to the weights itself, so the "
+                              "optimizer must be plain SGD (no momentum or weight decay; its lr is α): use "
+                              "metalight.methods.esma.optim.ESMASGD or torch.optim.SGD, or es_update: float32_sum")
         lr = groups[0]["lr"]
         update_norm = add_update_in_place(self.scheme, members, weights, lr)
         optimizer.zero_grad(set_to_none=True)
