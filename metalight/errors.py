@@ -24,6 +24,13 @@ class RewardError(MetalightError, ValueError):
     """A reward function failed or returned values that cannot be used; the message names the reward."""
 
 
+class LostRankError(MetalightError):
+    """Another process of a distributed run is gone (its process or machine stopped, or the network dropped):
+    this rank stops too; the message says how to resume. Exit code 1."""
+
+    exit_code = 1
+
+
 class Interrupted(MetalightError):
     """SIGINT / SIGTERM stopped a run while it waited (e.g. for API replies); the message says how to resume.
     Exit code 128 + the signal number, as a shell reports a signalled process (130 for SIGINT, 143 for SIGTERM)."""

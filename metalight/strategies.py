@@ -8,15 +8,24 @@ policy taken from the loaded model itself — the classes HF lists in ``_no_spli
 from __future__ import annotations
 
 import importlib.util
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import torch
+from lightning.fabric.plugins.environments import (
+    ClusterEnvironment,
+    LightningEnvironment,
+    LSFEnvironment,
+    MPIEnvironment,
+    SLURMEnvironment,
+    TorchElasticEnvironment,
+)
 from lightning.pytorch.strategies import DeepSpeedStrategy, FSDPStrategy
 from torch import nn
 
-from metalight.errors import ConfigError, MissingPackageError
+from metalight.errors import ConfigError, LostRankError, MissingPackageError
 
 SHARDED = ("fsdp", "deepspeed")
 
@@ -179,6 +188,53 @@ def _skip_shared_memory_op() -> None:
     import deepspeed.ops
 
     deepspeed.ops.__compatible_ops__["deepspeed_shm_comm"] = False
+
+
+def launch_environment() -> ClusterEnvironment:
+    """The cluster environment Lightning's trainer will pick for this process, found before any trainer exists:
+    torchrun (``TorchElasticEnvironment``), SLURM's ``srun``, LSF, MPI, else Lightning's own (``NODE_RANK``,
+    ``LOCAL_RANK``); the same classes in the same order as Lightning's accelerator connector."""
+    for environment in (TorchElasticEnvironment, SLURMEnvironment, LSFEnvironment, MPIEnvironment):
+        if environment.detect():
+            return environment()
+    return LightningEnvironment()
+
+
+def launch_is_global_zero() -> bool:
+    """Whether this process will be global rank 0 of the run it starts, known before the trainer exists.
+
+    Lightning's ``rank_zero_only.rank`` reads only ``RANK`` / ``LOCAL_RANK`` / ``SLURM_PROCID`` until the
+    strategy sets it, so the first process of a node launched with ``NODE_RANK=1`` counts itself rank 0; under
+    Lightning's own launch, global rank 0 is local rank 0 of node 0."""
+    environment = launch_environment()
+    if not isinstance(environment, LightningEnvironment):  # the launcher set every rank
+        return environment.global_rank() == 0
+    return environment.node_rank() == 0 and environment.local_rank() == 0
+
+
+# torch's words for a collective whose peer is gone: gloo's TCP transport (reset / closed connections, timeouts),
+# the rendezvous store, NCCL's watchdog. torch.distributed.DistError covers the typed ones.
+LOST_PEER = re.compile(r"gloo/transport/tcp|Connection (?:reset|closed) by peer|Broken pipe|[Tt]imed out|"
+                       r"clients joined|NCCL (?:error|communicator was aborted)|DistNetworkError|DistStoreError")
+
+
+def lost_rank_error(err: BaseException) -> LostRankError | None:
+    """A one-line :class:`LostRankError` for an error raised because another rank of the run is gone or never
+    came (a failed collective or rendezvous), else ``None``. Lightning's strategies and torch raise these as
+    ``RuntimeError`` / ``torch.distributed.DistError`` with multi-line text."""
+    import torch.distributed as dist
+
+    typed = isinstance(err, getattr(dist, "DistError", ()))
+    if not typed and not (isinstance(err, RuntimeError) and LOST_PEER.search(str(err))):
+        return None
+    from lightning.pytorch.utilities import rank_zero_only
+
+    detail = (str(err).strip().splitlines() or [type(err).__name__])[0].split(". This is typically")[0][:300]
+    return LostRankError(f"global rank {rank_zero_only.rank} lost the other ranks of this distributed run ({detail}): a "
+                         f"node or process stopped (its log says why), a machine failed, or a node never joined "
+                         f"within the strategy's timeout; checkpoints already in the run directory are complete: "
+                         f"start every node again with --ckpt_path <run dir>/checkpoints/last.ckpt (or the newest "
+                         f"checkpoint)")
 
 
 def strategy_name(strategy: Any) -> str:

@@ -22,10 +22,11 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 
 from metalight.callbacks.progress import StepAwareProgressBar
 from metalight.callbacks.report_writer import ReportWriter
+from metalight.callbacks.shared_run_dir import SharedRunDirCheck
 from metalight.cli.run_dirs import check_checkpoint, forget_claims, pin_logger_versions, release_empty_claims
 from metalight.errors import MetalightError
 from metalight.methods.base import MetacognitionModule
-from metalight.strategies import check_strategy
+from metalight.strategies import check_strategy, lost_rank_error
 
 TRAINER_DEFAULTS = {
     "logger": {
@@ -118,7 +119,10 @@ class MetalightCLI(LightningCLI):
         if config.get("enable_progress_bar") is not False and _RICH_AVAILABLE and \
                 not any(isinstance(c, ProgressBar) for c in configured):
             callbacks = [*callbacks, StepAwareProgressBar()]
-        return super()._instantiate_trainer(config, callbacks)
+        trainer = super()._instantiate_trainer(config, callbacks)
+        # First, so that a node that cannot see the run directory stops every rank before anything is written.
+        trainer.callbacks.insert(0, SharedRunDirCheck())
+        return trainer
 
     def _parse_ckpt_path(self) -> None:
         # Lightning reads the checkpoint's hyperparameters here, before anything else: a damaged file must
@@ -193,7 +197,7 @@ def main(args: list[str] | None = None) -> MetalightCLI | None:
         return cli
     except BaseException as err:
         release_empty_claims()
-        cause = metalight_cause(err)
+        cause = metalight_cause(err) or lost_rank_error(err)
         if cause is None:
             raise
         print(f"error: {cause}", file=sys.stderr)

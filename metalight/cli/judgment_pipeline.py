@@ -25,7 +25,6 @@ from typing import Any, Literal
 from unittest import mock
 
 from lightning.pytorch import Callback, LightningDataModule, Trainer
-from lightning.pytorch.utilities import rank_zero_only
 
 from metalight.cli import TRAINER_DEFAULTS, ConciseArgumentParser, MetalightCLI
 from metalight.data.examples import write_examples
@@ -36,6 +35,7 @@ from metalight.methods.base import MetacognitionModule
 from metalight.methods.judgment.loop import JudgmentLoop
 from metalight.methods.judgment.scores import summary_table
 from metalight.methods.sft.targets import knowledge_targets
+from metalight.strategies import launch_is_global_zero
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class PipelineState:
     def save(self) -> None:
         """Write the state atomically (global rank 0 only: under a multi-process strategy every rank runs the
         pipeline, and only rank 0 records the epochs)."""
-        if rank_zero_only.rank == 0:
+        if launch_is_global_zero():
             atomic_write_json(self.path, self.data)
 
     def phase(self, name: str) -> dict[str, Any]:
@@ -118,7 +118,7 @@ class PhaseProgress(Callback):
 
 def say(text: str) -> None:
     """Print on global rank 0 only (under a multi-process strategy every rank runs the pipeline)."""
-    if rank_zero_only.rank == 0:
+    if launch_is_global_zero():
         print(text, flush=True)
 
 

@@ -13,9 +13,8 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from lightning.pytorch.utilities import rank_zero_only
-
 from metalight.errors import ConfigError
+from metalight.strategies import launch_is_global_zero
 
 # Loggers whose init_args are (save_dir, name, version) and whose directory is save_dir/name/version_N.
 VERSIONED_LOGGERS = ("TensorBoardLogger", "CSVLogger")
@@ -77,9 +76,9 @@ def _get(node: Any, key: str, default: Any = None) -> Any:
 def pin_logger_versions(trainer: Any) -> list[Path]:
     """Claim a run directory for every versioned logger in the trainer config whose ``version`` is unset,
     and write the claimed number into the config. ``trainer.default_root_dir``, when set, replaces the
-    default ``save_dir`` (``runs``). Only the global-rank-0 process claims (the others are given its
-    directory through ``trainer.log_dir``). Returns the claimed directories."""
-    if rank_zero_only.rank != 0:  # DDP re-runs the command per rank: rank 0's directory is broadcast to all
+    default ``save_dir`` (``runs``). Only the process that becomes global rank 0 claims, on any node (the
+    others are given its directory through ``trainer.log_dir``, a broadcast). Returns the claimed directories."""
+    if not launch_is_global_zero():  # every rank runs the command: rank 0's directory is broadcast to all
         return []
     loggers = _get(trainer, "logger")
     if not isinstance(loggers, list):
