@@ -1,11 +1,14 @@
 """The strategy matrix on GPUs, bf16-mixed, with a Qwen2.5-0.5B-shaped random model; writes docs/benchmarks/gpu.json.
 
 Per method x strategy cell (the cells of tests/sharded, on the real fragments): wall time per training step
-and peak GPU memory per device; then one ES iteration under DDP and the ES engine's GPU comparison
-(``scripts/bench_es_engine.py --device cuda --quick``). About 10 minutes on one GPU; without CUDA it refuses.
+and peak GPU memory per device; the two-node cells (tests/sharded/test_two_nodes.py: Lightning's NODE_RANK,
+torchrun, srun's environment), each node given half the GPUs, compared with the same cell in one launch; then
+one ES iteration under DDP and the ES engine's GPU comparison (``scripts/bench_es_engine.py --device cuda
+--quick``). About 15 minutes on one GPU; without CUDA it refuses. Run from the repository root (``-m``: the cells
+live in the tests package):
 
-    python scripts/gpu_check.py                 # every visible GPU
-    python scripts/gpu_check.py --devices 1     # one GPU (cells run as one process)
+    python -m scripts.gpu_check                 # every visible GPU
+    python -m scripts.gpu_check --devices 1     # one GPU (cells run as one process; no two-node cells)
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -20,9 +24,12 @@ import time
 from pathlib import Path
 
 import torch
-from strategy_cell import MATRIX, model_args  # scripts/ is on sys.path when this file runs
+
+from tests.sharded.nodes import launch, node_commands
+from tests.sharded.strategy_cell import MATRIX, TWO_NODES, cell_command, cell_program
 
 ROOT = Path(__file__).resolve().parents[1]
+GPU = ("--trainer.accelerator", "gpu", "--trainer.precision", "bf16-mixed")
 
 OUT = ROOT / "docs" / "benchmarks" / "gpu.json"
 
@@ -57,14 +64,48 @@ def run(command: list[str], timeout: int) -> tuple[int, float, str]:
 
 def cell(name: str, model: Path, work: Path, devices: int) -> dict:
     """One matrix cell in bf16-mixed on ``devices`` GPUs: timings and peak memory from its result.json."""
-    args, fragment = MATRIX[name]
     out = work / name
-    gpu = ("--trainer.accelerator", "gpu", "--trainer.precision", "bf16-mixed", "--trainer.devices", str(devices))
-    command = [sys.executable, "scripts/strategy_cell.py", str(out), *args, *model_args(args, model),
-               "--config", f"configs/strategy/{fragment}.yaml", *gpu]
-    status, seconds, tail = run(command, timeout=300)
+    status, seconds, tail = run(cell_command(out, name, model, *GPU, "--trainer.devices", str(devices)), timeout=300)
     result = json.loads((out / "result.json").read_text()) if status == 0 else {"error": tail}
     return {"status": status, "wall_s": round(seconds, 1), **result}
+
+
+def two_node_cell(name: str, model: Path, work: Path, devices: int, one_launch: dict) -> dict:
+    """Cell ``name`` as two nodes of ``devices // 2`` GPUs each (``CUDA_VISIBLE_DEVICES`` split), launched as
+    tests/sharded/test_two_nodes.py launches it; the largest differences from the one-launch run ``one_launch``
+    (its logits and validation metrics, when both ran on the same number of ranks)."""
+    per_node = devices // 2
+    if per_node < 1:
+        return {"status": "skipped", "reason": "two nodes need at least 2 GPUs (one set per node)"}
+    launcher, late = TWO_NODES[name]
+    out = work / "two_nodes" / name
+
+    def commands(port: int) -> list:
+        nodes = []
+        for node in (0, 1):
+            gpus = ",".join(str(node * per_node + i) for i in range(per_node))
+            nodes.append([({**env, "CUDA_VISIBLE_DEVICES": gpus}, argv) for env, argv in
+                          node_commands(launcher, node, port, 2, per_node, cell_program(out, name, model, *GPU))])
+        return nodes
+
+    start = time.perf_counter()
+    processes = launch(commands, out / "logs", timeout=300, late=late)
+    seconds = round(time.perf_counter() - start, 1)
+    status = max((abs(p.returncode or 0) for p in processes), default=0)
+    if status:
+        return {"status": status, "wall_s": seconds, "launcher": launcher,
+                "error": "\n".join(p.text()[-1000:] for p in processes)}
+    result = json.loads((out / "result.json").read_text())
+    comparison = {}
+    if one_launch.get("status") == 0 and one_launch.get("world_size") == result["world_size"]:
+        reference = work / name
+        comparison["logits_max_abs_diff"] = float((torch.load(out / "logits.pt") -
+                                                   torch.load(reference / "logits.pt")).abs().max())
+        pairs = [(v, one_launch["validate"].get(k, math.nan)) for k, v in result["validate"].items()]
+        comparison["validate_max_abs_diff"] = max((abs(a - b) for a, b in pairs if not math.isnan(a - b)),
+                                                  default=0.0)
+    return {"status": 0, "wall_s": seconds, "launcher": launcher, "nodes": 2, "devices_per_node": per_node,
+            "late_node": late, **result, "versus_one_launch": comparison}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
         for name in MATRIX:
             report["cells"][name] = cell(name, model, work, devices)
             print(f"{name}: {report['cells'][name]['status']} in {report['cells'][name]['wall_s']} s", flush=True)
+        report["two_node_cells"] = {}
+        for name in TWO_NODES:
+            result = report["two_node_cells"][name] = two_node_cell(name, model, work, devices, report["cells"][name])
+            print(f"{name} on two nodes: {result['status']} {result.get('reason', '')}", flush=True)
         es = ["cli.py", "fit", "--config", "configs/esma/quickstart.yaml", "--config", "configs/strategy/ddp.yaml",
               "--model.init_args.model", str(model), "--trainer.max_steps", "1", "--trainer.accelerator", "gpu",
               "--trainer.devices", str(devices), "--trainer.logger.init_args.save_dir", str(work / "es")]
@@ -97,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     print(f"wrote {args.out}")
-    return 0 if all(c["status"] == 0 for c in report["cells"].values()) else 1
+    cells = [*report["cells"].values(), *report["two_node_cells"].values()]
+    return 0 if all(c["status"] in (0, "skipped") for c in cells) else 1
 
 
 if __name__ == "__main__":

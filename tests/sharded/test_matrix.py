@@ -1,15 +1,14 @@
 """The strategy matrix, run for real on CPU: 2 gloo processes per cell through ``cli.py``'s entry point.
 
-Each cell (``scripts/strategy_cell.py``, which also lists the cells) fits 2 steps, checkpoints (sharded under FSDP / DeepSpeed), validates from that
-checkpoint in a fresh trainer, and resumes one more step; configs that export write ``hf/`` from the gathered
-shards. DeepSpeed cells are skipped, with the install hint, where the package is missing.
+Each cell (``tests/sharded/strategy_cell.py``, which also lists the cells) fits 2 steps, checkpoints (sharded
+under FSDP / DeepSpeed), validates from that checkpoint in a fresh trainer, and resumes one more step; configs
+that export write ``hf/`` from the gathered shards. DeepSpeed cells are skipped, with the install hint, where
+the package is missing.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path
@@ -17,44 +16,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from scripts.strategy_cell import MATRIX, PROBE_IDS, SFT_FULL, model_args
+from tests.sharded.conftest import CPU2, report_differences, skip_without_deepspeed
+from tests.sharded.strategy_cell import MATRIX, PROBE_IDS
 
 pytestmark = pytest.mark.sharded
 
 ROOT = Path(__file__).resolve().parents[2]
-CELL = ROOT / "scripts" / "strategy_cell.py"
-CPU2 = ("--trainer.accelerator", "cpu", "--trainer.precision", "32-true", "--trainer.devices", "2")
-HAS_DEEPSPEED = importlib.util.find_spec("deepspeed") is not None
-DEEPSPEED_HINT = "deepspeed is not installed: DS_BUILD_OPS=0 pip install '.[deepspeed]' torch==2.13.0"
-
-def run_cell(out: Path, args: tuple[str, ...], model_dir: Path, fragment: str | None) -> dict:
-    """Run one cell in fresh processes; returns its ``result.json`` (fails with the cell's log tail)."""
-    if fragment and fragment.startswith("deepspeed") and not HAS_DEEPSPEED:
-        pytest.skip(DEEPSPEED_HINT)
-    strategy = ("--config", f"configs/strategy/{fragment}.yaml", *CPU2) if fragment else \
-        ("--trainer.accelerator", "cpu", "--trainer.devices", "1")
-    command = [sys.executable, str(CELL), str(out), *args, *model_args(args, model_dir), *strategy]
-    proc = subprocess.run(command, check=False, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return json.loads((out / "result.json").read_text())
-
-
-@pytest.fixture(scope="module")
-def cells(tmp_path_factory, varied_model_dir):
-    """Cell results by name, each run once per module (``single`` runs: one process, no fragment)."""
-    done: dict[str, dict] = {}
-
-    def get(name: str) -> tuple[dict, Path]:
-        out = tmp_path_factory.getbasetemp() / "matrix" / name
-        if name not in done:
-            args, fragment = SINGLE[name] if name in SINGLE else MATRIX[name]
-            done[name] = run_cell(out, args, varied_model_dir, fragment)
-        return done[name], out
-
-    return get
-
-
-SINGLE = {"sft_full-single": (SFT_FULL, None)}
 
 
 def exported_logits(hf_dir: Path) -> torch.Tensor:
@@ -99,17 +66,7 @@ def test_validation_report_under_sharding_equals_single_process(fragment, cells)
     report = json.loads((out / "cell" / "validate" / "report.json").read_text())
     reference = json.loads((single_out / "cell" / "validate" / "report.json").read_text())
     assert report["n"] == reference["n"] == 4
-    # The same greedy answers: every count-based metric is equal exactly; metrics that sum confidences (ECE,
-    # Brier, ...) are reduced across ranks in another order, so they agree to fp rounding.
-    for key in ("accuracy", "yes_ratio", "raw_alignment", "meta_unparsed_rate", "false_alarm_rate"):
-        assert _same(report[key], reference[key]), key
-    differ = {k: (v, reference[k]) for k, v in report.items()
-              if isinstance(v, float) and not _same(v, reference[k], 1e-6)}
-    assert not differ, differ
-
-
-def _same(a: float, b: float, atol: float = 0.0) -> bool:
-    return (math.isnan(a) and math.isnan(b)) or abs(a - b) <= atol
+    assert not report_differences(report, reference)
 
 
 @pytest.fixture(scope="module")
@@ -147,8 +104,7 @@ WEIGHT_ATOL = 1e-5
 
 @pytest.mark.parametrize("fragment", ["fsdp", "deepspeed_zero3"])
 def test_sft_full_fine_tuning_weights_equal_single_process(fragment, tmp_path, yes_no_examples, varied_model_dir):
-    if fragment.startswith("deepspeed") and not HAS_DEEPSPEED:
-        pytest.skip(DEEPSPEED_HINT)
+    skip_without_deepspeed(fragment)
     base = fit_weights(tmp_path / "single", yes_no_examples, varied_model_dir, 4, "--trainer.accelerator", "cpu",
                        "--trainer.devices", "1")
     sharded = fit_weights(tmp_path / fragment, yes_no_examples, varied_model_dir, 2, "--config",

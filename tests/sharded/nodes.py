@@ -1,0 +1,154 @@
+"""Several "nodes" on one machine: each node is its own launch (Lightning's ``NODE_RANK``, ``torchrun``, or the
+environment ``srun`` gives each SLURM task) reaching the others over 127.0.0.1, as the sharded suite's two-node
+cells and ``scripts/gpu_check.py`` run them. docs/scaling.md shows these commands (:func:`shell_line`).
+
+Ports: the rendezvous port is one the OS has just reported free; if another process takes it before node 0
+listens (node 0 then fails with EADDRINUSE), every process is stopped and the launch is tried on a new port.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ADDRESS = "127.0.0.1"
+LAUNCHERS = ("lightning", "torchrun", "srun")
+# Lightning logs this ("initializing deepspeed distributed: ..." under DeepSpeed) just before the rank joins the
+# rendezvous: from then on it waits for the others.
+WAITING = re.compile(r"nitializing (?:deepspeed )?distributed: GLOBAL_RANK: \d+")
+PORT_TAKEN = re.compile(r"EADDRINUSE|[Aa]ddress already in use")
+
+Command = tuple[dict[str, str], list[str]]  # (environment added, argv with "python" / "torchrun" first)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that the OS reports free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((ADDRESS, 0))
+        return sock.getsockname()[1]
+
+
+def node_commands(launcher: str, node_rank: int, port: int | str, nodes: int, devices: int,
+                  program: Sequence[str]) -> list[Command]:
+    """The processes to start on node ``node_rank`` of ``nodes`` (``devices`` ranks each) so that every rank runs
+    ``program`` (``-m MODULE ARGS...`` or ``cli.py ARGS...``; ``--trainer.num_nodes`` / ``--trainer.devices``
+    are appended): one launcher process (Lightning's own, ``torchrun``) or one process per task (``srun``)."""
+    size = ["--trainer.num_nodes", str(nodes), "--trainer.devices", str(devices)]
+    if launcher == "lightning":
+        env = {"NODE_RANK": str(node_rank), "MASTER_ADDR": ADDRESS, "MASTER_PORT": str(port)}
+        return [(env, ["python", *program, *size])]
+    if launcher == "torchrun":
+        return [({}, ["torchrun", "--nnodes", str(nodes), "--node_rank", str(node_rank), "--nproc_per_node",
+                      str(devices), "--master_addr", ADDRESS, "--master_port", str(port), *program, *size])]
+    if launcher == "srun":
+        # What srun gives each task of `sbatch --nodes N --ntasks-per-node D` (the node list holds one host
+        # here); MASTER_PORT as the documented sbatch script exports it.
+        job = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "metalight", "SLURM_NNODES": str(nodes),
+               "SLURM_NTASKS": str(nodes * devices), "SLURM_NTASKS_PER_NODE": str(devices),
+               "SLURM_NODELIST": ADDRESS, "SLURM_NODEID": str(node_rank), "MASTER_PORT": str(port)}
+        return [({**job, "SLURM_PROCID": str(node_rank * devices + local), "SLURM_LOCALID": str(local)},
+                 ["python", *program, *size]) for local in range(devices)]
+    raise ValueError(f"unknown launcher {launcher!r}; use one of {', '.join(LAUNCHERS)}")
+
+
+def shell_line(command: Command) -> str:
+    """A command as one shell line (environment assignments first), as docs/scaling.md shows it."""
+    env, argv = command
+    return " ".join([*(f"{k}={v}" for k, v in env.items()), *argv])
+
+
+@dataclass
+class Process:
+    """One started process of a node: a session of its own (killed as a group), its log and when it ended."""
+
+    node: int
+    popen: subprocess.Popen
+    log: Path
+    ended: float | None = None
+
+    @property
+    def returncode(self) -> int | None:
+        """Exit status (``-9``: killed, by itself or by :func:`launch` at its deadline)."""
+        return self.popen.returncode
+
+    def text(self) -> str:
+        """The output so far (stdout and stderr)."""
+        return self.log.read_text(errors="replace") if self.log.is_file() else ""
+
+
+def _start(node: int, command: Command, log: Path, cwd: Path) -> Process:
+    env, argv = command
+    executable = {"python": sys.executable, "torchrun": str(Path(sys.executable).with_name("torchrun"))}
+    with log.open("w") as handle:
+        popen = subprocess.Popen([executable.get(argv[0], argv[0]), *argv[1:]], cwd=cwd,
+                                 env={**os.environ, "PYTHONUNBUFFERED": "1", **env}, stdout=handle,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+    return Process(node, popen, log)
+
+
+def _watch(processes: Sequence[Process], deadline: float, grace: float | None) -> None:
+    """Wait until every process ended, the deadline passed, or (``grace``) that long after the first ended."""
+    while True:
+        now = time.monotonic()
+        for process in processes:
+            if process.ended is None and process.popen.poll() is not None:
+                process.ended = now
+        ended = [p.ended for p in processes if p.ended is not None]
+        if len(ended) == len(processes) or now > deadline or (grace is not None and ended
+                                                                and now > min(ended) + grace):
+            return
+        time.sleep(0.2)
+
+
+def _stop(processes: Sequence[Process]) -> None:
+    for process in processes:
+        if process.popen.poll() is None:
+            os.killpg(process.popen.pid, signal.SIGKILL)
+        process.popen.wait()
+
+
+def launch(commands: Callable[[int], list[list[Command]]], logs: Path, timeout: float = 600,
+           late: int | None = None, grace: float | None = None, cwds: Sequence[Path] | None = None,
+           tries: int = 3) -> list[Process]:
+    """Start every node's processes (``commands(port)[node]``) and wait for them; returns them in node order.
+
+    ``late``: the node started last, once every process of the others has logged that it waits at the
+    rendezvous (they wait for it, then all go on). ``grace``: once one process has ended, the others get that
+    many seconds to end too. Processes still running at the deadline (``timeout`` or ``grace``) are killed:
+    their status is then -9. ``cwds``: each node's working directory (default: the repository root). A
+    launch whose node 0 could not listen on its port is tried again on a new port."""
+    logs.mkdir(parents=True, exist_ok=True)
+    for attempt in range(tries):
+        specs = commands(free_port())
+        processes: list[Process] = []
+
+        def start(node: int) -> None:
+            cwd = cwds[node] if cwds else ROOT
+            for index, command in enumerate(specs[node]):
+                processes.append(_start(node, command, logs / f"node{node}_{index}.log", cwd))
+
+        try:
+            deadline = time.monotonic() + timeout
+            for node in (n for n in range(len(specs)) if n != late):
+                start(node)
+            if late is not None:
+                while not all(WAITING.search(p.text()) or p.popen.poll() is not None for p in processes) \
+                        and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                start(late)
+            _watch(processes, deadline, grace)
+        finally:
+            _stop(processes)
+        processes.sort(key=lambda p: p.node)
+        if not any(PORT_TAKEN.search(p.text()) for p in processes if p.node == 0) or attempt == tries - 1:
+            return processes
+    raise AssertionError("unreachable")
