@@ -232,9 +232,8 @@ def lost_rank_error(err: BaseException) -> LostRankError | None:
     detail = (str(err).strip().splitlines() or [type(err).__name__])[0].split(". This is typically")[0][:300]
     return LostRankError(f"global rank {rank_zero_only.rank} lost the other ranks of this distributed run ({detail}): a "
                          f"node or process stopped (its log says why), a machine failed, or a node never joined "
-                         f"within the strategy's timeout; checkpoints already in the run directory are complete: "
-                         f"start every node again with --ckpt_path <run dir>/checkpoints/last.ckpt (or the newest "
-                         f"checkpoint)")
+                         f"within the strategy's timeout; to go on, start every node again with --ckpt_path <run "
+                         f"dir>/checkpoints/last.ckpt (or the newest complete checkpoint)")
 
 
 def strategy_name(strategy: Any) -> str:

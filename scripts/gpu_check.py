@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from tests.sharded.nodes import launch, node_commands
+from tests.sharded.nodes import launch, launch_commands
 from tests.sharded.strategy_cell import MATRIX, TWO_NODES, cell_command, cell_program
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,12 +81,11 @@ def two_node_cell(name: str, model: Path, work: Path, devices: int, one_launch: 
     out = work / "two_nodes" / name
 
     def commands(port: int) -> list:
-        nodes = []
-        for node in (0, 1):
-            gpus = ",".join(str(node * per_node + i) for i in range(per_node))
-            nodes.append([({**env, "CUDA_VISIBLE_DEVICES": gpus}, argv) for env, argv in
-                          node_commands(launcher, node, port, 2, per_node, cell_program(out, name, model, *GPU))])
-        return nodes
+        nodes = launch_commands(launcher, port, 2, per_node, cell_program(out, name, model, *GPU))
+        if launcher == "srun":  # the stand-in srun gives each node's tasks their GPUs, as srun binds them
+            return [[({**env, "SLURM_GPUS_PER_NODE": str(per_node)}, argv) for env, argv in nodes[0]]]
+        return [[({**env, "CUDA_VISIBLE_DEVICES": ",".join(str(node * per_node + i) for i in range(per_node))}, argv)
+                 for env, argv in started] for node, started in enumerate(nodes)]
 
     start = time.perf_counter()
     processes = launch(commands, out / "logs", timeout=300, late=late)

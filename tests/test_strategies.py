@@ -101,3 +101,44 @@ def _fit_start(module, trainer):
 
     with patch.object(type(module), "trainer", new_callable=PropertyMock, return_value=trainer):
         module.on_fit_start()
+
+
+LAUNCH_VARIABLES = ("NODE_RANK", "GROUP_RANK", "LOCAL_RANK", "RANK", "WORLD_SIZE", "TORCHELASTIC_RUN_ID",
+                    "SLURM_NTASKS", "SLURM_NTASKS_PER_NODE", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID",
+                    "SLURM_JOB_NAME", "LSB_JOBID", "LSB_DJOB_RANKFILE")
+
+
+@pytest.mark.parametrize("variables,zero", [
+    ({}, True),
+    ({"NODE_RANK": "0"}, True),
+    ({"NODE_RANK": "1"}, False),  # Lightning's rank_zero_only says 0 here until the trainer sets it
+    ({"NODE_RANK": "0", "LOCAL_RANK": "1"}, False),
+    ({"TORCHELASTIC_RUN_ID": "x", "RANK": "0", "LOCAL_RANK": "0", "GROUP_RANK": "0", "WORLD_SIZE": "2"}, True),
+    ({"TORCHELASTIC_RUN_ID": "x", "RANK": "1", "LOCAL_RANK": "0", "GROUP_RANK": "1", "WORLD_SIZE": "2"}, False),
+    ({"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "1", "SLURM_PROCID": "0", "SLURM_LOCALID": "0",
+      "SLURM_NODEID": "0", "SLURM_JOB_NAME": "metalight"}, True),
+    ({"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "1", "SLURM_PROCID": "1", "SLURM_LOCALID": "0",
+      "SLURM_NODEID": "1", "SLURM_JOB_NAME": "metalight"}, False),
+], ids=["alone", "node0", "node1", "node0-local1", "torchrun-rank0", "torchrun-rank1", "srun-task0", "srun-task1"])
+def test_global_rank_zero_is_known_from_the_launch_before_the_trainer(monkeypatch, variables, zero):
+    from metalight.strategies import launch_is_global_zero
+
+    for name in LAUNCH_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert launch_is_global_zero() is zero
+
+
+def test_a_lost_peer_is_one_line_and_other_errors_pass_through():
+    from metalight.strategies import lost_rank_error
+
+    gloo = RuntimeError("[/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:9602: "
+                        "Connection reset by peer. This is typically caused by a remote worker hanging.\nmore")
+    error = lost_rank_error(gloo)
+    assert error is not None and error.exit_code == 1
+    assert str(error).startswith("global rank 0 lost the other ranks of this distributed run ([/pytorch/third_party/"
+                                 "gloo/gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:9602: Connection reset "
+                                 "by peer): ") and "\n" not in str(error) and "--ckpt_path" in str(error)
+    assert lost_rank_error(RuntimeError("CUDA out of memory")) is None
+    assert lost_rank_error(ValueError("Connection reset by peer")) is None

@@ -10,7 +10,9 @@ with one error naming the nodes that could not see it.
 
 from __future__ import annotations
 
+import os
 import socket
+import time
 import uuid
 from pathlib import Path
 
@@ -34,7 +36,7 @@ class SharedRunDirCheck(Callback):
             run_dir.mkdir(parents=True, exist_ok=True)
             token.touch()
         strategy.barrier("shared_run_dir_written")
-        seen = token.is_file()
+        seen = _appears(token)
         views: list = [None] * trainer.world_size
         dist.all_gather_object(views, (trainer.global_rank, trainer.node_rank, socket.gethostname(), seen))
         strategy.barrier("shared_run_dir_checked")
@@ -48,3 +50,17 @@ class SharedRunDirCheck(Callback):
                               f"on a filesystem every node mounts at the same path (docs/scaling.md, 'What a "
                               f"multi-node run needs')")
 
+
+
+def _appears(path: Path, tries: int = 5, wait_s: float = 1.0) -> bool:
+    """Whether ``path`` exists, looked up by listing its directory (which makes an NFS client ask the server
+    rather than trust its cached entries), a few times ``wait_s`` apart before saying no."""
+    for attempt in range(tries):
+        try:
+            if path.name in os.listdir(path.parent):
+                return True
+        except OSError:  # the directory itself is not there (yet)
+            pass
+        if attempt < tries - 1:
+            time.sleep(wait_s)
+    return False

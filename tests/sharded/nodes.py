@@ -1,6 +1,7 @@
-"""Several "nodes" on one machine: each node is its own launch (Lightning's ``NODE_RANK``, ``torchrun``, or the
-environment ``srun`` gives each SLURM task) reaching the others over 127.0.0.1, as the sharded suite's two-node
-cells and ``scripts/gpu_check.py`` run them. docs/scaling.md shows these commands (:func:`shell_line`).
+"""Several "nodes" on one machine reaching each other over 127.0.0.1, as the sharded suite's two-node cells and
+``scripts/gpu_check.py`` run them: one launch per node (Lightning's ``NODE_RANK``, ``torchrun``), or
+``scripts/slurm_fit.sbatch`` run as sbatch runs it, its ``srun`` a stand-in that starts every node's tasks here.
+docs/scaling.md shows these commands (:func:`shell_line`).
 
 Ports: the rendezvous port is one the OS has just reported free; if another process takes it before node 0
 listens (node 0 then fails with EADDRINUSE), every process is stopped and the launch is tried on a new port.
@@ -8,6 +9,7 @@ listens (node 0 then fails with EADDRINUSE), every process is stopped and the la
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -26,6 +28,7 @@ LAUNCHERS = ("lightning", "torchrun", "srun")
 # rendezvous: from then on it waits for the others.
 WAITING = re.compile(r"nitializing (?:deepspeed )?distributed: GLOBAL_RANK: \d+")
 PORT_TAKEN = re.compile(r"EADDRINUSE|[Aa]ddress already in use")
+SRUN_STAND_IN = ROOT / "tests" / "sharded" / "slurm" / "srun"
 
 Command = tuple[dict[str, str], list[str]]  # (environment added, argv with "python" / "torchrun" first)
 
@@ -37,26 +40,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def node_commands(launcher: str, node_rank: int, port: int | str, nodes: int, devices: int,
-                  program: Sequence[str]) -> list[Command]:
-    """The processes to start on node ``node_rank`` of ``nodes`` (``devices`` ranks each) so that every rank runs
-    ``program`` (``-m MODULE ARGS...`` or ``cli.py ARGS...``; ``--trainer.num_nodes`` / ``--trainer.devices``
-    are appended): one launcher process (Lightning's own, ``torchrun``) or one process per task (``srun``)."""
+def launch_commands(launcher: str, port: int | str, nodes: int, devices: int,
+                    program: Sequence[str]) -> list[list[Command]]:
+    """Per node, the processes to start so that ``nodes`` x ``devices`` ranks run ``program`` (``-m MODULE
+    ARGS...`` or ``cli.py ARGS...``; ``--trainer.num_nodes`` / ``--trainer.devices`` are added): one launcher
+    process per node (Lightning's own, ``torchrun``), or for ``srun`` the job script started once, as sbatch
+    starts it, with the variables sbatch sets (its srun, :data:`SRUN_STAND_IN` here, starts every task)."""
     size = ["--trainer.num_nodes", str(nodes), "--trainer.devices", str(devices)]
     if launcher == "lightning":
-        env = {"NODE_RANK": str(node_rank), "MASTER_ADDR": ADDRESS, "MASTER_PORT": str(port)}
-        return [(env, ["python", *program, *size])]
+        return [[({"NODE_RANK": str(node), "MASTER_ADDR": ADDRESS, "MASTER_PORT": str(port)},
+                  ["python", *program, *size])] for node in range(nodes)]
     if launcher == "torchrun":
-        return [({}, ["torchrun", "--nnodes", str(nodes), "--node_rank", str(node_rank), "--nproc_per_node",
-                      str(devices), "--master_addr", ADDRESS, "--master_port", str(port), *program, *size])]
+        return [[({}, ["torchrun", "--nnodes", str(nodes), "--node_rank", str(node), "--nproc_per_node",
+                       str(devices), "--master_addr", ADDRESS, "--master_port", str(port), *program, *size])]
+                for node in range(nodes)]
     if launcher == "srun":
-        # What srun gives each task of `sbatch --nodes N --ntasks-per-node D` (the node list holds one host
-        # here); MASTER_PORT as the documented sbatch script exports it.
         job = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "metalight", "SLURM_NNODES": str(nodes),
-               "SLURM_NTASKS": str(nodes * devices), "SLURM_NTASKS_PER_NODE": str(devices),
-               "SLURM_NODELIST": ADDRESS, "SLURM_NODEID": str(node_rank), "MASTER_PORT": str(port)}
-        return [({**job, "SLURM_PROCID": str(node_rank * devices + local), "SLURM_LOCALID": str(local)},
-                 ["python", *program, *size]) for local in range(devices)]
+               "SLURM_NTASKS_PER_NODE": str(devices), "SLURM_NODELIST": ADDRESS, "MASTER_PORT": str(port)}
+        return [[(job, ["bash", "scripts/slurm_fit.sbatch", *program])]]
     raise ValueError(f"unknown launcher {launcher!r}; use one of {', '.join(LAUNCHERS)}")
 
 
@@ -87,10 +88,12 @@ class Process:
 
 def _start(node: int, command: Command, log: Path, cwd: Path) -> Process:
     env, argv = command
+    # `python`, `torchrun` (and srun's `python`) are this interpreter's; `srun` is the stand-in.
+    path = os.pathsep.join([str(SRUN_STAND_IN.parent), str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     executable = {"python": sys.executable, "torchrun": str(Path(sys.executable).with_name("torchrun"))}
     with log.open("w") as handle:
         popen = subprocess.Popen([executable.get(argv[0], argv[0]), *argv[1:]], cwd=cwd,
-                                 env={**os.environ, "PYTHONUNBUFFERED": "1", **env}, stdout=handle,
+                                 env={**os.environ, "PYTHONUNBUFFERED": "1", "PATH": path, **env}, stdout=handle,
                                  stderr=subprocess.STDOUT, start_new_session=True)
     return Process(node, popen, log)
 
@@ -109,9 +112,30 @@ def _watch(processes: Sequence[Process], deadline: float, grace: float | None) -
         time.sleep(0.2)
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (Linux ``/proc``), also those in process groups of their own: ninja, e.g.
+    when DeepSpeed JIT-builds an op, starts each compiler in its own group."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # ended meanwhile
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
 def _stop(processes: Sequence[Process]) -> None:
     for process in processes:
         if process.popen.poll() is None:
+            for pid in _descendants(process.popen.pid):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
             os.killpg(process.popen.pid, signal.SIGKILL)
         process.popen.wait()
 
@@ -119,7 +143,8 @@ def _stop(processes: Sequence[Process]) -> None:
 def launch(commands: Callable[[int], list[list[Command]]], logs: Path, timeout: float = 600,
            late: int | None = None, grace: float | None = None, cwds: Sequence[Path] | None = None,
            tries: int = 3) -> list[Process]:
-    """Start every node's processes (``commands(port)[node]``) and wait for them; returns them in node order.
+    """Start every node's processes (``commands(port)[node]``, e.g. :func:`launch_commands`) and wait for them;
+    returns them in node order.
 
     ``late``: the node started last, once every process of the others has logged that it waits at the
     rendezvous (they wait for it, then all go on). ``grace``: once one process has ended, the others get that

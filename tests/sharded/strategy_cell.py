@@ -89,11 +89,11 @@ MATRIX = {
 # One process, no strategy: the reference of the sharded SFT cells.
 SINGLE = {"sft_full-single": (SFT_FULL, None)}
 # Cells also run as two nodes of one rank each (tests/sharded/test_two_nodes.py, scripts/gpu_check.py): the
-# launcher, and which node starts late (the other waits for it at the rendezvous), or None.
+# launcher (tests/sharded/nodes.py), and which node starts late (the other waits for it at the rendezvous).
 TWO_NODES = {
     "esma-ddp": ("lightning", 1),
     "sft_lora-fsdp": ("torchrun", None),
-    "grpo-deepspeed_zero3": ("srun", 0),
+    "grpo-deepspeed_zero3": ("srun", None),
 }
 
 
