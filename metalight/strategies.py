@@ -212,10 +212,11 @@ def launch_is_global_zero() -> bool:
     return environment.node_rank() == 0 and environment.local_rank() == 0
 
 
-# torch's words for a collective whose peer is gone: gloo's TCP transport (reset / closed connections, timeouts),
-# the rendezvous store, NCCL's watchdog. torch.distributed.DistError covers the typed ones.
-LOST_PEER = re.compile(r"gloo/transport/tcp|Connection (?:reset|closed) by peer|Broken pipe|[Tt]imed out|"
-                       r"clients joined|NCCL (?:error|communicator was aborted)|DistNetworkError|DistStoreError")
+# torch's words for a collective or rendezvous whose peer is gone, where it raises a plain RuntimeError: gloo's
+# TCP transport (reset or closed connections, its timeouts), the rendezvous store, NCCL. torch.distributed's
+# DistError subclasses are recognised by type.
+LOST_PEER = re.compile(r"gloo/transport/tcp|Connection (?:reset|closed) by peer|clients joined|"
+                       r"NCCL (?:error|communicator was aborted)|Watchdog caught collective operation timeout")
 
 
 def lost_rank_error(err: BaseException) -> LostRankError | None:
