@@ -91,9 +91,9 @@ def two_node_cell(name: str, model: Path, work: Path, devices: int, one_launch: 
     processes = launch(commands, out / "logs", timeout=300, late=late)
     seconds = round(time.perf_counter() - start, 1)
     status = max((abs(p.returncode or 0) for p in processes), default=0)
-    if status:
-        return {"status": status, "wall_s": seconds, "launcher": launcher,
-                "error": "\n".join(p.text()[-1000:] for p in processes)}
+    if status or not (out / "result.json").is_file():
+        return {"status": status or 1, "wall_s": seconds, "launcher": launcher,
+                "error": "\n".join(p.text()[-1000:] for p in processes) or "no result.json"}
     result = json.loads((out / "result.json").read_text())
     comparison = {}
     if one_launch.get("status") == 0 and one_launch.get("world_size") == result["world_size"]:
