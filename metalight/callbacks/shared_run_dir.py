@@ -51,7 +51,6 @@ class SharedRunDirCheck(Callback):
                               f"multi-node run needs')")
 
 
-
 def _appears(path: Path, tries: int = 5, wait_s: float = 1.0) -> bool:
     """Whether ``path`` exists, looked up by listing its directory (which makes an NFS client ask the server
     rather than trust its cached entries), a few times ``wait_s`` apart before saying no."""

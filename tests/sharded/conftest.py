@@ -6,11 +6,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.sharded.nodes import run_tree
 from tests.sharded.strategy_cell import SINGLE, cell_command
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,8 +32,7 @@ def run_cell(out: Path, name: str, model_dir: Path) -> dict:
     ``result.json`` (fails with the cell's log tail)."""
     skip_without_deepspeed(name)
     launch = ("--trainer.accelerator", "cpu", "--trainer.devices", "1") if name in SINGLE else CPU2
-    proc = subprocess.run(cell_command(out, name, model_dir, *launch), check=False, cwd=ROOT, capture_output=True,
-                          text=True, timeout=300)
+    proc = run_tree(cell_command(out, name, model_dir, *launch))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     return json.loads((out / "result.json").read_text())
 

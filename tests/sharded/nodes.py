@@ -28,6 +28,9 @@ LAUNCHERS = ("lightning", "torchrun", "srun")
 # rendezvous: from then on it waits for the others.
 WAITING = re.compile(r"nitializing (?:deepspeed )?distributed: GLOBAL_RANK: \d+")
 PORT_TAKEN = re.compile(r"EADDRINUSE|[Aa]ddress already in use")
+# Seconds a launch (every node, or one command) may run before it is killed with all its processes: the
+# strategy matrix cannot hang.
+TIMEOUT_S = 300
 SRUN_STAND_IN = ROOT / "tests" / "sharded" / "slurm" / "srun"
 
 Command = tuple[dict[str, str], list[str]]  # (environment added, argv with "python" / "torchrun" first)
@@ -98,6 +101,11 @@ def _start(node: int, command: Command, log: Path, cwd: Path) -> Process:
     return Process(node, popen, log)
 
 
+def _start_node(node: int, commands: list[Command], logs: Path, cwds: Sequence[Path] | None) -> list[Process]:
+    cwd = cwds[node] if cwds else ROOT
+    return [_start(node, command, logs / f"node{node}_{index}.log", cwd) for index, command in enumerate(commands)]
+
+
 def _watch(processes: Sequence[Process], deadline: float, grace: float | None) -> None:
     """Wait until every process ended, the deadline passed, or (``grace``) that long after the first ended."""
     while True:
@@ -130,17 +138,40 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def _kill_tree(popen: subprocess.Popen) -> None:
+    """SIGKILL a process started in a session of its own, every process below it and its process group, then
+    reap it."""
+    for pid in [*_descendants(popen.pid), popen.pid]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(popen.pid, signal.SIGKILL)
+    popen.wait()
+
+
 def _stop(processes: Sequence[Process]) -> None:
     for process in processes:
         if process.popen.poll() is None:
-            for pid in _descendants(process.popen.pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            os.killpg(process.popen.pid, signal.SIGKILL)
+            _kill_tree(process.popen)
         process.popen.wait()
 
 
-def launch(commands: Callable[[int], list[list[Command]]], logs: Path, timeout: float = 600,
+def run_tree(argv: Sequence[str], timeout: float = TIMEOUT_S, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run ``argv`` to its end (text output captured). Past ``timeout`` seconds it is killed with every process
+    it started (Lightning's other ranks, compilers), which ``subprocess.run``'s timeout leaves running: the
+    result then has status -9 and says so at the end of its stderr."""
+    popen = subprocess.Popen(list(argv), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             start_new_session=True)
+    try:
+        stdout, stderr = popen.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_tree(popen)
+        stdout, stderr = popen.communicate()
+        stderr += f"\n[killed with its processes after {timeout} s]"
+    return subprocess.CompletedProcess(list(argv), popen.returncode, stdout, stderr)
+
+
+def launch(commands: Callable[[int], list[list[Command]]], logs: Path, timeout: float = TIMEOUT_S,
            late: int | None = None, grace: float | None = None, cwds: Sequence[Path] | None = None,
            tries: int = 3) -> list[Process]:
     """Start every node's processes (``commands(port)[node]``, e.g. :func:`launch_commands`) and wait for them;
@@ -155,21 +186,15 @@ def launch(commands: Callable[[int], list[list[Command]]], logs: Path, timeout: 
     for attempt in range(tries):
         specs = commands(free_port())
         processes: list[Process] = []
-
-        def start(node: int) -> None:
-            cwd = cwds[node] if cwds else ROOT
-            for index, command in enumerate(specs[node]):
-                processes.append(_start(node, command, logs / f"node{node}_{index}.log", cwd))
-
         try:
             deadline = time.monotonic() + timeout
             for node in (n for n in range(len(specs)) if n != late):
-                start(node)
+                processes += _start_node(node, specs[node], logs, cwds)
             if late is not None:
                 while not all(WAITING.search(p.text()) or p.popen.poll() is not None for p in processes) \
                         and time.monotonic() < deadline:
                     time.sleep(0.2)
-                start(late)
+                processes += _start_node(late, specs[late], logs, cwds)
             _watch(processes, deadline, grace)
         finally:
             _stop(processes)

@@ -9,7 +9,6 @@ the package is missing.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 import torch
 
 from tests.sharded.conftest import CPU2, report_differences, skip_without_deepspeed
+from tests.sharded.nodes import run_tree
 from tests.sharded.strategy_cell import MATRIX, PROBE_IDS
 
 pytestmark = pytest.mark.sharded
@@ -90,8 +90,7 @@ def fit_weights(out: Path, data: Path, model_dir: Path, batch_size: int, *strate
             str(data), "--data.init_args.eval_source", "null", "--data.init_args.batch_size", str(batch_size),
             "--trainer.max_epochs", "2", "--trainer.enable_checkpointing", "false",
             "--trainer.logger.init_args.save_dir", str(out), "--trainer.logger.init_args.version", "run", *strategy]
-    proc = subprocess.run([sys.executable, *args], check=False, cwd=ROOT, capture_output=True, text=True,
-                          timeout=300)
+    proc = run_tree([sys.executable, *args])
     assert proc.returncode == 0, proc.stderr[-5000:]
     (hf,) = out.glob("*/run/hf")
     return load_file(hf / "model.safetensors")

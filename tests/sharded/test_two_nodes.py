@@ -49,6 +49,12 @@ def test_the_documented_two_node_commands_are_the_ones_run_here():
                 assert line in docs, f"docs/scaling.md lacks the command the tests run:\n{line}"
 
 
+def test_the_documented_sbatch_script_is_the_one_run_here():
+    script = (ROOT / "scripts" / "slurm_fit.sbatch").read_text().splitlines()
+    lines = [line for line in script if not line.startswith("# ") and line != "#"]
+    assert "```bash\n" + "\n".join(lines) + "\n```" in (ROOT / "docs" / "scaling.md").read_text()
+
+
 @pytest.fixture(scope="module")
 def two_node_cells(tmp_path_factory, varied_model_dir):
     """``get(name) -> (result.json, output directory, processes)`` of a cell run as two nodes, once each."""
@@ -81,7 +87,7 @@ def base_logits(model_dir: Path) -> torch.Tensor:
 @pytest.mark.parametrize("name", list(TWO_NODES))
 def test_two_nodes_equal_one_machine(name, two_node_cells, cells, varied_model_dir):
     result, out, processes = two_node_cells(name)
-    reference, reference_out = cells(name)
+    _, reference_out = cells(name)
     assert (result["world_size"], result["fit_steps"], result["resumed_steps"]) == (2, 2, 3)
     late = TWO_NODES[name][1]
     if late is not None:  # the other node waited at the rendezvous before the late one started
