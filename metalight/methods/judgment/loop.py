@@ -151,8 +151,9 @@ class JudgmentLoop(Callback):
         if not examples:
             self.stopped_reason = (f"no training examples after round {epoch}: every train judgment is right "
                                    f"(train_on: {self.train_on}); the judgment loop ends here")
-            log.warning(self.stopped_reason)
-            print(f"[judgment] {self.stopped_reason}", flush=True)
+            if trainer.is_global_zero:  # every rank selects the same (gathered) rounds: say it once
+                log.warning(self.stopped_reason)
+                print(f"[judgment] {self.stopped_reason}", flush=True)
             trainer.should_stop = True
 
     def run_round(self, trainer: Trainer, pl_module: LightningModule, epoch: int) -> dict[str, Any]:

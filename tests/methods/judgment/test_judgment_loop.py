@@ -201,11 +201,12 @@ def test_cli_fit_trains_and_writes_the_summary(tmp_path, tiny_model_dir):
     assert cli.trainer.global_step == 1  # 4 examples, batch 4
 
 
-def test_cli_fit_with_nothing_to_train_ends_cleanly(tmp_path, tiny_model_dir):
+def test_cli_fit_with_nothing_to_train_ends_cleanly(tmp_path, tiny_model_dir, capsys):
     # A random model answers everything wrongly and its unparsable judgments read "cannot": all right.
     cli, _, report = fit(tmp_path, tiny_model_dir, "--trainer.callbacks.init_args.train_on", "wrong")
     assert cli.trainer.global_step == 0
     assert "every train judgment is right" in report["judgment"]["stopped_reason"]
+    assert capsys.readouterr().out.count("[judgment] no training examples after round 0") == 1  # global rank 0
 
 
 def _sharded_worker(rank, world, init_file, out_dir):
