@@ -141,4 +141,5 @@ def test_a_lost_peer_is_one_line_and_other_errors_pass_through():
                                  "gloo/gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:9602: Connection reset "
                                  "by peer): ") and "\n" not in str(error) and "--ckpt_path" in str(error)
     assert lost_rank_error(RuntimeError("CUDA out of memory")) is None
+    assert lost_rank_error(RuntimeError("judge API: The read operation timed out")) is None  # not a peer
     assert lost_rank_error(ValueError("Connection reset by peer")) is None
