@@ -66,10 +66,11 @@ def level_stats(results: Iterable[Any]) -> list[LevelStats]:
 def format_levels(before: list[LevelStats], after: list[LevelStats] | None = None) -> str:
     """A console table: per level, n, accuracy and mean P(yes) (before → after when ``after`` is given)."""
     later = {(s.family, s.level): s for s in after or []}
-    lines = [f"{'level':<34} {'n':>4}  {'accuracy':>15}  {'mean P(yes)':>15}"]
+    width = max([len("level"), *(len(f"{s.family} {s.label}") for s in before)])
+    lines = [f"{'level':<{width}} {'n':>4}  {'accuracy':>15}  {'mean P(yes)':>15}"]
     for s in before:
         a = later.get((s.family, s.level))
         acc = f"{s.accuracy:.2f}" + (f" -> {a.accuracy:.2f}" if a else "")
         p = f"{s.mean_p_yes:.3f}" + (f" -> {a.mean_p_yes:.3f}" if a else "")
-        lines.append(f"{(s.family + ' ' + s.label)[:34]:<34} {s.n:>4}  {acc:>15}  {p:>15}")
+        lines.append(f"{s.family + ' ' + s.label:<{width}} {s.n:>4}  {acc:>15}  {p:>15}")
     return "\n".join(lines)
