@@ -1,15 +1,12 @@
 """A small client for OpenAI-compatible ``/chat/completions`` endpoints (API models, LLM judges).
 
-It needs no SDK: requests go through ``urllib`` with a timeout, retries with exponential backoff (+ jitter,
-honouring ``Retry-After``) on timeouts, connection errors, 429 and 5xx, and a bounded thread pool. Every wait
-is capped at ``max_backoff_s`` (a server's ``Retry-After`` included) and ends at once on SIGINT / SIGTERM,
-which stop the run with :class:`~metalight.errors.Interrupted` (answered prompts stay cached). The API key is
-read from the environment variable named by ``api_key_env`` (which must be set; a value that looks like a key
-itself is refused) at request time and never stored, logged or written anywhere; a 401 / 403 stops the run
-saying the key is missing or wrong.
-An optional on-disk JSONL cache keyed by the request makes an interrupted evaluation resume without paying
-again for answered prompts. A request that still fails is returned as ``ChatResult(ok=False)`` — callers
-count it as missing instead of crashing.
+It needs no SDK: requests go through :class:`~metalight.api.transport.HttpTransport` (retries with capped
+backoff, a whole-request deadline, cancellation on SIGINT / SIGTERM, the key read from the variable named by
+``api_key_env`` and never stored, logged or written) and a bounded thread pool. An optional on-disk JSONL cache
+keyed by the request makes an interrupted evaluation resume without paying again for answered prompts; a cache
+that cannot be written keeps the replies in memory (counted, warned once), and an unreadable cache line (cut by a
+crash, not UTF-8) is skipped and counted. A reply far longer than its token budget is cut and counted. A request
+that still fails is returned as ``ChatResult(ok=False)`` — callers count it as missing instead of crashing.
 """
 
 from __future__ import annotations
@@ -17,55 +14,33 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import random
-import re
-import signal
-import socket
 import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metalight.errors import ConfigError, Interrupted
+from metalight.api.transport import (
+    AuthError,
+    BadReply,
+    HttpTransport,
+    RequestFailed,
+    StopFlag,
+    key_env_problem,
+    stop_on_signals,
+)
+from metalight.errors import ConfigError
+from metalight.io import append_line, read_lines
 
 log = logging.getLogger(__name__)
 
 Messages = list[dict[str, str]]
-RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
-AUTH_STATUS = {401, 403}
-_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-
-
-class StopFlag:
-    """Set by SIGINT / SIGTERM (or a fatal error) during one ``complete_many``: its waits end at once and no
-    new request starts; ``reason`` names the signal."""
-
-    def __init__(self):
-        self.event = threading.Event()
-        self.reason: str | None = None
-
-    def set(self, reason: str | None = None) -> None:
-        """Stop, remembering the first reason given."""
-        self.reason = self.reason or reason
-        self.event.set()
-
-
-def looks_like_key(value: str) -> bool:
-    """Whether ``api_key_env`` holds something other than a variable name: not a valid name (``sk-...``),
-    or a long mixed-case-and-digit token such as a key pasted in by mistake."""
-    if not _ENV_NAME.fullmatch(value):
-        return True
-    return len(value) >= 20 and any(c.isdigit() for c in value) and any(c.islower() for c in value)
-
-
-class AuthError(ConfigError):
-    """The endpoint refused the key (HTTP 401 / 403): it is missing or wrong; retrying cannot help."""
+__all__ = ["AuthError", "ChatClient", "ChatEndpoint", "ChatResult", "Messages"]
+# A reply longer than this many characters per token of its budget (plus a margin) is cut: a server ignoring
+# max_tokens (12 MB for 16 tokens has been seen) would otherwise fill memory, the cache and the samples.
+REPLY_CHARS_PER_TOKEN = 32
+REPLY_CHARS_MARGIN = 64
 
 
 @dataclass(frozen=True)
@@ -77,7 +52,8 @@ class ChatEndpoint:
             is appended).
         model: the model name the endpoint expects.
         api_key_env: name of the environment variable holding the key (``None``: send no key).
-        timeout_s: per-request timeout in seconds.
+        timeout_s: deadline of one attempt in seconds: connect, headers and body together (a server sending
+            a byte at a time cannot stretch it).
         max_retries: retries after the first attempt for retryable failures.
         backoff_s: first backoff in seconds; doubles per retry (with jitter), capped at ``max_backoff_s``.
         max_backoff_s: longest wait between two attempts, in seconds.
@@ -113,13 +89,15 @@ class ChatEndpoint:
             problems.append("max_concurrency >= 1, max_retries >= 0 and timeout_s > 0 are required")
         if self.backoff_s < 0 or self.max_backoff_s < 0:
             problems.append("backoff_s and max_backoff_s must be >= 0 (seconds)")
-        if self.api_key_env is not None and looks_like_key(self.api_key_env):
-            # Never echo the value: it is probably the key itself.
-            problems.append("api_key_env must be the NAME of an environment variable holding the key (e.g. "
-                            "OPENAI_API_KEY), not the key itself: export OPENAI_API_KEY=<key> and set "
-                            "api_key_env: OPENAI_API_KEY")
+        key_problem = key_env_problem(self.api_key_env, "api_key_env")
+        if key_problem:
+            problems.append(key_problem)
         if problems:
             raise ConfigError("chat endpoint: " + "; ".join(problems))
+
+    def reply_budget(self) -> int:
+        """The token budget of one reply: ``max_completion_tokens`` when set, else ``max_tokens``."""
+        return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
 
 
 @dataclass
@@ -138,22 +116,29 @@ class ChatClient:
 
     ``sleep`` is injectable so tests need not wait for real backoff (the default wait ends early on
     SIGINT / SIGTERM). Raises ``ConfigError`` when ``api_key_env`` names a variable that is not set.
+    ``counts`` holds what deserves a look in a report: ``cache_skipped_lines`` (unreadable cache lines),
+    ``cache_unwritten`` (replies the cache could not store) and ``oversized_replies`` (cut to their budget).
     """
 
     def __init__(self, endpoint: ChatEndpoint, cache_path: str | Path | None = None,
-                 sleep: Callable[[float], None] | None = None):
-        if endpoint.api_key_env and not os.environ.get(endpoint.api_key_env):
-            raise ConfigError(f"the API key variable {endpoint.api_key_env} (endpoint.api_key_env) is not set: "
-                              f"export {endpoint.api_key_env}=<your key>, or set api_key_env: null for an "
-                              f"endpoint that needs no key")
+                 sleep: Callable[[float], None] | None = None, key_setting: str = "endpoint.api_key_env"):
         self.endpoint = endpoint
+        self.transport = HttpTransport(endpoint.timeout_s, endpoint.max_retries, endpoint.backoff_s,
+                                       endpoint.max_backoff_s, endpoint.api_key_env, key_setting, endpoint.model,
+                                       sleep)
+        self.url = endpoint.base_url.rstrip("/") + "/chat/completions"
         self.cache_path = Path(cache_path) if cache_path else None
-        self._sleep = sleep
-        self._lock = threading.Lock()
+        self.counts = {"cache_skipped_lines": 0, "cache_unwritten": 0, "oversized_replies": 0}
         self._cache: dict[str, str] = self._load_cache() if self.cache_path else {}
-        self.requests_sent = 0
+        self._cache_broken: str | None = None
         # Tokens the endpoint reported for the replies it sent (cached replies cost nothing and are not counted).
         self.usage = {"prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0}
+        self._lock = threading.Lock()
+
+    @property
+    def requests_sent(self) -> int:
+        """HTTP requests made so far (every attempt counts)."""
+        return self.transport.requests_sent
 
     # ---- cache ------------------------------------------------------------------------------------------
     def request_key(self, messages: Messages) -> str:
@@ -167,17 +152,21 @@ class ChatClient:
         return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
     def _load_cache(self) -> dict[str, str]:
+        """The cached replies; a line that is not UTF-8 JSON with ``key`` and ``text`` (an interrupted write, an
+        edited file) is skipped, counted and named once in a warning."""
         cache: dict[str, str] = {}
-        if not self.cache_path.is_file():
-            return cache
-        with self.cache_path.open(encoding="utf-8") as handle:
-            for line_no, line in enumerate(handle, start=1):
-                try:
-                    row = json.loads(line)
-                    cache[row["key"]] = row["text"]
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    log.warning("%s:%d: unreadable cache line skipped (an interrupted write?)", self.cache_path,
-                                line_no)
+        bad: list[int] = []
+        for line_no, raw in read_lines(self.cache_path):
+            try:
+                row = json.loads(raw.decode("utf-8"))
+                cache[row["key"]] = row["text"]
+            except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+                bad.append(line_no)
+        if bad:
+            self.counts["cache_skipped_lines"] = len(bad)
+            log.warning("%s: %d unreadable cache line(s) skipped (line %s; an interrupted write, or not UTF-8 "
+                        "JSON): their prompts are asked again", self.cache_path, len(bad),
+                        ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else ""))
         return cache
 
     def _store(self, key: str, text: str) -> None:
@@ -185,11 +174,16 @@ class ChatClient:
             self._cache[key] = text
             if self.cache_path is None:
                 return
-            self.cache_path.parent.mkdir(parents=True, exist_ok=True)
-            with self.cache_path.open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps({"key": key, "text": text}, ensure_ascii=False) + "\n")
-                handle.flush()
-                os.fsync(handle.fileno())
+            if self._cache_broken is None:
+                try:
+                    append_line(self.cache_path, json.dumps({"key": key, "text": text}, ensure_ascii=False))
+                    return
+                except OSError as err:
+                    self._cache_broken = err.strerror or type(err).__name__
+                    log.warning("cannot write the API cache %s (%s): this run keeps its replies in memory, but a "
+                                "re-run pays for them again; make the file writable or set "
+                                "model.init_args.cache_path to a writable file", self.cache_path, self._cache_broken)
+            self.counts["cache_unwritten"] += 1
 
     # ---- requests -----------------------------------------------------------------------------------------
     def request_body(self, messages: Messages) -> dict[str, Any]:
@@ -215,141 +209,73 @@ class ChatClient:
             self.usage["completion_tokens"] += int(usage.get("completion_tokens") or 0)
             self.usage["reasoning_tokens"] += int(details.get("reasoning_tokens") or 0)
 
-    def _headers(self) -> dict[str, str]:
-        headers = {"Content-Type": "application/json"}
-        if self.endpoint.api_key_env:
-            key = os.environ.get(self.endpoint.api_key_env)
-            if key:
-                headers["Authorization"] = f"Bearer {key}"
-        return headers
-
-    def _post(self, messages: Messages) -> tuple[str | None, str | None, bool, float | None]:
-        """One attempt: (text, error, retryable, retry_after_s)."""
-        e = self.endpoint
-        body = json.dumps(self.request_body(messages)).encode()
-        url = e.base_url.rstrip("/") + "/chat/completions"
-        request = urllib.request.Request(url, data=body, headers=self._headers(), method="POST")
-        with self._lock:
-            self.requests_sent += 1
+    def _reply_text(self, reply: Any) -> str:
+        """The reply's text (``BadReply`` when it is not an OpenAI chat completion), cut when far over budget."""
         try:
-            with urllib.request.urlopen(request, timeout=e.timeout_s) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as err:
-            if err.code in AUTH_STATUS:
-                raise AuthError(f"HTTP {err.code} from {url}: the API key is missing or wrong; check the "
-                                f"variable {e.api_key_env or '(api_key_env is null: no key was sent)'} and "
-                                f"that the key is valid for model {e.model}") from None
-            retry_after = _retry_after(err.headers.get("Retry-After") if err.headers else None)
-            return None, f"HTTP {err.code} from {url}", err.code in RETRYABLE_STATUS, retry_after
-        except (urllib.error.URLError, TimeoutError, socket.timeout, ConnectionError) as err:
-            reason = getattr(err, "reason", err)
-            return None, f"no response from {url} ({type(reason).__name__})", True, None
-        try:
-            reply = json.loads(raw)
             text = reply["choices"][0]["message"]["content"]
-            self._count_usage(reply.get("usage"))
-        except (json.JSONDecodeError, KeyError, IndexError, TypeError, AttributeError):
-            return None, f"malformed response from {url} (not an OpenAI chat completion)", True, None
+        except (KeyError, IndexError, TypeError):
+            raise BadReply("malformed response (not an OpenAI chat completion)") from None
         if not isinstance(text, str):
-            return None, f"malformed response from {url} (content is not text)", True, None
-        return text.strip(), None, False, None
+            raise BadReply("malformed response (content is not text)")
+        self._count_usage(reply.get("usage") if isinstance(reply, dict) else None)
+        limit = REPLY_CHARS_PER_TOKEN * self.endpoint.reply_budget() + REPLY_CHARS_MARGIN
+        if len(text) > limit:
+            with self._lock:
+                self.counts["oversized_replies"] += 1
+                first = self.counts["oversized_replies"] == 1
+            if first:
+                log.warning("%s sent a reply of %d characters for a budget of %d tokens: such replies are cut to "
+                            "%d characters and counted (oversized_replies); the server seems to ignore max_tokens",
+                            self.url, len(text), self.endpoint.reply_budget(), limit)
+            text = text[:limit]
+        return text.strip()
 
     def complete(self, messages: Messages, stop: StopFlag | None = None) -> ChatResult:
         """One chat completion with retries; cached responses are returned without a request."""
         key = self.request_key(messages)
         if key in self._cache:
             return ChatResult(self._cache[key], True, cached=True)
-        error, attempts = None, 0
-        for attempt in range(self.endpoint.max_retries + 1):
-            self._check_stop(stop)
-            attempts = attempt + 1
-            text, error, retryable, retry_after = self._post(messages)
-            if text is not None:
-                self._store(key, text)
-                return ChatResult(text, True, attempts=attempts)
-            if not retryable or attempt == self.endpoint.max_retries:
-                break
-            seconds = self.wait_s(attempt, retry_after)
-            if self._sleep is not None:
-                self._sleep(seconds)
-            elif stop is not None:
-                stop.event.wait(seconds)
-            else:
-                time.sleep(seconds)
-        log.warning("chat request failed after %d attempt(s): %s", attempts, error)
-        return ChatResult(None, False, error=error, attempts=attempts)
+        try:
+            text, attempts = self.transport.post_json(self.url, self.request_body(messages), self._reply_text, stop)
+        except RequestFailed as failed:
+            log.warning("chat request failed: %s", failed)
+            return ChatResult(None, False, error=str(failed), attempts=failed.attempts)
+        self._store(key, text)
+        return ChatResult(text, True, attempts=attempts)
 
     def wait_s(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait before retry ``attempt + 1``: the server's ``Retry-After`` or the jittered
-        exponential backoff, never more than ``max_backoff_s``."""
-        e = self.endpoint
-        if retry_after is not None:
-            return min(e.max_backoff_s, retry_after)
-        return min(e.max_backoff_s, e.backoff_s * 2 ** attempt) * (0.5 + random.random() / 2)
-
-    def _check_stop(self, stop: StopFlag | None) -> None:
-        if stop is not None and stop.event.is_set():
-            where = f"; replies received so far are cached in {self.cache_path}: re-run the same command to " \
-                    f"resume" if self.cache_path else ""
-            raise Interrupted(f"stopped by {stop.reason or 'an earlier failure'} while waiting for API replies{where}",
-                              signal_name=stop.reason or "SIGINT")
+        """Seconds to wait before retry ``attempt + 1`` (see :meth:`HttpTransport.wait_s`)."""
+        return self.transport.wait_s(attempt, retry_after)
 
     def complete_many(self, conversations: Sequence[Messages], progress: bool = False) -> list[ChatResult]:
         """Complete many conversations with at most ``max_concurrency`` in flight; order is preserved.
-        SIGINT / SIGTERM stop it promptly with :class:`~metalight.errors.Interrupted`."""
+        SIGINT / SIGTERM stop it promptly with :class:`~metalight.errors.Interrupted` (requests in flight are
+        cut, not waited for)."""
         if not conversations:
             return []
-        stop = StopFlag()
+        hint = f"; replies received so far are cached in {self.cache_path}: re-run the same command to resume" \
+            if self.cache_path else ""
+        stop = StopFlag(hint)
         pool = ThreadPoolExecutor(max_workers=self.endpoint.max_concurrency)
         futures = [pool.submit(self.complete, c, stop) for c in conversations]
         try:
-            with _stop_on_signals(stop):
+            with stop_on_signals(stop):
                 pending = set(futures)
                 while pending:
                     done, pending = wait(pending, timeout=0.1, return_when=FIRST_EXCEPTION)
                     for future in done:
                         future.result()  # raise the first failure (auth, interruption) now
-                    self._check_stop(stop)
+                    if stop.is_set():
+                        raise stop.error()
                     if progress and done:
                         log.info("chat requests: %d/%d done", len(futures) - len(pending), len(futures))
         except BaseException:
-            stop.set()  # a fatal error (a rejected key, a signal): the other workers start no new request
+            stop.set()  # a fatal error (a rejected key, a signal): the other workers stop and start nothing new
             raise
         finally:
-            # The flag stays set after an interruption so busy workers end too. An interrupted or failed run does not wait for queued requests; one in flight ends within timeout_s.
             pool.shutdown(wait=False, cancel_futures=True)
         return [future.result() for future in futures]
 
     def describe(self) -> dict[str, Any]:
         """Endpoint settings for reports (the key's variable name, never its value)."""
         return asdict(self.endpoint)
-
-
-class _stop_on_signals:
-    """While active in the main thread, SIGINT and SIGTERM set ``stop`` instead of their old action (which
-    comes back on exit)."""
-
-    def __init__(self, stop: StopFlag):
-        self.stop = stop
-        self.previous = {}
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        self.stop.set(signal.Signals(signum).name)
-
-    def __exit__(self, *exc):
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-        return False
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from metalight.api.chat_client import ChatClient, ChatEndpoint
+from metalight.api.transport import require_key
 from metalight.data.records import RecordBatch
 from metalight.errors import MetalightError
 from metalight.evaluation.dual_prompt import EvalSettings, SampleResult
@@ -25,6 +26,7 @@ from metalight.methods.evaluators.modules import ConfidenceEvalModule
 from metalight.metrics.selective import Criterion
 from metalight.prompts import direct_prompt, meta_prompt
 
+KEY_SETTING = "model.init_args.endpoint.api_key_env"
 # EvalSettings fields that only concern local generation; an API report leaves them out.
 LOCAL_ONLY = ("dtype", "direct_chat_template", "meta_chat_template", "meta_readout", "max_new_tokens",
               "max_input_tokens", "truncation_side", "decoding")
@@ -81,6 +83,7 @@ class APIEvalModule(ConfidenceEvalModule):
                          thresholds_from=thresholds_from, model=f"api:{endpoint.model}", evaluation=evaluation,
                          dprime_correction=dprime_correction)
         self.endpoint = self.record_settings("endpoint", endpoint, ChatEndpoint)
+        require_key(self.endpoint.api_key_env, KEY_SETTING)  # now: before config.yaml is written, not at the first request
         self.cache_path, self.on_failure = cache_path, on_failure
         self.prices = self.record_settings("prices", prices, TokenPrices)
         self.client: ChatClient | None = None
@@ -90,7 +93,7 @@ class APIEvalModule(ConfidenceEvalModule):
     def configure_model(self) -> None:
         """Create the client (and load the response cache) once; there are no weights."""
         if self.client is None:
-            self.client = ChatClient(self.endpoint, self.cache_path)
+            self.client = ChatClient(self.endpoint, self.cache_path, key_setting=KEY_SETTING)
 
     def _with_system(self, messages: Messages) -> Messages:
         system = self.eval_settings.system_prompt
@@ -137,10 +140,9 @@ class APIEvalModule(ConfidenceEvalModule):
         failed = [r.extras.get("api_error") is not None and not pad for r, pad in zip(results, batch.padding)]
         if any(failed) and self.on_failure == "error":
             last = next(r.extras["api_error"] for r, f in zip(results, failed) if f)
-            raise APIError(f"{sum(failed)} of {len(failed)} questions in this batch got no API reply after "
-                           f"{self.endpoint.max_retries} retries (last error: {last}); replies received so far are "
-                           f"cached in {self.cache_path}: re-run the same command to resume, or set "
-                           f"model.init_args.on_failure: skip to leave such questions out")
+            raise APIError(f"{sum(failed)} of {len(failed)} questions in this batch got no API reply (last error: "
+                           f"{last}); replies received so far are cached in {self.cache_path}: re-run the same "
+                           f"command to resume, or set model.init_args.on_failure: skip to leave such questions out")
         self._failed[split] += sum(failed)
         self.evaluation.record(split, results, keep=[not pad and not f for pad, f in zip(batch.padding, failed)])
 
@@ -150,6 +152,8 @@ class APIEvalModule(ConfidenceEvalModule):
         metrics["api_failed"] = float(sum(gather_objects([self._failed[split]])))
         self._failed[split] = 0
         metrics.update(self._usage_since_last_summary())
+        if self.client is not None:  # counted over the whole run (a cache problem is not per split)
+            metrics.update({f"api_{k}": float(v) for k, v in self.client.counts.items()})
         return metrics, details
 
     def _usage_since_last_summary(self) -> dict[str, float]:

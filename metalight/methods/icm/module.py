@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from metalight.api.completions_logprobs import CompletionsEndpoint
+from metalight.api.transport import require_key
 from metalight.callbacks.report_writer import run_dir, write_report
 from metalight.data.records import RecordBatch
 from metalight.errors import ConfigError
@@ -105,6 +106,8 @@ class ICMModule(MetacognitionModule):
         self.context_cache, self.rows_per_forward, self.baselines = context_cache, rows_per_forward, baselines
         self.finetune = self.record_settings("finetune", finetune, IterativeFineTuning)
         self.endpoint = self.record_settings("logprob_endpoint", logprob_endpoint, CompletionsEndpoint)
+        if self.endpoint is not None:  # checked now, before config.yaml is written
+            require_key(self.endpoint.api_key_env, "model.init_args.logprob_endpoint.api_key_env")
         if self.endpoint is not None and self.finetune is not None:
             raise ConfigError("ICM: finetune needs the local model's weights, but logprob_endpoint scores with a "
                               "served model; drop one of model.init_args.finetune / logprob_endpoint")

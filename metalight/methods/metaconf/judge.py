@@ -105,7 +105,8 @@ class HTTPChat(ChatBackend):
         endpoint = ChatEndpoint(base_url=base_url, model=model, api_key_env=api_key_env, timeout_s=timeout_s,
                                 max_retries=max_retries, backoff_s=backoff_s, max_concurrency=max_concurrency,
                                 temperature=temperature, max_tokens=max_tokens)
-        self.client = ChatClient(endpoint, cache_path=cache_path)
+        self.client = ChatClient(endpoint, cache_path=cache_path,
+                                 key_setting="model.init_args.judge.init_args.api_key_env")
         self.last_errors: list[str] = []
 
     def complete_many(self, conversations: Sequence[Messages]) -> list[str | None]:
