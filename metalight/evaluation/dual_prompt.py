@@ -126,6 +126,9 @@ class SampleResult:
     suspect_match: bool = False
     # The record's meta (e.g. the competence testbed's family and level), for per-group analysis.
     meta: dict[str, Any] = field(default_factory=dict)
+    # The question (or its context) holds the tokenizer's control tokens as text (e.g. <|im_start|>): they reach
+    # the model as real control tokens, not as the text a user wrote.
+    control_tokens: bool = False
     # Tokens the model chose for the direct answer (stop token included), for token-level confidence
     # scores; kept in memory only, not written to the samples file.
     direct_completion_ids: list[int] = field(default_factory=list, repr=False)
@@ -206,9 +209,20 @@ def evaluate_records(model, tokenizer, records: Sequence[QARecord], settings: Ev
     sent_direct, cut_direct = sent_prompts(tokenizer, direct, settings.max_input_tokens, settings.truncation_side)
     sent_meta, cut_meta = sent_prompts(tokenizer, meta, settings.max_input_tokens, settings.truncation_side)
     results = score_answers(records, sent_direct, sent_meta, answers, meta_texts, p_yes, settings, direct_ids)
-    for result, d_cut, m_cut in zip(results, cut_direct, cut_meta):
+    marks = control_tokens(tokenizer)
+    for result, record, d_cut, m_cut in zip(results, records, cut_direct, cut_meta):
         result.prompt_truncated = d_cut or m_cut
+        result.control_tokens = any(mark in f"{record.question}{record.context or ''}" for mark in marks)
     return results
+
+
+def control_tokens(tokenizer) -> tuple[str, ...]:
+    """The tokenizer's special tokens as text (``<|im_start|>``, ``</s>``, ...): written inside a question they
+    are encoded as the real control tokens."""
+    names = set(getattr(tokenizer, "all_special_tokens", None) or [])
+    names |= {t.content for t in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values()
+              if getattr(t, "special", False)}
+    return tuple(sorted(name for name in names if len(name) > 1))
 
 
 def score_answers(records: Sequence[QARecord], direct: Sequence[Prompt], meta: Sequence[Prompt],

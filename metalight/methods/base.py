@@ -150,6 +150,16 @@ class MetacognitionModule(LightningModule):
         method's hook; nothing here)."""
         return None
 
+    def answered(self, split: str) -> list[Any]:
+        """The rows of the current ``split`` pass answered so far on this process, in order (read-only; the
+        report writer streams them to disk per batch); none here."""
+        return []
+
+    def evaluation_so_far(self, split: str) -> EvaluationOutcome | None:
+        """The outcome of the rows answered so far in a pass that was stopped (a signal), for a partial report;
+        ``None`` when there is none (here: always)."""
+        return None
+
     def validation_step(self, batch: RecordBatch, batch_idx: int) -> None:
         self.evaluate_batch(batch, "val")
 
@@ -225,6 +235,16 @@ class DualPromptModule(MetacognitionModule):
         if not samples:
             raise DataError(f"the {split} pass evaluated no rows (n = 0): check the data source, max_samples, "
                             f"limit_{'val' if split == 'val' else 'test'}_batches and (API models) on_failure")
+        return self._outcome(split, values, samples)
+
+    def answered(self, split: str) -> list[SampleResult]:
+        return self.evaluation.samples[split]
+
+    def evaluation_so_far(self, split: str) -> EvaluationOutcome | None:
+        so_far = self.evaluation.so_far(split)
+        return None if so_far is None else self._outcome(split, *so_far)
+
+    def _outcome(self, split: str, values: dict[str, float], samples: list[SampleResult]) -> EvaluationOutcome:
         extra, details = self.extra_metrics(split, samples)
         values.update(extra)
         return EvaluationOutcome(split, self.global_step, self.current_epoch, values, samples,

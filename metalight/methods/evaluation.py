@@ -48,16 +48,18 @@ def gather_objects(items: list[Any]) -> list[Any]:
 
 def row_counts(samples: Sequence[Any]) -> dict[str, int]:
     """Rows whose inputs or grading deserve a look, for ``report.json``: prompts cut to ``max_input_tokens``
-    (``truncated_rows``) and answers credited only through a weak alias (``suspect_matches``)."""
+    (``truncated_rows``), answers credited only through a weak alias (``suspect_matches``) and questions
+    holding the model's control tokens as text (``control_token_rows``)."""
     return {"truncated_rows": sum(bool(getattr(s, "prompt_truncated", False)) for s in samples),
-            "suspect_matches": sum(bool(getattr(s, "suspect_match", False)) for s in samples)}
+            "suspect_matches": sum(bool(getattr(s, "suspect_match", False)) for s in samples),
+            "control_token_rows": sum(bool(getattr(s, "control_tokens", False)) for s in samples)}
 
 
 class DualPromptEvaluation(nn.Module):
     """The dual-prompt protocol across validation / test passes: answers, the registry's metrics, samples.
 
     ``answer`` asks a model the direct and meta prompts of some records; ``record`` adds a batch's results
-    (padding rows left out) to a split's metrics and samples; ``finish`` returns the split's metric values and
+    (padding rows left out) to a split's metrics and samples; ``so_far`` reads a stopped pass; ``finish`` returns the split's metric values and
     every rank's samples, and resets the split for the next pass.
 
     Args:
@@ -93,6 +95,15 @@ class DualPromptEvaluation(nn.Module):
         samples = gather_objects(self.samples[split])
         self.samples[split] = []
         return values, samples
+
+    def so_far(self, split: str) -> tuple[dict[str, float], list[Any]] | None:
+        """The metric values and samples of the rows answered so far in a stopped pass (a signal, a failed batch),
+        nothing reset; ``None`` when no row was answered or under several processes (no collective is entered on
+        the way out of a failed run)."""
+        samples = list(self.samples[split])
+        if not samples or (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+            return None
+        return {k: float(v) for k, v in self.metrics[split].compute().items()}, samples
 
     def describe(self, tokenizer=None) -> dict[str, Any]:
         """The settings that change the numbers, for ``report.json``."""
