@@ -132,11 +132,15 @@ def run_fit(config: str, args: Sequence[str], callbacks: Sequence[Callback] = ()
             ckpt_path: Path | None = None):
     """One ``cli.py fit`` run of ``config`` with ``args`` and extra ``callbacks``; returns the CLI object."""
     # LightningCLI warns when given args while the process has its own command line (this script's).
+    # The phase's run directory is fixed: resumed in place from its checkpoint, or emptied of an attempt that
+    # stopped before its first checkpoint.
+    fresh = [] if ckpt_path else ["--overwrite_version", "true"]
     with mock.patch.object(sys, "argv", sys.argv[:1]):
         cli = MetalightCLI(MetacognitionModule, LightningDataModule, subclass_mode_model=True,
                            subclass_mode_data=True, trainer_defaults=TRAINER_DEFAULTS,
                            save_config_kwargs={"overwrite": True}, parser_class=ConciseArgumentParser,
-                           args=["--config", config, *args], run=False)
+                           args=["--config", config, *args, *fresh], run=False,
+                           resume_in_place=str(ckpt_path) if ckpt_path else None)
     cli.trainer.callbacks.extend(callbacks)
     cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
     return cli

@@ -3,13 +3,15 @@
 Lightning picks ``version_N`` by listing the directory, so runs started together could pick the same one and
 overwrite each other's reports. Here each run creates its directory itself (``mkdir`` fails if another run got
 there first, and the next number is tried) and the logger is pinned to it. A run that fails before writing
-anything removes its empty directory again (:func:`release_empty_claims`).
+anything but its config and event files removes its directory again (:func:`release_empty_claims`). A version
+given explicitly must not hold an earlier run (:func:`check_explicit_version`).
 """
 
 from __future__ import annotations
 
 import os
-import zipfile
+import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -49,56 +51,74 @@ def claim_version(root: str | Path, max_tries: int = 10_000) -> tuple[Path, int]
     raise ConfigError(f"no free version_N under {root} after {max_tries} tries; clean up old runs")
 
 
-CHECKPOINT_KEYWORDS = ("last", "best", "hpc", "registry")
-
-
-def check_checkpoint(ckpt_path: str | None) -> None:
-    """Refuse a ``ckpt_path`` that is missing or not a readable PyTorch checkpoint before any work starts
-    (``torch.save`` writes a zip archive; a truncated or overwritten file is not one). Lightning's keywords
-    (``last``, ``best``, ...) and directories (sharded checkpoints) pass through."""
-    if not ckpt_path or str(ckpt_path).split(":")[0] in CHECKPOINT_KEYWORDS:
-        return
-    path = Path(ckpt_path).expanduser()
-    if path.is_dir():
-        return
-    if not path.is_file():
-        raise ConfigError(f"checkpoint not found: {path}; check --ckpt_path (runs keep them under "
-                          f"<run dir>/checkpoints/)")
-    if not zipfile.is_zipfile(path):
-        raise ConfigError(f"checkpoint {path} is not a readable PyTorch checkpoint (corrupt or truncated); resume "
-                          f"from another one, e.g. an earlier file in {path.parent}")
-
-
 def _get(node: Any, key: str, default: Any = None) -> Any:
     return node.get(key, default) if hasattr(node, "get") else default
 
 
-def pin_logger_versions(trainer: Any) -> list[Path]:
-    """Claim a run directory for every versioned logger in the trainer config whose ``version`` is unset,
-    and write the claimed number into the config. ``trainer.default_root_dir``, when set, replaces the
-    default ``save_dir`` (``runs``). Only the process that becomes global rank 0 claims, on any node (the
-    others are given its directory through ``trainer.log_dir``, a broadcast). Returns the claimed directories."""
-    if not launch_is_global_zero():  # every rank runs the command: rank 0's directory is broadcast to all
-        return []
+def _versioned_loggers(trainer: Any) -> list[tuple[Any, Path]]:
+    """``(init_args, <save_dir>/<name>)`` of every TensorBoard / CSV logger in the trainer config, with
+    ``trainer.default_root_dir`` in place of the default ``save_dir`` (``runs``) as the CLI applies it."""
     loggers = _get(trainer, "logger")
     if not isinstance(loggers, list):
         loggers = [loggers]
     root_dir = _get(trainer, "default_root_dir")
-    claimed = []
+    out = []
     for logger in loggers:
         class_path = _get(logger, "class_path")
         init_args = _get(logger, "init_args")
         if not isinstance(class_path, str) or init_args is None \
-                or class_path.rpartition(".")[2] not in VERSIONED_LOGGERS or _get(init_args, "version") is not None:
+                or class_path.rpartition(".")[2] not in VERSIONED_LOGGERS:
             continue
         save_dir = _get(init_args, "save_dir") or "runs"
         if root_dir and save_dir == "runs":
             save_dir = str(root_dir)
-            init_args["save_dir"] = save_dir
-        path, version = claim_version(Path(save_dir) / (_get(init_args, "name") or "default"))
-        init_args["version"] = version
+        out.append((init_args, Path(save_dir) / (_get(init_args, "name") or "default")))
+    return out
+
+
+def logger_dirs(trainer: Any) -> list[Path]:
+    """``<save_dir>/<name>`` of every versioned logger in the trainer config (where its ``version_N`` go)."""
+    return [base for _, base in _versioned_loggers(trainer)]
+
+
+def pin_logger_versions(trainer: Any, overwrite: bool = False, ckpt_path: str | None = None) -> list[Path]:
+    """Claim a run directory for every versioned logger in the trainer config whose ``version`` is unset,
+    and write the claimed number into the config. ``trainer.default_root_dir``, when set, replaces the
+    default ``save_dir`` (``runs``). A ``version`` given explicitly must name an empty (or new) directory,
+    unless ``overwrite`` (its contents are removed first) or ``ckpt_path`` lies inside it (the run continues
+    in place). Only the process that becomes global rank 0 claims, on any node (the others are given its
+    directory through ``trainer.log_dir``, a broadcast). Returns the claimed directories."""
+    if not launch_is_global_zero():  # every rank runs the command: rank 0's directory is broadcast to all
+        return []
+    claimed = []
+    for init_args, base in _versioned_loggers(trainer):
+        init_args["save_dir"] = str(base.parent)
+        version = _get(init_args, "version")
+        if version is not None:
+            check_explicit_version(base, version, overwrite, ckpt_path)
+            continue
+        path, number = claim_version(base)
+        init_args["version"] = number
         claimed.append(path)
     return claimed
+
+
+def check_explicit_version(base: Path, version: Any, overwrite: bool, ckpt_path: str | None) -> None:
+    """Refuse an explicit ``version`` whose directory holds an earlier run (its report, samples and events would
+    be overwritten or mixed), unless ``overwrite`` (the directory is emptied first) or ``ckpt_path`` lies in it."""
+    name = version if isinstance(version, str) else f"version_{version}"
+    path = base / name
+    if not path.is_dir() or not any(path.iterdir()):
+        return
+    if ckpt_path and Path(ckpt_path).resolve().is_relative_to(path.resolve()):
+        return  # resuming a run in its own directory
+    if not overwrite:
+        raise ConfigError(f"the run directory {path} (trainer.logger.init_args.version: {version}) already holds a "
+                          f"run; its report, samples and events would be overwritten or mixed: choose another "
+                          f"version, leave version unset for the next free one, or add --overwrite_version true to "
+                          f"replace it")
+    for item in path.iterdir():
+        shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
 
 
 def forget_claims() -> None:
@@ -106,11 +126,28 @@ def forget_claims() -> None:
     _claimed.clear()
 
 
-def release_empty_claims() -> None:
-    """Remove the directories this process claimed that are still empty (a run that failed early)."""
+# What a run writes before it has produced anything worth keeping: its config, hyperparameters and event files.
+THROWAWAY = ("config.yaml", "hparams.yaml")
+
+
+def _throwaway(item: Path) -> bool:
+    if item.is_dir():
+        return not any(item.iterdir())
+    return item.name in THROWAWAY or item.name.startswith("events.out.tfevents.")
+
+
+def release_empty_claims(say_what_is_kept: bool = True) -> None:
+    """After a failed run: remove the directories this process claimed that hold nothing but a config, its
+    hyperparameters and TensorBoard event files (or empty folders); for any other, say on stderr what it keeps."""
     while _claimed:
         path = _claimed.pop()
         try:
-            path.rmdir()
-        except OSError:  # not empty (or already gone): keep it
-            pass
+            items = list(path.iterdir())
+        except OSError:  # already gone
+            continue
+        if all(_throwaway(item) for item in items):
+            shutil.rmtree(path, ignore_errors=True)
+            continue
+        kept = sorted(item.name + ("/" if item.is_dir() else "") for item in items if not _throwaway(item))
+        if say_what_is_kept:
+            print(f"note: the failed run's directory {path} is kept; it holds {', '.join(kept)}", file=sys.stderr)
