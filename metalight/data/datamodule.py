@@ -300,7 +300,9 @@ class QADataModule(LightningDataModule, ABC):
     def _require(self, split: str) -> list[Any]:
         records = self.records(split)
         if not records:
-            raise DataError(f"{type(self).__name__}: the {split} split is empty; check the data source, "
+            skipped = (f" ({self.rows_read} rows read, {len(self.skipped)} skipped as malformed, first: "
+                       f"{self.skipped[0]})") if self.skipped else f" ({self.rows_read} rows read)"
+            raise DataError(f"{type(self).__name__}: the {split} split is empty{skipped}; check the data source, "
                             f"max_samples and the split fractions")
         return records
 

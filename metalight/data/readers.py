@@ -45,6 +45,9 @@ def read_rows(path: str | Path, json_key: str | None = None, skip_invalid: bool 
     the object's only list-valued key); ``skip_invalid`` yields an :class:`InvalidRow` for a JSONL line that
     is not JSON instead of raising."""
     path = Path(path).expanduser()
+    if path.is_dir():
+        raise DataError(f"data path {path} is a directory, not a file; give one of its files ({', '.join(SUFFIXES)}) "
+                        f"as `path:` (or a dict of files per split)")
     if not path.is_file():
         raise DataError(f"data file not found: {path}; check `path:` in the data config (or use `hub_name:`)")
     name = path.name.lower()

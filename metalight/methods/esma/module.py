@@ -250,6 +250,7 @@ class ESMAModule(DualPromptModule):
         else:
             grad_norm = write_es_gradient(self.scheme, members, weights)  # g = −(1/N) Σ zᵢ sᵢ εᵢ
             update_norm = self.step_optimizer(grad_norm)  # SGD(lr = α): θ ← θ + α/N Σ zᵢ sᵢ εᵢ
+        self.check_finite(step)
         self.log_iteration(table, missing, grad_norm, update_norm, population_time, time.perf_counter() - start,
                            len(questions))
 
@@ -342,6 +343,16 @@ class ESMAModule(DualPromptModule):
         if scheduler is not None:
             scheduler.step()
         return update_norm / lr, update_norm
+
+    def check_finite(self, step: int) -> None:
+        """Refuse weights made non-finite by this step (a σ so large that θ + σε overflows, and restoring it
+        leaves inf - inf = NaN), before anything is checkpointed."""
+        for i in self.scheme.perturbed_indices():
+            selected = self.scheme.selected[i]
+            if not torch.isfinite(selected.param).all():
+                raise ConfigError(f"step {step}: the update made {selected.name} non-finite (NaN or inf): sigma: "
+                                  f"{self.hparams.sigma} is far too large for weights of this scale (paper: 1e-3), "
+                                  f"or the learning rate is; lower model.init_args.sigma")
 
     def step_optimizer(self, grad_norm: float) -> float:
         """Step the optimizer on the written gradient; returns ‖Δθ‖₂ over the perturbed parameters."""

@@ -29,7 +29,7 @@ from lightning.pytorch.cli import LRSchedulerCallable, OptimizerCallable
 from torch import Tensor
 
 from metalight.data.records import RecordBatch
-from metalight.errors import ConfigError
+from metalight.errors import ConfigError, RewardError
 from metalight.methods.base import DualPromptModule
 from metalight.methods.grpo.advantages import (
     MultiObjectiveAggregation,
@@ -263,6 +263,10 @@ class GRPOModule(DualPromptModule):
         names, table = self.score(rollout)
         weights = torch.tensor([w for _, _, w in self.reward_functions()])
         full = self._gather_rows(table)
+        if full.numel() and torch.isnan(full).all():  # ESMA refuses the same: every advantage would be 0
+            raise RewardError(f"step {self.global_step}: every reward ({', '.join(names)}) is NaN for all "
+                              f"{full.shape[0]} completions, so there is nothing to learn from (loss 0); NaN means "
+                              f"'not applicable': check the reward functions (model.init_args.rewards)")
         adv = group_advantages(full, weights, h.num_generations, h.scale_rewards, h.multi_objective_aggregation)
         rank_rows = slice(self.global_rank * len(table), (self.global_rank + 1) * len(table)) \
             if full.shape[0] != table.shape[0] else slice(None)
