@@ -1,8 +1,13 @@
-"""Shared pieces of the fault catalogue: a small TriviaQA-schema file, the CLI in-process and as a process."""
+"""Shared pieces of the fault catalogue: a small TriviaQA-schema file, the CLI in-process and as a process, a
+full disk."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import io
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -44,8 +49,8 @@ def run_main(args: list[str], capsys) -> tuple[int, list[str]]:
     except SystemExit as stop:
         code = stop.code
     captured = capsys.readouterr()
-    run_main.out, err = captured.out, captured.err
-    return code, [line for line in err.splitlines() if line.startswith("error:")]
+    run_main.out, run_main.err = captured.out, captured.err
+    return code, [line for line in captured.err.splitlines() if line.startswith("error:")]
 
 
 def run_cli(*args: str, cwd: Path = ROOT, **popen) -> subprocess.Popen:
@@ -54,7 +59,84 @@ def run_cli(*args: str, cwd: Path = ROOT, **popen) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, **popen)
 
 
+def esma_fit_args(model_dir, questions: Path, root: Path, *extra: str) -> list[str]:
+    """``fit`` of the ESMA quickstart config on the tiny model for 2 steps (2 members x 2 questions), writing
+    under ``root``, without validation unless ``extra`` asks for it."""
+    return ["fit", "--config", str(ROOT / "configs/esma/quickstart.yaml"), "--model.init_args.model", str(model_dir),
+            "--model.init_args.population_size", "2", "--model.init_args.num_data_per_iteration", "2",
+            "--trainer.limit_val_batches", "0", "--trainer.enable_progress_bar", "false", "--trainer.max_steps", "2",
+            "--trainer.default_root_dir", str(root), "--data", "metalight.data.sources.triviaqa.TriviaQADataModule",
+            "--data.init_args.path", str(questions), "--data.init_args.batch_size", "1", *extra]
+
+
+@pytest.fixture(scope="session")
+def esma_run(tmp_path_factory, tiny_model_dir):
+    """An ESMA fit of 2 steps on a 20-question file, validated once at the end on its held-out rows:
+    ``(runs root, questions file, its last.ckpt, what it printed)``."""
+    root = tmp_path_factory.mktemp("esma-run")
+    questions = write_trivia(root / "q.jsonl")
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        main(esma_fit_args(tiny_model_dir, questions, root / "runs", "--trainer.limit_val_batches", "1.0",
+                           "--trainer.val_check_interval", "2", "--report.plots", "false"))
+    (last,) = (root / "runs").rglob("last.ckpt")
+    return root / "runs", questions, last, printed.getvalue()
+
+
 def report_of(root: Path, experiment: str = "eval-triviaqa", version: int = 0) -> dict:
     """The report.json of ``root/<experiment>/version_<version>``, parsed as strict JSON."""
     text = (root / experiment / f"version_{version}" / "report.json").read_text()
     return json.loads(text, parse_constant=lambda name: pytest.fail(f"report.json holds bare {name}"))
+
+
+class FullDisk:
+    """Makes every write metalight opens under ``root`` fail as on a full disk (``errno``: ENOSPC) or a
+    read-only directory (EROFS): a new file gets half of its first write before the error (so a leftover
+    partial file would show), an append fails at once. Tests run as root, for whom ``chmod`` does not stop a
+    write, so the failure is injected where metalight opens its files (``metalight.io``)."""
+
+    def __init__(self, monkeypatch, root: Path, code: int = errno.ENOSPC):
+        import metalight.io as io_module
+
+        self.root, self.code = Path(root), code
+        open_temp, open_append = io_module._open_temp, io_module._open_append
+
+        def failing_temp(path: Path):
+            handle, tmp = open_temp(path)
+            return (_HalfWriter(handle, self.error()) if self.covers(path) else handle), tmp
+
+        def failing_append(path: Path):
+            if self.covers(path):
+                raise self.error()
+            return open_append(path)
+
+        monkeypatch.setattr(io_module, "_open_temp", failing_temp)
+        monkeypatch.setattr(io_module, "_open_append", failing_append)
+
+    def covers(self, path: Path) -> bool:
+        return Path(path).resolve().is_relative_to(self.root.resolve())
+
+    def error(self) -> OSError:
+        return OSError(self.code, os.strerror(self.code))
+
+
+class _HalfWriter:
+    """A file handle whose first write stores half the bytes and then raises ``error``."""
+
+    def __init__(self, handle, error: OSError):
+        self.handle, self.error = handle, error
+
+    def write(self, data) -> int:
+        self.handle.write(bytes(data)[:len(data) // 2])
+        self.handle.flush()
+        raise self.error
+
+    def __getattr__(self, name):
+        return getattr(self.handle, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.handle.close()
+        return False

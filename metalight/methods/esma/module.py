@@ -145,8 +145,8 @@ class ESMAModule(DualPromptModule):
         problems = []
         if population_size < 2:
             problems.append(f"population_size: {population_size} must be >= 2 (fitness is z-scored across members)")
-        if not sigma > 0:
-            problems.append(f"sigma: {sigma} must be > 0")
+        if not 0 < sigma < torch.finfo(torch.float32).max:
+            problems.append(f"sigma: {sigma} must be > 0 and a finite float32 (paper: 1e-3)")
         if num_data_per_iteration < 1:
             problems.append(f"num_data_per_iteration: {num_data_per_iteration} must be >= 1")
         if antithetic and population_size % 2:
