@@ -2,7 +2,9 @@
 checkpoint (resumed bit-exactly) and exit 143; a validate keeps the rows answered so far and a partial report."""
 
 import json
+import signal
 
+import pytest
 import torch
 
 from tests.reliability.conftest import esma_fit_args, eval_args, report_of, run_main, write_trivia
@@ -31,17 +33,28 @@ def test_sigterm_during_fit_saves_a_resumable_checkpoint_and_exits_143(tmp_path,
     assert step_a == step_b == 2 and a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_sigterm_during_validate_keeps_the_answered_rows_in_a_partial_report(tmp_path, tiny_model_dir, trivia20,
-                                                                             capsys):
+@pytest.fixture
+def restore_sigint():
+    """Lightning ignores SIGINT after a Ctrl-C (against repeated presses): give this process its handler back."""
+    previous = signal.getsignal(signal.SIGINT)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.parametrize("name, exit_code", [("SIGTERM", 143), ("SIGINT", 130)])
+def test_a_signal_during_validate_keeps_the_answered_rows_in_a_partial_report(name, exit_code, tmp_path,
+                                                                              tiny_model_dir, trivia20, capsys,
+                                                                              restore_sigint):
     code, errors = run_main(eval_args(tiny_model_dir, tmp_path, "--data.init_args.path", str(trivia20),
                                       "--data.init_args.eval_batch_size", "4", SIGNAL_AT,
-                                      "--trainer.callbacks.batch", "1"), capsys)
+                                      "--trainer.callbacks.signal_name", name, "--trainer.callbacks.batch", "1"),
+                            capsys)
     run = tmp_path / "eval-triviaqa" / "version_0"
-    assert (code, errors) == (143, [f"error: stopped by SIGTERM after 8 of 20 rows: their answers are in "
-                                    f"{run}/samples/val.jsonl and {run}/report.json (marked partial); re-run the "
-                                    f"same command for a complete report"])
+    assert (code, errors) == (exit_code, [f"error: stopped by {name} after 8 of 20 rows: their answers are in "
+                                          f"{run}/samples/val.jsonl and {run}/report.json (marked partial); re-run "
+                                          f"the same command for a complete report"])
     report = report_of(tmp_path)
-    assert report["partial"] is True and report["stopped_by"] == "SIGTERM" and report["n"] == 8
+    assert report["partial"] is True and report["stopped_by"] == name and report["n"] == 8
     rows = [json.loads(line) for line in (run / "samples" / "val.jsonl").read_text().splitlines()]
     assert [r["id"] for r in rows] == [f"q{i}" for i in range(8)]
     assert not (run / "samples" / "val.partial.jsonl").exists()  # the streamed copy was replaced by the full file
