@@ -7,8 +7,8 @@
   a resumable ``last.ckpt`` where ``--ckpt_path last`` finds it (Lightning's own handler saves
   ``hpc_ckpt_N.ckpt`` only on SLURM's requeue signal). A SIGINT stops anywhere, possibly inside a step, so
   nothing is saved then.
-* :func:`checkpoint_header` reads a checkpoint's class, global step and epoch without loading its tensors;
-  :func:`trained_questions` rebuilds the training split it was fitted on (to count a validation's overlap).
+* :func:`trained_questions` rebuilds the training split a checkpoint was fitted on (to count a validation's
+  overlap); :mod:`metalight.models.checkpoints` reads its header.
 """
 
 from __future__ import annotations
@@ -53,18 +53,6 @@ class AtomicCheckpointIO(TorchCheckpointIO):
                                        f"another disk) and resume from the last good checkpoint") from None
 
 
-def checkpoint_header(path: str | Path) -> dict[str, Any]:
-    """``{"class_path", "global_step", "epoch"}`` of a ``.ckpt`` file (tensors memory-mapped, not read);
-    empty when the file cannot be read that way (a sharded directory, an old format)."""
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception:  # noqa: BLE001  (any unreadable checkpoint: the caller only reports what it finds)
-        return {}
-    hparams = checkpoint.get("hyper_parameters") or {}
-    return {"class_path": hparams.get("_class_path"), "global_step": checkpoint.get("global_step"),
-            "epoch": checkpoint.get("epoch")}
-
-
 def trained_questions(path: str | Path) -> set[str] | None:
     """The questions of the training split a checkpoint was fitted on, rebuilt from the data module's saved
     settings (same class, file, seed and fractions); ``None`` when they cannot be rebuilt locally (no saved data
@@ -80,7 +68,7 @@ def trained_questions(path: str | Path) -> set[str] | None:
             **{k: v for k, v in settings.items() if not k.startswith("_")})
         datamodule.setup("fit")
         return {record.question for record in datamodule.records("train")}
-    except Exception as err:  # noqa: BLE001  (an optional count: say why it is missing, do not fail the report)
+    except Exception as err:
         log.info("the training rows of %s could not be rebuilt (%s): overlap not counted", path, err)
         return None
 

@@ -21,11 +21,12 @@ from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-from metalight.callbacks.checkpoints import checkpoint_header, trained_questions
+from metalight.callbacks.checkpoints import trained_questions
 from metalight.callbacks.rescue import write_or_rescue
 from metalight.errors import Interrupted
 from metalight.io import append_lines, atomic_write_json, atomic_write_jsonl, json_line
 from metalight.metrics.registry import metric_names
+from metalight.models.checkpoints import checkpoint_header
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +174,7 @@ class ReportWriter(Callback):
         try:
             report = self._write_outcome(trainer, pl_module, outcome, self._out,
                                          {"partial": True, "stopped_by": signal_name})
-        except Exception as err:  # noqa: BLE001  (the run is already stopping: say what happened, do not mask it)
+        except Exception as err:
             exception.add_note(f"the partial report could not be written: {err}")
             return
         answered = f"{report['n']} of {rows}" if rows is not None else f"{report['n']}"

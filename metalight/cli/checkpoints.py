@@ -4,8 +4,7 @@
   ``last`` (which looks only in the new, empty run) never finds anything. Here it is the newest ``last*.ckpt``
   under ``<save_dir>/<name>/version_*/checkpoints/`` (and any ModelCheckpoint ``dirpath`` in the config), or
   an error naming where it looked.
-* A damaged file is refused by the zip archive's CRCs (``torch.save`` writes a zip): flipped bytes inside a
-  tensor pass ``zipfile.is_zipfile`` but not ``testzip``.
+* A damaged file is refused by the zip archive's CRCs (:func:`metalight.models.checkpoints.verify_archive`).
 * A checkpoint of another module class is refused naming both (Lightning would silently swap the configured
   method for the checkpoint's); a measurement-only config (``EvalModule``) measures any method's checkpoint.
 """
@@ -13,14 +12,12 @@
 from __future__ import annotations
 
 import importlib
-import zipfile
-import zlib
 from pathlib import Path
 from typing import Any
 
-from metalight.callbacks.checkpoints import checkpoint_header
 from metalight.cli.run_dirs import logger_dirs
 from metalight.errors import ConfigError
+from metalight.models.checkpoints import checkpoint_header, verify_archive
 
 CHECKPOINT_KEYWORDS = ("last", "best", "hpc", "registry")
 # Configs naming this class measure a model; validating or testing another method's checkpoint with them is
@@ -70,15 +67,7 @@ def check_checkpoint(ckpt_path: str | None) -> None:
     if not path.is_file():
         raise ConfigError(f"checkpoint not found: {path}; check --ckpt_path (runs keep them under "
                           f"<run dir>/checkpoints/)")
-    try:
-        with zipfile.ZipFile(path) as archive:
-            damaged = archive.testzip()
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error):
-        raise ConfigError(f"checkpoint {path} is not a readable PyTorch checkpoint (corrupt or truncated); resume "
-                          f"from another one, e.g. an earlier file in {path.parent}") from None
-    if damaged is not None:
-        raise ConfigError(f"checkpoint {path} is damaged: its part {damaged} does not match its checksum (CRC); "
-                          f"resume from another one, e.g. an earlier file in {path.parent}")
+    verify_archive(path)
 
 
 def check_checkpoint_class(ckpt_path: str | None, configured: str | None, subcommand: str) -> None:

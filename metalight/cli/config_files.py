@@ -74,7 +74,7 @@ def load_config_file(path: str | Path) -> dict:
         line = raw[:err.start].count(b"\n") + 1
         raise ConfigError(f"{path}:{line}: not UTF-8 text ({err.reason}); re-save the config as UTF-8") from None
     try:
-        data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506  (a SafeLoader subclass)
+        data = yaml.load(text, Loader=_StrictLoader)
     except _DuplicateKey as dup:
         raise ConfigError(f"{path}:{dup.again.line + 1}: key '{dup.key}' is given twice in one mapping (first at line "
                           f"{dup.first.line + 1}), and only the last would count; keep one") from None

@@ -254,7 +254,7 @@ def _parquet_rows(path: Path) -> Iterator[Row]:
 
     try:
         table = pq.read_table(path)
-    except Exception as err:  # noqa: BLE001  (pyarrow raises ArrowInvalid, OSError, ... for a damaged file)
+    except Exception as err:
         raise DataError(f"{path}: not a readable parquet file ({str(err).splitlines()[0][:200]}); download or "
                         f"write it again") from None
     for index, row in enumerate(table.to_pylist()):

@@ -59,8 +59,8 @@ class DualPromptEvaluation(nn.Module):
     """The dual-prompt protocol across validation / test passes: answers, the registry's metrics, samples.
 
     ``answer`` asks a model the direct and meta prompts of some records; ``record`` adds a batch's results
-    (padding rows left out) to a split's metrics and samples; ``so_far`` reads a stopped pass; ``finish`` returns the split's metric values and
-    every rank's samples, and resets the split for the next pass.
+    (padding rows left out) to a split's metrics and samples; ``finish`` returns the split's metric values and
+    every rank's samples, and resets the split for the next pass; ``so_far`` reads a pass that was stopped.
 
     Args:
         settings: the evaluation settings (grading, yes/no rule, templates, token budgets).

@@ -6,13 +6,18 @@ A run leaves one of three checkpoint layouts behind:
     shards are gathered into one state dict on this machine;
   * a DeepSpeed ZeRO checkpoint directory — converted first with Lightning's
     ``convert_zero_checkpoint_to_fp32_state_dict`` (needs ``pip install '.[deepspeed]'``).
-The module holds the language model as ``model``, so its weights are the ``model.*`` entries.
+The module holds the language model as ``model``, so its weights are the ``model.*`` entries. A ``.ckpt`` file is
+a zip archive: :func:`verify_archive` checks its CRCs before anything is loaded (flipped bytes inside a tensor pass
+``zipfile.is_zipfile`` and would load), and :func:`checkpoint_header` reads its class, step and epoch cheaply.
 """
 
 from __future__ import annotations
 
 import tempfile
+import zipfile
+import zlib
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,9 +27,36 @@ from metalight.errors import ConfigError, MissingPackageError
 MODULE_PREFIX = "model."
 
 
+def verify_archive(path: Path) -> None:
+    """Refuse a ``.ckpt`` file that is not a readable zip archive or whose parts do not match their CRCs
+    (``ConfigError`` naming the file and the damaged part)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error):
+        raise ConfigError(f"checkpoint {path} is not a readable PyTorch checkpoint (corrupt or truncated); use "
+                          f"another one, e.g. an earlier file in {path.parent}") from None
+    if damaged is not None:
+        raise ConfigError(f"checkpoint {path} is damaged: its part {damaged} does not match its checksum (CRC); "
+                          f"use another one, e.g. an earlier file in {path.parent}")
+
+
+def checkpoint_header(path: str | Path) -> dict[str, Any]:
+    """``{"class_path", "global_step", "epoch"}`` of a ``.ckpt`` file (tensors memory-mapped, not read);
+    empty when the file cannot be read that way (a sharded directory, an old format)."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:
+        return {}
+    hparams = checkpoint.get("hyper_parameters") or {}
+    return {"class_path": hparams.get("_class_path"), "global_step": checkpoint.get("global_step"),
+            "epoch": checkpoint.get("epoch")}
+
+
 def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """``(state_dict, hyperparameters)`` of a training checkpoint (see the module docstring for the layouts)."""
     if path.is_file():
+        verify_archive(path)
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
         if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
             raise ConfigError(f"{path}: not a Lightning checkpoint (no state_dict); pass a model directory instead")

@@ -5,7 +5,8 @@ import torch
 from torch import nn
 
 from metalight.errors import ConfigError
-from metalight.models.checkpoints import load_checkpoint_weights, read_checkpoint
+from metalight.models.checkpoints import checkpoint_header, load_checkpoint_weights, read_checkpoint
+from tests.reliability.conftest import flip_inside_a_tensor
 
 
 def test_the_model_weights_of_a_lightning_checkpoint_are_loaded(tmp_path):
@@ -28,3 +29,13 @@ def test_files_that_are_not_a_run_checkpoint_name_the_problem(tmp_path):
         load_checkpoint_weights(nn.Linear(1, 1), tmp_path / "other.ckpt")
     with pytest.raises(ConfigError, match="not found"):
         read_checkpoint(tmp_path / "missing.ckpt")
+
+
+def test_a_checkpoint_with_flipped_bytes_inside_a_tensor_is_refused_before_loading(tmp_path):
+    path = tmp_path / "last.ckpt"
+    torch.save({"state_dict": {"model.weight": torch.randn(64, 64)}, "global_step": 3, "epoch": 1,
+                "hyper_parameters": {"_class_path": "pkg.Module"}}, path)
+    assert checkpoint_header(path) == {"class_path": "pkg.Module", "global_step": 3, "epoch": 1}
+    member = flip_inside_a_tensor(path)
+    with pytest.raises(ConfigError, match=rf"checkpoint {path} is damaged: its part {member} does not match"):
+        read_checkpoint(path)

@@ -8,14 +8,16 @@ import errno
 import io
 import json
 import os
+import struct
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 
 from metalight.cli import main
-from tests.api.conftest import chat_server  # noqa: F401  (the real local HTTP server fixture)
+from tests.api.conftest import chat_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -140,3 +142,15 @@ class _HalfWriter:
     def __exit__(self, *exc):
         self.handle.close()
         return False
+
+
+def flip_inside_a_tensor(path, count=64):
+    """Flip ``count`` bytes in the middle of the largest tensor record of a torch zip checkpoint."""
+    with zipfile.ZipFile(path) as archive:
+        info = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+    data = bytearray(path.read_bytes())
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26:info.header_offset + 30])
+    start = info.header_offset + 30 + name_len + extra_len + info.file_size // 2
+    data[start:start + count] = bytes(b ^ 0xFF for b in data[start:start + count])
+    path.write_bytes(bytes(data))
+    return info.filename

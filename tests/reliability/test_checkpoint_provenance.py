@@ -3,13 +3,12 @@ another method is refused; ``--ckpt_path last`` finds the experiment's newest la
 looked); a checkpoint with flipped bytes inside a tensor is refused by its CRCs."""
 
 import shutil
-import struct
 import zipfile
 
 import torch
 
 from metalight.cli import main
-from tests.reliability.conftest import ROOT, eval_args, esma_fit_args, report_of, run_main
+from tests.reliability.conftest import ROOT, esma_fit_args, eval_args, flip_inside_a_tensor, report_of, run_main
 
 
 def test_validate_of_a_checkpoint_reports_its_path_step_and_epoch(esma_run, tiny_model_dir, tmp_path, capsys):
@@ -47,25 +46,13 @@ def test_ckpt_path_last_resumes_the_newest_last_ckpt_or_says_where_it_looked(esm
                                   f"ModelCheckpoint(save_last: true) (a fit stopped by SIGTERM saves one too)"])
 
 
-def _flip_inside_a_tensor(path, count=64):
-    """Flip ``count`` bytes in the middle of the largest tensor record of a torch zip checkpoint."""
-    with zipfile.ZipFile(path) as archive:
-        info = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
-    data = bytearray(path.read_bytes())
-    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26:info.header_offset + 30])
-    start = info.header_offset + 30 + name_len + extra_len + info.file_size // 2
-    data[start:start + count] = bytes(b ^ 0xFF for b in data[start:start + count])
-    path.write_bytes(bytes(data))
-    return info.filename
-
-
 def test_flipped_bytes_inside_a_checkpoint_are_refused_by_its_crcs(esma_run, tiny_model_dir, tmp_path, capsys):
     _, questions, last, _ = esma_run
     damaged = tmp_path / "damaged.ckpt"
     shutil.copy(last, damaged)
-    member = _flip_inside_a_tensor(damaged)
+    member = flip_inside_a_tensor(damaged)
     assert zipfile.is_zipfile(damaged)  # the check that let it through before
     code, errors = run_main(esma_fit_args(tiny_model_dir, questions, tmp_path / "runs", "--ckpt_path", str(damaged)),
                             capsys)
     assert (code, errors) == (2, [f"error: checkpoint {damaged} is damaged: its part {member} does not match its "
-                                  f"checksum (CRC); resume from another one, e.g. an earlier file in {tmp_path}"])
+                                  f"checksum (CRC); use another one, e.g. an earlier file in {tmp_path}"])

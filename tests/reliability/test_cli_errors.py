@@ -83,7 +83,7 @@ def test_a_corrupt_checkpoint_is_named(tmp_path, tiny_model_dir, capsys):
                                       str(ROOT / "tests/data/fixtures/triviaqa_native_rows.jsonl"), "--ckpt_path",
                                       str(ckpt)), capsys)
     assert (code, errors) == (2, [(f"error: checkpoint {ckpt} is not a readable PyTorch checkpoint (corrupt or "
-                                  f"truncated); resume from another one, e.g. an earlier file in {tmp_path}")])
+                                  f"truncated); use another one, e.g. an earlier file in {tmp_path}")])
 
 
 def test_samples_are_written_before_the_report_step_that_can_fail(tmp_path, tiny_model_dir, capsys, monkeypatch):
@@ -135,7 +135,7 @@ MESSAGES = {
                      "every valid key)"),
     "bad literal": (None, ["--model.init_args.evaluation.grading", "bad_lit"],
                     "error: config key 'model.init_args.evaluation.grading' of metalight.methods.base.EvalModule: "
-                    "Expected a typing.Literal['esma', 'normalized', 'know_thyself']. Got value: bad_lit"),
+                    "Expected a typing.Literal['esma', 'normalized', 'know_thyself', 'final']. Got value: bad_lit"),
     "data path is a directory": (None, ["--data.init_args.path", "{tmp}"],
                                  "error: data path {tmp} is a directory, not a file; give one of its files (.jsonl, "
                                  ".json, .parquet, .csv, .jsonl.gz, .json.gz, .csv.gz) as `path:` (or a dict of files "

@@ -4,7 +4,7 @@ validation line without its row count; and refuse an ES step that made the weigh
 
 import json
 
-from tests.reliability.conftest import eval_args, esma_fit_args, report_of, run_main, write_trivia
+from tests.reliability.conftest import esma_fit_args, eval_args, report_of, run_main, write_trivia
 from tests.reliability.test_api_faults import _api_args
 
 

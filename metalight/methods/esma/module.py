@@ -37,6 +37,7 @@ from metalight.methods.base import DualPromptModule
 from metalight.methods.esma.engine import PopulationEngine, plan_groups
 from metalight.methods.esma.meta_only import candidate_tokens
 from metalight.methods.esma.noise import NoiseDType, SchemeName, derive_seed, make_scheme
+from metalight.methods.esma.optim import ESMASGD
 from metalight.methods.esma.population_metrics import PopulationMetacognition
 from metalight.methods.esma.resume_guard import EXACT_RESUME_KEYS, check_resume
 from metalight.methods.esma.rewards import ESMA_REWARDS, member_fitness, result_columns, reward_summary
@@ -51,7 +52,6 @@ from metalight.methods.esma.update import (
     shard,
     write_es_gradient,
 )
-from metalight.methods.esma.optim import ESMASGD
 from metalight.methods.rewards import check_columns, resolve_reward, weighted_reward
 from metalight.strategies import SHARDED, full_replica_error
 

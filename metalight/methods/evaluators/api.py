@@ -83,7 +83,7 @@ class APIEvalModule(ConfidenceEvalModule):
                          thresholds_from=thresholds_from, model=f"api:{endpoint.model}", evaluation=evaluation,
                          dprime_correction=dprime_correction)
         self.endpoint = self.record_settings("endpoint", endpoint, ChatEndpoint)
-        require_key(self.endpoint.api_key_env, KEY_SETTING)  # now: before config.yaml is written, not at the first request
+        require_key(self.endpoint.api_key_env, KEY_SETTING)  # now, before config.yaml is written
         self.cache_path, self.on_failure = cache_path, on_failure
         self.prices = self.record_settings("prices", prices, TokenPrices)
         self.client: ChatClient | None = None

@@ -47,8 +47,8 @@ from metalight.methods.grpo.loss import (
     masked_sum_count,
     sequence_means,
 )
-from metalight.methods.grpo.rollout import Rollout, completion_logprobs, sample_rollout
 from metalight.methods.grpo.optim import GRPOAdamW
+from metalight.methods.grpo.rollout import Rollout, completion_logprobs, sample_rollout
 from metalight.methods.rewards import RewardFn, check_columns, resolve_reward, score_reward
 from metalight.models.chat import ChatMode, render_prompt
 from metalight.models.generation import Decoding, Prompt
