@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 from metalight.cli import main
-from tests.api.conftest import chat_server
 
 ROOT = Path(__file__).resolve().parents[2]
 

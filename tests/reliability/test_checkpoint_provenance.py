@@ -8,7 +8,14 @@ import zipfile
 import torch
 
 from metalight.cli import main
-from tests.reliability.conftest import ROOT, esma_fit_args, eval_args, flip_inside_a_tensor, report_of, run_main
+from tests.reliability.conftest import (
+    ROOT,
+    esma_fit_args,
+    eval_args,
+    flip_inside_a_tensor,
+    report_of,
+    run_main,
+)
 
 
 def test_validate_of_a_checkpoint_reports_its_path_step_and_epoch(esma_run, tiny_model_dir, tmp_path, capsys):
