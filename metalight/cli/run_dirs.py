@@ -55,9 +55,10 @@ def _get(node: Any, key: str, default: Any = None) -> Any:
     return node.get(key, default) if hasattr(node, "get") else default
 
 
-def _versioned_loggers(trainer: Any) -> list[tuple[Any, Path]]:
-    """``(init_args, <save_dir>/<name>)`` of every TensorBoard / CSV logger in the trainer config, with
-    ``trainer.default_root_dir`` in place of the default ``save_dir`` (``runs``) as the CLI applies it."""
+def _versioned_loggers(trainer: Any) -> list[tuple[Any, str, Path]]:
+    """``(init_args, save_dir, <save_dir>/<name>)`` of every TensorBoard / CSV logger in the trainer config, with
+    ``trainer.default_root_dir`` in place of the default ``save_dir`` (``runs``) as the CLI applies it (a
+    ``name`` may hold slashes: ``sweep/entry``)."""
     loggers = _get(trainer, "logger")
     if not isinstance(loggers, list):
         loggers = [loggers]
@@ -72,13 +73,13 @@ def _versioned_loggers(trainer: Any) -> list[tuple[Any, Path]]:
         save_dir = _get(init_args, "save_dir") or "runs"
         if root_dir and save_dir == "runs":
             save_dir = str(root_dir)
-        out.append((init_args, Path(save_dir) / (_get(init_args, "name") or "default")))
+        out.append((init_args, save_dir, Path(save_dir) / (_get(init_args, "name") or "default")))
     return out
 
 
 def logger_dirs(trainer: Any) -> list[Path]:
     """``<save_dir>/<name>`` of every versioned logger in the trainer config (where its ``version_N`` go)."""
-    return [base for _, base in _versioned_loggers(trainer)]
+    return [base for _, _, base in _versioned_loggers(trainer)]
 
 
 def pin_logger_versions(trainer: Any, overwrite: bool = False, ckpt_path: str | None = None) -> list[Path]:
@@ -91,8 +92,8 @@ def pin_logger_versions(trainer: Any, overwrite: bool = False, ckpt_path: str | 
     if not launch_is_global_zero():  # every rank runs the command: rank 0's directory is broadcast to all
         return []
     claimed = []
-    for init_args, base in _versioned_loggers(trainer):
-        init_args["save_dir"] = str(base.parent)
+    for init_args, save_dir, base in _versioned_loggers(trainer):
+        init_args["save_dir"] = save_dir
         version = _get(init_args, "version")
         if version is not None:
             check_explicit_version(base, version, overwrite, ckpt_path)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from metalight.cli import main
+from tests.api.conftest import chat_server  # noqa: F401  (a fixture the API fault tests use)
 
 ROOT = Path(__file__).resolve().parents[2]
 
