@@ -66,7 +66,7 @@ def prepare_batch(model, rows: Sequence[Sequence[int]], pad_id: int, enabled: bo
     the index of the row it was taken from.
     """
     device = next(model.parameters()).device
-    plan = _plan_groups(rows, row_keys) if enabled else None
+    plan = plan_prefix_groups(rows, row_keys) if enabled else None
     if plan is None:
         ids, mask = left_pad(rows, pad_id)
         return PrefixedBatch(ids.to(device), mask.to(device), None, 0)
@@ -87,7 +87,7 @@ def prepare_batch(model, rows: Sequence[Sequence[int]], pad_id: int, enabled: bo
     return PrefixedBatch(input_ids, attention_mask, cache, width, group_kv, index)
 
 
-def _plan_groups(rows: Sequence[Sequence[int]], row_keys: Sequence[Hashable] | None = None
+def plan_prefix_groups(rows: Sequence[Sequence[int]], row_keys: Sequence[Hashable] | None = None
                  ) -> tuple[list[int], list[int], list[int]] | None:
     """Group rows by (row key, first tokens); return (group of each row, prefix length per group, a row per
     group), or ``None`` when caching would save fewer than ``MIN_SAVED_TOKENS`` prefill tokens."""

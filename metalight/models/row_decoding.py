@@ -32,7 +32,8 @@ def _no_context(rows: Tensor) -> AbstractContextManager:
     return nullcontext()
 
 
-def _next_tokens(logits: Tensor, decoding: Decoding, generator: torch.Generator | None) -> Tensor:
+def next_tokens(logits: Tensor, decoding: Decoding, generator: torch.Generator | None) -> Tensor:
+    """Each row's next token from its logits [rows, vocab]: the argmax (greedy) or a sample."""
     if decoding.strategy == "greedy":
         return logits.argmax(-1)
     probs = torch.softmax(logits.float() / max(decoding.temperature, 1e-6), -1)
@@ -73,7 +74,7 @@ def decode_rows(model, tokenizer, rows: Sequence[Sequence[int]], decoding: Decod
     stopped_by: list[int | None] = [None] * len(rows)
     finished = torch.zeros(len(rows), dtype=torch.bool, device=device)
     for step in range(decoding.max_new_tokens):
-        tokens = _next_tokens(logits, decoding, generator)
+        tokens = next_tokens(logits, decoding, generator)
         done = torch.isin(tokens, stops)
         for row, token, stop, was_done in zip(alive.tolist(), tokens.tolist(), done.tolist(), finished.tolist()):
             if not (stop or was_done):

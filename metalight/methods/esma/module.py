@@ -283,10 +283,12 @@ class ESMAModule(DualPromptModule):
         table = torch.full((len(members), len(COLUMNS) + 1), float("nan"))
         table[:, -1] = 0.0
         groups = shard(plan_groups(len(members), self.group_size), self.global_rank, self.trainer.world_size)
+        trunk = self.engine.shared_trunk(self.model, self.scheme)  # layers below the perturbed ones: run once
         for group in groups:
             if self.reward_settings.decoding != "greedy":  # sampled answers replay on resume too
                 torch.manual_seed(derive_seed(self.hparams.es_seed, step, group[0]))
-            with self.engine.perturbed(self.scheme, [members[i] for i in group], self.hparams.sigma) as answer:
+            with self.engine.perturbed(self.scheme, [members[i] for i in group], self.hparams.sigma,
+                                       trunk) as answer:
                 results = answer(self.model, self.tokenizer, questions, self.reward_settings, direct,
                                  self.hparams.reward_answers == "kept", shortlist)  # θ is back on exit
             for index, member_results in zip(group, results):

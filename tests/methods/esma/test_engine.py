@@ -1,6 +1,6 @@
 """The population engine: batched low-rank members equal members evaluated one by one with explicit weights
-(through prefix caching, length-bucketed prefill, row dropping and member groups); memory-based grouping; bad
-engine settings."""
+(through prefix caching, length-bucketed prefill, row dropping and member groups); a shared trunk (layers below
+the perturbed range run once) gives the unshared answers; memory-based grouping; bad engine settings."""
 
 import pytest
 
@@ -8,9 +8,10 @@ from metalight.data.records import QARecord
 from metalight.errors import ConfigError
 from metalight.evaluation.dual_prompt import EvalSettings
 from metalight.methods.esma.engine import PopulationEngine
-from metalight.methods.esma.memory import member_memory_bytes
+from metalight.methods.esma.memory import member_memory_bytes, shared_trunk_bytes
 from metalight.methods.esma.noise import make_scheme
 from metalight.methods.esma.selection import select_parameters
+from metalight.methods.esma.trunk import trunk_end
 from metalight.methods.esma.update import Member
 from metalight.models import bucketed_prefill
 
@@ -81,3 +82,83 @@ def test_engine_settings_that_cannot_work_are_named(fresh):
     PopulationEngine().check(full, EvalSettings(decoding="model_default"))  # auto: model.generate
     with pytest.raises(ConfigError, match="engine.max_memory_gb: 0 must be > 0"):
         PopulationEngine(max_memory_gb=0).check(full, EvalSettings())
+
+
+# ---- shared trunk: layers below the perturbed range run once for every member -----------------------------
+P_YES_TOLERANCE = 1e-5  # float32; the shared and unshared paths batch rows differently
+
+
+def _assert_same_answers(got, expected):
+    """Greedy answers (direct, meta, decisions, every other field) equal; P(yes) within P_YES_TOLERANCE."""
+    for got_member, expected_member in zip(got, expected, strict=True):
+        for g, e in zip(got_member, expected_member, strict=True):
+            g_json, e_json = g.to_json(), e.to_json()
+            assert abs(g_json.pop("p_yes") - e_json.pop("p_yes")) <= P_YES_TOLERANCE
+            assert g_json == e_json and g.direct_completion_ids == e.direct_completion_ids
+
+
+def _prefill_calls(model, run, *args):
+    """(forward calls of decoder layer 0 over more than one column (prefills) while ``run(*args)`` runs, its
+    result)."""
+    calls = []
+    handle = model.model.layers[0].register_forward_hook(lambda m, i, o: calls.append(i[0].shape[1] > 1))
+    try:
+        out = run(*args)
+    finally:
+        handle.remove()
+    return sum(calls), out
+
+
+@pytest.mark.parametrize("readout", ["generate", "logits"])
+def test_batched_members_sharing_the_trunk_answer_as_unshared(fresh, readout):
+    model, tokenizer = fresh
+    settings = EvalSettings(max_new_tokens=4, meta_readout=readout)
+    scheme = make_scheme("lowrank", select_parameters(model, layers=(1, 2)), rank=2)
+    assert trunk_end(scheme) == 1 and PopulationEngine("batched").shared_trunk(model, scheme) is not None
+    for prefix_cache in (True, False):
+        unshared = PopulationEngine("batched", prefix_cache=prefix_cache, share_trunk=False).evaluate(
+            model, tokenizer, RECORDS, MEMBERS, scheme, SIGMA, settings, 4)
+        assert len({str(m) for m in _answers(unshared)}) > 1  # members really answer differently
+        for group_size in (4, 3):  # one group; groups of 3 + 1 reusing the iteration's trunk
+            shared = PopulationEngine("batched", prefix_cache=prefix_cache).evaluate(
+                model, tokenizer, RECORDS, MEMBERS, scheme, SIGMA, settings, group_size)
+            _assert_same_answers(shared, unshared)
+
+
+def test_member_by_member_full_rank_noise_computes_the_trunk_once(fresh):
+    model, tokenizer = fresh
+    settings = EvalSettings(max_new_tokens=4, meta_readout="logits")
+    scheme = make_scheme("esma", select_parameters(model, layers=(1, 2)))
+    for prefix_cache in (True, False):
+        unshared = PopulationEngine(restore="copy", prefix_cache=prefix_cache, share_trunk=False).evaluate(
+            model, tokenizer, RECORDS, MEMBERS, scheme, SIGMA, settings)  # evaluate_records per member
+        engine = PopulationEngine(restore="copy", prefix_cache=prefix_cache)
+        prefills, shared = _prefill_calls(model, engine.evaluate, model, tokenizer, RECORDS, MEMBERS, scheme, SIGMA,
+                                          settings)
+        _assert_same_answers(shared, unshared)
+    one, _ = _prefill_calls(model, engine.evaluate, model, tokenizer, RECORDS, MEMBERS[:1], scheme, SIGMA, settings)
+    assert prefills == one  # the trunk's prompt prefill runs once, not once per member
+
+
+def test_no_trunk_is_shared_when_layer_0_or_non_layer_parameters_are_perturbed(fresh):
+    model, _ = fresh
+    assert trunk_end(make_scheme("lowrank", select_parameters(model))) == 0  # layer 0 perturbed
+    assert trunk_end(make_scheme("esma", select_parameters(model, "norm.weight"))) == 0  # model.norm: no layer
+    scheme = make_scheme("lowrank", select_parameters(model, layers=(1, 2)))
+    assert PopulationEngine("batched", share_trunk=False).shared_trunk(model, scheme) is None
+    assert PopulationEngine(decoder="hf").shared_trunk(model, scheme) is None  # model.generate decodes
+
+
+def test_memory_plan_counts_the_shared_trunk_once(fresh):
+    model, _ = fresh
+    scheme = make_scheme("lowrank", select_parameters(model, layers=(1, 2)))
+    settings = EvalSettings()
+    need = member_memory_bytes(model, scheme, 2 * 256, 128 + 32, shared_layers=1, new_tokens=32)
+    assert need < member_memory_bytes(model, scheme, 2 * 256, 128 + 32)  # a member keeps only layer 1's prompt KV
+    shared = shared_trunk_bytes(model, 2 * 256, 128, shared_layers=1)
+    for members in (1, 3):
+        budget = (shared + (members + 0.5) * need) / 1e9
+        assert PopulationEngine("batched", max_memory_gb=budget).group_size(model, scheme, 256, settings, 32) == members
+    with pytest.raises(ConfigError, match="too small for one member"):
+        PopulationEngine("batched", max_memory_gb=(shared + 0.5 * need) / 1e9).group_size(model, scheme, 256, settings,
+                                                                                          32)
