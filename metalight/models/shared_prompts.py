@@ -29,10 +29,6 @@ RowContext = Callable[[Tensor], AbstractContextManager]
 KV = dict[int, tuple[Tensor, Tensor]]
 
 
-def _no_context(rows: Tensor) -> AbstractContextManager:
-    return nullcontext()
-
-
 def _positions(key_mask: Tensor, columns: int) -> Tensor:
     """Positions of the last ``columns`` columns, counting real tokens only."""
     return (key_mask.cumsum(-1) - 1).clamp(min=0)[:, -columns:]
@@ -183,7 +179,7 @@ def top_prefill(split: LayerSplit, states: PromptStates, copies: int, row_contex
     """Run the top over every (copy, prompt) row of ``states``; rows of ``decode_prompts`` keep their KV and
     last hidden states for decoding, every row gets the logits of ``capture_ids``. ``row_context(rows)`` wraps
     each forward with the original rows it contains (for a prefix: a row of that copy and group)."""
-    context = row_context or _no_context
+    context = row_context or (lambda rows: nullcontext())
     layout = states.layout
     device = layout.suffix_ids.device
     prompts, width, groups = len(layout.lengths), layout.suffix_ids.shape[1], layout.prefix_ids.shape[0]

@@ -14,6 +14,7 @@ stop token, as in :func:`metalight.models.row_decoding.decode_rows`, whose outpu
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 import torch
 from torch import Tensor
@@ -21,8 +22,7 @@ from torch import Tensor
 from metalight.models.decoding import Decoding, Generation
 from metalight.models.layer_split import LayerSplit, SegmentedCache
 from metalight.models.row_decoding import next_tokens
-from metalight.models.shared_prompts import KV, PromptStates, RowContext, TopPrefill, _no_context
-
+from metalight.models.shared_prompts import KV, PromptStates, RowContext, TopPrefill
 
 # Above this share of the vocabulary the candidates save little: every row's full logits are computed.
 CANDIDATE_SHARE = 0.125
@@ -89,7 +89,7 @@ def decode_split(split: LayerSplit, tokenizer, states: PromptStates, top: TopPre
     and stop tokens in that order (``first_token_logits`` is left to the caller: ``top.captured``)."""
     if decoding.strategy not in ("greedy", "sample"):
         raise ValueError(f"decode_split supports greedy and sample decoding, not {decoding.strategy!r}")
-    context = row_context or _no_context
+    context = row_context or (lambda rows: nullcontext())
     layout = states.layout
     device = layout.suffix_ids.device
     prompts = len(layout.lengths)

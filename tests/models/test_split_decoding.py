@@ -107,3 +107,20 @@ def test_models_that_cannot_be_split_are_named(tiny):
     assert split_unsupported(model) is None
     with pytest.raises(ValueError, match=r"trunk end 3 must be in \[1, 2\]"):
         LayerSplit(model, 3)
+
+
+def test_a_qwen2_model_splits_too(tiny):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    _, tokenizer = tiny
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(Qwen2Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                                         num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
+                                         tie_word_embeddings=False, eos_token_id=2, pad_token_id=0)).eval()
+    _, prompts = _rows(tokenizer)
+    reference = decode_rows(model, tokenizer, prompts, Decoding(max_new_tokens=6))
+    split = LayerSplit(model, 1)
+    states = trunk_states(split, prompts, tokenizer.pad_token_id)
+    out = decode_split(split, tokenizer, states, top_prefill(split, states, 1, None, range(len(prompts)), None),
+                       Decoding(max_new_tokens=6), stop_token_ids(model, tokenizer))
+    assert out.completion_ids == reference.completion_ids

@@ -3,6 +3,7 @@
 the perturbed range run once) gives the unshared answers; memory-based grouping; bad engine settings."""
 
 import pytest
+import torch
 
 from metalight.data.records import QARecord
 from metalight.errors import ConfigError
@@ -162,3 +163,28 @@ def test_memory_plan_counts_the_shared_trunk_once(fresh):
     with pytest.raises(ConfigError, match="too small for one member"):
         PopulationEngine("batched", max_memory_gb=(shared + 0.5 * need) / 1e9).group_size(model, scheme, 256, settings,
                                                                                           32)
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: two threads spinning on a busy 2-core machine made the embedded model
+    ten times slower (measured)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_shared_trunk_on_the_embedded_model_answers_as_unshared(embedded, one_thread):
+    """SmolLM2-135M perturbed on its last 4 layers: batched low-rank members (prefix cache) and full-rank
+    members one by one (no prefix cache) give the unshared engine's answers."""
+    model, tokenizer = embedded
+    settings = EvalSettings(max_new_tokens=6, meta_readout="generate")
+    layers = (model.config.num_hidden_layers - 4, model.config.num_hidden_layers)
+    for noise, population, prefix_cache, group in (("lowrank", "batched", True, 2), ("esma", "sequential", False, 1)):
+        scheme = make_scheme(noise, select_parameters(model, layers=layers))
+        engines = [PopulationEngine(population, restore="copy", prefix_cache=prefix_cache, share_trunk=share)
+                   for share in (False, True)]
+        unshared, shared = (e.evaluate(model, tokenizer, RECORDS[:2], MEMBERS[:2], scheme, 0.01, settings, group)
+                            for e in engines)
+        _assert_same_answers(shared, unshared)

@@ -51,11 +51,14 @@ def hand_step(esma, questions_path, alpha):
     return expected
 
 
-@pytest.mark.parametrize(("noise", "es_update"), [("esma", "float32_sum"), ("lowrank", "float32_sum"),
-                                               ("esma", "in_place")])
-def test_one_step_equals_hand_computation_on_three_members(tiny_model_dir, questions, tmp_path, noise, es_update):
-    alpha = 0.05
-    overrides = {"population_size": 3, "noise": noise, "rank": 2, "es_update": es_update}
+@pytest.mark.parametrize(("noise", "es_update", "layers"), [("esma", "float32_sum", None),
+                                                         ("lowrank", "float32_sum", None),
+                                                         ("esma", "in_place", None),
+                                                         ("lowrank", "float32_sum", [1, 2])])
+def test_one_step_equals_hand_computation_on_three_members(tiny_model_dir, questions, tmp_path, noise, es_update,
+                                                           layers):
+    alpha = 0.05  # layers [1, 2): the training step shares layer 0 (the trunk) between the members
+    overrides = {"population_size": 3, "noise": noise, "rank": 2, "es_update": es_update, "layers": layers}
     expected = hand_step(module(tiny_model_dir, **overrides), questions, alpha)
     engine = PopulationEngine("batched" if noise == "lowrank" else "sequential", restore="copy")
     esma = fit(module(tiny_model_dir, **overrides, engine=engine), questions, 1, tmp_path, lr=alpha)
