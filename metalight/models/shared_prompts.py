@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from metalight.models.bucketed_prefill import call_cost, plan_buckets
+from metalight.models.generation import left_pad
 from metalight.models.layer_split import LayerSplit, SegmentedCache
 from metalight.models.prefix_cache import plan_prefix_groups
 
@@ -32,16 +33,6 @@ KV = dict[int, tuple[Tensor, Tensor]]
 def _positions(key_mask: Tensor, columns: int) -> Tensor:
     """Positions of the last ``columns`` columns, counting real tokens only."""
     return (key_mask.cumsum(-1) - 1).clamp(min=0)[:, -columns:]
-
-
-def _pad_left(rows: Sequence[Sequence[int]], width: int, pad_id: int, device) -> tuple[Tensor, Tensor]:
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        if row:
-            ids[i, width - len(row):] = torch.as_tensor(row, dtype=torch.long)
-            mask[i, width - len(row):] = 1
-    return ids.to(device), mask.to(device)
 
 
 @dataclass
@@ -79,8 +70,8 @@ def plan_layout(prompts: Sequence[Sequence[int]], pad_id: int, share_prefixes: b
         group_of, prefix_lengths, first = plan
     prefixes = [list(prompts[row][:length]) for row, length in zip(first, prefix_lengths)]
     suffixes = [list(p[prefix_lengths[g]:]) for p, g in zip(prompts, group_of)]
-    prefix_ids, prefix_mask = _pad_left(prefixes, max(prefix_lengths), pad_id, device)
-    suffix_ids, suffix_mask = _pad_left(suffixes, max(len(s) for s in suffixes), pad_id, device)
+    prefix_ids, prefix_mask = left_pad(prefixes, pad_id, device)
+    suffix_ids, suffix_mask = left_pad(suffixes, pad_id, device)
     return PromptLayout(prefix_ids, prefix_mask, torch.as_tensor(group_of, device=device), suffix_ids, suffix_mask,
                         torch.as_tensor([len(p) for p in prompts], device=device))
 
