@@ -13,9 +13,9 @@
     engine sharing the unperturbed trunk (``engine.share_trunk``, the default) vs the same engine without it
     (today's engine before the trunk was shared), same members, questions and one group of all members:
     an ES iteration with the logits meta read-out (target >= 3x for k = 4), with generated meta answers, and
-    the meta read-out alone (P(yes) of every member on the questions, as when scoring cached answers; target
-    >= 5x for k = 4). Rounds alternate which engine runs first, so a busy machine slows both alike; the
-    answers of the two are compared, and one more shared run is timed per phase (where the time goes).
+    the meta read-out alone (every member's P(yes) scoring the current weights' answers, ``reward_answers:
+    current``; target >= 5x for k = 4). Rounds alternate which engine runs first, so a busy machine slows
+    both alike; the answers of the two are compared, and one more shared run is timed per phase.
 
     python scripts/bench_es_engine.py                 # (a)+(b)+(d): 32 members x 8 questions, ~1 h, 2-core CPU
     python scripts/bench_es_engine.py --device cuda   # adds (c) on a GPU
@@ -37,7 +37,7 @@ import torch
 
 from metalight.benchmarking import BENCH_DIR, BenchResult, check, invocation, machine, write_results
 from metalight.data.sources.fanoutqa import FanOutQASingleHopDataModule
-from metalight.evaluation.dual_prompt import EvalSettings, build_prompts, meta_token_ids
+from metalight.evaluation.dual_prompt import EvalSettings, build_prompts, evaluate_records, meta_token_ids
 from metalight.grading import parse_meta_answer
 from metalight.io import atomic_write_json
 from metalight.methods.esma import batched as batched_engine
@@ -47,13 +47,11 @@ from metalight.methods.esma.lowrank_forward import LowRankPopulation
 from metalight.methods.esma.noise import make_scheme
 from metalight.methods.esma.rewards import esma_reward, member_fitness
 from metalight.methods.esma.selection import select_parameters
-from metalight.methods.esma.trunk import SharedTrunk, trunk_end
 from metalight.methods.esma.update import member_seeds, shape_fitness, write_es_gradient
 from metalight.models.generation import Decoding, encode_prompts, p_yes_from_logits
 from metalight.models.layer_split import LayerSplit
 from metalight.models.loading import load_model, load_tokenizer, resolve_model_spec
 from metalight.models.row_decoding import decode_rows, last_token_logits
-from metalight.models.shared_prompts import top_prefill
 
 MODEL = "embedded:smollm2-135m-instruct"
 SIGMA = 1e-3
@@ -162,28 +160,19 @@ def gpu_comparison(device: str, shape: str, members: int, count: int, new_tokens
             "roofline_fraction": roofline_fraction(model, rows, new_tokens, context, batched)}
 
 
-def meta_scores(model, tokenizer, records, scheme, members: int, settings: EvalSettings,
+def meta_scores(model, tokenizer, records, scheme, members: int, settings: EvalSettings, direct,
                 share: bool) -> tuple[float, torch.Tensor]:
-    """(d) the meta read-out alone: seconds to read every member's P(yes) on ``records`` in one batch, with
-    the trunk shared or not (the batched engine's logits read-out), and the P(yes) [members x questions]."""
-    _, meta = build_prompts(tokenizer, records, settings)
-    meta_ids = encode_prompts(tokenizer, meta, settings.max_input_tokens)
-    yes, no = meta_token_ids(tokenizer, settings)
-    keys = [m for m in range(members) for _ in meta_ids]
-    with LowRankPopulation(scheme, member_seeds(0, 0, members), SIGMA) as population:
-        context = population.row_context(keys)
-        sync()
-        start = time.perf_counter()
-        if share:  # the trunk runs once per question (per iteration), the top once per member and question
-            trunk = SharedTrunk(model, trunk_end(scheme))
-            states = trunk.states(meta_ids, tokenizer.pad_token_id, True)
-            logits = top_prefill(trunk.split, states, members, context, [], yes + no).captured
-        else:
-            logits = last_token_logits(model, tokenizer, [row for _ in range(members) for row in meta_ids],
-                                       yes + no, keys, context)
-        sync()
-        seconds = time.perf_counter() - start
-    return seconds, p_yes_from_logits(logits.cpu(), len(yes))
+    """(d) the meta read-out alone: seconds for every member of one batch to score θ's ``direct`` answers
+    with its own P(yes) (``reward_answers: current``: one prefill of the meta prompts per member, no decoding),
+    with the trunk shared or not, and the P(yes) [members x questions]."""
+    engine = PopulationEngine("batched", members_per_batch=members, share_trunk=share)
+    sync()
+    start = time.perf_counter()
+    trunk = engine.shared_trunk(model, scheme)
+    with engine.perturbed(scheme, member_seeds(0, 0, members), SIGMA, trunk) as answer:
+        results = answer(model, tokenizer, records, settings, direct)
+    sync()
+    return time.perf_counter() - start, torch.tensor([[r.p_yes for r in member] for member in results])
 
 
 def alternating(run, rounds: int) -> tuple[dict[bool, list[float]], dict]:
@@ -284,9 +273,10 @@ def layer_range(model, tokenizer, records, members: int, new_tokens: int, last: 
                         "shared_phases_s": {"iteration": profiled, **dict(clock.seconds)}}
         out[readout]["speedup"] = out[readout]["median_unshared_s"] / out[readout]["median_shared_s"]
     settings = EvalSettings(max_new_tokens=new_tokens, meta_readout="logits")
+    direct = evaluate_records(model, tokenizer, records, settings)  # θ's answers, given once per iteration
     print(f"layers {list(layers)}, meta read-out alone:", flush=True)
     seconds, p_yes = alternating(lambda share: meta_scores(model, tokenizer, records, scheme, members, settings,
-                                                           share), rounds)
+                                                           direct, share), rounds)
     out["meta_readout_alone"] = {"seconds_unshared": seconds[False], "seconds_shared": seconds[True],
                                  "median_unshared_s": statistics.median(seconds[False]),
                                  "median_shared_s": statistics.median(seconds[True]),
@@ -376,7 +366,7 @@ def main() -> None:
     upstream, _, _ = iteration(model, tokenizer, records, "esma", PopulationEngine(decoder="hf"), members, settings)
     compact, _, _ = iteration(model, tokenizer, records, "esma", PopulationEngine(decoder="compact"), members, settings)
     batched, per_batch, _ = iteration(model, tokenizer, records, "lowrank", PopulationEngine("batched"), members,
-                                   settings)
+                                      settings)
     meta = meta_half(model, tokenizer, records, members, settings)
     speedup, meta_speedup = upstream / batched, meta["generate_s"] / meta["logits_s"]
     results = [

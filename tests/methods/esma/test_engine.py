@@ -7,8 +7,8 @@ import torch
 
 from metalight.data.records import QARecord
 from metalight.errors import ConfigError
-from metalight.evaluation.dual_prompt import EvalSettings
-from metalight.methods.esma.engine import PopulationEngine
+from metalight.evaluation.dual_prompt import EvalSettings, evaluate_records
+from metalight.methods.esma.engine import PopulationEngine, plan_groups
 from metalight.methods.esma.memory import member_memory_bytes, shared_trunk_bytes
 from metalight.methods.esma.noise import make_scheme
 from metalight.methods.esma.selection import select_parameters
@@ -188,3 +188,23 @@ def test_shared_trunk_on_the_embedded_model_answers_as_unshared(embedded, one_th
         unshared, shared = (e.evaluate(model, tokenizer, RECORDS[:2], MEMBERS[:2], scheme, 0.01, settings, group)
                             for e in engines)
         _assert_same_answers(shared, unshared)
+
+
+def test_the_meta_read_out_alone_shares_the_trunk(fresh):
+    """``reward_answers: current``: each member only reads its P(yes) to score θ's answers."""
+    model, tokenizer = fresh
+    settings = EvalSettings(max_new_tokens=4, meta_readout="logits")
+    direct = evaluate_records(model, tokenizer, RECORDS, settings)
+    for noise, population, group_size in (("lowrank", "batched", 4), ("esma", "sequential", 1)):
+        scheme = make_scheme(noise, select_parameters(model, layers=(1, 2)))
+        scored = {}
+        for share in (False, True):
+            engine = PopulationEngine(population, restore="copy", share_trunk=share)
+            trunk = engine.shared_trunk(model, scheme)
+            assert (trunk is not None) == share
+            scored[share] = []
+            for group in plan_groups(len(MEMBERS), group_size):
+                with engine.perturbed(scheme, [MEMBERS[i] for i in group], SIGMA, trunk) as answer:
+                    scored[share] += answer(model, tokenizer, RECORDS, settings, direct)
+        assert len({r.p_yes for member in scored[False] for r in member}) > len(RECORDS)  # members differ
+        _assert_same_answers(scored[True], scored[False])
