@@ -35,7 +35,16 @@ from contextlib import contextmanager
 
 import torch
 
-from metalight.benchmarking import BENCH_DIR, BenchResult, check, invocation, machine, write_results
+from metalight.benchmarking import (
+    BENCH_DIR,
+    BenchResult,
+    alternate_rounds,
+    check,
+    invocation,
+    machine,
+    sync,
+    write_results,
+)
 from metalight.data.sources.fanoutqa import FanOutQASingleHopDataModule
 from metalight.evaluation.dual_prompt import EvalSettings, build_prompts, evaluate_records, meta_token_ids
 from metalight.grading import parse_meta_answer
@@ -57,11 +66,6 @@ MODEL = "embedded:smollm2-135m-instruct"
 SIGMA = 1e-3
 # H100 SXM dense bf16 and HBM3 bandwidth (NVIDIA datasheet), for the roofline of (c).
 H100_FLOPS, H100_BYTES_PER_S = 989e12, 3.35e12
-
-
-def sync() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
 
 
 def iteration(model, tokenizer, records, noise: str, engine: PopulationEngine, members: int,
@@ -176,16 +180,17 @@ def meta_scores(model, tokenizer, records, scheme, members: int, settings: EvalS
 
 
 def alternating(run, rounds: int) -> tuple[dict[bool, list[float]], dict]:
-    """Seconds of ``run(share)`` for share = False / True over ``rounds`` rounds, the first engine of each
-    round alternating (False first in even rounds); and each side's last output."""
-    seconds: dict[bool, list[float]] = {False: [], True: []}
-    outputs = {}
-    for r in range(rounds):
-        for share in ((False, True) if r % 2 == 0 else (True, False)):
-            elapsed, outputs[share] = run(share)
-            seconds[share].append(elapsed)
-            print(f"  round {r} share_trunk={share}: {elapsed:.1f} s", flush=True)
-    return seconds, outputs
+    """Seconds of ``run(share) -> (seconds, output)`` for share = False / True over ``rounds`` alternating
+    rounds (:func:`metalight.benchmarking.alternate_rounds`, the unshared engine first in even rounds), and
+    each side's last output."""
+    def side(name: str) -> dict:
+        seconds, output = run(name == "shared")
+        return {"seconds": seconds, "output": output}
+
+    runs = alternate_rounds(rounds, ("unshared", "shared"), side,
+                            lambda name, r: print(f"  {name}: {r['seconds']:.1f} s", flush=True))
+    return ({name == "shared": [r["seconds"] for r in rs] for name, rs in runs.items()},
+            {name == "shared": rs[-1]["output"] for name, rs in runs.items()})
 
 
 def same_answers(shared, unshared) -> dict:

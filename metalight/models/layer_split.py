@@ -15,7 +15,6 @@ the new columns, so a segment shared by many rows is stored once.
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Sequence
 
 import torch
@@ -98,8 +97,6 @@ class LayerSplit:
         if not 0 < first <= self.num_layers:
             raise ValueError(f"trunk end {first} must be in [1, {self.num_layers}]")
         self.first = first
-        parameters = inspect.signature(type(self.base.layers[0]).forward).parameters
-        self._cache_keyword = "cache" if "cache" in parameters else "past_key_values"
 
     @property
     def trunk_layers(self) -> range:
@@ -124,8 +121,7 @@ class LayerSplit:
         position_embeddings = self.base.rotary_emb(hidden, position_ids=positions)
         for index in layers:
             out = self.base.layers[index](hidden, attention_mask=mask, position_ids=positions,
-                                          position_embeddings=position_embeddings, use_cache=True,
-                                          **{self._cache_keyword: cache})
+                                          position_embeddings=position_embeddings, use_cache=True, cache=cache)
             hidden = out[0] if isinstance(out, tuple) else out
         return hidden
 

@@ -22,8 +22,8 @@ import torch
 from torch import Tensor
 
 from metalight.models.bucketed_prefill import call_cost, plan_buckets
-from metalight.models.generation import left_pad
 from metalight.models.layer_split import LayerSplit, SegmentedCache
+from metalight.models.padding import left_pad, position_ids
 from metalight.models.prefix_cache import plan_prefix_groups
 
 RowContext = Callable[[Tensor], AbstractContextManager]
@@ -32,7 +32,7 @@ KV = dict[int, tuple[Tensor, Tensor]]
 
 def _positions(key_mask: Tensor, columns: int) -> Tensor:
     """Positions of the last ``columns`` columns, counting real tokens only."""
-    return (key_mask.cumsum(-1) - 1).clamp(min=0)[:, -columns:]
+    return position_ids(key_mask)[:, -columns:]
 
 
 @dataclass
