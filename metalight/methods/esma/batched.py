@@ -110,7 +110,7 @@ def shared_meta_p_yes(model, tokenizer, records, settings: EvalSettings, num_mem
     alone, as :func:`metalight.methods.esma.meta_only.meta_p_yes_rows` without the shared trunk)."""
     _, meta = build_prompts(tokenizer, records, settings)
     yes_ids, no_ids = meta_token_ids(tokenizer, replace(settings, meta_readout="logits"))
-    prompts = encode_prompts(tokenizer, meta, settings.max_input_tokens)
+    prompts = encode_prompts(tokenizer, meta, settings.max_input_tokens, settings.truncation_side)
     states = trunk.states(prompts, tokenizer.pad_token_id, prefix_cache)
     keys = [m for m in range(num_members) for _ in prompts]
     context = population.row_context(keys) if population is not None else None

@@ -191,9 +191,10 @@ def test_shared_trunk_on_the_embedded_model_answers_as_unshared(embedded, one_th
 
 
 def test_the_meta_read_out_alone_shares_the_trunk(fresh):
-    """``reward_answers: current``: each member only reads its P(yes) to score θ's answers."""
+    """``reward_answers: current``: each member only reads its P(yes) to score θ's answers; prompts cut to
+    their first 47 tokens (``truncation_side: right``; the meta prompts here are 49-52 tokens long)."""
     model, tokenizer = fresh
-    settings = EvalSettings(max_new_tokens=4, meta_readout="logits")
+    settings = EvalSettings(max_new_tokens=4, meta_readout="logits", max_input_tokens=47, truncation_side="right")
     direct = evaluate_records(model, tokenizer, RECORDS, settings)
     for noise, population, group_size in (("lowrank", "batched", 4), ("esma", "sequential", 1)):
         scheme = make_scheme(noise, select_parameters(model, layers=(1, 2)))
