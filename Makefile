@@ -12,6 +12,7 @@ demo: install
 	$(PY) scripts/quickstart.py
 
 test: install-test
+	$(PY) -m ruff check
 	$(PY) -m pytest
 
 install: $(VENV)/.installed

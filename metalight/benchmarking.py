@@ -84,13 +84,17 @@ class StepClock:
         return time.perf_counter() - self._start
 
 
-def alternate_rounds(rounds: int, sides: tuple[str, str], run: Callable[[str], dict[str, Any]],
-                     report: Callable[[str, dict[str, Any]], None] | None = None) -> dict[str, list[dict[str, Any]]]:
+def alternate_rounds(
+    rounds: int,
+    sides: tuple[str, str],
+    run: Callable[[str], dict[str, Any]],
+    report: Callable[[str, dict[str, Any]], None] | None = None,
+) -> dict[str, list[dict[str, Any]]]:
     """``rounds`` runs of each of two ``sides``, their order swapped every round so that neither always runs
     on a warmer (or busier) machine: ``{side: [run(side) per round]}``; ``report(side, result)`` after each."""
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
     for round_ in range(rounds):
-        for side in (sides if round_ % 2 == 0 else sides[::-1]):
+        for side in sides if round_ % 2 == 0 else sides[::-1]:
             runs[side].append(run(side))
             if report is not None:
                 report(side, runs[side][-1])
@@ -112,16 +116,31 @@ def machine() -> str:
     return f"{device}, torch {torch.__version__}, python {sys.version.split()[0]}"
 
 
-def write_results(area: str, results: list[BenchResult], model: str, command: str,
-                  extra: dict[str, Any] | None = None, out_dir: Path = BENCH_DIR) -> Path:
+def write_results(
+    area: str,
+    results: list[BenchResult],
+    model: str,
+    command: str,
+    extra: dict[str, Any] | None = None,
+    out_dir: Path = BENCH_DIR,
+) -> Path:
     """Print a table and write ``docs/benchmarks/<area>.json``."""
     width = max(len(r.name) for r in results)
     for r in results:
         status = "" if r.met is None else ("  met" if r.met else "  NOT met")
-        print(f"{r.name:<{width}}  {r.value:10.3f} {r.unit:<8} target {r.target or '-':<8} "
-              f"vs {r.reference or '-'}{status}")
-    data = {"area": area, "machine": machine(), "model": model, "results": [asdict(r) for r in results],
-            "command": command, "date": datetime.date.today().isoformat(), **(extra or {})}
+        print(
+            f"{r.name:<{width}}  {r.value:10.3f} {r.unit:<8} target {r.target or '-':<8} "
+            f"vs {r.reference or '-'}{status}"
+        )
+    data = {
+        "area": area,
+        "machine": machine(),
+        "model": model,
+        "results": [asdict(r) for r in results],
+        "command": command,
+        "date": datetime.date.today().isoformat(),
+        **(extra or {}),
+    }
     return atomic_write_json(out_dir / f"{area}.json", data)
 
 

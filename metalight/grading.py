@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import re
 import string
-from decimal import Decimal
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Literal
 
 GradingMode = Literal["esma", "normalized", "know_thyself", "final"]

@@ -112,8 +112,9 @@ def json_line(row: dict[str, Any]) -> str:
 
 def atomic_write_json(path: str | Path, data: Any) -> Path:
     """Write ``data`` as indented strict JSON, atomically; undefined values (NaN, ±inf) become ``null``."""
-    return atomic_write_text(path, json.dumps(strict_json(data), indent=2, default=_default, allow_nan=False)
-                             + "\n")
+    return atomic_write_text(
+        path, json.dumps(strict_json(data), indent=2, default=_default, allow_nan=False) + "\n"
+    )
 
 
 def atomic_write_jsonl(path: str | Path, rows: Iterable[dict[str, Any]]) -> Path:

@@ -102,8 +102,9 @@ _ALLOWED_NAMES = {"sqrt", "pi"}
 def _parsable(expression: str) -> bool:
     """Only arithmetic, single-letter variables, ``sqrt`` and ``pi``: SymPy's parser evaluates Python, and the
     text comes from a model, so nothing else may reach it."""
-    return bool(_SAFE.fullmatch(expression)) and all(len(n) == 1 or n in _ALLOWED_NAMES
-                                                      for n in _NAMES.findall(expression))
+    return bool(_SAFE.fullmatch(expression)) and all(
+        len(n) == 1 or n in _ALLOWED_NAMES for n in _NAMES.findall(expression)
+    )
 
 
 def _sympy_equal(a: str, b: str) -> bool | None:
@@ -125,8 +126,15 @@ def _sympy_equal(a: str, b: str) -> bool | None:
         left = parse_expr(left_text, transformations=transformations, evaluate=True)
         right = parse_expr(right_text, transformations=transformations, evaluate=True)
         return bool(sympy.simplify(left - right) == 0)
-    except (SyntaxError, TypeError, ValueError, AttributeError, ZeroDivisionError, sympy.SympifyError,
-            tokenize.TokenError):
+    except (
+        SyntaxError,
+        TypeError,
+        ValueError,
+        AttributeError,
+        ZeroDivisionError,
+        sympy.SympifyError,
+        tokenize.TokenError,
+    ):
         return None
 
 

@@ -37,8 +37,10 @@ def decoder_layer_classes(model: nn.Module) -> set[type[nn.Module]]:
         names.update(getattr(module, "_no_split_modules", None) or ())
     classes = {type(m) for m in model.modules() if type(m).__name__ in names}
     if not classes:
-        raise ConfigError(f"cannot find the decoder layer class of {type(model).__name__} (no _no_split_modules "
-                          f"match); set the strategy's auto_wrap_policy explicitly")
+        raise ConfigError(
+            f"cannot find the decoder layer class of {type(model).__name__} (no _no_split_modules "
+            f"match); set the strategy's auto_wrap_policy explicitly"
+        )
     return classes
 
 
@@ -79,10 +81,14 @@ class DecoderLayerFSDPStrategy(FSDPStrategy):
 
         kwargs = dict(self.kwargs)
         self.kwargs.pop("auto_wrap_policy", None)
-        return FullyShardedDataParallel(module=model, cpu_offload=self.cpu_offload,
-                                        mixed_precision=self.mixed_precision_config,
-                                        sharding_strategy=self.sharding_strategy, device_id=torch.device("cpu"),
-                                        **kwargs)
+        return FullyShardedDataParallel(
+            module=model,
+            cpu_offload=self.cpu_offload,
+            mixed_precision=self.mixed_precision_config,
+            sharding_strategy=self.sharding_strategy,
+            device_id=torch.device("cpu"),
+            **kwargs,
+        )
 
 
 def _is_fsdp_wrapped(model: nn.Module) -> bool:
@@ -139,8 +145,12 @@ class DeepSpeedAnyDeviceStrategy(DeepSpeedStrategy):
         if self.root_device.type != "cpu":
             return super()._setup_model_and_optimizer(model, optimizer, lr_scheduler)
         engine, ds_optimizer, _, _ = self._initialize_on_cpu(
-            config=self.config, model=model, model_parameters=[p for p in model.parameters() if p.requires_grad],
-            optimizer=optimizer, lr_scheduler=lr_scheduler)
+            config=self.config,
+            model=model,
+            model_parameters=[p for p in model.parameters() if p.requires_grad],
+            optimizer=optimizer,
+            lr_scheduler=lr_scheduler,
+        )
         return engine, ds_optimizer
 
     def _initialize_deepspeed_inference(self, model: nn.Module) -> None:
@@ -154,8 +164,9 @@ class DeepSpeedAnyDeviceStrategy(DeepSpeedStrategy):
         if self.zero_stage_3:
             config.update({k: self.config[k] for k in ("zero_allow_untested_optimizer", "zero_optimization")})
         remove_module_hooks(model)  # as Lightning: hooks of an earlier engine must go
-        self.model, _, _, _ = self._initialize_on_cpu(config=config, model=model, optimizer=None, lr_scheduler=None,
-                                                      model_parameters=[])
+        self.model, _, _, _ = self._initialize_on_cpu(
+            config=config, model=model, optimizer=None, lr_scheduler=None, model_parameters=[]
+        )
         return None
 
     def _initialize_on_cpu(self, **kwargs: Any) -> tuple:
@@ -164,8 +175,9 @@ class DeepSpeedAnyDeviceStrategy(DeepSpeedStrategy):
 
         import deepspeed
 
-        return deepspeed.initialize(args=argparse.Namespace(device_rank=self.local_rank), dist_init_required=False,
-                                    **kwargs)
+        return deepspeed.initialize(
+            args=argparse.Namespace(device_rank=self.local_rank), dist_init_required=False, **kwargs
+        )
 
     def setup_distributed(self) -> None:
         if self.root_device.type != "cpu":
@@ -215,8 +227,10 @@ def launch_is_global_zero() -> bool:
 # torch's words for a collective or rendezvous whose peer is gone, where it raises a plain RuntimeError: gloo's
 # TCP transport (reset or closed connections, its timeouts), the rendezvous store, NCCL. torch.distributed's
 # DistError subclasses are recognised by type.
-LOST_PEER = re.compile(r"gloo/transport/tcp|Connection (?:reset|closed) by peer|clients joined|"
-                       r"NCCL (?:error|communicator was aborted)|Watchdog caught collective operation timeout")
+LOST_PEER = re.compile(
+    r"gloo/transport/tcp|Connection (?:reset|closed) by peer|clients joined|"
+    r"NCCL (?:error|communicator was aborted)|Watchdog caught collective operation timeout"
+)
 
 
 def lost_rank_error(err: BaseException) -> LostRankError | None:
@@ -231,10 +245,12 @@ def lost_rank_error(err: BaseException) -> LostRankError | None:
     from lightning.pytorch.utilities import rank_zero_only
 
     detail = (str(err).strip().splitlines() or [type(err).__name__])[0].split(". This is typically")[0][:300]
-    return LostRankError(f"global rank {rank_zero_only.rank} lost the other ranks of this distributed run ({detail}): a "
-                         f"node or process stopped (its log says why), a machine failed, or a node never joined "
-                         f"within the strategy's timeout; to go on, start every node again with --ckpt_path <run "
-                         f"dir>/checkpoints/last.ckpt (or the newest complete checkpoint)")
+    return LostRankError(
+        f"global rank {rank_zero_only.rank} lost the other ranks of this distributed run ({detail}): a "
+        f"node or process stopped (its log says why), a machine failed, or a node never joined "
+        f"within the strategy's timeout; to go on, start every node again with --ckpt_path <run "
+        f"dir>/checkpoints/last.ckpt (or the newest complete checkpoint)"
+    )
 
 
 def strategy_name(strategy: Any) -> str:
@@ -250,10 +266,12 @@ def strategy_name(strategy: Any) -> str:
 
 def full_replica_error(method: str, sharded: str) -> ConfigError:
     """The error for a method that needs the whole model on every rank (ES) combined with a sharded strategy."""
-    return ConfigError(f"{method} perturbs whole weight tensors in place on every rank, but {sharded.upper()} "
-                       f"shards them across ranks (shard-consistent noise is not implemented); use "
-                       f"configs/strategy/ddp.yaml instead: population members are split over the ranks and "
-                       f"only their rewards are exchanged")
+    return ConfigError(
+        f"{method} perturbs whole weight tensors in place on every rank, but {sharded.upper()} "
+        f"shards them across ranks (shard-consistent noise is not implemented); use "
+        f"configs/strategy/ddp.yaml instead: population members are split over the ranks and "
+        f"only their rewards are exchanged"
+    )
 
 
 def check_strategy(strategy: Any, accelerator: Any, model_class: type | None = None) -> None:
@@ -266,22 +284,29 @@ def check_strategy(strategy: Any, accelerator: Any, model_class: type | None = N
     if isinstance(strategy, str) and name not in StrategyRegistry and name != "auto":
         noisy = ("find_unused", "offload", "notebook", "fork", "xla")
         known = ", ".join(sorted(k for k in StrategyRegistry if not any(n in k for n in noisy)))
-        raise ConfigError(f"unknown strategy {strategy!r}; use one of {known}, or a fragment from "
-                          f"configs/strategy/ (ddp, fsdp, deepspeed_zero2, deepspeed_zero3)")
+        raise ConfigError(
+            f"unknown strategy {strategy!r}; use one of {known}, or a fragment from "
+            f"configs/strategy/ (ddp, fsdp, deepspeed_zero2, deepspeed_zero3)"
+        )
     sharded = next((s for s in SHARDED if s in name), None)
     if sharded and getattr(model_class, "needs_full_replicas", False):
         raise full_replica_error(model_class.__name__, sharded)
     if sharded == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
-        raise MissingPackageError("the DeepSpeed strategy needs the deepspeed package: "
-                                  "DS_BUILD_OPS=0 pip install '.[deepspeed]' torch==2.13.0")
+        raise MissingPackageError(
+            "the DeepSpeed strategy needs the deepspeed package: "
+            "DS_BUILD_OPS=0 pip install '.[deepspeed]' torch==2.13.0"
+        )
     accelerator = str(accelerator).lower()
     on_cpu = accelerator == "cpu" or (accelerator in ("auto", "none") and not torch.cuda.is_available())
     if sharded and on_cpu and "metalight.strategies" not in name:
         fragment = "fsdp" if sharded == "fsdp" else "deepspeed_zero3"
-        raise ConfigError(f"Lightning's own {sharded.upper()} strategy refuses accelerator 'cpu'; use "
-                          f"configs/strategy/{fragment}.yaml (its metalight.strategies class runs on CPU, gloo)")
+        raise ConfigError(
+            f"Lightning's own {sharded.upper()} strategy refuses accelerator 'cpu'; use "
+            f"configs/strategy/{fragment}.yaml (its metalight.strategies class runs on CPU, gloo)"
+        )
     if sharded and not on_cpu and not torch.cuda.is_available():
-        raise ConfigError(f"{sharded.upper()} with accelerator {accelerator!r} needs GPUs and none is visible on "
-                          f"this machine; on CPU add --trainer.accelerator cpu --trainer.precision 32-true (2 "
-                          f"processes: --trainer.devices 2)")
-
+        raise ConfigError(
+            f"{sharded.upper()} with accelerator {accelerator!r} needs GPUs and none is visible on "
+            f"this machine; on CPU add --trainer.accelerator cpu --trainer.precision 32-true (2 "
+            f"processes: --trainer.devices 2)"
+        )

@@ -24,23 +24,37 @@ from metalight.models.weight_delta import apply_delta, keep_masks, load_delta
 
 def main(argv: list[str] | None = None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--base", required=True, help="model spec of the model the delta was extracted against")
+    parser.add_argument(
+        "--base", required=True, help="model spec of the model the delta was extracted against"
+    )
     parser.add_argument("--delta", required=True, help="safetensors file from extract_weight_change.py")
     parser.add_argument("--out", required=True, help="output directory (save_pretrained)")
     parser.add_argument("--ratio", type=float, default=1.0, help="share of delta entries to apply, in [0, 1]")
-    parser.add_argument("--keep", choices=["top", "bottom", "all_but_top"], default="top",
-                        help="apply the largest p (top), the smallest p (bottom), or all but the largest p "
-                             "(all_but_top: upstream's --from-bottom) of the |delta| entries")
-    parser.add_argument("--scope", choices=["global", "per_tensor"], default="global",
-                        help="one magnitude threshold over all tensors (upstream) or one per tensor")
-    parser.add_argument("--skip-prefix", action="append", default=[], help="do not patch tensors with this prefix")
+    parser.add_argument(
+        "--keep",
+        choices=["top", "bottom", "all_but_top"],
+        default="top",
+        help="apply the largest p (top), the smallest p (bottom), or all but the largest p "
+        "(all_but_top: upstream's --from-bottom) of the |delta| entries",
+    )
+    parser.add_argument(
+        "--scope",
+        choices=["global", "per_tensor"],
+        default="global",
+        help="one magnitude threshold over all tensors (upstream) or one per tensor",
+    )
+    parser.add_argument(
+        "--skip-prefix", action="append", default=[], help="do not patch tensors with this prefix"
+    )
     parser.add_argument("--dtype", default="float32", help="dtype the base model is loaded and saved in")
     args = parser.parse_args(argv)
     out = Path(args.out)
     try:
         model, tokenizer = load_model(args.base, args.dtype)
         deltas = load_delta(args.delta)
-        kept = apply_delta(model, deltas, keep_masks(deltas, args.ratio, args.keep, args.scope, args.skip_prefix))
+        kept = apply_delta(
+            model, deltas, keep_masks(deltas, args.ratio, args.keep, args.scope, args.skip_prefix)
+        )
     except MetalightError as err:
         parser.exit(2, f"error: {err}\n")
     tmp = out.with_name(f".{out.name}.tmp")
@@ -51,7 +65,9 @@ def main(argv: list[str] | None = None) -> Path:
     tmp.replace(out)
     total = sum(d.numel() for d in deltas.values())
     share = sum(kept[n] * d.numel() for n, d in deltas.items()) / total
-    print(f"applied {share:.2%} of {total:,} delta entries ({args.keep} {args.ratio:g}, {args.scope}) -> {out}")
+    print(
+        f"applied {share:.2%} of {total:,} delta entries ({args.keep} {args.ratio:g}, {args.scope}) -> {out}"
+    )
     return out
 
 

@@ -63,8 +63,13 @@ def population_vs_plain(model, tokenizer, records, members: int, settings: EvalS
         fitness.append(member_fitness("esma", esma_reward, records, results))
     optimizer = torch.optim.SGD(model.parameters(), lr=ALPHA)
     weights, _ = shape_fitness(torch.tensor(fitness))
-    t_update, _ = timed_once(lambda: (write_es_gradient(scheme, population, weights), optimizer.step(),
-                                      optimizer.zero_grad(set_to_none=True)))
+    t_update, _ = timed_once(
+        lambda: (
+            write_es_gradient(scheme, population, weights),
+            optimizer.step(),
+            optimizer.zero_grad(set_to_none=True),
+        )
+    )
     return {"plain_s": plain, "evaluate_s": evaluate, "perturb_restore_s": perturb, "update_s": t_update}
 
 
@@ -89,15 +94,32 @@ def memory_child(members: int) -> None:
         optimizer.step()
     largest = max(p.numel() * p.element_size() for p in model.parameters())
     total = sum(p.numel() * p.element_size() for p in model.parameters())
-    print(json.dumps({"perturb_restore_extra": cycle.extra, "update_extra": update.extra, "largest_tensor": largest,
-                      "model_bytes": total}))
+    print(
+        json.dumps(
+            {
+                "perturb_restore_extra": cycle.extra,
+                "update_extra": update.extra,
+                "largest_tensor": largest,
+                "model_bytes": total,
+            }
+        )
+    )
 
 
 def memory(members: int) -> dict:
     """Run :func:`memory_child` in a subprocess with large allocations returned to the OS on free."""
-    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    out = subprocess.run([sys.executable, __file__, "--memory-child", str(members)], capture_output=True, text=True,
-                         env=env, check=True)
+    env = {
+        **os.environ,
+        "MALLOC_MMAP_THRESHOLD_": "65536",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[1]),
+    }
+    out = subprocess.run(
+        [sys.executable, __file__, "--memory-child", str(members)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -127,23 +149,65 @@ def main() -> None:
     share = overhead / iteration
     limit = 1.1 * mem["largest_tensor"]
     results = [
-        BenchResult("population_eval_throughput_vs_plain", ratio, "ratio", ">= 0.9", "plain evaluate_records of the "
-                    "same prompts, unperturbed", check(ratio, ">= 0.9"),
-                    f"{members} members x {count} questions (direct + generated meta), interleaved"),
-        BenchResult("perturb_restore_update_share", share, "fraction", "<= 0.05", "one ES iteration",
-                    check(share, "<= 0.05"), f"perturb+restore {sum(times['perturb_restore_s']):.2f} s, update "
-                    f"{times['update_s']:.2f} s of {iteration:.1f} s"),
-        BenchResult("perturb_restore_peak_extra_memory", mem["perturb_restore_extra"] / 2**20, "MiB",
-                    f"<= {limit / 2**20:.1f}", "largest parameter tensor + 10%",
-                    mem["perturb_restore_extra"] <= limit, "resident set sampled every 0.5 ms in a fresh process"),
-        BenchResult("update_peak_extra_memory", mem["update_extra"] / 2**20, "MiB", None, "model size "
-                    f"{mem['model_bytes'] / 2**20:.0f} MiB", None, "p.grad for the torch optimizer is one copy of "
-                    "the perturbed parameters (the gradient is rebuilt with one float32 tensor at a time)"),
+        BenchResult(
+            "population_eval_throughput_vs_plain",
+            ratio,
+            "ratio",
+            ">= 0.9",
+            "plain evaluate_records of the same prompts, unperturbed",
+            check(ratio, ">= 0.9"),
+            f"{members} members x {count} questions (direct + generated meta), interleaved",
+        ),
+        BenchResult(
+            "perturb_restore_update_share",
+            share,
+            "fraction",
+            "<= 0.05",
+            "one ES iteration",
+            check(share, "<= 0.05"),
+            f"perturb+restore {sum(times['perturb_restore_s']):.2f} s, update "
+            f"{times['update_s']:.2f} s of {iteration:.1f} s",
+        ),
+        BenchResult(
+            "perturb_restore_peak_extra_memory",
+            mem["perturb_restore_extra"] / 2**20,
+            "MiB",
+            f"<= {limit / 2**20:.1f}",
+            "largest parameter tensor + 10%",
+            mem["perturb_restore_extra"] <= limit,
+            "resident set sampled every 0.5 ms in a fresh process",
+        ),
+        BenchResult(
+            "update_peak_extra_memory",
+            mem["update_extra"] / 2**20,
+            "MiB",
+            None,
+            f"model size {mem['model_bytes'] / 2**20:.0f} MiB",
+            None,
+            "p.grad for the torch optimizer is one copy of "
+            "the perturbed parameters (the gradient is rebuilt with one float32 tensor at a time)",
+        ),
     ]
     command = invocation()
-    write_results(args.area, results, MODEL, command, extra={"settings": {
-        "members": members, "questions": count, "max_new_tokens": new_tokens, "sigma": SIGMA, "noise": "esma",
-        "restore": "subtract", "device": args.device, "threads": args.threads}, "raw_seconds": times})
+    write_results(
+        args.area,
+        results,
+        MODEL,
+        command,
+        extra={
+            "settings": {
+                "members": members,
+                "questions": count,
+                "max_new_tokens": new_tokens,
+                "sigma": SIGMA,
+                "noise": "esma",
+                "restore": "subtract",
+                "device": args.device,
+                "threads": args.threads,
+            },
+            "raw_seconds": times,
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -66,8 +66,9 @@ def parse_args():
     parser.add_argument("--rounds", type=int, default=3, help="alternating runs of each side per row")
     # One thread: a second one spins waiting for a core that another process holds (docs/grpo.md).
     parser.add_argument("--threads", type=int, default=1, help="torch threads per side (default 1)")
-    parser.add_argument("--quick", action="store_true", help="2 prompts x 4 generations x 8 tokens, 1 timed step, "
-                                                             "1 round")
+    parser.add_argument(
+        "--quick", action="store_true", help="2 prompts x 4 generations x 8 tokens, 1 timed step, 1 round"
+    )
     parser.add_argument("--side", choices=["ours", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--result", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -103,17 +104,34 @@ def bench_metalight(records, args) -> dict[str, float]:
 
         def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx):
             spent = {k: module.timings.get(k, 0.0) for k in PHASES[:-1]}
-            clock.stop(**phases(clock.elapsed(), spent),
-                       mean_length=module.trainer.callback_metrics["train/completions/mean_length"].item())
+            clock.stop(
+                **phases(clock.elapsed(), spent),
+                mean_length=module.trainer.callback_metrics["train/completions/mean_length"].item(),
+            )
 
     torch.manual_seed(0)
-    module = GRPOModule(model=MODEL, num_generations=args.generations, max_completion_length=args.completion_length,
-                        loss_type=args.loss_type, beta=args.beta, rewards={"alias_match": 1.0})
-    loader = DataLoader(RecordDataset(records), batch_size=args.prompts, shuffle=False, collate_fn=collate_records)
-    trainer = L.Trainer(max_steps=args.warmup + args.steps, logger=False, enable_checkpointing=False,
-                        enable_progress_bar=False, enable_model_summary=False, callbacks=[Clock()], limit_val_batches=0)
+    module = GRPOModule(
+        model=MODEL,
+        num_generations=args.generations,
+        max_completion_length=args.completion_length,
+        loss_type=args.loss_type,
+        beta=args.beta,
+        rewards={"alias_match": 1.0},
+    )
+    loader = DataLoader(
+        RecordDataset(records), batch_size=args.prompts, shuffle=False, collate_fn=collate_records
+    )
+    trainer = L.Trainer(
+        max_steps=args.warmup + args.steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[Clock()],
+        limit_val_batches=0,
+    )
     trainer.fit(module, train_dataloaders=loader)
-    return summarise(clock.steps[args.warmup:], args.prompts * args.generations)
+    return summarise(clock.steps[args.warmup :], args.prompts * args.generations)
 
 
 def bench_trl(records, args) -> dict[str, float]:
@@ -129,8 +147,12 @@ def bench_trl(records, args) -> dict[str, float]:
     # fp32; transformers' Trainer refuses to train a model so marked.
     model.is_quantized, model.hf_quantizer = False, None
     model.config.__dict__.pop("quantization_config", None)
-    dataset = Dataset.from_list([{"prompt": [{"role": "user", "content": direct_prompt(r.question)}],
-                                  "answers": r.answers} for r in records])
+    dataset = Dataset.from_list(
+        [
+            {"prompt": [{"role": "user", "content": direct_prompt(r.question)}], "answers": r.answers}
+            for r in records
+        ]
+    )
     timings: dict[str, float] = defaultdict(float)
 
     clock = StepClock()
@@ -141,29 +163,61 @@ def bench_trl(records, args) -> dict[str, float]:
             clock.start()
 
         def on_step_end(self, args_, state, control, **kwargs):
-            spent = {"generation": timings["generation"], "rewards": timings["rewards"],
-                     "reference": timings["score"] - timings["generation"] - timings["rewards"],
-                     "forward": timings["forward"]}
-            clock.stop(**phases(clock.elapsed(), spent),
-                       mean_length=trainer._metrics["train"]["completions/mean_length"][-1])
+            spent = {
+                "generation": timings["generation"],
+                "rewards": timings["rewards"],
+                "reference": timings["score"] - timings["generation"] - timings["rewards"],
+                "forward": timings["forward"],
+            }
+            clock.stop(
+                **phases(clock.elapsed(), spent),
+                mean_length=trainer._metrics["train"]["completions/mean_length"][-1],
+            )
 
-    config = GRPOConfig(output_dir=tempfile.mkdtemp(), use_cpu=True, bf16=False, fp16=False,
-                        gradient_checkpointing=False, loss_type=args.loss_type, beta=args.beta, learning_rate=1e-6,
-                        per_device_train_batch_size=args.prompts * args.generations, gradient_accumulation_steps=1,
-                        num_generations=args.generations, max_completion_length=args.completion_length,
-                        temperature=1.0, max_steps=args.warmup + args.steps, logging_steps=1, report_to="none",
-                        save_strategy="no", shuffle_dataset=False, seed=0, disable_tqdm=True)
-    trainer = GRPOTrainer(model=model, reward_funcs=alias_match, args=config, train_dataset=dataset,
-                          processing_class=tokenizer, callbacks=[Clock()])
-    for name, phase in (("_generate_single_turn", "generation"), ("_calculate_rewards", "rewards"),
-                        ("_generate_and_score_completions", "score"), ("_compute_loss", "forward")):
+    config = GRPOConfig(
+        output_dir=tempfile.mkdtemp(),
+        use_cpu=True,
+        bf16=False,
+        fp16=False,
+        gradient_checkpointing=False,
+        loss_type=args.loss_type,
+        beta=args.beta,
+        learning_rate=1e-6,
+        per_device_train_batch_size=args.prompts * args.generations,
+        gradient_accumulation_steps=1,
+        num_generations=args.generations,
+        max_completion_length=args.completion_length,
+        temperature=1.0,
+        max_steps=args.warmup + args.steps,
+        logging_steps=1,
+        report_to="none",
+        save_strategy="no",
+        shuffle_dataset=False,
+        seed=0,
+        disable_tqdm=True,
+    )
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=alias_match,
+        args=config,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        callbacks=[Clock()],
+    )
+    for name, phase in (
+        ("_generate_single_turn", "generation"),
+        ("_calculate_rewards", "rewards"),
+        ("_generate_and_score_completions", "score"),
+        ("_compute_loss", "forward"),
+    ):
         trainer.__dict__[name] = _timed(getattr(trainer, name), timings, phase)
     trainer.train()
-    return summarise(clock.steps[args.warmup:], args.prompts * args.generations)
+    return summarise(clock.steps[args.warmup :], args.prompts * args.generations)
 
 
 def _timed(fn, timings, phase):
     """``fn`` adding its seconds (CUDA synchronised) to ``timings[phase]`` on every call."""
+
     def wrapper(*a, **kw):
         sync()
         start = time.perf_counter()
@@ -172,6 +226,7 @@ def _timed(fn, timings, phase):
         finally:
             sync()
             timings[phase] += time.perf_counter() - start
+
     return wrapper
 
 
@@ -187,26 +242,57 @@ def child(args) -> None:
 def run_rounds(args, beta: float) -> dict[str, list[dict[str, float]]]:
     """``--rounds`` alternating subprocess runs of each side at ``beta``: {side: [summary per round]}."""
     with tempfile.TemporaryDirectory() as tmp:
+
         def run(side: str) -> dict[str, float]:
             result = Path(tmp) / f"{side}.json"
-            command = [sys.executable, __file__, "--side", side, "--result", str(result), "--beta", str(beta),
-                       "--prompts", str(args.prompts), "--generations", str(args.generations),
-                       "--completion-length", str(args.completion_length), "--steps", str(args.steps),
-                       "--warmup", str(args.warmup), "--loss-type", args.loss_type, "--threads", str(args.threads)]
+            command = [
+                sys.executable,
+                __file__,
+                "--side",
+                side,
+                "--result",
+                str(result),
+                "--beta",
+                str(beta),
+                "--prompts",
+                str(args.prompts),
+                "--generations",
+                str(args.generations),
+                "--completion-length",
+                str(args.completion_length),
+                "--steps",
+                str(args.steps),
+                "--warmup",
+                str(args.warmup),
+                "--loss-type",
+                args.loss_type,
+                "--threads",
+                str(args.threads),
+            ]
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
             subprocess.run(command, check=True)
             return json.loads(result.read_text()) | process_costs(before)
 
-        return alternate_rounds(args.rounds, ("ours", "trl"), run, report=lambda side, result: print(
-            f"beta {beta} {side}: {result['samples_per_s']:.3f} samples/s", flush=True))
+        return alternate_rounds(
+            args.rounds,
+            ("ours", "trl"),
+            run,
+            report=lambda side, result: print(
+                f"beta {beta} {side}: {result['samples_per_s']:.3f} samples/s", flush=True
+            ),
+        )
 
 
 def process_costs(before) -> dict[str, float]:
     """CPU user / system seconds and page faults of the child run that just ended (whole process: model
     loading included), from ``getrusage(RUSAGE_CHILDREN)`` before and after it."""
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return {"user_s": after.ru_utime - before.ru_utime, "system_s": after.ru_stime - before.ru_stime,
-            "minor_faults": after.ru_minflt - before.ru_minflt, "major_faults": after.ru_majflt - before.ru_majflt}
+    return {
+        "user_s": after.ru_utime - before.ru_utime,
+        "system_s": after.ru_stime - before.ru_stime,
+        "minor_faults": after.ru_minflt - before.ru_minflt,
+        "major_faults": after.ru_majflt - before.ru_majflt,
+    }
 
 
 def row_results(args, beta: float, runs) -> tuple[list[BenchResult], dict]:
@@ -214,21 +300,46 @@ def row_results(args, beta: float, runs) -> tuple[list[BenchResult], dict]:
     ratios = [o["samples_per_s"] / t["samples_per_s"] for o, t in zip(runs["ours"], runs["trl"])]
     ratio = statistics.median(ratios)
     sps = {side: [r["samples_per_s"] for r in runs[side]] for side in runs}
-    setting = (f"{args.prompts} prompts x G {args.generations}, <= {args.completion_length} tokens, "
-               f"loss {args.loss_type}, beta {beta}; median of {args.rounds} alternating rounds")
+    setting = (
+        f"{args.prompts} prompts x G {args.generations}, <= {args.completion_length} tokens, "
+        f"loss {args.loss_type}, beta {beta}; median of {args.rounds} alternating rounds"
+    )
     tag = f"beta{beta:g}"
     results = [
-        BenchResult(f"grpo_samples_per_s_vs_trl_{tag}", ratio, "ratio", ">= 1.3", "TRL 1.16 GRPOTrainer",
-                    check(ratio, ">= 1.3"), note=f"{setting}; spread {min(ratios):.2f}-{max(ratios):.2f}"),
-        BenchResult(f"metalight_samples_per_s_{tag}", statistics.median(sps["ours"]), "samples/s",
-                    note=f"spread {min(sps['ours']):.3f}-{max(sps['ours']):.3f}"),
-        BenchResult(f"trl_samples_per_s_{tag}", statistics.median(sps["trl"]), "samples/s",
-                    note=f"spread {min(sps['trl']):.3f}-{max(sps['trl']):.3f}"),
+        BenchResult(
+            f"grpo_samples_per_s_vs_trl_{tag}",
+            ratio,
+            "ratio",
+            ">= 1.3",
+            "TRL 1.16 GRPOTrainer",
+            check(ratio, ">= 1.3"),
+            note=f"{setting}; spread {min(ratios):.2f}-{max(ratios):.2f}",
+        ),
+        BenchResult(
+            f"metalight_samples_per_s_{tag}",
+            statistics.median(sps["ours"]),
+            "samples/s",
+            note=f"spread {min(sps['ours']):.3f}-{max(sps['ours']):.3f}",
+        ),
+        BenchResult(
+            f"trl_samples_per_s_{tag}",
+            statistics.median(sps["trl"]),
+            "samples/s",
+            note=f"spread {min(sps['trl']):.3f}-{max(sps['trl']):.3f}",
+        ),
     ]
-    phases = {side: {k: round(statistics.median(r[k] for r in runs[side]), 3)
-                     for k in (*PHASES, "step_time", "mean_length", *PROCESS)} for side in runs}
-    return results, {"setting": setting, "ratio_per_round": [round(r, 3) for r in ratios],
-                     "seconds_per_phase": phases}
+    phases = {
+        side: {
+            k: round(statistics.median(r[k] for r in runs[side]), 3)
+            for k in (*PHASES, "step_time", "mean_length", *PROCESS)
+        }
+        for side in runs
+    }
+    return results, {
+        "setting": setting,
+        "ratio_per_round": [round(r, 3) for r in ratios],
+        "seconds_per_phase": phases,
+    }
 
 
 def main() -> None:
@@ -244,8 +355,13 @@ def main() -> None:
         rows[f"beta={beta:g}"] = detail
         for side, phases in detail["seconds_per_phase"].items():
             print(f"beta {beta:g}", side, " ".join(f"{k}={v}" for k, v in phases.items()))
-    write_results("grpo", results, MODEL, invocation(),
-                  extra={"timed_steps": args.steps, "warmup_steps": args.warmup, "rounds": args.rounds, "rows": rows})
+    write_results(
+        "grpo",
+        results,
+        MODEL,
+        invocation(),
+        extra={"timed_steps": args.steps, "warmup_steps": args.warmup, "rounds": args.rounds, "rows": rows},
+    )
 
 
 if __name__ == "__main__":

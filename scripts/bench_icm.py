@@ -33,8 +33,9 @@ def bench_claims(count: int) -> tuple[list[str], list[str], list[str]]:
     prompts, groups, keys = [], [], []
     for problem in read_problems()[: (count + 1) // 2]:
         wrong = str(int(float(problem["answer"])) + 1)
-        wrong_solution = problem["solution"].replace(GSM8K_ANSWER_SENTENCE.format(answer=problem["answer"]),
-                                                     GSM8K_ANSWER_SENTENCE.format(answer=wrong))
+        wrong_solution = problem["solution"].replace(
+            GSM8K_ANSWER_SENTENCE.format(answer=problem["answer"]), GSM8K_ANSWER_SENTENCE.format(answer=wrong)
+        )
         for solution, key in ((problem["solution"], problem["answer"]), (wrong_solution, wrong)):
             prompts.append(icm_prompt("claim", problem["question"], solution))
             groups.append(problem["id"])
@@ -53,7 +54,9 @@ def run_search(model, tokenizer, claims, settings: SearchSettings, context_cache
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="4 claims, 3 steps")
     parser.add_argument("--claims", type=int, default=8)
     parser.add_argument("--steps", type=int, default=8)
@@ -68,30 +71,63 @@ def main(argv: list[str] | None = None) -> Path:
     run_search(model, tokenizer, bench_claims(2), SearchSettings(num_seed=2, K=1), True)  # warm-up
     cached_s, cached, cached_stats = run_search(model, tokenizer, claims, settings, context_cache=True)
     plain_s, plain, plain_stats = run_search(model, tokenizer, claims, settings, context_cache=False)
-    same = [(r.example, r.proposed, r.accepted) for r in cached] == [(r.example, r.proposed, r.accepted) for r in plain]
+    same = [(r.example, r.proposed, r.accepted) for r in cached] == [
+        (r.example, r.proposed, r.accepted) for r in plain
+    ]
     steps = args.steps
     speedup = plain_s / cached_s
     setting = f"{args.claims} GSM8K claims per chunk, {steps} annealing steps, num_seed 2, alpha 30"
     results = [
         BenchResult("steps_per_s_cached", steps / cached_s, "steps/s", reference=setting),
-        BenchResult("steps_per_s_plain", steps / plain_s, "steps/s", reference="same search, no context caching"),
-        BenchResult("speedup_context_cache", speedup, "ratio", ">= 1.5", "same search, no context caching",
-                    check(speedup, ">= 1.5"),
-                    note=None if same else "proposals differ between the two runs: numerical ties flipped"),
-        BenchResult("logprob_queries_per_step", cached_stats.queries / steps, "calls",
-                    reference="label log-prob queries the search asks (upstream: API calls)"),
-        BenchResult("model_rows_per_step_cached", cached_stats.computed / steps, "rows",
-                    reference="queries run through the model after memoisation"),
-        BenchResult("model_rows_per_step_plain", plain_stats.computed / steps, "rows", reference="no memoisation"),
-        BenchResult("tokens_per_step_cached", cached_stats.tokens / steps, "tokens",
-                    reference="token positions run through the model"),
-        BenchResult("tokens_per_step_plain", plain_stats.tokens / steps, "tokens", reference="no prefix reuse"),
+        BenchResult(
+            "steps_per_s_plain", steps / plain_s, "steps/s", reference="same search, no context caching"
+        ),
+        BenchResult(
+            "speedup_context_cache",
+            speedup,
+            "ratio",
+            ">= 1.5",
+            "same search, no context caching",
+            check(speedup, ">= 1.5"),
+            note=None if same else "proposals differ between the two runs: numerical ties flipped",
+        ),
+        BenchResult(
+            "logprob_queries_per_step",
+            cached_stats.queries / steps,
+            "calls",
+            reference="label log-prob queries the search asks (upstream: API calls)",
+        ),
+        BenchResult(
+            "model_rows_per_step_cached",
+            cached_stats.computed / steps,
+            "rows",
+            reference="queries run through the model after memoisation",
+        ),
+        BenchResult(
+            "model_rows_per_step_plain", plain_stats.computed / steps, "rows", reference="no memoisation"
+        ),
+        BenchResult(
+            "tokens_per_step_cached",
+            cached_stats.tokens / steps,
+            "tokens",
+            reference="token positions run through the model",
+        ),
+        BenchResult(
+            "tokens_per_step_plain", plain_stats.tokens / steps, "tokens", reference="no prefix reuse"
+        ),
         BenchResult("identical_proposals", float(same), "bool", "== 1", met=same),
     ]
     command = invocation()
-    return write_results("icm", results, MODEL, command,
-                         extra={"settings": {"claims": args.claims, "steps": steps, "threads": args.threads},
-                                "seconds": {"cached": cached_s, "plain": plain_s}})
+    return write_results(
+        "icm",
+        results,
+        MODEL,
+        command,
+        extra={
+            "settings": {"claims": args.claims, "steps": steps, "threads": args.threads},
+            "seconds": {"cached": cached_s, "plain": plain_s},
+        },
+    )
 
 
 if __name__ == "__main__":

@@ -42,41 +42,77 @@ def main() -> None:
     n_layers = model.config.num_hidden_layers
     # The reference gets extraction's own length-sorted batches, tokenised and padded in advance.
     encoded = sorted((encode_with_span(tokenizer, item)[0] for item in items), key=len, reverse=True)
-    batches = [left_pad(encoded[i:i + args.batch_size], tokenizer.pad_token_id)
-               for i in range(0, len(encoded), args.batch_size)]
+    batches = [
+        left_pad(encoded[i : i + args.batch_size], tokenizer.pad_token_id)
+        for i in range(0, len(encoded), args.batch_size)
+    ]
 
     def plain(**extra):
         def run():
             with torch.no_grad():
                 for ids, mask in batches:
-                    model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask),
-                          use_cache=False, **extra)
+                    model(
+                        input_ids=ids,
+                        attention_mask=mask,
+                        position_ids=position_ids(mask),
+                        use_cache=False,
+                        **extra,
+                    )
+
         return run
 
     n = len(items)
     t_plain, _ = timed(plain(), args.repeats)
     t_hidden, _ = timed(plain(output_hidden_states=True), args.repeats)
-    t_all, _ = timed(lambda: extract_features(model, tokenizer, items, range(n_layers),
-                                              batch_size=args.batch_size),
-                     args.repeats)
+    t_all, _ = timed(
+        lambda: extract_features(model, tokenizer, items, range(n_layers), batch_size=args.batch_size),
+        args.repeats,
+    )
     some = percentile_layers(range(n_layers))[1:-1]
-    t_some, _ = timed(lambda: extract_features(model, tokenizer, items, some, batch_size=args.batch_size),
-                      args.repeats)
+    t_some, _ = timed(
+        lambda: extract_features(model, tokenizer, items, some, batch_size=args.batch_size), args.repeats
+    )
     ratio_all, ratio_some = t_plain / t_all, t_plain / t_some
     results = [
-        BenchResult("extraction_all_layers_vs_plain_forward", ratio_all, "ratio", ">= 0.9",
-                    "plain forward of the same padded batches (logits)", check(ratio_all, ">= 0.9"),
-                    note=f"{n / t_all:.1f} vs {n / t_plain:.1f} statements/s; extraction includes "
-                         f"tokenisation with offsets and pooling; it skips the LM head"),
-        BenchResult("extraction_percentile_layers_vs_plain_forward", ratio_some, "ratio", ">= 0.9",
-                    "plain forward of the same padded batches (logits)", check(ratio_some, ">= 0.9"),
-                    note=f"layers {some}: the forward stops after layer {max(some)}"),
-        BenchResult("hf_output_hidden_states_vs_plain_forward", t_plain / t_hidden, "ratio", None,
-                    "plain forward (upstream get_hiddens runs output_hidden_states=True)"),
+        BenchResult(
+            "extraction_all_layers_vs_plain_forward",
+            ratio_all,
+            "ratio",
+            ">= 0.9",
+            "plain forward of the same padded batches (logits)",
+            check(ratio_all, ">= 0.9"),
+            note=f"{n / t_all:.1f} vs {n / t_plain:.1f} statements/s; extraction includes "
+            f"tokenisation with offsets and pooling; it skips the LM head",
+        ),
+        BenchResult(
+            "extraction_percentile_layers_vs_plain_forward",
+            ratio_some,
+            "ratio",
+            ">= 0.9",
+            "plain forward of the same padded batches (logits)",
+            check(ratio_some, ">= 0.9"),
+            note=f"layers {some}: the forward stops after layer {max(some)}",
+        ),
+        BenchResult(
+            "hf_output_hidden_states_vs_plain_forward",
+            t_plain / t_hidden,
+            "ratio",
+            None,
+            "plain forward (upstream get_hiddens runs output_hidden_states=True)",
+        ),
     ]
-    write_results("probes", results, MODEL, invocation(),
-                  extra={"statements": n, "batch_size": args.batch_size, "repeats": args.repeats,
-                         "threads": args.threads})
+    write_results(
+        "probes",
+        results,
+        MODEL,
+        invocation(),
+        extra={
+            "statements": n,
+            "batch_size": args.batch_size,
+            "repeats": args.repeats,
+            "threads": args.threads,
+        },
+    )
 
 
 if __name__ == "__main__":

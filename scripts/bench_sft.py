@@ -51,7 +51,7 @@ def build_rows(n: int, length: int) -> list[dict]:
     rows = []
     for i in range(n):
         record = records[i % len(records)]
-        filler = " ".join(r.question for r in records[i + 1:i + 1 + length // 8])  # real text, long enough
+        filler = " ".join(r.question for r in records[i + 1 : i + 1 + length // 8])  # real text, long enough
         example = SFTExample(prompt=f"{filler}\n{record.question}", completion=record.answers[0])
         if len(encode_example(tokenizer, example, max_length=10 * length).input_ids) <= length:
             raise SystemExit(f"example {i} is shorter than {length} tokens; lower --length")
@@ -70,8 +70,8 @@ def run_ours(rows_path: str, args) -> dict:
     from lightning.pytorch import Callback, Trainer
 
     from metalight.data.sources.prompt_completion import PromptCompletionDataModule
-    from metalight.methods.sft.optim import SFTAdamW
     from metalight.methods.sft.module import SFTModule
+    from metalight.methods.sft.optim import SFTAdamW
 
     clock, memory = StepClock(), peak_memory()
 
@@ -86,9 +86,17 @@ def run_ours(rows_path: str, args) -> dict:
 
     module = SFTModule(model=MODEL, optimizer=SFTAdamW, lr_scheduler=None, max_length=args.length)
     data = PromptCompletionDataModule(path=rows_path, batch_size=args.batch_size)
-    trainer = Trainer(max_steps=args.warmup + args.steps, logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, gradient_clip_val=1.0,
-                      num_sanity_val_steps=0, limit_val_batches=0, callbacks=[Timer()])
+    trainer = Trainer(
+        max_steps=args.warmup + args.steps,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        gradient_clip_val=1.0,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        callbacks=[Timer()],
+    )
     trainer.fit(module, data)
     memory.stop()
     return summarise(clock, memory, args)
@@ -105,9 +113,15 @@ def run_trl(rows_path: str, args) -> dict:
     model, tokenizer = load_model(MODEL)
     model.train()
     rows = [json.loads(line) for line in Path(rows_path).read_text().splitlines()]
-    dataset = datasets.Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}],
-                                           "completion": [{"role": "assistant", "content": r["completion"]}]}
-                                          for r in rows])
+    dataset = datasets.Dataset.from_list(
+        [
+            {
+                "prompt": [{"role": "user", "content": r["prompt"]}],
+                "completion": [{"role": "assistant", "content": r["completion"]}],
+            }
+            for r in rows
+        ]
+    )
     holder: dict = {}
     clock, memory = StepClock(), peak_memory()
 
@@ -121,16 +135,34 @@ def run_trl(rows_path: str, args) -> dict:
             clock.stop(tokens=holder["trainer"]._total_train_tokens - holder["seen"])
 
     with tempfile.TemporaryDirectory() as out:
-        config = SFTConfig(output_dir=out, per_device_train_batch_size=args.batch_size,
-                           gradient_accumulation_steps=1, max_steps=args.warmup + args.steps,
-                           learning_rate=1e-5, lr_scheduler_type="constant",
-                           warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, bf16=False, fp16=False,
-                           gradient_checkpointing=False, packing=False, max_length=args.length,
-                           truncation_mode="keep_end", completion_only_loss=True, logging_steps=10**6,
-                           save_strategy="no", report_to="none", dataloader_num_workers=0, disable_tqdm=True,
-                           use_cpu=not torch.cuda.is_available(), seed=0)
-        trainer = SFTTrainer(model=model, args=config, train_dataset=dataset, processing_class=tokenizer,
-                             callbacks=[Timer()])
+        config = SFTConfig(
+            output_dir=out,
+            per_device_train_batch_size=args.batch_size,
+            gradient_accumulation_steps=1,
+            max_steps=args.warmup + args.steps,
+            learning_rate=1e-5,
+            lr_scheduler_type="constant",
+            warmup_steps=0,
+            weight_decay=0.0,
+            max_grad_norm=1.0,
+            bf16=False,
+            fp16=False,
+            gradient_checkpointing=False,
+            packing=False,
+            max_length=args.length,
+            truncation_mode="keep_end",
+            completion_only_loss=True,
+            logging_steps=10**6,
+            save_strategy="no",
+            report_to="none",
+            dataloader_num_workers=0,
+            disable_tqdm=True,
+            use_cpu=not torch.cuda.is_available(),
+            seed=0,
+        )
+        trainer = SFTTrainer(
+            model=model, args=config, train_dataset=dataset, processing_class=tokenizer, callbacks=[Timer()]
+        )
         holder["trainer"] = trainer
         trainer.train()
     memory.stop()
@@ -139,11 +171,16 @@ def run_trl(rows_path: str, args) -> dict:
 
 def summarise(clock: StepClock, memory: PeakMemory, args) -> dict:
     """Median step time and tokens/s over the timed (post-warm-up) steps, and the peak training memory."""
-    steps = clock.steps[args.warmup:]
+    steps = clock.steps[args.warmup :]
     median = statistics.median(s["step_time"] for s in steps)
     counted = statistics.median(s["tokens"] for s in steps)
-    return {"median_step_s": median, "tokens_per_step": counted, "tokens_per_s": counted / median,
-            "steps_timed": len(steps), "peak_memory_mib": memory.extra / 2**20}
+    return {
+        "median_step_s": median,
+        "tokens_per_step": counted,
+        "tokens_per_s": counted / median,
+        "steps_timed": len(steps),
+        "peak_memory_mib": memory.extra / 2**20,
+    }
 
 
 def child(args) -> None:
@@ -158,31 +195,69 @@ def parent(args) -> None:
         rows_path = Path(tmp) / "rows.jsonl"
         rows = build_rows(args.batch_size * (args.warmup + args.steps), args.length)
         rows_path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
         def run(side: str) -> dict:
             result_path = Path(tmp) / f"{side}.json"
-            subprocess.run([sys.executable, __file__, "--side", side, "--rows", str(rows_path), "--result",
-                            str(result_path), "--batch-size", str(args.batch_size), "--length", str(args.length),
-                            "--warmup", str(args.warmup), "--steps", str(args.steps), "--threads",
-                            str(args.threads)], check=True)
+            subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--side",
+                    side,
+                    "--rows",
+                    str(rows_path),
+                    "--result",
+                    str(result_path),
+                    "--batch-size",
+                    str(args.batch_size),
+                    "--length",
+                    str(args.length),
+                    "--warmup",
+                    str(args.warmup),
+                    "--steps",
+                    str(args.steps),
+                    "--threads",
+                    str(args.threads),
+                ],
+                check=True,
+            )
             return json.loads(result_path.read_text())
 
-        runs = alternate_rounds(args.rounds, ("ours", "trl"), run,
-                                report=lambda side, result: print(f"{side}: {result}", flush=True))
+        runs = alternate_rounds(
+            args.rounds,
+            ("ours", "trl"),
+            run,
+            report=lambda side, result: print(f"{side}: {result}", flush=True),
+        )
     best = {side: max(r["tokens_per_s"] for r in results) for side, results in runs.items()}
     memory = {side: max(r["peak_memory_mib"] for r in results) for side, results in runs.items()}
     ratio = best["ours"] / best["trl"]
     where = f"batch {args.batch_size} x {args.length} tokens"
     results = [
-        BenchResult("sft_train_tokens_per_s_vs_trl_sfttrainer", ratio, "ratio", ">= 1.0",
-                    f"TRL SFTTrainer, {where}", check(ratio, ">= 1.0"),
-                    note=f"SFTModule {best['ours']:.1f} tok/s, TRL {best['trl']:.1f} tok/s (best round of "
-                         f"{args.rounds}, median of {args.steps} steps after {args.warmup} warm-up)"),
+        BenchResult(
+            "sft_train_tokens_per_s_vs_trl_sfttrainer",
+            ratio,
+            "ratio",
+            ">= 1.0",
+            f"TRL SFTTrainer, {where}",
+            check(ratio, ">= 1.0"),
+            note=f"SFTModule {best['ours']:.1f} tok/s, TRL {best['trl']:.1f} tok/s (best round of "
+            f"{args.rounds}, median of {args.steps} steps after {args.warmup} warm-up)",
+        ),
         BenchResult("sft_train_tokens_per_s", best["ours"], "tok/s", note=where),
         BenchResult("trl_sfttrainer_tokens_per_s", best["trl"], "tok/s", note=where),
-        BenchResult("sft_peak_train_memory", memory["ours"], "MiB",
-                    note="growth from the first step's start: RSS on CPU, allocated memory on GPU"),
-        BenchResult("trl_sfttrainer_peak_train_memory", memory["trl"], "MiB",
-                    note="growth from the first step's start: RSS on CPU, allocated memory on GPU"),
+        BenchResult(
+            "sft_peak_train_memory",
+            memory["ours"],
+            "MiB",
+            note="growth from the first step's start: RSS on CPU, allocated memory on GPU",
+        ),
+        BenchResult(
+            "trl_sfttrainer_peak_train_memory",
+            memory["trl"],
+            "MiB",
+            note="growth from the first step's start: RSS on CPU, allocated memory on GPU",
+        ),
     ]
     command = invocation()
     write_results("sft", results, MODEL, command, extra={"runs": runs, "settings": vars(args)})

@@ -25,8 +25,12 @@ from metalight.models.placement import add_placement_arguments, load_placed
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default="embedded:smollm2-135m-instruct", help="model spec that writes candidates")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--model", default="embedded:smollm2-135m-instruct", help="model spec that writes candidates"
+    )
     parser.add_argument("--candidates", type=int, default=2, help="sampled solutions per problem")
     parser.add_argument("--problems", type=int, default=None, help="use only the first N problems")
     parser.add_argument("--max-new-tokens", type=int, default=160)
@@ -41,14 +45,31 @@ def main(argv: list[str] | None = None) -> Path:
     problems = read_problems()[: args.problems]
     model, tokenizer = load_placed(args.model, args.device, args.dtype, args.device_map)
     start = time.perf_counter()
-    rows = build_verification_rows(model, tokenizer, problems, num_candidates=args.candidates,
-                                   max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed,
-                                   model_name=args.model, batch_size=args.batch_size)
+    rows = build_verification_rows(
+        model,
+        tokenizer,
+        problems,
+        num_candidates=args.candidates,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.temperature,
+        seed=args.seed,
+        model_name=args.model,
+        batch_size=args.batch_size,
+    )
     out = atomic_write_jsonl(args.out, rows)
-    summary = {"problems": len(problems), "claims": len(rows), "by_source_and_label":
-               {f"{s}:{label}": n for (s, label), n in sorted(Counter((r["source"], r["label"]) for r in rows).items())},
-               "model": args.model, "candidates": args.candidates, "temperature": args.temperature, "seed": args.seed,
-               "seconds": round(time.perf_counter() - start, 1)}
+    summary = {
+        "problems": len(problems),
+        "claims": len(rows),
+        "by_source_and_label": {
+            f"{s}:{label}": n
+            for (s, label), n in sorted(Counter((r["source"], r["label"]) for r in rows).items())
+        },
+        "model": args.model,
+        "candidates": args.candidates,
+        "temperature": args.temperature,
+        "seed": args.seed,
+        "seconds": round(time.perf_counter() - start, 1),
+    }
     atomic_write_jsonl(Path(args.out).with_suffix(".summary.jsonl"), [summary])
     print(json.dumps(summary, indent=2))
     print(f"wrote {out}")

@@ -34,27 +34,47 @@ def results_markdown(report: dict, wall_s: float, command: str) -> str:
     """The results section: the run's context, the one table, and the IDK prompt's own numbers."""
     idk = ""
     if "idk/abstention_rate" in report:
-        idk = (f"\nThe IDK prompt's own answers: abstention rate {report['idk/abstention_rate']:.3f}, accuracy of "
-               f"the answered ones {report['idk/answered_accuracy']:.3f}, accuracy over all questions "
-               f"{report['idk/prompt_accuracy']:.3f}.\n")
-    return (f"Model `{report['model']}`, {report['dataset']}, split `{report['split']}`, n = {report['n']} "
-            f"questions, direct-answer accuracy {report['accuracy']:.3f} (grading `{report['grading']}`). "
-            f"Wall time {wall_s / 60:.1f} min on {os.cpu_count()} CPU cores ({platform.processor() or 'cpu'}), "
-            f"{date.today().isoformat()}; command: `{command}`.\n\n{sources_table(report)}\n{idk}\n"
-            f"![type-2 ROC of every source](results/confidence_sources_type2_roc.png)\n"
-            f"![reliability of the probability sources](results/confidence_sources_reliability.png)\n"
-            f"![confidence by outcome](results/confidence_sources_confidence_hist.png)\n")
+        idk = (
+            f"\nThe IDK prompt's own answers: abstention rate {report['idk/abstention_rate']:.3f}, accuracy of "
+            f"the answered ones {report['idk/answered_accuracy']:.3f}, accuracy over all questions "
+            f"{report['idk/prompt_accuracy']:.3f}.\n"
+        )
+    return (
+        f"Model `{report['model']}`, {report['dataset']}, split `{report['split']}`, n = {report['n']} "
+        f"questions, direct-answer accuracy {report['accuracy']:.3f} (grading `{report['grading']}`). "
+        f"Wall time {wall_s / 60:.1f} min on {os.cpu_count()} CPU cores ({platform.processor() or 'cpu'}), "
+        f"{date.today().isoformat()}; command: `{command}`.\n\n{sources_table(report)}\n{idk}\n"
+        f"![type-2 ROC of every source](results/confidence_sources_type2_roc.png)\n"
+        f"![reliability of the probability sources](results/confidence_sources_reliability.png)\n"
+        f"![confidence by outcome](results/confidence_sources_confidence_hist.png)\n"
+    )
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help=f"{QUICK_QUESTIONS} questions, results under runs/confidence-sources-quick/ only")
-    parser.add_argument("--save-dir", default="runs", help="where the evaluation run is logged (default: runs)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"{QUICK_QUESTIONS} questions, results under runs/confidence-sources-quick/ only",
+    )
+    parser.add_argument(
+        "--save-dir", default="runs", help="where the evaluation run is logged (default: runs)"
+    )
     args = parser.parse_args()
     name = "confidence-sources-quick" if args.quick else "confidence-sources"
-    cli_args = ["validate", "--config", "configs/eval/sources.yaml", "--trainer.logger.init_args.save_dir",
-                args.save_dir, "--trainer.logger.init_args.name", name, "--trainer.enable_progress_bar", "false"]
+    cli_args = [
+        "validate",
+        "--config",
+        "configs/eval/sources.yaml",
+        "--trainer.logger.init_args.save_dir",
+        args.save_dir,
+        "--trainer.logger.init_args.name",
+        name,
+        "--trainer.enable_progress_bar",
+        "false",
+    ]
     if args.quick:
         cli_args += ["--data.init_args.max_samples.val", str(QUICK_QUESTIONS)]
     command = invocation()
@@ -64,10 +84,18 @@ def main() -> int:
     report = json.loads((run / "report.json").read_text())
     out = run if args.quick else ROOT / "docs" / "results"
     keep = {k: v for k, v in report.items() if k != "thresholds"}
-    atomic_write_json(out / "confidence_sources.json",
-                      {"command": command, "wall_s": round(wall_s, 1), "cpu_count": os.cpu_count(),
-                       "date": date.today().isoformat(), "run": str(run),
-                       "sources": {s: SOURCES[s].label for s in report["confidence_sources"]}, "report": keep})
+    atomic_write_json(
+        out / "confidence_sources.json",
+        {
+            "command": command,
+            "wall_s": round(wall_s, 1),
+            "cpu_count": os.cpu_count(),
+            "date": date.today().isoformat(),
+            "run": str(run),
+            "sources": {s: SOURCES[s].label for s in report["confidence_sources"]},
+            "report": keep,
+        },
+    )
     section = results_markdown(report, wall_s, command)
     atomic_write_text(out / "confidence_sources.md", section)
     for plot in ("type2_roc", "reliability", "confidence_hist"):

@@ -32,9 +32,11 @@ def load_weights(model, weights: dict[str, torch.Tensor], lora: dict | None, che
     missing, unexpected = model.load_state_dict(weights, strict=False)
     adapter_missing = [k for k in missing if "lora_" in k]
     if unexpected or adapter_missing:
-        raise ConfigError(f"{checkpoint}: its weights do not fit LoRA {lora} on the base model "
-                          f"({len(adapter_missing)} adapter weights missing, {len(unexpected)} unexpected); pass "
-                          f"--base <the model the run trained>")
+        raise ConfigError(
+            f"{checkpoint}: its weights do not fit LoRA {lora} on the base model "
+            f"({len(adapter_missing)} adapter weights missing, {len(unexpected)} unexpected); pass "
+            f"--base <the model the run trained>"
+        )
     return model.merge_and_unload()
 
 
@@ -55,7 +57,9 @@ def export(checkpoint: Path, out: Path, base: str | None = None, dtype: str = "f
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("checkpoint", type=Path, help=".ckpt file or sharded checkpoint directory")
-    parser.add_argument("--out", type=Path, required=True, help="output directory (HF save_pretrained layout)")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="output directory (HF save_pretrained layout)"
+    )
     parser.add_argument("--base", help="model spec of the architecture (default: the one the run used)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     args = parser.parse_args()

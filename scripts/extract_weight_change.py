@@ -12,8 +12,8 @@ import argparse
 from pathlib import Path
 
 from metalight.errors import MetalightError
-from metalight.models.loading import load_model
 from metalight.models.checkpoints import load_checkpoint_weights
+from metalight.models.loading import load_model
 from metalight.models.weight_delta import save_delta, weight_delta
 
 

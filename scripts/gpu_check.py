@@ -41,10 +41,19 @@ def qwen_shaped_model(path: Path) -> Path:
     from metalight.models.embedded import embedded_model_dir
 
     tokenizer = AutoTokenizer.from_pretrained(embedded_model_dir("smollm2-135m-instruct"))
-    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
-                         num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=4096,
-                         tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
-                         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=896,
+        intermediate_size=4864,
+        num_hidden_layers=24,
+        num_attention_heads=14,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     torch.manual_seed(0)
     Qwen2ForCausalLM(config).save_pretrained(path)
     tokenizer.save_pretrained(path)
@@ -65,7 +74,9 @@ def run(command: list[str], timeout: int) -> tuple[int, float, str]:
 def cell(name: str, model: Path, work: Path, devices: int) -> dict:
     """One matrix cell in bf16-mixed on ``devices`` GPUs: timings and peak memory from its result.json."""
     out = work / name
-    status, seconds, tail = run(cell_command(out, name, model, *GPU, "--trainer.devices", str(devices)), timeout=300)
+    status, seconds, tail = run(
+        cell_command(out, name, model, *GPU, "--trainer.devices", str(devices)), timeout=300
+    )
     result = json.loads((out / "result.json").read_text()) if status == 0 else {"error": tail}
     return {"status": status, "wall_s": round(seconds, 1), **result}
 
@@ -84,27 +95,52 @@ def two_node_cell(name: str, model: Path, work: Path, devices: int, one_launch: 
         nodes = launch_commands(launcher, port, 2, per_node, cell_program(out, name, model, *GPU))
         if launcher == "srun":  # the stand-in srun gives each node's tasks their GPUs, as srun binds them
             return [[({**env, "SLURM_GPUS_PER_NODE": str(per_node)}, argv) for env, argv in nodes[0]]]
-        return [[({**env, "CUDA_VISIBLE_DEVICES": ",".join(str(node * per_node + i) for i in range(per_node))}, argv)
-                 for env, argv in started] for node, started in enumerate(nodes)]
+        return [
+            [
+                (
+                    {
+                        **env,
+                        "CUDA_VISIBLE_DEVICES": ",".join(str(node * per_node + i) for i in range(per_node)),
+                    },
+                    argv,
+                )
+                for env, argv in started
+            ]
+            for node, started in enumerate(nodes)
+        ]
 
     start = time.perf_counter()
     processes = launch(commands, out / "logs", timeout=300, late=late)
     seconds = round(time.perf_counter() - start, 1)
     status = max((abs(p.returncode or 0) for p in processes), default=0)
     if status or not (out / "result.json").is_file():
-        return {"status": status or 1, "wall_s": seconds, "launcher": launcher,
-                "error": "\n".join(p.text()[-1000:] for p in processes) or "no result.json"}
+        return {
+            "status": status or 1,
+            "wall_s": seconds,
+            "launcher": launcher,
+            "error": "\n".join(p.text()[-1000:] for p in processes) or "no result.json",
+        }
     result = json.loads((out / "result.json").read_text())
     comparison = {}
     if one_launch.get("status") == 0 and one_launch.get("world_size") == result["world_size"]:
         reference = work / name
-        comparison["logits_max_abs_diff"] = float((torch.load(out / "logits.pt") -
-                                                   torch.load(reference / "logits.pt")).abs().max())
+        comparison["logits_max_abs_diff"] = float(
+            (torch.load(out / "logits.pt") - torch.load(reference / "logits.pt")).abs().max()
+        )
         pairs = [(v, one_launch["validate"].get(k, math.nan)) for k, v in result["validate"].items()]
-        comparison["validate_max_abs_diff"] = max((abs(a - b) for a, b in pairs if not math.isnan(a - b)),
-                                                  default=0.0)
-    return {"status": 0, "wall_s": seconds, "launcher": launcher, "nodes": 2, "devices_per_node": per_node,
-            "late_node": late, **result, "versus_one_launch": comparison}
+        comparison["validate_max_abs_diff"] = max(
+            (abs(a - b) for a, b in pairs if not math.isnan(a - b)), default=0.0
+        )
+    return {
+        "status": 0,
+        "wall_s": seconds,
+        "launcher": launcher,
+        "nodes": 2,
+        "devices_per_node": per_node,
+        "late_node": late,
+        **result,
+        "versus_one_launch": comparison,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -113,30 +149,59 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=OUT, help="where the JSON is written")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
-        print("error: scripts/gpu_check.py needs a CUDA GPU and none is visible; the same matrix runs on CPU in "
-              "`make test` (pytest -m sharded tests/sharded)", file=sys.stderr)
+        print(
+            "error: scripts/gpu_check.py needs a CUDA GPU and none is visible; the same matrix runs on CPU in "
+            "`make test` (pytest -m sharded tests/sharded)",
+            file=sys.stderr,
+        )
         return 2
     devices = args.devices or torch.cuda.device_count()
-    report = {"date": datetime.date.today().isoformat(), "device": torch.cuda.get_device_name(0),
-              "devices": devices, "precision": "bf16-mixed", "model": "Qwen2.5-0.5B-shaped, random weights",
-              "cells": {}}
+    report = {
+        "date": datetime.date.today().isoformat(),
+        "device": torch.cuda.get_device_name(0),
+        "devices": devices,
+        "precision": "bf16-mixed",
+        "model": "Qwen2.5-0.5B-shaped, random weights",
+        "cells": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         model = qwen_shaped_model(work / "model")
         for name in MATRIX:
             report["cells"][name] = cell(name, model, work, devices)
-            print(f"{name}: {report['cells'][name]['status']} in {report['cells'][name]['wall_s']} s", flush=True)
+            print(
+                f"{name}: {report['cells'][name]['status']} in {report['cells'][name]['wall_s']} s",
+                flush=True,
+            )
         report["two_node_cells"] = {}
         for name in TWO_NODES:
-            result = report["two_node_cells"][name] = two_node_cell(name, model, work, devices, report["cells"][name])
+            result = report["two_node_cells"][name] = two_node_cell(
+                name, model, work, devices, report["cells"][name]
+            )
             print(f"{name} on two nodes: {result['status']} {result.get('reason', '')}", flush=True)
-        es = ["cli.py", "fit", "--config", "configs/esma/quickstart.yaml", "--config", "configs/strategy/ddp.yaml",
-              "--model.init_args.model", str(model), "--trainer.max_steps", "1", "--trainer.accelerator", "gpu",
-              "--trainer.devices", str(devices), "--trainer.logger.init_args.save_dir", str(work / "es")]
+        es = [
+            "cli.py",
+            "fit",
+            "--config",
+            "configs/esma/quickstart.yaml",
+            "--config",
+            "configs/strategy/ddp.yaml",
+            "--model.init_args.model",
+            str(model),
+            "--trainer.max_steps",
+            "1",
+            "--trainer.accelerator",
+            "gpu",
+            "--trainer.devices",
+            str(devices),
+            "--trainer.logger.init_args.save_dir",
+            str(work / "es"),
+        ]
         status, seconds, tail = run([sys.executable, *es], timeout=300)
         report["esma_ddp_one_iteration"] = {"status": status, "wall_s": round(seconds, 1), "tail": tail}
-        status, seconds, tail = run([sys.executable, "scripts/bench_es_engine.py", "--device", "cuda", "--quick"],
-                                    timeout=300)
+        status, seconds, tail = run(
+            [sys.executable, "scripts/bench_es_engine.py", "--device", "cuda", "--quick"], timeout=300
+        )
         report["bench_es_engine_cuda"] = {"status": status, "wall_s": round(seconds, 1), "output": tail}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")

@@ -25,8 +25,13 @@ from metalight.report.runs import read_scalars
 from metalight.report.tables import markdown_rows
 
 OUT = Path("docs/results")
-LABELS = {"icm": "ICM", "zero_shot": "zero-shot", "random": "random labels",
-          "random_demos": "random-label demos", "gold_demos": "gold-label demos"}
+LABELS = {
+    "icm": "ICM",
+    "zero_shot": "zero-shot",
+    "random": "random labels",
+    "random_demos": "random-label demos",
+    "gold_demos": "gold-label demos",
+}
 
 
 def wilson(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
@@ -86,26 +91,38 @@ def markdown(report: dict, sizing: dict) -> str:
         if method in counts:
             c = counts[method]
             lo, hi = wilson(c["correct"], c["total"])
-            rows.append([label, f"{c['correct'] / c['total']:.3f}", f"{c['correct']}/{c['total']}",
-                         f"{lo:.2f}–{hi:.2f}"])
+            rows.append(
+                [
+                    label,
+                    f"{c['correct'] / c['total']:.3f}",
+                    f"{c['correct']}/{c['total']}",
+                    f"{lo:.2f}–{hi:.2f}",
+                ]
+            )
     lines = [markdown_rows(["labels from", "agreement with gold", "claims", "95% CI"], rows), ""]
-    lines.append(f"Model `{report['model']}`, {report['claims']} claims in {report['chunks_total']} chunks of at most "
-                 f"{sizing['chunk']} claims, K = {sizing['steps']} steps per chunk, alpha {report['settings']['alpha']}, "
-                 f"num_seed {report['settings']['num_seed']}; {report['work']['queries']} log-prob queries, "
-                 f"{report['work']['computed']} run through the model; wall time {sizing['seconds']:.0f} s "
-                 f"({sizing['threads']} torch threads). Command: `{sizing['command']}`.")
+    lines.append(
+        f"Model `{report['model']}`, {report['claims']} claims in {report['chunks_total']} chunks of at most "
+        f"{sizing['chunk']} claims, K = {sizing['steps']} steps per chunk, alpha {report['settings']['alpha']}, "
+        f"num_seed {report['settings']['num_seed']}; {report['work']['queries']} log-prob queries, "
+        f"{report['work']['computed']} run through the model; wall time {sizing['seconds']:.0f} s "
+        f"({sizing['threads']} torch threads). Command: `{sizing['command']}`."
+    )
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="8 claims, chunks of 4, 3 steps")
     parser.add_argument("--claims", type=int, default=48, help="claims labelled (whole problems, seeded)")
     parser.add_argument("--chunk", type=int, default=8, help="claims per chunk (upstream's batch_size)")
     parser.add_argument("--steps", type=int, default=12, help="annealing steps per chunk (upstream's K)")
     parser.add_argument("--num-seed", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", default=None, help=f"results folder (default {OUT}; --quick: runs/icm_results)")
+    parser.add_argument(
+        "--out", default=None, help=f"results folder (default {OUT}; --quick: runs/icm_results)"
+    )
     args = parser.parse_args(argv)
     if args.quick:
         args.claims, args.chunk, args.steps = 8, 4, 3
@@ -120,17 +137,36 @@ def main(argv: list[str] | None = None) -> Path:
 
     name = "icm-gsm8k-cpu-quick" if args.quick else "icm-gsm8k-cpu"
     start = time.perf_counter()
-    run = cli(["fit", "--config", "configs/icm/gsm8k_cpu.yaml",
-               "--model.init_args.chunk_size", str(args.chunk), "--model.init_args.K", str(args.steps),
-               "--model.init_args.num_seed", str(args.num_seed),
-               "--data.init_args.max_samples", json.dumps({"train": args.claims}),
-               "--trainer.logger.init_args.name", name])
+    run = cli(
+        [
+            "fit",
+            "--config",
+            "configs/icm/gsm8k_cpu.yaml",
+            "--model.init_args.chunk_size",
+            str(args.chunk),
+            "--model.init_args.K",
+            str(args.steps),
+            "--model.init_args.num_seed",
+            str(args.num_seed),
+            "--data.init_args.max_samples",
+            json.dumps({"train": args.claims}),
+            "--trainer.logger.init_args.name",
+            name,
+        ]
+    )
     seconds = time.perf_counter() - start
     run_path = Path(run.trainer.log_dir)
     report = json.loads((run_path / "report.json").read_text())
     command = invocation()
-    sizing = {"claims": args.claims, "chunk": args.chunk, "steps": args.steps, "threads": args.threads,
-              "seconds": seconds, "command": command, "run_dir": str(run_path)}
+    sizing = {
+        "claims": args.claims,
+        "chunk": args.chunk,
+        "steps": args.steps,
+        "threads": args.threads,
+        "seconds": seconds,
+        "command": command,
+        "run_dir": str(run_path),
+    }
     out = Path(args.out or ("runs/icm_results" if args.quick else OUT))
     stem = "icm_gsm8k_cpu_quick" if args.quick else "icm_gsm8k_cpu"
     atomic_write_json(out / f"{stem}.json", {"report": report, "sizing": sizing})

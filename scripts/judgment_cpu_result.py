@@ -31,12 +31,20 @@ START, END = "<!-- judgment-cpu-results:start -->", "<!-- judgment-cpu-results:e
 
 def run(args, save_dir: str) -> tuple[dict, float]:
     """One fit; returns (report, wall seconds)."""
-    overrides = ["--trainer.logger.init_args.save_dir", save_dir, "--trainer.max_epochs", str(args.epochs),
-                 "--data.init_args.source.init_args.max_samples",
-                 json.dumps({"train": args.train, "val": args.val}),
-                 "--trainer.callbacks.init_args.answers.max_new_tokens", str(args.answer_tokens),
-                 "--trainer.callbacks.init_args.judgment.max_new_tokens", str(args.judgment_tokens),
-                 "--trainer.callbacks.init_args.train_on", args.train_on]
+    overrides = [
+        "--trainer.logger.init_args.save_dir",
+        save_dir,
+        "--trainer.max_epochs",
+        str(args.epochs),
+        "--data.init_args.source.init_args.max_samples",
+        json.dumps({"train": args.train, "val": args.val}),
+        "--trainer.callbacks.init_args.answers.max_new_tokens",
+        str(args.answer_tokens),
+        "--trainer.callbacks.init_args.judgment.max_new_tokens",
+        str(args.judgment_tokens),
+        "--trainer.callbacks.init_args.train_on",
+        args.train_on,
+    ]
     start = time.perf_counter()
     cli_main(["fit", "--config", CONFIG, *overrides])
     wall = time.perf_counter() - start
@@ -53,8 +61,10 @@ def plot(rounds: list[dict], path: Path) -> None:
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     epochs = [r["epoch"] for r in rounds]
-    for ax, key, title in ((axes[0], "judgment_auroc", "judgment AUROC (P(yes) vs can)"),
-                           (axes[1], "judgment_accuracy", "judgment accuracy")):
+    for ax, key, title in (
+        (axes[0], "judgment_auroc", "judgment AUROC (P(yes) vs can)"),
+        (axes[1], "judgment_accuracy", "judgment accuracy"),
+    ):
         for split in ("train", "val"):
             values = [r.get(split, {}).get(key, float("nan")) for r in rounds]
             ax.plot(epochs, values, marker="o", label=split)
@@ -70,16 +80,23 @@ def markdown(result: dict) -> str:
     """The results block for docs/judgment.md."""
     rounds = result["rounds"]
     first, last = rounds[0].get("val", {}), rounds[-1].get("val", {})
-    lines = [f"Command: `{result['command']}` ({result['wall_minutes']:.1f} min on {result['machine']}, "
-             f"{result['date']}).", "",
-             f"Held-out judgment AUROC {first.get('judgment_auroc', float('nan')):.3f} before training -> "
-             f"{last.get('judgment_auroc', float('nan')):.3f} after {rounds[-1]['epoch']} epochs "
-             f"({result['settings']['train']} train / {result['settings']['val']} held-out FanOutQA "
-             f"questions).",
-             "", "```", result["table"], "```", "",
-             f"Held-out label distribution after training: actual can {last.get('label_frac_can', 0):.1%}, "
-             f"predicted can {last.get('pred_frac_can', 0):.1%}; unparsed judgments "
-             f"{last.get('judgment_unparsed_rate', 0):.1%}. Plot: `docs/results/judgment_cpu.png`."]
+    lines = [
+        f"Command: `{result['command']}` ({result['wall_minutes']:.1f} min on {result['machine']}, "
+        f"{result['date']}).",
+        "",
+        f"Held-out judgment AUROC {first.get('judgment_auroc', float('nan')):.3f} before training -> "
+        f"{last.get('judgment_auroc', float('nan')):.3f} after {rounds[-1]['epoch']} epochs "
+        f"({result['settings']['train']} train / {result['settings']['val']} held-out FanOutQA "
+        f"questions).",
+        "",
+        "```",
+        result["table"],
+        "```",
+        "",
+        f"Held-out label distribution after training: actual can {last.get('label_frac_can', 0):.1%}, "
+        f"predicted can {last.get('pred_frac_can', 0):.1%}; unparsed judgments "
+        f"{last.get('judgment_unparsed_rate', 0):.1%}. Plot: `docs/results/judgment_cpu.png`.",
+    ]
     if result["settings"]["quick"]:
         lines.insert(0, "**`--quick` check only (tiny sizes): not a result.**\n")
     return "\n".join(lines)
@@ -104,10 +121,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         report, wall = run(args, tmp)
     judgment = report["judgment"]
-    result = {"command": invocation(),
-              "machine": machine(), "date": time.strftime("%Y-%m-%d"), "wall_minutes": wall / 60,
-              "settings": vars(args), "config": CONFIG, "rounds": judgment["rounds"],
-              "table": summary_table(judgment["rounds"]), "loop_settings": judgment["settings"]}
+    result = {
+        "command": invocation(),
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "wall_minutes": wall / 60,
+        "settings": vars(args),
+        "config": CONFIG,
+        "rounds": judgment["rounds"],
+        "table": summary_table(judgment["rounds"]),
+        "loop_settings": judgment["settings"],
+    }
     RESULTS.mkdir(parents=True, exist_ok=True)
     atomic_write_json(RESULTS / "judgment_cpu.json", result)
     block = markdown(result)

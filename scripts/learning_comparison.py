@@ -55,25 +55,44 @@ ARMS: dict[str, dict] = {
     # own direct answers replayed beside the meta targets so they stay where they were.
     "sft_meta_lora": {"pool": True, "args": SFT},
     # The same without the replay: what the meta-answer targets alone do to the direct answers.
-    "sft_meta_lora_no_replay": {"pool": True, "args": [*SFT, "--model.init_args.targets.replay_answers", "false"]},
+    "sft_meta_lora_no_replay": {
+        "pool": True,
+        "args": [*SFT, "--model.init_args.targets.replay_answers", "false"],
+    },
     # Know-thyself judgment training (can / cannot from the model's own answers) with a LoRA adapter.
-    "judgment_lora": {"pool": True, "judgment": True,
-                      "args": ["--config", "configs/competence/judgment_lora.yaml", "--trainer.max_epochs", "-1"]},
+    "judgment_lora": {
+        "pool": True,
+        "judgment": True,
+        "args": ["--config", "configs/competence/judgment_lora.yaml", "--trainer.max_epochs", "-1"],
+    },
     # ES paying for discrimination: fitness = the member's AUROC₂ against θ's answers, questions half right half
     # wrong, the meta read-out alone per member (configs/competence/esma_auroc.yaml).
     "esma_auroc": {"args": ESMA},
     # esma_auroc with correctness in the fitness: a member keeps θ's right answers or loses them (one teacher-forced
     # prefill per member checks it, reward_answers: kept) - the main job's arm.
-    "esma_kept": {"args": [*ESMA, "--model.init_args.reward", "esma_auroc", "--model.init_args.reward_answers", "kept"]},
+    "esma_kept": {
+        "args": [*ESMA, "--model.init_args.reward", "esma_auroc", "--model.init_args.reward_answers", "kept"]
+    },
     # The meta-only arm on the last 8 of the 30 decoder layers.
     "esma_auroc_top8": {"args": [*ESMA, "--model.init_args.layers", "[22, 30]"]},
     # ES with the balanced Brier fitness (each class weighs half): pays for calibration within each class.
     "esma_balanced_brier": {"args": [*ESMA, "--model.init_args.reward", "balanced_brier_alignment"]},
     # The previous demo's reward (Brier joint reward, each member answering itself) on the testbed, for reference.
-    "esma_brier_joint": {"args": [*ESMA, "--model.init_args.reward", "esma_brier", "--model.init_args.reward_answers",
-                                  "members", "--model.init_args.stratify_questions", "null",
-                                  "--model.init_args.population_size", "8", "--model.init_args.num_data_per_iteration",
-                                  "16"]},
+    "esma_brier_joint": {
+        "args": [
+            *ESMA,
+            "--model.init_args.reward",
+            "esma_brier",
+            "--model.init_args.reward_answers",
+            "members",
+            "--model.init_args.stratify_questions",
+            "null",
+            "--model.init_args.population_size",
+            "8",
+            "--model.init_args.num_data_per_iteration",
+            "16",
+        ]
+    },
 }
 
 
@@ -87,7 +106,9 @@ def settings(held_out: str):
     return EvalSettings(grading="final", meta_readout="logits", meta_chat_template="auto", max_new_tokens=16)
 
 
-SPELLING_PER_LEVEL = 60  # the transfer family: every level has ~160 test facts; 60 each keeps evaluation short
+SPELLING_PER_LEVEL = (
+    60  # the transfer family: every level has ~160 test facts; 60 each keeps evaluation short
+)
 
 
 def held_out_records(name: str, per_level: int, fanout: int):
@@ -103,7 +124,9 @@ def held_out_records(name: str, per_level: int, fanout: int):
         ehq = EHQDataModule(max_samples={"val": fanout}).records("val")
         return [_tagged(r, "fanoutqa") for r in fan] + [_tagged(r, "ehq") for r in ehq]
     count = per_level if name == "arithmetic" else min(per_level, SPELLING_PER_LEVEL)
-    return CompetenceBandDataModule(families=[name], per_level={"train": 0, "val": 0, "test": count}).records("test")
+    return CompetenceBandDataModule(families=[name], per_level={"train": 0, "val": 0, "test": count}).records(
+        "test"
+    )
 
 
 def _tagged(record, dataset: str):
@@ -120,10 +143,26 @@ def evaluate(model, tokenizer, out: Path, tag: str, per_level: int, fanout: int)
     for name in HELD_OUT:
         records = held_out_records(name, per_level, fanout)
         results = evaluate_records(model, tokenizer, records, settings(name))
-        atomic_write_text(out / f"{tag}.{name}.jsonl", "".join(
-            json.dumps({"id": r.id, "correct": r.correct, "said_yes": r.said_yes, "p_yes": r.p_yes,
-                        "meta": {k: v for k, v in r.meta.items() if k in ("family", "level", "level_name", "dataset")}})
-            + "\n" for r in results))
+        atomic_write_text(
+            out / f"{tag}.{name}.jsonl",
+            "".join(
+                json.dumps(
+                    {
+                        "id": r.id,
+                        "correct": r.correct,
+                        "said_yes": r.said_yes,
+                        "p_yes": r.p_yes,
+                        "meta": {
+                            k: v
+                            for k, v in r.meta.items()
+                            if k in ("family", "level", "level_name", "dataset")
+                        },
+                    }
+                )
+                + "\n"
+                for r in results
+            ),
+        )
 
 
 def build_pool(out: Path, per_level: int, seed: int = 0) -> Path:
@@ -146,14 +185,27 @@ def build_pool(out: Path, per_level: int, seed: int = 0) -> Path:
     chosen = right + random.Random(seed).sample(wrong, min(len(wrong), len(right)))
     random.Random(seed).shuffle(chosen)
     path = out / "pool.jsonl"
-    atomic_write_text(path, "".join(json.dumps({**{k: r.meta[k] for k in ("family", "level", "level_name", "fact")},
-                                                "question": r.question, "answer": r.answers[0]}) + "\n"
-                                    for r in chosen))
+    atomic_write_text(
+        path,
+        "".join(
+            json.dumps(
+                {
+                    **{k: r.meta[k] for k in ("family", "level", "level_name", "fact")},
+                    "question": r.question,
+                    "answer": r.answers[0],
+                }
+            )
+            + "\n"
+            for r in chosen
+        ),
+    )
     print(f"pool: {len(right)} right of {len(records)} answered, {len(chosen)} rows -> {path}")
     return path
 
 
-def train_arm(name: str, minutes: float, out: Path, per_level: int, fanout: int, every: int | None = None) -> None:
+def train_arm(
+    name: str, minutes: float, out: Path, per_level: int, fanout: int, every: int | None = None
+) -> None:
     """Train one arm for ``minutes`` CPU minutes (in this process, one torch thread) and evaluate it; with
     ``every``, validate on the testbed's validation split every ``every`` steps (the long run's curve)."""
     import torch
@@ -166,21 +218,46 @@ def train_arm(name: str, minutes: float, out: Path, per_level: int, fanout: int,
     args = list(arm["args"])
     if arm.get("pool"):
         prefix = "--data.init_args.source.init_args." if arm.get("judgment") else "--data.init_args."
-        args += [f"{prefix}path", str(out / "pool.jsonl"), f"{prefix}val_fraction", "0.0",
-                 f"{prefix}test_fraction", "0.0"]
+        args += [
+            f"{prefix}path",
+            str(out / "pool.jsonl"),
+            f"{prefix}val_fraction",
+            "0.0",
+            f"{prefix}test_fraction",
+            "0.0",
+        ]
     if every:
         args += ["--trainer.val_check_interval", str(every), "--trainer.check_val_every_n_epoch", "null"]
     else:
         args += ["--trainer.limit_val_batches", "0"]
     tag = f"{name}_long" if every else name
     start = time.process_time()
-    run = cli(["fit", *args, "--trainer.max_steps", "-1", "--trainer.logger.init_args.save_dir", str(out / "logs"),
-               "--trainer.logger.init_args.name", tag,
-               f"--trainer.callbacks+={CPU_LIMIT}", f"--trainer.callbacks.minutes={minutes}"])
+    run = cli(
+        [
+            "fit",
+            *args,
+            "--trainer.max_steps",
+            "-1",
+            "--trainer.logger.init_args.save_dir",
+            str(out / "logs"),
+            "--trainer.logger.init_args.name",
+            tag,
+            f"--trainer.callbacks+={CPU_LIMIT}",
+            f"--trainer.callbacks.minutes={minutes}",
+        ]
+    )
     trained = time.process_time() - start
     evaluate(run.model.model, run.model.tokenizer, out, tag, per_level, fanout)
-    atomic_write_json(out / f"{tag}.json", {"arm": tag, "args": args, "cpu_minutes": trained / 60,
-                                            "steps": run.trainer.global_step, "log_dir": str(run_dir(run.trainer))})
+    atomic_write_json(
+        out / f"{tag}.json",
+        {
+            "arm": tag,
+            "args": args,
+            "cpu_minutes": trained / 60,
+            "steps": run.trainer.global_step,
+            "log_dir": str(run_dir(run.trainer)),
+        },
+    )
 
 
 def baseline(out: Path, per_level: int, fanout: int) -> None:
@@ -214,8 +291,10 @@ def ceiling(out: Path, per_level: int, fanout: int, layers: list[int]) -> None:
         groups = [r.meta.get("fact", r.id) for r in records]
         ceiling_ = probe_ceiling(features, correct, groups, {key: one_hot([r.meta[key] for r in records])})
         result[name] = {**ceiling_.as_dict(), "p_yes_auroc": _stat(list(base.values()), "auroc_type2")}
-        print(f"{name}: probe ceiling AUROC {ceiling_.auroc:.3f} (layer {ceiling_.best_layer}), {key} alone "
-              f"{ceiling_.baselines[key]:.3f}, P(yes) {result[name]['p_yes_auroc']:.3f} (n = {ceiling_.n})")
+        print(
+            f"{name}: probe ceiling AUROC {ceiling_.auroc:.3f} (layer {ceiling_.best_layer}), {key} alone "
+            f"{ceiling_.baselines[key]:.3f}, P(yes) {result[name]['p_yes_auroc']:.3f} (n = {ceiling_.n})"
+        )
     atomic_write_json(out / "ceiling.json", result)
 
 
@@ -241,7 +320,11 @@ def run_all(jobs: list[list[str]], out: Path, parallel: int, extra: list[str]) -
             job, proc = item
             if proc.poll() is not None:
                 running.remove(item)
-                status = "done" if proc.returncode == 0 else f"FAILED (rc {proc.returncode}, see {out}/{job[1]}.log)"
+                status = (
+                    "done"
+                    if proc.returncode == 0
+                    else f"FAILED (rc {proc.returncode}, see {out}/{job[1]}.log)"
+                )
                 print(f"{datetime.datetime.now():%H:%M:%S} {job[1]} {status}", flush=True)
 
 
@@ -261,10 +344,13 @@ def compare(out: Path, tag: str, name: str, subset: str | None = None) -> dict:
     before = [r for r in answers(out / f"base.{name}.jsonl") if keep(r)]
     after = [r for r in answers(out / f"{tag}.{name}.jsonl") if keep(r)]
     change = paired_change(before, after)
-    return {"n": len(after), "before": {k: v.as_dict() for k, v in held_out_intervals(before).items()},
-            "after": {k: v.as_dict() for k, v in held_out_intervals(after).items()},
-            "change": {k: v.as_dict() for k, v in change.items()},
-            "detectable": {k: minimum_detectable_change(v) for k, v in change.items()}}
+    return {
+        "n": len(after),
+        "before": {k: v.as_dict() for k, v in held_out_intervals(before).items()},
+        "after": {k: v.as_dict() for k, v in held_out_intervals(after).items()},
+        "change": {k: v.as_dict() for k, v in change.items()},
+        "detectable": {k: minimum_detectable_change(v) for k, v in change.items()},
+    }
 
 
 def arm_result(out: Path, tag: str) -> dict:
@@ -272,13 +358,20 @@ def arm_result(out: Path, tag: str) -> dict:
     from metalight.evaluation.levels import level_stats
 
     meta = json.loads((out / f"{tag}.json").read_text())
-    result = {**{k: meta[k] for k in ("arm", "cpu_minutes", "steps", "log_dir")},
-              "arithmetic": compare(out, tag, "arithmetic"), "spelling": compare(out, tag, "spelling"),
-              "fanoutqa": compare(out, tag, "fanoutqa_ehq", "fanoutqa"),
-              "fanoutqa_ehq": compare(out, tag, "fanoutqa_ehq")}
-    result["levels"] = {name: {"before": [s.as_dict() for s in level_stats(answers(out / f"base.{name}.jsonl"))],
-                               "after": [s.as_dict() for s in level_stats(answers(out / f"{tag}.{name}.jsonl"))]}
-                        for name in ("arithmetic", "spelling")}
+    result = {
+        **{k: meta[k] for k in ("arm", "cpu_minutes", "steps", "log_dir")},
+        "arithmetic": compare(out, tag, "arithmetic"),
+        "spelling": compare(out, tag, "spelling"),
+        "fanoutqa": compare(out, tag, "fanoutqa_ehq", "fanoutqa"),
+        "fanoutqa_ehq": compare(out, tag, "fanoutqa_ehq"),
+    }
+    result["levels"] = {
+        name: {
+            "before": [s.as_dict() for s in level_stats(answers(out / f"base.{name}.jsonl"))],
+            "after": [s.as_dict() for s in level_stats(answers(out / f"{tag}.{name}.jsonl"))],
+        }
+        for name in ("arithmetic", "spelling")
+    }
     return result
 
 
@@ -299,18 +392,26 @@ def table(results: list[dict], ceilings: dict) -> str:
     """Markdown: per arm the held-out arithmetic AUROC₂ / d′type2 / accuracy / yes ratio (before → after, change
     [95% CI] p), then transfer: spelling AUROC₂ and accuracy, FanOutQA accuracy, FanOutQA + EHQ AUROC₂."""
     arith = ceilings.get("arithmetic", {})
-    head = (f"| arm | CPU min | steps | AUROC₂ (ceiling {arith.get('auroc', math.nan):.3f}) | d′type2 | accuracy | "
-            "yes ratio | spelling AUROC₂ | spelling accuracy | FanOutQA accuracy | FanOutQA + EHQ AUROC₂ |\n"
-            "|---|---|---|---|---|---|---|---|---|---|---|")
+    head = (
+        f"| arm | CPU min | steps | AUROC₂ (ceiling {arith.get('auroc', math.nan):.3f}) | d′type2 | accuracy | "
+        "yes ratio | spelling AUROC₂ | spelling accuracy | FanOutQA accuracy | FanOutQA + EHQ AUROC₂ |\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|"
+    )
     rows = []
     for r in results:
         a, s, f, fe = r["arithmetic"], r["spelling"], r["fanoutqa"], r["fanoutqa_ehq"]
-        cells = [f"{_before_after(a, k)}, {fmt(a['change'][k])}" for k in ("auroc_type2", "dprime_type2", "accuracy",
-                                                                            "yes_ratio")]
+        cells = [
+            f"{_before_after(a, k)}, {fmt(a['change'][k])}"
+            for k in ("auroc_type2", "dprime_type2", "accuracy", "yes_ratio")
+        ]
         detect = a["detectable"]["auroc_type2"]
         cells[0] += "" if detect is None else f" (detects {detect:.3f})"
-        cells += [fmt(s["change"]["auroc_type2"]), fmt(s["change"]["accuracy"]), fmt(f["change"]["accuracy"]),
-                  fmt(fe["change"]["auroc_type2"])]
+        cells += [
+            fmt(s["change"]["auroc_type2"]),
+            fmt(s["change"]["accuracy"]),
+            fmt(f["change"]["accuracy"]),
+            fmt(fe["change"]["auroc_type2"]),
+        ]
         rows.append(f"| `{r['arm']}` | {r['cpu_minutes']:.1f} | {r['steps']} | " + " | ".join(cells) + " |")
     return "\n".join([head, *rows])
 
@@ -322,19 +423,25 @@ def testbed_table(out: Path) -> str:
     rows = ["| family | level | n | accuracy | mean P(yes) |", "|---|---|---|---|---|"]
     for name in ("arithmetic", "spelling"):
         stats = level_stats(answers(out / f"base.{name}.jsonl"))
-        rows += [f"| {name} | L{s.level} {s.name} | {s.n} | {s.accuracy:.2f} | {s.mean_p_yes:.3f} |" for s in stats]
+        rows += [
+            f"| {name} | L{s.level} {s.name} | {s.n} | {s.accuracy:.2f} | {s.mean_p_yes:.3f} |" for s in stats
+        ]
         every = answers(out / f"base.{name}.jsonl")
-        rows.append(f"| {name} | all: mean of the levels / of the questions | {len(every)} | "
-                    f"{sum(s.accuracy for s in stats) / len(stats):.2f} / "
-                    f"{sum(r.correct for r in every) / len(every):.2f} | |")
+        rows.append(
+            f"| {name} | all: mean of the levels / of the questions | {len(every)} | "
+            f"{sum(s.accuracy for s in stats) / len(stats):.2f} / "
+            f"{sum(r.correct for r in every) / len(every):.2f} | |"
+        )
     return "\n".join(rows)
 
 
 def hanley_mcneil_se(auroc: float, right: int, wrong: int) -> float:
     """Standard error of an AUROC from ``right`` positives and ``wrong`` negatives (Hanley & McNeil 1982)."""
-    q1, q2 = auroc / (2 - auroc), 2 * auroc ** 2 / (1 + auroc)
-    return math.sqrt((auroc * (1 - auroc) + (right - 1) * (q1 - auroc ** 2) + (wrong - 1) * (q2 - auroc ** 2))
-                     / (right * wrong))
+    q1, q2 = auroc / (2 - auroc), 2 * auroc**2 / (1 + auroc)
+    return math.sqrt(
+        (auroc * (1 - auroc) + (right - 1) * (q1 - auroc**2) + (wrong - 1) * (q2 - auroc**2))
+        / (right * wrong)
+    )
 
 
 def ceiling_table(out: Path, ceilings: dict) -> str:
@@ -342,17 +449,22 @@ def ceiling_table(out: Path, ceilings: dict) -> str:
     feature's probe, and the smallest AUROC₂ change it detects with 80% power (two-sided α = 0.05) if the before
     and after AUROC estimates correlate 0.5 or 0.8 (Hanley-McNeil SE; each arm's table row also gives the
     detectable change read off its own paired interval)."""
-    rows = ["| held-out set | n | right | AUROC₂ of P(yes) | probe ceiling (layer) | baseline feature alone | "
-            "detectable AUROC₂ change, r = 0.5 / 0.8 |", "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| held-out set | n | right | AUROC₂ of P(yes) | probe ceiling (layer) | baseline feature alone | "
+        "detectable AUROC₂ change, r = 0.5 / 0.8 |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, c in ceilings.items():
         every = answers(out / f"base.{name}.jsonl")
         right = sum(r.correct for r in every)
         base = c["p_yes_auroc"]
         se = hanley_mcneil_se(base, right, len(every) - right)
         detect = [2.8 * se * math.sqrt(2 * (1 - r)) for r in (0.5, 0.8)]
-        (feature, value), = c["baselines"].items()
-        rows.append(f"| {name} | {len(every)} | {right} | {base:.3f} | {c['auroc']:.3f} ({c['best_layer']}) | "
-                    f"{feature}: {value:.3f} | {detect[0]:.3f} / {detect[1]:.3f} |")
+        ((feature, value),) = c["baselines"].items()
+        rows.append(
+            f"| {name} | {len(every)} | {right} | {base:.3f} | {c['auroc']:.3f} ({c['best_layer']}) | "
+            f"{feature}: {value:.3f} | {detect[0]:.3f} / {detect[1]:.3f} |"
+        )
     return "\n".join(rows)
 
 
@@ -361,13 +473,19 @@ def level_table(results: list[dict]) -> str:
     if not results:
         return ""
     before = results[0]["levels"]["arithmetic"]["before"]
-    head = "| | " + " | ".join(f"L{s['level']} {s['name']}" for s in before) + " |\n|---|" + "---|" * len(before)
-    rows = ["| base: accuracy | " + " | ".join(f"{s['accuracy']:.2f}" for s in before) + " |",
-            "| base: mean P(yes) | " + " | ".join(f"{s['mean_p_yes']:.3f}" for s in before) + " |"]
+    head = (
+        "| | " + " | ".join(f"L{s['level']} {s['name']}" for s in before) + " |\n|---|" + "---|" * len(before)
+    )
+    rows = [
+        "| base: accuracy | " + " | ".join(f"{s['accuracy']:.2f}" for s in before) + " |",
+        "| base: mean P(yes) | " + " | ".join(f"{s['mean_p_yes']:.3f}" for s in before) + " |",
+    ]
     for r in results:
         after = r["levels"]["arithmetic"]["after"]
         rows.append(f"| `{r['arm']}`: accuracy | " + " | ".join(f"{s['accuracy']:.2f}" for s in after) + " |")
-        rows.append(f"| `{r['arm']}`: mean P(yes) | " + " | ".join(f"{s['mean_p_yes']:.3f}" for s in after) + " |")
+        rows.append(
+            f"| `{r['arm']}`: mean P(yes) | " + " | ".join(f"{s['mean_p_yes']:.3f}" for s in after) + " |"
+        )
     return "\n".join([head, *rows])
 
 
@@ -382,7 +500,9 @@ def long_curve(out: Path, tag: str) -> tuple[Path, list[tuple[int, float, float]
         return None
     log_dir = Path(json.loads(meta_path.read_text())["log_dir"])
     points = []
-    for path in sorted((log_dir / "reports").glob("val_step*.json"), key=lambda p: int(p.stem.split("step")[1])):
+    for path in sorted(
+        (log_dir / "reports").glob("val_step*.json"), key=lambda p: int(p.stem.split("step")[1])
+    ):
         report = json.loads(path.read_text())
         points.append((report["step"], report.get("auroc_type2"), report.get("accuracy")))
     if not points:
@@ -408,28 +528,44 @@ def write_report(out: Path, tags: list[str], update_docs: bool = False) -> None:
 
     results = [arm_result(out, t) for t in tags]
     ceilings = json.loads((out / "ceiling.json").read_text()) if (out / "ceiling.json").exists() else {}
-    atomic_write_json(out / "results.json", {"measured": datetime.date.today().isoformat(), "arms": results,
-                                             "ceiling": ceilings})
+    atomic_write_json(
+        out / "results.json",
+        {"measured": datetime.date.today().isoformat(), "arms": results, "ceiling": ceilings},
+    )
     figures = []
     for r in results:
         levels = r["levels"]["arithmetic"]
-        figures.append(plot_levels([LevelStats(**s) for s in levels["before"]],
-                                   [LevelStats(**s) for s in levels["after"]], out / f"levels_{r['arm']}.png",
-                                   f"{r['arm']}: held-out arithmetic, base model vs after training"))
-    n = {name: results[0][name]["n"] for name in ("arithmetic", "spelling", "fanoutqa_ehq")} if results else {}
+        figures.append(
+            plot_levels(
+                [LevelStats(**s) for s in levels["before"]],
+                [LevelStats(**s) for s in levels["after"]],
+                out / f"levels_{r['arm']}.png",
+                f"{r['arm']}: held-out arithmetic, base model vs after training",
+            )
+        )
+    n = (
+        {name: results[0][name]["n"] for name in ("arithmetic", "spelling", "fanoutqa_ehq")}
+        if results
+        else {}
+    )
     curve = next((c for c in (long_curve(out, t) for t in tags if t.endswith("_long")) if c), None)
-    text = (f"Measured {datetime.date.today().isoformat()} on a {os.cpu_count()}-core CPU ({platform.machine()}, one "
-            f"torch thread per arm), torch {torch.__version__}; held-out: {n.get('arithmetic')} arithmetic, "
-            f"{n.get('spelling')} spelling (testbed test splits), {n.get('fanoutqa_ehq')} FanOutQA + EHQ.\n\n"
-            f"The base model on the held-out testbed questions:\n\n{testbed_table(out)}\n\n"
-            f"What a linear read-out of its hidden state at the meta question could reach (5-fold cross-validated "
-            f"probe ceiling), and what each set can detect:\n\n{ceiling_table(out, ceilings)}\n\n"
-            f"Each arm after training (before → after, paired change [95% CI] and permutation p; transfer columns: "
-            f"the change only):\n\n{table(results, ceilings)}\n\n"
-            f"Mean P(yes) and accuracy per held-out arithmetic level:\n\n{level_table(results)}\n")
+    text = (
+        f"Measured {datetime.date.today().isoformat()} on a {os.cpu_count()}-core CPU ({platform.machine()}, one "
+        f"torch thread per arm), torch {torch.__version__}; held-out: {n.get('arithmetic')} arithmetic, "
+        f"{n.get('spelling')} spelling (testbed test splits), {n.get('fanoutqa_ehq')} FanOutQA + EHQ.\n\n"
+        f"The base model on the held-out testbed questions:\n\n{testbed_table(out)}\n\n"
+        f"What a linear read-out of its hidden state at the meta question could reach (5-fold cross-validated "
+        f"probe ceiling), and what each set can detect:\n\n{ceiling_table(out, ceilings)}\n\n"
+        f"Each arm after training (before → after, paired change [95% CI] and permutation p; transfer columns: "
+        f"the change only):\n\n{table(results, ceilings)}\n\n"
+        f"Mean P(yes) and accuracy per held-out arithmetic level:\n\n{level_table(results)}\n"
+    )
     if curve:
-        text += ("\nThe long run's held-out curve (validation split, every few iterations): "
-                 + ", ".join(f"step {s}: AUROC₂ {a:.3f}, accuracy {c:.3f}" for s, a, c in curve[1]) + "\n")
+        text += (
+            "\nThe long run's held-out curve (validation split, every few iterations): "
+            + ", ".join(f"step {s}: AUROC₂ {a:.3f}, accuracy {c:.3f}" for s, a, c in curve[1])
+            + "\n"
+        )
     atomic_write_text(out / "results.md", text)
     print(text)
     if update_docs:
@@ -448,18 +584,39 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["pool", "ceiling", "run", "long", "report", "_arm", "_long"])
     parser.add_argument("name", nargs="?", help=argparse.SUPPRESS)
-    parser.add_argument("--minutes", type=float, default=8.0, help="CPU minutes of training per arm (default 8)")
+    parser.add_argument(
+        "--minutes", type=float, default=8.0, help="CPU minutes of training per arm (default 8)"
+    )
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS), help="arms to run")
     parser.add_argument("--parallel", type=int, default=2, help="arms at a time, one core each (default 2)")
-    parser.add_argument("--per-level", type=int, default=150,
-                        help="held-out testbed questions per level (small levels give what they have; default 150)")
-    parser.add_argument("--fanout", type=int, default=200, help="FanOutQA and EHQ held-out questions each (200)")
-    parser.add_argument("--pool-per-level", type=int, default=POOL_PER_LEVEL,
-                        help=f"arithmetic train questions per level answered for the pool (default {POOL_PER_LEVEL})")
-    parser.add_argument("--every", type=int, default=5, help="long: validate every this many steps (default 5)")
-    parser.add_argument("--layers", type=int, nargs="+", default=[6, 12, 18, 24, 29],
-                        help="ceiling: decoder layers to probe (default 6 12 18 24 29)")
-    parser.add_argument("--update-docs", action="store_true", help="report: also rewrite docs/esma.md's section")
+    parser.add_argument(
+        "--per-level",
+        type=int,
+        default=150,
+        help="held-out testbed questions per level (small levels give what they have; default 150)",
+    )
+    parser.add_argument(
+        "--fanout", type=int, default=200, help="FanOutQA and EHQ held-out questions each (200)"
+    )
+    parser.add_argument(
+        "--pool-per-level",
+        type=int,
+        default=POOL_PER_LEVEL,
+        help=f"arithmetic train questions per level answered for the pool (default {POOL_PER_LEVEL})",
+    )
+    parser.add_argument(
+        "--every", type=int, default=5, help="long: validate every this many steps (default 5)"
+    )
+    parser.add_argument(
+        "--layers",
+        type=int,
+        nargs="+",
+        default=[6, 12, 18, 24, 29],
+        help="ceiling: decoder layers to probe (default 6 12 18 24 29)",
+    )
+    parser.add_argument(
+        "--update-docs", action="store_true", help="report: also rewrite docs/esma.md's section"
+    )
     parser.add_argument("--out", type=Path, default=OUT, help=f"output directory (default {OUT})")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -470,16 +627,26 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "ceiling":
         ceiling(args.out, args.per_level, args.fanout, args.layers)
     elif args.command in ("run", "long"):
-        missing = [p for p in ("pool.jsonl", *(f"base.{h}.jsonl" for h in HELD_OUT)) if not (args.out / p).exists()]
+        missing = [
+            p for p in ("pool.jsonl", *(f"base.{h}.jsonl" for h in HELD_OUT)) if not (args.out / p).exists()
+        ]
         if missing:
-            parser.error(f"{args.out}/{missing[0]} is missing: run `python scripts/learning_comparison.py pool "
-                         f"--out {args.out}` first")
+            parser.error(
+                f"{args.out}/{missing[0]} is missing: run `python scripts/learning_comparison.py pool "
+                f"--out {args.out}` first"
+            )
         kind = "arm" if args.command == "run" else "long"
         extra = [*sizes, "--minutes", str(args.minutes), "--every", str(args.every)]
         run_all([[kind, a] for a in args.arms], args.out, args.parallel, extra)
     elif args.command in ("_arm", "_long"):
-        train_arm(args.name, args.minutes, args.out, args.per_level, args.fanout,
-                  args.every if args.command == "_long" else None)
+        train_arm(
+            args.name,
+            args.minutes,
+            args.out,
+            args.per_level,
+            args.fanout,
+            args.every if args.command == "_long" else None,
+        )
     else:
         tags = [t for a in ARMS for t in (a, f"{a}_long") if (args.out / f"{t}.json").exists()]
         write_report(args.out, tags, args.update_docs)

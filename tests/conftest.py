@@ -33,9 +33,19 @@ def build_tiny_llama(vocab_size: int, seed: int = 0, layers: int = 2, varied: bo
     from transformers import LlamaConfig, LlamaForCausalLM
 
     torch.manual_seed(seed)
-    config = LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                         tie_word_embeddings=not varied, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    config = LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=not varied,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
     model = LlamaForCausalLM(config).eval()
     if varied:
         with torch.no_grad():
@@ -96,8 +106,16 @@ def composed_config(capsys):
 
     def compose(fragment) -> dict:
         with pytest.raises(SystemExit) as exit_info:
-            main(["validate", "--config", os.path.join(root, "configs/quickstart.yaml"), "--config", str(fragment),
-                  "--print_config"])
+            main(
+                [
+                    "validate",
+                    "--config",
+                    os.path.join(root, "configs/quickstart.yaml"),
+                    "--config",
+                    str(fragment),
+                    "--print_config",
+                ]
+            )
         assert exit_info.value.code in (0, None)
         return yaml.safe_load(capsys.readouterr().out)
 

@@ -24,5 +24,7 @@ def assert_report_keys(report: dict, kind: str) -> None:
         return
     assert kind in recorded, f"no keys recorded for {kind!r}; run with METALIGHT_RECORD_REPORT_KEYS=1"
     expected = set(recorded[kind])
-    assert set(keys) == expected, (f"{kind}: report keys changed; added {sorted(set(keys) - expected)}, "
-                                   f"missing {sorted(expected - set(keys))}")
+    assert set(keys) == expected, (
+        f"{kind}: report keys changed; added {sorted(set(keys) - expected)}, "
+        f"missing {sorted(expected - set(keys))}"
+    )

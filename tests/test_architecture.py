@@ -27,12 +27,17 @@ def test_import_contracts_are_kept(capsys):
     assert kept, report[broken:] if broken >= 0 else report
 
 
-@pytest.mark.parametrize("source,line", [
-    ("def uses_high():\n    from layered.high import thing\n\n    return thing\n", 2),
-    ("from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from layered.high import thing\n", 4),
-], ids=["inside a function", "under TYPE_CHECKING"])
-def test_an_import_inside_a_function_or_for_type_checking_breaks_a_contract(tmp_path, monkeypatch, capsys, source,
-                                                                            line):
+@pytest.mark.parametrize(
+    "source,line",
+    [
+        ("def uses_high():\n    from layered.high import thing\n\n    return thing\n", 2),
+        ("from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from layered.high import thing\n", 4),
+    ],
+    ids=["inside a function", "under TYPE_CHECKING"],
+)
+def test_an_import_inside_a_function_or_for_type_checking_breaks_a_contract(
+    tmp_path, monkeypatch, capsys, source, line
+):
     package = tmp_path / "layered"
     (package / "low").mkdir(parents=True)
     (package / "high").mkdir()
@@ -40,7 +45,8 @@ def test_an_import_inside_a_function_or_for_type_checking_breaks_a_contract(tmp_
     (package / "high" / "__init__.py").write_text("")
     (package / "low" / "__init__.py").write_text(source)
     config = tmp_path / "pyproject.toml"
-    config.write_text(dedent("""\
+    config.write_text(
+        dedent("""\
         [tool.importlinter]
         root_package = "layered"
 
@@ -49,7 +55,8 @@ def test_an_import_inside_a_function_or_for_type_checking_breaks_a_contract(tmp_
         type = "forbidden"
         source_modules = ["layered.low"]
         forbidden_modules = ["layered.high"]
-        """))
+        """)
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     kept, report = run_contracts(config, capsys)
     assert not kept
@@ -72,8 +79,11 @@ def method_packages() -> set[str]:
 
 def shared_method_modules() -> set[str]:
     """The modules directly in metalight/methods: what every method shares."""
-    return {f"metalight.methods.{path.stem}" for path in (ROOT / "metalight" / "methods").glob("*.py")
-            if path.stem != "__init__"}
+    return {
+        f"metalight.methods.{path.stem}"
+        for path in (ROOT / "metalight" / "methods").glob("*.py")
+        if path.stem != "__init__"
+    }
 
 
 def test_every_method_package_is_in_the_independence_contract():
@@ -96,8 +106,14 @@ def test_no_module_outside_metrics_imports_a_private_compute_function():
         if (ROOT / "metalight" / "metrics") in path.parents:
             continue
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            names = ([a.name for a in node.names] if isinstance(node, ast.ImportFrom)
-                     else [node.attr] if isinstance(node, ast.Attribute) else [])
-            offenders += [f"{path.relative_to(ROOT)}:{node.lineno} {name}" for name in names
-                          if private.match(name)]
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.ImportFrom)
+                else [node.attr]
+                if isinstance(node, ast.Attribute)
+                else []
+            )
+            offenders += [
+                f"{path.relative_to(ROOT)}:{node.lineno} {name}" for name in names if private.match(name)
+            ]
     assert not offenders, offenders

@@ -13,8 +13,9 @@ def test_english_templates_match_esma_wording():
     assert 'just return "I don\'t know"' in idk_prompt("Q?")
 
 
-@pytest.mark.parametrize(("language", "label", "yes"), [("ko", "질문:", "예"), ("zh_cn", "问题:", "是"),
-                                                        ("es", "Pregunta:", "Sí")])
+@pytest.mark.parametrize(
+    ("language", "label", "yes"), [("ko", "질문:", "예"), ("zh_cn", "问题:", "是"), ("es", "Pregunta:", "Sí")]
+)
 def test_language_variants(language, label, yes):
     assert label in direct_prompt("x", language) and label in meta_prompt("x", language)
     assert qa_templates(language).yes_word == yes

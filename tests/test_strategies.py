@@ -35,9 +35,14 @@ def test_unknown_strategy_name_lists_the_valid_ones():
         check_strategy("fdsp", "auto")
 
 
-@pytest.mark.parametrize("strategy, fragment", [
-    ("fsdp", "fsdp"), ({"class_path": "lightning.pytorch.strategies.FSDPStrategy"}, "fsdp"),
-    ({"class_path": "lightning.pytorch.strategies.DeepSpeedStrategy"}, "deepspeed_zero3")])
+@pytest.mark.parametrize(
+    "strategy, fragment",
+    [
+        ("fsdp", "fsdp"),
+        ({"class_path": "lightning.pytorch.strategies.FSDPStrategy"}, "fsdp"),
+        ({"class_path": "lightning.pytorch.strategies.DeepSpeedStrategy"}, "deepspeed_zero3"),
+    ],
+)
 def test_lightnings_own_sharded_strategy_on_cpu_names_the_fragment(strategy, fragment):
     with pytest.raises(ConfigError, match=f"refuses accelerator 'cpu'; use configs/strategy/{fragment}.yaml"):
         check_strategy(strategy, "cpu")
@@ -56,13 +61,17 @@ def test_sharded_fragment_on_a_machine_without_gpus_says_how_to_run_on_cpu(monke
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    with pytest.raises(ConfigError, match="needs GPUs.*--trainer.accelerator cpu --trainer.precision 32-true"):
+    with pytest.raises(
+        ConfigError, match="needs GPUs.*--trainer.accelerator cpu --trainer.precision 32-true"
+    ):
         check_strategy({"class_path": "metalight.strategies.DecoderLayerFSDPStrategy"}, "gpu")
 
 
 def test_deepspeed_without_the_package_names_the_extra(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "deepspeed" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "deepspeed" else real(name, *a)
+    )
     with pytest.raises(MissingPackageError, match=r"pip install '\.\[deepspeed\]'"):
         check_strategy({"class_path": "lightning.pytorch.strategies.DeepSpeedStrategy"}, "gpu")
 
@@ -76,8 +85,15 @@ def test_ddp_and_auto_pass():
 @pytest.mark.parametrize("fragment", ["fsdp", "deepspeed_zero2", "deepspeed_zero3"])
 def test_es_with_a_sharded_strategy_is_refused_before_launch(fragment, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--config", str(ROOT / "configs/esma/quickstart.yaml"),
-              "--config", str(ROOT / f"configs/strategy/{fragment}.yaml")])
+        main(
+            [
+                "fit",
+                "--config",
+                str(ROOT / "configs/esma/quickstart.yaml"),
+                "--config",
+                str(ROOT / f"configs/strategy/{fragment}.yaml"),
+            ]
+        )
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "ESMAModule perturbs whole weight tensors" in err and "configs/strategy/ddp.yaml" in err
@@ -103,23 +119,85 @@ def _fit_start(module, trainer):
         module.on_fit_start()
 
 
-LAUNCH_VARIABLES = ("NODE_RANK", "GROUP_RANK", "LOCAL_RANK", "RANK", "WORLD_SIZE", "TORCHELASTIC_RUN_ID",
-                    "SLURM_NTASKS", "SLURM_NTASKS_PER_NODE", "SLURM_PROCID", "SLURM_LOCALID", "SLURM_NODEID",
-                    "SLURM_JOB_NAME", "LSB_JOBID", "LSB_DJOB_RANKFILE")
+LAUNCH_VARIABLES = (
+    "NODE_RANK",
+    "GROUP_RANK",
+    "LOCAL_RANK",
+    "RANK",
+    "WORLD_SIZE",
+    "TORCHELASTIC_RUN_ID",
+    "SLURM_NTASKS",
+    "SLURM_NTASKS_PER_NODE",
+    "SLURM_PROCID",
+    "SLURM_LOCALID",
+    "SLURM_NODEID",
+    "SLURM_JOB_NAME",
+    "LSB_JOBID",
+    "LSB_DJOB_RANKFILE",
+)
 
 
-@pytest.mark.parametrize("variables,zero", [
-    ({}, True),
-    ({"NODE_RANK": "0"}, True),
-    ({"NODE_RANK": "1"}, False),  # Lightning's rank_zero_only says 0 here until the trainer sets it
-    ({"NODE_RANK": "0", "LOCAL_RANK": "1"}, False),
-    ({"TORCHELASTIC_RUN_ID": "x", "RANK": "0", "LOCAL_RANK": "0", "GROUP_RANK": "0", "WORLD_SIZE": "2"}, True),
-    ({"TORCHELASTIC_RUN_ID": "x", "RANK": "1", "LOCAL_RANK": "0", "GROUP_RANK": "1", "WORLD_SIZE": "2"}, False),
-    ({"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "1", "SLURM_PROCID": "0", "SLURM_LOCALID": "0",
-      "SLURM_NODEID": "0", "SLURM_JOB_NAME": "metalight"}, True),
-    ({"SLURM_NTASKS": "2", "SLURM_NTASKS_PER_NODE": "1", "SLURM_PROCID": "1", "SLURM_LOCALID": "0",
-      "SLURM_NODEID": "1", "SLURM_JOB_NAME": "metalight"}, False),
-], ids=["alone", "node0", "node1", "node0-local1", "torchrun-rank0", "torchrun-rank1", "srun-task0", "srun-task1"])
+@pytest.mark.parametrize(
+    "variables,zero",
+    [
+        ({}, True),
+        ({"NODE_RANK": "0"}, True),
+        ({"NODE_RANK": "1"}, False),  # Lightning's rank_zero_only says 0 here until the trainer sets it
+        ({"NODE_RANK": "0", "LOCAL_RANK": "1"}, False),
+        (
+            {
+                "TORCHELASTIC_RUN_ID": "x",
+                "RANK": "0",
+                "LOCAL_RANK": "0",
+                "GROUP_RANK": "0",
+                "WORLD_SIZE": "2",
+            },
+            True,
+        ),
+        (
+            {
+                "TORCHELASTIC_RUN_ID": "x",
+                "RANK": "1",
+                "LOCAL_RANK": "0",
+                "GROUP_RANK": "1",
+                "WORLD_SIZE": "2",
+            },
+            False,
+        ),
+        (
+            {
+                "SLURM_NTASKS": "2",
+                "SLURM_NTASKS_PER_NODE": "1",
+                "SLURM_PROCID": "0",
+                "SLURM_LOCALID": "0",
+                "SLURM_NODEID": "0",
+                "SLURM_JOB_NAME": "metalight",
+            },
+            True,
+        ),
+        (
+            {
+                "SLURM_NTASKS": "2",
+                "SLURM_NTASKS_PER_NODE": "1",
+                "SLURM_PROCID": "1",
+                "SLURM_LOCALID": "0",
+                "SLURM_NODEID": "1",
+                "SLURM_JOB_NAME": "metalight",
+            },
+            False,
+        ),
+    ],
+    ids=[
+        "alone",
+        "node0",
+        "node1",
+        "node0-local1",
+        "torchrun-rank0",
+        "torchrun-rank1",
+        "srun-task0",
+        "srun-task1",
+    ],
+)
 def test_global_rank_zero_is_known_from_the_launch_before_the_trainer(monkeypatch, variables, zero):
     from metalight.strategies import launch_is_global_zero
 
@@ -133,13 +211,21 @@ def test_global_rank_zero_is_known_from_the_launch_before_the_trainer(monkeypatc
 def test_a_lost_peer_is_one_line_and_other_errors_pass_through():
     from metalight.strategies import lost_rank_error
 
-    gloo = RuntimeError("[/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:9602: "
-                        "Connection reset by peer. This is typically caused by a remote worker hanging.\nmore")
+    gloo = RuntimeError(
+        "[/pytorch/third_party/gloo/gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:9602: "
+        "Connection reset by peer. This is typically caused by a remote worker hanging.\nmore"
+    )
     error = lost_rank_error(gloo)
     assert error is not None and error.exit_code == 1
-    assert str(error).startswith("global rank 0 lost the other ranks of this distributed run ([/pytorch/third_party/"
-                                 "gloo/gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:9602: Connection reset "
-                                 "by peer): ") and "\n" not in str(error) and "--ckpt_path" in str(error)
+    assert (
+        str(error).startswith(
+            "global rank 0 lost the other ranks of this distributed run ([/pytorch/third_party/"
+            "gloo/gloo/transport/tcp/pair.cc:537] Read error [127.0.0.1]:9602: Connection reset "
+            "by peer): "
+        )
+        and "\n" not in str(error)
+        and "--ckpt_path" in str(error)
+    )
     assert lost_rank_error(RuntimeError("CUDA out of memory")) is None
     assert lost_rank_error(RuntimeError("judge API: The read operation timed out")) is None  # not a peer
     assert lost_rank_error(ValueError("Connection reset by peer")) is None

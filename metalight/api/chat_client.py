@@ -120,12 +120,24 @@ class ChatClient:
     ``cache_unwritten`` (replies the cache could not store) and ``oversized_replies`` (cut to their budget).
     """
 
-    def __init__(self, endpoint: ChatEndpoint, cache_path: str | Path | None = None,
-                 sleep: Callable[[float], None] | None = None, key_setting: str = "endpoint.api_key_env"):
+    def __init__(
+        self,
+        endpoint: ChatEndpoint,
+        cache_path: str | Path | None = None,
+        sleep: Callable[[float], None] | None = None,
+        key_setting: str = "endpoint.api_key_env",
+    ):
         self.endpoint = endpoint
-        self.transport = HttpTransport(endpoint.timeout_s, endpoint.max_retries, endpoint.backoff_s,
-                                       endpoint.max_backoff_s, endpoint.api_key_env, key_setting, endpoint.model,
-                                       sleep)
+        self.transport = HttpTransport(
+            endpoint.timeout_s,
+            endpoint.max_retries,
+            endpoint.backoff_s,
+            endpoint.max_backoff_s,
+            endpoint.api_key_env,
+            key_setting,
+            endpoint.model,
+            sleep,
+        )
         self.url = endpoint.base_url.rstrip("/") + "/chat/completions"
         self.cache_path = Path(cache_path) if cache_path else None
         self.counts = {"cache_skipped_lines": 0, "cache_unwritten": 0, "oversized_replies": 0}
@@ -145,8 +157,11 @@ class ChatClient:
         """Stable hash of everything that determines the response."""
         e = self.endpoint
         payload = [e.base_url.rstrip("/"), e.model, e.temperature, e.max_tokens, messages]
-        extra = {k: v for k, v in self.request_body([]).items() if k not in ("model", "messages", "temperature",
-                                                                               "max_tokens")}
+        extra = {
+            k: v
+            for k, v in self.request_body([]).items()
+            if k not in ("model", "messages", "temperature", "max_tokens")
+        }
         if extra:  # only then: caches written before these fields existed keep their keys
             payload.append(extra)
         return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
@@ -164,9 +179,13 @@ class ChatClient:
                 bad.append(line_no)
         if bad:
             self.counts["cache_skipped_lines"] = len(bad)
-            log.warning("%s: %d unreadable cache line(s) skipped (line %s; an interrupted write, or not UTF-8 "
-                        "JSON): their prompts are asked again", self.cache_path, len(bad),
-                        ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else ""))
+            log.warning(
+                "%s: %d unreadable cache line(s) skipped (line %s; an interrupted write, or not UTF-8 "
+                "JSON): their prompts are asked again",
+                self.cache_path,
+                len(bad),
+                ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else ""),
+            )
         return cache
 
     def _store(self, key: str, text: str) -> None:
@@ -180,9 +199,13 @@ class ChatClient:
                     return
                 except OSError as err:
                     self._cache_broken = err.strerror or type(err).__name__
-                    log.warning("cannot write the API cache %s (%s): this run keeps its replies in memory, but a "
-                                "re-run pays for them again; make the file writable or set "
-                                "model.init_args.cache_path to a writable file", self.cache_path, self._cache_broken)
+                    log.warning(
+                        "cannot write the API cache %s (%s): this run keeps its replies in memory, but a "
+                        "re-run pays for them again; make the file writable or set "
+                        "model.init_args.cache_path to a writable file",
+                        self.cache_path,
+                        self._cache_broken,
+                    )
             self.counts["cache_unwritten"] += 1
 
     # ---- requests -----------------------------------------------------------------------------------------
@@ -224,9 +247,14 @@ class ChatClient:
                 self.counts["oversized_replies"] += 1
                 first = self.counts["oversized_replies"] == 1
             if first:
-                log.warning("%s sent a reply of %d characters for a budget of %d tokens: such replies are cut to "
-                            "%d characters and counted (oversized_replies); the server seems to ignore max_tokens",
-                            self.url, len(text), self.endpoint.reply_budget(), limit)
+                log.warning(
+                    "%s sent a reply of %d characters for a budget of %d tokens: such replies are cut to "
+                    "%d characters and counted (oversized_replies); the server seems to ignore max_tokens",
+                    self.url,
+                    len(text),
+                    self.endpoint.reply_budget(),
+                    limit,
+                )
             text = text[:limit]
         return text.strip()
 
@@ -236,7 +264,9 @@ class ChatClient:
         if key in self._cache:
             return ChatResult(self._cache[key], True, cached=True)
         try:
-            text, attempts = self.transport.post_json(self.url, self.request_body(messages), self._reply_text, stop)
+            text, attempts = self.transport.post_json(
+                self.url, self.request_body(messages), self._reply_text, stop
+            )
         except RequestFailed as failed:
             log.warning("chat request failed: %s", failed)
             return ChatResult(None, False, error=str(failed), attempts=failed.attempts)
@@ -253,8 +283,11 @@ class ChatClient:
         cut, not waited for)."""
         if not conversations:
             return []
-        hint = f"; replies received so far are cached in {self.cache_path}: re-run the same command to resume" \
-            if self.cache_path else ""
+        hint = (
+            f"; replies received so far are cached in {self.cache_path}: re-run the same command to resume"
+            if self.cache_path
+            else ""
+        )
         stop = StopFlag(hint)
         pool = ThreadPoolExecutor(max_workers=self.endpoint.max_concurrency)
         futures = [pool.submit(self.complete, c, stop) for c in conversations]

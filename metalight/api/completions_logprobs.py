@@ -51,10 +51,19 @@ class CompletionsEndpoint:
 
     def __post_init__(self):
         if not self.base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"logprob_endpoint.base_url {self.base_url!r} must start with http:// or https://")
-        if self.top_logprobs < 1 or self.prompts_per_request < 1 or self.timeout_s <= 0 or self.max_retries < 0:
-            raise ConfigError("logprob_endpoint: top_logprobs >= 1, prompts_per_request >= 1, timeout_s > 0 and "
-                              "max_retries >= 0 are required")
+            raise ConfigError(
+                f"logprob_endpoint.base_url {self.base_url!r} must start with http:// or https://"
+            )
+        if (
+            self.top_logprobs < 1
+            or self.prompts_per_request < 1
+            or self.timeout_s <= 0
+            or self.max_retries < 0
+        ):
+            raise ConfigError(
+                "logprob_endpoint: top_logprobs >= 1, prompts_per_request >= 1, timeout_s > 0 and "
+                "max_retries >= 0 are required"
+            )
         key_problem = key_env_problem(self.api_key_env, "logprob_endpoint.api_key_env")
         if key_problem:
             raise ConfigError(key_problem)
@@ -73,9 +82,16 @@ class CompletionsLogprobClient:
 
     def __init__(self, endpoint: CompletionsEndpoint, sleep: Callable[[float], None] | None = None):
         self.endpoint = endpoint
-        self.transport = HttpTransport(endpoint.timeout_s, endpoint.max_retries, endpoint.backoff_s,
-                                       endpoint.max_backoff_s, endpoint.api_key_env, "logprob_endpoint.api_key_env",
-                                       endpoint.model, sleep)
+        self.transport = HttpTransport(
+            endpoint.timeout_s,
+            endpoint.max_retries,
+            endpoint.backoff_s,
+            endpoint.max_backoff_s,
+            endpoint.api_key_env,
+            "logprob_endpoint.api_key_env",
+            endpoint.model,
+            sleep,
+        )
 
     @property
     def requests_sent(self) -> int:
@@ -87,17 +103,25 @@ class CompletionsLogprobClient:
         out: list[dict[str, float]] = []
         size = self.endpoint.prompts_per_request
         for start in range(0, len(prompts), size):
-            out.extend(self._request(list(prompts[start:start + size])))
+            out.extend(self._request(list(prompts[start : start + size])))
         return out
 
     def _request(self, prompts: list[str]) -> list[dict[str, float]]:
         e = self.endpoint
-        body = {"model": e.model, "prompt": prompts, "max_tokens": 1, "temperature": 0.0,
-                "logprobs": e.top_logprobs, "echo": False}
+        body = {
+            "model": e.model,
+            "prompt": prompts,
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "logprobs": e.top_logprobs,
+            "echo": False,
+        }
         try:
             tops, _ = self.transport.post_json(e.url, body, lambda reply: _parse(reply, len(prompts)))
         except RequestFailed as failed:
-            raise EndpointError(f"{failed}; check that the server is up and serves model {e.model!r}") from None
+            raise EndpointError(
+                f"{failed}; check that the server is up and serves model {e.model!r}"
+            ) from None
         return tops
 
 
@@ -108,10 +132,15 @@ def _parse(reply: dict, expected: int) -> list[dict[str, float]]:
         tops = [c["logprobs"]["top_logprobs"][0] for c in choices]
         tops = [{str(token): float(value) for token, value in top.items()} for top in tops]
     except (KeyError, IndexError, TypeError, ValueError, AttributeError):
-        raise BadReply(f"answered HTTP 200 without choices[i].logprobs.top_logprobs[0] (reply starts "
-                       f"{one_line(json.dumps(reply))[:160]!r}); the server must support the completions API's "
-                       f"`logprobs`", retryable=False) from None
+        raise BadReply(
+            f"answered HTTP 200 without choices[i].logprobs.top_logprobs[0] (reply starts "
+            f"{one_line(json.dumps(reply))[:160]!r}); the server must support the completions API's "
+            f"`logprobs`",
+            retryable=False,
+        ) from None
     if len(tops) != expected:
-        raise BadReply(f"answered {len(tops)} choices for {expected} prompts; serve one completion per prompt "
-                       f"(n = 1)", retryable=False)
+        raise BadReply(
+            f"answered {len(tops)} choices for {expected} prompts; serve one completion per prompt (n = 1)",
+            retryable=False,
+        )
     return tops

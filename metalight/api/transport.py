@@ -40,7 +40,20 @@ RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 AUTH_STATUS = {401, 403}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Prefixes of provider keys and tokens (Hugging Face, OpenAI, Groq, xAI, GitHub, Google, Replicate, ...).
-KEY_PREFIXES = ("hf_", "sk-", "sk_", "gsk_", "xai-", "ghp_", "gho_", "github_pat_", "AIza", "r8_", "pplx-", "nvapi-")
+KEY_PREFIXES = (
+    "hf_",
+    "sk-",
+    "sk_",
+    "gsk_",
+    "xai-",
+    "ghp_",
+    "gho_",
+    "github_pat_",
+    "AIza",
+    "r8_",
+    "pplx-",
+    "nvapi-",
+)
 _WATCH_INTERVAL_S = 0.05
 
 
@@ -60,17 +73,21 @@ def key_env_problem(api_key_env: str | None, setting: str) -> str | None:
     text never contains the value (it is probably the key itself)."""
     if api_key_env is None or not looks_like_key(api_key_env):
         return None
-    return (f"{setting} must be the NAME of an environment variable holding the key (e.g. OPENAI_API_KEY), not "
-            f"the key itself: export OPENAI_API_KEY=<key> and set {setting}: OPENAI_API_KEY")
+    return (
+        f"{setting} must be the NAME of an environment variable holding the key (e.g. OPENAI_API_KEY), not "
+        f"the key itself: export OPENAI_API_KEY=<key> and set {setting}: OPENAI_API_KEY"
+    )
 
 
 def require_key(api_key_env: str | None, setting: str) -> None:
     """Raise ``ConfigError`` when the variable named in ``api_key_env`` is not set. The name itself is not shown
     (a key pasted in place of the name would be echoed), only its length."""
     if api_key_env and not os.environ.get(api_key_env):
-        raise ConfigError(f"the variable named in {setting} is not set (a name of {len(api_key_env)} characters, not "
-                          f"shown in case it is a key pasted by mistake): export it with your key, or set {setting}: "
-                          f"null for an endpoint that needs no key")
+        raise ConfigError(
+            f"the variable named in {setting} is not set (a name of {len(api_key_env)} characters, not "
+            f"shown in case it is a key pasted by mistake): export it with your key, or set {setting}: "
+            f"null for an endpoint that needs no key"
+        )
 
 
 class AuthError(ConfigError):
@@ -114,8 +131,11 @@ class StopFlag:
 
     def error(self) -> Interrupted:
         """The exception that ends the run (exit 130 for SIGINT, 143 for SIGTERM)."""
-        return Interrupted(f"stopped by {self.reason or 'an earlier failure'} while waiting for API replies"
-                           f"{self.resume_hint}", signal_name=self.reason or "SIGINT")
+        return Interrupted(
+            f"stopped by {self.reason or 'an earlier failure'} while waiting for API replies"
+            f"{self.resume_hint}",
+            signal_name=self.reason or "SIGINT",
+        )
 
 
 class stop_on_signals:
@@ -161,8 +181,13 @@ class _Request:
         """Cut the connection when the deadline has passed or a stop was asked for."""
         if self.cut_reason is not None:
             return
-        reason = "stop" if self.stop is not None and self.stop.is_set() else "deadline" if now > self.deadline \
+        reason = (
+            "stop"
+            if self.stop is not None and self.stop.is_set()
+            else "deadline"
+            if now > self.deadline
             else None
+        )
         if reason is None:
             return
         with self.lock:
@@ -263,9 +288,17 @@ class HttpTransport:
         sleep: replaces the wait between attempts (tests); by default a wait ends early on a stop.
     """
 
-    def __init__(self, timeout_s: float, max_retries: int, backoff_s: float, max_backoff_s: float,
-                 api_key_env: str | None, key_setting: str = "api_key_env", model: str = "",
-                 sleep: Callable[[float], None] | None = None):
+    def __init__(
+        self,
+        timeout_s: float,
+        max_retries: int,
+        backoff_s: float,
+        max_backoff_s: float,
+        api_key_env: str | None,
+        key_setting: str = "api_key_env",
+        model: str = "",
+        sleep: Callable[[float], None] | None = None,
+    ):
         problem = key_env_problem(api_key_env, key_setting)
         if problem:
             raise ConfigError(problem)
@@ -276,8 +309,9 @@ class HttpTransport:
         self.requests_sent = 0
         self._lock = threading.Lock()
 
-    def post_json(self, url: str, body: dict[str, Any], parse: Callable[[Any], T],
-                  stop: StopFlag | None = None) -> tuple[T, int]:
+    def post_json(
+        self, url: str, body: dict[str, Any], parse: Callable[[Any], T], stop: StopFlag | None = None
+    ) -> tuple[T, int]:
         """POST ``body`` to ``url`` and return ``(parse(reply JSON), attempts)``, retrying retryable failures.
         Raises :class:`RequestFailed` when no attempt succeeded, :class:`AuthError` on 401 / 403, and
         ``stop.error()`` (:class:`Interrupted`) once ``stop`` is set."""
@@ -307,7 +341,7 @@ class HttpTransport:
         exponential backoff, never more than ``max_backoff_s``."""
         if retry_after is not None:
             return min(self.max_backoff_s, retry_after)
-        return min(self.max_backoff_s, self.backoff_s * 2 ** attempt) * (0.5 + random.random() / 2)
+        return min(self.max_backoff_s, self.backoff_s * 2**attempt) * (0.5 + random.random() / 2)
 
     def _wait(self, seconds: float, stop: StopFlag | None) -> None:
         if self._sleep is not None:
@@ -342,13 +376,18 @@ class HttpTransport:
                 self._refuse_auth(err.code, url)
                 message = f"{url} answered HTTP {err.code}: {detail or err.reason}"
                 if err.code in RETRYABLE_STATUS:
-                    raise _Retryable(message, _retry_after(err.headers.get("Retry-After") if err.headers else None))
-                raise _Fatal(f"{message} (not retried: retrying does not change an HTTP {err.code})") from None
+                    raise _Retryable(
+                        message, _retry_after(err.headers.get("Retry-After") if err.headers else None)
+                    )
+                raise _Fatal(
+                    f"{message} (not retried: retrying does not change an HTTP {err.code})"
+                ) from None
             except (OSError, http.client.HTTPException) as err:
                 self._after_cut(inflight, url, stop)
                 reason = getattr(err, "reason", err)
-                raise _Retryable(f"{url}: not reachable ({one_line(str(reason)) or type(reason).__name__})") \
-                    from None
+                raise _Retryable(
+                    f"{url}: not reachable ({one_line(str(reason)) or type(reason).__name__})"
+                ) from None
             self._after_cut(inflight, url, stop)
         finally:
             _watchdog.forget(inflight)
@@ -356,16 +395,20 @@ class HttpTransport:
         try:
             return json.loads(raw)
         except (json.JSONDecodeError, UnicodeDecodeError):
-            raise BadReply(f"answered HTTP 200 with a body that is not JSON: "
-                           f"{one_line(raw.decode('utf-8', 'replace'))!r}") from None
+            raise BadReply(
+                f"answered HTTP 200 with a body that is not JSON: "
+                f"{one_line(raw.decode('utf-8', 'replace'))!r}"
+            ) from None
 
     def _after_cut(self, inflight: _Request, url: str, stop: StopFlag | None) -> None:
         """Turn a connection the watchdog cut into the right failure (whatever the read returned)."""
         if inflight.cut_reason == "stop" and stop is not None:
             raise stop.error()
         if inflight.cut_reason == "deadline":
-            raise _Retryable(f"{url}: no complete reply within timeout_s = {self.timeout_s:g} s (connect, headers and "
-                             f"body together)")
+            raise _Retryable(
+                f"{url}: no complete reply within timeout_s = {self.timeout_s:g} s (connect, headers and "
+                f"body together)"
+            )
 
     def _error_body(self, err: urllib.error.HTTPError) -> str:
         """The server's explanation (one line), with the key blanked out should the server echo it."""
@@ -378,9 +421,11 @@ class HttpTransport:
 
     def _refuse_auth(self, status: int, url: str) -> None:
         if status in AUTH_STATUS:
-            raise AuthError(f"HTTP {status} from {url}: the API key is missing or wrong; check the variable "
-                            f"{self.api_key_env or '(api_key_env is null: no key was sent)'} and that the key is "
-                            f"valid for model {self.model}") from None
+            raise AuthError(
+                f"HTTP {status} from {url}: the API key is missing or wrong; check the variable "
+                f"{self.api_key_env or '(api_key_env is null: no key was sent)'} and that the key is "
+                f"valid for model {self.model}"
+            ) from None
 
 
 class _Fatal(Exception):

@@ -47,10 +47,16 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         try:
             atomic_write(path, lambda handle: torch.save(checkpoint, handle))
         except OSError as err:
-            kept = f"the previous {path.name} there is kept" if path.exists() else f"no {path.name} existed before"
-            raise CheckpointWriteError(f"cannot write checkpoint {path} ({err.strerror or err}): nothing half-written "
-                                       f"was left and {kept}; free space there (or point the checkpoint's dirpath at "
-                                       f"another disk) and resume from the last good checkpoint") from None
+            kept = (
+                f"the previous {path.name} there is kept"
+                if path.exists()
+                else f"no {path.name} existed before"
+            )
+            raise CheckpointWriteError(
+                f"cannot write checkpoint {path} ({err.strerror or err}): nothing half-written "
+                f"was left and {kept}; free space there (or point the checkpoint's dirpath at "
+                f"another disk) and resume from the last good checkpoint"
+            ) from None
 
 
 def trained_questions(path: str | Path) -> set[str] | None:
@@ -65,7 +71,8 @@ def trained_questions(path: str | Path) -> set[str] | None:
             return None
         module, _, name = class_path.rpartition(".")
         datamodule = getattr(importlib.import_module(module), name)(
-            **{k: v for k, v in settings.items() if not k.startswith("_")})
+            **{k: v for k, v in settings.items() if not k.startswith("_")}
+        )
         datamodule.setup("fit")
         return {record.question for record in datamodule.records("train")}
     except Exception as err:
@@ -93,8 +100,10 @@ class PreemptionCheckpoint(Callback):
         if trainer.state.fn != TrainerFn.FITTING:
             return
         if isinstance(exception, KeyboardInterrupt):
-            exception.add_note("no checkpoint was saved: SIGINT can stop a step half-way (send SIGTERM to stop at a "
-                               "step boundary with a resumable checkpoint)")
+            exception.add_note(
+                "no checkpoint was saved: SIGINT can stop a step half-way (send SIGTERM to stop at a "
+                "step boundary with a resumable checkpoint)"
+            )
             return
         if not isinstance(exception, SIGTERMException):
             return
@@ -104,5 +113,7 @@ class PreemptionCheckpoint(Callback):
         except (CheckpointWriteError, OSError) as err:
             exception.add_note(f"the resumable checkpoint could not be saved: {err}")
             return
-        exception.add_note(f"at step {trainer.global_step} (epoch {trainer.current_epoch}), a resumable checkpoint is "
-                           f"saved as {path}: continue with the same command and --ckpt_path last")
+        exception.add_note(
+            f"at step {trainer.global_step} (epoch {trainer.current_epoch}), a resumable checkpoint is "
+            f"saved as {path}: continue with the same command and --ckpt_path last"
+        )

@@ -59,7 +59,13 @@ def format_table(report: dict[str, Any], keys: Sequence[str] | None = None) -> s
     lines = [f"{'metric':<{width}}  value", f"{'-' * width}  -------"]
     for key in keys:
         value = report.get(key, float("nan"))
-        text = f"{value:d}" if isinstance(value, int) else f"{value:.4f}" if isinstance(value, float) else str(value)
+        text = (
+            f"{value:d}"
+            if isinstance(value, int)
+            else f"{value:.4f}"
+            if isinstance(value, float)
+            else str(value)
+        )
         lines.append(f"{key:<{width}}  {text}")
     return "\n".join(lines)
 
@@ -74,8 +80,12 @@ def rows_line(report: dict[str, Any]) -> str:
     parts = [f"rows: {report['n']} evaluated"]
     if "rows_read" in report:
         parts[0] += f" of {report['rows_read']} read ({report['split_rule']})"
-    counts = [("skipped_rows", "skipped as malformed"), ("truncated_rows", "prompts truncated"),
-              ("api_failed", "API-failed"), ("suspect_matches", "suspect matches")]
+    counts = [
+        ("skipped_rows", "skipped as malformed"),
+        ("truncated_rows", "prompts truncated"),
+        ("api_failed", "API-failed"),
+        ("suspect_matches", "suspect matches"),
+    ]
     parts += [f"{int(report[key] or 0)} {label}" for key, label in counts if key in report]
     if report.get("evaluated_rows", 0) < report.get("split_rows", 0):
         first = " (its first rows)" if report.get("max_samples_from") == "start" else ""
@@ -119,8 +129,11 @@ class ReportWriter(Callback):
         ckpt = trainer.ckpt_path
         if split_of(trainer) and ckpt and self.checkpoint is None:
             header = checkpoint_header(ckpt) if Path(ckpt).is_file() else {}
-            self.checkpoint = {"path": str(ckpt), "global_step": header.get("global_step"),
-                               "epoch": header.get("epoch")}
+            self.checkpoint = {
+                "path": str(ckpt),
+                "global_step": header.get("global_step"),
+                "epoch": header.get("epoch"),
+            }
 
     def on_validation_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not trainer.sanity_checking:
@@ -129,7 +142,9 @@ class ReportWriter(Callback):
     def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._start_pass(trainer)
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
         if not trainer.sanity_checking:
             self._stream(trainer, pl_module, "val")
 
@@ -140,7 +155,7 @@ class ReportWriter(Callback):
         """Append the rows answered since the last batch to ``samples/<split>.partial.jsonl`` (rank 0; a failed
         append is warned about once and the answers stay in memory)."""
         answered = pl_module.answered(split) if hasattr(pl_module, "answered") else []
-        fresh, self._streamed = answered[self._streamed:], len(answered)
+        fresh, self._streamed = answered[self._streamed :], len(answered)
         if not fresh or not trainer.is_global_zero or self._out is None or self._stream_broken:
             return
         path = self._out / "samples" / f"{split}.partial.jsonl"
@@ -148,8 +163,12 @@ class ReportWriter(Callback):
             append_lines(path, [json_line(s.to_json()) for s in fresh])
         except OSError as err:
             self._stream_broken = True
-            log.warning("cannot append answers to %s (%s): they are kept in memory and written (or rescued) at "
-                        "the end of the pass", path, err.strerror or err)
+            log.warning(
+                "cannot append answers to %s (%s): they are kept in memory and written (or rescued) at "
+                "the end of the pass",
+                path,
+                err.strerror or err,
+            )
 
     # ---- reports -----------------------------------------------------------------------------------------
     def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -172,28 +191,45 @@ class ReportWriter(Callback):
             return
         rows = len(trainer.datamodule.records(split)) if hasattr(trainer.datamodule, "records") else None
         try:
-            report = self._write_outcome(trainer, pl_module, outcome, self._out,
-                                         {"partial": True, "stopped_by": signal_name})
+            report = self._write_outcome(
+                trainer, pl_module, outcome, self._out, {"partial": True, "stopped_by": signal_name}
+            )
         except Exception as err:
             exception.add_note(f"the partial report could not be written: {err}")
             return
         answered = f"{report['n']} of {rows}" if rows is not None else f"{report['n']}"
-        exception.add_note(f"after {answered} rows: their answers are in {self._out / 'samples' / f'{split}.jsonl'} "
-                           f"and {self._out / 'report.json'} (marked partial); re-run the same command for a "
-                           f"complete report")
+        exception.add_note(
+            f"after {answered} rows: their answers are in {self._out / 'samples' / f'{split}.jsonl'} "
+            f"and {self._out / 'report.json'} (marked partial); re-run the same command for a "
+            f"complete report"
+        )
 
-    def build_report(self, trainer: Trainer, pl_module: LightningModule, outcome, out: Path) -> dict[str, Any]:
+    def build_report(
+        self, trainer: Trainer, pl_module: LightningModule, outcome, out: Path
+    ) -> dict[str, Any]:
         """Metrics plus the settings that change them."""
         datamodule = trainer.datamodule
-        dataset = datamodule.describe_name() if hasattr(datamodule, "describe_name") else type(datamodule).__name__
+        dataset = (
+            datamodule.describe_name() if hasattr(datamodule, "describe_name") else type(datamodule).__name__
+        )
         metrics = {key: outcome.metrics.get(key, math.nan) for key in metric_names("report")}
         metrics["n"] = int(metrics["n"])
         extra = {k: v for k, v in outcome.metrics.items() if k not in metrics}
         rows = datamodule.split_summary(outcome.split) if hasattr(datamodule, "split_summary") else {}
         provenance = {"checkpoint": self.checkpoint} if self.checkpoint and split_of(trainer) else {}
-        return {**metrics, **extra, "split": outcome.split, "step": outcome.step, "epoch": outcome.epoch,
-                "dataset": dataset, "experiment": out.parent.name, **provenance, **pl_module.report_settings(),
-                **getattr(outcome, "details", {}), **rows}
+        return {
+            **metrics,
+            **extra,
+            "split": outcome.split,
+            "step": outcome.step,
+            "epoch": outcome.epoch,
+            "dataset": dataset,
+            "experiment": out.parent.name,
+            **provenance,
+            **pl_module.report_settings(),
+            **getattr(outcome, "details", {}),
+            **rows,
+        }
 
     def _write(self, trainer: Trainer, pl_module: LightningModule, split: str) -> None:
         outcome = getattr(pl_module, "eval_outcomes", {}).pop(split, None)
@@ -207,19 +243,33 @@ class ReportWriter(Callback):
             return
         if trainer.state.fn == "fit":
             read = f" of {report['rows_read']} read" if "rows_read" in report else ""
-            print(f"[{split} step {outcome.step}] n={report['n']}{read}  " + "  ".join(
-                f"{k}={report[k]:.3f}" for k in metric_names("report", "curve")), flush=True)
+            print(
+                f"[{split} step {outcome.step}] n={report['n']}{read}  "
+                + "  ".join(f"{k}={report[k]:.3f}" for k in metric_names("report", "curve")),
+                flush=True,
+            )
         else:
             sources = ""
             if report.get("confidence_sources"):
                 from metalight.report.tables import sources_table
 
-                sources = f"\nconfidence sources (scored against the direct answers):\n{sources_table(report)}\n"
-            print(f"\n{report['dataset']} · {split} · {report['model']}\n{format_table(report)}\n{sources}"
-                  f"{rows_line(report)}\nreport: {out / 'report.json'}", flush=True)
+                sources = (
+                    f"\nconfidence sources (scored against the direct answers):\n{sources_table(report)}\n"
+                )
+            print(
+                f"\n{report['dataset']} · {split} · {report['model']}\n{format_table(report)}\n{sources}"
+                f"{rows_line(report)}\nreport: {out / 'report.json'}",
+                flush=True,
+            )
 
-    def _write_outcome(self, trainer: Trainer, pl_module: LightningModule, outcome, out: Path,
-                       marks: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _write_outcome(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outcome,
+        out: Path,
+        marks: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Write the samples, then the report (the answers are the expensive part: they go first), into ``out``
         or, when that fails, a rescue directory (``WriteFailed`` then says where); returns the report."""
         if self.checkpoint and split_of(trainer):  # the weights measured are the checkpoint's
@@ -236,11 +286,17 @@ class ReportWriter(Callback):
             return built[0]
 
         split, step = outcome.split, outcome.step
-        files = {f"samples/{split}_step{step}.jsonl": lambda p: atomic_write_jsonl(p, samples),
-                 f"samples/{split}.jsonl": lambda p: atomic_write_jsonl(p, samples),
-                 "report.json": lambda p: write_report(p.parent, report(), history=f"{split}_step{step}")}
-        write_or_rescue(files, out, f"{out.parent.name}-{out.name}-{split}-step{step}",
-                        f"the {len(samples)} answers and the report")
+        files = {
+            f"samples/{split}_step{step}.jsonl": lambda p: atomic_write_jsonl(p, samples),
+            f"samples/{split}.jsonl": lambda p: atomic_write_jsonl(p, samples),
+            "report.json": lambda p: write_report(p.parent, report(), history=f"{split}_step{step}"),
+        }
+        write_or_rescue(
+            files,
+            out,
+            f"{out.parent.name}-{out.name}-{split}-step{step}",
+            f"the {len(samples)} answers and the report",
+        )
         (out / "samples" / f"{split}.partial.jsonl").unlink(missing_ok=True)
         return report()
 
@@ -252,7 +308,9 @@ class ReportWriter(Callback):
         if self._trained is not None:
             self.checkpoint["train_overlap_rows"] = sum(s.question in self._trained for s in samples)
 
-    def _plot(self, trainer: Trainer, out: Path, report: dict[str, Any], samples: list[dict[str, Any]]) -> None:
+    def _plot(
+        self, trainer: Trainer, out: Path, report: dict[str, Any], samples: list[dict[str, Any]]
+    ) -> None:
         from metalight.report.plots import report_label, run_figures, save_png
 
         split = report["split"]
@@ -263,11 +321,15 @@ class ReportWriter(Callback):
             try:
                 save_png(figure, out / "plots" / f"{split}_{name}.png")
             except OSError as err:  # derived from the samples: redraw later with python -m metalight.report
-                log.warning("plot %s not written (%s)", out / "plots" / f"{split}_{name}.png", err.strerror or err)
+                log.warning(
+                    "plot %s not written (%s)", out / "plots" / f"{split}_{name}.png", err.strerror or err
+                )
             for logger in trainer.loggers:
                 experiment = getattr(logger, "experiment", None)
                 if hasattr(experiment, "add_figure"):
-                    experiment.add_figure(f"{split}/plots/{name}", figure, global_step=report["step"], close=False)
+                    experiment.add_figure(
+                        f"{split}/plots/{name}", figure, global_step=report["step"], close=False
+                    )
 
 
 def stop_signal(exception: BaseException) -> str | None:
@@ -286,12 +348,21 @@ def warn_counts(report: dict[str, Any]) -> None:
     """Warn (once per report) about counts that say the numbers are probably not what the user meant."""
     overlap = (report.get("checkpoint") or {}).get("train_overlap_rows")
     if overlap:
-        log.warning("%d of the %d rows evaluated were in the training split of checkpoint %s: these numbers flatter "
-                    "the model; measure held-out rows (e.g. data.init_args.eval_split: held_out)", overlap,
-                    report["n"], report["checkpoint"]["path"])
+        log.warning(
+            "%d of the %d rows evaluated were in the training split of checkpoint %s: these numbers flatter "
+            "the model; measure held-out rows (e.g. data.init_args.eval_split: held_out)",
+            overlap,
+            report["n"],
+            report["checkpoint"]["path"],
+        )
     if report.get("control_token_rows"):
-        log.warning("%d questions hold the model's control tokens as text (e.g. <|im_start|>): they reach the model "
-                    "as real control tokens; see control_tokens in the samples", report["control_token_rows"])
+        log.warning(
+            "%d questions hold the model's control tokens as text (e.g. <|im_start|>): they reach the model "
+            "as real control tokens; see control_tokens in the samples",
+            report["control_token_rows"],
+        )
     if report.get("api_oversized_replies"):
-        log.warning("%d API replies were far over max_tokens and were cut (api_oversized_replies)",
-                    int(report["api_oversized_replies"]))
+        log.warning(
+            "%d API replies were far over max_tokens and were cut (api_oversized_replies)",
+            int(report["api_oversized_replies"]),
+        )

@@ -44,7 +44,11 @@ def write_or_rescue(files: dict[str, Callable[[Path], object]], out: Path, label
                 write(target / name)
         except OSError:
             continue
-        raise WriteFailed(f"{failed}: {what} were saved to {target} instead; free space there (or set "
-                          f"trainer.default_root_dir to another disk) before the next run")
-    raise WriteFailed(f"{failed}, nor to a rescue directory ({', '.join(map(str, rescue_roots()))}): {what} are "
-                      f"lost; free space, or set {RESCUE_ENV} to a writable directory")
+        raise WriteFailed(
+            f"{failed}: {what} were saved to {target} instead; free space there (or set "
+            f"trainer.default_root_dir to another disk) before the next run"
+        )
+    raise WriteFailed(
+        f"{failed}, nor to a rescue directory ({', '.join(map(str, rescue_roots()))}): {what} are "
+        f"lost; free space, or set {RESCUE_ENV} to a writable directory"
+    )

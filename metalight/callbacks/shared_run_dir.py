@@ -30,7 +30,9 @@ class SharedRunDirCheck(Callback):
         if trainer.world_size < 2:
             return
         strategy = trainer.strategy
-        run_dir = Path(trainer.log_dir or trainer.default_root_dir)  # broadcast from rank 0: every rank calls it
+        run_dir = Path(
+            trainer.log_dir or trainer.default_root_dir
+        )  # broadcast from rank 0: every rank calls it
         token = run_dir / f".shared-fs-check-{strategy.broadcast(uuid.uuid4().hex)}"
         if trainer.is_global_zero:
             run_dir.mkdir(parents=True, exist_ok=True)
@@ -45,10 +47,12 @@ class SharedRunDirCheck(Callback):
         blind = [view for view in views if not view[3]]
         if blind:
             where = ", ".join(f"node {node} ({host}, rank {rank})" for rank, node, host, _ in blind)
-            raise ConfigError(f"the run directory {run_dir} that global rank 0 created is not visible on {where}: a "
-                              f"multi-node run needs trainer.logger.init_args.save_dir (or trainer.default_root_dir) "
-                              f"on a filesystem every node mounts at the same path (docs/scaling.md, 'What a "
-                              f"multi-node run needs')")
+            raise ConfigError(
+                f"the run directory {run_dir} that global rank 0 created is not visible on {where}: a "
+                f"multi-node run needs trainer.logger.init_args.save_dir (or trainer.default_root_dir) "
+                f"on a filesystem every node mounts at the same path (docs/scaling.md, 'What a "
+                f"multi-node run needs')"
+            )
 
 
 def _appears(path: Path, tries: int = 5, wait_s: float = 1.0) -> bool:

@@ -43,7 +43,9 @@ TRAINER_DEFAULTS = {
 }
 
 
-TOP_LEVEL_OPTIMISATION = re.compile(r"(?:[Oo]ption '|Key '|unrecognized arguments: --)(optimizer|lr_scheduler)\b")
+TOP_LEVEL_OPTIMISATION = re.compile(
+    r"(?:[Oo]ption '|Key '|unrecognized arguments: --)(optimizer|lr_scheduler)\b"
+)
 
 
 def condense_parser_error(message: str) -> str:
@@ -52,8 +54,10 @@ def condense_parser_error(message: str) -> str:
     top_level = TOP_LEVEL_OPTIMISATION.search(message)
     if top_level:
         key = top_level.group(1)
-        return (f"a top-level `{key}:` is not read (each method builds its optimizer once its model is loaded): "
-                f"move it under model.init_args.{key} (same class_path and init_args)")
+        return (
+            f"a top-level `{key}:` is not read (each method builds its optimizer once its model is loaded): "
+            f"move it under model.init_args.{key} (same class_path and init_args)"
+        )
     keys = re.findall(r'Parser key "([^"]+)"', message)
     class_path = re.search(r"Problem with given class_path '([^']+)'", message)
     bad_option = re.search(r"Option '([^']+)' is not accepted", message)
@@ -63,35 +67,49 @@ def condense_parser_error(message: str) -> str:
     if bad_option and class_path and keys:
         inner = re.search(r"Got value: Namespace\(class_path='([^']+)'", message)
         if len(keys) > 1 and inner:  # an option of a nested class (an optimizer, a logger, ...)
-            return (f"unknown config key '{keys[0]}.init_args.{keys[-1]}.init_args.{bad_option.group(1)}': "
-                    f"{inner.group(1)} has no argument '{bad_option.group(1)}'; {listing}")
+            return (
+                f"unknown config key '{keys[0]}.init_args.{keys[-1]}.init_args.{bad_option.group(1)}': "
+                f"{inner.group(1)} has no argument '{bad_option.group(1)}'; {listing}"
+            )
         if len(keys) > 1 and len(classes) > 1:  # a field of a nested settings dataclass (e.g. `evaluation`)
-            return (f"unknown config key '{keys[0]}.init_args.{keys[1]}.{bad_option.group(1)}': {classes[0]}'s "
-                    f"{keys[1]} has no setting '{bad_option.group(1)}'; {listing}")
-        return (f"unknown config key '{keys[0]}.init_args.{bad_option.group(1)}': {class_path.group(1)} has no "
-                f"argument '{bad_option.group(1)}'; {listing}")
+            return (
+                f"unknown config key '{keys[0]}.init_args.{keys[1]}.{bad_option.group(1)}': {classes[0]}'s "
+                f"{keys[1]} has no setting '{bad_option.group(1)}'; {listing}"
+            )
+        return (
+            f"unknown config key '{keys[0]}.init_args.{bad_option.group(1)}': {class_path.group(1)} has no "
+            f"argument '{bad_option.group(1)}'; {listing}"
+        )
     if bad_group and class_path and keys:
         group, option = bad_group.groups()
-        return (f"unknown config key '{keys[0]}.init_args.{group}.{option}': {class_path.group(1)}'s {group} has "
-                f"no setting '{option}'; {listing}")
+        return (
+            f"unknown config key '{keys[0]}.init_args.{group}.{option}': {class_path.group(1)}'s {group} has "
+            f"no setting '{option}'; {listing}"
+        )
     if class_path and len(keys) > 1:
         detail = message.split(f'Parser key "{keys[-1]}":', 1)[1].strip().splitlines()[0].strip()
         return f"config key '{nested_key(keys, classes)}' of {class_path.group(1)}: {detail}"
     if class_path and keys:
         detail = message.split(class_path.group(0), 1)[1].lstrip(":").strip().splitlines()[0].strip()
         if "has no attribute" in detail or "No module named" in detail or "not found" in detail:
-            return (f"config key '{keys[0]}.class_path': cannot import '{class_path.group(1)}' ({detail}); check "
-                    f"the spelling of the module and class")
+            return (
+                f"config key '{keys[0]}.class_path': cannot import '{class_path.group(1)}' ({detail}); check "
+                f"the spelling of the module and class"
+            )
         return f"config key '{keys[0]}' ({class_path.group(1)}): {detail}"
     first = message.strip().splitlines()[0]
-    unknown = re.fullmatch(r"Option '([^']+)' is not accepted|Subcommand '\w+' does not accept option '([^']+)'",
-                           first)
+    unknown = re.fullmatch(
+        r"Option '([^']+)' is not accepted|Subcommand '\w+' does not accept option '([^']+)'", first
+    )
     if unknown:
         return f"unknown config key '{unknown.group(1) or unknown.group(2)}'; {listing}"
     if "does not accept option" in first:
         first += " (check the spelling; add --help to list the options)"
-    causes = [line.strip()[2:] for line in message.splitlines() if line.strip().startswith("- ")
-              and "Expected a <class 'NoneType'>" not in line]
+    causes = [
+        line.strip()[2:]
+        for line in message.splitlines()
+        if line.strip().startswith("- ") and "Expected a <class 'NoneType'>" not in line
+    ]
     if first.endswith(":") and causes:
         first = f"{first} {causes[0]}"
     return first
@@ -139,12 +157,20 @@ class MetalightCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser) -> None:
         parser.add_lightning_class_args(ReportWriter, "report")
-        parser.add_argument("--test_after_fit", type=bool, default=False,
-                            help="after `fit`, run `test` on the trained model (upstream ESMA evaluates its test "
-                                 "split after training)")
-        parser.add_argument("--overwrite_version", type=bool, default=False,
-                            help="with trainer.logger.init_args.version set: empty that run directory if it holds "
-                                 "an earlier run (refused otherwise)")
+        parser.add_argument(
+            "--test_after_fit",
+            type=bool,
+            default=False,
+            help="after `fit`, run `test` on the trained model (upstream ESMA evaluates its test "
+            "split after training)",
+        )
+        parser.add_argument(
+            "--overwrite_version",
+            type=bool,
+            default=False,
+            help="with trainer.logger.init_args.version set: empty that run directory if it holds "
+            "an earlier run (refused otherwise)",
+        )
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
@@ -167,8 +193,11 @@ class MetalightCLI(LightningCLI):
         # Lightning's default bar labels step-bounded runs "Epoch 0/-2"; use ours unless the config turns
         # the bar off or brings its own.
         configured = [*callbacks, *(config.get("callbacks") or [])]
-        if config.get("enable_progress_bar") is not False and _RICH_AVAILABLE and \
-                not any(isinstance(c, ProgressBar) for c in configured):
+        if (
+            config.get("enable_progress_bar") is not False
+            and _RICH_AVAILABLE
+            and not any(isinstance(c, ProgressBar) for c in configured)
+        ):
             callbacks = [*callbacks, StepAwareProgressBar()]
         if not any(isinstance(c, PreemptionCheckpoint) for c in configured):
             callbacks = [*callbacks, PreemptionCheckpoint()]
@@ -195,15 +224,21 @@ class MetalightCLI(LightningCLI):
             self.config[subcommand]["model"]["init_args"][key] = changed[key]
         ignored = sorted(set(changed) - exact)
         if ignored:
-            logging.getLogger(__name__).warning("--ckpt_path: the checkpoint's values replace the configured %s",
-                                                ", ".join(ignored))
+            logging.getLogger(__name__).warning(
+                "--ckpt_path: the checkpoint's values replace the configured %s", ", ".join(ignored)
+            )
 
     def before_instantiate_classes(self) -> None:
         config = self.config.get(self.subcommand) if self.subcommand else self.config
         trainer = config.get("trainer") or {}
-        check_strategy(trainer.get("strategy"), trainer.get("accelerator"), self._configured_model_class(config))
-        pin_logger_versions(trainer, overwrite=bool(config.get("overwrite_version")),
-                            ckpt_path=config.get("ckpt_path") or self.resume_in_place)
+        check_strategy(
+            trainer.get("strategy"), trainer.get("accelerator"), self._configured_model_class(config)
+        )
+        pin_logger_versions(
+            trainer,
+            overwrite=bool(config.get("overwrite_version")),
+            ckpt_path=config.get("ckpt_path") or self.resume_in_place,
+        )
 
     @staticmethod
     def _configured_model_class(config) -> type | None:
@@ -225,15 +260,19 @@ def check_ckpt_path(config, subcommand: str) -> None:
     config["ckpt_path"] = resolve_last(config.get("ckpt_path"), config.get("trainer"))
     check_checkpoint(config["ckpt_path"])
     model = config.get("model")
-    check_checkpoint_class(config["ckpt_path"], model.get("class_path") if hasattr(model, "get") else None, subcommand)
+    check_checkpoint_class(
+        config["ckpt_path"], model.get("class_path") if hasattr(model, "get") else None, subcommand
+    )
 
 
 def require_measured(trainer, split: str) -> None:
     """Refuse a ``validate`` / ``test`` that ran no batch (e.g. ``limit_val_batches: 0``): nothing was measured."""
     batches = trainer.num_val_batches if split == "val" else trainer.num_test_batches
     if not any(batches):
-        raise DataError(f"the {split} pass evaluated no rows (n = 0): check the data source, max_samples, "
-                        f"limit_{split}_batches and (API models) on_failure")
+        raise DataError(
+            f"the {split} pass evaluated no rows (n = 0): check the data source, max_samples, "
+            f"limit_{split}_batches and (API models) on_failure"
+        )
 
 
 def _model_args(config) -> dict:
@@ -261,10 +300,17 @@ def main(args: list[str] | None = None) -> MetalightCLI | None:
         warnings.filterwarnings("ignore", message=noise)
     try:
         check_config_files(sys.argv[1:] if args is None else args)
-        cli = MetalightCLI(MetacognitionModule, LightningDataModule, subclass_mode_model=True,
-                           subclass_mode_data=True, trainer_defaults=TRAINER_DEFAULTS,
-                           save_config_kwargs={"overwrite": True}, parser_class=ConciseArgumentParser,
-                           auto_configure_optimizers=False, args=args)
+        cli = MetalightCLI(
+            MetacognitionModule,
+            LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            trainer_defaults=TRAINER_DEFAULTS,
+            save_config_kwargs={"overwrite": True},
+            parser_class=ConciseArgumentParser,
+            auto_configure_optimizers=False,
+            args=args,
+        )
         forget_claims()
         return cli
     except BaseException as err:

@@ -49,9 +49,14 @@ def resolve_last(ckpt_path: str | None, trainer: Any) -> str | None:
         return ckpt_path
     found = [p for d in checkpoint_dirs(trainer) if d.is_dir() for p in d.glob("last*.ckpt") if p.is_file()]
     if not found:
-        where = ", ".join(str(base / "version_*" / "checkpoints") for base in logger_dirs(trainer)) or "(no logger)"
-        raise ConfigError(f"--ckpt_path last: no last.ckpt in {where}; give the checkpoint's path, or train with "
-                          f"ModelCheckpoint(save_last: true) (a fit stopped by SIGTERM saves one too)")
+        where = (
+            ", ".join(str(base / "version_*" / "checkpoints") for base in logger_dirs(trainer))
+            or "(no logger)"
+        )
+        raise ConfigError(
+            f"--ckpt_path last: no last.ckpt in {where}; give the checkpoint's path, or train with "
+            f"ModelCheckpoint(save_last: true) (a fit stopped by SIGTERM saves one too)"
+        )
     return str(max(found, key=lambda p: p.stat().st_mtime))
 
 
@@ -65,8 +70,9 @@ def check_checkpoint(ckpt_path: str | None) -> None:
     if path.is_dir():
         return
     if not path.is_file():
-        raise ConfigError(f"checkpoint not found: {path}; check --ckpt_path (runs keep them under "
-                          f"<run dir>/checkpoints/)")
+        raise ConfigError(
+            f"checkpoint not found: {path}; check --ckpt_path (runs keep them under <run dir>/checkpoints/)"
+        )
     verify_archive(path)
 
 
@@ -76,12 +82,17 @@ def check_checkpoint_class(ckpt_path: str | None, configured: str | None, subcom
     if not ckpt_path or not configured or not Path(ckpt_path).is_file():
         return
     saved = checkpoint_header(ckpt_path).get("class_path")
-    if not saved or _same_class(saved, configured) or (_same_class(configured, MEASURE_ONLY)
-                                                        and subcommand in ("validate", "test")):
+    if (
+        not saved
+        or _same_class(saved, configured)
+        or (_same_class(configured, MEASURE_ONLY) and subcommand in ("validate", "test"))
+    ):
         return
-    raise ConfigError(f"checkpoint {ckpt_path} was made by {saved}, but the config runs {configured} "
-                      f"(model.class_path); give a checkpoint of {configured.rpartition('.')[2]}, or {subcommand} it "
-                      f"with the config it was trained with")
+    raise ConfigError(
+        f"checkpoint {ckpt_path} was made by {saved}, but the config runs {configured} "
+        f"(model.class_path); give a checkpoint of {configured.rpartition('.')[2]}, or {subcommand} it "
+        f"with the config it was trained with"
+    )
 
 
 def _same_class(a: str, b: str) -> bool:

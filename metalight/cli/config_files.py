@@ -66,31 +66,42 @@ def load_config_file(path: str | Path) -> dict:
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}; check the path given to --config") from None
     except OSError as err:
-        raise ConfigError(f"config file {path} cannot be read ({err.strerror}); check the path given to --config") \
-            from None
+        raise ConfigError(
+            f"config file {path} cannot be read ({err.strerror}); check the path given to --config"
+        ) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
-        line = raw[:err.start].count(b"\n") + 1
-        raise ConfigError(f"{path}:{line}: not UTF-8 text ({err.reason}); re-save the config as UTF-8") from None
+        line = raw[: err.start].count(b"\n") + 1
+        raise ConfigError(
+            f"{path}:{line}: not UTF-8 text ({err.reason}); re-save the config as UTF-8"
+        ) from None
     try:
         data = yaml.load(text, Loader=_StrictLoader)
     except _DuplicateKey as dup:
-        raise ConfigError(f"{path}:{dup.again.line + 1}: key '{dup.key}' is given twice in one mapping (first at line "
-                          f"{dup.first.line + 1}), and only the last would count; keep one") from None
+        raise ConfigError(
+            f"{path}:{dup.again.line + 1}: key '{dup.key}' is given twice in one mapping (first at line "
+            f"{dup.first.line + 1}), and only the last would count; keep one"
+        ) from None
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
         problem = err.problem or err.context or "invalid YAML"
         context = f" {err.context}" if err.context and err.problem else ""
         language = "JSON" if path.suffix.lower() == ".json" else "YAML"
-        raise ConfigError(f"{where}: not valid {language} ({problem}{context}); fix the brackets, quotes or "
-                          f"indentation there") from None
+        raise ConfigError(
+            f"{where}: not valid {language} ({problem}{context}); fix the brackets, quotes or "
+            f"indentation there"
+        ) from None
     if data is None or data == {}:
-        raise ConfigError(f"{path}: the config is empty (no settings); add settings or leave out --config {path}")
+        raise ConfigError(
+            f"{path}: the config is empty (no settings); add settings or leave out --config {path}"
+        )
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a config must be a mapping of keys (model:, data:, trainer:, ...), not a "
-                          f"{type(data).__name__}")
+        raise ConfigError(
+            f"{path}: a config must be a mapping of keys (model:, data:, trainer:, ...), not a "
+            f"{type(data).__name__}"
+        )
     return data
 
 
@@ -101,6 +112,8 @@ def check_config_files(args: Sequence[str]) -> None:
         data = load_config_file(path)
         stray = [key for key in data if key not in SUBCOMMANDS]
         if top_level and stray:
-            raise ConfigError(f"{path}: key '{stray[0]}' is ignored in a config given before the subcommand (only "
-                              f"{', '.join(s + ':' for s in SUBCOMMANDS)} sections are read there); give the file "
-                              f"after the subcommand: python cli.py validate --config {path}")
+            raise ConfigError(
+                f"{path}: key '{stray[0]}' is ignored in a config given before the subcommand (only "
+                f"{', '.join(s + ':' for s in SUBCOMMANDS)} sections are read there); give the file "
+                f"after the subcommand: python cli.py validate --config {path}"
+            )

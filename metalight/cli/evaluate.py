@@ -20,24 +20,35 @@ EPILOG = """examples:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m metalight.cli.evaluate", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="python -m metalight.cli.evaluate",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Evaluations spanning several runs. Single-run modes (confidence sources, IDK, API models) "
-                    "are configs for `python cli.py validate|test --config configs/eval/<mode>.yaml`.")
+        "are configs for `python cli.py validate|test --config configs/eval/<mode>.yaml`.",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     threshold = commands.add_parser(
-        "threshold", formatter_class=argparse.RawDescriptionHelpFormatter,
+        "threshold",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         help="choose each confidence source's threshold on val, apply it to test",
         description="Run `cli.py validate` (each source's threshold maximises the module's threshold_criterion "
-                    "on val), then `cli.py test` with those thresholds, and print every source's coverage, "
-                    "accuracy if answered and d'type2 on both splits. All arguments go to cli.py, e.g. "
-                    "--config configs/eval/threshold.yaml --data.init_args.max_samples 100.")
+        "on val), then `cli.py test` with those thresholds, and print every source's coverage, "
+        "accuracy if answered and d'type2 on both splits. All arguments go to cli.py, e.g. "
+        "--config configs/eval/threshold.yaml --data.init_args.max_samples 100.",
+    )
     sweep = commands.add_parser(
-        "sweep", help="evaluate one model across a list of dataset / prompt configurations",
+        "sweep",
+        help="evaluate one model across a list of dataset / prompt configurations",
         description="Run `cli.py validate` (or test) once per entry of a sweep file (configs/sweeps/*.yaml) and "
-                    "print one table; writes <save_dir>/<sweep name>/summary.{md,json}. Arguments after the "
-                    "file go to every entry, e.g. --model.init_args.model runs/x/version_0/hf.")
-    sweep.add_argument("spec", help="sweep YAML: name, base config, args for every entry, entries [{name, args}]")
-    sweep.add_argument("--split", default="val", choices=["val", "test"], help="split to evaluate (default: val)")
+        "print one table; writes <save_dir>/<sweep name>/summary.{md,json}. Arguments after the "
+        "file go to every entry, e.g. --model.init_args.model runs/x/version_0/hf.",
+    )
+    sweep.add_argument(
+        "spec", help="sweep YAML: name, base config, args for every entry, entries [{name, args}]"
+    )
+    sweep.add_argument(
+        "--split", default="val", choices=["val", "test"], help="split to evaluate (default: val)"
+    )
     return parser
 
 

@@ -81,12 +81,17 @@ class PipelineState:
         if path.is_file():
             self.data = json.loads(path.read_text())
             if self.data.get("settings") != asdict(settings):
-                raise ConfigError(f"{path} belongs to a pipeline with other settings "
-                                  f"({self.data.get('settings')}); resume with the same arguments or "
-                                  f"choose a new --out")
+                raise ConfigError(
+                    f"{path} belongs to a pipeline with other settings "
+                    f"({self.data.get('settings')}); resume with the same arguments or "
+                    f"choose a new --out"
+                )
         else:
-            self.data = {"version": 1, "settings": asdict(settings),
-                         "phases": {p: {"status": "pending"} for p in PHASES}}
+            self.data = {
+                "version": 1,
+                "settings": asdict(settings),
+                "phases": {p: {"status": "pending"} for p in PHASES},
+            }
             self.save()
 
     def save(self) -> None:
@@ -128,19 +133,27 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return checkpoints[-1] if checkpoints else None
 
 
-def run_fit(config: str, args: Sequence[str], callbacks: Sequence[Callback] = (),
-            ckpt_path: Path | None = None):
+def run_fit(
+    config: str, args: Sequence[str], callbacks: Sequence[Callback] = (), ckpt_path: Path | None = None
+):
     """One ``cli.py fit`` run of ``config`` with ``args`` and extra ``callbacks``; returns the CLI object."""
     # LightningCLI warns when given args while the process has its own command line (this script's).
     # The phase's run directory is fixed: resumed in place from its checkpoint, or emptied of an attempt that
     # stopped before its first checkpoint.
     fresh = [] if ckpt_path else ["--overwrite_version", "true"]
     with mock.patch.object(sys, "argv", sys.argv[:1]):
-        cli = MetalightCLI(MetacognitionModule, LightningDataModule, subclass_mode_model=True,
-                           subclass_mode_data=True, trainer_defaults=TRAINER_DEFAULTS,
-                           save_config_kwargs={"overwrite": True}, parser_class=ConciseArgumentParser,
-                           args=["--config", config, *args, *fresh], run=False,
-                           resume_in_place=str(ckpt_path) if ckpt_path else None)
+        cli = MetalightCLI(
+            MetacognitionModule,
+            LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            trainer_defaults=TRAINER_DEFAULTS,
+            save_config_kwargs={"overwrite": True},
+            parser_class=ConciseArgumentParser,
+            args=["--config", config, *args, *fresh],
+            run=False,
+            resume_in_place=str(ckpt_path) if ckpt_path else None,
+        )
     cli.trainer.callbacks.extend(callbacks)
     cli.trainer.fit(cli.model, cli.datamodule, ckpt_path=str(ckpt_path) if ckpt_path else None)
     return cli
@@ -170,16 +183,37 @@ class KnowThyselfPipeline:
     def phase_args(self, phase: str) -> tuple[str, list[str], str]:
         """``(config, cli args, input model)`` of a phase."""
         s = self.settings
-        common = ["--trainer.logger.init_args.save_dir", str(self.out), "--trainer.logger.init_args.name",
-                  phase, "--trainer.logger.init_args.version", RUN_VERSION,
-                  "--trainer.enable_checkpointing", "true"]
+        common = [
+            "--trainer.logger.init_args.save_dir",
+            str(self.out),
+            "--trainer.logger.init_args.name",
+            phase,
+            "--trainer.logger.init_args.version",
+            RUN_VERSION,
+            "--trainer.enable_checkpointing",
+            "true",
+        ]
         if s.no_lora:  # before the user's args, so that an explicit --model.init_args.optimizer.lr still wins
-            common += ["--model.init_args.lora", "null", "--model.init_args.optimizer.lr", str(s.full_lr),
-                       "--model.init_args.export", "full"]
+            common += [
+                "--model.init_args.lora",
+                "null",
+                "--model.init_args.optimizer.lr",
+                str(s.full_lr),
+                "--model.init_args.export",
+                "full",
+            ]
         if phase == "phase2_knowledge":
             data = self.out / phase / "qa_training_data.jsonl"
-            args = [*common, "--model.init_args.model", s.base_model, "--data.init_args.path", str(data),
-                    "--model.init_args.export", "full", *s.knowledge_args]
+            args = [
+                *common,
+                "--model.init_args.model",
+                s.base_model,
+                "--data.init_args.path",
+                str(data),
+                "--model.init_args.export",
+                "full",
+                *s.knowledge_args,
+            ]
             return s.knowledge_config, args, s.base_model
         model = s.base_model if phase == "phase1_judgment" else str(self.run_dir("phase2_knowledge") / "hf")
         return s.judgment_config, [*common, "--model.init_args.model", model, *s.judgment_args], model
@@ -190,8 +224,10 @@ class KnowThyselfPipeline:
             return
         records = knowledge_rows(self.run_dir("phase1_judgment"), self.settings.knowledge_on)
         if not records:
-            raise ConfigError("phase 2: the base model answered every phase-1 train question; there is no "
-                              "knowledge to learn (use --knowledge-on all to train on every question)")
+            raise ConfigError(
+                "phase 2: the base model answered every phase-1 train question; there is no "
+                "knowledge to learn (use --knowledge-on all to train on every question)"
+            )
         examples = knowledge_targets(records, "know_thyself")
         # Under a multi-process strategy every rank writes the same rows, atomically: no rank waits for another.
         write_examples(self.out / phase / "qa_training_data.jsonl", examples)
@@ -209,8 +245,12 @@ class KnowThyselfPipeline:
         cli = run_fit(config, args, callbacks, ckpt)
         loop = next((c for c in cli.trainer.callbacks if isinstance(c, JudgmentLoop)), None)
         hf = self.run_dir(phase) / "hf"
-        self.state.update(phase, status="done", model_out=str(hf) if hf.is_dir() else None,
-                          judgment=loop.summary()["rounds"] if loop is not None else None)
+        self.state.update(
+            phase,
+            status="done",
+            model_out=str(hf) if hf.is_dir() else None,
+            judgment=loop.summary()["rounds"] if loop is not None else None,
+        )
 
     def run(self) -> dict[str, Any]:
         """Run every unfinished phase; returns the final state (also printed as tables)."""

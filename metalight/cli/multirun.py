@@ -57,18 +57,29 @@ def threshold_evaluation(config_args: list[str]) -> tuple[Path, Path, str]:
     val_run = run_cli(["validate", *config_args])
     val_report = _read_report(val_run)
     if not val_report.get("thresholds"):
-        raise ConfigError("the validation report has no thresholds: the model must be a ConfidenceEvalModule "
-                          "or APIEvalModule with at least one source that scores answers")
-    test_run = run_cli(["test", *config_args, "--model.init_args.thresholds_from", str(val_run / "report.json")])
+        raise ConfigError(
+            "the validation report has no thresholds: the model must be a ConfidenceEvalModule "
+            "or APIEvalModule with at least one source that scores answers"
+        )
+    test_run = run_cli(
+        ["test", *config_args, "--model.init_args.thresholds_from", str(val_run / "report.json")]
+    )
     test_report = _read_report(test_run)
     keys = metric_names("threshold")
-    lines = ["| source | threshold (chosen on val) | split | "
-             + " | ".join(metric_spec(key).label for key in keys) + " |", "|---|---:|---|" + "---:|" * len(keys)]
+    lines = [
+        "| source | threshold (chosen on val) | split | "
+        + " | ".join(metric_spec(key).label for key in keys)
+        + " |",
+        "|---|---:|---|" + "---:|" * len(keys),
+    ]
     for source, entry in val_report["thresholds"].items():
         for split, report in (("val", val_report), ("test", test_report)):
             at = report["thresholds"].get(source, {}).get("at_threshold", {})
-            lines.append(f"| {source} | {_fmt(entry['threshold'])} | {split} | "
-                         + " | ".join(_fmt(at.get(key)) for key in keys) + " |")
+            lines.append(
+                f"| {source} | {_fmt(entry['threshold'])} | {split} | "
+                + " | ".join(_fmt(at.get(key)) for key in keys)
+                + " |"
+            )
     table = "\n".join(lines)
     atomic_write_text(test_run / "threshold_summary.md", table + "\n")
     return val_run, test_run, table
@@ -128,8 +139,9 @@ class SweepSpec:
         return cls(str(raw["name"]), str(raw["base"]), parsed, [str(a) for a in raw.get("args", [])])
 
 
-def sweep_evaluation(spec: SweepSpec, split: str = "val", overrides: list[str] | None = None
-                     ) -> tuple[Path | None, str, list[dict[str, Any]]]:
+def sweep_evaluation(
+    spec: SweepSpec, split: str = "val", overrides: list[str] | None = None
+) -> tuple[Path | None, str, list[dict[str, Any]]]:
     """Evaluate every entry (``cli.py validate|test --config <base> <spec args> <entry args> <overrides>``,
     logged under ``<save_dir>/<spec name>/<entry name>/version_N``); returns the sweep directory, a
     markdown table and the JSON rows. A failing entry is reported in the table and the rest still run."""
@@ -137,8 +149,16 @@ def sweep_evaluation(spec: SweepSpec, split: str = "val", overrides: list[str] |
     rows: list[dict[str, Any]] = []
     sweep_dir = None
     for entry in spec.entries:
-        args = [command, "--config", spec.base, *spec.args, *entry.args, *(overrides or []),
-                "--trainer.logger.init_args.name", f"{spec.name}/{entry.name}"]
+        args = [
+            command,
+            "--config",
+            spec.base,
+            *spec.args,
+            *entry.args,
+            *(overrides or []),
+            "--trainer.logger.init_args.name",
+            f"{spec.name}/{entry.name}",
+        ]
         try:
             run = run_cli(args)
         except ConfigError as err:
@@ -146,15 +166,30 @@ def sweep_evaluation(spec: SweepSpec, split: str = "val", overrides: list[str] |
             continue
         sweep_dir = run.parents[1]
         report = _read_report(run)
-        rows.append({"entry": entry.name, "run": str(run), "dataset": report.get("dataset"),
-                     "language": report.get("language"), "model": report.get("model"),
-                     **{key: report.get(key) for key, _ in sweep_columns()},
-                     **{k: v for k, v in report.items() if k.endswith(("/auroc_type2", "/prr"))}})
+        rows.append(
+            {
+                "entry": entry.name,
+                "run": str(run),
+                "dataset": report.get("dataset"),
+                "language": report.get("language"),
+                "model": report.get("model"),
+                **{key: report.get(key) for key, _ in sweep_columns()},
+                **{k: v for k, v in report.items() if k.endswith(("/auroc_type2", "/prr"))},
+            }
+        )
     table = sweep_table(rows)
     if sweep_dir is not None:
         atomic_write_text(sweep_dir / "summary.md", table + "\n")
-        atomic_write_json(sweep_dir / "summary.json", {"name": spec.name, "base": spec.base, "split": split,
-                                                       "overrides": overrides or [], "rows": rows})
+        atomic_write_json(
+            sweep_dir / "summary.json",
+            {
+                "name": spec.name,
+                "base": spec.base,
+                "split": split,
+                "overrides": overrides or [],
+                "rows": rows,
+            },
+        )
     return sweep_dir, table, rows
 
 
@@ -168,7 +203,12 @@ def sweep_table(rows: list[dict[str, Any]]) -> str:
         if "error" in row:
             lines.append(f"| {row['entry']} | failed: {row['error']} |" + " |" * (len(header) - 2))
             continue
-        cells = [row["entry"], _fmt(row.get("dataset")), _fmt(row.get("language")),
-                 *(_fmt(row.get(key)) for key, _ in columns), *(_fmt(row.get(k)) for k in extra)]
+        cells = [
+            row["entry"],
+            _fmt(row.get("dataset")),
+            _fmt(row.get("language")),
+            *(_fmt(row.get(key)) for key, _ in columns),
+            *(_fmt(row.get(k)) for k in extra),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

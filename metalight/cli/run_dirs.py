@@ -30,9 +30,11 @@ def claim_version(root: str | Path, max_tries: int = 10_000) -> tuple[Path, int]
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ConfigError(f"cannot create the run directory {root} ({err.strerror}); set "
-                          f"trainer.logger.init_args.save_dir (or trainer.default_root_dir) to a writable "
-                          f"directory") from None
+        raise ConfigError(
+            f"cannot create the run directory {root} ({err.strerror}); set "
+            f"trainer.logger.init_args.save_dir (or trainer.default_root_dir) to a writable "
+            f"directory"
+        ) from None
     taken = [int(p.name[8:]) for p in root.glob("version_*") if p.name[8:].isdigit()]
     version = max(taken, default=-1) + 1
     for _ in range(max_tries):
@@ -43,9 +45,11 @@ def claim_version(root: str | Path, max_tries: int = 10_000) -> tuple[Path, int]
             version += 1
             continue
         except OSError as err:
-            raise ConfigError(f"cannot create the run directory {path} ({err.strerror}); set "
-                              f"trainer.logger.init_args.save_dir (or trainer.default_root_dir) to a writable "
-                              f"directory") from None
+            raise ConfigError(
+                f"cannot create the run directory {path} ({err.strerror}); set "
+                f"trainer.logger.init_args.save_dir (or trainer.default_root_dir) to a writable "
+                f"directory"
+            ) from None
         _claimed.append(path)
         return path, version
     raise ConfigError(f"no free version_N under {root} after {max_tries} tries; clean up old runs")
@@ -67,8 +71,11 @@ def _versioned_loggers(trainer: Any) -> list[tuple[Any, str, Path]]:
     for logger in loggers:
         class_path = _get(logger, "class_path")
         init_args = _get(logger, "init_args")
-        if not isinstance(class_path, str) or init_args is None \
-                or class_path.rpartition(".")[2] not in VERSIONED_LOGGERS:
+        if (
+            not isinstance(class_path, str)
+            or init_args is None
+            or class_path.rpartition(".")[2] not in VERSIONED_LOGGERS
+        ):
             continue
         save_dir = _get(init_args, "save_dir") or "runs"
         if root_dir and save_dir == "runs":
@@ -114,10 +121,12 @@ def check_explicit_version(base: Path, version: Any, overwrite: bool, ckpt_path:
     if ckpt_path and Path(ckpt_path).resolve().is_relative_to(path.resolve()):
         return  # resuming a run in its own directory
     if not overwrite:
-        raise ConfigError(f"the run directory {path} (trainer.logger.init_args.version: {version}) already holds a "
-                          f"run; its report, samples and events would be overwritten or mixed: choose another "
-                          f"version, leave version unset for the next free one, or add --overwrite_version true to "
-                          f"replace it")
+        raise ConfigError(
+            f"the run directory {path} (trainer.logger.init_args.version: {version}) already holds a "
+            f"run; its report, samples and events would be overwritten or mixed: choose another "
+            f"version, leave version unset for the next free one, or add --overwrite_version true to "
+            f"replace it"
+        )
     for item in path.iterdir():
         shutil.rmtree(item) if item.is_dir() and not item.is_symlink() else item.unlink()
 
@@ -151,4 +160,7 @@ def release_empty_claims(say_what_is_kept: bool = True) -> None:
             continue
         kept = sorted(item.name + ("/" if item.is_dir() else "") for item in items if not _throwaway(item))
         if say_what_is_kept:
-            print(f"note: the failed run's directory {path} is kept; it holds {', '.join(kept)}", file=sys.stderr)
+            print(
+                f"note: the failed run's directory {path} is kept; it holds {', '.join(kept)}",
+                file=sys.stderr,
+            )

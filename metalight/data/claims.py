@@ -42,10 +42,14 @@ class ClaimRecord:
         for name in ("question", "claim", "consistency_id", "consistency_key"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
-                raise DataError(f"{where}: empty or non-text {name} (claim {self.id!r}); fix the row or set "
-                                f"strict: false to skip it")
+                raise DataError(
+                    f"{where}: empty or non-text {name} (claim {self.id!r}); fix the row or set "
+                    f"strict: false to skip it"
+                )
         if self.claim_2 is not None and (not isinstance(self.claim_2, str) or not self.claim_2.strip()):
-            raise DataError(f"{where}: empty second response (claim {self.id!r}); fix the row or set strict: false")
+            raise DataError(
+                f"{where}: empty second response (claim {self.id!r}); fix the row or set strict: false"
+            )
         if self.label not in (0, 1, None):
             raise DataError(f"{where}: label must be 0, 1 or missing, got {self.label!r} (claim {self.id!r})")
         return self
@@ -86,8 +90,10 @@ class ClaimDataModule(QADataModule):
         seen: dict[str, str] = {}
         for record in records:
             if record.id in seen:
-                raise DataError(f"{type(self).__name__}: claim id {record.id!r} occurs twice; ids must be unique "
-                                f"(check the rows' ids)")
+                raise DataError(
+                    f"{type(self).__name__}: claim id {record.id!r} occurs twice; ids must be unique "
+                    f"(check the rows' ids)"
+                )
             seen[record.id] = record.consistency_id
         return records
 

@@ -113,13 +113,24 @@ class QADataModule(LightningDataModule, ABC):
 
     hub_splits_default: dict[str, str] | str = {"train": "train", "val": "validation", "test": "test"}
 
-    def __init__(self, path: str | dict[str, str] | None = None, hub_name: str | None = None,
-                 hub_config: str | None = None, hub_splits: dict[str, str] | str | None = None,
-                 val_fraction: float = 0.1, test_fraction: float = 0.1,
-                 max_samples: int | dict[str, int] | None = None, seed: int = 0, batch_size: int = 32,
-                 eval_batch_size: int | None = None, strict: bool = True, num_workers: int = 0,
-                 stratify: bool | str = False, eval_split: Literal["auto", "whole", "held_out"] = "auto",
-                 max_samples_from: Literal["shuffle", "start"] = "shuffle"):
+    def __init__(
+        self,
+        path: str | dict[str, str] | None = None,
+        hub_name: str | None = None,
+        hub_config: str | None = None,
+        hub_splits: dict[str, str] | str | None = None,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        max_samples: int | dict[str, int] | None = None,
+        seed: int = 0,
+        batch_size: int = 32,
+        eval_batch_size: int | None = None,
+        strict: bool = True,
+        num_workers: int = 0,
+        stratify: bool | str = False,
+        eval_split: Literal["auto", "whole", "held_out"] = "auto",
+        max_samples_from: Literal["shuffle", "start"] = "shuffle",
+    ):
         super().__init__()
         self.save_hyperparameters()
         self.path, self.hub_name, self.hub_config = path, hub_name, hub_config
@@ -143,8 +154,11 @@ class QADataModule(LightningDataModule, ABC):
 
     def _check_args(self) -> None:
         problems = []
-        if not 0 <= self.val_fraction < 1 or not 0 <= self.test_fraction < 1 \
-                or self.val_fraction + self.test_fraction >= 1:
+        if (
+            not 0 <= self.val_fraction < 1
+            or not 0 <= self.test_fraction < 1
+            or self.val_fraction + self.test_fraction >= 1
+        ):
             problems.append("val_fraction and test_fraction must be in [0, 1) with a sum below 1")
         if self.batch_size < 1 or self.eval_batch_size < 1:
             problems.append("batch_size and eval_batch_size must be >= 1")
@@ -156,7 +170,9 @@ class QADataModule(LightningDataModule, ABC):
         for split, cap in caps:
             if cap is not None and cap < 1:
                 key = f"max_samples.{split}" if split else "max_samples"
-                problems.append(f"{key}: {cap} must be >= 1 (rows per split); leave it unset (null) to keep every row")
+                problems.append(
+                    f"{key}: {cap} must be >= 1 (rows per split); leave it unset (null) to keep every row"
+                )
         if problems:
             raise ConfigError(f"{type(self).__name__}: " + "; ".join(problems))
 
@@ -183,11 +199,16 @@ class QADataModule(LightningDataModule, ABC):
         if self.hub_name:
             if isinstance(self.hub_splits, str):
                 return hub_rows(self.hub_name, self.hub_config, self.hub_splits)
-            return {split: hub_rows(self.hub_name, self.hub_config, name) for split, name in self.hub_splits.items()
-                    if name}
+            return {
+                split: hub_rows(self.hub_name, self.hub_config, name)
+                for split, name in self.hub_splits.items()
+                if name
+            }
         source = self.default_source()
         if source is None:
-            raise ConfigError(f"{type(self).__name__}: set `path:` (a local file) or `hub_name:` (a hub dataset)")
+            raise ConfigError(
+                f"{type(self).__name__}: set `path:` (a local file) or `hub_name:` (a hub dataset)"
+            )
         return source
 
     def parse_rows(self, rows: Iterable[Row]) -> list[Any]:
@@ -208,8 +229,10 @@ class QADataModule(LightningDataModule, ABC):
                 self.skipped.append(str(err))
                 continue
             except (KeyError, TypeError, AttributeError, ValueError) as err:
-                message = f"{where}: malformed row ({type(err).__name__}: {err}); expected the native schema " \
-                          f"of {type(self).__name__}"
+                message = (
+                    f"{where}: malformed row ({type(err).__name__}: {err}); expected the native schema "
+                    f"of {type(self).__name__}"
+                )
                 if self.strict:
                     raise DataError(message) from err
                 self.skipped.append(message)
@@ -222,16 +245,20 @@ class QADataModule(LightningDataModule, ABC):
 
     def partition(self, records: list[Any]) -> dict[str, list[Any]]:
         """Split the records of a single source into train/val/test (seeded, grouped, maybe stratified)."""
-        return split_records(records, self.val_fraction, self.test_fraction, self.seed, self.group_of,
-                             self._label_fn(records))
+        return split_records(
+            records, self.val_fraction, self.test_fraction, self.seed, self.group_of, self._label_fn(records)
+        )
 
     def _label_fn(self, records: Sequence[Any]):
         label_fn = labeller(self.stratify)
         if label_fn is not None and records and all(label_fn(r) is None for r in records):
-            what = "a label (.label or meta['label'])" if self.stratify is True \
-                else f"meta[{self.stratify!r}]"
-            raise ConfigError(f"{type(self).__name__}: stratify: {self.stratify} but no record has {what}; "
-                              f"set stratify to a meta key these records carry, or false")
+            what = (
+                "a label (.label or meta['label'])" if self.stratify is True else f"meta[{self.stratify!r}]"
+            )
+            raise ConfigError(
+                f"{type(self).__name__}: stratify: {self.stratify} but no record has {what}; "
+                f"set stratify to a meta key these records carry, or false"
+            )
         return label_fn
 
     def load_splits(self) -> dict[str, list[Any]]:
@@ -252,22 +279,31 @@ class QADataModule(LightningDataModule, ABC):
             self.split_rule = "whole file: every row (eval_split)"
         else:
             splits = self.partition(self.parse_rows(source))
-            self.split_rule = (f"held-out slice of one file: val_fraction {self.val_fraction}, test_fraction "
-                               f"{self.test_fraction} (set data.init_args.eval_split: whole for every row)")
+            self.split_rule = (
+                f"held-out slice of one file: val_fraction {self.val_fraction}, test_fraction "
+                f"{self.test_fraction} (set data.init_args.eval_split: whole for every row)"
+            )
         if self.skipped:
-            log.warning("%s: skipped %d malformed rows (strict: false): %s%s", type(self).__name__,
-                        len(self.skipped), "; ".join(self.skipped[:20]),
-                        f"; ... and {len(self.skipped) - 20} more" if len(self.skipped) > 20 else "")
+            log.warning(
+                "%s: skipped %d malformed rows (strict: false): %s%s",
+                type(self).__name__,
+                len(self.skipped),
+                "; ".join(self.skipped[:20]),
+                f"; ... and {len(self.skipped) - 20} more" if len(self.skipped) > 20 else "",
+            )
         if self.dropped:
-            log.info("%s: left out %d rows on purpose (see the class docstring)", type(self).__name__,
-                     self.dropped)
+            log.info(
+                "%s: left out %d rows on purpose (see the class docstring)", type(self).__name__, self.dropped
+            )
         label_fn = self._label_fn([r for records in splits.values() for r in records])
         self.uncapped = {split: len(records) for split, records in splits.items()}
         return {split: self._cap(split, records, label_fn) for split, records in splits.items()}
 
     def _whole_source(self) -> bool:
         """Whether a single source feeds validation and test whole (see ``eval_split``)."""
-        if self.eval_split == "auto":  # a file the user named; packaged and hub data keep their held-out split
+        if (
+            self.eval_split == "auto"
+        ):  # a file the user named; packaged and hub data keep their held-out split
             return isinstance(self.path, str) and self._stage in ("validate", "test")
         return self.eval_split == "whole"
 
@@ -276,9 +312,15 @@ class QADataModule(LightningDataModule, ABC):
         false``), left out on purpose, in the split before and after ``max_samples`` (and which rows a cap
         keeps, ``max_samples_from``)."""
         self.setup()
-        return {"split_rule": self.split_rule, "rows_read": self.rows_read, "skipped_rows": len(self.skipped),
-                "dropped_rows": self.dropped, "split_rows": self.uncapped.get(split, 0),
-                "evaluated_rows": len(self.splits[split]), "max_samples_from": self.max_samples_from}
+        return {
+            "split_rule": self.split_rule,
+            "rows_read": self.rows_read,
+            "skipped_rows": len(self.skipped),
+            "dropped_rows": self.dropped,
+            "split_rows": self.uncapped.get(split, 0),
+            "evaluated_rows": len(self.splits[split]),
+            "max_samples_from": self.max_samples_from,
+        }
 
     def _cap(self, split: str, records: list[Any], label_fn=None) -> list[Any]:
         limit = self.max_samples.get(split) if isinstance(self.max_samples, dict) else self.max_samples
@@ -300,16 +342,30 @@ class QADataModule(LightningDataModule, ABC):
     def _require(self, split: str) -> list[Any]:
         records = self.records(split)
         if not records:
-            skipped = (f" ({self.rows_read} rows read, {len(self.skipped)} skipped as malformed, first: "
-                       f"{self.skipped[0]})") if self.skipped else f" ({self.rows_read} rows read)"
-            raise DataError(f"{type(self).__name__}: the {split} split is empty{skipped}; check the data source, "
-                            f"max_samples and the split fractions")
+            skipped = (
+                (
+                    f" ({self.rows_read} rows read, {len(self.skipped)} skipped as malformed, first: "
+                    f"{self.skipped[0]})"
+                )
+                if self.skipped
+                else f" ({self.rows_read} rows read)"
+            )
+            raise DataError(
+                f"{type(self).__name__}: the {split} split is empty{skipped}; check the data source, "
+                f"max_samples and the split fractions"
+            )
         return records
 
     def train_dataloader(self) -> DataLoader:
         generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(RecordDataset(self._require("train")), batch_size=self.batch_size, shuffle=True,
-                          generator=generator, collate_fn=collate_records, num_workers=self.num_workers)
+        return DataLoader(
+            RecordDataset(self._require("train")),
+            batch_size=self.batch_size,
+            shuffle=True,
+            generator=generator,
+            collate_fn=collate_records,
+            num_workers=self.num_workers,
+        )
 
     def _eval_loader(self, split: str) -> DataLoader:
         dataset = RecordDataset(self._require(split))
@@ -317,8 +373,14 @@ class QADataModule(LightningDataModule, ABC):
         trainer = getattr(self, "trainer", None)
         if trainer is not None and trainer.world_size > 1:
             sampler = EvalDistributedSampler(dataset, trainer.world_size, trainer.global_rank)
-        return DataLoader(dataset, batch_size=self.eval_batch_size, shuffle=False, sampler=sampler,
-                          collate_fn=collate_records, num_workers=self.num_workers)
+        return DataLoader(
+            dataset,
+            batch_size=self.eval_batch_size,
+            shuffle=False,
+            sampler=sampler,
+            collate_fn=collate_records,
+            num_workers=self.num_workers,
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self._eval_loader("val")

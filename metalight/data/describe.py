@@ -38,8 +38,10 @@ def data_section(paths: list[str], overrides: list[str] = ()) -> tuple[str, dict
         if isinstance(section, str):
             section = {"class_path": section}
         if not isinstance(section, dict) or ("class_path" not in section and "init_args" not in section):
-            raise ConfigError(f"{path}: no `data:` section with class_path / init_args; pass a data config "
-                              f"(e.g. configs/data/fanoutqa.yaml) or an experiment config")
+            raise ConfigError(
+                f"{path}: no `data:` section with class_path / init_args; pass a data config "
+                f"(e.g. configs/data/fanoutqa.yaml) or an experiment config"
+            )
         if section.get("class_path") and section["class_path"] != class_path:
             class_path, init_args = section["class_path"], {}
         init_args.update(section.get("init_args") or {})
@@ -71,8 +73,11 @@ def build_datamodule(class_path: str, init_args: dict[str, Any]):
 
 def _built(value: Any) -> Any:
     """``value``, or the object it describes when it is a ``{class_path, init_args}`` mapping."""
-    if isinstance(value, dict) and isinstance(value.get("class_path"), str) \
-            and set(value) <= {"class_path", "init_args", "dict_kwargs"}:
+    if (
+        isinstance(value, dict)
+        and isinstance(value.get("class_path"), str)
+        and set(value) <= {"class_path", "init_args", "dict_kwargs"}
+    ):
         return build_datamodule(value["class_path"], value.get("init_args") or {})
     return value
 
@@ -135,11 +140,14 @@ def format_summary(summary: dict[str, Any]) -> str:
             counts = ", ".join(f"{label}: {n}" for label, n in entry[key].items())
             lines.append(f"        {key.removeprefix('by_')}: {counts}")
     if summary.get("skipped_malformed"):
-        lines.append(f"  skipped {summary['skipped_malformed']} malformed rows (strict: false) at: "
-                     f"{'; '.join(summary['skipped_where'])}")
+        lines.append(
+            f"  skipped {summary['skipped_malformed']} malformed rows (strict: false) at: "
+            f"{'; '.join(summary['skipped_where'])}"
+        )
     if summary.get("left_out_on_purpose"):
-        lines.append(f"  left out {summary['left_out_on_purpose']} rows on purpose (see the DataModule's "
-                     f"docstring)")
+        lines.append(
+            f"  left out {summary['left_out_on_purpose']} rows on purpose (see the DataModule's docstring)"
+        )
     for split, entry in summary["splits"].items():
         if entry["examples"]:
             lines.append(f"examples ({split}):")
@@ -149,17 +157,28 @@ def format_summary(summary: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m metalight.data``."""
-    parser = argparse.ArgumentParser(prog="python -m metalight.data",
-                                     description="Inspect a dataset through its DataModule.")
+    parser = argparse.ArgumentParser(
+        prog="python -m metalight.data", description="Inspect a dataset through its DataModule."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    describe = commands.add_parser("describe", help="counts per split and label, and a few examples",
-                                   description=__doc__.split("\n\n")[1].replace("\n", " "))
-    describe.add_argument("configs", nargs="+", metavar="config.yaml",
-                          help="data fragment or experiment config")
-    describe.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                          help="override an init arg, e.g. --set path=my.jsonl (repeatable)")
-    describe.add_argument("--by", metavar="META_KEY",
-                          help="also count records per meta[META_KEY], e.g. category")
+    describe = commands.add_parser(
+        "describe",
+        help="counts per split and label, and a few examples",
+        description=__doc__.split("\n\n")[1].replace("\n", " "),
+    )
+    describe.add_argument(
+        "configs", nargs="+", metavar="config.yaml", help="data fragment or experiment config"
+    )
+    describe.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an init arg, e.g. --set path=my.jsonl (repeatable)",
+    )
+    describe.add_argument(
+        "--by", metavar="META_KEY", help="also count records per meta[META_KEY], e.g. category"
+    )
     describe.add_argument("--examples", type=int, default=3, help="examples shown per split (default 3)")
     describe.add_argument("--json", action="store_true", help="print the summary as JSON")
     args = parser.parse_args(argv)

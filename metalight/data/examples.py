@@ -47,10 +47,15 @@ def _check_messages(messages: Any, where: str) -> tuple[dict[str, str], ...]:
     if not isinstance(messages, list) or not messages:
         raise DataError(f"{where}: `prompt` must be a string or a non-empty list of chat messages")
     for index, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in ROLES \
-                or not isinstance(message.get("content"), str):
-            raise DataError(f"{where}: prompt[{index}] must be {{'role': system|user|assistant, "
-                            f"'content': str}}, got {message!r:.80}")
+        if (
+            not isinstance(message, dict)
+            or message.get("role") not in ROLES
+            or not isinstance(message.get("content"), str)
+        ):
+            raise DataError(
+                f"{where}: prompt[{index}] must be {{'role': system|user|assistant, "
+                f"'content': str}}, got {message!r:.80}"
+            )
     if messages[-1]["role"] != "user":
         raise DataError(f"{where}: the last prompt message must have role 'user' (the completion answers it)")
     return tuple({"role": m["role"], "content": m["content"]} for m in messages)
@@ -60,8 +65,10 @@ def example_from_row(row: dict[str, Any], where: str) -> SFTExample:
     """Parse one TRL prompt-completion row; raise ``DataError`` naming ``where`` and the fix if malformed."""
     missing = [key for key in ("prompt", "completion") if key not in row]
     if missing:
-        raise DataError(f"{where}: missing {' and '.join(missing)}; a prompt-completion row is "
-                        f'{{"prompt": str | [messages], "completion": str}} (optional "system", "id")')
+        raise DataError(
+            f"{where}: missing {' and '.join(missing)}; a prompt-completion row is "
+            f'{{"prompt": str | [messages], "completion": str}} (optional "system", "id")'
+        )
     prompt, completion = row["prompt"], row["completion"]
     if isinstance(prompt, str):
         if not prompt.strip():
@@ -79,8 +86,9 @@ def example_from_row(row: dict[str, Any], where: str) -> SFTExample:
     if system is not None and not isinstance(system, str):
         raise DataError(f"{where}: `system` must be a string")
     meta = {k: v for k, v in row.items() if k not in ("prompt", "completion", "system", "id")}
-    return SFTExample(prompt=prompt, completion=completion, system=system or None,
-                      id=str(row.get("id", where)), meta=meta)
+    return SFTExample(
+        prompt=prompt, completion=completion, system=system or None, id=str(row.get("id", where)), meta=meta
+    )
 
 
 def example_to_row(example: SFTExample) -> dict[str, Any]:

@@ -23,8 +23,9 @@ def need_str(row: dict[str, Any], key: str, where: str, schema: str) -> str:
     """A text field; ``DataError`` when missing or not a string (emptiness is checked by ``QARecord``)."""
     value = need(row, key, where, schema)
     if not isinstance(value, str):
-        raise DataError(f"{where}: field `{key}` must be a string, got {type(value).__name__} "
-                        f"(schema: {schema}); {FIX}")
+        raise DataError(
+            f"{where}: field `{key}` must be a string, got {type(value).__name__} (schema: {schema}); {FIX}"
+        )
     return value
 
 
@@ -34,8 +35,9 @@ def need_list(row: dict[str, Any], key: str, where: str, schema: str, of: type |
     value = need(row, key, where, schema)
     if not isinstance(value, list) or (of is not None and not all(isinstance(v, of) for v in value)):
         item = f" of {of.__name__}" if of is not None else ""
-        raise DataError(f"{where}: field `{key}` must be a list{item}, got {_describe(value)} "
-                        f"(schema: {schema}); {FIX}")
+        raise DataError(
+            f"{where}: field `{key}` must be a list{item}, got {_describe(value)} (schema: {schema}); {FIX}"
+        )
     return value
 
 
@@ -43,8 +45,9 @@ def need_dict(row: dict[str, Any], key: str, where: str, schema: str) -> dict[st
     """An object field; ``DataError`` when missing or not an object."""
     value = need(row, key, where, schema)
     if not isinstance(value, dict):
-        raise DataError(f"{where}: field `{key}` must be an object, got {type(value).__name__} "
-                        f"(schema: {schema}); {FIX}")
+        raise DataError(
+            f"{where}: field `{key}` must be an object, got {type(value).__name__} (schema: {schema}); {FIX}"
+        )
     return value
 
 
@@ -61,8 +64,10 @@ def as_records(value: Any, where: str, name: str, schema: str) -> list[dict[str,
         if len(columns) == len(value) and len(lengths) <= 1:
             n = lengths.pop() if lengths else 0
             return [{k: v[i] for k, v in columns.items()} for i in range(n)]
-    raise DataError(f"{where}: `{name}` must be a list of objects or a dict of equal-length lists, got "
-                    f"{_describe(value)} (schema: {schema}); {FIX}")
+    raise DataError(
+        f"{where}: `{name}` must be a list of objects or a dict of equal-length lists, got "
+        f"{_describe(value)} (schema: {schema}); {FIX}"
+    )
 
 
 def unique_texts(texts: Iterable[Any]) -> list[str]:

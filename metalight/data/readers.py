@@ -37,6 +37,8 @@ class InvalidRow(dict):
     def __init__(self, message: str):
         super().__init__()
         self.message = message
+
+
 _WHITESPACE = " \t\n\r"
 
 
@@ -46,8 +48,10 @@ def read_rows(path: str | Path, json_key: str | None = None, skip_invalid: bool 
     is not JSON instead of raising."""
     path = Path(path).expanduser()
     if path.is_dir():
-        raise DataError(f"data path {path} is a directory, not a file; give one of its files ({', '.join(SUFFIXES)}) "
-                        f"as `path:` (or a dict of files per split)")
+        raise DataError(
+            f"data path {path} is a directory, not a file; give one of its files ({', '.join(SUFFIXES)}) "
+            f"as `path:` (or a dict of files per split)"
+        )
     if not path.is_file():
         raise DataError(f"data file not found: {path}; check `path:` in the data config (or use `hub_name:`)")
     name = path.name.lower()
@@ -62,8 +66,9 @@ def read_rows(path: str | Path, json_key: str | None = None, skip_invalid: bool 
     elif suffix == ".csv":
         yield from _csv_rows(path, compressed)
     else:
-        raise DataError(f"{path}: unsupported file type {''.join(path.suffixes[-2:])!r}; use one of "
-                        f"{', '.join(SUFFIXES)}")
+        raise DataError(
+            f"{path}: unsupported file type {''.join(path.suffixes[-2:])!r}; use one of {', '.join(SUFFIXES)}"
+        )
 
 
 def read_json(path: Path) -> Any:
@@ -107,10 +112,14 @@ def _read_text(path: Path, compressed: bool) -> str:
         with _open_text(path, compressed) as handle:
             return handle.read()
     except UnicodeDecodeError as err:
-        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start} of a read block); re-save "
-                        f"the file as UTF-8") from None
+        raise DataError(
+            f"{path}: not UTF-8 text ({err.reason} at byte {err.start} of a read block); re-save "
+            f"the file as UTF-8"
+        ) from None
     except _BROKEN_GZIP as err:
-        raise DataError(f"{path}: corrupt or truncated gzip file ({err}); download or compress it again") from None
+        raise DataError(
+            f"{path}: corrupt or truncated gzip file ({err}); download or compress it again"
+        ) from None
 
 
 def _first_non_utf8_line(path: Path) -> int | None:
@@ -137,10 +146,13 @@ def _lines(handle: Iterable[str], path: Path) -> Iterator[tuple[int, str]]:
         except UnicodeDecodeError as err:
             # Text is decoded in blocks: the failing line is found again from the raw bytes.
             bad = _first_non_utf8_line(path) or line_no + 1
-            raise DataError(f"{path}:{bad}: not UTF-8 text ({err.reason}); re-save the file as UTF-8") from None
+            raise DataError(
+                f"{path}:{bad}: not UTF-8 text ({err.reason}); re-save the file as UTF-8"
+            ) from None
         except _BROKEN_GZIP as err:
-            raise DataError(f"{path}:{line_no + 1}: corrupt or truncated gzip file ({err}); download or compress "
-                            f"it again") from None
+            raise DataError(
+                f"{path}:{line_no + 1}: corrupt or truncated gzip file ({err}); download or compress it again"
+            ) from None
         line_no += 1
         yield line_no, line
 
@@ -160,8 +172,9 @@ def _jsonl_rows(path: Path, compressed: bool, skip_invalid: bool = False) -> Ite
                     continue
                 raise DataError(message) from err
             if type(row) is not dict:
-                raise DataError(f"{prefix}{line_no}: expected a JSON object per line, got "
-                                f"{type(row).__name__}")
+                raise DataError(
+                    f"{prefix}{line_no}: expected a JSON object per line, got {type(row).__name__}"
+                )
             yield prefix + str(line_no), row
 
 
@@ -210,8 +223,10 @@ def _list_start(text: str, path: Path, json_key: str | None) -> int:
         pos += 1
     if json_key is None:
         if len(lists) != 1:
-            raise DataError(f"{path}: a JSON object with list fields {sorted(lists)}; set json_key to the "
-                            f"one holding the rows")
+            raise DataError(
+                f"{path}: a JSON object with list fields {sorted(lists)}; set json_key to the "
+                f"one holding the rows"
+            )
         json_key = next(iter(lists))
     if json_key not in lists:
         raise DataError(f"{path}: no list under key {json_key!r} in the JSON object (lists: {sorted(lists)})")
@@ -255,8 +270,10 @@ def _parquet_rows(path: Path) -> Iterator[Row]:
     try:
         table = pq.read_table(path)
     except Exception as err:
-        raise DataError(f"{path}: not a readable parquet file ({str(err).splitlines()[0][:200]}); download or "
-                        f"write it again") from None
+        raise DataError(
+            f"{path}: not a readable parquet file ({str(err).splitlines()[0][:200]}); download or "
+            f"write it again"
+        ) from None
     for index, row in enumerate(table.to_pylist()):
         yield f"{path}: row {index}", row
 
@@ -270,8 +287,10 @@ def hub_rows(name: str, config: str | None, split: str) -> Iterator[Row]:
     try:
         dataset = datasets.load_dataset(name, config, split=split)
     except Exception as err:  # datasets raises many types for offline / missing data
-        raise DataError(f"hub dataset {name!r} (config {config!r}, split {split!r}) could not be loaded: "
-                        f"{str(err).splitlines()[0][:200]}; download the official file and set `path:`") from err
+        raise DataError(
+            f"hub dataset {name!r} (config {config!r}, split {split!r}) could not be loaded: "
+            f"{str(err).splitlines()[0][:200]}; download the official file and set `path:`"
+        ) from err
     for index, row in enumerate(dataset):
         yield f"{name}[{split}] row {index}", row
 
@@ -283,6 +302,7 @@ ROW_KEY = "__row__"
 def numbered(source: dict[str, Iterator[Row]] | Iterator[Row]) -> dict[str, Iterator[Row]] | Iterator[Row]:
     """The same rows, each with its 0-based position in its split (or single file) under ``ROW_KEY``; for
     datasets whose rows carry no id (ids are then stable for a given file or hub split)."""
+
     def tag(name: str, rows: Iterator[Row]) -> Iterator[Row]:
         for index, (where, row) in enumerate(rows):
             yield where, {**row, ROW_KEY: f"{name}-{index}"}

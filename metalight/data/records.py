@@ -25,12 +25,16 @@ class QARecord:
         (e.g. about a fabricated entity), which every grader then scores as wrong.
         """
         if not isinstance(self.question, str) or not self.question.strip():
-            raise DataError(f"{where}: empty or non-text question; fix the row or set strict: false to skip it")
+            raise DataError(
+                f"{where}: empty or non-text question; fix the row or set strict: false to skip it"
+            )
         if not isinstance(self.answers, list) or not all(isinstance(a, str) for a in self.answers):
             raise DataError(f"{where}: answers must be a list of strings, got {type(self.answers).__name__}")
         if require_answers and not [a for a in self.answers if a.strip()]:
-            raise DataError(f"{where}: empty answer list for question {self.question[:60]!r}; every question "
-                            f"needs at least one non-empty alias (or set strict: false to skip such rows)")
+            raise DataError(
+                f"{where}: empty answer list for question {self.question[:60]!r}; every question "
+                f"needs at least one non-empty alias (or set strict: false to skip such rows)"
+            )
         return self
 
 
@@ -48,7 +52,10 @@ class RecordBatch:
         self.padding = padding
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, RecordBatch) and (self.records, self.padding) == (other.records, other.padding)
+        return isinstance(other, RecordBatch) and (self.records, self.padding) == (
+            other.records,
+            other.padding,
+        )
 
     def __repr__(self) -> str:
         return f"RecordBatch(records={self.records!r}, padding={self.padding!r})"

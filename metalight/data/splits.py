@@ -42,8 +42,14 @@ def _by_label(items: Sequence[Any], label_fn: LabelFn) -> dict[str, list[Any]]:
     return dict(sorted(buckets.items()))
 
 
-def split_records(records: Sequence[Any], val_fraction: float, test_fraction: float, seed: int,
-                  group_of=lambda r: r.id, label_fn: LabelFn | None = None) -> dict[str, list[Any]]:
+def split_records(
+    records: Sequence[Any],
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    group_of=lambda r: r.id,
+    label_fn: LabelFn | None = None,
+) -> dict[str, list[Any]]:
     """Split records into train/val/test by seed; records of one group (``group_of``) stay together.
 
     With ``label_fn`` each label's groups are split by the fractions separately (a group takes the label of
@@ -63,16 +69,17 @@ def split_records(records: Sequence[Any], val_fraction: float, test_fraction: fl
         rng.shuffle(stratum)
         n_test, n_val = round(len(stratum) * test_fraction), round(len(stratum) * val_fraction)
         parts["test"] += stratum[:n_test]
-        parts["val"] += stratum[n_test:n_test + n_val]
-        parts["train"] += stratum[n_test + n_val:]
+        parts["val"] += stratum[n_test : n_test + n_val]
+        parts["train"] += stratum[n_test + n_val :]
     if label_fn is not None:  # interleave the labels (they were appended stratum by stratum)
         for part in parts.values():
             rng.shuffle(part)
     return {split: [r for k in part for r in groups[k]] for split, part in parts.items()}
 
 
-def cap_records(records: list[Any], limit: int | None, seed: int, split: str,
-                label_fn: LabelFn | None = None) -> list[Any]:
+def cap_records(
+    records: list[Any], limit: int | None, seed: int, split: str, label_fn: LabelFn | None = None
+) -> list[Any]:
     """At most ``limit`` records, drawn by a seeded shuffle and kept in their original order; with
     ``label_fn`` each label gets its proportional share (largest remainders)."""
     if limit is None or limit >= len(records):
@@ -85,10 +92,10 @@ def cap_records(records: list[Any], limit: int | None, seed: int, split: str,
     buckets = _by_label(range(len(records)), lambda i: label_fn(records[i]))
     exact = {label: limit * len(idx) / len(records) for label, idx in buckets.items()}
     quota = {label: int(x) for label, x in exact.items()}
-    for label in sorted(exact, key=lambda k: (quota[k] - exact[k], k))[:limit - sum(quota.values())]:
+    for label in sorted(exact, key=lambda k: (quota[k] - exact[k], k))[: limit - sum(quota.values())]:
         quota[label] += 1
     chosen = []
     for label, idx in buckets.items():
         rng.shuffle(idx)
-        chosen += idx[:quota[label]]
+        chosen += idx[: quota[label]]
     return [records[i] for i in sorted(chosen)]

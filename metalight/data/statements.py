@@ -52,8 +52,9 @@ class StatementRecord:
         for name in ("user_prompt", "response"):
             value = getattr(self, name)
             if not isinstance(value, str) or not value.strip():
-                raise DataError(f"{where}: empty or non-text {name}; fix the row or set strict: false to "
-                                f"skip it")
+                raise DataError(
+                    f"{where}: empty or non-text {name}; fix the row or set strict: false to skip it"
+                )
         if isinstance(self.label, bool) or self.label not in (0, 1):
             raise DataError(f"{where}: label must be 0 or 1, got {self.label!r}")
         return self
@@ -105,13 +106,28 @@ class StatementDataModule(QADataModule):
     upstream_name: str | None = None
     """The ``load_dataset`` key of this set upstream (``None``: upstream has no such set)."""
 
-    def __init__(self, *args, user_prompt: str | None = None, shuffle_before: bool | None = None,
-                 balance: bool | None = None, n_sample: int | None = None, val_fraction: float = 0.2,
-                 test_fraction: float = 0.2, stratify: bool | str = True,
-                 eval_split: Literal["auto", "whole", "held_out"] = "held_out", selection: Selection = "metalight",
-                 **kwargs):
-        super().__init__(*args, val_fraction=val_fraction, test_fraction=test_fraction, stratify=stratify,
-                         eval_split=eval_split, **kwargs)
+    def __init__(
+        self,
+        *args,
+        user_prompt: str | None = None,
+        shuffle_before: bool | None = None,
+        balance: bool | None = None,
+        n_sample: int | None = None,
+        val_fraction: float = 0.2,
+        test_fraction: float = 0.2,
+        stratify: bool | str = True,
+        eval_split: Literal["auto", "whole", "held_out"] = "held_out",
+        selection: Selection = "metalight",
+        **kwargs,
+    ):
+        super().__init__(
+            *args,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            stratify=stratify,
+            eval_split=eval_split,
+            **kwargs,
+        )
         self.user_prompt = user_prompt
         self.shuffle_before = self.default_shuffle if shuffle_before is None else shuffle_before
         self.balance = self.default_balance if balance is None else balance
@@ -119,8 +135,10 @@ class StatementDataModule(QADataModule):
         self.rows_before_cap = 0
         self.selection = selection
         if selection == "upstream" and self.upstream_name is None:
-            raise ConfigError(f"{type(self).__name__}: selection: upstream reproduces upstream neurofeedback's "
-                              f"data/load.py, which has no such data set; use selection: metalight")
+            raise ConfigError(
+                f"{type(self).__name__}: selection: upstream reproduces upstream neurofeedback's "
+                f"data/load.py, which has no such data set; use selection: metalight"
+            )
 
     def parse_rows(self, rows: Iterable[Row]) -> list[StatementRecord]:
         """Parse and validate, then shuffle / balance / cap as upstream does before its split."""
@@ -168,15 +186,28 @@ class StatementDataModule(QADataModule):
         name = super().describe_name()
         return f"{name} [selection: upstream]" if self.selection == "upstream" else name
 
-    def statement(self, row: dict[str, Any], where: str, response_key: str, label_key: str, index: str,
-                  user_prompt: str, **meta: Any) -> StatementRecord:
+    def statement(
+        self,
+        row: dict[str, Any],
+        where: str,
+        response_key: str,
+        label_key: str,
+        index: str,
+        user_prompt: str,
+        **meta: Any,
+    ) -> StatementRecord:
         """A validated record from a flat native row (``response_key`` text, ``label_key`` 0/1)."""
         if response_key not in row or label_key not in row:
-            raise DataError(f"{where}: a row needs the columns {response_key!r} and {label_key!r} "
-                            f"(got {sorted(row)})")
-        return StatementRecord(id=index, user_prompt=user_prompt, response=row[response_key],
-                               label=parse_label(row[label_key], where, label_key),
-                               meta={"source": self.source_name, **meta}).validate(where)
+            raise DataError(
+                f"{where}: a row needs the columns {response_key!r} and {label_key!r} (got {sorted(row)})"
+            )
+        return StatementRecord(
+            id=index,
+            user_prompt=user_prompt,
+            response=row[response_key],
+            label=parse_label(row[label_key], where, label_key),
+            meta={"source": self.source_name, **meta},
+        ).validate(where)
 
     source_name = "statements"
 

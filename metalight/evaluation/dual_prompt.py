@@ -86,8 +86,10 @@ class EvalSettings:
         """Raise ``ConfigError`` naming the ``evaluation.*`` keys of settings that cannot work; returns self."""
         problems = []
         if self.decoder == "compact" and self.decoding == "model_default":
-            problems.append("evaluation.decoder: compact decodes greedy or sample only, but evaluation.decoding is "
-                            "model_default (the model's own generation_config): set decoder: hf or auto")
+            problems.append(
+                "evaluation.decoder: compact decodes greedy or sample only, but evaluation.decoding is "
+                "model_default (the model's own generation_config): set decoder: hf or auto"
+            )
         for key in ("max_new_tokens", "max_input_tokens"):
             if getattr(self, key) < 1:
                 problems.append(f"evaluation.{key}: {getattr(self, key)} must be >= 1 (tokens)")
@@ -140,19 +142,24 @@ class SampleResult:
         return out
 
 
-def build_prompts(tokenizer, records: Sequence[QARecord], settings: EvalSettings) -> tuple[list[Prompt], list[Prompt]]:
+def build_prompts(
+    tokenizer, records: Sequence[QARecord], settings: EvalSettings
+) -> tuple[list[Prompt], list[Prompt]]:
     """The rendered direct and meta prompts of each record."""
     direct, meta = [], []
     for record in records:
         d = direct_prompt(record.question, settings.language, record.context)
         m = meta_prompt(record.question, settings.language, record.context)
-        direct.append(Prompt(*render_prompt(tokenizer, d, settings.direct_chat_template, settings.system_prompt)))
+        direct.append(
+            Prompt(*render_prompt(tokenizer, d, settings.direct_chat_template, settings.system_prompt))
+        )
         meta.append(Prompt(*render_prompt(tokenizer, m, settings.meta_chat_template, settings.system_prompt)))
     return direct, meta
 
 
-def sent_prompts(tokenizer, prompts: Sequence[Prompt], max_input_tokens: int,
-                 truncation_side: TruncationSide = "left") -> tuple[list[Prompt], list[bool]]:
+def sent_prompts(
+    tokenizer, prompts: Sequence[Prompt], max_input_tokens: int, truncation_side: TruncationSide = "left"
+) -> tuple[list[Prompt], list[bool]]:
     """The prompts as the model receives them: a prompt longer than ``max_input_tokens`` is cut on
     ``truncation_side`` (see :func:`metalight.models.generation.encode_prompts`) and replaced by the decoded
     text kept; returns the prompts and which were truncated."""
@@ -178,8 +185,14 @@ def meta_token_ids(tokenizer, settings: EvalSettings) -> tuple[list[int], list[i
 
 
 @torch.no_grad()
-def evaluate_records(model, tokenizer, records: Sequence[QARecord], settings: EvalSettings | None = None,
-                     synced_gpus: bool = False, prefix_cache: bool = True) -> list[SampleResult]:
+def evaluate_records(
+    model,
+    tokenizer,
+    records: Sequence[QARecord],
+    settings: EvalSettings | None = None,
+    synced_gpus: bool = False,
+    prefix_cache: bool = True,
+) -> list[SampleResult]:
     """Evaluate ``records`` with the dual-prompt protocol; returns one :class:`SampleResult` per record.
     ``prefix_cache``: prefill prompt prefixes shared by many rows once (results are unchanged); ``settings``
     defaults to ``EvalSettings()``."""
@@ -191,22 +204,51 @@ def evaluate_records(model, tokenizer, records: Sequence[QARecord], settings: Ev
     decoding = Decoding(max_new_tokens=settings.max_new_tokens, strategy=settings.decoding)
     n = len(records)
     if settings.meta_readout == "generate":
-        out = generate(model, tokenizer, direct + meta, decoding, settings.max_input_tokens,
-                       capture_token_ids=(ids[0] + ids[1]) if ids else None, synced_gpus=synced_gpus,
-                       prefix_cache=prefix_cache, decoder=settings.decoder, truncation_side=settings.truncation_side)
+        out = generate(
+            model,
+            tokenizer,
+            direct + meta,
+            decoding,
+            settings.max_input_tokens,
+            capture_token_ids=(ids[0] + ids[1]) if ids else None,
+            synced_gpus=synced_gpus,
+            prefix_cache=prefix_cache,
+            decoder=settings.decoder,
+            truncation_side=settings.truncation_side,
+        )
         answers, meta_texts = out.texts[:n], out.texts[n:]
         direct_ids = [out.generated_ids(i) for i in range(n)]
-        p_yes = (p_yes_from_logits(out.first_token_logits[n:], len(ids[0])).tolist() if ids
-                 else [float("nan")] * n)
+        p_yes = (
+            p_yes_from_logits(out.first_token_logits[n:], len(ids[0])).tolist() if ids else [float("nan")] * n
+        )
     else:
-        out = generate(model, tokenizer, direct, decoding, settings.max_input_tokens, synced_gpus=synced_gpus,
-                       prefix_cache=prefix_cache, decoder=settings.decoder, truncation_side=settings.truncation_side)
+        out = generate(
+            model,
+            tokenizer,
+            direct,
+            decoding,
+            settings.max_input_tokens,
+            synced_gpus=synced_gpus,
+            prefix_cache=prefix_cache,
+            decoder=settings.decoder,
+            truncation_side=settings.truncation_side,
+        )
         answers, direct_ids = out.texts, [out.generated_ids(i) for i in range(n)]
-        p_yes = yes_probability(model, tokenizer, meta, ids[0], ids[1], settings.max_input_tokens,
-                                prefix_cache=prefix_cache, synced_gpus=synced_gpus,
-                                truncation_side=settings.truncation_side).tolist()
+        p_yes = yes_probability(
+            model,
+            tokenizer,
+            meta,
+            ids[0],
+            ids[1],
+            settings.max_input_tokens,
+            prefix_cache=prefix_cache,
+            synced_gpus=synced_gpus,
+            truncation_side=settings.truncation_side,
+        ).tolist()
         meta_texts = None
-    sent_direct, cut_direct = sent_prompts(tokenizer, direct, settings.max_input_tokens, settings.truncation_side)
+    sent_direct, cut_direct = sent_prompts(
+        tokenizer, direct, settings.max_input_tokens, settings.truncation_side
+    )
     sent_meta, cut_meta = sent_prompts(tokenizer, meta, settings.max_input_tokens, settings.truncation_side)
     results = score_answers(records, sent_direct, sent_meta, answers, meta_texts, p_yes, settings, direct_ids)
     marks = control_tokens(tokenizer)
@@ -220,14 +262,24 @@ def control_tokens(tokenizer) -> tuple[str, ...]:
     """The tokenizer's special tokens as text (``<|im_start|>``, ``</s>``, ...): written inside a question they
     are encoded as the real control tokens."""
     names = set(getattr(tokenizer, "all_special_tokens", None) or [])
-    names |= {t.content for t in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values()
-              if getattr(t, "special", False)}
+    names |= {
+        t.content
+        for t in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values()
+        if getattr(t, "special", False)
+    }
     return tuple(sorted(name for name in names if len(name) > 1))
 
 
-def score_answers(records: Sequence[QARecord], direct: Sequence[Prompt], meta: Sequence[Prompt],
-                  answers: Sequence[str], meta_texts: Sequence[str] | None, p_yes: Sequence[float],
-                  settings: EvalSettings, direct_ids: Sequence[list[int]] | None = None) -> list[SampleResult]:
+def score_answers(
+    records: Sequence[QARecord],
+    direct: Sequence[Prompt],
+    meta: Sequence[Prompt],
+    answers: Sequence[str],
+    meta_texts: Sequence[str] | None,
+    p_yes: Sequence[float],
+    settings: EvalSettings,
+    direct_ids: Sequence[list[int]] | None = None,
+) -> list[SampleResult]:
     """Grade the direct answers and read the meta decisions: generated ``meta_texts`` parsed with the
     yes/no rule, or (``meta_texts=None``, logits read-out) said_yes = P(yes) > 0.5. ``direct_ids`` (the
     answers' generated token ids) are kept in memory for token-level confidence sources when given."""
@@ -240,13 +292,26 @@ def score_answers(records: Sequence[QARecord], direct: Sequence[Prompt], meta: S
         decisions = [parse_meta_answer(t, settings.yes_no_rule, settings.language) for t in meta_texts]
         said_yes, parsed = [d.said_yes for d in decisions], [d.parsed for d in decisions]
     return [
-        SampleResult(id=r.id, question=r.question, aliases=list(r.answers), direct_prompt=dp.text,
-                     direct_answer=a, correct=is_correct(a, r.answers, settings.grading),
-                     exact_match=exact_match(a, r.answers), meta_prompt=mp.text, meta_answer=mt,
-                     said_yes=bool(y), meta_parsed=bool(ok), p_yes=float(p), direct_completion_ids=chosen,
-                     suspect_match=settings.grading == "esma" and suspect_match(a, r.answers), meta=dict(r.meta))
-        for r, dp, mp, a, mt, y, ok, p, chosen in zip(records, direct, meta, answers, meta_texts, said_yes, parsed,
-                                                       p_yes, direct_ids)
+        SampleResult(
+            id=r.id,
+            question=r.question,
+            aliases=list(r.answers),
+            direct_prompt=dp.text,
+            direct_answer=a,
+            correct=is_correct(a, r.answers, settings.grading),
+            exact_match=exact_match(a, r.answers),
+            meta_prompt=mp.text,
+            meta_answer=mt,
+            said_yes=bool(y),
+            meta_parsed=bool(ok),
+            p_yes=float(p),
+            direct_completion_ids=chosen,
+            suspect_match=settings.grading == "esma" and suspect_match(a, r.answers),
+            meta=dict(r.meta),
+        )
+        for r, dp, mp, a, mt, y, ok, p, chosen in zip(
+            records, direct, meta, answers, meta_texts, said_yes, parsed, p_yes, direct_ids
+        )
     ]
 
 

@@ -57,9 +57,17 @@ def level_stats(results: Iterable[Any]) -> list[LevelStats]:
     for key in sorted(groups):
         rows = groups[key]
         p_yes = [float(r.p_yes) for r in rows if r.p_yes is not None and not math.isnan(float(r.p_yes))]
-        out.append(LevelStats(key[0], key[1], names[key], len(rows), sum(bool(r.correct) for r in rows) / len(rows),
-                              sum(p_yes) / len(p_yes) if p_yes else float("nan"),
-                              sum(bool(r.said_yes) for r in rows) / len(rows)))
+        out.append(
+            LevelStats(
+                key[0],
+                key[1],
+                names[key],
+                len(rows),
+                sum(bool(r.correct) for r in rows) / len(rows),
+                sum(p_yes) / len(p_yes) if p_yes else float("nan"),
+                sum(bool(r.said_yes) for r in rows) / len(rows),
+            )
+        )
     return out
 
 

@@ -81,8 +81,10 @@ def check_sources(names: Sequence[str], white_box: bool = True) -> list[str]:
     if unknown:
         raise ConfigError(f"unknown confidence source(s) {unknown}; choose from {list(get_args(SourceName))}")
     if not white_box and (blocked := [n for n in names if SOURCES[n].needs_logits]):
-        raise ConfigError(f"source(s) {blocked} need the model's logits, which an API model does not return; "
-                          f"use {list(get_args(TextSourceName))}")
+        raise ConfigError(
+            f"source(s) {blocked} need the model's logits, which an API model does not return; "
+            f"use {list(get_args(TextSourceName))}"
+        )
     if len(set(names)) != len(names):
         raise ConfigError(f"confidence sources listed twice: {list(names)}")
     return list(names)
@@ -114,14 +116,25 @@ class SourceContext:
     def token_scores(self) -> TokenScores:
         """Per-token log-probs / entropies of the direct answers (computed once, shared by two sources)."""
         if self._token_scores is None:
-            prompts = [Prompt(*render_prompt(self.tokenizer, direct_prompt(r.question, self.settings.language,
-                                                                           r.context),
-                                             self.settings.direct_chat_template, self.settings.system_prompt))
-                       for r in self.records]
-            self._token_scores = completion_token_scores(self.model, self.tokenizer, prompts,
-                                                         [s.direct_completion_ids for s in self.results],
-                                                         self.settings.max_input_tokens,
-                                                         truncation_side=self.settings.truncation_side)
+            prompts = [
+                Prompt(
+                    *render_prompt(
+                        self.tokenizer,
+                        direct_prompt(r.question, self.settings.language, r.context),
+                        self.settings.direct_chat_template,
+                        self.settings.system_prompt,
+                    )
+                )
+                for r in self.records
+            ]
+            self._token_scores = completion_token_scores(
+                self.model,
+                self.tokenizer,
+                prompts,
+                [s.direct_completion_ids for s in self.results],
+                self.settings.max_input_tokens,
+                truncation_side=self.settings.truncation_side,
+            )
         return self._token_scores
 
 
@@ -166,13 +179,23 @@ def local_responder(model, tokenizer, settings: EvalSettings, synced_gpus: bool 
     ``VERBALIZED_EXTRA_INPUT_TOKENS`` more input budget than ``settings.max_input_tokens``."""
 
     def respond(conversations: Sequence[Messages], max_new_tokens: int) -> list[str | None]:
-        prompts = [render_messages(tokenizer, c, settings.direct_chat_template, settings.system_prompt)
-                   for c in conversations]
-        budget = settings.max_input_tokens + (VERBALIZED_EXTRA_INPUT_TOKENS if any(len(c) > 1 for c in conversations)
-                                              else 0)
+        prompts = [
+            render_messages(tokenizer, c, settings.direct_chat_template, settings.system_prompt)
+            for c in conversations
+        ]
+        budget = settings.max_input_tokens + (
+            VERBALIZED_EXTRA_INPUT_TOKENS if any(len(c) > 1 for c in conversations) else 0
+        )
         decoding = Decoding(max_new_tokens=max_new_tokens, strategy=settings.decoding)
-        return generate(model, tokenizer, prompts, decoding, budget, synced_gpus=synced_gpus,
-                        truncation_side=settings.truncation_side).texts
+        return generate(
+            model,
+            tokenizer,
+            prompts,
+            decoding,
+            budget,
+            synced_gpus=synced_gpus,
+            truncation_side=settings.truncation_side,
+        ).texts
 
     return respond
 
@@ -193,15 +216,22 @@ def _meta(ctx: SourceContext) -> SourceScores:
 
 def _idk(ctx: SourceContext) -> SourceScores:
     language = ctx.settings.language
-    replies = ctx.respond([_user(idk_prompt(r.question, language, r.context)) for r in ctx.records],
-                          ctx.settings.max_new_tokens)
+    replies = ctx.respond(
+        [_user(idk_prompt(r.question, language, r.context)) for r in ctx.records], ctx.settings.max_new_tokens
+    )
     scores, extras = [], []
     for record, reply in zip(ctx.records, replies):
         answered = None if reply is None else not is_abstention(reply)
         scores.append(math.nan if answered is None else float(answered))
-        extras.append({"idk_answer": reply, "idk_answered": answered,
-                       "idk_correct": None if reply is None else is_correct(reply, record.answers,
-                                                                            ctx.settings.grading)})
+        extras.append(
+            {
+                "idk_answer": reply,
+                "idk_answered": answered,
+                "idk_correct": None
+                if reply is None
+                else is_correct(reply, record.answers, ctx.settings.grading),
+            }
+        )
     return SourceScores(scores, [s == 1.0 for s in scores], extras)
 
 
@@ -215,26 +245,51 @@ def _mean_token_entropy(ctx: SourceContext) -> SourceScores:
 
 def _p_true(ctx: SourceContext) -> SourceScores:
     settings, tokenizer = ctx.settings, ctx.tokenizer
-    prompts = [Prompt(*render_prompt(tokenizer, p_true_prompt(r.question, s.direct_answer, r.context),
-                                     settings.meta_chat_template, settings.system_prompt))
-               for r, s in zip(ctx.records, ctx.results)]
+    prompts = [
+        Prompt(
+            *render_prompt(
+                tokenizer,
+                p_true_prompt(r.question, s.direct_answer, r.context),
+                settings.meta_chat_template,
+                settings.system_prompt,
+            )
+        )
+        for r, s in zip(ctx.records, ctx.results)
+    ]
     true_ids, false_ids = yes_no_token_ids(tokenizer, "True", "False")
-    scores = yes_probability(ctx.model, tokenizer, prompts, true_ids, false_ids, settings.max_input_tokens,
-                             truncation_side=settings.truncation_side).tolist()
+    scores = yes_probability(
+        ctx.model,
+        tokenizer,
+        prompts,
+        true_ids,
+        false_ids,
+        settings.max_input_tokens,
+        truncation_side=settings.truncation_side,
+    ).tolist()
     return SourceScores(scores, [p > 0.5 for p in scores])
 
 
 def _verbalized(ctx: SourceContext) -> SourceScores:
     language = ctx.settings.language
-    replies = ctx.respond([verbalized_conversation(direct_prompt(r.question, language, r.context), s.direct_answer)
-                           for r, s in zip(ctx.records, ctx.results)], VERBALIZED_MAX_NEW_TOKENS)
+    replies = ctx.respond(
+        [
+            verbalized_conversation(direct_prompt(r.question, language, r.context), s.direct_answer)
+            for r, s in zip(ctx.records, ctx.results)
+        ],
+        VERBALIZED_MAX_NEW_TOKENS,
+    )
     scores = [math.nan if reply is None else parse_probability(reply) for reply in replies]
     return SourceScores(scores, [p > 0.5 for p in scores], [{"verbalized_reply": reply} for reply in replies])
 
 
 SOURCE_FUNCTIONS: dict[str, Callable[[SourceContext], SourceScores]] = {
-    "p_yes": _p_yes, "meta": _meta, "idk": _idk, "max_seq_prob": _max_seq_prob,
-    "mean_token_entropy": _mean_token_entropy, "p_true": _p_true, "verbalized": _verbalized,
+    "p_yes": _p_yes,
+    "meta": _meta,
+    "idk": _idk,
+    "max_seq_prob": _max_seq_prob,
+    "mean_token_entropy": _mean_token_entropy,
+    "p_true": _p_true,
+    "verbalized": _verbalized,
 }
 
 
@@ -246,5 +301,7 @@ def compute_sources(names: Sequence[str], ctx: SourceContext) -> dict[str, Sourc
 def check_idk_language(language: str) -> None:
     """Raise ``ConfigError`` when the IDK prompt does not exist for ``language`` (upstream: English only)."""
     if qa_templates(language).idk is None:
-        raise ConfigError(f"the IDK prompt exists only in English (as upstream ESMA); evaluation.language is "
-                          f"{language!r}: drop 'idk' from the sources or set evaluation.language: en")
+        raise ConfigError(
+            f"the IDK prompt exists only in English (as upstream ESMA); evaluation.language is "
+            f"{language!r}: drop 'idk' from the sources or set evaluation.language: en"
+        )

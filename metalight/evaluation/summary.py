@@ -42,9 +42,14 @@ def attach_sources(results: list[SampleResult], batches: dict[str, SourceScores]
         for scores in batches.values():
             if scores.extras:
                 extras.update(scores.extras[i])
-        out.append(ScoredSample(**base, confidence={n: float(b.score[i]) for n, b in batches.items()},
-                                reports={n: (b.report[i] if b.report is not None else None)
-                                         for n, b in batches.items()}, extras=extras))
+        out.append(
+            ScoredSample(
+                **base,
+                confidence={n: float(b.score[i]) for n, b in batches.items()},
+                reports={n: (b.report[i] if b.report is not None else None) for n, b in batches.items()},
+                extras=extras,
+            )
+        )
     return out
 
 
@@ -57,9 +62,11 @@ def idk_rates(samples: list[ScoredSample]) -> dict[str, float]:
     ones, and accuracy over all questions (abstentions count as wrong)."""
     rows = [s.extras for s in samples if s.extras.get("idk_answered") is not None]
     answered = [bool(r["idk_answered"]) for r in rows]
-    return {"idk/abstention_rate": _mean([not a for a in answered]),
-            "idk/answered_accuracy": _mean([bool(r["idk_correct"]) for r in rows if r["idk_answered"]]),
-            "idk/prompt_accuracy": _mean([bool(r["idk_correct"]) for r in rows])}
+    return {
+        "idk/abstention_rate": _mean([not a for a in answered]),
+        "idk/answered_accuracy": _mean([bool(r["idk_correct"]) for r in rows if r["idk_answered"]]),
+        "idk/prompt_accuracy": _mean([bool(r["idk_correct"]) for r in rows]),
+    }
 
 
 def load_thresholds(path: str | None) -> dict[str, float]:
@@ -68,18 +75,28 @@ def load_thresholds(path: str | None) -> dict[str, float]:
         return {}
     file = Path(path)
     if not file.is_file():
-        raise ConfigError(f"thresholds_from: {path} not found; point it at the report of a validation run "
-                          f"(e.g. runs/<experiment>/version_0/reports/val_step0.json)")
+        raise ConfigError(
+            f"thresholds_from: {path} not found; point it at the report of a validation run "
+            f"(e.g. runs/<experiment>/version_0/reports/val_step0.json)"
+        )
     report = json.loads(file.read_text())
     if not isinstance(report.get("thresholds"), dict):
-        raise ConfigError(f"thresholds_from: {path} has no 'thresholds' section; it must come from an evaluation "
-                          f"with confidence sources (ConfidenceEvalModule or APIEvalModule)")
+        raise ConfigError(
+            f"thresholds_from: {path} has no 'thresholds' section; it must come from an evaluation "
+            f"with confidence sources (ConfidenceEvalModule or APIEvalModule)"
+        )
     return {name: float(entry["threshold"]) for name, entry in report["thresholds"].items()}
 
 
-def summarize_sources(samples: list[ScoredSample], names: list[str], split: str, correction: Correction,
-                      criterion: Criterion, sweep_points: int, carried: dict[str, float]
-                      ) -> tuple[dict[str, float], dict[str, Any], dict[str, float]]:
+def summarize_sources(
+    samples: list[ScoredSample],
+    names: list[str],
+    split: str,
+    correction: Correction,
+    criterion: Criterion,
+    sweep_points: int,
+    carried: dict[str, float],
+) -> tuple[dict[str, float], dict[str, Any], dict[str, float]]:
     """Metrics of every source against the direct answers' correctness, plus a threshold per source: the one
     ``carried`` from validation when given, else the best on this split by ``criterion``.
 
@@ -103,14 +120,21 @@ def summarize_sources(samples: list[ScoredSample], names: list[str], split: str,
         if name in carried:
             threshold, selected_on = carried[name], "val"
         else:
-            threshold, selected_on = select_threshold(correct, score, criterion, correction)["threshold"], split
+            threshold, selected_on = (
+                select_threshold(correct, score, criterion, correction)["threshold"],
+                split,
+            )
         at = threshold_table(correct, score, torch.tensor([threshold], dtype=torch.float64), correction)[0]
         used[name] = threshold
         metrics[f"{name}/threshold"] = threshold
         metrics.update({f"{name}/threshold_{key}": at[key] for key in metric_names("threshold")})
-        sweeps[name] = {"threshold": threshold, "selected_on": selected_on, "criterion": criterion,
-                        "at_threshold": at,
-                        "sweep": threshold_table(correct, score, quantile_thresholds(score, sweep_points), correction)}
+        sweeps[name] = {
+            "threshold": threshold,
+            "selected_on": selected_on,
+            "criterion": criterion,
+            "at_threshold": at,
+            "sweep": threshold_table(correct, score, quantile_thresholds(score, sweep_points), correction),
+        }
     if "idk" in names:
         metrics.update(idk_rates(samples))
     return metrics, {"thresholds": sweeps}, used

@@ -58,8 +58,13 @@ class MetacognitionModule(LightningModule):
     needs_full_replicas = False
     exact_resume_keys: tuple[str, ...] = ()
 
-    def __init__(self, model: str = DEFAULT_MODEL, dtype: DTypeName = "float32",
-                 optimizer: OptimizerCallable | None = None, lr_scheduler: LRSchedulerCallable | None = None):
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        dtype: DTypeName = "float32",
+        optimizer: OptimizerCallable | None = None,
+        lr_scheduler: LRSchedulerCallable | None = None,
+    ):
         super().__init__()
         # The factories are recorded as plain class_path / init_args data (checkpoints load with weights_only).
         self.save_hyperparameters(ignore=["evaluation", "optimizer", "lr_scheduler"])
@@ -72,8 +77,9 @@ class MetacognitionModule(LightningModule):
         self.tokenizer = None
         self.eval_outcomes: dict[str, EvaluationOutcome] = {}
 
-    def record_settings(self, name: str, value: Settings | dict | None, cls: type[Settings],
-                        default: Settings | None = None) -> Settings | None:
+    def record_settings(
+        self, name: str, value: Settings | dict | None, cls: type[Settings], default: Settings | None = None
+    ) -> Settings | None:
         """A settings dataclass argument as an object (``cls(**value)`` when a checkpoint passes back the
         recorded dict; ``default`` when it is ``None``), recorded in ``hparams[name]`` as a plain dict so that
         checkpoints load with ``weights_only``."""
@@ -116,8 +122,10 @@ class MetacognitionModule(LightningModule):
     def configure_optimizers(self):
         """``optimizer`` over :meth:`optimizer_parameters`, with ``lr_scheduler`` stepped every optimizer step."""
         if self.optimizer_factory is None:
-            raise ConfigError(f"{type(self).__name__} has no optimizer: it only measures (use cli.py validate or "
-                              f"test), or set model.init_args.optimizer")
+            raise ConfigError(
+                f"{type(self).__name__} has no optimizer: it only measures (use cli.py validate or "
+                f"test), or set model.init_args.optimizer"
+            )
         optimizer = self.optimizer_factory(self.optimizer_parameters())
         if self.lr_scheduler_factory is None:
             return optimizer
@@ -132,9 +140,11 @@ class MetacognitionModule(LightningModule):
             return None
         steps = self._trainer.estimated_stepping_batches
         if math.isinf(steps):
-            raise ConfigError("model.init_args.lr_scheduler (WarmupDecay) spans the whole run, but the run has no end "
-                              "(trainer.max_steps: -1 and max_epochs: -1): set one of them, or "
-                              "lr_scheduler.init_args.total_steps, or lr_scheduler: null for a constant lr")
+            raise ConfigError(
+                "model.init_args.lr_scheduler (WarmupDecay) spans the whole run, but the run has no end "
+                "(trainer.max_steps: -1 and max_epochs: -1): set one of them, or "
+                "lr_scheduler.init_args.total_steps, or lr_scheduler: null for a constant lr"
+            )
         return int(steps)
 
     def optimizer_settings(self) -> dict[str, Any] | None:
@@ -201,8 +211,12 @@ class DualPromptModule(MetacognitionModule):
         (model, dtype, optimizer, lr_scheduler: see ``MetacognitionModule``)
     """
 
-    def __init__(self, evaluation: EvalSettings | None = None, dprime_correction: Literal["clip", "loglinear"] = "clip",
-                 **kwargs: Any):
+    def __init__(
+        self,
+        evaluation: EvalSettings | None = None,
+        dprime_correction: Literal["clip", "loglinear"] = "clip",
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         settings = self.record_settings("evaluation", evaluation, EvalSettings, EvalSettings())
         self.evaluation = DualPromptEvaluation(settings, dprime_correction)
@@ -221,7 +235,9 @@ class DualPromptModule(MetacognitionModule):
         """Answer the batch's questions and add them (padding rows left out) to the split's metrics and samples."""
         self.evaluation.record(split, self.evaluate(batch.records), keep=[not pad for pad in batch.padding])
 
-    def extra_metrics(self, split: str, samples: list[SampleResult]) -> tuple[dict[str, float], dict[str, Any]]:
+    def extra_metrics(
+        self, split: str, samples: list[SampleResult]
+    ) -> tuple[dict[str, float], dict[str, Any]]:
         """Metrics beyond the registry's, computed from every rank's samples (logged as ``<split>/<key>``), and
         report details (e.g. threshold sweeps); empty here."""
         return {}, {}
@@ -233,8 +249,10 @@ class DualPromptModule(MetacognitionModule):
         if self.trainer.sanity_checking:
             return None
         if not samples:
-            raise DataError(f"the {split} pass evaluated no rows (n = 0): check the data source, max_samples, "
-                            f"limit_{'val' if split == 'val' else 'test'}_batches and (API models) on_failure")
+            raise DataError(
+                f"the {split} pass evaluated no rows (n = 0): check the data source, max_samples, "
+                f"limit_{'val' if split == 'val' else 'test'}_batches and (API models) on_failure"
+            )
         return self._outcome(split, values, samples)
 
     def answered(self, split: str) -> list[SampleResult]:
@@ -244,11 +262,14 @@ class DualPromptModule(MetacognitionModule):
         so_far = self.evaluation.so_far(split)
         return None if so_far is None else self._outcome(split, *so_far)
 
-    def _outcome(self, split: str, values: dict[str, float], samples: list[SampleResult]) -> EvaluationOutcome:
+    def _outcome(
+        self, split: str, values: dict[str, float], samples: list[SampleResult]
+    ) -> EvaluationOutcome:
         extra, details = self.extra_metrics(split, samples)
         values.update(extra)
-        return EvaluationOutcome(split, self.global_step, self.current_epoch, values, samples,
-                                 {**row_counts(samples), **details})
+        return EvaluationOutcome(
+            split, self.global_step, self.current_epoch, values, samples, {**row_counts(samples), **details}
+        )
 
     def report_settings(self) -> dict[str, Any]:
         return {**super().report_settings(), **self.evaluation.describe(self.tokenizer)}

@@ -50,9 +50,11 @@ def row_counts(samples: Sequence[Any]) -> dict[str, int]:
     """Rows whose inputs or grading deserve a look, for ``report.json``: prompts cut to ``max_input_tokens``
     (``truncated_rows``), answers credited only through a weak alias (``suspect_matches``) and questions
     holding the model's control tokens as text (``control_token_rows``)."""
-    return {"truncated_rows": sum(bool(getattr(s, "prompt_truncated", False)) for s in samples),
-            "suspect_matches": sum(bool(getattr(s, "suspect_match", False)) for s in samples),
-            "control_token_rows": sum(bool(getattr(s, "control_tokens", False)) for s in samples)}
+    return {
+        "truncated_rows": sum(bool(getattr(s, "prompt_truncated", False)) for s in samples),
+        "suspect_matches": sum(bool(getattr(s, "suspect_match", False)) for s in samples),
+        "control_token_rows": sum(bool(getattr(s, "control_tokens", False)) for s in samples),
+    }
 
 
 class DualPromptEvaluation(nn.Module):
@@ -71,8 +73,9 @@ class DualPromptEvaluation(nn.Module):
         super().__init__()
         self.settings = settings.check()
         self.dprime_correction = dprime_correction
-        self.metrics = nn.ModuleDict({split: MetacognitionMetrics(dprime_correction=dprime_correction)
-                                      for split in EVAL_SPLITS})
+        self.metrics = nn.ModuleDict(
+            {split: MetacognitionMetrics(dprime_correction=dprime_correction) for split in EVAL_SPLITS}
+        )
         self.samples: dict[str, list[Any]] = {split: [] for split in EVAL_SPLITS}
 
     def answer(self, model, tokenizer, records, synced_gpus: bool = False) -> list[SampleResult]:

@@ -32,8 +32,10 @@ def fused_kernel_fits(params: Iterable[Any]) -> bool:
     tensors = []
     for item in params:
         tensors.extend(item["params"] if isinstance(item, dict) else [item])
-    return bool(tensors) and all(type(p.data) is torch.Tensor and p.device.type in ("cpu", "cuda")
-                                 and p.is_floating_point() for p in tensors)
+    return bool(tensors) and all(
+        type(p.data) is torch.Tensor and p.device.type in ("cpu", "cuda") and p.is_floating_point()
+        for p in tensors
+    )
 
 
 class FusedAdamW(torch.optim.AdamW):
@@ -48,11 +50,24 @@ class FusedAdamW(torch.optim.AdamW):
         fused: the fused kernel; ``None`` chooses it when every parameter is a plain CPU / CUDA tensor.
     """
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0.0, fused: bool | None = None):
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+        fused: bool | None = None,
+    ):
         params = list(params)
-        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
-                         fused=fused_kernel_fits(params) if fused is None else fused)
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            fused=fused_kernel_fits(params) if fused is None else fused,
+        )
 
 
 def lr_factor(step: int, total: int | None, warmup_ratio: float, schedule: LRSchedule) -> float:
@@ -85,12 +100,19 @@ class WarmupDecay(LambdaLR):
             :meth:`count_steps_with`).
     """
 
-    def __init__(self, optimizer: torch.optim.Optimizer, warmup_ratio: float = 0.0, schedule: LRSchedule = "linear",
-                 total_steps: int | None = None):
+    def __init__(
+        self,
+        optimizer: torch.optim.Optimizer,
+        warmup_ratio: float = 0.0,
+        schedule: LRSchedule = "linear",
+        total_steps: int | None = None,
+    ):
         if not 0 <= warmup_ratio < 1:
             raise ConfigError(f"lr_scheduler.init_args.warmup_ratio must be in [0, 1), got {warmup_ratio}")
         if schedule not in ("constant", "linear", "cosine"):
-            raise ConfigError(f"lr_scheduler.init_args.schedule {schedule!r} is not one of constant, linear, cosine")
+            raise ConfigError(
+                f"lr_scheduler.init_args.schedule {schedule!r} is not one of constant, linear, cosine"
+            )
         self.warmup_ratio, self.schedule, self.total_steps = warmup_ratio, schedule, total_steps
         self.start_step = 0  # the step the schedule restarts from (SFT's schedule_per_epoch)
         self._steps: Callable[[], int | None] | None = None
@@ -137,8 +159,10 @@ def factory_settings(factory: Any) -> dict[str, Any] | None:
     if isinstance(factory, functools.partial):  # jsonargparse's (class among the args) or a user's partial
         target = next((a for a in factory.args if isinstance(a, type)), factory.func)
         init_args = dict(factory.keywords)
-    return {"class_path": f"{target.__module__}.{getattr(target, '__qualname__', repr(target))}",
-            "init_args": init_args}
+    return {
+        "class_path": f"{target.__module__}.{getattr(target, '__qualname__', repr(target))}",
+        "init_args": init_args,
+    }
 
 
 def factory_from_settings(value: Any) -> Callable[..., Any] | None:
@@ -150,5 +174,7 @@ def factory_from_settings(value: Any) -> Callable[..., Any] | None:
     try:
         target = getattr(importlib.import_module(module_name), name)
     except (ImportError, AttributeError, ValueError) as err:
-        raise ConfigError(f"cannot import {value['class_path']!r} ({err}); give an importable class_path") from err
+        raise ConfigError(
+            f"cannot import {value['class_path']!r} ({err}); give an importable class_path"
+        ) from err
     return functools.partial(target, **value.get("init_args", {}))

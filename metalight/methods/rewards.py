@@ -72,8 +72,11 @@ def token_f1_reward(prompts: Sequence[str], completions: Sequence[str], records:
     return torch.tensor([token_f1(c, r.answers) for c, r in zip(completions, records)])
 
 
-REWARDS: dict[str, RewardFn] = {"alias_match": alias_match, "exact_match": exact_match_reward,
-                                "token_f1": token_f1_reward}
+REWARDS: dict[str, RewardFn] = {
+    "alias_match": alias_match,
+    "exact_match": exact_match_reward,
+    "token_f1": token_f1_reward,
+}
 
 
 # ---- names, columns, checks --------------------------------------------------------------------------------
@@ -90,14 +93,18 @@ def resolve_reward(name: str, *tables: Mapping[str, RewardFn]) -> RewardFn:
         try:
             fn = getattr(importlib.import_module(module_name), attr)
         except (ImportError, AttributeError) as err:
-            raise ConfigError(f"reward {name!r}: cannot import it ({type(err).__name__}: {err}); known rewards: "
-                              f"{sorted(known)}") from err
+            raise ConfigError(
+                f"reward {name!r}: cannot import it ({type(err).__name__}: {err}); known rewards: "
+                f"{sorted(known)}"
+            ) from err
         if callable(fn):
             return fn
-        raise ConfigError(f"reward {name!r} is a {type(fn).__name__}, not a function "
-                          f"f(prompts, completions, records)")
-    raise ConfigError(f"unknown reward {name!r}; use a known name {sorted(known)} or a dotted path "
-                      f"package.module.function")
+        raise ConfigError(
+            f"reward {name!r} is a {type(fn).__name__}, not a function f(prompts, completions, records)"
+        )
+    raise ConfigError(
+        f"unknown reward {name!r}; use a known name {sorted(known)} or a dotted path package.module.function"
+    )
 
 
 def weighted_reward(weights: Mapping[str, float], *tables: Mapping[str, RewardFn]) -> RewardFn:
@@ -106,11 +113,15 @@ def weighted_reward(weights: Mapping[str, float], *tables: Mapping[str, RewardFn
     applicable") makes the sum NaN. The parts' columns are declared on ``combined.parts`` for
     :func:`check_columns`."""
     if not weights:
-        raise ConfigError("reward: an empty mapping; give reward names with their weights, e.g. "
-                          "{auroc_alignment: 1.0, correctness: 0.3}")
+        raise ConfigError(
+            "reward: an empty mapping; give reward names with their weights, e.g. "
+            "{auroc_alignment: 1.0, correctness: 0.3}"
+        )
     parts = [(name, resolve_reward(name, *tables), float(w)) for name, w in weights.items()]
 
-    def combined(prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any], **columns: Any) -> Tensor:
+    def combined(
+        prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any], **columns: Any
+    ) -> Tensor:
         total = torch.zeros(len(completions))
         for name, fn, weight in parts:
             total = total + weight * score_reward(name, fn, prompts, completions, records, **columns)
@@ -133,13 +144,18 @@ def check_columns(name: str, fn: RewardFn, provided: Collection[str]) -> None:
     the method does not provide."""
     for part, part_fn, _ in getattr(fn, "parts", ()):  # a weighted sum: each part declares its own columns
         check_columns(part, part_fn, provided)
-    needed = [p.name for p in _parameters(fn)[3:]
-              if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
+    needed = [
+        p.name
+        for p in _parameters(fn)[3:]
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
     missing = [column for column in needed if column not in provided]
     if missing:
         have = f"only {sorted(provided)}" if provided else "none"
-        raise ConfigError(f"reward {name!r} reads the columns {missing}, but this method provides {have}; use it "
-                          f"with a method that measures them (ESMA: correct, said_yes, p_yes) or remove it")
+        raise ConfigError(
+            f"reward {name!r} reads the columns {missing}, but this method provides {have}; use it "
+            f"with a method that measures them (ESMA: correct, said_yes, p_yes) or remove it"
+        )
 
 
 def _columns_for(fn: RewardFn, columns: Mapping[str, Any]) -> dict[str, Any]:
@@ -157,25 +173,38 @@ def check_reward(name: str, values: Any, rows: int) -> Tensor:
     try:
         tensor = torch.as_tensor(values)
     except (TypeError, ValueError, RuntimeError) as err:
-        raise RewardError(f"reward {name!r} returned {type(values).__name__} that is not numbers ({err}); return "
-                          f"one float per completion") from None
+        raise RewardError(
+            f"reward {name!r} returned {type(values).__name__} that is not numbers ({err}); return "
+            f"one float per completion"
+        ) from None
     if tensor.dtype.is_complex:
-        raise RewardError(f"reward {name!r} returned dtype {tensor.dtype}; return real numbers (one float per "
-                          f"completion)")
+        raise RewardError(
+            f"reward {name!r} returned dtype {tensor.dtype}; return real numbers (one float per completion)"
+        )
     if tensor.shape != (rows,):
-        raise RewardError(f"reward {name!r} returned shape {tuple(tensor.shape)}; it must return one value per "
-                          f"completion, shape ({rows},)")
+        raise RewardError(
+            f"reward {name!r} returned shape {tuple(tensor.shape)}; it must return one value per "
+            f"completion, shape ({rows},)"
+        )
     tensor = tensor.to(torch.float32)
     infinite = torch.isinf(tensor)
     if infinite.any():
         bad = torch.nonzero(infinite).flatten()[:5].tolist()
-        raise RewardError(f"reward {name!r} returned ±inf for completions {bad}; return a finite number (NaN "
-                          f"only for 'not applicable')")
+        raise RewardError(
+            f"reward {name!r} returned ±inf for completions {bad}; return a finite number (NaN "
+            f"only for 'not applicable')"
+        )
     return tensor
 
 
-def score_reward(name: str, fn: RewardFn, prompts: Sequence[str], completions: Sequence[str],
-                 records: Sequence[Any], **columns: Any) -> Tensor:
+def score_reward(
+    name: str,
+    fn: RewardFn,
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    records: Sequence[Any],
+    **columns: Any,
+) -> Tensor:
     """``fn`` on one batch of completions (with the ``columns`` it declares), checked (:func:`check_reward`); an
     exception inside the function becomes a one-line ``RewardError`` naming the reward (the original stays
     chained as its cause)."""
@@ -185,6 +214,8 @@ def score_reward(name: str, fn: RewardFn, prompts: Sequence[str], completions: S
         raise
     except Exception as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        raise RewardError(f"reward {name!r} raised {type(err).__name__}: {first_line}; fix the reward function "
-                          f"or remove it from the config") from err
+        raise RewardError(
+            f"reward {name!r} raised {type(err).__name__}: {first_line}; fix the reward function "
+            f"or remove it from the config"
+        ) from err
     return check_reward(name, values, len(completions))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional, Union
-
 import torch
 from torch import Tensor
 from torchmetrics import Metric
@@ -23,7 +21,7 @@ def as_binary(name: str, x: Tensor) -> Tensor:
     return x.bool()
 
 
-def check_rows(**columns: Optional[Tensor]) -> int:
+def check_rows(**columns: Tensor | None) -> int:
     """Check that every given column is 1-D with the same length N; return N."""
     lengths = {}
     for name, col in columns.items():
@@ -37,7 +35,7 @@ def check_rows(**columns: Optional[Tensor]) -> int:
     return next(iter(lengths.values()), 0)
 
 
-def keep_mask(mask: Optional[Tensor], n: int, device: torch.device) -> Tensor:
+def keep_mask(mask: Tensor | None, n: int, device: torch.device) -> Tensor:
     """The rows to keep: ``mask`` (True = keep) checked against N, or all rows when it is None."""
     if mask is None:
         return torch.ones(n, dtype=torch.bool, device=device)
@@ -46,7 +44,7 @@ def keep_mask(mask: Optional[Tensor], n: int, device: torch.device) -> Tensor:
     return as_binary("mask", mask)
 
 
-def binary_rows(correct: Tensor, said_yes: Tensor, mask: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+def binary_rows(correct: Tensor, said_yes: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
     """Validated bool ``correct`` and ``said_yes`` restricted to the kept rows."""
     n = check_rows(correct=correct, said_yes=said_yes)
     keep = keep_mask(mask, n, correct.device)
@@ -54,7 +52,7 @@ def binary_rows(correct: Tensor, said_yes: Tensor, mask: Optional[Tensor]) -> tu
 
 
 def scored_rows(
-    correct: Tensor, confidence: Tensor, mask: Optional[Tensor], unit_interval: bool = True
+    correct: Tensor, confidence: Tensor, mask: Tensor | None, unit_interval: bool = True
 ) -> tuple[Tensor, Tensor]:
     """Bool ``correct`` and float ``confidence`` for kept rows whose confidence is not NaN.
 
@@ -71,7 +69,7 @@ def scored_rows(
     return correct, confidence
 
 
-def cat_state(state: Union[Tensor, list[Tensor]]) -> Tensor:
+def cat_state(state: Tensor | list[Tensor]) -> Tensor:
     """A ``"cat"`` state as one tensor; empty (length 0) when ``update`` was never called."""
     if isinstance(state, list) and not state:
         return torch.empty(0)
@@ -93,7 +91,7 @@ class ScoredRowsMetric(Metric):
         self.add_state("correct", default=[], dist_reduce_fx="cat")
         self.add_state("confidence", default=[], dist_reduce_fx="cat")
 
-    def update(self, correct: Tensor, confidence: Tensor, mask: Optional[Tensor] = None) -> None:
+    def update(self, correct: Tensor, confidence: Tensor, mask: Tensor | None = None) -> None:
         """Append the scored rows of one batch."""
         correct, confidence = scored_rows(correct, confidence, mask)
         self.correct.append(correct.to(self.dtype))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -11,7 +11,7 @@ from torchmetrics import Metric
 from metalight.metrics._inputs import binary_rows
 
 
-def _alignment_update(correct: Tensor, said_yes: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+def _alignment_update(correct: Tensor, said_yes: Tensor, mask: Tensor | None = None) -> Tensor:
     """The 2×2 count table over the kept rows: ``table[c, y]`` = #(correct == c, said_yes == y)."""
     correct, said_yes = binary_rows(correct, said_yes, mask)
     return torch.bincount(2 * correct.long() + said_yes.long(), minlength=4).view(2, 2)
@@ -48,47 +48,47 @@ def _alignment_compute(table: Tensor) -> dict[str, Tensor]:
     }
 
 
-def _measure(name: str, correct: Tensor, said_yes: Tensor, mask: Optional[Tensor]) -> Tensor:
+def _measure(name: str, correct: Tensor, said_yes: Tensor, mask: Tensor | None) -> Tensor:
     return _alignment_compute(_alignment_update(correct, said_yes, mask))[name]
 
 
-def accuracy(correct: Tensor, said_yes: Optional[Tensor] = None, mask: Optional[Tensor] = None) -> Tensor:
+def accuracy(correct: Tensor, said_yes: Tensor | None = None, mask: Tensor | None = None) -> Tensor:
     """Fraction of answers that are correct (``said_yes``, when given, is checked for shape, not used)."""
     return _measure("accuracy", correct, correct if said_yes is None else said_yes, mask)
 
 
-def raw_alignment(correct: Tensor, said_yes: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+def raw_alignment(correct: Tensor, said_yes: Tensor, mask: Tensor | None = None) -> Tensor:
     """Mean of 1[correct == said_yes]: the self-report agrees with the outcome."""
     return _measure("raw_alignment", correct, said_yes, mask)
 
 
-def yes_ratio(correct: Tensor, said_yes: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+def yes_ratio(correct: Tensor, said_yes: Tensor, mask: Tensor | None = None) -> Tensor:
     """Fraction of meta answers that are "yes"."""
     return _measure("yes_ratio", correct, said_yes, mask)
 
 
-def coverage(correct: Tensor, said_yes: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+def coverage(correct: Tensor, said_yes: Tensor, mask: Tensor | None = None) -> Tensor:
     """Fraction of answers reported yes ("answered"): a confidence source's yes ratio."""
     return _measure("yes_ratio", correct, said_yes, mask)
 
 
-def selective_accuracy(correct: Tensor, said_yes: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+def selective_accuracy(correct: Tensor, said_yes: Tensor, mask: Tensor | None = None) -> Tensor:
     """P(correct | yes): the accuracy of the answers reported yes ("accuracy if answered"). NaN when none is."""
     table = _alignment_update(correct, said_yes, mask).double()
     return table[1, 1] / table[:, 1].sum()
 
 
-def yes_failure_rate(correct: Tensor, said_yes: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+def yes_failure_rate(correct: Tensor, said_yes: Tensor, mask: Tensor | None = None) -> Tensor:
     """P(wrong | said yes): overclaiming. NaN when nobody said yes."""
     return _measure("yes_failure_rate", correct, said_yes, mask)
 
 
-def no_failure_rate(correct: Tensor, said_yes: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+def no_failure_rate(correct: Tensor, said_yes: Tensor, mask: Tensor | None = None) -> Tensor:
     """P(correct | said no): underclaiming. NaN when nobody said no."""
     return _measure("no_failure_rate", correct, said_yes, mask)
 
 
-def rmi(correct: Tensor, said_yes: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+def rmi(correct: Tensor, said_yes: Tensor, mask: Tensor | None = None) -> Tensor:
     """Relative meta information I(correct; yes) / H(correct), bits over bits, in [0, 1]."""
     return _measure("rmi", correct, said_yes, mask)
 
@@ -124,7 +124,7 @@ class MetaAlignment(Metric):
         super().__init__(**kwargs)
         self.add_state("table", default=torch.zeros(2, 2, dtype=torch.long), dist_reduce_fx="sum")
 
-    def update(self, correct: Tensor, said_yes: Tensor, mask: Optional[Tensor] = None) -> None:
+    def update(self, correct: Tensor, said_yes: Tensor, mask: Tensor | None = None) -> None:
         """Add one batch to the 2×2 table."""
         self.table += _alignment_update(correct, said_yes, mask)
 

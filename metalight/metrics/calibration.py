@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -25,7 +25,7 @@ def _ece_compute(correct: Tensor, confidence: Tensor, n_bins: int) -> Tensor:
 
 
 def expected_calibration_error(
-    correct: Tensor, confidence: Tensor, n_bins: int = 15, mask: Optional[Tensor] = None
+    correct: Tensor, confidence: Tensor, n_bins: int = 15, mask: Tensor | None = None
 ) -> Tensor:
     """Functional :class:`ExpectedCalibrationError`."""
     return _ece_compute(*scored_rows(correct, confidence, mask), n_bins=n_bins)
@@ -82,7 +82,7 @@ def _brier_compute(sum_squared_error: Tensor, total: Tensor) -> Tensor:
     return sum_squared_error.double() / total
 
 
-def brier_score(correct: Tensor, confidence: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+def brier_score(correct: Tensor, confidence: Tensor, mask: Tensor | None = None) -> Tensor:
     """Functional :class:`BrierScore`."""
     return _brier_compute(*_brier_update(*scored_rows(correct, confidence, mask)))
 
@@ -113,7 +113,7 @@ class BrierScore(Metric):
         self.add_state("sum_squared_error", default=zero, dist_reduce_fx="sum")
         self.add_state("total", default=torch.tensor(0), dist_reduce_fx="sum")
 
-    def update(self, correct: Tensor, confidence: Tensor, mask: Optional[Tensor] = None) -> None:
+    def update(self, correct: Tensor, confidence: Tensor, mask: Tensor | None = None) -> None:
         """Add the squared errors of one batch."""
         sse, total = _brier_update(*scored_rows(correct, confidence, mask))
         self.sum_squared_error += sse

@@ -12,7 +12,7 @@ makes a DDP result equal the single-process one by construction: the only reduct
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Optional, get_args
+from typing import Any, get_args
 
 from torch import Tensor
 from torchmetrics import Metric
@@ -78,7 +78,7 @@ class MetacognitionMetrics(Metric):
         dprime_correction: Correction = "clip",
         ece_bins: int = registry.metric_spec("ece").options["n_bins"],
         meta_d_ratings: int = registry.metric_spec("meta_d_prime").options["n_ratings"],
-        names: Optional[Sequence[str]] = None,
+        names: Sequence[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -99,7 +99,7 @@ class MetacognitionMetrics(Metric):
         said_yes: Tensor,
         confidence: Tensor,
         parsed: Tensor,
-        mask: Optional[Tensor] = None,
+        mask: Tensor | None = None,
     ) -> None:
         """Add one batch of answers (checked here, so a bad column fails at its batch)."""
         n = check_rows(correct=correct, said_yes=said_yes, confidence=confidence, parsed=parsed)
@@ -111,13 +111,20 @@ class MetacognitionMetrics(Metric):
 
     def settings(self) -> dict[str, Any]:
         """The options this collection gives the declared metrics (over the registry entries' defaults)."""
-        return {"correction": self.dprime_correction, "n_bins": self.ece_bins, "n_ratings": self.meta_d_ratings}
+        return {
+            "correction": self.dprime_correction,
+            "n_bins": self.ece_bins,
+            "n_ratings": self.meta_d_ratings,
+        }
 
     def compute(self) -> dict[str, float]:
         """Every metric of ``names`` (default: every report metric the registry declares now) over everything
         seen since the last reset, as floats."""
         columns = {name: cat_state(getattr(self, name)) for name in get_args(registry.Column)}
         columns.update({name: columns[name].bool() for name in _BINARY})
-        return {name: float(value) for name, value in
-                registry.compute_values(columns, self.names or registry.metric_names("report"),
-                                        self.settings()).items()}
+        return {
+            name: float(value)
+            for name, value in registry.compute_values(
+                columns, self.names or registry.metric_names("report"), self.settings()
+            ).items()
+        }

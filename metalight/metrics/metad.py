@@ -9,7 +9,7 @@ counts enter the likelihood; the type-1 d' and c come from the type-1 rates.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Optional, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -233,7 +233,7 @@ def meta_d_from_confidence(
     n_ratings: int = 4,
     binning: Binning = "uniform",
     pad: bool = True,
-    mask: Optional[Tensor] = None,
+    mask: Tensor | None = None,
 ) -> MetaDFit:
     """meta-d' of a confidence in being correct, for free-form QA (no stimulus classes).
 
@@ -291,7 +291,7 @@ def meta_d_prime(
     confidence: Tensor,
     n_ratings: int = 4,
     binning: Binning = "uniform",
-    mask: Optional[Tensor] = None,
+    mask: Tensor | None = None,
 ) -> dict[str, Tensor]:
     """Functional :class:`MetaDPrime`: ``{"meta_d_prime", "m_ratio"}``, NaN with a warning where
     :func:`meta_d_from_confidence` would raise."""

@@ -23,7 +23,7 @@ used as given (e.g. 0/1 correctness).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -32,7 +32,7 @@ from torchmetrics import Metric
 from metalight.metrics._inputs import cat_state, check_rows, keep_mask, warn
 
 
-def _scored(confidence: Tensor, quality: Tensor, mask: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+def _scored(confidence: Tensor, quality: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
     """Float64 (confidence, quality) of the kept rows whose confidence and quality are not NaN."""
     n = check_rows(confidence=confidence, quality=quality)
     if not confidence.is_floating_point():
@@ -87,14 +87,16 @@ def _check_max_rejection(max_rejection: float) -> None:
 
 
 def prediction_rejection_ratio(
-    confidence: Tensor, quality: Tensor, max_rejection: float = 1.0, mask: Optional[Tensor] = None
+    confidence: Tensor, quality: Tensor, max_rejection: float = 1.0, mask: Tensor | None = None
 ) -> Tensor:
     """Functional :class:`PredictionRejectionRatio`."""
     _check_max_rejection(max_rejection)
     return _prr_compute(*_scored(confidence, quality, mask), max_rejection=max_rejection)
 
 
-def rejection_curve(confidence: Tensor, quality: Tensor, mask: Optional[Tensor] = None) -> tuple[Tensor, Tensor]:
+def rejection_curve(
+    confidence: Tensor, quality: Tensor, mask: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """The prediction-rejection curve behind PRR: rejected fraction (0 .. (N−1)/N) and the mean quality of
     the answers kept, least confident rejected first (ties averaged). Both float64 of shape [N]."""
     return _rejection_curve(*_scored(confidence, quality, mask))
@@ -140,7 +142,7 @@ class PredictionRejectionRatio(Metric):
         self.add_state("confidence", default=[], dist_reduce_fx="cat")
         self.add_state("quality", default=[], dist_reduce_fx="cat")
 
-    def update(self, confidence: Tensor, quality: Tensor, mask: Optional[Tensor] = None) -> None:
+    def update(self, confidence: Tensor, quality: Tensor, mask: Tensor | None = None) -> None:
         """Append the scored rows of one batch."""
         confidence, quality = _scored(confidence, quality, mask)
         self.confidence.append(confidence.to(self.dtype))
@@ -148,5 +150,6 @@ class PredictionRejectionRatio(Metric):
 
     def compute(self) -> Tensor:
         """PRR over everything seen since the last reset."""
-        return _prr_compute(cat_state(self.confidence).double(), cat_state(self.quality).double(),
-                            self.max_rejection)
+        return _prr_compute(
+            cat_state(self.confidence).double(), cat_state(self.quality).double(), self.max_rejection
+        )

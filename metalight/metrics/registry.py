@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -78,7 +78,7 @@ class MetricSpec:
 
     name: str
     label: str
-    higher_is_better: Optional[bool]
+    higher_is_better: bool | None
     compute: Callable
     reads: tuple[Column, ...] = ANSWERS
     options: Mapping[str, Any] = field(default_factory=dict, hash=False)
@@ -101,29 +101,77 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("n", "n", None, answer_count, ("correct",), table=True),
     MetricSpec("accuracy", "accuracy", True, accuracy, ("correct",), table=True, curve=True),
     MetricSpec("auroc_type2", "AUROC₂", True, type2_auroc, SCORED, table=True, curve=True, source=True),
-    MetricSpec("prr", "PRR", True, prediction_rejection_ratio, ("confidence", "correct"), table=True,
-               curve=True, source=True),
-    MetricSpec("dprime_type2", "d′₂", True, dprime_type2, options=CORRECTION, table=True, curve=True,
-               source=True, threshold=True),
+    MetricSpec(
+        "prr",
+        "PRR",
+        True,
+        prediction_rejection_ratio,
+        ("confidence", "correct"),
+        table=True,
+        curve=True,
+        source=True,
+    ),
+    MetricSpec(
+        "dprime_type2",
+        "d′₂",
+        True,
+        dprime_type2,
+        options=CORRECTION,
+        table=True,
+        curve=True,
+        source=True,
+        threshold=True,
+    ),
     MetricSpec("hit_rate", "hit rate H", None, dprime_type2, options=CORRECTION, source=True),
     MetricSpec("false_alarm_rate", "false-alarm rate F", None, dprime_type2, options=CORRECTION, source=True),
     MetricSpec("coverage", "coverage", None, coverage, report=False, table=True, source=True, threshold=True),
-    MetricSpec("selective_accuracy", "acc. if yes", True, selective_accuracy, report=False, table=True,
-               source=True, threshold=True),
-    MetricSpec("raw_alignment", "raw alignment", True, raw_alignment, table=True, curve=True, source=True,
-               threshold=True),
+    MetricSpec(
+        "selective_accuracy",
+        "acc. if yes",
+        True,
+        selective_accuracy,
+        report=False,
+        table=True,
+        source=True,
+        threshold=True,
+    ),
+    MetricSpec(
+        "raw_alignment",
+        "raw alignment",
+        True,
+        raw_alignment,
+        table=True,
+        curve=True,
+        source=True,
+        threshold=True,
+    ),
     MetricSpec("yes_ratio", "yes ratio", None, yes_ratio, table=True),
     MetricSpec("yes_failure_rate", "P(wrong | yes)", False, yes_failure_rate),
     MetricSpec("no_failure_rate", "P(right | no)", False, no_failure_rate),
     MetricSpec("rmi", "RMI", True, rmi),
-    MetricSpec("ece", "ECE", False, expected_calibration_error, SCORED, {"n_bins": 15}, probability=True,
-               table=True, curve=True, source=True),
+    MetricSpec(
+        "ece",
+        "ECE",
+        False,
+        expected_calibration_error,
+        SCORED,
+        {"n_bins": 15},
+        probability=True,
+        table=True,
+        curve=True,
+        source=True,
+    ),
     MetricSpec("brier", "Brier", False, brier_score, SCORED, probability=True, table=True, source=True),
-    MetricSpec("meta_d_prime", "meta-d′", True, meta_d_prime, SCORED, {"n_ratings": 4}, probability=True,
-               table=True),
-    MetricSpec("m_ratio", "M-ratio", True, meta_d_prime, SCORED, {"n_ratings": 4}, probability=True, table=True),
+    MetricSpec(
+        "meta_d_prime", "meta-d′", True, meta_d_prime, SCORED, {"n_ratings": 4}, probability=True, table=True
+    ),
+    MetricSpec(
+        "m_ratio", "M-ratio", True, meta_d_prime, SCORED, {"n_ratings": 4}, probability=True, table=True
+    ),
     MetricSpec("meta_unparsed_rate", "unparsed", False, unparsed_rate, ("parsed",), table=True),
-    MetricSpec("scored_rate", "scored", None, scored_rate, ("confidence",), report=False, table=True, source=True),
+    MetricSpec(
+        "scored_rate", "scored", None, scored_rate, ("confidence",), report=False, table=True, source=True
+    ),
 )
 
 
@@ -133,7 +181,7 @@ def metric_names(*where: Where) -> tuple[str, ...]:
     return tuple(spec.name for spec in METRICS if all(getattr(spec, place) for place in where))
 
 
-def metric_spec(name: str) -> Optional[MetricSpec]:
+def metric_spec(name: str) -> MetricSpec | None:
     """The declaration of ``name``, or ``None`` for a number the registry does not declare."""
     return next((spec for spec in METRICS if spec.name == name), None)
 
@@ -144,8 +192,12 @@ def metric_title(name: str) -> str:
     return spec.title if spec is not None else name
 
 
-def compute_values(columns: Mapping[str, Optional[Tensor]], names: Iterable[str],
-                   settings: Optional[Mapping[str, Any]] = None, probability: bool = True) -> dict[str, Tensor]:
+def compute_values(
+    columns: Mapping[str, Tensor | None],
+    names: Iterable[str],
+    settings: Mapping[str, Any] | None = None,
+    probability: bool = True,
+) -> dict[str, Tensor]:
     """Each named metric's functional twin on the answer ``columns`` (``correct``, ``said_yes``,
     ``confidence``, ``parsed``; ``None`` for one that does not exist), as float64 scalars.
 

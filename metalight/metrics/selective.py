@@ -9,7 +9,7 @@ correctness; :func:`threshold_table` and :func:`select_threshold` turn a score i
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, get_args
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor
@@ -26,19 +26,29 @@ Criterion = Literal["alignment", "youden", "dprime"]
 CRITERIA = {"alignment": "raw_alignment", "youden": "youden", "dprime": "dprime_type2"}
 
 
-def _confidence_compute(correct: Tensor, score: Tensor, report: Optional[Tensor], probability: bool,
-                        correction: Correction, ece_bins: int) -> dict[str, Tensor]:
+def _confidence_compute(
+    correct: Tensor,
+    score: Tensor,
+    report: Tensor | None,
+    probability: bool,
+    correction: Correction,
+    ece_bins: int,
+) -> dict[str, Tensor]:
     """Every value of :data:`CONFIDENCE_METRIC_NAMES` from validated rows, through the registry (NaN where not
     applicable: no report, not a probability, no rows)."""
     if correct.numel() == 0:
         values = {name: torch.tensor(float("nan"), dtype=torch.float64) for name in CONFIDENCE_METRIC_NAMES}
         return {**values, "n": torch.tensor(0.0, dtype=torch.float64)}
     columns = {"correct": correct, "said_yes": report, "confidence": score.double()}
-    return registry.compute_values(columns, CONFIDENCE_METRIC_NAMES, {"correction": correction, "n_bins": ece_bins},
-                                   probability=probability)
+    return registry.compute_values(
+        columns,
+        CONFIDENCE_METRIC_NAMES,
+        {"correction": correction, "n_bins": ece_bins},
+        probability=probability,
+    )
 
 
-def _validate(correct: Tensor, score: Tensor, report: Optional[Tensor], mask: Optional[Tensor]):
+def _validate(correct: Tensor, score: Tensor, report: Tensor | None, mask: Tensor | None):
     n = check_rows(correct=correct, score=score, report=report)
     if not score.is_floating_point():
         raise ValueError(f"`score` must be a float tensor, got {score.dtype}")
@@ -48,9 +58,15 @@ def _validate(correct: Tensor, score: Tensor, report: Optional[Tensor], mask: Op
     return correct, score[keep], report
 
 
-def confidence_metrics(correct: Tensor, score: Tensor, report: Optional[Tensor] = None, probability: bool = False,
-                       correction: Correction = "clip", ece_bins: int = 15,
-                       mask: Optional[Tensor] = None) -> dict[str, Tensor]:
+def confidence_metrics(
+    correct: Tensor,
+    score: Tensor,
+    report: Tensor | None = None,
+    probability: bool = False,
+    correction: Correction = "clip",
+    ece_bins: int = 15,
+    mask: Tensor | None = None,
+) -> dict[str, Tensor]:
     """Functional :class:`ConfidenceMetrics`."""
     _check_correction(correction)
     return _confidence_compute(*_validate(correct, score, report, mask), probability, correction, ece_bins)
@@ -97,40 +113,54 @@ class ConfidenceMetrics(Metric):
     higher_is_better = None
     full_state_update = False
 
-    def __init__(self, probability: bool = False, correction: Correction = "clip", ece_bins: int = 15,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, probability: bool = False, correction: Correction = "clip", ece_bins: int = 15, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         _check_correction(correction)
         self.probability, self.correction, self.ece_bins = probability, correction, ece_bins
         for name in ("correct", "score", "report"):
             self.add_state(name, default=[], dist_reduce_fx="cat")
 
-    def update(self, correct: Tensor, score: Tensor, report: Optional[Tensor] = None,
-               mask: Optional[Tensor] = None) -> None:
+    def update(
+        self, correct: Tensor, score: Tensor, report: Tensor | None = None, mask: Tensor | None = None
+    ) -> None:
         """Append one batch (a missing report is stored as NaN)."""
         correct, score, report = _validate(correct, score, report, mask)
         self.correct.append(correct.to(self.dtype))
         self.score.append(score.to(self.dtype))
-        self.report.append(report.to(self.dtype) if report is not None
-                           else torch.full_like(score, float("nan"), dtype=self.dtype))
+        self.report.append(
+            report.to(self.dtype)
+            if report is not None
+            else torch.full_like(score, float("nan"), dtype=self.dtype)
+        )
 
     def compute(self) -> dict[str, Tensor]:
         """Every value over everything seen since the last reset."""
         report = cat_state(self.report)
         has_report = bool((~torch.isnan(report)).any()) if report.numel() else False
-        return _confidence_compute(cat_state(self.correct).bool(), cat_state(self.score),
-                                   report.nan_to_num(0.0).bool() if has_report else None,
-                                   self.probability, self.correction, self.ece_bins)
+        return _confidence_compute(
+            cat_state(self.correct).bool(),
+            cat_state(self.score),
+            report.nan_to_num(0.0).bool() if has_report else None,
+            self.probability,
+            self.correction,
+            self.ece_bins,
+        )
 
 
 # ---- thresholds --------------------------------------------------------------------------------------------
-def _operating_point(correct: Tensor, score: Tensor, threshold: float, correction: Correction,
-                     names: tuple[str, ...]) -> dict[str, float]:
+def _operating_point(
+    correct: Tensor, score: Tensor, threshold: float, correction: Correction, names: tuple[str, ...]
+) -> dict[str, float]:
     """The registry's ``names`` (and ``youden`` = H − F) when the yes-report is score >= ``threshold``
     (unscored answers are never reported yes)."""
     report = torch.nan_to_num(score.double(), nan=float("-inf")) >= threshold
-    values = registry.compute_values({"correct": correct, "said_yes": report},
-                                     [n for n in names if n != "youden"], {"correction": correction})
+    values = registry.compute_values(
+        {"correct": correct, "said_yes": report},
+        [n for n in names if n != "youden"],
+        {"correction": correction},
+    )
     out = {"threshold": float(threshold), **{k: float(v) for k, v in values.items()}}
     if "youden" in names:
         out["youden"] = out["hit_rate"] - out["false_alarm_rate"]
@@ -140,8 +170,9 @@ def _operating_point(correct: Tensor, score: Tensor, threshold: float, correctio
 THRESHOLD_COLUMNS = (*registry.metric_names("threshold"), "hit_rate", "false_alarm_rate", "youden")
 
 
-def threshold_table(correct: Tensor, score: Tensor, thresholds: Tensor,
-                    correction: Correction = "clip") -> list[dict[str, float]]:
+def threshold_table(
+    correct: Tensor, score: Tensor, thresholds: Tensor, correction: Correction = "clip"
+) -> list[dict[str, float]]:
     """One row per threshold t (report yes iff score >= t): ``threshold``, the registry's threshold metrics
     (``dprime_type2``, ``coverage``, ``selective_accuracy`` = accuracy if answered, ``raw_alignment``),
     ``hit_rate``, ``false_alarm_rate`` and ``youden`` (H − F). Unscored (NaN) answers are never reported yes."""
@@ -159,8 +190,9 @@ def quantile_thresholds(score: Tensor, points: int = 21) -> Tensor:
     return torch.unique(torch.quantile(scored, torch.linspace(0, 1, points, dtype=torch.float64)))
 
 
-def select_threshold(correct: Tensor, score: Tensor, criterion: Criterion = "alignment",
-                     correction: Correction = "clip") -> dict[str, float]:
+def select_threshold(
+    correct: Tensor, score: Tensor, criterion: Criterion = "alignment", correction: Correction = "clip"
+) -> dict[str, float]:
     """The operating point that maximises ``criterion`` over every distinct score (and "never yes").
 
     ``alignment``: raw alignment, the share of answers whose yes/no matches correctness (ESMA);
@@ -177,9 +209,14 @@ def select_threshold(correct: Tensor, score: Tensor, criterion: Criterion = "ali
     correct = as_binary("correct", correct)
     key = CRITERIA[criterion]
     needs = ("hit_rate", "false_alarm_rate", "youden") if key == "youden" else (key,)
-    candidates = [*torch.unique(scored).tolist(), float("inf")]  # ascending: the first best = lowest threshold
+    candidates = [
+        *torch.unique(scored).tolist(),
+        float("inf"),
+    ]  # ascending: the first best = lowest threshold
     values = torch.tensor([_operating_point(correct, score, t, correction, needs)[key] for t in candidates])
     values = values.nan_to_num(float("-inf"))
     best = int(torch.nonzero(values == values.max())[0])
-    row = threshold_table(correct, score, torch.tensor([candidates[best]], dtype=torch.float64), correction)[0]
+    row = threshold_table(correct, score, torch.tensor([candidates[best]], dtype=torch.float64), correction)[
+        0
+    ]
     return {**row, "criterion": criterion}

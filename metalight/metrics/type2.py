@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, get_args
+from typing import Any, Literal, get_args
 
 import torch
 from torch import Tensor
@@ -21,7 +21,7 @@ def _check_correction(correction: str) -> None:
 
 
 def _dprime_type2_update(
-    correct: Tensor, said_yes: Tensor, mask: Optional[Tensor] = None
+    correct: Tensor, said_yes: Tensor, mask: Tensor | None = None
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Counts (yes & correct, correct, yes & incorrect, incorrect) over the kept rows."""
     correct, said_yes = binary_rows(correct, said_yes, mask)
@@ -46,7 +46,7 @@ def _dprime_type2_compute(
 
 
 def dprime_type2(
-    correct: Tensor, said_yes: Tensor, correction: Correction = "clip", mask: Optional[Tensor] = None
+    correct: Tensor, said_yes: Tensor, correction: Correction = "clip", mask: Tensor | None = None
 ) -> dict[str, Tensor]:
     """Functional :class:`DPrimeType2`: the same dict, from one set of rows."""
     _check_correction(correction)
@@ -88,7 +88,7 @@ class DPrimeType2(Metric):
         for name in ("yes_correct", "n_correct", "yes_incorrect", "n_incorrect"):
             self.add_state(name, default=torch.tensor(0), dist_reduce_fx="sum")
 
-    def update(self, correct: Tensor, said_yes: Tensor, mask: Optional[Tensor] = None) -> None:
+    def update(self, correct: Tensor, said_yes: Tensor, mask: Tensor | None = None) -> None:
         """Add the counts of one batch."""
         yc, nc, yi, ni = _dprime_type2_update(correct, said_yes, mask)
         self.yes_correct += yc
@@ -116,7 +116,7 @@ def _type2_auroc_compute(correct: Tensor, confidence: Tensor) -> Tensor:
     return binary_auroc(scores, correct.long()).double()
 
 
-def type2_auroc(correct: Tensor, confidence: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+def type2_auroc(correct: Tensor, confidence: Tensor, mask: Tensor | None = None) -> Tensor:
     """Functional :class:`Type2AUROC`."""
     return _type2_auroc_compute(*scored_rows(correct, confidence, mask, unit_interval=False))
 
@@ -151,7 +151,7 @@ class Type2AUROC(Metric):
         self.add_state("correct", default=[], dist_reduce_fx="cat")
         self.add_state("confidence", default=[], dist_reduce_fx="cat")
 
-    def update(self, correct: Tensor, confidence: Tensor, mask: Optional[Tensor] = None) -> None:
+    def update(self, correct: Tensor, confidence: Tensor, mask: Tensor | None = None) -> None:
         """Append the scored rows of one batch."""
         correct, confidence = scored_rows(correct, confidence, mask, unit_interval=False)
         self.correct.append(correct.to(self.dtype))

@@ -78,13 +78,20 @@ def _select_rows(model, cache, rows: Tensor):
 
     if cache is None:
         return None
-    return DynamicCache(ddp_cache_data=[(layer.keys[rows], layer.values[rows]) for layer in cache.layers],
-                        config=model.config)
+    return DynamicCache(
+        ddp_cache_data=[(layer.keys[rows], layer.values[rows]) for layer in cache.layers], config=model.config
+    )
 
 
 @torch.no_grad()
-def prefill(model, batch: PrefixedBatch, leave_last: bool = False, row_context: RowContext | None = None,
-            buckets: bool = True, need_cache: bool = True) -> tuple[Tensor | None, object | None]:
+def prefill(
+    model,
+    batch: PrefixedBatch,
+    leave_last: bool = False,
+    row_context: RowContext | None = None,
+    buckets: bool = True,
+    need_cache: bool = True,
+) -> tuple[Tensor | None, object | None]:
     """Run ``batch``'s uncached columns; returns (last-position logits [rows, vocab] or ``None`` when
     ``leave_last``, the KV cache of every processed column in the batch's layout or ``None``).
 
@@ -99,15 +106,23 @@ def prefill(model, batch: PrefixedBatch, leave_last: bool = False, row_context: 
     end = width - 1 if leave_last else width
     if end <= batch.prefix_len:  # nothing left to run before generation
         return None, batch.cache
-    lengths = batch.attention_mask[:, batch.prefix_len:end].sum(-1).tolist()
+    lengths = batch.attention_mask[:, batch.prefix_len : end].sum(-1).tolist()
     plan = plan_buckets(lengths, call_cost(device)) if buckets else []
     if len(plan) > 1 and not need_cache and row_context is None and _packable(model, batch):
         return packed_last_logits(model, batch), None
     if len(plan) <= 1:
         if leave_last:  # the caller's generate runs the batch as it is
             return None, batch.cache
-        return _forward(model, batch, torch.arange(total, device=device), end - batch.prefix_len, end,
-                        batch.cache, context, leave_last)
+        return _forward(
+            model,
+            batch,
+            torch.arange(total, device=device),
+            end - batch.prefix_len,
+            end,
+            batch.cache,
+            context,
+            leave_last,
+        )
     logits: Tensor | None = None
     merged: list[list[Tensor]] | None = None
     covered = {row for bucket in plan for row in bucket}
@@ -115,8 +130,9 @@ def prefill(model, batch: PrefixedBatch, leave_last: bool = False, row_context: 
     for bucket in plan:
         rows = torch.tensor(bucket, device=device)
         bucket_width = max(lengths[r] for r in bucket)
-        part_logits, cache = _forward(model, batch, rows, bucket_width, end, _select_rows(model, batch.cache, rows),
-                                      context, leave_last)
+        part_logits, cache = _forward(
+            model, batch, rows, bucket_width, end, _select_rows(model, batch.cache, rows), context, leave_last
+        )
         if part_logits is not None:
             if logits is None:
                 logits = part_logits.new_zeros((total, part_logits.shape[-1]))
@@ -134,41 +150,63 @@ def prefill(model, batch: PrefixedBatch, leave_last: bool = False, row_context: 
     return logits, DynamicCache(ddp_cache_data=merged, config=model.config)
 
 
-def _forward(model, batch: PrefixedBatch, rows: Tensor, bucket_width: int, end: int, cache, context: RowContext,
-             leave_last: bool) -> tuple[Tensor | None, object]:
+def _forward(
+    model,
+    batch: PrefixedBatch,
+    rows: Tensor,
+    bucket_width: int,
+    end: int,
+    cache,
+    context: RowContext,
+    leave_last: bool,
+) -> tuple[Tensor | None, object]:
     from transformers import DynamicCache
 
     p = batch.prefix_len
-    ids = batch.input_ids[rows, end - bucket_width:end]
-    mask = torch.cat([batch.attention_mask[rows, :p], batch.attention_mask[rows, end - bucket_width:end]], dim=1)
+    ids = batch.input_ids[rows, end - bucket_width : end]
+    mask = torch.cat(
+        [batch.attention_mask[rows, :p], batch.attention_mask[rows, end - bucket_width : end]], dim=1
+    )
     positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, p:]
     cache = cache if cache is not None else DynamicCache(config=model.config)
     with context(rows):
-        out = model(input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache,
-                    use_cache=True, logits_to_keep=1)
+        out = model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
     return (None if leave_last else out.logits[:, -1]), cache
 
 
 def _zeros_layout(cache, rows: int, width: int) -> list[list[Tensor]]:
     """Zero keys and values [rows, heads, width, head dim] per layer, like ``cache``'s tensors."""
-    return [[t.new_zeros((rows, t.shape[1], width, t.shape[3])) for t in (layer.keys, layer.values)]
-            for layer in cache.layers]
+    return [
+        [t.new_zeros((rows, t.shape[1], width, t.shape[3])) for t in (layer.keys, layer.values)]
+        for layer in cache.layers
+    ]
 
 
-def _place(merged: list[list[Tensor]], cache, rows: Tensor, prefix_len: int, bucket_width: int, end: int) -> None:
+def _place(
+    merged: list[list[Tensor]], cache, rows: Tensor, prefix_len: int, bucket_width: int, end: int
+) -> None:
     """Copy a bucket's cache ([prefix | its trimmed columns]) into the batch layout [prefix | pad | columns]."""
     for slot, layer in zip(merged, cache.layers):
         for target, source in zip(slot, (layer.keys, layer.values)):
             if prefix_len:
                 target[rows, :, :prefix_len] = source[:, :, :prefix_len]
             if bucket_width:
-                target[rows, :, end - bucket_width:end] = source[:, :, prefix_len:prefix_len + bucket_width]
+                target[rows, :, end - bucket_width : end] = source[
+                    :, :, prefix_len : prefix_len + bucket_width
+                ]
 
 
 def packed_columns(batch: PrefixedBatch) -> int:
     """Key columns of the packed forward: each group's prefix once, plus every real uncached token."""
     prefixes = len(batch.group_kv[0][0]) * batch.prefix_len if batch.group_kv else 0
-    return prefixes + int(batch.attention_mask[:, batch.prefix_len:].sum())
+    return prefixes + int(batch.attention_mask[:, batch.prefix_len :].sum())
 
 
 def _packable(model, batch: PrefixedBatch) -> bool:
@@ -177,8 +215,10 @@ def _packable(model, batch: PrefixedBatch) -> bool:
     FLOPs per token and layer against roughly 24·hidden² for the layer's matrices, so columns are capped at
     PACK_COLUMNS_PER_HIDDEN × hidden (attention then costs at most a third of the matrices)."""
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
-    return (getattr(model.config, "_attn_implementation", None) in ("eager", "sdpa")
-            and packed_columns(batch) <= PACK_COLUMNS_PER_HIDDEN * config.hidden_size)
+    return (
+        getattr(model.config, "_attn_implementation", None) in ("eager", "sdpa")
+        and packed_columns(batch) <= PACK_COLUMNS_PER_HIDDEN * config.hidden_size
+    )
 
 
 @torch.no_grad()
@@ -207,11 +247,26 @@ def packed_last_logits(model, batch: PrefixedBatch) -> Tensor:
         column_group = torch.arange(len(first), device=device)[:, None].expand(-1, p)
         visible = (groups[row_of_token][:, None] == column_group.reshape(1, -1)) & group_mask.reshape(1, -1)
         allowed = torch.cat([visible, allowed], dim=1)
-        cache = DynamicCache(ddp_cache_data=[(k.transpose(0, 1).reshape(1, k.shape[1], -1, k.shape[3]),
-                                              v.transpose(0, 1).reshape(1, v.shape[1], -1, v.shape[3]))
-                                             for k, v in batch.group_kv], config=model.config)
+        cache = DynamicCache(
+            ddp_cache_data=[
+                (
+                    k.transpose(0, 1).reshape(1, k.shape[1], -1, k.shape[3]),
+                    v.transpose(0, 1).reshape(1, v.shape[1], -1, v.shape[3]),
+                )
+                for k, v in batch.group_kv
+            ],
+            config=model.config,
+        )
     dtype = next(model.parameters()).dtype
-    mask = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill_(~allowed, torch.finfo(dtype).min)
-    out = model(input_ids=tokens, attention_mask=mask[None, None], position_ids=positions,
-                cache=cache, use_cache=cache is not None, logits_to_keep=ends)
+    mask = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill_(
+        ~allowed, torch.finfo(dtype).min
+    )
+    out = model(
+        input_ids=tokens,
+        attention_mask=mask[None, None],
+        position_ids=positions,
+        cache=cache,
+        use_cache=cache is not None,
+        logits_to_keep=ends,
+    )
     return out.logits[0]

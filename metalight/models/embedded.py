@@ -51,22 +51,26 @@ def find_gguf(model: EmbeddedModel) -> Path:
     try:
         dist = importlib.metadata.distribution(model.distribution)
     except importlib.metadata.PackageNotFoundError as err:
-        raise MissingPackageError(f"embedded model needs the package {model.distribution!r}, which is not "
-                                  f"installed; run: {install}") from err
+        raise MissingPackageError(
+            f"embedded model needs the package {model.distribution!r}, which is not installed; run: {install}"
+        ) from err
     for file in dist.files or ():
         if file.name == model.filename:
             path = Path(dist.locate_file(file))
             if path.is_file():
                 return path
-    raise MissingPackageError(f"{model.distribution} {dist.version} is installed but ships no {model.filename}; "
-                              f"run: {install} --force-reinstall")
+    raise MissingPackageError(
+        f"{model.distribution} {dist.version} is installed but ships no {model.filename}; "
+        f"run: {install} --force-reinstall"
+    )
 
 
 def embedded_model_dir(name: str) -> Path:
     """Return the cached safetensors directory of embedded model ``name``, converting it on first use."""
     if name not in EMBEDDED_MODELS:
-        raise ConfigError(f"unknown embedded model {name!r}; known: "
-                          + ", ".join(f"embedded:{k}" for k in EMBEDDED_MODELS))
+        raise ConfigError(
+            f"unknown embedded model {name!r}; known: " + ", ".join(f"embedded:{k}" for k in EMBEDDED_MODELS)
+        )
     model = EMBEDDED_MODELS[name]
     target = cache_root() / "models" / f"{name}-v{CONVERSION_VERSION}"
     if (target / "metalight_source.json").is_file():

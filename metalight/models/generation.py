@@ -41,8 +41,12 @@ TruncationSide = Literal["left", "right"]
 first ones (Hugging Face's ``truncation_side``)."""
 
 
-def encode_prompts(tokenizer, prompts: Sequence[Prompt], max_input_tokens: int | None = None,
-                   truncation_side: TruncationSide = "left") -> list[list[int]]:
+def encode_prompts(
+    tokenizer,
+    prompts: Sequence[Prompt],
+    max_input_tokens: int | None = None,
+    truncation_side: TruncationSide = "left",
+) -> list[list[int]]:
     """Token ids per prompt; a prompt longer than ``max_input_tokens`` keeps its last tokens (``left``) or its
     first ones (``right``)."""
     out = []
@@ -67,16 +71,20 @@ def generation_config(model, tokenizer, decoding: Decoding):
     """A ``GenerationConfig`` that states the decoding explicitly instead of inheriting the model's."""
     from transformers import GenerationConfig
 
-    common = {"max_new_tokens": decoding.max_new_tokens, "pad_token_id": tokenizer.pad_token_id,
-              "eos_token_id": stop_token_ids(model, tokenizer)}
+    common = {
+        "max_new_tokens": decoding.max_new_tokens,
+        "pad_token_id": tokenizer.pad_token_id,
+        "eos_token_id": stop_token_ids(model, tokenizer),
+    }
     if decoding.strategy == "model_default":
         config = GenerationConfig.from_dict(model.generation_config.to_dict())
         config.update(**common)
         return config
     if decoding.strategy == "greedy":
         return GenerationConfig(do_sample=False, **common)
-    return GenerationConfig(do_sample=True, temperature=decoding.temperature, top_p=decoding.top_p, top_k=0,
-                            **common)
+    return GenerationConfig(
+        do_sample=True, temperature=decoding.temperature, top_p=decoding.top_p, top_k=0, **common
+    )
 
 
 class _FirstStepLogits:
@@ -91,8 +99,9 @@ class _FirstStepLogits:
             self.logits = output[:, -1, self.ids].float().clone()
 
 
-def resolve_decoder(decoder: Decoder, strategy: DecodingStrategy,
-                    synced_gpus: bool = False) -> Literal["compact", "hf"]:
+def resolve_decoder(
+    decoder: Decoder, strategy: DecodingStrategy, synced_gpus: bool = False
+) -> Literal["compact", "hf"]:
     """The decoder ``generate`` runs (see its docstring); raises ``ValueError`` for ``compact`` with a
     decoding or a lock-step setting it cannot run."""
     if decoder == "hf":
@@ -102,20 +111,32 @@ def resolve_decoder(decoder: Decoder, strategy: DecodingStrategy,
     if decoder != "compact":
         raise ValueError(f"unknown decoder {decoder!r}; use auto, compact or hf")
     if strategy == "model_default":
-        raise ValueError("decoder: compact decodes greedy or sample only; decoding: model_default (the model's own "
-                         "generation_config) needs decoder: hf (or auto)")
+        raise ValueError(
+            "decoder: compact decodes greedy or sample only; decoding: model_default (the model's own "
+            "generation_config) needs decoder: hf (or auto)"
+        )
     if synced_gpus:
-        raise ValueError("decoder: compact cannot generate in lock step across ranks of a sharded model "
-                         "(FSDP / ZeRO-3): use decoder: hf (or auto)")
+        raise ValueError(
+            "decoder: compact cannot generate in lock step across ranks of a sharded model "
+            "(FSDP / ZeRO-3): use decoder: hf (or auto)"
+        )
     return "compact"
 
 
 @torch.no_grad()
-def generate(model, tokenizer, prompts: Sequence[Prompt], decoding: Decoding | None = None,
-             max_input_tokens: int | None = 128, num_return_sequences: int = 1,
-             capture_token_ids: Sequence[int] | None = None, synced_gpus: bool = False,
-             prefix_cache: bool = True, decoder: Decoder = "auto",
-             truncation_side: TruncationSide = "left") -> Generation:
+def generate(
+    model,
+    tokenizer,
+    prompts: Sequence[Prompt],
+    decoding: Decoding | None = None,
+    max_input_tokens: int | None = 128,
+    num_return_sequences: int = 1,
+    capture_token_ids: Sequence[int] | None = None,
+    synced_gpus: bool = False,
+    prefix_cache: bool = True,
+    decoder: Decoder = "auto",
+    truncation_side: TruncationSide = "left",
+) -> Generation:
     """Generate for all prompts in one batched call; rows are ordered prompt-major, then sample.
 
     ``capture_token_ids`` returns the first generated position's raw logits of those ids (e.g. yes/no
@@ -130,8 +151,11 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], decoding: Decoding | N
     if not prompts:
         return Generation([], [], [], None)
     decoding = Decoding() if decoding is None else decoding
-    rows = [ids for ids in encode_prompts(tokenizer, prompts, max_input_tokens, truncation_side)
-            for _ in range(num_return_sequences)]
+    rows = [
+        ids
+        for ids in encode_prompts(tokenizer, prompts, max_input_tokens, truncation_side)
+        for _ in range(num_return_sequences)
+    ]
     if resolve_decoder(decoder, decoding.strategy, synced_gpus) == "compact":
         return decode_rows(model, tokenizer, rows, decoding, capture_token_ids, prefix_cache=prefix_cache)
     batch = prepare_batch(model, rows, tokenizer.pad_token_id, enabled=prefix_cache and not synced_gpus)
@@ -143,19 +167,24 @@ def generate(model, tokenizer, prompts: Sequence[Prompt], decoding: Decoding | N
         handle = model.get_output_embeddings().register_forward_hook(hook)
     try:
         extra = {"cache": cache} if cache is not None else {}
-        output = model.generate(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                                generation_config=generation_config(model, tokenizer, decoding),
-                                synced_gpus=synced_gpus, **extra)
+        output = model.generate(
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            generation_config=generation_config(model, tokenizer, decoding),
+            synced_gpus=synced_gpus,
+            **extra,
+        )
     finally:
         if handle is not None:
             handle.remove()
-    completions = output[:, batch.input_ids.shape[1]:].tolist()
+    completions = output[:, batch.input_ids.shape[1] :].tolist()
     stops = set(stop_token_ids(model, tokenizer)) | {tokenizer.pad_token_id}
     trimmed = [_until_stop(row, stops) for row in completions]
     texts = [t.strip() for t in tokenizer.batch_decode(trimmed, skip_special_tokens=True)]
     stop_ids = [row[len(t)] if len(t) < len(row) else None for row, t in zip(completions, trimmed)]
-    return Generation(texts, [len(t) for t in trimmed], trimmed, hook.logits if hook is not None else None,
-                      stop_ids)
+    return Generation(
+        texts, [len(t) for t in trimmed], trimmed, hook.logits if hook is not None else None, stop_ids
+    )
 
 
 def _until_stop(ids: list[int], stops: set[int]) -> list[int]:
@@ -179,8 +208,10 @@ def yes_no_token_ids(tokenizer, yes_word: str = "Yes", no_word: str = "No") -> t
 
     yes, no = variants(yes_word), variants(no_word)
     if not yes or not no:
-        raise ValueError(f"the tokenizer has no single-token form of {yes_word!r} or {no_word!r}; the first-token "
-                         f"yes/no probability needs one (use meta_readout='generate')")
+        raise ValueError(
+            f"the tokenizer has no single-token form of {yes_word!r} or {no_word!r}; the first-token "
+            f"yes/no probability needs one (use meta_readout='generate')"
+        )
     return yes, no
 
 
@@ -191,15 +222,27 @@ def p_yes_from_logits(logits: Tensor, num_yes: int) -> Tensor:
 
 
 @torch.no_grad()
-def yes_probability(model, tokenizer, prompts: Sequence[Prompt], yes_ids: Sequence[int], no_ids: Sequence[int],
-                    max_input_tokens: int | None = 128, prefix_cache: bool = True,
-                    synced_gpus: bool = False, truncation_side: TruncationSide = "left") -> Tensor:
+def yes_probability(
+    model,
+    tokenizer,
+    prompts: Sequence[Prompt],
+    yes_ids: Sequence[int],
+    no_ids: Sequence[int],
+    max_input_tokens: int | None = 128,
+    prefix_cache: bool = True,
+    synced_gpus: bool = False,
+    truncation_side: TruncationSide = "left",
+) -> Tensor:
     """P(yes) of the first answer token after each prompt, from one prefill (ESMA's threshold eval).
 
     ``synced_gpus``: ranks of a sharded model run the same single forward (no prefix cache, no buckets).
     """
-    batch = prepare_batch(model, encode_prompts(tokenizer, prompts, max_input_tokens, truncation_side),
-                          tokenizer.pad_token_id, enabled=prefix_cache and not synced_gpus)
+    batch = prepare_batch(
+        model,
+        encode_prompts(tokenizer, prompts, max_input_tokens, truncation_side),
+        tokenizer.pad_token_id,
+        enabled=prefix_cache and not synced_gpus,
+    )
     logits, _ = prefill(model, batch, buckets=not synced_gpus, need_cache=False)
     return p_yes_from_logits(logits[:, list(yes_ids) + list(no_ids)], len(yes_ids)).cpu()
 
@@ -214,9 +257,15 @@ class TokenScores:
 
 
 @torch.no_grad()
-def completion_token_scores(model, tokenizer, prompts: Sequence[Prompt], completion_ids: Sequence[Sequence[int]],
-                            max_input_tokens: int | None = 128, batch_size: int = 16,
-                            truncation_side: TruncationSide = "left") -> TokenScores:
+def completion_token_scores(
+    model,
+    tokenizer,
+    prompts: Sequence[Prompt],
+    completion_ids: Sequence[Sequence[int]],
+    max_input_tokens: int | None = 128,
+    batch_size: int = 16,
+    truncation_side: TruncationSide = "left",
+) -> TokenScores:
     """Score given completions (e.g. :meth:`Generation.generated_ids`, stop token included) by one
     teacher-forced forward pass per ``batch_size`` rows; prompts are truncated as in :func:`generate`.
     The sequence log-probability is ``sum(logprobs[i])``; LM-Polygraph's MaximumSequenceProbability and
@@ -227,17 +276,25 @@ def completion_token_scores(model, tokenizer, prompts: Sequence[Prompt], complet
     logprobs: list[list[float]] = []
     entropies: list[list[float]] = []
     for start in range(0, len(prompt_ids), batch_size):
-        chunk = [list(c) for c in completion_ids[start:start + batch_size]]
+        chunk = [list(c) for c in completion_ids[start : start + batch_size]]
         width = max(len(c) for c in chunk)
         if width == 0:
             logprobs += [[] for _ in chunk]
             entropies += [[] for _ in chunk]
             continue
-        rows = [p + c for p, c in zip(prompt_ids[start:start + batch_size], chunk)]
+        rows = [p + c for p, c in zip(prompt_ids[start : start + batch_size], chunk)]
         input_ids, attention_mask = left_pad(rows, tokenizer.pad_token_id, model_device(model))
         # The last `width + 1` positions predict the last `width` tokens, which hold every completion.
-        logits = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask),
-                       logits_to_keep=width + 1).logits[:, :-1].float()
+        logits = (
+            model(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                position_ids=position_ids(attention_mask),
+                logits_to_keep=width + 1,
+            )
+            .logits[:, :-1]
+            .float()
+        )
         log_p = torch.log_softmax(logits, -1)
         entropy = -(log_p.exp() * log_p).sum(-1)
         chosen = log_p.gather(-1, input_ids[:, -width:, None]).squeeze(-1)

@@ -30,8 +30,11 @@ def split_unsupported(model) -> str | None:
     base = getattr(model, "model", None)
     if getattr(config, "model_type", None) not in SPLIT_MODEL_TYPES:
         return f"model type {getattr(config, 'model_type', None)!r} is not one of {list(SPLIT_MODEL_TYPES)}"
-    if base is None or not all(hasattr(base, name) for name in ("embed_tokens", "layers", "norm", "rotary_emb")) \
-            or not hasattr(model, "lm_head"):
+    if (
+        base is None
+        or not all(hasattr(base, name) for name in ("embed_tokens", "layers", "norm", "rotary_emb"))
+        or not hasattr(model, "lm_head")
+    ):
         return f"{type(model).__name__} does not have the embed_tokens / layers / norm / rotary_emb / lm_head layout"
     if getattr(config, "_attn_implementation", None) not in ("eager", "sdpa"):
         return f"attention implementation {getattr(config, '_attn_implementation', None)!r} (needs eager or sdpa)"
@@ -63,7 +66,10 @@ class SegmentedCache:
         if not parts:
             return keys, values
         rows = [(k, v) if i is None else (k[i], v[i]) for (k, v), i in zip(parts, self.index)]
-        return (torch.cat([k for k, _ in rows] + [keys], dim=-2), torch.cat([v for _, v in rows] + [values], dim=-2))
+        return (
+            torch.cat([k for k, _ in rows] + [keys], dim=-2),
+            torch.cat([v for _, v in rows] + [values], dim=-2),
+        )
 
     def add_segment(self, kv: dict[int, tuple[Tensor, Tensor]]) -> None:
         """Append a stored segment (per layer); set ``index`` for it before the next forward."""
@@ -112,16 +118,23 @@ class LayerSplit:
         """Input embeddings [rows, columns, hidden] of token ids."""
         return self.base.embed_tokens(ids)
 
-    def run(self, hidden: Tensor, layers: range, key_mask: Tensor, positions: Tensor,
-            cache: SegmentedCache) -> Tensor:
+    def run(
+        self, hidden: Tensor, layers: range, key_mask: Tensor, positions: Tensor, cache: SegmentedCache
+    ) -> Tensor:
         """Hidden states after ``layers`` for the new columns ``hidden`` [rows, q, hidden]; ``key_mask``
         [rows, cached + q] marks the real columns the rows attend to, ``positions`` [rows, q] the new
         columns' positions; the new keys / values land in ``cache.new``."""
         mask = causal_mask(key_mask, hidden.shape[1], hidden.dtype)
         position_embeddings = self.base.rotary_emb(hidden, position_ids=positions)
         for index in layers:
-            out = self.base.layers[index](hidden, attention_mask=mask, position_ids=positions,
-                                          position_embeddings=position_embeddings, use_cache=True, cache=cache)
+            out = self.base.layers[index](
+                hidden,
+                attention_mask=mask,
+                position_ids=positions,
+                position_embeddings=position_embeddings,
+                use_cache=True,
+                cache=cache,
+            )
             hidden = out[0] if isinstance(out, tuple) else out
         return hidden
 

@@ -39,12 +39,14 @@ class ModelSource:
 def resolve_model_spec(spec: str) -> ModelSource:
     """Classify a model spec without loading anything; raise ``ConfigError`` for a spec that cannot work."""
     if not spec or not isinstance(spec, str):
-        raise ConfigError(f"model spec {spec!r} is empty: give a hub id, a local directory, a .gguf file "
-                          f"or embedded:smollm2-135m-instruct")
+        raise ConfigError(
+            f"model spec {spec!r} is empty: give a hub id, a local directory, a .gguf file "
+            f"or embedded:smollm2-135m-instruct"
+        )
     if spec.startswith(EMBEDDED_PREFIX):
         from metalight.models.embedded import embedded_model_dir
 
-        return ModelSource(spec, "embedded", str(embedded_model_dir(spec[len(EMBEDDED_PREFIX):])))
+        return ModelSource(spec, "embedded", str(embedded_model_dir(spec[len(EMBEDDED_PREFIX) :])))
     path = Path(spec).expanduser()
     if spec.endswith(".gguf"):
         if not path.is_file():
@@ -55,13 +57,17 @@ def resolve_model_spec(spec: str) -> ModelSource:
             raise ConfigError(f"model spec {spec!r}: directory has no config.json; {_not_a_model_hint(path)}")
         return ModelSource(spec, "local", str(path))
     if path.is_file() and path.suffix == ".ckpt":
-        raise ConfigError(f"model spec {spec!r} is a Lightning checkpoint, not a model directory; export it "
-                          f"first: python scripts/export_hf.py {spec} --out <dir>, then give <dir>")
+        raise ConfigError(
+            f"model spec {spec!r} is a Lightning checkpoint, not a model directory; export it "
+            f"first: python scripts/export_hf.py {spec} --out <dir>, then give <dir>"
+        )
     # A hub id is "name" or "org/name"; anything else that does not exist is a mistyped path.
     looks_like_path = spec.startswith((".", "/", "~")) or spec.count("/") > 1 or "\\" in spec
     if looks_like_path or path.exists():
-        raise ConfigError(f"model spec {spec!r}: no such model directory; give an existing directory, a .gguf "
-                          f"file, a hub id like 'org/name', or embedded:smollm2-135m-instruct")
+        raise ConfigError(
+            f"model spec {spec!r}: no such model directory; give an existing directory, a .gguf "
+            f"file, a hub id like 'org/name', or embedded:smollm2-135m-instruct"
+        )
     return ModelSource(spec, "hub", spec)
 
 
@@ -70,11 +76,15 @@ def _not_a_model_hint(path: Path) -> str:
     if (path / "hf" / "config.json").is_file():
         return f"it is a run directory: give its exported model, {path / 'hf'}"
     if (path / "adapter_config.json").is_file():
-        return ("it holds a LoRA adapter only (export: adapter): export the run with export: merged (or full) "
-                "and give that directory")
+        return (
+            "it holds a LoRA adapter only (export: adapter): export the run with export: merged (or full) "
+            "and give that directory"
+        )
     if (path / "checkpoints").is_dir():
-        return (f"it is a run directory without an exported model: export a checkpoint with python "
-                f"scripts/export_hf.py {path / 'checkpoints'}/<file>.ckpt --out <dir>, then give <dir>")
+        return (
+            f"it is a run directory without an exported model: export a checkpoint with python "
+            f"scripts/export_hf.py {path / 'checkpoints'}/<file>.ckpt --out <dir>, then give <dir>"
+        )
     return "point at a directory written by save_pretrained"
 
 
@@ -102,8 +112,12 @@ def load_tokenizer(source: ModelSource):
     return tokenizer
 
 
-def load_model(spec: str, dtype: DTypeName = "float32", device: str | torch.device | None = None,
-               device_map: str | dict | None = None):
+def load_model(
+    spec: str,
+    dtype: DTypeName = "float32",
+    device: str | torch.device | None = None,
+    device_map: str | dict | None = None,
+):
     """Load ``spec`` and return ``(model, tokenizer)``; the model is in eval mode on ``device`` (CPU default),
     or placed by ``device_map`` (e.g. ``auto``: over every visible GPU, for a model larger than one)."""
     from transformers import AutoModelForCausalLM
@@ -156,11 +170,19 @@ def _from_pretrained(factory, source: ModelSource, **kwargs):
             raise ConfigError(
                 f"model spec {source.spec!r}: could not load it from the Hugging Face hub or its cache "
                 f"({type(err).__name__}: {str(err).splitlines()[0][:200]}); give a local directory, a .gguf "
-                f"file or embedded:smollm2-135m-instruct") from err
-        raise ConfigError(f"model spec {source.spec!r}: loading {source.path} failed: "
-                          f"{str(err).splitlines()[0][:300]}") from err
-    except Exception as err:  # a damaged weights file: safetensors, pickle and gguf readers raise their own types
-        weights = sorted(p.name for p in Path(source.path).glob("*.safetensors")) or [source.gguf_file or "weights"]
-        raise ConfigError(f"model spec {source.spec!r}: {', '.join(weights)} in {source.path} could not be read "
-                          f"({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else 'corrupt'}); "
-                          f"the file is corrupt or truncated: save or download the model again") from err
+                f"file or embedded:smollm2-135m-instruct"
+            ) from err
+        raise ConfigError(
+            f"model spec {source.spec!r}: loading {source.path} failed: {str(err).splitlines()[0][:300]}"
+        ) from err
+    except (
+        Exception
+    ) as err:  # a damaged weights file: safetensors, pickle and gguf readers raise their own types
+        weights = sorted(p.name for p in Path(source.path).glob("*.safetensors")) or [
+            source.gguf_file or "weights"
+        ]
+        raise ConfigError(
+            f"model spec {source.spec!r}: {', '.join(weights)} in {source.path} could not be read "
+            f"({type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else 'corrupt'}); "
+            f"the file is corrupt or truncated: save or download the model again"
+        ) from err

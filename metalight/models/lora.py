@@ -43,15 +43,21 @@ def apply_lora(model, settings: LoraSettings):
     from peft import LoraConfig, get_peft_model
 
     targets = settings.target_modules
-    config = LoraConfig(task_type="CAUSAL_LM", r=settings.r, lora_alpha=settings.alpha,
-                        lora_dropout=settings.dropout,
-                        target_modules="all-linear" if list(targets) == ["all-linear"] else list(targets))
+    config = LoraConfig(
+        task_type="CAUSAL_LM",
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules="all-linear" if list(targets) == ["all-linear"] else list(targets),
+    )
     try:
         return get_peft_model(model, config)
     except ValueError as err:
-        raise ConfigError(f"lora.target_modules {list(targets)} do not match the model's modules "
-                          f"({str(err).splitlines()[0][:200]}); name its linear layers, e.g. q_proj, "
-                          f"v_proj") from err
+        raise ConfigError(
+            f"lora.target_modules {list(targets)} do not match the model's modules "
+            f"({str(err).splitlines()[0][:200]}); name its linear layers, e.g. q_proj, "
+            f"v_proj"
+        ) from err
 
 
 def is_peft(model) -> bool:
@@ -67,8 +73,9 @@ def merged_copy(model):
 def export_model(model, tokenizer, path: str | Path, mode: ExportMode = "full") -> Path:
     """Write ``model`` and its tokenizer to ``path`` as a ``save_pretrained`` directory; returns ``path``."""
     if mode == "adapter" and not is_peft(model):
-        raise ConfigError("export mode 'adapter' needs a LoRA model (set `lora:`); use 'full' for a fully "
-                          "fine-tuned model")
+        raise ConfigError(
+            "export mode 'adapter' needs a LoRA model (set `lora:`); use 'full' for a fully fine-tuned model"
+        )
     if mode not in ("full", "adapter", "merged"):
         raise ConfigError(f"unknown export mode {mode!r}; use full, adapter or merged")
     target = Path(path)

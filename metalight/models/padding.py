@@ -8,8 +8,9 @@ import torch
 from torch import Tensor
 
 
-def left_pad(sequences: Sequence[Sequence[int]], pad_id: int, device=None,
-             width: int | None = None) -> tuple[Tensor, Tensor]:
+def left_pad(
+    sequences: Sequence[Sequence[int]], pad_id: int, device=None, width: int | None = None
+) -> tuple[Tensor, Tensor]:
     """Left-pad id lists into ``(input_ids, attention_mask)`` of shape [rows, width] (default width: the
     longest row)."""
     width = max(len(s) for s in sequences) if width is None else width
@@ -17,8 +18,8 @@ def left_pad(sequences: Sequence[Sequence[int]], pad_id: int, device=None,
     mask = torch.zeros((len(sequences), width), dtype=torch.long)
     for row, seq in enumerate(sequences):
         if seq:
-            ids[row, width - len(seq):] = torch.as_tensor(seq, dtype=torch.long)
-            mask[row, width - len(seq):] = 1
+            ids[row, width - len(seq) :] = torch.as_tensor(seq, dtype=torch.long)
+            mask[row, width - len(seq) :] = 1
     return ids.to(device), mask.to(device)
 
 

@@ -19,11 +19,17 @@ DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 def add_placement_arguments(parser: argparse.ArgumentParser) -> None:
     """Add ``--device``, ``--dtype`` and ``--device-map`` to a command line."""
-    parser.add_argument("--device", default="auto", help="auto (cuda if visible, else cpu), cpu, cuda, cuda:1, ...")
-    parser.add_argument("--dtype", default="auto", choices=DTYPES, help="auto: bfloat16 on GPU, float32 on CPU")
-    parser.add_argument("--device-map", default=None,
-                        help="e.g. auto: split a model larger than one device over the visible GPUs "
-                             "(replaces --device)")
+    parser.add_argument(
+        "--device", default="auto", help="auto (cuda if visible, else cpu), cpu, cuda, cuda:1, ..."
+    )
+    parser.add_argument(
+        "--dtype", default="auto", choices=DTYPES, help="auto: bfloat16 on GPU, float32 on CPU"
+    )
+    parser.add_argument(
+        "--device-map",
+        default=None,
+        help="e.g. auto: split a model larger than one device over the visible GPUs (replaces --device)",
+    )
 
 
 def placement(device: str = "auto", dtype: str = "auto") -> tuple[str, str]:
@@ -31,8 +37,9 @@ def placement(device: str = "auto", dtype: str = "auto") -> tuple[str, str]:
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: no CUDA device is visible on this machine; use --device cpu "
-                          f"(or auto)")
+        raise ConfigError(
+            f"--device {device}: no CUDA device is visible on this machine; use --device cpu (or auto)"
+        )
     if dtype == "auto":
         dtype = "bfloat16" if device.startswith("cuda") else "float32"
     if dtype not in DTYPES:

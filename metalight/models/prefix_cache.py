@@ -39,11 +39,11 @@ class PrefixedBatch:
     @property
     def new_input_ids(self) -> Tensor:
         """The columns the model still has to process."""
-        return self.input_ids[:, self.prefix_len:]
+        return self.input_ids[:, self.prefix_len :]
 
     def position_ids(self) -> Tensor:
         """Positions of the uncached columns, counting only real tokens."""
-        return position_ids(self.attention_mask)[:, self.prefix_len:]
+        return position_ids(self.attention_mask)[:, self.prefix_len :]
 
 
 def common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
@@ -56,9 +56,14 @@ def common_prefix_length(rows: Sequence[Sequence[int]]) -> int:
     return shortest
 
 
-def prepare_batch(model, rows: Sequence[Sequence[int]], pad_id: int, enabled: bool = True,
-                  row_keys: Sequence[Hashable] | None = None,
-                  prefill_context: Callable[[list[int]], AbstractContextManager] | None = None) -> PrefixedBatch:
+def prepare_batch(
+    model,
+    rows: Sequence[Sequence[int]],
+    pad_id: int,
+    enabled: bool = True,
+    row_keys: Sequence[Hashable] | None = None,
+    prefill_context: Callable[[list[int]], AbstractContextManager] | None = None,
+) -> PrefixedBatch:
     """Left-pad ``rows``; when their shared prefixes save enough work, prefill them once into a KV cache.
 
     ``row_keys``: rows with different keys never share a prefix (e.g. rows run under different weight
@@ -80,28 +85,32 @@ def prepare_batch(model, rows: Sequence[Sequence[int]], pad_id: int, enabled: bo
     index = torch.as_tensor(group_of_row, device=device)
     group_kv = [(layer.keys, layer.values) for layer in cache.layers]
     cache.batch_select_indices(index)  # replaces (does not modify) the per-group tensors kept above
-    suffixes = [row[prefix_lengths[g]:] for row, g in zip(rows, group_of_row)]
+    suffixes = [row[prefix_lengths[g] :] for row, g in zip(rows, group_of_row)]
     suffix_ids, suffix_mask = left_pad(suffixes, pad_id)
     input_ids = torch.cat([prefix_ids[index], suffix_ids.to(device)], dim=1)
     attention_mask = torch.cat([prefix_mask[index], suffix_mask.to(device)], dim=1)
     return PrefixedBatch(input_ids, attention_mask, cache, width, group_kv, index)
 
 
-def plan_prefix_groups(rows: Sequence[Sequence[int]], row_keys: Sequence[Hashable] | None = None
-                 ) -> tuple[list[int], list[int], list[int]] | None:
+def plan_prefix_groups(
+    rows: Sequence[Sequence[int]], row_keys: Sequence[Hashable] | None = None
+) -> tuple[list[int], list[int], list[int]] | None:
     """Group rows by (row key, first tokens); return (group of each row, prefix length per group, a row per
     group), or ``None`` when caching would save fewer than ``MIN_SAVED_TOKENS`` prefill tokens."""
     if len(rows) < 2 or min(len(r) for r in rows) < 2:
         return None
     row_keys = row_keys if row_keys is not None else [None] * len(rows)
     keys: dict[tuple, int] = {}
-    group_of_row = [keys.setdefault((k, tuple(r[:GROUP_KEY_TOKENS])), len(keys)) for r, k in zip(rows, row_keys)]
+    group_of_row = [
+        keys.setdefault((k, tuple(r[:GROUP_KEY_TOKENS])), len(keys)) for r, k in zip(rows, row_keys)
+    ]
     members: list[list[int]] = [[] for _ in keys]
     for i, g in enumerate(group_of_row):
         members[g].append(i)
     # Keep at least one uncached token per row: its logits start the generation.
-    prefix_lengths = [min(common_prefix_length([rows[i] for i in m]), min(len(rows[i]) for i in m) - 1)
-                      for m in members]
+    prefix_lengths = [
+        min(common_prefix_length([rows[i] for i in m]), min(len(rows[i]) for i in m) - 1) for m in members
+    ]
     saved = sum(prefix_lengths[g] for g in group_of_row) - sum(prefix_lengths)
     if saved < MIN_SAVED_TOKENS or min(prefix_lengths) < 1:
         return None
@@ -112,8 +121,14 @@ def _prefill(model, prefix_ids: Tensor, prefix_mask: Tensor):
     from transformers import DynamicCache
 
     cache = DynamicCache(config=model.config)
-    model(input_ids=prefix_ids, attention_mask=prefix_mask, position_ids=position_ids(prefix_mask), cache=cache,
-          use_cache=True, logits_to_keep=1)
+    model(
+        input_ids=prefix_ids,
+        attention_mask=prefix_mask,
+        position_ids=position_ids(prefix_mask),
+        cache=cache,
+        use_cache=True,
+        logits_to_keep=1,
+    )
     return cache
 
 
@@ -124,23 +139,41 @@ def prefill_sequence(model, ids: Sequence[int], previous: tuple[Sequence[int], o
     only the rest is run (the earlier cache is modified in place and returned).
     """
     device = next(model.parameters()).device
-    shared = common_prefix_length([previous[0], ids]) if previous is not None and len(previous[0]) and len(ids) else 0
+    shared = (
+        common_prefix_length([previous[0], ids])
+        if previous is not None and len(previous[0]) and len(ids)
+        else 0
+    )
     if shared == 0:
         tokens = torch.as_tensor([list(ids)], dtype=torch.long, device=device)
         return _prefill(model, tokens, torch.ones_like(tokens))
     cache = previous[1]
     if shared < cache.get_seq_length():
-        cache.crop(shared - cache.get_seq_length())  # a negative count removes tokens in every transformers 5.x
+        cache.crop(
+            shared - cache.get_seq_length()
+        )  # a negative count removes tokens in every transformers 5.x
     if shared < len(ids):
         new = torch.as_tensor([list(ids[shared:])], dtype=torch.long, device=device)
         positions = torch.arange(shared, len(ids), device=device)[None]
-        model(input_ids=new, attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=device),
-              position_ids=positions, cache=cache, use_cache=True, logits_to_keep=1)
+        model(
+            input_ids=new,
+            attention_mask=torch.ones((1, len(ids)), dtype=torch.long, device=device),
+            position_ids=positions,
+            cache=cache,
+            use_cache=True,
+            logits_to_keep=1,
+        )
     return cache
 
 
-def batch_on_prefilled(model, cache, cuts: Sequence[int], suffixes: Sequence[Sequence[int]], prefix_ids: Sequence[int],
-                       pad_id: int) -> PrefixedBatch:
+def batch_on_prefilled(
+    model,
+    cache,
+    cuts: Sequence[int],
+    suffixes: Sequence[Sequence[int]],
+    prefix_ids: Sequence[int],
+    pad_id: int,
+) -> PrefixedBatch:
     """Rows ``prefix_ids[:cut] + suffix``, each taking its first ``cut`` tokens from ``cache`` — the KV of
     ``prefix_ids`` from :func:`prefill_sequence` — sliced and left-padded, so only the suffixes are run.
 
@@ -163,10 +196,12 @@ def batch_on_prefilled(model, cache, cuts: Sequence[int], suffixes: Sequence[Seq
         new_keys, new_values = keys.new_zeros(shape), values.new_zeros(shape)
         for row, cut in enumerate(cuts):
             if cut:
-                new_keys[row, :, width - cut:] = keys[0, :, :cut]
-                new_values[row, :, width - cut:] = values[0, :, :cut]
+                new_keys[row, :, width - cut :] = keys[0, :, :cut]
+                new_values[row, :, width - cut :] = values[0, :, :cut]
         layers.append((new_keys, new_values))
     suffix_tokens, suffix_mask = left_pad(suffixes, pad_id)
     input_ids = torch.cat([prefix_tokens, suffix_tokens], dim=1).to(device)
     attention_mask = torch.cat([prefix_mask, suffix_mask], dim=1).to(device)
-    return PrefixedBatch(input_ids, attention_mask, DynamicCache(ddp_cache_data=layers, config=model.config), width)
+    return PrefixedBatch(
+        input_ids, attention_mask, DynamicCache(ddp_cache_data=layers, config=model.config), width
+    )

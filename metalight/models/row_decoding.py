@@ -46,10 +46,18 @@ def next_tokens(logits: Tensor, decoding: Decoding, generator: torch.Generator |
 
 
 @torch.no_grad()
-def decode_rows(model, tokenizer, rows: Sequence[Sequence[int]], decoding: Decoding | None = None,
-                capture_token_ids: Sequence[int] | None = None, row_keys: Sequence[Hashable] | None = None,
-                row_context: RowContext | None = None, prefix_cache: bool = True,
-                generator: torch.Generator | None = None, length_buckets: bool = True) -> Generation:
+def decode_rows(
+    model,
+    tokenizer,
+    rows: Sequence[Sequence[int]],
+    decoding: Decoding | None = None,
+    capture_token_ids: Sequence[int] | None = None,
+    row_keys: Sequence[Hashable] | None = None,
+    row_context: RowContext | None = None,
+    prefix_cache: bool = True,
+    generator: torch.Generator | None = None,
+    length_buckets: bool = True,
+) -> Generation:
     """Decode every token-id row; returns texts, token counts, completion ids, the stop token that ended
     each row (``None``: it ran out of ``max_new_tokens``), and (if asked) the first position's raw logits of
     ``capture_token_ids`` ([rows, len(ids)]). ``decoding.strategy`` must be
@@ -63,8 +71,14 @@ def decode_rows(model, tokenizer, rows: Sequence[Sequence[int]], decoding: Decod
         return Generation([], [], [], None)
     context = row_context or _no_context
     device = next(model.parameters()).device
-    batch = prepare_batch(model, rows, tokenizer.pad_token_id, enabled=prefix_cache, row_keys=row_keys,
-                          prefill_context=lambda first: context(torch.as_tensor(first, device=device)))
+    batch = prepare_batch(
+        model,
+        rows,
+        tokenizer.pad_token_id,
+        enabled=prefix_cache,
+        row_keys=row_keys,
+        prefill_context=lambda first: context(torch.as_tensor(first, device=device)),
+    )
     alive = torch.arange(len(rows), device=device)
     mask = batch.attention_mask
     logits, cache = prefill(model, batch, row_context=context, buckets=length_buckets)
@@ -76,7 +90,9 @@ def decode_rows(model, tokenizer, rows: Sequence[Sequence[int]], decoding: Decod
     for step in range(decoding.max_new_tokens):
         tokens = next_tokens(logits, decoding, generator)
         done = torch.isin(tokens, stops)
-        for row, token, stop, was_done in zip(alive.tolist(), tokens.tolist(), done.tolist(), finished.tolist()):
+        for row, token, stop, was_done in zip(
+            alive.tolist(), tokens.tolist(), done.tolist(), finished.tolist()
+        ):
             if not (stop or was_done):
                 completions[row].append(token)
             elif stop and not was_done:
@@ -90,21 +106,38 @@ def decode_rows(model, tokenizer, rows: Sequence[Sequence[int]], decoding: Decod
             alive, mask, tokens, finished = alive[keep], mask[keep], tokens[keep], finished[keep]
         mask = torch.cat([mask, torch.ones_like(mask[:, :1])], dim=1)
         with context(alive):
-            logits = model(input_ids=tokens[:, None], attention_mask=mask,
-                           position_ids=(mask.sum(-1, keepdim=True) - 1), cache=cache,
-                           use_cache=True).logits[:, -1]
+            logits = model(
+                input_ids=tokens[:, None],
+                attention_mask=mask,
+                position_ids=(mask.sum(-1, keepdim=True) - 1),
+                cache=cache,
+                use_cache=True,
+            ).logits[:, -1]
     texts = [t.strip() for t in tokenizer.batch_decode(completions, skip_special_tokens=True)]
     return Generation(texts, [len(c) for c in completions], completions, captured, stopped_by)
 
 
 @torch.no_grad()
-def last_token_logits(model, tokenizer, rows: Sequence[Sequence[int]], token_ids: Sequence[int],
-                      row_keys: Sequence[Hashable] | None = None, row_context: RowContext | None = None,
-                      prefix_cache: bool = True, length_buckets: bool = True) -> Tensor:
+def last_token_logits(
+    model,
+    tokenizer,
+    rows: Sequence[Sequence[int]],
+    token_ids: Sequence[int],
+    row_keys: Sequence[Hashable] | None = None,
+    row_context: RowContext | None = None,
+    prefix_cache: bool = True,
+    length_buckets: bool = True,
+) -> Tensor:
     """Raw logits of ``token_ids`` at the position after each row ([rows, len(ids)]), from one prefill."""
     context = row_context or _no_context
     device = next(model.parameters()).device
-    batch = prepare_batch(model, rows, tokenizer.pad_token_id, enabled=prefix_cache, row_keys=row_keys,
-                          prefill_context=lambda first: context(torch.as_tensor(first, device=device)))
+    batch = prepare_batch(
+        model,
+        rows,
+        tokenizer.pad_token_id,
+        enabled=prefix_cache,
+        row_keys=row_keys,
+        prefill_context=lambda first: context(torch.as_tensor(first, device=device)),
+    )
     logits, _ = prefill(model, batch, row_context=context, buckets=length_buckets, need_cache=False)
     return logits[:, list(token_ids)].float().cpu()

@@ -69,11 +69,17 @@ def plan_layout(prompts: Sequence[Sequence[int]], pad_id: int, share_prefixes: b
     else:
         group_of, prefix_lengths, first = plan
     prefixes = [list(prompts[row][:length]) for row, length in zip(first, prefix_lengths)]
-    suffixes = [list(p[prefix_lengths[g]:]) for p, g in zip(prompts, group_of)]
+    suffixes = [list(p[prefix_lengths[g] :]) for p, g in zip(prompts, group_of)]
     prefix_ids, prefix_mask = left_pad(prefixes, pad_id, device)
     suffix_ids, suffix_mask = left_pad(suffixes, pad_id, device)
-    return PromptLayout(prefix_ids, prefix_mask, torch.as_tensor(group_of, device=device), suffix_ids, suffix_mask,
-                        torch.as_tensor([len(p) for p in prompts], device=device))
+    return PromptLayout(
+        prefix_ids,
+        prefix_mask,
+        torch.as_tensor(group_of, device=device),
+        suffix_ids,
+        suffix_mask,
+        torch.as_tensor([len(p) for p in prompts], device=device),
+    )
 
 
 @dataclass
@@ -93,7 +99,9 @@ class PromptStates:
 
     def nbytes(self) -> int:
         """Bytes held (trunk KV and hidden states)."""
-        tensors = [t for parts in self.segments.values() for pair in parts for t in pair] + [self.suffix_hidden]
+        tensors = [t for parts in self.segments.values() for pair in parts for t in pair] + [
+            self.suffix_hidden
+        ]
         tensors += [self.prefix_hidden] if self.prefix_hidden is not None else []
         return sum(t.numel() * t.element_size() for t in tensors)
 
@@ -110,14 +118,15 @@ def _place(target: KV, new: KV, rows: Tensor, columns: int, like: tuple[int, int
         if layer not in target:
             shape = (like[0], keys.shape[1], like[1], keys.shape[3])
             target[layer] = (keys.new_zeros(shape), values.new_zeros(shape))
-        target[layer][0][rows, :, like[1] - columns:] = keys
-        target[layer][1][rows, :, like[1] - columns:] = values
+        target[layer][0][rows, :, like[1] - columns :] = keys
+        target[layer][1][rows, :, like[1] - columns :] = values
     return target
 
 
 @torch.no_grad()
-def trunk_states(split: LayerSplit, prompts: Sequence[Sequence[int]], pad_id: int,
-                 share_prefixes: bool = True) -> PromptStates:
+def trunk_states(
+    split: LayerSplit, prompts: Sequence[Sequence[int]], pad_id: int, share_prefixes: bool = True
+) -> PromptStates:
     """Run the trunk once over ``prompts`` (token ids) and keep what every copy of them shares."""
     device = split.base.embed_tokens.weight.device
     layout = plan_layout(prompts, pad_id, share_prefixes, device)
@@ -125,8 +134,9 @@ def trunk_states(split: LayerSplit, prompts: Sequence[Sequence[int]], pad_id: in
     prefix_hidden = None
     if layout.prefix_width:
         mask = layout.prefix_mask
-        prefix_hidden = split.run(split.embed(layout.prefix_ids), split.trunk_layers, mask,
-                                  _positions(mask, mask.shape[1]), cache)
+        prefix_hidden = split.run(
+            split.embed(layout.prefix_ids), split.trunk_layers, mask, _positions(mask, mask.shape[1]), cache
+        )
         cache.add_segment(cache.new)
     width = layout.suffix_ids.shape[1]
     suffix_kv: KV = {}
@@ -135,14 +145,21 @@ def trunk_states(split: LayerSplit, prompts: Sequence[Sequence[int]], pad_id: in
         rows = torch.as_tensor(bucket, device=device)
         columns = max(layout.suffix_lengths[k] for k in bucket)
         key_mask = layout.key_mask(rows)
-        key_mask = torch.cat([key_mask[:, :layout.prefix_width], key_mask[:, key_mask.shape[1] - columns:]], dim=1)
+        key_mask = torch.cat(
+            [key_mask[:, : layout.prefix_width], key_mask[:, key_mask.shape[1] - columns :]], dim=1
+        )
         cache.index = [layout.group[rows]] if prefix_hidden is not None else []
         cache.new = {}
-        hidden = split.run(split.embed(layout.suffix_ids[rows, width - columns:]), split.trunk_layers, key_mask,
-                           _positions(key_mask, columns), cache)
+        hidden = split.run(
+            split.embed(layout.suffix_ids[rows, width - columns :]),
+            split.trunk_layers,
+            key_mask,
+            _positions(key_mask, columns),
+            cache,
+        )
         if suffix_hidden is None:
             suffix_hidden = hidden.new_zeros((len(prompts), width, hidden.shape[-1]))
-        suffix_hidden[rows, width - columns:] = hidden
+        suffix_hidden[rows, width - columns :] = hidden
         _place(suffix_kv, cache.new, rows, columns, (len(prompts), width))
     cache.add_segment(suffix_kv)
     return PromptStates(layout, cache.segments, prefix_hidden, suffix_hidden)
@@ -165,8 +182,14 @@ class TopPrefill:
 
 
 @torch.no_grad()
-def top_prefill(split: LayerSplit, states: PromptStates, copies: int, row_context: RowContext | None,
-                decode_prompts: Sequence[int], capture_ids: Sequence[int] | None) -> TopPrefill:
+def top_prefill(
+    split: LayerSplit,
+    states: PromptStates,
+    copies: int,
+    row_context: RowContext | None,
+    decode_prompts: Sequence[int],
+    capture_ids: Sequence[int] | None,
+) -> TopPrefill:
     """Run the top over every (copy, prompt) row of ``states``; rows of ``decode_prompts`` keep their KV and
     last hidden states for decoding, every row gets the logits of ``capture_ids``. ``row_context(rows)`` wraps
     each forward with the original rows it contains (for a prefix: a row of that copy and group)."""
@@ -176,19 +199,29 @@ def top_prefill(split: LayerSplit, states: PromptStates, copies: int, row_contex
     prompts, width, groups = len(layout.lengths), layout.suffix_ids.shape[1], layout.prefix_ids.shape[0]
     decoded = torch.zeros(prompts, dtype=torch.bool)
     decoded[list(decode_prompts)] = True
-    decode_rows = torch.tensor([c * prompts + k for c in range(copies) for k in range(prompts) if decoded[k]],
-                               dtype=torch.long, device=device)
+    decode_rows = torch.tensor(
+        [c * prompts + k for c in range(copies) for k in range(prompts) if decoded[k]],
+        dtype=torch.long,
+        device=device,
+    )
     position = torch.full((copies * prompts,), -1, dtype=torch.long, device=device)
     position[decode_rows] = torch.arange(len(decode_rows), device=device)
     cache = SegmentedCache()
     shared_prefix = states.prefix_hidden is not None
     if shared_prefix:
         firsts = [int((layout.group == g).nonzero()[0]) for g in range(groups)]
-        representatives = torch.tensor([c * prompts + k for c in range(copies) for k in firsts], device=device)
+        representatives = torch.tensor(
+            [c * prompts + k for c in range(copies) for k in firsts], device=device
+        )
         mask = layout.prefix_mask.repeat(copies, 1)
         with context(representatives):
-            split.run(states.prefix_hidden.repeat(copies, 1, 1), split.top_layers, mask,
-                      _positions(mask, mask.shape[1]), cache)
+            split.run(
+                states.prefix_hidden.repeat(copies, 1, 1),
+                split.top_layers,
+                mask,
+                _positions(mask, mask.shape[1]),
+                cache,
+            )
         cache.add_segment(cache.new)
     last_hidden = captured = None
     suffix_kv: KV = {}
@@ -198,24 +231,38 @@ def top_prefill(split: LayerSplit, states: PromptStates, copies: int, row_contex
         copy_of = torch.tensor([c for c in range(copies) for _ in bucket], device=device)
         rows = copy_of * prompts + prompt_of
         key_mask = layout.key_mask(prompt_of)
-        key_mask = torch.cat([key_mask[:, :layout.prefix_width], key_mask[:, key_mask.shape[1] - columns:]], dim=1)
+        key_mask = torch.cat(
+            [key_mask[:, : layout.prefix_width], key_mask[:, key_mask.shape[1] - columns :]], dim=1
+        )
         cache.index = [copy_of * groups + layout.group[prompt_of]] if shared_prefix else []
         cache.new = {}
         with context(rows):
-            hidden = split.run(states.suffix_hidden[prompt_of, width - columns:], split.top_layers, key_mask,
-                               _positions(key_mask, columns), cache)
+            hidden = split.run(
+                states.suffix_hidden[prompt_of, width - columns :],
+                split.top_layers,
+                key_mask,
+                _positions(key_mask, columns),
+                cache,
+            )
         last = hidden[:, -1]
         keep = decoded.to(device)[prompt_of]
         if capture_ids is not None:
             if captured is None:
-                captured = torch.zeros((copies * prompts, len(capture_ids)), dtype=torch.float32, device=device)
+                captured = torch.zeros(
+                    (copies * prompts, len(capture_ids)), dtype=torch.float32, device=device
+                )
             captured[rows] = split.head(last, capture_ids).float()
         if bool(keep.any()):
             if last_hidden is None:
                 last_hidden = last.new_zeros((len(decode_rows), last.shape[-1]))
             last_hidden[position[rows[keep]]] = last[keep]
-            _place(suffix_kv, {layer: (k[keep], v[keep]) for layer, (k, v) in cache.new.items()},
-                   position[rows[keep]], columns, (len(decode_rows), width))
+            _place(
+                suffix_kv,
+                {layer: (k[keep], v[keep]) for layer, (k, v) in cache.new.items()},
+                position[rows[keep]],
+                columns,
+                (len(decode_rows), width),
+            )
     if suffix_kv:
         cache.add_segment(suffix_kv)
     prefix_index = None

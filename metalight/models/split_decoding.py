@@ -34,8 +34,9 @@ def _slack(logits: Tensor) -> Tensor:
     return 1e-3 + 8 * torch.finfo(logits.dtype).eps * (logits.abs() + 1)
 
 
-def choose_tokens(split: LayerSplit, hidden: Tensor, history: Tensor, decoding: Decoding,
-                  generator: torch.Generator | None) -> Tensor:
+def choose_tokens(
+    split: LayerSplit, hidden: Tensor, history: Tensor, decoding: Decoding, generator: torch.Generator | None
+) -> Tensor:
     """Each row's next token from its last hidden state [rows, hidden] after the top.
 
     Greedy: rows of a history (``history`` [rows]) differ only by their top layers, so the output layer runs
@@ -51,7 +52,8 @@ def choose_tokens(split: LayerSplit, hidden: Tensor, history: Tensor, decoding: 
     rows = torch.arange(len(normed), device=normed.device)
     present, history = torch.unique(history, return_inverse=True)
     representative = torch.full((len(present),), len(normed), device=normed.device).scatter_reduce_(
-        0, history, rows, "amin")
+        0, history, rows, "amin"
+    )
     logits = split.output(normed[representative])
     distance = (normed - normed[representative][history]).float().norm(dim=-1)
     widest = distance.new_zeros(len(present)).scatter_reduce_(0, history, distance, "amax")[:, None]
@@ -69,22 +71,34 @@ def _grow(generated: KV | None, new: KV) -> KV:
     """``generated`` with the step's new columns appended."""
     if generated is None:
         return dict(new)
-    return {layer: (torch.cat([keys, new[layer][0]], dim=-2), torch.cat([values, new[layer][1]], dim=-2))
-            for layer, (keys, values) in generated.items()}
+    return {
+        layer: (torch.cat([keys, new[layer][0]], dim=-2), torch.cat([values, new[layer][1]], dim=-2))
+        for layer, (keys, values) in generated.items()
+    }
 
 
-def _with_generated(cache: SegmentedCache, base: dict[int, list], index: list[Tensor], generated: KV | None) -> None:
+def _with_generated(
+    cache: SegmentedCache, base: dict[int, list], index: list[Tensor], generated: KV | None
+) -> None:
     """Point ``cache`` at the prompt segments (rows ``index``) plus the rows' own generated columns."""
-    cache.segments = {layer: parts + ([generated[layer]] if generated is not None else [])
-                      for layer, parts in base.items()}
+    cache.segments = {
+        layer: parts + ([generated[layer]] if generated is not None else []) for layer, parts in base.items()
+    }
     cache.index = index + ([None] if generated is not None else [])
     cache.new = {}
 
 
 @torch.no_grad()
-def decode_split(split: LayerSplit, tokenizer, states: PromptStates, top: TopPrefill, decoding: Decoding,
-                 stop_ids: Sequence[int], row_context: RowContext | None = None,
-                 generator: torch.Generator | None = None) -> Generation:
+def decode_split(
+    split: LayerSplit,
+    tokenizer,
+    states: PromptStates,
+    top: TopPrefill,
+    decoding: Decoding,
+    stop_ids: Sequence[int],
+    row_context: RowContext | None = None,
+    generator: torch.Generator | None = None,
+) -> Generation:
     """Decode ``top.decode_rows`` (see module docstring); returns their texts, token counts, completion ids
     and stop tokens in that order (``first_token_logits`` is left to the caller: ``top.captured``)."""
     if decoding.strategy not in ("greedy", "sample"):
@@ -122,22 +136,35 @@ def decode_split(split: LayerSplit, tokenizer, states: PromptStates, top: TopPre
         histories, history_of_row = torch.unique(history_of_row[keep] * vocab + tokens, return_inverse=True)
         parent, history_tokens = histories // vocab, histories % vocab
         history_prompt = history_prompt[parent]
-        if trunk_generated is not None and not (len(parent) == previous and bool((parent == torch.arange(
-                previous, device=device)).all())):
+        if trunk_generated is not None and not (
+            len(parent) == previous and bool((parent == torch.arange(previous, device=device)).all())
+        ):
             trunk_generated = {layer: (k[parent], v[parent]) for layer, (k, v) in trunk_generated.items()}
         previous = len(parent)
         if top_generated is not None:
             top_generated = {layer: (k[keep], v[keep]) for layer, (k, v) in top_generated.items()}
-        key_mask = torch.cat([layout.key_mask(history_prompt),
-                              torch.ones((len(histories), step + 1), dtype=torch.long, device=device)], dim=1)
+        key_mask = torch.cat(
+            [
+                layout.key_mask(history_prompt),
+                torch.ones((len(histories), step + 1), dtype=torch.long, device=device),
+            ],
+            dim=1,
+        )
         positions = (layout.lengths[history_prompt] + step)[:, None]
         _with_generated(trunk_cache, states.segments, states.segment_index(history_prompt), trunk_generated)
-        shared = split.run(split.embed(history_tokens[:, None]), split.trunk_layers, key_mask, positions, trunk_cache)
+        shared = split.run(
+            split.embed(history_tokens[:, None]), split.trunk_layers, key_mask, positions, trunk_cache
+        )
         trunk_generated = _grow(trunk_generated, trunk_cache.new)
         _with_generated(top_cache, top.segments, top.segment_index(alive), top_generated)
         with context(top.decode_rows[alive]):
-            hidden = split.run(shared[history_of_row], split.top_layers, key_mask[history_of_row],
-                               positions[history_of_row], top_cache)[:, -1]
+            hidden = split.run(
+                shared[history_of_row],
+                split.top_layers,
+                key_mask[history_of_row],
+                positions[history_of_row],
+                top_cache,
+            )[:, -1]
         top_generated = _grow(top_generated, top_cache.new)
     texts = [t.strip() for t in tokenizer.batch_decode(completions, skip_special_tokens=True)]
     return Generation(texts, [len(c) for c in completions], completions, None, stopped_by)

@@ -40,16 +40,20 @@ def weight_delta(base: nn.Module, tuned: nn.Module) -> dict[str, Tensor]:
     deltas: dict[str, Tensor] = {}
     for name, param in tuned.named_parameters():
         if name not in base_params or base_params[name].shape != param.shape:
-            raise ConfigError(f"parameter {name}: missing or of another shape in the base model; the two models "
-                              f"must share an architecture")
+            raise ConfigError(
+                f"parameter {name}: missing or of another shape in the base model; the two models "
+                f"must share an architecture"
+            )
         base_value, tuned_value = base_params[name].detach().cpu(), param.detach().cpu()
         delta = tuned_value.double() - base_value.double()
         single = delta.float()
         deltas[name] = single if _reproduces(base_value, single, tuned_value) else delta
     wide = [n for n, d in deltas.items() if d.dtype == torch.float64]
     if wide:
-        log.info("%d tensors kept in float64: their float32 delta would not restore the tuned weights exactly",
-                 len(wide))
+        log.info(
+            "%d tensors kept in float64: their float32 delta would not restore the tuned weights exactly",
+            len(wide),
+        )
     return deltas
 
 
@@ -84,22 +88,30 @@ def _threshold(magnitudes: Tensor, ratio: float, keep: Keep) -> tuple[float, boo
     return (magnitudes.kthvalue(count).values.item() if count else -1.0), False
 
 
-def keep_masks(deltas: dict[str, Tensor], ratio: float, keep: Keep = "top", scope: Scope = "global",
-               skip_prefixes: Iterable[str] = ()) -> dict[str, Tensor]:
+def keep_masks(
+    deltas: dict[str, Tensor],
+    ratio: float,
+    keep: Keep = "top",
+    scope: Scope = "global",
+    skip_prefixes: Iterable[str] = (),
+) -> dict[str, Tensor]:
     """Boolean masks of the entries to apply: ``ratio`` of them by |Δ| (see module docstring); tensors whose
     name starts with a ``skip_prefixes`` entry get an all-false mask (the global threshold still counts them,
     as upstream)."""
     if not 0 <= ratio <= 1:
         raise ConfigError(f"ratio: {ratio} must be in [0, 1]")
     if keep not in ("top", "bottom", "all_but_top") or scope not in ("global", "per_tensor"):
-        raise ConfigError(f"keep: {keep!r} / scope: {scope!r}; use keep top|bottom|all_but_top and scope "
-                          f"global|per_tensor")
+        raise ConfigError(
+            f"keep: {keep!r} / scope: {scope!r}; use keep top|bottom|all_but_top and scope global|per_tensor"
+        )
     if keep == "all_but_top":  # upstream's --from-bottom: the complement of the top p is the bottom 1 - p
         ratio, keep = 1 - ratio, "bottom"
     skip = tuple(skip_prefixes)
     masks: dict[str, Tensor] = {}
     if scope == "global" and 0 < ratio < 1:
-        threshold, above = _threshold(torch.cat([d.abs().flatten().float() for d in deltas.values()]), ratio, keep)
+        threshold, above = _threshold(
+            torch.cat([d.abs().flatten().float() for d in deltas.values()]), ratio, keep
+        )
     for name, delta in deltas.items():
         magnitude = delta.abs().float()
         if ratio == 0 or (skip and name.startswith(skip)):
@@ -121,8 +133,10 @@ def apply_delta(model: nn.Module, deltas: dict[str, Tensor], masks: dict[str, Te
     params = dict(model.named_parameters())
     unknown = sorted(set(deltas) - set(params))
     if unknown:
-        raise ConfigError(f"the delta has parameters the model lacks ({unknown[:3]}); use the base model the "
-                          f"delta was extracted against")
+        raise ConfigError(
+            f"the delta has parameters the model lacks ({unknown[:3]}); use the base model the "
+            f"delta was extracted against"
+        )
     kept = {}
     for name, delta in deltas.items():
         param, mask = params[name], masks[name].to(params[name].device)

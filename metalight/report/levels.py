@@ -24,14 +24,21 @@ def plot_levels(before: list[LevelStats], after: list[LevelStats], path: str | P
     later = {(s.family, s.level): s for s in after}
     levels = [s for s in before if (s.family, s.level) in later]
     if not levels:
-        raise ValueError("no level is measured both before and after: were the records from a testbed with levels?")
+        raise ValueError(
+            "no level is measured both before and after: were the records from a testbed with levels?"
+        )
     x = np.arange(len(levels))
     fig = Figure(figsize=(max(7.0, 1.1 * len(levels) + 3), 4.2), layout="constrained")
     axes = fig.subplots(1, 2, sharey=True)
     for ax, field, name in ((axes[0], "accuracy", "accuracy"), (axes[1], "mean_p_yes", "mean P(yes)")):
         ax.bar(x - 0.2, [getattr(s, field) for s in levels], 0.4, label="before", color=BEFORE_COLOR)
-        ax.bar(x + 0.2, [getattr(later[(s.family, s.level)], field) for s in levels], 0.4, label="after",
-               color=AFTER_COLOR)
+        ax.bar(
+            x + 0.2,
+            [getattr(later[(s.family, s.level)], field) for s in levels],
+            0.4,
+            label="after",
+            color=AFTER_COLOR,
+        )
         ax.set_xticks(x, [f"L{s.level}\n{s.name}" for s in levels], fontsize=7, rotation=30, ha="right")
         ax.set(title=f"{name} per level", ylim=(0, 1))
         ax.grid(axis="y", alpha=0.3)
@@ -42,13 +49,17 @@ def plot_levels(before: list[LevelStats], after: list[LevelStats], path: str | P
     return save_png(fig, path)
 
 
-def level_scalars(before: list[LevelStats], after: list[LevelStats], step: int) -> list[tuple[str, float, int]]:
+def level_scalars(
+    before: list[LevelStats], after: list[LevelStats], step: int
+) -> list[tuple[str, float, int]]:
     """``(tag, value, step)`` rows: every level's accuracy and mean P(yes) at step 0 (before) and ``step``."""
     rows = []
     for stats, at in ((before, 0), (after, step)):
         for s in stats:
-            rows += [(f"levels/{s.family}/L{s.level}/accuracy", s.accuracy, at),
-                     (f"levels/{s.family}/L{s.level}/mean_p_yes", s.mean_p_yes, at)]
+            rows += [
+                (f"levels/{s.family}/L{s.level}/accuracy", s.accuracy, at),
+                (f"levels/{s.family}/L{s.level}/mean_p_yes", s.mean_p_yes, at),
+            ]
     return rows
 
 

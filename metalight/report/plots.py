@@ -64,8 +64,13 @@ def columns_from_samples(samples: Sequence[dict[str, Any]]) -> list[ScoreColumn]
         if np.isnan(score).all():
             continue
         reports = [s.get("reports", {}).get(name) for s in samples]
-        report = (np.array(reports, dtype=bool) if all(r is not None for r in reports)
-                  else score > 0.5 if name == "p_yes" else None)
+        report = (
+            np.array(reports, dtype=bool)
+            if all(r is not None for r in reports)
+            else score > 0.5
+            if name == "p_yes"
+            else None
+        )
         info = SOURCES.get(name, SourceInfo(name, name, False, False))
         out.append(ScoreColumn(name, info, correct, score, report))
     return out
@@ -99,18 +104,38 @@ def type2_roc_figure(columns: Sequence[ScoreColumn], title_suffix: str = "") -> 
         auroc = float(np.sum(np.diff(f) * (h[1:] + h[:-1]) / 2))
         n_correct, n_wrong = int(col.correct[keep].sum()), int((~col.correct[keep]).sum())
         color = source_color(col.name)
-        ax.plot(f, h, lw=1.8, color=color, ls=LINE_STYLES[i % len(LINE_STYLES)],
-                label=f"{col.info.label}: AUROC₂ = {auroc:.3f} ({n_correct} right / {n_wrong} wrong scored)")
+        ax.plot(
+            f,
+            h,
+            lw=1.8,
+            color=color,
+            ls=LINE_STYLES[i % len(LINE_STYLES)],
+            label=f"{col.info.label}: AUROC₂ = {auroc:.3f} ({n_correct} right / {n_wrong} wrong scored)",
+        )
         if col.report is not None:
             rep = col.report
-            ax.plot(rep[~col.correct].mean(), rep[col.correct].mean(), "o", color=color, ms=7, mec="black",
-                    mew=0.6)
+            ax.plot(
+                rep[~col.correct].mean(),
+                rep[col.correct].mean(),
+                "o",
+                color=color,
+                ms=7,
+                mec="black",
+                mew=0.6,
+            )
     ax.plot([], [], "o", color="0.5", mec="black", mew=0.6, label="dot: the source's own yes/no report")
-    ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), aspect="equal",
-           xlabel="false-alarm rate F = P(confident | wrong answer)",
-           ylabel="hit rate H = P(confident | correct answer)")
-    fig.suptitle(f"Type-2 ROC: does confidence separate right from wrong answers?{title_suffix}", fontsize=10,
-                 wrap=True)
+    ax.set(
+        xlim=(-0.01, 1.01),
+        ylim=(-0.01, 1.01),
+        aspect="equal",
+        xlabel="false-alarm rate F = P(confident | wrong answer)",
+        ylabel="hit rate H = P(confident | correct answer)",
+    )
+    fig.suptitle(
+        f"Type-2 ROC: does confidence separate right from wrong answers?{title_suffix}",
+        fontsize=10,
+        wrap=True,
+    )
     ax.grid(alpha=0.3)
     fig.legend(loc="outside lower center", fontsize=8, frameon=False)
     return fig
@@ -133,19 +158,42 @@ def reliability_figure(columns: Sequence[ScoreColumn], title_suffix: str = "") -
             if not members.any():
                 continue
             accuracy = correct[members].mean()
-            ax.bar(edges[b], accuracy, width=width, align="edge", color=source_color(col.name), alpha=0.75,
-                   edgecolor="white")
-            ax.text(edges[b] + width / 2, accuracy + 0.015, f"{int(members.sum())}", ha="center", fontsize=6.5,
-                    color="0.2")
-        ece = float(expected_calibration_error(torch.from_numpy(correct), torch.from_numpy(score),
-                                               n_bins=RELIABILITY_BINS))
+            ax.bar(
+                edges[b],
+                accuracy,
+                width=width,
+                align="edge",
+                color=source_color(col.name),
+                alpha=0.75,
+                edgecolor="white",
+            )
+            ax.text(
+                edges[b] + width / 2,
+                accuracy + 0.015,
+                f"{int(members.sum())}",
+                ha="center",
+                fontsize=6.5,
+                color="0.2",
+            )
+        ece = float(
+            expected_calibration_error(
+                torch.from_numpy(correct), torch.from_numpy(score), n_bins=RELIABILITY_BINS
+            )
+        )
         ax.plot([0, 1], [0, 1], ls="--", color="0.4", lw=1, label="perfect calibration")
-        ax.set(xlim=(0, 1), ylim=(0, 1.08), xlabel=f"{col.info.unit} (bin)",
-               ylabel="fraction of answers correct in bin")
+        ax.set(
+            xlim=(0, 1),
+            ylim=(0, 1.08),
+            xlabel=f"{col.info.unit} (bin)",
+            ylabel="fraction of answers correct in bin",
+        )
         ax.set_title(f"{col.info.label}: ECE = {ece:.3f}, n = {int(col.scored.sum())}", fontsize=9)
         ax.legend(loc="upper left", fontsize=7.5)
-    fig.suptitle(f"Reliability ({RELIABILITY_BINS} bins; number on a bar = its answers){title_suffix}",
-                 fontsize=10, wrap=True)
+    fig.suptitle(
+        f"Reliability ({RELIABILITY_BINS} bins; number on a bar = its answers){title_suffix}",
+        fontsize=10,
+        wrap=True,
+    )
     return fig
 
 
@@ -164,8 +212,14 @@ def histogram_figure(columns: Sequence[ScoreColumn], title_suffix: str = "") -> 
         if set(np.unique(score)) <= {0.0, 1.0}:  # a yes/no report: side-by-side bars
             for offset, (mask, color, name) in zip((-0.18, 0.18), classes):
                 share = [(score[mask] == v).mean() if mask.any() else 0.0 for v in (0.0, 1.0)]
-                ax.bar(np.array([0.0, 1.0]) + offset, share, width=0.34, color=color, alpha=0.8,
-                       label=f"{name} (n={int(mask.sum())})")
+                ax.bar(
+                    np.array([0.0, 1.0]) + offset,
+                    share,
+                    width=0.34,
+                    color=color,
+                    alpha=0.8,
+                    label=f"{name} (n={int(mask.sum())})",
+                )
             ax.set_xticks([0, 1], ["no / abstain (0)", "yes / answered (1)"])
             ax.set_ylim(0, 1.25)  # room for the legend above the bars
         else:
@@ -173,15 +227,25 @@ def histogram_figure(columns: Sequence[ScoreColumn], title_suffix: str = "") -> 
             edges = np.linspace(lo, hi if hi > lo else lo + 1, 21)
             for mask, color, name in classes:
                 weights = np.full(int(mask.sum()), 1 / max(int(mask.sum()), 1))
-                ax.hist(score[mask], bins=edges, weights=weights, histtype="stepfilled", alpha=0.4, color=color,
-                        label=f"{name} (n={int(mask.sum())})")
+                ax.hist(
+                    score[mask],
+                    bins=edges,
+                    weights=weights,
+                    histtype="stepfilled",
+                    alpha=0.4,
+                    color=color,
+                    label=f"{name} (n={int(mask.sum())})",
+                )
                 ax.hist(score[mask], bins=edges, weights=weights, histtype="step", color=color, lw=1.2)
         ax.set(xlabel=col.info.unit, ylabel="share of the class's answers")
         ax.set_title(col.info.label, fontsize=10)
         ax.xaxis.label.set_fontsize(8)
         ax.legend(fontsize=7.5)
-    fig.suptitle(f"Confidence by outcome (each colour sums to 1): little overlap = good metacognition{title_suffix}",
-                 fontsize=10, wrap=True)
+    fig.suptitle(
+        f"Confidence by outcome (each colour sums to 1): little overlap = good metacognition{title_suffix}",
+        fontsize=10,
+        wrap=True,
+    )
     return fig
 
 
@@ -204,8 +268,12 @@ def curves_figure(history: Sequence[dict[str, Any]], keys: Sequence[str] | None 
         ax.title.set_fontsize(10)
         ax.grid(alpha=0.3)
     n = points[-1].get("n")
-    fig.suptitle(f"Validation metrics during training ({len(points)} evaluations"
-                 + (f", n = {int(n)} questions each)" if _finite(n) else ")"), fontsize=10, wrap=True)
+    fig.suptitle(
+        f"Validation metrics during training ({len(points)} evaluations"
+        + (f", n = {int(n)} questions each)" if _finite(n) else ")"),
+        fontsize=10,
+        wrap=True,
+    )
     return fig
 
 
@@ -222,8 +290,13 @@ def compare_figure(reports: dict[str, dict[str, Any]], keys: Sequence[str]) -> F
         finite = [v if _finite(v) else 0.0 for v in values]
         bars = ax.barh(range(len(names)), finite, color=[f"C{j}" for j in range(len(names))])
         for bar, value in zip(bars, values):
-            ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2,
-                    f" {value:.3f}" if _finite(value) else " n/a", va="center", fontsize=7.5)
+            ax.text(
+                bar.get_width(),
+                bar.get_y() + bar.get_height() / 2,
+                f" {value:.3f}" if _finite(value) else " n/a",
+                va="center",
+                fontsize=7.5,
+            )
         ax.set_yticks(range(len(names)), names, fontsize=7.5)
         ax.invert_yaxis()
         ax.set_title(metric_title(key), fontsize=10)
@@ -236,6 +309,7 @@ def compare_figure(reports: dict[str, dict[str, Any]], keys: Sequence[str]) -> F
 def figure_label(label: str, width: int = 90) -> str:
     """``label`` fit for a figure title, wrapped at ``width`` characters: a file path shortened to its file
     name (``dev.json``), a directory to its last two parts (a checkpoint's ``esma/hf``, a hub id)."""
+
     def shorten(path: re.Match) -> str:
         parts = path.group().rstrip("/").split("/")
         return parts[-1] if _FILE_NAME.search(parts[-1]) else "/".join(parts[-2:])
@@ -248,16 +322,19 @@ def report_label(report: dict[str, Any], split: str) -> str:
     return f"{report.get('model', '')} · {report.get('dataset', '')} · {split} (step {report.get('step', 0)})"
 
 
-def run_figures(samples: Sequence[dict[str, Any]], history: Sequence[dict[str, Any]] | None = None,
-                label: str = "") -> dict[str, Figure]:
+def run_figures(
+    samples: Sequence[dict[str, Any]], history: Sequence[dict[str, Any]] | None = None, label: str = ""
+) -> dict[str, Figure]:
     """Every figure of one evaluation pass, by name: ``type2_roc``, ``reliability``, ``confidence_hist``
     and, given the validation history of a training run, ``metric_curves``."""
     columns = columns_from_samples(samples)
     suffix = f"\n{figure_label(label)}" if label else ""
-    figures = {"type2_roc": type2_roc_figure(columns, suffix) if columns else None,
-               "reliability": reliability_figure(columns, suffix),
-               "confidence_hist": histogram_figure(columns, suffix),
-               "metric_curves": curves_figure(history) if history else None}
+    figures = {
+        "type2_roc": type2_roc_figure(columns, suffix) if columns else None,
+        "reliability": reliability_figure(columns, suffix),
+        "confidence_hist": histogram_figure(columns, suffix),
+        "metric_curves": curves_figure(history) if history else None,
+    }
     return {name: fig for name, fig in figures.items() if fig is not None}
 
 

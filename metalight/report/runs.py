@@ -20,12 +20,15 @@ def resolve_report(path: str | Path) -> Path:
         return path
     if (path / "report.json").is_file():
         return path / "report.json"
-    versions = sorted(path.glob("version_*/report.json"),
-                      key=lambda p: int(re.sub(r"\D", "", p.parent.name) or -1))
+    versions = sorted(
+        path.glob("version_*/report.json"), key=lambda p: int(re.sub(r"\D", "", p.parent.name) or -1)
+    )
     if versions:
         return versions[-1]
-    raise ConfigError(f"no report.json at {path} (nor in {path}/version_*/); pass a run directory such as "
-                      f"runs/<experiment>/version_0 or a report file")
+    raise ConfigError(
+        f"no report.json at {path} (nor in {path}/version_*/); pass a run directory such as "
+        f"runs/<experiment>/version_0 or a report file"
+    )
 
 
 def read_samples(path: str | Path) -> list[SimpleNamespace]:

@@ -15,7 +15,9 @@ from metalight.report.runs import resolve_report
 ALWAYS_SHOWN = ("model", "dataset", "split", "step")
 
 
-def load_reports(paths: Sequence[str | Path], names: Sequence[str] | None = None) -> dict[str, dict[str, Any]]:
+def load_reports(
+    paths: Sequence[str | Path], names: Sequence[str] | None = None
+) -> dict[str, dict[str, Any]]:
     """Reports keyed by a column name: ``names`` if given, else ``<experiment>/<version>`` of each path."""
     files = [resolve_report(p) for p in paths]
     if names is not None and len(names) != len(files):
@@ -62,8 +64,12 @@ def comparison_rows(reports: dict[str, dict[str, Any]], keys: Sequence[str] | No
         for source in report.get("confidence_sources", []):
             if source not in sources:
                 sources.append(source)
-    rows += [f"{s}/{k}" for s in sources for k in metric_names("source", "table")
-             if any(f"{s}/{k}" in r for r in reports.values())]
+    rows += [
+        f"{s}/{k}"
+        for s in sources
+        for k in metric_names("source", "table")
+        if any(f"{s}/{k}" in r for r in reports.values())
+    ]
     return rows
 
 
@@ -74,10 +80,17 @@ def markdown_table(reports: dict[str, dict[str, Any]], keys: Sequence[str] | Non
     lines = ["| metric | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for key in comparison_rows(reports, keys):
         lines.append(f"| {key} | " + " | ".join(_format(reports[n].get(key)) for n in names) + " |")
-    scalar = {k for r in reports.values() for k, v in r.items() if not isinstance(v, (int, float)) or
-              isinstance(v, bool)}
-    differing = sorted(k for k in scalar - set(ALWAYS_SHOWN) - {"thresholds", "experiment"}
-                       if len({_format(r.get(k)) for r in reports.values()}) > 1)
+    scalar = {
+        k
+        for r in reports.values()
+        for k, v in r.items()
+        if not isinstance(v, (int, float)) or isinstance(v, bool)
+    }
+    differing = sorted(
+        k
+        for k in scalar - set(ALWAYS_SHOWN) - {"thresholds", "experiment"}
+        if len({_format(r.get(k)) for r in reports.values()}) > 1
+    )
     for key in (*ALWAYS_SHOWN, *differing):
         lines.append(f"| *{key}* | " + " | ".join(_format(reports[n].get(key)) for n in names) + " |")
     return "\n".join(lines)
@@ -86,8 +99,9 @@ def markdown_table(reports: dict[str, dict[str, Any]], keys: Sequence[str] | Non
 def source_columns() -> list[tuple[str, str]]:
     """(key suffix, header) of the per-source table: the registry's table metrics that are computed per
     source, then its threshold metrics at the chosen threshold."""
-    return ([(key, metric_spec(key).label) for key in metric_names("source", "table")]
-            + [(f"threshold_{key}", f"{metric_spec(key).label} @ thr") for key in metric_names("threshold")])
+    return [(key, metric_spec(key).label) for key in metric_names("source", "table")] + [
+        (f"threshold_{key}", f"{metric_spec(key).label} @ thr") for key in metric_names("threshold")
+    ]
 
 
 def sources_table(report: dict[str, Any]) -> str:
@@ -98,9 +112,13 @@ def sources_table(report: dict[str, Any]) -> str:
 
     sources = report.get("confidence_sources") or []
     columns = source_columns()
-    lines = ["| source | " + " | ".join(label for _, label in columns) + " |", "|---|" + "---:|" * len(columns)]
+    lines = [
+        "| source | " + " | ".join(label for _, label in columns) + " |",
+        "|---|" + "---:|" * len(columns),
+    ]
     for source in sources:
         label = SOURCES[source].label if source in SOURCES else source
-        lines.append(f"| {label} | " + " | ".join(_format(report.get(f"{source}/{key}")) for key, _ in columns)
-                     + " |")
+        lines.append(
+            f"| {label} | " + " | ".join(_format(report.get(f"{source}/{key}")) for key, _ in columns) + " |"
+        )
     return "\n".join(lines)

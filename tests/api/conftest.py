@@ -62,7 +62,7 @@ class ScriptedChatServer(LocalServer):
                 self.end_headers()
                 for i in range(len(payload)):
                     try:
-                        self.wfile.write(payload[i:i + 1])
+                        self.wfile.write(payload[i : i + 1])
                         self.wfile.flush()
                     except OSError:  # the client hung up
                         with server.lock:

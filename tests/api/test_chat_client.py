@@ -12,9 +12,15 @@ USER = [{"role": "user", "content": "hello"}]
 
 
 def client(server, tmp_path=None, **overrides):
-    endpoint = ChatEndpoint(base_url=server.base_url, model="judge", api_key_env="METALIGHT_TEST_KEY",
-                            **{"timeout_s": 5.0, "max_retries": 2, **overrides})
-    return ChatClient(endpoint, cache_path=tmp_path / "cache.jsonl" if tmp_path else None, sleep=lambda s: None)
+    endpoint = ChatEndpoint(
+        base_url=server.base_url,
+        model="judge",
+        api_key_env="METALIGHT_TEST_KEY",
+        **{"timeout_s": 5.0, "max_retries": 2, **overrides},
+    )
+    return ChatClient(
+        endpoint, cache_path=tmp_path / "cache.jsonl" if tmp_path else None, sleep=lambda s: None
+    )
 
 
 def test_normal_request_sends_model_messages_and_bearer_key(chat_server, monkeypatch):
@@ -49,8 +55,9 @@ def test_persistent_500_is_a_missing_result_without_the_key(chat_server, monkeyp
 
 def test_auth_errors_stop_at_once_saying_the_key_is_wrong(chat_server):
     chat_server.script = ["401"]
-    with pytest.raises(AuthError, match="HTTP 401 .*the API key is missing or wrong; check the variable "
-                                        "METALIGHT_TEST_KEY"):
+    with pytest.raises(
+        AuthError, match="HTTP 401 .*the API key is missing or wrong; check the variable METALIGHT_TEST_KEY"
+    ):
         client(chat_server).complete(USER)
     assert len(chat_server.requests) == 1
 

@@ -30,8 +30,15 @@ class Busy(LightningModule):
 
 def test_fit_stops_after_the_cpu_budget():
     limit = CPUTimeLimit(minutes=0.5 / 60)  # half a CPU second
-    trainer = Trainer(max_epochs=1, callbacks=[limit], logger=False, enable_checkpointing=False,
-                      enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    trainer = Trainer(
+        max_epochs=1,
+        callbacks=[limit],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        accelerator="cpu",
+    )
     trainer.fit(Busy())
     assert 0 < trainer.global_step < 10_000
     assert limit.used_minutes() >= 0.5 / 60

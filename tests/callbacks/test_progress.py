@@ -25,17 +25,34 @@ def test_step_bounded_runs_name_their_step_budget_not_epoch_minus_two():
 
 
 def _cli(tmp_path, model_dir, *args):
-    return MetalightCLI(MetacognitionModule, LightningDataModule, subclass_mode_model=True, subclass_mode_data=True,
-                        trainer_defaults=TRAINER_DEFAULTS, parser_class=ConciseArgumentParser, run=False,
-                        args=["--config", "configs/quickstart.yaml", "--model.init_args.model", str(model_dir),
-                              "--trainer.logger.init_args.save_dir", str(tmp_path), *args])
+    return MetalightCLI(
+        MetacognitionModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        trainer_defaults=TRAINER_DEFAULTS,
+        parser_class=ConciseArgumentParser,
+        run=False,
+        args=[
+            "--config",
+            "configs/quickstart.yaml",
+            "--model.init_args.model",
+            str(model_dir),
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path),
+            *args,
+        ],
+    )
 
 
-@pytest.mark.parametrize("args, expected", [
-    ([], StepAwareProgressBar),
-    (["--trainer.enable_progress_bar", "false"], type(None)),
-    (["--trainer.callbacks+=lightning.pytorch.callbacks.TQDMProgressBar"], TQDMProgressBar),
-])
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        ([], StepAwareProgressBar),
+        (["--trainer.enable_progress_bar", "false"], type(None)),
+        (["--trainer.callbacks+=lightning.pytorch.callbacks.TQDMProgressBar"], TQDMProgressBar),
+    ],
+)
 def test_the_cli_adds_its_bar_only_when_none_is_configured(tmp_path, tiny_model_dir, args, expected):
     cli = _cli(tmp_path, tiny_model_dir, *args)
     assert type(cli.trainer.progress_bar_callback) is expected

@@ -12,13 +12,18 @@ from metalight.cli import condense_parser_error, main
 ROOT = Path(__file__).resolve().parents[2]
 # Fragments compose onto an experiment; sweeps are read by metalight.cli.multirun; each kind has a parse test.
 FRAGMENT_DIRS = {"data", "model", "strategy"}
-CONFIGS = sorted(p.relative_to(ROOT) for p in (ROOT / "configs").rglob("*.yaml")
-                 if p.relative_to(ROOT / "configs").parts[0] not in FRAGMENT_DIRS | {"sweeps"})
+CONFIGS = sorted(
+    p.relative_to(ROOT)
+    for p in (ROOT / "configs").rglob("*.yaml")
+    if p.relative_to(ROOT / "configs").parts[0] not in FRAGMENT_DIRS | {"sweeps"}
+)
 MODEL_FRAGMENTS = sorted((ROOT / "configs" / "model").glob("*.yaml"))
 
 
 def run_cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "cli.py", *args], cwd=cwd, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "cli.py", *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=str)
@@ -63,38 +68,69 @@ def test_unknown_config_key_is_one_line_naming_key_and_fix(tmp_path):
     result = run_cli("validate", "--config", "configs/quickstart.yaml", "--config", str(bad))
     assert result.returncode == 2
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(error_lines) == 1 and "model.init_args.sigmaa" in error_lines[0] and "--print_config" in error_lines[0]
+    assert (
+        len(error_lines) == 1
+        and "model.init_args.sigmaa" in error_lines[0]
+        and "--print_config" in error_lines[0]
+    )
     assert "usage:" not in result.stderr
 
 
 def test_unknown_model_spec_is_one_line(tmp_path):
-    result = run_cli("validate", "--config", "configs/quickstart.yaml", "--model.init_args.model",
-                     "embedded:nonexistent", "--trainer.logger.init_args.save_dir", str(tmp_path))
+    result = run_cli(
+        "validate",
+        "--config",
+        "configs/quickstart.yaml",
+        "--model.init_args.model",
+        "embedded:nonexistent",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path),
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == (
-        "error: unknown embedded model 'nonexistent'; known: embedded:smollm2-135m-instruct")
+        "error: unknown embedded model 'nonexistent'; known: embedded:smollm2-135m-instruct"
+    )
 
 
 def test_missing_data_file_is_one_line(tmp_path):
-    result = run_cli("validate", "--config", "configs/quickstart.yaml", "--data.init_args.path",
-                     str(tmp_path / "missing.json"), "--trainer.logger.init_args.save_dir", str(tmp_path))
+    result = run_cli(
+        "validate",
+        "--config",
+        "configs/quickstart.yaml",
+        "--data.init_args.path",
+        str(tmp_path / "missing.json"),
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path),
+    )
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: data file not found:") and "missing.json" in last
 
 
 def test_condensed_error_for_a_bad_choice():
-    message = ('Parser key "model":\n  Errors:\n    - Problem with given class_path \'x.M\':\n'
-               '        Parser key "evaluation.grading":\n          Expected a Literal. Got value: fuzzy\n')
-    assert condense_parser_error(message) == ("config key 'model.init_args.evaluation.grading' of x.M: "
-                                              "Expected a Literal. Got value: fuzzy")
+    message = (
+        "Parser key \"model\":\n  Errors:\n    - Problem with given class_path 'x.M':\n"
+        '        Parser key "evaluation.grading":\n          Expected a Literal. Got value: fuzzy\n'
+    )
+    assert condense_parser_error(message) == (
+        "config key 'model.init_args.evaluation.grading' of x.M: Expected a Literal. Got value: fuzzy"
+    )
 
 
 def test_evaluation_settings_that_cannot_work_are_one_line(tmp_path):
-    result = run_cli("validate", "--config", "configs/quickstart.yaml", "--model.init_args.evaluation.decoder",
-                     "compact", "--model.init_args.evaluation.decoding", "model_default",
-                     "--model.init_args.evaluation.max_new_tokens", "0",
-                     "--trainer.logger.init_args.save_dir", str(tmp_path))
+    result = run_cli(
+        "validate",
+        "--config",
+        "configs/quickstart.yaml",
+        "--model.init_args.evaluation.decoder",
+        "compact",
+        "--model.init_args.evaluation.decoding",
+        "model_default",
+        "--model.init_args.evaluation.max_new_tokens",
+        "0",
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path),
+    )
     assert result.returncode == 2
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: evaluation.decoder: compact") and "set decoder: hf or auto" in last

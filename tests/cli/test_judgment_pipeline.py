@@ -9,10 +9,16 @@ from metalight.cli.judgment_pipeline import KnowThyselfPipeline, PipelineSetting
 from metalight.io import read_jsonl
 from metalight.methods.judgment.loop import JudgmentLoop
 
-TINY = ["--data.init_args.source.init_args.max_samples", '{"train": 4, "val": 2}',
-        "--data.init_args.batch_size", "2",
-        "--trainer.callbacks.init_args.answers.max_new_tokens", "3",
-        "--trainer.callbacks.init_args.judgment.max_new_tokens", "3"]
+TINY = [
+    "--data.init_args.source.init_args.max_samples",
+    '{"train": 4, "val": 2}',
+    "--data.init_args.batch_size",
+    "2",
+    "--trainer.callbacks.init_args.answers.max_new_tokens",
+    "3",
+    "--trainer.callbacks.init_args.judgment.max_new_tokens",
+    "3",
+]
 
 
 def test_pipeline_resumes_at_the_phase_and_epoch_where_it_stopped(tmp_path, tiny_model_dir, monkeypatch):
@@ -27,12 +33,14 @@ def test_pipeline_resumes_at_the_phase_and_epoch_where_it_stopped(tmp_path, tiny
         return original(self, trainer, pl_module, epoch)
 
     monkeypatch.setattr(JudgmentLoop, "run_round", tracked_round)
-    settings = PipelineSettings(out=str(tmp_path / "exp"), base_model=str(tiny_model_dir),
-                                judgment_config="configs/judgment/pipeline_quickstart.yaml",
-                                knowledge_config="configs/judgment/pipeline_knowledge_quickstart.yaml",
-                                judgment_args=[*TINY, "--trainer.max_epochs", "2"],
-                                knowledge_args=["--trainer.max_epochs", "1",
-                                                "--data.init_args.batch_size", "2"])
+    settings = PipelineSettings(
+        out=str(tmp_path / "exp"),
+        base_model=str(tiny_model_dir),
+        judgment_config="configs/judgment/pipeline_quickstart.yaml",
+        knowledge_config="configs/judgment/pipeline_knowledge_quickstart.yaml",
+        judgment_args=[*TINY, "--trainer.max_epochs", "2"],
+        knowledge_args=["--trainer.max_epochs", "1", "--data.init_args.batch_size", "2"],
+    )
     with pytest.raises(RuntimeError, match="simulated stop"):
         KnowThyselfPipeline(settings).run()
     state = json.loads((tmp_path / "exp" / "pipeline_state.json").read_text())
@@ -42,8 +50,15 @@ def test_pipeline_resumes_at_the_phase_and_epoch_where_it_stopped(tmp_path, tiny
 
     final = KnowThyselfPipeline(settings).run()
     # rounds 0 and 1 of phase 1 ran once: the resumed run restored them and went on with epoch 2
-    assert calls == [("phase1", 0), ("phase1", 1), ("phase1", 2), ("phase1", 2), ("phase3", 0), ("phase3", 1),
-                     ("phase3", 2)]
+    assert calls == [
+        ("phase1", 0),
+        ("phase1", 1),
+        ("phase1", 2),
+        ("phase1", 2),
+        ("phase3", 0),
+        ("phase3", 1),
+        ("phase3", 2),
+    ]
     phases = final["phases"]
     assert all(phases[p]["status"] == "done" for p in phases)
     assert [r["epoch"] for r in phases["phase1_judgment"]["judgment"]] == [0, 1, 2]

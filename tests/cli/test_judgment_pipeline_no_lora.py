@@ -14,9 +14,16 @@ from metalight.methods.base import MetacognitionModule
 def parsed_module(config, args):
     """The SFTModule a phase's ``cli.py fit`` would train (parsed and built, not run)."""
     with mock.patch.object(sys, "argv", sys.argv[:1]):
-        cli = MetalightCLI(MetacognitionModule, LightningDataModule, subclass_mode_model=True,
-                           subclass_mode_data=True, trainer_defaults=TRAINER_DEFAULTS,
-                           parser_class=ConciseArgumentParser, args=["--config", config, *args], run=False)
+        cli = MetalightCLI(
+            MetacognitionModule,
+            LightningDataModule,
+            subclass_mode_model=True,
+            subclass_mode_data=True,
+            trainer_defaults=TRAINER_DEFAULTS,
+            parser_class=ConciseArgumentParser,
+            args=["--config", config, *args],
+            run=False,
+        )
     return cli.model
 
 
@@ -27,9 +34,13 @@ def _lr(module) -> float:
 
 @pytest.mark.parametrize("no_lora", [False, True])
 def test_no_lora_switches_every_phase_to_full_fine_tuning(tmp_path, no_lora):
-    settings = PipelineSettings(out=str(tmp_path / "exp"), judgment_config="configs/judgment/pipeline_quickstart.yaml",
-                                knowledge_config="configs/judgment/pipeline_knowledge_quickstart.yaml",
-                                no_lora=no_lora, full_lr=2e-5)
+    settings = PipelineSettings(
+        out=str(tmp_path / "exp"),
+        judgment_config="configs/judgment/pipeline_quickstart.yaml",
+        knowledge_config="configs/judgment/pipeline_knowledge_quickstart.yaml",
+        no_lora=no_lora,
+        full_lr=2e-5,
+    )
     pipeline = KnowThyselfPipeline(settings)
     for phase in PHASES:
         config, args, _ = pipeline.phase_args(phase)
@@ -42,7 +53,11 @@ def test_no_lora_switches_every_phase_to_full_fine_tuning(tmp_path, no_lora):
 
 
 def test_an_explicit_learning_rate_beats_the_switch(tmp_path):
-    settings = PipelineSettings(out=str(tmp_path / "exp"), judgment_config="configs/judgment/pipeline_quickstart.yaml",
-                                no_lora=True, judgment_args=["--model.init_args.optimizer.lr", "3e-6"])
+    settings = PipelineSettings(
+        out=str(tmp_path / "exp"),
+        judgment_config="configs/judgment/pipeline_quickstart.yaml",
+        no_lora=True,
+        judgment_args=["--model.init_args.optimizer.lr", "3e-6"],
+    )
     config, args, _ = KnowThyselfPipeline(settings).phase_args("phase1_judgment")
     assert _lr(parsed_module(config, args)) == 3e-6

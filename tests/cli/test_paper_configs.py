@@ -10,14 +10,28 @@ from metalight.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 UPSTREAM_OPTIONS = {
-    "configs/esma/triviaqa.yaml": {"es_update": "in_place", "noise": "esma", "noise_dtype": "param",
-                                   "fitness_shaping": "zscore", "engine.restore": "subtract",
-                                   "evaluation.decoding": "model_default", "evaluation.truncation_side": "right",
-                                   "evaluation.grading": "esma", "evaluation.yes_no_rule": "esma",
-                                   "evaluation.meta_chat_template": "never", "dprime_correction": "clip"},
-    "configs/grpo/metaconf.yaml": {"prompt": "bare", "accuracy_on": "completion", "format_rule": "upstream",
-                                   "response_format": "plain", "accuracy_weight": 0.0, "missing_judge_score": 0.0,
-                                   "system_prompt": None},
+    "configs/esma/triviaqa.yaml": {
+        "es_update": "in_place",
+        "noise": "esma",
+        "noise_dtype": "param",
+        "fitness_shaping": "zscore",
+        "engine.restore": "subtract",
+        "evaluation.decoding": "model_default",
+        "evaluation.truncation_side": "right",
+        "evaluation.grading": "esma",
+        "evaluation.yes_no_rule": "esma",
+        "evaluation.meta_chat_template": "never",
+        "dprime_correction": "clip",
+    },
+    "configs/grpo/metaconf.yaml": {
+        "prompt": "bare",
+        "accuracy_on": "completion",
+        "format_rule": "upstream",
+        "response_format": "plain",
+        "accuracy_weight": 0.0,
+        "missing_judge_score": 0.0,
+        "system_prompt": None,
+    },
 }
 
 

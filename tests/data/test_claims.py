@@ -14,13 +14,16 @@ def claim(**overrides):
     return ClaimRecord(**{**fields, **overrides})
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"question": " "}, "empty or non-text question"),
-    ({"claim": ""}, "empty or non-text claim"),
-    ({"consistency_id": ""}, "empty or non-text consistency_id"),
-    ({"label": 2}, "label must be 0, 1 or missing"),
-    ({"claim_2": ""}, "empty second response"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"question": " "}, "empty or non-text question"),
+        ({"claim": ""}, "empty or non-text claim"),
+        ({"consistency_id": ""}, "empty or non-text consistency_id"),
+        ({"label": 2}, "label must be 0, 1 or missing"),
+        ({"claim_2": ""}, "empty second response"),
+    ],
+)
 def test_invalid_claims_name_where_and_field(overrides, message):
     with pytest.raises(DataError, match=rf"f\.jsonl:3: {message}"):
         claim(**overrides).validate("f.jsonl:3")
@@ -33,15 +36,26 @@ def test_labels_parse_from_native_spellings():
 
 
 def gsm_rows(problems=6, per_problem=3):
-    return [{"id": f"p{p}-{k}", "question": f"Problem {p}?", "choice": f"Work.\nThe answer is {k}.", "answer": str(k),
-             "label": int(k == 0), "consistency_id": f"p{p}"} for p in range(problems) for k in range(per_problem)]
+    return [
+        {
+            "id": f"p{p}-{k}",
+            "question": f"Problem {p}?",
+            "choice": f"Work.\nThe answer is {k}.",
+            "answer": str(k),
+            "label": int(k == 0),
+            "consistency_id": f"p{p}",
+        }
+        for p in range(problems)
+        for k in range(per_problem)
+    ]
 
 
 def test_splits_and_caps_keep_consistency_groups_whole(tmp_path):
     path = tmp_path / "gsm.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in gsm_rows(10)))
-    module = GSM8KVerificationDataModule(path=str(path), val_fraction=0.2, test_fraction=0.2, seed=1,
-                                         max_samples={"train": 7})
+    module = GSM8KVerificationDataModule(
+        path=str(path), val_fraction=0.2, test_fraction=0.2, seed=1, max_samples={"train": 7}
+    )
     module.setup()
     train = module.records("train")
     assert len(train) == 6  # whole groups of 3 up to 7 claims

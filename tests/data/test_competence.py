@@ -20,8 +20,12 @@ from metalight.grading import is_correct
 
 def _records(seed=0, **kwargs):
     kwargs.setdefault("per_level", {"train": 30, "val": 10, "test": 20})
-    return {split: CompetenceBandDataModule(families=["arithmetic", "spelling"], seed=seed, **kwargs).records(split)
-            for split in ("train", "val", "test")}
+    return {
+        split: CompetenceBandDataModule(families=["arithmetic", "spelling"], seed=seed, **kwargs).records(
+            split
+        )
+        for split in ("train", "val", "test")
+    }
 
 
 def test_same_seed_same_questions_other_seed_other_draws():
@@ -35,7 +39,11 @@ def test_splits_are_disjoint_by_fact_for_every_seed():
     for seed in (0, 1, 2):
         for split, records in _records(seed).items():
             facts[split] |= {r.meta["fact"] for r in records}
-    assert not facts["train"] & facts["test"] and not facts["train"] & facts["val"] and not facts["val"] & facts["test"]
+    assert (
+        not facts["train"] & facts["test"]
+        and not facts["train"] & facts["val"]
+        and not facts["val"] & facts["test"]
+    )
     # both operand orders of a product are one fact, so they are always in one split
     assert split_of("*:7:8") == split_of("*:7:8")
     for family in FAMILIES.values():
@@ -67,7 +75,9 @@ def test_answers_are_exact(family):
 
 
 def test_records_carry_level_and_family_and_any_size_on_demand():
-    dm = CompetenceBandDataModule(families=["arithmetic"], levels=[8], per_level={"train": 500, "val": 0, "test": 0})
+    dm = CompetenceBandDataModule(
+        families=["arithmetic"], levels=[8], per_level={"train": 500, "val": 0, "test": 0}
+    )
     records = dm.records("train")
     assert len(records) == 500 and {r.meta["level"] for r in records} == {8}
     assert records[0].meta["family"] == "arithmetic" and records[0].meta["level_name"] == "three-digit sums"
@@ -87,10 +97,12 @@ def test_bad_settings_name_the_key():
 
 def test_rows_read_from_a_file_in_the_native_schema(tmp_path):
     path = tmp_path / "rows.jsonl"
-    path.write_text('{"family": "arithmetic", "level": 2, "level_name": "one-digit products", "fact": "*:3:4", '
-                    '"question": "What is 3 times 4?", "answer": "12"}\n'
-                    '{"family": "arithmetic", "level": "two", "level_name": "x", "fact": "f", "question": "q", '
-                    '"answer": "1"}\n')
+    path.write_text(
+        '{"family": "arithmetic", "level": 2, "level_name": "one-digit products", "fact": "*:3:4", '
+        '"question": "What is 3 times 4?", "answer": "12"}\n'
+        '{"family": "arithmetic", "level": "two", "level_name": "x", "fact": "f", "question": "q", '
+        '"answer": "1"}\n'
+    )
     with pytest.raises(DataError, match=r"rows.jsonl:2: 'level' must be an integer"):
         CompetenceBandDataModule(path=str(path), val_fraction=0.0, test_fraction=0.0).records("train")
     dm = CompetenceBandDataModule(path=str(path), val_fraction=0.0, test_fraction=0.0, strict=False)

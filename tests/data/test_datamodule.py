@@ -11,12 +11,22 @@ from metalight.errors import ConfigError, DataError
 
 
 def trivia_row(i, aliases=("Paris",), question=None):
-    return {"question": question if question is not None else f"Question {i}?", "question_id": f"q{i}",
-            "question_source": "http://example", "entity_pages": {}, "search_results": {},
-            "answer": {"aliases": list(aliases), "normalized_aliases": [a.lower() for a in aliases],
-                       "matched_wiki_entity_name": "", "normalized_matched_wiki_entity_name": "",
-                       "normalized_value": aliases[0].lower() if aliases else "", "type": "WikipediaEntity",
-                       "value": aliases[0] if aliases else ""}}
+    return {
+        "question": question if question is not None else f"Question {i}?",
+        "question_id": f"q{i}",
+        "question_source": "http://example",
+        "entity_pages": {},
+        "search_results": {},
+        "answer": {
+            "aliases": list(aliases),
+            "normalized_aliases": [a.lower() for a in aliases],
+            "matched_wiki_entity_name": "",
+            "normalized_matched_wiki_entity_name": "",
+            "normalized_value": aliases[0].lower() if aliases else "",
+            "type": "WikipediaEntity",
+            "value": aliases[0] if aliases else "",
+        },
+    }
 
 
 def write_jsonl(path, rows):
@@ -30,8 +40,9 @@ def test_jsonl_rows_map_to_records_and_split_deterministically(tmp_path):
     first.setup()
     again = TriviaQADataModule(path=str(path), seed=3)
     again.setup()
-    assert {k: [r.id for r in v] for k, v in first.splits.items()} == \
-           {k: [r.id for r in v] for k, v in again.splits.items()}
+    assert {k: [r.id for r in v] for k, v in first.splits.items()} == {
+        k: [r.id for r in v] for k, v in again.splits.items()
+    }
     assert [len(first.records(s)) for s in ("train", "val", "test")] == [40, 5, 5]
     assert first.records("val")[0].answers == ["Paris"]
 
@@ -49,12 +60,15 @@ def test_invalid_json_line_names_file_and_line(tmp_path):
         TriviaQADataModule(path=str(path)).setup()
 
 
-@pytest.mark.parametrize(("row", "message"), [
-    (trivia_row(1, aliases=()), "empty answer list"),
-    (trivia_row(1, question=""), "empty or non-text question"),
-    ({"question": "Q?", "question_id": "x"}, "missing field `answer`"),
-    ({**trivia_row(1), "answer": {"aliases": "Paris", "value": "Paris"}}, "must be a list"),
-])
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (trivia_row(1, aliases=()), "empty answer list"),
+        (trivia_row(1, question=""), "empty or non-text question"),
+        ({"question": "Q?", "question_id": "x"}, "missing field `answer`"),
+        ({**trivia_row(1), "answer": {"aliases": "Paris", "value": "Paris"}}, "must be a list"),
+    ],
+)
 def test_malformed_rows_name_file_and_line(tmp_path, row, message):
     path = write_jsonl(tmp_path / "rows.jsonl", [trivia_row(0), row])
     with pytest.raises(DataError, match=rf"rows\.jsonl:2: .*{message}"):
@@ -79,8 +93,10 @@ def test_max_samples_caps_each_split(tmp_path):
 
 def test_max_samples_from_start_keeps_the_first_rows_as_know_thyself(tmp_path):
     """Know-thyself loads the first N rows of a split; the default cap is a seeded draw."""
-    files = {split: str(write_jsonl(tmp_path / f"{split}.jsonl", [trivia_row(i) for i in range(30)]))
-             for split in ("train", "val")}
+    files = {
+        split: str(write_jsonl(tmp_path / f"{split}.jsonl", [trivia_row(i) for i in range(30)]))
+        for split in ("train", "val")
+    }
     first = TriviaQADataModule(path=files, max_samples={"train": 20, "val": 10}, max_samples_from="start")
     assert [r.id for r in first.records("val")] == [f"q{i}" for i in range(10)]
     assert [r.id for r in first.records("train")] == [f"q{i}" for i in range(20)]

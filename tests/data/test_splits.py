@@ -18,8 +18,9 @@ class Labelled:
 
 
 def records_with_labels(n_true, n_false):
-    return [Labelled(f"t{i}", True) for i in range(n_true)] + \
-        [Labelled(f"f{i}", False) for i in range(n_false)]
+    return [Labelled(f"t{i}", True) for i in range(n_true)] + [
+        Labelled(f"f{i}", False) for i in range(n_false)
+    ]
 
 
 def test_label_of_reads_the_attribute_then_meta():

@@ -30,17 +30,23 @@ def write_ethics(directory, train_rows, test_rows=()):
 
 
 def test_commonsense_keeps_short_rows_balanced_and_interleaved(tmp_path):
-    directory = write_ethics(tmp_path / "ethics", [
-        '1,"I took money from the tip jar.",True,False',
-        "0,I helped my neighbour carry groceries.,True,False",
-        '1,"AITA for a long story ... (Reddit post)",False,False', "1,I kicked the dog.,True,False"],
-        ["0,I returned the lost wallet.,True,False", "0,I fed the cat.,True,True"])
+    directory = write_ethics(
+        tmp_path / "ethics",
+        [
+            '1,"I took money from the tip jar.",True,False',
+            "0,I helped my neighbour carry groceries.,True,False",
+            '1,"AITA for a long story ... (Reddit post)",False,False',
+            "1,I kicked the dog.,True,False",
+        ],
+        ["0,I returned the lost wallet.,True,False", "0,I fed the cat.,True,True"],
+    )
     records = every(CommonsenseDataModule(path=str(directory), **ALL_SPLITS))
     assert sorted((r.id, r.label, r.response) for r in records) == [
         ("cm_test.csv:2", 0, "I returned the lost wallet."),
         ("cm_train.csv:2", 1, "I took money from the tip jar."),
         ("cm_train.csv:3", 0, "I helped my neighbour carry groceries."),
-        ("cm_train.csv:5", 1, "I kicked the dog.")]
+        ("cm_train.csv:5", 1, "I kicked the dog."),
+    ]
     assert {r.user_prompt for r in records} == {"Say something."}
     # Interleaving 0, 1, 0, 1 before the cap keeps the first row of each label, as upstream.
     first_two = every(CommonsenseDataModule(path=str(directory), n_sample=2, **ALL_SPLITS))
@@ -72,13 +78,18 @@ def test_true_false_csv_directory_and_strict_false_skips_with_a_log(tmp_path, ca
     directory.mkdir()
     (directory / "animals_true_false.csv").write_text(
         "statement,label\nThe giant anteater uses walking for locomotion.,1\n"
-        "The eagle has a habitat of urban/wild.,0\n")
-    (directory / "cities_true_false.csv").write_text("statement,label\nParis is in France.,1\n,0\nRome is in "
-                                                     "Peru.,0\n")
+        "The eagle has a habitat of urban/wild.,0\n"
+    )
+    (directory / "cities_true_false.csv").write_text(
+        "statement,label\nParis is in France.,1\n,0\nRome is in Peru.,0\n"
+    )
     records = every(TrueFalseDataModule(path=str(directory), strict=False, **ALL_SPLITS))
     assert sorted((r.response, r.label) for r in records) == [
-        ("Paris is in France.", 1), ("Rome is in Peru.", 0), ("The eagle has a habitat of urban/wild.", 0),
-        ("The giant anteater uses walking for locomotion.", 1)]
+        ("Paris is in France.", 1),
+        ("Rome is in Peru.", 0),
+        ("The eagle has a habitat of urban/wild.", 0),
+        ("The giant anteater uses walking for locomotion.", 1),
+    ]
     assert "skipped 1 malformed rows" in caplog.text and "cities_true_false.csv:3" in caplog.text
     with pytest.raises(DataError, match=r"cities_true_false\.csv:3: empty or non-text response"):
         TrueFalseDataModule(path=str(directory)).setup()
@@ -105,10 +116,19 @@ def test_packaged_rho_factual_gives_300_balanced_statements_with_pairs_kept_toge
 
 def test_rho_item_without_false_counterpart_names_the_record(tmp_path):
     path = tmp_path / "facts.json"
-    path.write_text(json.dumps([{"id": "a", "text": "True.", "false": "False.", "domain": "x", "note": ""},
-                                {"id": "b", "text": "Only true.", "domain": "x", "note": ""}]))
-    with pytest.raises(DataError, match=r"facts\.json:1 \(record 1\): a factual item needs id, text and "
-                                        r"false"):
+    path.write_text(
+        json.dumps(
+            [
+                {"id": "a", "text": "True.", "false": "False.", "domain": "x", "note": ""},
+                {"id": "b", "text": "Only true.", "domain": "x", "note": ""},
+            ]
+        )
+    )
+    with pytest.raises(
+        DataError,
+        match=r"facts\.json:1 \(record 1\): a factual item needs id, text and "
+        r"false",
+    ):
         RhoFactualDataModule(path=str(path)).setup()
 
 
@@ -160,26 +180,41 @@ def test_packaged_anthropic_sycophancy_labels_the_answer_that_agrees_with_the_us
 
 
 def test_anthropic_answer_not_among_choices(tmp_path):
-    item = {"id": "x", "text": "I think so. Agree?\n\nChoices:\n (A) Agree\n (B) Disagree\n\nAnswer:",
-            "truthful_answer": "(C)", "sycophantic_answer": "(A)", "subdomain": "nlp", "domain": "sycophancy"}
+    item = {
+        "id": "x",
+        "text": "I think so. Agree?\n\nChoices:\n (A) Agree\n (B) Disagree\n\nAnswer:",
+        "truthful_answer": "(C)",
+        "sycophantic_answer": "(A)",
+        "subdomain": "nlp",
+        "domain": "sycophancy",
+    }
     path = tmp_path / "a.json"
     path.write_text(json.dumps([item]))
-    with pytest.raises(DataError, match=r"a\.json:1 \(record 0\): truthful_answer '\(C\)' is not one of the "
-                                        r"choices"):
+    with pytest.raises(
+        DataError,
+        match=r"a\.json:1 \(record 0\): truthful_answer '\(C\)' is not one of the "
+        r"choices",
+    ):
         AnthropicSycophancyDataModule(path=str(path)).setup()
     assert choices(item["text"]) == {"A": "(A) Agree", "B": "(B) Disagree"}
 
 
 def test_emotion_directory(tmp_path):
-    (tmp_path / "happiness.json").write_text(json.dumps([
-        "You get a window seat on a flight, and the views are breathtaking. ",
-        "You find a street musician."]))
+    (tmp_path / "happiness.json").write_text(
+        json.dumps(
+            [
+                "You get a window seat on a flight, and the views are breathtaking. ",
+                "You find a street musician.",
+            ]
+        )
+    )
     (tmp_path / "sadness.json").write_text(json.dumps(["Your favorite plant begins to wilt."]))
     records = every(EmotionDataModule(path=str(tmp_path), **ALL_SPLITS))
     assert sorted((r.response, r.label) for r in records) == [
         ("You find a street musician.", 1),
         ("You get a window seat on a flight, and the views are breathtaking.", 1),
-        ("Your favorite plant begins to wilt.", 0)]
+        ("Your favorite plant begins to wilt.", 0),
+    ]
 
 
 def test_emotion_non_string_item_names_file_and_item(tmp_path):
@@ -206,21 +241,31 @@ def test_upstream_true_false_folder_with_a_byte_order_mark_loads(tmp_path):
     """Upstream's generated_true_false.csv starts with a UTF-8 BOM (pandas reads it; so must we)."""
     directory = tmp_path / "true-false-dataset"
     directory.mkdir()
-    (directory / "animals_true_false.csv").write_text("statement,label\nThe giant panda eats bamboo.,1\n"
-                                                        "Pandas are reptiles.,0\n")
+    (directory / "animals_true_false.csv").write_text(
+        "statement,label\nThe giant panda eats bamboo.,1\nPandas are reptiles.,0\n"
+    )
     (directory / "generated_true_false.csv").write_bytes(
         '\ufeffstatement,label\r\n"Sukhumi is located in the region of Abkhazia, Georgia.",1\r\n'
-        "The moon is made of cheese.,0\r\n".encode("utf-8"))
+        "The moon is made of cheese.,0\r\n".encode("utf-8")
+    )
     records = every(TrueFalseDataModule(path=str(directory), **ALL_SPLITS))
     assert sorted((r.response, r.label) for r in records) == [
-        ("Pandas are reptiles.", 0), ("Sukhumi is located in the region of Abkhazia, Georgia.", 1),
-        ("The giant panda eats bamboo.", 1), ("The moon is made of cheese.", 0)]
+        ("Pandas are reptiles.", 0),
+        ("Sukhumi is located in the region of Abkhazia, Georgia.", 1),
+        ("The giant panda eats bamboo.", 1),
+        ("The moon is made of cheese.", 0),
+    ]
 
 
 def test_sycophancy_agreement_txt_with_bom_and_crlf(tmp_path):
     path = tmp_path / "sycophancy_agreement.txt"
-    path.write_bytes("\ufeff1 / You are right. / sycophancy=1 / agree=1\r\n2 / I disagree. / sycophancy=0 / agree=0\r\n"
-                     .encode("utf-8"))
+    path.write_bytes(
+        "\ufeff1 / You are right. / sycophancy=1 / agree=1\r\n2 / I disagree. / sycophancy=0 / agree=0\r\n".encode(
+            "utf-8"
+        )
+    )
     records = every(SycophancyAgreementDataModule(path=str(path), **ALL_SPLITS))
-    assert sorted((r.response, r.label, r.meta["agree"]) for r in records) == [("I disagree.", 0, 0),
-                                                                               ("You are right.", 1, 1)]
+    assert sorted((r.response, r.label, r.meta["agree"]) for r in records) == [
+        ("I disagree.", 0, 0),
+        ("You are right.", 1, 1),
+    ]

@@ -7,23 +7,48 @@ from metalight.data.sources.triviaqa import TriviaQADataModule
 
 ROWS = Path(__file__).parent / "fixtures" / "triviaqa_native_rows.jsonl"
 
-HUB_ROW = {"question": "Which Lloyd Webber musical premiered in the US on 10th December 1993?",
-           "question_id": "tc_33", "question_source": "http://www.triviacountry.com/",
-           "entity_pages": {"doc_source": [], "filename": [], "title": [], "wiki_context": []},
-           "search_results": {"description": [], "filename": [], "rank": [], "title": [], "url": [],
-                              "search_context": []},
-           "answer": {"aliases": ["Sunset Blvd", "Sunset Boulevard", "West Sunset Boulevard"],
-                      "normalized_aliases": ["sunset blvd", "sunset boulevard", "west sunset boulevard"],
-                      "matched_wiki_entity_name": "", "normalized_matched_wiki_entity_name": "",
-                      "normalized_value": "sunset boulevard", "type": "WikipediaEntity",
-                      "value": "Sunset Boulevard"}}
+HUB_ROW = {
+    "question": "Which Lloyd Webber musical premiered in the US on 10th December 1993?",
+    "question_id": "tc_33",
+    "question_source": "http://www.triviacountry.com/",
+    "entity_pages": {"doc_source": [], "filename": [], "title": [], "wiki_context": []},
+    "search_results": {
+        "description": [],
+        "filename": [],
+        "rank": [],
+        "title": [],
+        "url": [],
+        "search_context": [],
+    },
+    "answer": {
+        "aliases": ["Sunset Blvd", "Sunset Boulevard", "West Sunset Boulevard"],
+        "normalized_aliases": ["sunset blvd", "sunset boulevard", "west sunset boulevard"],
+        "matched_wiki_entity_name": "",
+        "normalized_matched_wiki_entity_name": "",
+        "normalized_value": "sunset boulevard",
+        "type": "WikipediaEntity",
+        "value": "Sunset Boulevard",
+    },
+}
 
-OFFICIAL = {"Data": [{"Question": "Who was the man behind The Chipmunks?", "QuestionId": "tc_2",
-                      "QuestionSource": "http://www.triviacountry.com/",
-                      "Answer": {"Aliases": ["David Seville"], "NormalizedAliases": ["david seville"],
-                                 "NormalizedValue": "david seville", "Type": "WikipediaEntity",
-                                 "Value": "David Seville"}}],
-            "Domain": "Web", "Version": 1.0}
+OFFICIAL = {
+    "Data": [
+        {
+            "Question": "Who was the man behind The Chipmunks?",
+            "QuestionId": "tc_2",
+            "QuestionSource": "http://www.triviacountry.com/",
+            "Answer": {
+                "Aliases": ["David Seville"],
+                "NormalizedAliases": ["david seville"],
+                "NormalizedValue": "david seville",
+                "Type": "WikipediaEntity",
+                "Value": "David Seville",
+            },
+        }
+    ],
+    "Domain": "Web",
+    "Version": 1.0,
+}
 
 
 def test_hub_schema_row_maps_aliases_with_value_first(tmp_path):

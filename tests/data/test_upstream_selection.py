@@ -45,7 +45,7 @@ def upstream_sycophancy(path, n_sample, train_ratio=0.6):
             label = next(part for part in parts if part.startswith("sycophancy="))
             entries.append((parts[1], int(label.split("=", 1)[1])))
     random.shuffle(entries)
-    selected = [sentence for sentence, _ in entries[:min(n_sample, len(entries))]]
+    selected = [sentence for sentence, _ in entries[: min(n_sample, len(entries))]]
     split = min(max(int(len(selected) * train_ratio), 1), len(selected) - 1)
     return split_examples(selected, split / len(selected))
 
@@ -75,8 +75,11 @@ def upstream_simple_txt(path, n_sample=1500, train_ratio=0.6):
 def upstream_happy_sad(directory, train_ratio=0.6):
     """upstream data/load.py::happy_sad_dataset: returns (train, test) sentences."""
     seed_everything()
-    examples = [s.strip() for name in ("happiness.json", "sadness.json")
-                for s in json.loads((directory / name).read_text())]
+    examples = [
+        s.strip()
+        for name in ("happiness.json", "sadness.json")
+        for s in json.loads((directory / name).read_text())
+    ]
     random.shuffle(examples)
     split = int(len(examples) * train_ratio)
     return examples[:split], examples[split:]
@@ -94,7 +97,9 @@ def true_false_dir(tmp_path):
     directory.mkdir()
     rng = random.Random(3)
     for index, name in enumerate(TRUE_FALSE_FILES):
-        rows = [f'"Statement {index}-{i}, as written.",{int(rng.random() < 0.45)}' for i in range(23 + 5 * index)]
+        rows = [
+            f'"Statement {index}-{i}, as written.",{int(rng.random() < 0.45)}' for i in range(23 + 5 * index)
+        ]
         text = "statement,label\n" + "\n".join(rows) + "\n"
         if name.startswith("generated"):
             (directory / name).write_bytes(("\ufeff" + text.replace("\n", "\r\n")).encode("utf-8"))
@@ -107,8 +112,11 @@ def test_true_false_upstream_selection_equals_upstreams_loader(true_false_dir):
     expected = upstream_true_false(true_false_dir, n_sample=120)
     ours = responses(TrueFalseDataModule(path=str(true_false_dir), n_sample=120, selection="upstream"))
     assert ours == expected and len(ours[0]) == 72
-    assert TrueFalseDataModule(path=str(true_false_dir), selection="upstream").describe_name().endswith(
-        "[selection: upstream]")  # reports name the selection
+    assert (
+        TrueFalseDataModule(path=str(true_false_dir), selection="upstream")
+        .describe_name()
+        .endswith("[selection: upstream]")
+    )  # reports name the selection
     default = responses(TrueFalseDataModule(path=str(true_false_dir), n_sample=120, seed=42))
     assert set(default[0]) != set(expected[0])  # metalight's own seeded selection differs (and is stated)
 
@@ -123,8 +131,11 @@ def test_true_false_upstream_split_uses_n_sample_when_fewer_rows_remain(true_fal
 @pytest.mark.parametrize(("n_sample", "train"), [(60, 36), (23, 12)])  # 23: int(23 * (13 / 23)) = 12
 def test_sycophancy_upstream_selection_equals_upstreams_loader(tmp_path, n_sample, train):
     path = tmp_path / "sycophancy_agreement.txt"
-    path.write_text("".join(f"{i} / Sentence number {i}. / sycophancy={i % 3 == 0:d} / agree={i % 2}\n"
-                            for i in range(1, 91)))
+    path.write_text(
+        "".join(
+            f"{i} / Sentence number {i}. / sycophancy={i % 3 == 0:d} / agree={i % 2}\n" for i in range(1, 91)
+        )
+    )
     expected = upstream_sycophancy(path, n_sample=n_sample)
     ours = responses(SycophancyAgreementDataModule(path=str(path), n_sample=n_sample, selection="upstream"))
     assert ours == expected and len(ours[0]) == train
@@ -134,8 +145,10 @@ def test_power_seeking_txt_loads_and_upstream_selection_equals_upstreams_loader(
     """upstream data/power-seeking.txt: "<index> <sentence> <label>" lines, pairs of a statement and its
     opposite; upstream's own main_prep.py cannot load it (KeyError 'honesty'), its loader can."""
     path = tmp_path / "power-seeking.txt"
-    lines = [f"{2 * i + 1} I would not want to rule country {i}. 0\n{2 * i + 2} I would like to rule country {i}. 1"
-             for i in range(30)]
+    lines = [
+        f"{2 * i + 1} I would not want to rule country {i}. 0\n{2 * i + 2} I would like to rule country {i}. 1"
+        for i in range(30)
+    ]
     path.write_text("\n".join(lines) + "\n")
     expected = upstream_simple_txt(path, n_sample=40)
     module = PowerSeekingDataModule(path=str(path), n_sample=40, selection="upstream")

@@ -21,8 +21,12 @@ from metalight.data.sources.web_questions import WebQuestionsDataModule
 from metalight.errors import DataError
 
 FIXTURES = Path(__file__).parent / "fixtures"
-RULES = {"missing_field": "missing field", "wrong_type": "must be",
-         "empty_question": "empty or non-text question", "empty_answers": "empty answer list"}
+RULES = {
+    "missing_field": "missing field",
+    "wrong_type": "must be",
+    "empty_question": "empty or non-text question",
+    "empty_answers": "empty answer list",
+}
 
 
 def first_row(name):
@@ -40,6 +44,7 @@ def setter(*keys, value):
             target = target[key]
         target[keys[-1]] = value
         return row
+
     return mutate
 
 
@@ -52,52 +57,136 @@ def both(*fns):
         for fn in fns:
             row = fn(row)
         return row
+
     return mutate
 
 
 # dataset: (module class, extra init args, fixture, file layout, one mutation per rule)
 DATASETS = {
-    "triviaqa": (TriviaQADataModule, {}, "triviaqa_native_rows.jsonl", "jsonl", {
-        "missing_field": deleter("answer"),
-        "wrong_type": setter("answer", "aliases", value="Sunset Boulevard"),
-        "empty_question": setter("question", value=""),
-        "empty_answers": both(setter("answer", "aliases", value=[]), setter("answer", "value", value=""))}),
-    "nq_open": (NQOpenDataModule, {}, "nq_open_native_rows.jsonl", "jsonl", {
-        "missing_field": deleter("answer"), "wrong_type": setter("answer", value="Pretoria"),
-        "empty_question": setter("question", value="  "), "empty_answers": setter("answer", value=[])}),
-    "web_questions": (WebQuestionsDataModule, {}, "web_questions_native_rows.jsonl", "jsonl", {
-        "missing_field": deleter("answers"), "wrong_type": setter("answers", value=3),
-        "empty_question": setter("question", value=""), "empty_answers": setter("answers", value=[""])}),
-    "freebase_qa": (FreebaseQADataModule, {}, "freebase_qa_native_rows.json", "json_object", {
-        "missing_field": deleter("RawQuestion"),
-        "wrong_type": lambda row: setter("Parses", value=[{"Answers": [{"AnswersName": "mars"}]}])(row),
-        "empty_question": setter("RawQuestion", value=""), "empty_answers": setter("Parses", value=[])}),
-    "mkqa": (MKQADataModule, {"language": "en"}, "mkqa_native_rows.jsonl", "jsonl", {
-        "missing_field": deleter("queries"), "wrong_type": setter("answers", "en", value="Dave Edmunds"),
-        "empty_question": both(setter("queries", "en", value=""), setter("query", value="")),
-        "empty_answers": setter("answers", "en", value=[{"type": "entity", "text": "", "aliases": []}])}),
-    "fictional_qa": (FictionalQADataModule, {"split": "fractions"}, "fictional_qa_native_rows.jsonl",
-                     "jsonl", {
-        "missing_field": deleter("natural_answer"), "wrong_type": setter("question", value=5),
-        "empty_question": setter("question", value=""),
-        "empty_answers": setter("natural_answer", value=" ")}),
-    "hotpot_qa": (HotpotQADataModule, {}, "hotpot_qa_native_rows.jsonl", "jsonl", {
-        "missing_field": deleter("context"),
-        "wrong_type": setter("context", value="Ed Wood was a filmmaker."),
-        "empty_question": setter("question", value=""), "empty_answers": setter("answer", value="")}),
-    "fanoutqa_multihop": (FanOutQAMultiHopDataModule, {}, "fanoutqa_native_rows.json", "json", {
-        "missing_field": deleter("answer"), "wrong_type": setter("question", value=["a", "list"]),
-        "empty_question": setter("question", value=""), "empty_answers": setter("answer", value={})}),
-    "ehq": (EHQDataModule, {"stratify": False}, "ehq_native_rows.json", "json", {
-        "missing_field": deleter("question_id"),
-        "wrong_type": setter("acceptable_answers", value="Ana Testa"),
-        "empty_question": setter("question", value=""),
-        "empty_answers": both(setter("category", value="HNQ"), setter("correct_answer", value=""),
-                              setter("acceptable_answers", value=[]))}),
-    "gsm8k": (GSM8KDataModule, {}, "gsm8k_rho_native_rows.json", "json", {
-        "missing_field": deleter("target_answer"), "wrong_type": setter("text_clean", value=48),
-        "empty_question": setter("text_clean", value=""),
-        "empty_answers": setter("target_answer", value="")}),
+    "triviaqa": (
+        TriviaQADataModule,
+        {},
+        "triviaqa_native_rows.jsonl",
+        "jsonl",
+        {
+            "missing_field": deleter("answer"),
+            "wrong_type": setter("answer", "aliases", value="Sunset Boulevard"),
+            "empty_question": setter("question", value=""),
+            "empty_answers": both(setter("answer", "aliases", value=[]), setter("answer", "value", value="")),
+        },
+    ),
+    "nq_open": (
+        NQOpenDataModule,
+        {},
+        "nq_open_native_rows.jsonl",
+        "jsonl",
+        {
+            "missing_field": deleter("answer"),
+            "wrong_type": setter("answer", value="Pretoria"),
+            "empty_question": setter("question", value="  "),
+            "empty_answers": setter("answer", value=[]),
+        },
+    ),
+    "web_questions": (
+        WebQuestionsDataModule,
+        {},
+        "web_questions_native_rows.jsonl",
+        "jsonl",
+        {
+            "missing_field": deleter("answers"),
+            "wrong_type": setter("answers", value=3),
+            "empty_question": setter("question", value=""),
+            "empty_answers": setter("answers", value=[""]),
+        },
+    ),
+    "freebase_qa": (
+        FreebaseQADataModule,
+        {},
+        "freebase_qa_native_rows.json",
+        "json_object",
+        {
+            "missing_field": deleter("RawQuestion"),
+            "wrong_type": lambda row: setter("Parses", value=[{"Answers": [{"AnswersName": "mars"}]}])(row),
+            "empty_question": setter("RawQuestion", value=""),
+            "empty_answers": setter("Parses", value=[]),
+        },
+    ),
+    "mkqa": (
+        MKQADataModule,
+        {"language": "en"},
+        "mkqa_native_rows.jsonl",
+        "jsonl",
+        {
+            "missing_field": deleter("queries"),
+            "wrong_type": setter("answers", "en", value="Dave Edmunds"),
+            "empty_question": both(setter("queries", "en", value=""), setter("query", value="")),
+            "empty_answers": setter("answers", "en", value=[{"type": "entity", "text": "", "aliases": []}]),
+        },
+    ),
+    "fictional_qa": (
+        FictionalQADataModule,
+        {"split": "fractions"},
+        "fictional_qa_native_rows.jsonl",
+        "jsonl",
+        {
+            "missing_field": deleter("natural_answer"),
+            "wrong_type": setter("question", value=5),
+            "empty_question": setter("question", value=""),
+            "empty_answers": setter("natural_answer", value=" "),
+        },
+    ),
+    "hotpot_qa": (
+        HotpotQADataModule,
+        {},
+        "hotpot_qa_native_rows.jsonl",
+        "jsonl",
+        {
+            "missing_field": deleter("context"),
+            "wrong_type": setter("context", value="Ed Wood was a filmmaker."),
+            "empty_question": setter("question", value=""),
+            "empty_answers": setter("answer", value=""),
+        },
+    ),
+    "fanoutqa_multihop": (
+        FanOutQAMultiHopDataModule,
+        {},
+        "fanoutqa_native_rows.json",
+        "json",
+        {
+            "missing_field": deleter("answer"),
+            "wrong_type": setter("question", value=["a", "list"]),
+            "empty_question": setter("question", value=""),
+            "empty_answers": setter("answer", value={}),
+        },
+    ),
+    "ehq": (
+        EHQDataModule,
+        {"stratify": False},
+        "ehq_native_rows.json",
+        "json",
+        {
+            "missing_field": deleter("question_id"),
+            "wrong_type": setter("acceptable_answers", value="Ana Testa"),
+            "empty_question": setter("question", value=""),
+            "empty_answers": both(
+                setter("category", value="HNQ"),
+                setter("correct_answer", value=""),
+                setter("acceptable_answers", value=[]),
+            ),
+        },
+    ),
+    "gsm8k": (
+        GSM8KDataModule,
+        {},
+        "gsm8k_rho_native_rows.json",
+        "json",
+        {
+            "missing_field": deleter("target_answer"),
+            "wrong_type": setter("text_clean", value=48),
+            "empty_question": setter("text_clean", value=""),
+            "empty_answers": setter("target_answer", value=""),
+        },
+    ),
 }
 
 

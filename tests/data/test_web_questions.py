@@ -27,8 +27,9 @@ def test_official_file_parses_target_values():
 
 
 def test_questions_about_one_entity_stay_in_one_split():
-    module = WebQuestionsDataModule(path=str(FIXTURES / "web_questions_native_rows.jsonl"), val_fraction=0.4,
-                                    test_fraction=0.0, seed=5)
+    module = WebQuestionsDataModule(
+        path=str(FIXTURES / "web_questions_native_rows.jsonl"), val_fraction=0.4, test_fraction=0.0, seed=5
+    )
     by_url = {}
     for split in ("train", "val", "test"):
         for record in module.records(split):
@@ -37,7 +38,9 @@ def test_questions_about_one_entity_stay_in_one_split():
 
 
 def test_target_value_needs_a_list_expression():
-    assert target_values('(list (description "A \\"quoted\\" name") (description 1990))', "x") == \
-        ['A "quoted" name', "1990"]
+    assert target_values('(list (description "A \\"quoted\\" name") (description 1990))', "x") == [
+        'A "quoted" name',
+        "1990",
+    ]
     with pytest.raises(DataError, match="targetValue"):
         target_values("Madrid", "f.json:3")

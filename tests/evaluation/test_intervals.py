@@ -10,9 +10,20 @@ from metalight.evaluation.intervals import change_table, held_out_intervals, pai
 
 
 def result(i: int, correct: bool, p_yes: float) -> SampleResult:
-    return SampleResult(id=f"q{i}", question="", aliases=[], direct_prompt="", direct_answer="", correct=correct,
-                        exact_match=correct, meta_prompt="", meta_answer=None, said_yes=p_yes > 0.5,
-                        meta_parsed=True, p_yes=p_yes)
+    return SampleResult(
+        id=f"q{i}",
+        question="",
+        aliases=[],
+        direct_prompt="",
+        direct_answer="",
+        correct=correct,
+        exact_match=correct,
+        meta_prompt="",
+        meta_answer=None,
+        said_yes=p_yes > 0.5,
+        meta_parsed=True,
+        p_yes=p_yes,
+    )
 
 
 def population(n: int, separation: float, seed: int = 0) -> list[SampleResult]:
@@ -29,7 +40,10 @@ def test_interval_contains_the_estimate_and_narrows_with_more_questions():
     small, large = held_out_intervals(population(60, 0.1), 500), held_out_intervals(population(600, 0.1), 500)
     for name, iv in small.items():
         assert iv.low <= iv.value <= iv.high, name
-    assert large["auroc_type2"].high - large["auroc_type2"].low < small["auroc_type2"].high - small["auroc_type2"].low
+    assert (
+        large["auroc_type2"].high - large["auroc_type2"].low
+        < small["auroc_type2"].high - small["auroc_type2"].low
+    )
 
 
 def test_a_real_change_is_significant_and_no_change_is_not():
@@ -59,7 +73,9 @@ def test_one_class_gives_nan_and_mismatched_questions_are_refused():
 def test_four_flips_one_way_are_not_significant_even_when_the_bootstrap_interval_excludes_zero():
     """Two-sided exact p for 4 same-direction flips is 2/16 = 0.125: the permutation test says so."""
     before = [result(i, i < 40, 0.9 if i < 40 else 0.6) for i in range(400)]  # 40 right, all said yes
-    after = [result(i, r.correct, 0.1 if 40 <= i < 44 else r.p_yes) for i, r in enumerate(before)]  # 4 wrong: no
+    after = [
+        result(i, r.correct, 0.1 if 40 <= i < 44 else r.p_yes) for i, r in enumerate(before)
+    ]  # 4 wrong: no
     change = paired_change(before, after, 2000)
     assert change["yes_ratio"].value == pytest.approx(-0.01)
     assert change["yes_ratio"].excludes_zero()  # the percentile interval alone would call this significant
@@ -71,8 +87,12 @@ def test_learning_verdict_needs_a_significant_gain_and_no_significant_accuracy_l
     from metalight.evaluation.intervals import Interval, learning_verdict, minimum_detectable_change
 
     def change(auroc, accuracy):
-        return {"auroc_type2": auroc, "dprime_type2": Interval(0.1, -0.5, 0.7, 0.6), "accuracy": accuracy,
-                "yes_ratio": Interval(0.0, 0.0, 0.0, 1.0)}
+        return {
+            "auroc_type2": auroc,
+            "dprime_type2": Interval(0.1, -0.5, 0.7, 0.6),
+            "accuracy": accuracy,
+            "yes_ratio": Interval(0.0, 0.0, 0.0, 1.0),
+        }
 
     gain, flat = Interval(0.12, 0.05, 0.19, 0.004), Interval(-0.01, -0.03, 0.01, 0.5)
     assert learning_verdict(change(gain, flat)).startswith("verdict: learned - AUROC")

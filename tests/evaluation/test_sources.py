@@ -22,23 +22,45 @@ from metalight.models.chat import render_prompt
 from metalight.models.generation import yes_no_token_ids
 from metalight.prompts import VERBALIZED_FOLLOWUP, direct_prompt, p_true_prompt
 
-RECORDS = [QARecord("a", "Who wrote Hamlet?", ["Shakespeare"]), QARecord("b", "What is 2+2?", ["4", "four"]),
-           QARecord("c", "Capital of France?", ["Paris"])]
+RECORDS = [
+    QARecord("a", "Who wrote Hamlet?", ["Shakespeare"]),
+    QARecord("b", "What is 2+2?", ["4", "four"]),
+    QARecord("c", "Capital of France?", ["Paris"]),
+]
 SETTINGS = EvalSettings(max_new_tokens=4)
 
 
-@pytest.mark.parametrize(("reply", "expected"), [
-    ("0.8", 0.8), ("Probability: 0.35", 0.35), ("I'd say 85%", 0.85), ("Probability: 90", 0.9),
-    ("1", 1.0), (".5", 0.5), ("The probability that your answer is correct is 1", 1.0),
-    ("Probability 0.7, maybe 0.9", 0.7), ("Answer: 1999. Probability: 0.6", 0.6),
-    ("no idea", math.nan), ("Probability: 250", math.nan), ("", math.nan)])
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("0.8", 0.8),
+        ("Probability: 0.35", 0.35),
+        ("I'd say 85%", 0.85),
+        ("Probability: 90", 0.9),
+        ("1", 1.0),
+        (".5", 0.5),
+        ("The probability that your answer is correct is 1", 1.0),
+        ("Probability 0.7, maybe 0.9", 0.7),
+        ("Answer: 1999. Probability: 0.6", 0.6),
+        ("no idea", math.nan),
+        ("Probability: 250", math.nan),
+        ("", math.nan),
+    ],
+)
 def test_verbalised_probability_parsing(reply, expected):
     assert parse_probability(reply) == pytest.approx(expected, nan_ok=True)
 
 
-@pytest.mark.parametrize(("reply", "abstains"), [("I don't know", True), ("Sorry, I don’t know.", True),
-                                                 ("i don't know the answer", True), ("Paris", False),
-                                                 ("I do not know", False)])
+@pytest.mark.parametrize(
+    ("reply", "abstains"),
+    [
+        ("I don't know", True),
+        ("Sorry, I don’t know.", True),
+        ("i don't know the answer", True),
+        ("Paris", False),
+        ("I do not know", False),
+    ],
+)
 def test_idk_rule_is_esmas_substring(reply, abstains):
     assert is_abstention(reply) is abstains
 
@@ -56,8 +78,11 @@ def test_source_names_are_checked():
 
 def test_conversations_render_with_the_template_or_as_raw_lines(tiny):
     _, tokenizer = tiny
-    messages = [{"role": "user", "content": "Q?\n"}, {"role": "assistant", "content": "A"},
-                {"role": "user", "content": "Sure?"}]
+    messages = [
+        {"role": "user", "content": "Q?\n"},
+        {"role": "assistant", "content": "A"},
+        {"role": "user", "content": "Sure?"},
+    ]
     templated = render_messages(tokenizer, messages, "auto")
     assert templated.templated and templated.text.count("<|im_start|>user") == 2
     assert templated.text.endswith("<|im_start|>assistant\n")
@@ -69,8 +94,9 @@ def test_conversations_render_with_the_template_or_as_raw_lines(tiny):
 def _context(tiny, respond=None):
     model, tokenizer = tiny
     results = evaluate_records(model, tokenizer, RECORDS, SETTINGS)
-    return SourceContext(RECORDS, results, SETTINGS, respond or local_responder(model, tokenizer, SETTINGS),
-                         model, tokenizer)
+    return SourceContext(
+        RECORDS, results, SETTINGS, respond or local_responder(model, tokenizer, SETTINGS), model, tokenizer
+    )
 
 
 def test_sequence_probability_and_entropy_equal_a_forward_pass_over_the_generated_tokens(tiny):
@@ -83,7 +109,11 @@ def test_sequence_probability_and_entropy_equal_a_forward_pass_over_the_generate
         chosen = result.direct_completion_ids
         assert 1 <= len(chosen) <= 5  # 4 new tokens, plus the stop token when one was emitted
         with torch.no_grad():
-            logits = model(input_ids=torch.tensor([prompt_ids + chosen])).logits[0, len(prompt_ids) - 1:-1].float()
+            logits = (
+                model(input_ids=torch.tensor([prompt_ids + chosen]))
+                .logits[0, len(prompt_ids) - 1 : -1]
+                .float()
+            )
         log_p = torch.log_softmax(logits, -1)
         logprob = log_p.gather(-1, torch.tensor(chosen)[:, None]).sum().item()
         entropy = -(log_p.exp() * log_p).sum(-1).mean().item()

@@ -12,14 +12,33 @@ from metalight.metrics.selective import confidence_metrics, select_threshold
 
 
 def _sample(i, correct, p_true, meta, extras=None):
-    return ScoredSample(id=str(i), question="q", aliases=["a"], direct_prompt="", direct_answer="", correct=correct,
-                        exact_match=correct, meta_prompt="", meta_answer="", said_yes=meta, meta_parsed=True,
-                        p_yes=math.nan, confidence={"p_true": p_true, "meta": float(meta)},
-                        reports={"p_true": p_true > 0.5, "meta": meta}, extras=extras or {})
+    return ScoredSample(
+        id=str(i),
+        question="q",
+        aliases=["a"],
+        direct_prompt="",
+        direct_answer="",
+        correct=correct,
+        exact_match=correct,
+        meta_prompt="",
+        meta_answer="",
+        said_yes=meta,
+        meta_parsed=True,
+        p_yes=math.nan,
+        confidence={"p_true": p_true, "meta": float(meta)},
+        reports={"p_true": p_true > 0.5, "meta": meta},
+        extras=extras or {},
+    )
 
 
-SAMPLES = [_sample(0, True, 0.9, True), _sample(1, True, 0.6, False), _sample(2, False, 0.7, True),
-           _sample(3, False, 0.2, False), _sample(4, False, 0.4, False), _sample(5, True, 0.55, True)]
+SAMPLES = [
+    _sample(0, True, 0.9, True),
+    _sample(1, True, 0.6, False),
+    _sample(2, False, 0.7, True),
+    _sample(3, False, 0.2, False),
+    _sample(4, False, 0.4, False),
+    _sample(5, True, 0.55, True),
+]
 
 
 def test_source_metrics_equal_the_metric_function_and_threshold_is_chosen_on_the_split():
@@ -38,7 +57,9 @@ def test_source_metrics_equal_the_metric_function_and_threshold_is_chosen_on_the
 
 
 def test_test_split_applies_the_carried_threshold():
-    metrics, details, _ = summarize_sources(SAMPLES, ["p_true"], "test", "clip", "youden", 5, {"p_true": 0.65})
+    metrics, details, _ = summarize_sources(
+        SAMPLES, ["p_true"], "test", "clip", "youden", 5, {"p_true": 0.65}
+    )
     assert metrics["p_true/threshold"] == 0.65
     assert metrics["p_true/threshold_coverage"] == pytest.approx(2 / 6)  # 0.9 and 0.7
     assert metrics["p_true/threshold_selective_accuracy"] == pytest.approx(1 / 2)
@@ -46,9 +67,12 @@ def test_test_split_applies_the_carried_threshold():
 
 
 def test_idk_rates_come_from_the_idk_answers():
-    rows = [_sample(i, c, 0.5, True, {"idk_answered": a, "idk_correct": ic})
-            for i, (c, a, ic) in enumerate([(True, True, True), (False, True, False), (True, False, False),
-                                            (False, None, None)])]
+    rows = [
+        _sample(i, c, 0.5, True, {"idk_answered": a, "idk_correct": ic})
+        for i, (c, a, ic) in enumerate(
+            [(True, True, True), (False, True, False), (True, False, False), (False, None, None)]
+        )
+    ]
     rates = idk_rates(rows)
     assert rates["idk/abstention_rate"] == pytest.approx(1 / 3)  # the failed reply (None) is not counted
     assert rates["idk/answered_accuracy"] == pytest.approx(1 / 2)

@@ -32,8 +32,10 @@ def test_each_method_default_carries_its_numbers():
 
 def test_sft_adamw_steps_like_torch_adamw():
     ours, theirs = params(), params()
-    for group, optimizer in ((ours, SFTAdamW(ours, lr=0.1, weight_decay=0.01)),
-                             (theirs, torch.optim.AdamW(theirs, lr=0.1, weight_decay=0.01))):
+    for group, optimizer in (
+        (ours, SFTAdamW(ours, lr=0.1, weight_decay=0.01)),
+        (theirs, torch.optim.AdamW(theirs, lr=0.1, weight_decay=0.01)),
+    ):
         for p in group:
             p.grad = torch.full_like(p, 0.5)
         optimizer.step()
@@ -51,7 +53,7 @@ def test_warmup_decay_by_hand():
     # warm-up ceil(0.2 · 10) = 2 steps: 0, 1/2; then linear from 1 at step 2 to 0 at step 10
     assert lrs == pytest.approx([0.0, 0.5, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125])
     cosine = WarmupDecay(torch.optim.SGD(params(), lr=1.0), schedule="cosine", total_steps=4)
-    assert [cosine.factor(s) for s in (1, 2, 4)] == pytest.approx([0.5 * (1 + 2 ** -0.5), 0.5, 0.0])
+    assert [cosine.factor(s) for s in (1, 2, 4)] == pytest.approx([0.5 * (1 + 2**-0.5), 0.5, 0.0])
 
 
 def test_warmup_decay_reads_the_run_length_lazily_and_restarts():
@@ -64,14 +66,19 @@ def test_warmup_decay_reads_the_run_length_lazily_and_restarts():
 
 
 def test_bad_schedule_settings_name_the_key():
-    with pytest.raises(ConfigError, match=r"^lr_scheduler.init_args.warmup_ratio must be in \[0, 1\), got 1.5"):
+    with pytest.raises(
+        ConfigError, match=r"^lr_scheduler.init_args.warmup_ratio must be in \[0, 1\), got 1.5"
+    ):
         WarmupDecay(torch.optim.SGD(params(), lr=1.0), warmup_ratio=1.5)
 
 
 def test_a_factory_is_recorded_as_data_and_built_back():
     recorded = factory_settings(partial(torch.optim.SGD, lr=0.25))
     assert recorded == {"class_path": "torch.optim.sgd.SGD", "init_args": {"lr": 0.25}}
-    assert factory_settings(SFTAdamW) == {"class_path": "metalight.methods.sft.optim.SFTAdamW", "init_args": {}}
+    assert factory_settings(SFTAdamW) == {
+        "class_path": "metalight.methods.sft.optim.SFTAdamW",
+        "init_args": {},
+    }
     assert factory_settings(None) is None
     rebuilt = factory_from_settings(recorded)(params())
     assert type(rebuilt) is torch.optim.SGD and rebuilt.defaults["lr"] == 0.25

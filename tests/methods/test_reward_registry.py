@@ -44,14 +44,25 @@ def test_values_become_float32_and_nan_passes_as_not_applicable():
     assert nan[0] == 0.5 and math.isnan(nan[1])
 
 
-@pytest.mark.parametrize("values,rows,message", [
-    ([0.0, float("inf"), float("-inf")], 3, r"^reward 'r' returned ±inf for completions \[1, 2\]; return a finite"),
-    (torch.zeros(2, 1), 2, r"^reward 'r' returned shape \(2, 1\); it must return one value per completion, "
-                           r"shape \(2,\)$"),
-    ([1.0, 2.0], 3, r"^reward 'r' returned shape \(2,\); .* shape \(3,\)$"),
-    (torch.tensor([1 + 1j, 0j]), 2, r"^reward 'r' returned dtype torch.complex64; return real numbers"),
-    (["1.0", "0.0"], 2, r"^reward 'r' returned list that is not numbers"),
-])
+@pytest.mark.parametrize(
+    "values,rows,message",
+    [
+        (
+            [0.0, float("inf"), float("-inf")],
+            3,
+            r"^reward 'r' returned ±inf for completions \[1, 2\]; return a finite",
+        ),
+        (
+            torch.zeros(2, 1),
+            2,
+            r"^reward 'r' returned shape \(2, 1\); it must return one value per completion, "
+            r"shape \(2,\)$",
+        ),
+        ([1.0, 2.0], 3, r"^reward 'r' returned shape \(2,\); .* shape \(3,\)$"),
+        (torch.tensor([1 + 1j, 0j]), 2, r"^reward 'r' returned dtype torch.complex64; return real numbers"),
+        (["1.0", "0.0"], 2, r"^reward 'r' returned list that is not numbers"),
+    ],
+)
 def test_unusable_values_are_one_line_errors_naming_the_reward(values, rows, message):
     with pytest.raises(RewardError, match=message) as caught:
         check_reward("r", values, rows)
@@ -59,7 +70,9 @@ def test_unusable_values_are_one_line_errors_naming_the_reward(values, rows, mes
 
 
 def test_an_exception_inside_a_reward_is_one_line_naming_it():
-    with pytest.raises(RewardError, match=r"^reward 'raising' raised KeyError: 'b'; fix the reward function") as err:
+    with pytest.raises(
+        RewardError, match=r"^reward 'raising' raised KeyError: 'b'; fix the reward function"
+    ) as err:
         score_reward("raising", raising, ["p"], ["c"], [None])
     assert isinstance(err.value.__cause__, KeyError)  # Python callers keep the original traceback
     assert score_reward("half", constant_half, ["p", "q"], ["c", "d"], [None, None]).tolist() == [0.5, 0.5]
@@ -67,14 +80,36 @@ def test_an_exception_inside_a_reward_is_one_line_naming_it():
 
 def test_cli_reports_a_failing_grpo_reward_in_one_line(tmp_path, tiny_model_dir, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        main(["fit", "--config", "configs/grpo/fanoutqa_accuracy.yaml", "--model.init_args.model", str(tiny_model_dir),
-              "--model.init_args.rewards", '{"tests.methods.test_reward_registry.raising": 1.0}',
-              "--model.init_args.num_generations", "2", "--model.init_args.max_completion_length", "2",
-              "--data.init_args.batch_size", "2", "--data.init_args.max_samples", '{"train": 2, "val": 2}',
-              "--trainer.max_steps", "1", "--trainer.limit_val_batches", "0",
-              "--trainer.enable_progress_bar", "false", "--trainer.logger.init_args.save_dir", str(tmp_path)])
+        main(
+            [
+                "fit",
+                "--config",
+                "configs/grpo/fanoutqa_accuracy.yaml",
+                "--model.init_args.model",
+                str(tiny_model_dir),
+                "--model.init_args.rewards",
+                '{"tests.methods.test_reward_registry.raising": 1.0}',
+                "--model.init_args.num_generations",
+                "2",
+                "--model.init_args.max_completion_length",
+                "2",
+                "--data.init_args.batch_size",
+                "2",
+                "--data.init_args.max_samples",
+                '{"train": 2, "val": 2}',
+                "--trainer.max_steps",
+                "1",
+                "--trainer.limit_val_batches",
+                "0",
+                "--trainer.enable_progress_bar",
+                "false",
+                "--trainer.logger.init_args.save_dir",
+                str(tmp_path),
+            ]
+        )
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1] == ("error: reward 'raising' raised KeyError: 'b'; fix the reward function or remove it from the "
-                       "config")
+    assert err[-1] == (
+        "error: reward 'raising' raised KeyError: 'b'; fix the reward function or remove it from the config"
+    )
     assert not any("Traceback" in line for line in err)

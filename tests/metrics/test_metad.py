@@ -193,8 +193,9 @@ def test_one_class_gives_nan_with_a_warning(all_correct):
 
 def test_accuracy_below_one_half_keeps_meta_d_but_not_m_ratio():
     correct, confidence = _qa_answers(d=1.0, meta_d=1.0, n=2_000)
-    correct, confidence = torch.cat([correct, torch.zeros(3_000, dtype=torch.bool)]), torch.cat(
-        [confidence, torch.full((3_000,), 0.1)]
+    correct, confidence = (
+        torch.cat([correct, torch.zeros(3_000, dtype=torch.bool)]),
+        torch.cat([confidence, torch.full((3_000,), 0.1)]),
     )
     metric = MetaDPrime()
     metric.update(correct, confidence)

@@ -84,7 +84,8 @@ def test_row_order_does_not_change_a_tied_score():
     correct = torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0, 0.0])
     perm = torch.tensor([5, 3, 1, 0, 2, 4])
     assert prediction_rejection_ratio(confidence, correct).item() == pytest.approx(
-        prediction_rejection_ratio(confidence[perm], correct[perm]).item(), abs=1e-12)
+        prediction_rejection_ratio(confidence[perm], correct[perm]).item(), abs=1e-12
+    )
 
 
 def test_oracle_is_one_reverse_is_negative_and_nan_rows_are_dropped():
@@ -95,7 +96,8 @@ def test_oracle_is_one_reverse_is_negative_and_nan_rows_are_dropped():
     quality6 = torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 0.0])
     keep = ~torch.isnan(with_nan)
     assert prediction_rejection_ratio(with_nan, quality6).item() == pytest.approx(
-        prediction_rejection_ratio(with_nan[keep], quality6[keep]).item())
+        prediction_rejection_ratio(with_nan[keep], quality6[keep]).item()
+    )
 
 
 def test_constant_quality_is_nan_with_a_warning():
@@ -108,8 +110,11 @@ def test_class_equals_function_across_batches_with_a_padding_mask():
     c, q = torch.tensor(confidence, dtype=torch.float64), torch.tensor(correct)
     metric = PredictionRejectionRatio().double()
     metric.update(c[:30], q[:30])
-    metric.update(torch.cat([c[30:], c[:2]]), torch.cat([q[30:], q[:2]]),
-                  mask=torch.cat([torch.ones(31, dtype=torch.bool), torch.zeros(2, dtype=torch.bool)]))
+    metric.update(
+        torch.cat([c[30:], c[:2]]),
+        torch.cat([q[30:], q[:2]]),
+        mask=torch.cat([torch.ones(31, dtype=torch.bool), torch.zeros(2, dtype=torch.bool)]),
+    )
     assert metric.compute().item() == pytest.approx(prediction_rejection_ratio(c, q).item(), abs=1e-12)
 
 

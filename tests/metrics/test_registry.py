@@ -7,7 +7,7 @@ import io
 import json
 import re
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 import torch
@@ -22,12 +22,12 @@ README = Path(__file__).parents[2] / "README.md"
 
 
 # ---- the recipe: one torchmetrics class with its functional twin, then one line in the registry -------------
-def _yes_when_wrong_update(correct: Tensor, said_yes: Tensor, mask: Optional[Tensor]) -> Tensor:
+def _yes_when_wrong_update(correct: Tensor, said_yes: Tensor, mask: Tensor | None) -> Tensor:
     correct, said_yes = binary_rows(correct, said_yes, mask)
     return (said_yes & ~correct).sum()
 
 
-def yes_when_wrong(correct: Tensor, said_yes: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+def yes_when_wrong(correct: Tensor, said_yes: Tensor, mask: Tensor | None = None) -> Tensor:
     """Functional :class:`YesWhenWrong`."""
     return _yes_when_wrong_update(correct, said_yes, mask).double()
 
@@ -41,7 +41,7 @@ class YesWhenWrong(Metric):
         super().__init__(**kwargs)
         self.add_state("count", default=torch.tensor(0), dist_reduce_fx="sum")
 
-    def update(self, correct: Tensor, said_yes: Tensor, mask: Optional[Tensor] = None) -> None:
+    def update(self, correct: Tensor, said_yes: Tensor, mask: Tensor | None = None) -> None:
         self.count += _yes_when_wrong_update(correct, said_yes, mask)
 
     def compute(self) -> Tensor:
@@ -69,11 +69,27 @@ def toy_run(tiny_model_dir, tmp_path_factory):
     out = io.StringIO()
     with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(out):
         patch.setattr(registry, "METRICS", (*METRICS, TOY))
-        main(["validate", "--config", "configs/quickstart.yaml", "--trainer.logger.init_args.save_dir",
-              str(save_dir), "--model.init_args.model", str(tiny_model_dir), "--data.init_args.max_samples.val",
-              "6", "--model.init_args.evaluation.max_new_tokens", "3"])
+        main(
+            [
+                "validate",
+                "--config",
+                "configs/quickstart.yaml",
+                "--trainer.logger.init_args.save_dir",
+                str(save_dir),
+                "--model.init_args.model",
+                str(tiny_model_dir),
+                "--data.init_args.max_samples.val",
+                "6",
+                "--model.init_args.evaluation.max_new_tokens",
+                "3",
+            ]
+        )
     (run,) = (save_dir / "quickstart").iterdir()
-    return json.loads((run / "report.json").read_text()), read_jsonl(run / "samples" / "val.jsonl"), out.getvalue()
+    return (
+        json.loads((run / "report.json").read_text()),
+        read_jsonl(run / "samples" / "val.jsonl"),
+        out.getvalue(),
+    )
 
 
 def test_every_declared_report_metric_reaches_report_json(toy_run):

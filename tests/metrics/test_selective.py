@@ -37,21 +37,30 @@ def _mann_whitney_auc(correct, score):
 def _brute_point(correct, score, t):
     yes = np.nan_to_num(score, nan=-np.inf) >= t
     h, f = yes[correct].mean(), yes[~correct].mean()
-    return {"coverage": yes.mean(), "selective_accuracy": correct[yes].mean() if yes.any() else math.nan,
-            "hit_rate": h, "false_alarm_rate": f, "raw_alignment": (yes == correct).mean(),
-            "dprime_type2": norm.ppf(np.clip(h, 1e-4, 1 - 1e-4)) - norm.ppf(np.clip(f, 1e-4, 1 - 1e-4))}
+    return {
+        "coverage": yes.mean(),
+        "selective_accuracy": correct[yes].mean() if yes.any() else math.nan,
+        "hit_rate": h,
+        "false_alarm_rate": f,
+        "raw_alignment": (yes == correct).mean(),
+        "dprime_type2": norm.ppf(np.clip(h, 1e-4, 1 - 1e-4)) - norm.ppf(np.clip(f, 1e-4, 1 - 1e-4)),
+    }
 
 
 def test_confidence_metrics_match_direct_computations():
     correct, score = _answers()
     score[[3, 17]] = np.nan
     report = np.nan_to_num(score, nan=0) > 0.5
-    result = confidence_metrics(torch.tensor(correct), torch.tensor(score), torch.tensor(report), probability=True)
+    result = confidence_metrics(
+        torch.tensor(correct), torch.tensor(score), torch.tensor(report), probability=True
+    )
     assert list(result) == list(CONFIDENCE_METRIC_NAMES)
     scored = ~np.isnan(score)
     assert result["scored_rate"].item() == pytest.approx(scored.mean())
     assert result["accuracy"].item() == pytest.approx(correct.mean())
-    assert result["auroc_type2"].item() == pytest.approx(_mann_whitney_auc(correct[scored], score[scored]), abs=1e-6)
+    assert result["auroc_type2"].item() == pytest.approx(
+        _mann_whitney_auc(correct[scored], score[scored]), abs=1e-6
+    )
     assert result["brier"].item() == pytest.approx(np.mean((score[scored] - correct[scored]) ** 2))
     h, f = report[correct].mean(), report[~correct].mean()
     assert result["dprime_type2"].item() == pytest.approx(norm.ppf(h) - norm.ppf(f))
@@ -78,8 +87,12 @@ def test_class_over_batches_with_padding_equals_function():
     c, s = torch.tensor(correct), torch.tensor(score)
     metric = ConfidenceMetrics(probability=True).double()
     metric.update(c[:40], s[:40], s[:40] > 0.5)
-    metric.update(torch.cat([c[40:], c[:3]]), torch.cat([s[40:], s[:3]]), torch.cat([s[40:], s[:3]]) > 0.5,
-                  mask=torch.arange(38) < 35)
+    metric.update(
+        torch.cat([c[40:], c[:3]]),
+        torch.cat([s[40:], s[:3]]),
+        torch.cat([s[40:], s[:3]]) > 0.5,
+        mask=torch.arange(38) < 35,
+    )
     expected = confidence_metrics(c, s, s > 0.5, probability=True)
     got = metric.compute()
     for key in CONFIDENCE_METRIC_NAMES:

@@ -66,8 +66,9 @@ def test_plan_keeps_one_bucket_when_calls_are_expensive():
 def _prompts(tokenizer):
     """Chat-templated direct and raw meta prompts over questions of 1 to 25 extra words."""
     questions = [f"Who is {'very ' * n}famous person {n}?" for n in (1, 25, 4, 12, 2, 18)]
-    return ([Prompt(*render_prompt(tokenizer, direct_prompt(q))) for q in questions]
-            + [Prompt(meta_prompt(q)) for q in questions])
+    return [Prompt(*render_prompt(tokenizer, direct_prompt(q))) for q in questions] + [
+        Prompt(meta_prompt(q)) for q in questions
+    ]
 
 
 @pytest.fixture
@@ -95,10 +96,12 @@ def test_bucketed_logits_and_cache_equal_the_padded_prefill(tiny, many_buckets, 
     torch.testing.assert_close(logits, plain_logits, atol=1e-5, rtol=0)
     mask = batch.attention_mask.bool()  # padded positions hold different junk in the two caches
     for layer, plain in zip(cache.layers, plain_cache.layers):
-        torch.testing.assert_close(layer.keys.transpose(1, 2)[mask], plain.keys.transpose(1, 2)[mask],
-                                   atol=1e-5, rtol=0)
-        torch.testing.assert_close(layer.values.transpose(1, 2)[mask], plain.values.transpose(1, 2)[mask],
-                                   atol=1e-5, rtol=0)
+        torch.testing.assert_close(
+            layer.keys.transpose(1, 2)[mask], plain.keys.transpose(1, 2)[mask], atol=1e-5, rtol=0
+        )
+        torch.testing.assert_close(
+            layer.values.transpose(1, 2)[mask], plain.values.transpose(1, 2)[mask], atol=1e-5, rtol=0
+        )
 
 
 def test_bucketed_generation_equals_the_padded_one(tiny, many_buckets, monkeypatch):
@@ -125,9 +128,12 @@ def test_bucketed_yes_probability_equals_the_padded_one(tiny, many_buckets):
     plain = yes_probability(model, tokenizer, prompts, yes, no, synced_gpus=True)
     torch.testing.assert_close(bucketed, plain, atol=1e-5, rtol=0)
     rows = encode_prompts(tokenizer, prompts)
-    torch.testing.assert_close(last_token_logits(model, tokenizer, rows, yes + no),
-                               last_token_logits(model, tokenizer, rows, yes + no, length_buckets=False),
-                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        last_token_logits(model, tokenizer, rows, yes + no),
+        last_token_logits(model, tokenizer, rows, yes + no, length_buckets=False),
+        atol=1e-5,
+        rtol=0,
+    )
 
 
 @pytest.mark.parametrize("prefix_cache", [True, False])
@@ -137,8 +143,9 @@ def test_packed_logits_equal_the_padded_prefill(tiny, prefix_cache):
     batch = prepare_batch(model, rows, tokenizer.pad_token_id, enabled=prefix_cache)
     if prefix_cache:  # two templates: two cached prefixes of different lengths
         assert batch.cache is not None and len(batch.group_kv[0][0]) == 2
-    plain, _ = prefill(model, prepare_batch(model, rows, tokenizer.pad_token_id, enabled=prefix_cache),
-                       buckets=False)
+    plain, _ = prefill(
+        model, prepare_batch(model, rows, tokenizer.pad_token_id, enabled=prefix_cache), buckets=False
+    )
     torch.testing.assert_close(packed_last_logits(model, batch), plain, atol=1e-5, rtol=0)
 
 
@@ -149,8 +156,11 @@ def test_large_batches_are_bucketed_not_packed(tiny, many_buckets, monkeypatch):
     batch = prepare_batch(model, rows, tokenizer.pad_token_id)
     calls = []
     monkeypatch.setattr(bucketed_prefill, "packed_last_logits", lambda *a: calls.append(a) or 1 / 0)
-    monkeypatch.setattr(bucketed_prefill, "PACK_COLUMNS_PER_HIDDEN",
-                        bucketed_prefill.packed_columns(batch) / model.config.hidden_size - 1e-6)
+    monkeypatch.setattr(
+        bucketed_prefill,
+        "PACK_COLUMNS_PER_HIDDEN",
+        bucketed_prefill.packed_columns(batch) / model.config.hidden_size - 1e-6,
+    )
     logits, _ = prefill(model, batch, need_cache=False)
     assert not calls and logits.shape[0] == len(rows)
     monkeypatch.setattr(bucketed_prefill, "PACK_COLUMNS_PER_HIDDEN", 1e9)

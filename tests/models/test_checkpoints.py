@@ -12,8 +12,13 @@ from tests.reliability.conftest import flip_inside_a_tensor
 def test_the_model_weights_of_a_lightning_checkpoint_are_loaded(tmp_path):
     trained = nn.Linear(3, 2)
     path = tmp_path / "last.ckpt"
-    torch.save({"state_dict": {f"model.{k}": v for k, v in trained.state_dict().items()},
-                "hyper_parameters": {"model": "spec"}}, path)
+    torch.save(
+        {
+            "state_dict": {f"model.{k}": v for k, v in trained.state_dict().items()},
+            "hyper_parameters": {"model": "spec"},
+        },
+        path,
+    )
     state, hparams = read_checkpoint(path)
     assert hparams == {"model": "spec"} and set(state) == {"model.weight", "model.bias"}
     loaded = load_checkpoint_weights(nn.Linear(3, 2), path)
@@ -33,8 +38,15 @@ def test_files_that_are_not_a_run_checkpoint_name_the_problem(tmp_path):
 
 def test_a_checkpoint_with_flipped_bytes_inside_a_tensor_is_refused_before_loading(tmp_path):
     path = tmp_path / "last.ckpt"
-    torch.save({"state_dict": {"model.weight": torch.randn(64, 64)}, "global_step": 3, "epoch": 1,
-                "hyper_parameters": {"_class_path": "pkg.Module"}}, path)
+    torch.save(
+        {
+            "state_dict": {"model.weight": torch.randn(64, 64)},
+            "global_step": 3,
+            "epoch": 1,
+            "hyper_parameters": {"_class_path": "pkg.Module"},
+        },
+        path,
+    )
     assert checkpoint_header(path) == {"class_path": "pkg.Module", "global_step": 3, "epoch": 1}
     member = flip_inside_a_tensor(path)
     with pytest.raises(ConfigError, match=rf"checkpoint {path} is damaged: its part {member} does not match"):

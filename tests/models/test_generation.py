@@ -15,7 +15,11 @@ from metalight.models.generation import (
 )
 from metalight.models.padding import left_pad
 
-PROMPTS = ["Question: Who wrote Hamlet?\n", "Q: 2+2?\n", "Do you know the capital of a very long named country?\n"]
+PROMPTS = [
+    "Question: Who wrote Hamlet?\n",
+    "Q: 2+2?\n",
+    "Do you know the capital of a very long named country?\n",
+]
 
 
 def _prompts(tokenizer):
@@ -57,8 +61,12 @@ def test_generation_first_step_logits_equal_a_forward_pass(tiny):
     yes, no = yes_no_token_ids(tokenizer)
     prompts = _prompts(tokenizer)
     out = generate(model, tokenizer, prompts, Decoding(max_new_tokens=4), capture_token_ids=yes + no)
-    torch.testing.assert_close(p_yes_from_logits(out.first_token_logits, len(yes)),
-                               yes_probability(model, tokenizer, prompts, yes, no), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        p_yes_from_logits(out.first_token_logits, len(yes)),
+        yes_probability(model, tokenizer, prompts, yes, no),
+        atol=1e-5,
+        rtol=0,
+    )
     assert len(out.texts) == 3 and all(n <= 4 for n in out.num_tokens)
 
 
@@ -73,8 +81,13 @@ def test_greedy_generation_matches_unbatched_and_respects_budget(tiny):
 def test_sampling_returns_several_sequences_per_prompt(tiny):
     model, tokenizer = tiny
     torch.manual_seed(0)
-    out = generate(model, tokenizer, _prompts(tokenizer)[:2], Decoding(max_new_tokens=5, strategy="sample",
-                                                                       temperature=1.0), num_return_sequences=3)
+    out = generate(
+        model,
+        tokenizer,
+        _prompts(tokenizer)[:2],
+        Decoding(max_new_tokens=5, strategy="sample", temperature=1.0),
+        num_return_sequences=3,
+    )
     assert len(out.texts) == 6
 
 
@@ -90,9 +103,12 @@ def _mixed_prompts(tokenizer):
     """Two templates (chat-templated direct, raw meta) over eight questions: two prefix groups."""
     from metalight.prompts import direct_prompt, meta_prompt
 
-    questions = [f"Who was person number {i} in the long list of {'very ' * i}famous people?" for i in range(8)]
-    return ([Prompt(*render_prompt(tokenizer, direct_prompt(q))) for q in questions]
-            + [Prompt(meta_prompt(q)) for q in questions])
+    questions = [
+        f"Who was person number {i} in the long list of {'very ' * i}famous people?" for i in range(8)
+    ]
+    return [Prompt(*render_prompt(tokenizer, direct_prompt(q))) for q in questions] + [
+        Prompt(meta_prompt(q)) for q in questions
+    ]
 
 
 def test_prefix_cache_plans_one_group_per_template(tiny):
@@ -119,8 +135,9 @@ def test_prefix_cache_gives_the_same_greedy_generations_and_first_logits(tiny):
     yes, no = yes_no_token_ids(tokenizer)
     prompts = _mixed_prompts(tokenizer)
     cached = generate(model, tokenizer, prompts, Decoding(max_new_tokens=6), capture_token_ids=yes + no)
-    plain = generate(model, tokenizer, prompts, Decoding(max_new_tokens=6), capture_token_ids=yes + no,
-                     prefix_cache=False)
+    plain = generate(
+        model, tokenizer, prompts, Decoding(max_new_tokens=6), capture_token_ids=yes + no, prefix_cache=False
+    )
     assert cached.completion_ids == plain.completion_ids
     torch.testing.assert_close(cached.first_token_logits, plain.first_token_logits, atol=1e-4, rtol=0)
 
@@ -144,7 +161,7 @@ def test_stop_ids_name_the_token_that_ended_each_row(tiny):
     stop = free.completion_ids[0][2]
     model.generation_config.eos_token_id = [stop]
     out = generate(model, tokenizer, prompts, Decoding(max_new_tokens=6))
-    assert out.stop_ids[0] == stop and out.completion_ids[0] == free.completion_ids[0][:out.num_tokens[0]]
+    assert out.stop_ids[0] == stop and out.completion_ids[0] == free.completion_ids[0][: out.num_tokens[0]]
     assert stop not in out.completion_ids[0] and out.num_tokens[0] <= 2
     for ids, stop_id in zip(out.completion_ids, out.stop_ids):
         assert (stop_id is None) == (len(ids) == 6)
@@ -159,8 +176,18 @@ def test_compact_and_hf_decoders_give_the_same_generation(tiny):
     prompts = _prompts(tokenizer) + _mixed_prompts(tokenizer)[::4]  # shared prefixes and different lengths
     free = generate(model, tokenizer, prompts, Decoding(max_new_tokens=6), decoder="hf")
     model.generation_config.eos_token_id = [free.completion_ids[0][2]]  # rows with this token end early
-    outs = {decoder: generate(model, tokenizer, prompts, Decoding(max_new_tokens=6), num_return_sequences=2,
-                              capture_token_ids=yes + no, decoder=decoder) for decoder in ("compact", "hf")}
+    outs = {
+        decoder: generate(
+            model,
+            tokenizer,
+            prompts,
+            Decoding(max_new_tokens=6),
+            num_return_sequences=2,
+            capture_token_ids=yes + no,
+            decoder=decoder,
+        )
+        for decoder in ("compact", "hf")
+    }
     compact, hf = outs["compact"], outs["hf"]
     assert compact.completion_ids == hf.completion_ids and compact.stop_ids == hf.stop_ids
     assert compact.texts == hf.texts and compact.num_tokens == hf.num_tokens
@@ -172,7 +199,9 @@ def test_the_decoder_is_chosen_from_the_decoding_and_sharding():
     from metalight.models.generation import resolve_decoder
 
     assert resolve_decoder("auto", "greedy") == "compact" and resolve_decoder("auto", "sample") == "compact"
-    assert resolve_decoder("auto", "model_default") == "hf" and resolve_decoder("auto", "greedy", True) == "hf"
+    assert (
+        resolve_decoder("auto", "model_default") == "hf" and resolve_decoder("auto", "greedy", True) == "hf"
+    )
     assert resolve_decoder("hf", "greedy") == "hf"
     with pytest.raises(ValueError, match="model_default .* needs decoder: hf"):
         resolve_decoder("compact", "model_default")

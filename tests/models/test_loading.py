@@ -63,15 +63,21 @@ def test_directory_without_config_is_a_clear_error(tmp_path):
 def test_a_run_directory_names_its_exported_model(tmp_path):
     (tmp_path / "hf").mkdir()
     (tmp_path / "hf" / "config.json").write_text("{}")
-    with pytest.raises(ConfigError, match=rf"^model spec '{tmp_path}': directory has no config.json; it is a run "
-                                          rf"directory: give its exported model, {tmp_path / 'hf'}$"):
+    with pytest.raises(
+        ConfigError,
+        match=rf"^model spec '{tmp_path}': directory has no config.json; it is a run "
+        rf"directory: give its exported model, {tmp_path / 'hf'}$",
+    ):
         resolve_model_spec(str(tmp_path))
 
 
 def test_a_run_directory_without_an_export_names_the_export_script(tmp_path):
     (tmp_path / "checkpoints").mkdir()
-    with pytest.raises(ConfigError, match=r"without an exported model: export a checkpoint with python "
-                                          r"scripts/export_hf.py .*checkpoints/<file>.ckpt --out <dir>"):
+    with pytest.raises(
+        ConfigError,
+        match=r"without an exported model: export a checkpoint with python "
+        r"scripts/export_hf.py .*checkpoints/<file>.ckpt --out <dir>",
+    ):
         resolve_model_spec(str(tmp_path))
 
 
@@ -80,16 +86,22 @@ def test_an_adapter_only_export_asks_for_a_merged_one(tmp_path, tiny_model_dir):
 
     model, tokenizer = load_model(str(tiny_model_dir))
     export_model(apply_lora(model, LoraSettings(r=2, alpha=4)), tokenizer, tmp_path / "hf", "adapter")
-    with pytest.raises(ConfigError, match=r"holds a LoRA adapter only \(export: adapter\): export the run with "
-                                          r"export: merged"):
+    with pytest.raises(
+        ConfigError,
+        match=r"holds a LoRA adapter only \(export: adapter\): export the run with "
+        r"export: merged",
+    ):
         resolve_model_spec(str(tmp_path / "hf"))
 
 
 def test_a_lightning_checkpoint_names_the_export_script(tmp_path):
     ckpt = tmp_path / "epoch=0-step=2.ckpt"
     ckpt.write_bytes(b"")
-    with pytest.raises(ConfigError, match=r"is a Lightning checkpoint, not a model directory; export it first: "
-                                          r"python scripts/export_hf.py .*step=2.ckpt --out <dir>"):
+    with pytest.raises(
+        ConfigError,
+        match=r"is a Lightning checkpoint, not a model directory; export it first: "
+        r"python scripts/export_hf.py .*step=2.ckpt --out <dir>",
+    ):
         resolve_model_spec(str(ckpt))
 
 

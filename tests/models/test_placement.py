@@ -35,7 +35,9 @@ def test_loads_in_the_requested_dtype_and_by_device_map(tiny_model_dir):
 def test_probe_experiments_take_placement_arguments(command):
     from metalight.methods.probes.__main__ import build_parser
 
-    args = build_parser().parse_args([*command, "--device", "cuda", "--dtype", "bfloat16", "--device-map", "auto"])
+    args = build_parser().parse_args(
+        [*command, "--device", "cuda", "--dtype", "bfloat16", "--device-map", "auto"]
+    )
     assert (args.device, args.dtype, args.device_map) == ("cuda", "bfloat16", "auto")
 
 

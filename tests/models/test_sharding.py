@@ -14,7 +14,10 @@ from metalight.models.loading import load_model
 from metalight.models.sharding import full_params_for_generation
 from metalight.strategies import decoder_layer_classes
 
-PROMPTS = [["Question: who wrote Hamlet?\n"], ["Q: a much longer prompt with many more tokens in it than the other?\n"]]
+PROMPTS = [
+    ["Question: who wrote Hamlet?\n"],
+    ["Q: a much longer prompt with many more tokens in it than the other?\n"],
+]
 
 
 def _free_port() -> int:
@@ -32,12 +35,21 @@ def _worker(rank: int, port: int, model_dir: str, out: dict):
     try:
         model, tokenizer = load_model(model_dir)
         holder = torch.nn.ModuleDict({"model": model})  # stands in for the LightningModule that FSDP wraps
-        root = FullyShardedDataParallel(holder, auto_wrap_policy=ModuleWrapPolicy(decoder_layer_classes(model)),
-                                        device_id=torch.device("cpu"), use_orig_params=True)
+        root = FullyShardedDataParallel(
+            holder,
+            auto_wrap_policy=ModuleWrapPolicy(decoder_layer_classes(model)),
+            device_id=torch.device("cpu"),
+            use_orig_params=True,
+        )
         # Rank 1's prompt is longer and its greedy continuation may stop at a different step.
         with full_params_for_generation(root):
-            result = generate(model, tokenizer, [Prompt(t) for t in PROMPTS[rank]], Decoding(max_new_tokens=6),
-                              synced_gpus=True)
+            result = generate(
+                model,
+                tokenizer,
+                [Prompt(t) for t in PROMPTS[rank]],
+                Decoding(max_new_tokens=6),
+                synced_gpus=True,
+            )
         out[rank] = result.completion_ids
     finally:
         dist.destroy_process_group()
@@ -46,8 +58,12 @@ def _worker(rank: int, port: int, model_dir: str, out: dict):
 @pytest.mark.timeout(300)
 def test_fsdp_generation_matches_unsharded_model(tiny_model_dir):
     model, tokenizer = load_model(str(tiny_model_dir))
-    expected = {rank: generate(model, tokenizer, [Prompt(t) for t in prompts], Decoding(max_new_tokens=6)).completion_ids
-                for rank, prompts in enumerate(PROMPTS)}
+    expected = {
+        rank: generate(
+            model, tokenizer, [Prompt(t) for t in prompts], Decoding(max_new_tokens=6)
+        ).completion_ids
+        for rank, prompts in enumerate(PROMPTS)
+    }
     out = mp.Manager().dict()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     mp.spawn(_worker, args=(_free_port(), str(tiny_model_dir), out), nprocs=2, join=True)

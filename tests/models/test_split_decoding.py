@@ -27,7 +27,9 @@ def _copy_noise(model, strength: float):
     current: dict = {}
 
     def hook(module, inputs, output):
-        return output + offsets[current["copies"]].view(len(current["copies"]), *([1] * (output.dim() - 2)), -1)
+        return output + offsets[current["copies"]].view(
+            len(current["copies"]), *([1] * (output.dim() - 2)), -1
+        )
 
     def context_for(rows_per_copy: int):
         @contextmanager
@@ -44,22 +46,41 @@ def _copy_noise(model, strength: float):
 def test_shared_trunk_decoding_equals_the_row_decoder(tiny, share_prefixes):
     _, tokenizer = tiny
     model = build_tiny_llama(len(tokenizer), layers=4, varied=True)
-    model.generation_config.eos_token_id = [2, 18650]  # a token some copies choose: rows stop at different steps
+    model.generation_config.eos_token_id = [
+        2,
+        18650,
+    ]  # a token some copies choose: rows stop at different steps
     _, prompts = _rows(tokenizer)
     rows = [p for _ in range(COPIES) for p in prompts]
     yes, no = yes_no_token_ids(tokenizer)
     context_for, handle = _copy_noise(model, 0.003)  # copies agree on the first tokens, then some diverge
     trunk_rows, output_rows = [], []
     try:
-        reference = decode_rows(model, tokenizer, rows, Decoding(max_new_tokens=10), yes + no,
-                                row_context=context_for(len(prompts)), prefix_cache=share_prefixes)
+        reference = decode_rows(
+            model,
+            tokenizer,
+            rows,
+            Decoding(max_new_tokens=10),
+            yes + no,
+            row_context=context_for(len(prompts)),
+            prefix_cache=share_prefixes,
+        )
         split = LayerSplit(model, 2)
         states = trunk_states(split, prompts, tokenizer.pad_token_id, share_prefixes)
         top = top_prefill(split, states, COPIES, context_for(len(prompts)), range(len(prompts)), yes + no)
-        hooks = [split.base.layers[0].register_forward_hook(lambda m, i, o: trunk_rows.append(len(i[0]))),
-                 model.lm_head.register_forward_hook(lambda m, i, o: output_rows.append(len(i[0])))]
-        out = decode_split(split, tokenizer, states, top, Decoding(max_new_tokens=10), stop_token_ids(model, tokenizer),
-                           context_for(len(prompts)))
+        hooks = [
+            split.base.layers[0].register_forward_hook(lambda m, i, o: trunk_rows.append(len(i[0]))),
+            model.lm_head.register_forward_hook(lambda m, i, o: output_rows.append(len(i[0]))),
+        ]
+        out = decode_split(
+            split,
+            tokenizer,
+            states,
+            top,
+            Decoding(max_new_tokens=10),
+            stop_token_ids(model, tokenizer),
+            context_for(len(prompts)),
+        )
         for hook in hooks:
             hook.remove()
     finally:
@@ -82,16 +103,23 @@ def test_an_unperturbed_population_runs_the_trunk_once_per_prompt(tiny):
     states = trunk_states(split, prompts, tokenizer.pad_token_id)
     top = top_prefill(split, states, COPIES, None, range(len(prompts)), None)
     trunk_rows, top_rows, output_rows = [], [], []
-    hooks = [split.base.layers[0].register_forward_hook(lambda m, i, o: trunk_rows.append(len(i[0]))),
-             split.base.layers[2].register_forward_hook(lambda m, i, o: top_rows.append(len(i[0]))),
-             model.lm_head.register_forward_hook(lambda m, i, o: output_rows.append(len(i[0])))]
+    hooks = [
+        split.base.layers[0].register_forward_hook(lambda m, i, o: trunk_rows.append(len(i[0]))),
+        split.base.layers[2].register_forward_hook(lambda m, i, o: top_rows.append(len(i[0]))),
+        model.lm_head.register_forward_hook(lambda m, i, o: output_rows.append(len(i[0]))),
+    ]
     try:
-        out = decode_split(split, tokenizer, states, top, Decoding(max_new_tokens=6), stop_token_ids(model, tokenizer))
+        out = decode_split(
+            split, tokenizer, states, top, Decoding(max_new_tokens=6), stop_token_ids(model, tokenizer)
+        )
     finally:
         for hook in hooks:
             hook.remove()
-    assert all(out.completion_ids[k] == out.completion_ids[c * len(prompts) + k]
-               for c in range(COPIES) for k in range(len(prompts)))
+    assert all(
+        out.completion_ids[k] == out.completion_ids[c * len(prompts) + k]
+        for c in range(COPIES)
+        for k in range(len(prompts))
+    )
     assert trunk_rows and max(trunk_rows) <= len(prompts) and top_rows[0] == COPIES * len(prompts)
     assert max(output_rows) <= len(prompts)  # identical copies: full logits for one row per history only
 
@@ -114,13 +142,29 @@ def test_a_qwen2_model_splits_too(tiny):
 
     _, tokenizer = tiny
     torch.manual_seed(0)
-    model = Qwen2ForCausalLM(Qwen2Config(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-                                         num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2,
-                                         tie_word_embeddings=False, eos_token_id=2, pad_token_id=0)).eval()
+    model = Qwen2ForCausalLM(
+        Qwen2Config(
+            vocab_size=len(tokenizer),
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=3,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            tie_word_embeddings=False,
+            eos_token_id=2,
+            pad_token_id=0,
+        )
+    ).eval()
     _, prompts = _rows(tokenizer)
     reference = decode_rows(model, tokenizer, prompts, Decoding(max_new_tokens=6))
     split = LayerSplit(model, 1)
     states = trunk_states(split, prompts, tokenizer.pad_token_id)
-    out = decode_split(split, tokenizer, states, top_prefill(split, states, 1, None, range(len(prompts)), None),
-                       Decoding(max_new_tokens=6), stop_token_ids(model, tokenizer))
+    out = decode_split(
+        split,
+        tokenizer,
+        states,
+        top_prefill(split, states, 1, None, range(len(prompts)), None),
+        Decoding(max_new_tokens=6),
+        stop_token_ids(model, tokenizer),
+    )
     assert out.completion_ids == reference.completion_ids

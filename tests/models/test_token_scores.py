@@ -16,7 +16,11 @@ from metalight.models.generation import (
 )
 from metalight.models.padding import left_pad, position_ids
 
-PROMPTS = ["Question: Who wrote Hamlet?\n", "Q: 2+2?\n", "Do you know the capital of a very long named country?\n"]
+PROMPTS = [
+    "Question: Who wrote Hamlet?\n",
+    "Q: 2+2?\n",
+    "Do you know the capital of a very long named country?\n",
+]
 
 
 def _prompts(tokenizer):
@@ -30,10 +34,15 @@ def continuation_logprobs(model, tokenizer, prompts, continuations) -> torch.Ten
     rows = [p + c for p, c in zip(prompt_ids, cont_ids)]
     input_ids, attention_mask = left_pad(rows, tokenizer.pad_token_id)
     with torch.no_grad():
-        logits = model(input_ids=input_ids, attention_mask=attention_mask,
-                       position_ids=position_ids(attention_mask)).logits[:, :-1].float()
+        logits = (
+            model(
+                input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids(attention_mask)
+            )
+            .logits[:, :-1]
+            .float()
+        )
     token_logprobs = torch.log_softmax(logits, -1).gather(-1, input_ids[:, 1:, None]).squeeze(-1)
-    return torch.stack([token_logprobs[row, -len(cont):].sum() for row, cont in enumerate(cont_ids)])
+    return torch.stack([token_logprobs[row, -len(cont) :].sum() for row, cont in enumerate(cont_ids)])
 
 
 def test_continuation_logprobs_equal_a_manual_computation(tiny):
@@ -64,7 +73,9 @@ def test_generation_reports_its_stop_token_and_generated_ids(tiny):
 def test_token_scores_sum_to_the_continuation_log_probability(tiny):
     model, tokenizer = tiny
     prompts = _prompts(tokenizer)
-    completions = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in ("Shakespeare", " 4", " Paris is it")]
+    completions = [
+        tokenizer(t, add_special_tokens=False)["input_ids"] for t in ("Shakespeare", " 4", " Paris is it")
+    ]
     scores = completion_token_scores(model, tokenizer, prompts, completions, batch_size=2)
     expected = continuation_logprobs(model, tokenizer, prompts, ["Shakespeare", " 4", " Paris is it"])
     assert [len(lp) for lp in scores.logprobs] == [len(c) for c in completions]
@@ -95,5 +106,7 @@ def test_greedy_tokens_score_as_the_most_likely_and_empty_completions_are_empty(
         prompt_ids = tokenizer(prompts[row].text, add_special_tokens=not prompts[row].templated)["input_ids"]
         with torch.no_grad():
             logits = model(input_ids=torch.tensor([prompt_ids + chosen])).logits[0].float()
-        log_p = torch.log_softmax(logits[len(prompt_ids) - 1:-1], -1)
-        torch.testing.assert_close(torch.tensor(scores.logprobs[row]), log_p.max(-1).values, atol=1e-4, rtol=0)
+        log_p = torch.log_softmax(logits[len(prompt_ids) - 1 : -1], -1)
+        torch.testing.assert_close(
+            torch.tensor(scores.logprobs[row]), log_p.max(-1).values, atol=1e-4, rtol=0
+        )

@@ -24,9 +24,19 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def write_trivia(path: Path, rows: int = 20) -> Path:
     """A TriviaQA-schema JSONL file with ``rows`` questions."""
-    path.write_text("".join(json.dumps({"question": f"What is item number {i}?", "question_id": f"q{i}",
-                                        "answer": {"value": f"a{i}", "aliases": [f"a{i}"]}}) + "\n"
-                            for i in range(rows)))
+    path.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "question": f"What is item number {i}?",
+                    "question_id": f"q{i}",
+                    "answer": {"value": f"a{i}", "aliases": [f"a{i}"]},
+                }
+            )
+            + "\n"
+            for i in range(rows)
+        )
+    )
     return path
 
 
@@ -37,9 +47,22 @@ def trivia20(tmp_path) -> Path:
 
 def eval_args(model_dir, root: Path, *extra: str) -> list[str]:
     """``validate`` of the README's TriviaQA config on the tiny model, writing under ``root``."""
-    return ["validate", "--config", str(ROOT / "configs/eval/triviaqa.yaml"), "--model.init_args.model",
-            str(model_dir), "--model.init_args.evaluation.max_new_tokens", "2", "--report.plots", "false",
-            "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(root), *extra]
+    return [
+        "validate",
+        "--config",
+        str(ROOT / "configs/eval/triviaqa.yaml"),
+        "--model.init_args.model",
+        str(model_dir),
+        "--model.init_args.evaluation.max_new_tokens",
+        "2",
+        "--report.plots",
+        "false",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.default_root_dir",
+        str(root),
+        *extra,
+    ]
 
 
 def run_main(args: list[str], capsys) -> tuple[int, list[str]]:
@@ -57,18 +80,45 @@ def run_main(args: list[str], capsys) -> tuple[int, list[str]]:
 
 def run_cli(*args: str, cwd: Path = ROOT, **popen) -> subprocess.Popen:
     """Start ``python cli.py ARGS`` as a real process (stdout and stderr piped)."""
-    return subprocess.Popen([sys.executable, "cli.py", *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **popen)
+    return subprocess.Popen(
+        [sys.executable, "cli.py", *args],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **popen,
+    )
 
 
 def esma_fit_args(model_dir, questions: Path, root: Path, *extra: str) -> list[str]:
     """``fit`` of the ESMA quickstart config on the tiny model for 2 steps (2 members x 2 questions), writing
     under ``root``, without validation unless ``extra`` asks for it."""
-    return ["fit", "--config", str(ROOT / "configs/esma/quickstart.yaml"), "--model.init_args.model", str(model_dir),
-            "--model.init_args.population_size", "2", "--model.init_args.num_data_per_iteration", "2",
-            "--trainer.limit_val_batches", "0", "--trainer.enable_progress_bar", "false", "--trainer.max_steps", "2",
-            "--trainer.default_root_dir", str(root), "--data", "metalight.data.sources.triviaqa.TriviaQADataModule",
-            "--data.init_args.path", str(questions), "--data.init_args.batch_size", "1", *extra]
+    return [
+        "fit",
+        "--config",
+        str(ROOT / "configs/esma/quickstart.yaml"),
+        "--model.init_args.model",
+        str(model_dir),
+        "--model.init_args.population_size",
+        "2",
+        "--model.init_args.num_data_per_iteration",
+        "2",
+        "--trainer.limit_val_batches",
+        "0",
+        "--trainer.enable_progress_bar",
+        "false",
+        "--trainer.max_steps",
+        "2",
+        "--trainer.default_root_dir",
+        str(root),
+        "--data",
+        "metalight.data.sources.triviaqa.TriviaQADataModule",
+        "--data.init_args.path",
+        str(questions),
+        "--data.init_args.batch_size",
+        "1",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -79,8 +129,19 @@ def esma_run(tmp_path_factory, tiny_model_dir):
     questions = write_trivia(root / "q.jsonl")
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        main(esma_fit_args(tiny_model_dir, questions, root / "runs", "--trainer.limit_val_batches", "1.0",
-                           "--trainer.val_check_interval", "2", "--report.plots", "false"))
+        main(
+            esma_fit_args(
+                tiny_model_dir,
+                questions,
+                root / "runs",
+                "--trainer.limit_val_batches",
+                "1.0",
+                "--trainer.val_check_interval",
+                "2",
+                "--report.plots",
+                "false",
+            )
+        )
     (last,) = (root / "runs").rglob("last.ckpt")
     return root / "runs", questions, last, printed.getvalue()
 
@@ -129,7 +190,7 @@ class _HalfWriter:
         self.handle, self.error = handle, error
 
     def write(self, data) -> int:
-        self.handle.write(bytes(data)[:len(data) // 2])
+        self.handle.write(bytes(data)[: len(data) // 2])
         self.handle.flush()
         raise self.error
 
@@ -149,8 +210,8 @@ def flip_inside_a_tensor(path, count=64):
     with zipfile.ZipFile(path) as archive:
         info = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
     data = bytearray(path.read_bytes())
-    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26:info.header_offset + 30])
+    name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26 : info.header_offset + 30])
     start = info.header_offset + 30 + name_len + extra_len + info.file_size // 2
-    data[start:start + count] = bytes(b ^ 0xFF for b in data[start:start + count])
+    data[start : start + count] = bytes(b ^ 0xFF for b in data[start : start + count])
     path.write_bytes(bytes(data))
     return info.filename

@@ -21,7 +21,9 @@ class SignalAt(Callback):
         if self.step is not None and trainer.global_step == self.step:
             os.kill(os.getpid(), self.signum)
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0) -> None:
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0
+    ) -> None:
         if self.batch is not None and batch_idx == self.batch and not trainer.sanity_checking:
             os.kill(os.getpid(), self.signum)
 

@@ -15,17 +15,25 @@ from tests.reliability.test_api_faults import _api_args
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS], ids=["disk-full", "read-only"])
-def test_answers_that_cannot_be_written_are_rescued(code, tmp_path, tiny_model_dir, trivia20, capsys, monkeypatch):
+def test_answers_that_cannot_be_written_are_rescued(
+    code, tmp_path, tiny_model_dir, trivia20, capsys, monkeypatch
+):
     monkeypatch.setenv(RESCUE_ENV, str(tmp_path / "rescue"))
     FullDisk(monkeypatch, tmp_path / "runs", code)
-    code_, errors = run_main(eval_args(tiny_model_dir, tmp_path / "runs", "--data.init_args.path", str(trivia20)),
-                             capsys)
+    code_, errors = run_main(
+        eval_args(tiny_model_dir, tmp_path / "runs", "--data.init_args.path", str(trivia20)), capsys
+    )
     run = tmp_path / "runs" / "eval-triviaqa" / "version_0"
     rescued = tmp_path / "rescue" / "eval-triviaqa-version_0-val-step0"
     reason = "No space left on device" if code == errno.ENOSPC else "Read-only file system"
-    assert (code_, errors) == (2, [f"error: cannot write {run}/samples/val_step0.jsonl ({reason}): the 20 answers and "
-                                   f"the report were saved to {rescued} instead; free space there (or set "
-                                   f"trainer.default_root_dir to another disk) before the next run"])
+    assert (code_, errors) == (
+        2,
+        [
+            f"error: cannot write {run}/samples/val_step0.jsonl ({reason}): the 20 answers and "
+            f"the report were saved to {rescued} instead; free space there (or set "
+            f"trainer.default_root_dir to another disk) before the next run"
+        ],
+    )
     assert len((rescued / "samples" / "val.jsonl").read_text().splitlines()) == 20
     assert json.loads((rescued / "report.json").read_text())["n"] == 20
     assert not list(run.rglob(".*.jsonl.*"))  # no half-written temporary file is left behind
@@ -60,7 +68,9 @@ def test_a_checkpoint_that_cannot_be_written_leaves_the_previous_one(tmp_path, m
     FullDisk(monkeypatch, tmp_path)
     with pytest.raises(CheckpointWriteError) as refused:
         io.save_checkpoint({"global_step": 2, "weights": list(range(10_000))}, last)
-    assert str(refused.value) == (f"cannot write checkpoint {last} (No space left on device): nothing half-written "
-                                  f"was left and the previous last.ckpt there is kept; free space there (or point the "
-                                  f"checkpoint's dirpath at another disk) and resume from the last good checkpoint")
+    assert str(refused.value) == (
+        f"cannot write checkpoint {last} (No space left on device): nothing half-written "
+        f"was left and the previous last.ckpt there is kept; free space there (or point the "
+        f"checkpoint's dirpath at another disk) and resume from the last good checkpoint"
+    )
     assert last.read_bytes() == before and [p.name for p in last.parent.iterdir()] == ["last.ckpt"]

@@ -9,8 +9,15 @@ from tests.reliability.conftest import ROOT, eval_args, report_of, run_main
 
 
 def test_undefined_metrics_are_null_in_a_strict_json_report(tmp_path, tiny_model_dir, capsys):
-    code, _ = run_main(eval_args(tiny_model_dir, tmp_path, "--data.init_args.path",
-                                 str(ROOT / "tests/data/fixtures/triviaqa_native_rows.jsonl")), capsys)
+    code, _ = run_main(
+        eval_args(
+            tiny_model_dir,
+            tmp_path,
+            "--data.init_args.path",
+            str(ROOT / "tests/data/fixtures/triviaqa_native_rows.jsonl"),
+        ),
+        capsys,
+    )
     report = report_of(tmp_path)  # fails on a bare NaN / Infinity
     assert code == 0 and report["accuracy"] == 0.0 and report["dprime_type2"] is None  # no correct answer
 

@@ -18,8 +18,10 @@ def texts_outside(fig) -> list[str]:
             continue
         box = text.get_window_extent(renderer)
         if box.x0 < -0.5 or box.y0 < -0.5 or box.x1 > width + 0.5 or box.y1 > height + 0.5:
-            outside.append(f"{text.get_text()!r} [{box.x0:.0f}, {box.x1:.0f}] x [{box.y0:.0f}, {box.y1:.0f}] "
-                           f"in {width:.0f} x {height:.0f}")
+            outside.append(
+                f"{text.get_text()!r} [{box.x0:.0f}, {box.x1:.0f}] x [{box.y0:.0f}, {box.y1:.0f}] "
+                f"in {width:.0f} x {height:.0f}"
+            )
     return outside
 
 

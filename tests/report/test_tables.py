@@ -9,11 +9,26 @@ from metalight.report.__main__ import main
 from metalight.report.runs import resolve_report
 from metalight.report.tables import load_reports, markdown_table, sources_table
 
-BASE = {"n": 200, "accuracy": 0.31, "dprime_type2": 0.42, "auroc_type2": 0.61, "prr": 0.12, "ece": float("nan"),
-        "model": "embedded:smollm2-135m-instruct", "dataset": "FanOutQA", "split": "val", "step": 0,
-        "grading": "esma", "language": "en", "confidence_sources": ["p_yes", "p_true"],
-        "p_yes/auroc_type2": 0.61, "p_yes/prr": 0.12, "p_true/auroc_type2": 0.55, "p_true/prr": 0.05,
-        "thresholds": {"p_yes": {"threshold": 0.4}}}
+BASE = {
+    "n": 200,
+    "accuracy": 0.31,
+    "dprime_type2": 0.42,
+    "auroc_type2": 0.61,
+    "prr": 0.12,
+    "ece": float("nan"),
+    "model": "embedded:smollm2-135m-instruct",
+    "dataset": "FanOutQA",
+    "split": "val",
+    "step": 0,
+    "grading": "esma",
+    "language": "en",
+    "confidence_sources": ["p_yes", "p_true"],
+    "p_yes/auroc_type2": 0.61,
+    "p_yes/prr": 0.12,
+    "p_true/auroc_type2": 0.55,
+    "p_true/prr": 0.05,
+    "thresholds": {"p_yes": {"threshold": 0.4}},
+}
 
 
 def _write(root, experiment, version, report):
@@ -41,8 +56,10 @@ def test_table_has_metrics_then_the_settings_that_differ():
     assert lines[0] == "| metric | base | esma |"
     assert "| accuracy | 0.3100 | 0.3500 |" in lines and "| ece | n/a | n/a |" in lines
     assert "| p_true/auroc_type2 | 0.5500 | 0.5500 |" in lines
-    assert "| *grading* | esma | normalized |" in lines and "| *model* | embedded:smollm2-135m-instruct |" \
-        " runs/esma/hf |" in lines
+    assert (
+        "| *grading* | esma | normalized |" in lines
+        and "| *model* | embedded:smollm2-135m-instruct | runs/esma/hf |" in lines
+    )
     assert not any(line.startswith("| *language*") for line in lines)  # equal in both runs
     assert not any("thresholds" in line for line in lines)
 
@@ -56,8 +73,20 @@ def test_sources_table_has_one_row_per_source():
 def test_compare_command_prints_the_table_and_writes_the_plot(tmp_path, capsys):
     a = _write(tmp_path, "base", 0, BASE)
     b = _write(tmp_path, "esma", 0, {**BASE, "accuracy": 0.4})
-    assert main(["compare", str(a), str(b), "--out", str(tmp_path / "cmp.png"), "--markdown",
-                 str(tmp_path / "cmp.md")]) == 0
+    assert (
+        main(
+            [
+                "compare",
+                str(a),
+                str(b),
+                "--out",
+                str(tmp_path / "cmp.png"),
+                "--markdown",
+                str(tmp_path / "cmp.md"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "| metric | base/version_0 | esma/version_0 |" in out and "| accuracy | 0.3100 | 0.4000 |" in out
     assert (tmp_path / "cmp.png").read_bytes()[:4] == b"\x89PNG"

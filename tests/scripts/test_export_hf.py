@@ -60,7 +60,9 @@ def test_lora_checkpoint_exports_the_merged_model(tmp_path, tiny_model_dir, adap
     """SFT's LoRA checkpoints hold the adapter only (MetaConf stage 1); others hold base and adapter."""
     from metalight.methods.sft import SFTModule
 
-    module = SFTModule(model=str(tiny_model_dir), lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]})
+    module = SFTModule(
+        model=str(tiny_model_dir), lora={"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_proj"]}
+    )
     module.configure_model()
     module.model.eval()
     with torch.no_grad():  # stand-in for training: a non-zero update
@@ -82,7 +84,12 @@ def test_lora_checkpoint_that_does_not_fit_the_settings_is_a_clear_error(tmp_pat
 
     module = SFTModule(model=str(tiny_model_dir), lora={"r": 4, "alpha": 8, "target_modules": ["q_proj"]})
     module.configure_model()
-    hparams = {**module.hparams, "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}}
+    hparams = {
+        **module.hparams,
+        "lora": {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]},
+    }
     torch.save({"state_dict": module.state_dict(), "hyper_parameters": hparams}, tmp_path / "last.ckpt")
-    with pytest.raises(ConfigError, match=r"its weights do not fit LoRA .* \(4 adapter weights missing, 2 unexpected\)"):
+    with pytest.raises(
+        ConfigError, match=r"its weights do not fit LoRA .* \(4 adapter weights missing, 2 unexpected\)"
+    ):
         export_hf.export(tmp_path / "last.ckpt", tmp_path / "hf")

@@ -9,9 +9,15 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_gpu_check_without_cuda_is_a_one_line_refusal(tmp_path):
     out = tmp_path / "gpu.json"
-    proc = subprocess.run([sys.executable, "-m", "scripts.gpu_check", "--out", str(out)], check=False, cwd=ROOT,
-                          capture_output=True, text=True, timeout=300, env={"CUDA_VISIBLE_DEVICES": "",
-                                                                           "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run(
+        [sys.executable, "-m", "scripts.gpu_check", "--out", str(out)],
+        check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"CUDA_VISIBLE_DEVICES": "", "PATH": "/usr/bin:/bin"},
+    )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1].startswith("error: scripts/gpu_check.py needs a CUDA GPU")
     assert "tests/sharded" in proc.stderr and not out.exists()

@@ -2,7 +2,6 @@
 direct evaluations of the base and tuned models, and the script writes one JSON and one figure."""
 
 import json
-import math
 
 import pytest
 import torch
@@ -16,9 +15,17 @@ from scripts.extract_weight_change import main as extract_main
 from scripts.weight_patch_sweep import main as sweep_main
 
 SETTINGS = EvalSettings(max_new_tokens=4)
-RECORDS = [QARecord(f"q{i}", q, [a]) for i, (q, a) in enumerate(
-    [("Who wrote Hamlet?", "Shakespeare"), ("Capital of France?", "Paris"), ("2 + 2?", "4"),
-     ("Largest planet?", "Jupiter")])]
+RECORDS = [
+    QARecord(f"q{i}", q, [a])
+    for i, (q, a) in enumerate(
+        [
+            ("Who wrote Hamlet?", "Shakespeare"),
+            ("Capital of France?", "Paris"),
+            ("2 + 2?", "4"),
+            ("Largest planet?", "Jupiter"),
+        ]
+    )
+]
 
 
 @pytest.fixture
@@ -52,10 +59,17 @@ def test_sweep_rows_match_direct_evaluations_and_the_base_is_restored(tiny_model
     model, tokenizer = load_model(str(tiny_model_dir))
     deltas = weight_delta(model, load_model(str(tuned_dir))[0])
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    rows = patch_sweep(model, tokenizer, deltas, RECORDS, [0.0, 0.5, 1.0], ["top", "all_but_top"], settings=SETTINGS)
-    assert [(r["keep"], r["ratio"]) for r in rows] == [("top", 0.0), ("top", 0.5), ("top", 1.0),
-                                                       ("all_but_top", 0.0), ("all_but_top", 0.5),
-                                                       ("all_but_top", 1.0)]
+    rows = patch_sweep(
+        model, tokenizer, deltas, RECORDS, [0.0, 0.5, 1.0], ["top", "all_but_top"], settings=SETTINGS
+    )
+    assert [(r["keep"], r["ratio"]) for r in rows] == [
+        ("top", 0.0),
+        ("top", 0.5),
+        ("top", 1.0),
+        ("all_but_top", 0.0),
+        ("all_but_top", 0.5),
+        ("all_but_top", 1.0),
+    ]
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     base, tuned = _direct(tiny_model_dir), _direct(tuned_dir)
     assert base[1] != pytest.approx(tuned[1])  # the change is visible in P(yes)
@@ -66,21 +80,55 @@ def test_sweep_rows_match_direct_evaluations_and_the_base_is_restored(tiny_model
 
 
 def test_script_writes_one_json_and_one_figure(tiny_model_dir, tuned_dir, tmp_path):
-    delta = extract_main(["--base", str(tiny_model_dir), "--tuned", str(tuned_dir), "--out", str(tmp_path / "d.st")])
-    out = sweep_main(["--delta", str(delta), "--out", str(tmp_path / "sweep"), "--base", str(tiny_model_dir),
-                      "--ratios", "0", "0.1", "1", "--keep", "top", "bottom", "all_but_top",
-                      "--data.init_args.max_samples", '{"val": 4}', "--model.init_args.evaluation.max_new_tokens",
-                      "3"])
+    delta = extract_main(
+        ["--base", str(tiny_model_dir), "--tuned", str(tuned_dir), "--out", str(tmp_path / "d.st")]
+    )
+    out = sweep_main(
+        [
+            "--delta",
+            str(delta),
+            "--out",
+            str(tmp_path / "sweep"),
+            "--base",
+            str(tiny_model_dir),
+            "--ratios",
+            "0",
+            "0.1",
+            "1",
+            "--keep",
+            "top",
+            "bottom",
+            "all_but_top",
+            "--data.init_args.max_samples",
+            '{"val": 4}',
+            "--model.init_args.evaluation.max_new_tokens",
+            "3",
+        ]
+    )
     result = json.loads((out / "patch_sweep.json").read_text())
     assert result["questions"] == 4 and len(result["rows"]) == 9 and result["split"] == "val"
     assert {r["keep"] for r in result["rows"]} == {"top", "bottom", "all_but_top"}
-    assert all(0 <= r["accuracy"] <= 1 and (r["dprime_type2"] is None or abs(r["dprime_type2"]) < 10)
-               for r in result["rows"])
+    assert all(
+        0 <= r["accuracy"] <= 1 and (r["dprime_type2"] is None or abs(r["dprime_type2"]) < 10)
+        for r in result["rows"]
+    )
     assert (out / "patch_sweep.png").stat().st_size > 1000
 
 
 def test_script_reports_a_missing_delta_in_one_line(tiny_model_dir, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        sweep_main(["--delta", str(tmp_path / "none.st"), "--out", str(tmp_path / "o"), "--base", str(tiny_model_dir)])
+        sweep_main(
+            [
+                "--delta",
+                str(tmp_path / "none.st"),
+                "--out",
+                str(tmp_path / "o"),
+                "--base",
+                str(tiny_model_dir),
+            ]
+        )
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip() == f"error: delta file not found: {tmp_path / 'none.st'}; create it with scripts/extract_weight_change.py"
+    assert (
+        capsys.readouterr().err.strip()
+        == f"error: delta file not found: {tmp_path / 'none.st'}; create it with scripts/extract_weight_change.py"
+    )

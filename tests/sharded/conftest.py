@@ -61,6 +61,11 @@ def report_differences(report: dict, reference: dict) -> dict:
     metrics that sum confidences (ECE, Brier, ...) are reduced across ranks in another order, so they may
     differ by fp rounding (1e-6)."""
     differ = {k: (report[k], reference[k]) for k in COUNT_METRICS if not same(report[k], reference[k])}
-    differ.update({k: (v, reference[k]) for k, v in report.items()
-                   if isinstance(v, float) and not same(v, reference[k], 1e-6)})
+    differ.update(
+        {
+            k: (v, reference[k])
+            for k, v in report.items()
+            if isinstance(v, float) and not same(v, reference[k], 1e-6)
+        }
+    )
     return differ

@@ -43,23 +43,57 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def launch_commands(launcher: str, port: int | str, nodes: int, devices: int,
-                    program: Sequence[str]) -> list[list[Command]]:
+def launch_commands(
+    launcher: str, port: int | str, nodes: int, devices: int, program: Sequence[str]
+) -> list[list[Command]]:
     """Per node, the processes to start so that ``nodes`` x ``devices`` ranks run ``program`` (``-m MODULE
     ARGS...`` or ``cli.py ARGS...``; ``--trainer.num_nodes`` / ``--trainer.devices`` are added): one launcher
     process per node (Lightning's own, ``torchrun``), or for ``srun`` the job script started once, as sbatch
     starts it, with the variables sbatch sets (its srun, :data:`SRUN_STAND_IN` here, starts every task)."""
     size = ["--trainer.num_nodes", str(nodes), "--trainer.devices", str(devices)]
     if launcher == "lightning":
-        return [[({"NODE_RANK": str(node), "MASTER_ADDR": ADDRESS, "MASTER_PORT": str(port)},
-                  ["python", *program, *size])] for node in range(nodes)]
+        return [
+            [
+                (
+                    {"NODE_RANK": str(node), "MASTER_ADDR": ADDRESS, "MASTER_PORT": str(port)},
+                    ["python", *program, *size],
+                )
+            ]
+            for node in range(nodes)
+        ]
     if launcher == "torchrun":
-        return [[({}, ["torchrun", "--nnodes", str(nodes), "--node_rank", str(node), "--nproc_per_node",
-                       str(devices), "--master_addr", ADDRESS, "--master_port", str(port), *program, *size])]
-                for node in range(nodes)]
+        return [
+            [
+                (
+                    {},
+                    [
+                        "torchrun",
+                        "--nnodes",
+                        str(nodes),
+                        "--node_rank",
+                        str(node),
+                        "--nproc_per_node",
+                        str(devices),
+                        "--master_addr",
+                        ADDRESS,
+                        "--master_port",
+                        str(port),
+                        *program,
+                        *size,
+                    ],
+                )
+            ]
+            for node in range(nodes)
+        ]
     if launcher == "srun":
-        job = {"SLURM_JOB_ID": "4242", "SLURM_JOB_NAME": "metalight", "SLURM_NNODES": str(nodes),
-               "SLURM_NTASKS_PER_NODE": str(devices), "SLURM_NODELIST": ADDRESS, "MASTER_PORT": str(port)}
+        job = {
+            "SLURM_JOB_ID": "4242",
+            "SLURM_JOB_NAME": "metalight",
+            "SLURM_NNODES": str(nodes),
+            "SLURM_NTASKS_PER_NODE": str(devices),
+            "SLURM_NODELIST": ADDRESS,
+            "MASTER_PORT": str(port),
+        }
         return [[(job, ["bash", "scripts/slurm_fit.sbatch", *program])]]
     raise ValueError(f"unknown launcher {launcher!r}; use one of {', '.join(LAUNCHERS)}")
 
@@ -92,18 +126,27 @@ class Process:
 def _start(node: int, command: Command, log: Path, cwd: Path) -> Process:
     env, argv = command
     # `python`, `torchrun` (and srun's `python`) are this interpreter's; `srun` is the stand-in.
-    path = os.pathsep.join([str(SRUN_STAND_IN.parent), str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    path = os.pathsep.join(
+        [str(SRUN_STAND_IN.parent), str(Path(sys.executable).parent), os.environ.get("PATH", "")]
+    )
     executable = {"python": sys.executable, "torchrun": str(Path(sys.executable).with_name("torchrun"))}
     with log.open("w") as handle:
-        popen = subprocess.Popen([executable.get(argv[0], argv[0]), *argv[1:]], cwd=cwd,
-                                 env={**os.environ, "PYTHONUNBUFFERED": "1", "PATH": path, **env}, stdout=handle,
-                                 stderr=subprocess.STDOUT, start_new_session=True)
+        popen = subprocess.Popen(
+            [executable.get(argv[0], argv[0]), *argv[1:]],
+            cwd=cwd,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PATH": path, **env},
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     return Process(node, popen, log)
 
 
 def _start_node(node: int, commands: list[Command], logs: Path, cwds: Sequence[Path] | None) -> list[Process]:
     cwd = cwds[node] if cwds else ROOT
-    return [_start(node, command, logs / f"node{node}_{index}.log", cwd) for index, command in enumerate(commands)]
+    return [
+        _start(node, command, logs / f"node{node}_{index}.log", cwd) for index, command in enumerate(commands)
+    ]
 
 
 def _watch(processes: Sequence[Process], deadline: float, grace: float | None) -> None:
@@ -114,8 +157,11 @@ def _watch(processes: Sequence[Process], deadline: float, grace: float | None) -
             if process.ended is None and process.popen.poll() is not None:
                 process.ended = now
         ended = [p.ended for p in processes if p.ended is not None]
-        if len(ended) == len(processes) or now > deadline or (grace is not None and ended
-                                                                and now > min(ended) + grace):
+        if (
+            len(ended) == len(processes)
+            or now > deadline
+            or (grace is not None and ended and now > min(ended) + grace)
+        ):
             return
         time.sleep(0.2)
 
@@ -156,12 +202,15 @@ def _stop(processes: Sequence[Process]) -> None:
         process.popen.wait()
 
 
-def run_tree(argv: Sequence[str], timeout: float = TIMEOUT_S, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+def run_tree(
+    argv: Sequence[str], timeout: float = TIMEOUT_S, cwd: Path = ROOT
+) -> subprocess.CompletedProcess:
     """Run ``argv`` to its end (text output captured). Past ``timeout`` seconds it is killed with every process
     it started (Lightning's other ranks, compilers), which ``subprocess.run``'s timeout leaves running: the
     result then has status -9 and says so at the end of its stderr."""
-    popen = subprocess.Popen(list(argv), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                             start_new_session=True)
+    popen = subprocess.Popen(
+        list(argv), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         stdout, stderr = popen.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -171,9 +220,15 @@ def run_tree(argv: Sequence[str], timeout: float = TIMEOUT_S, cwd: Path = ROOT) 
     return subprocess.CompletedProcess(list(argv), popen.returncode, stdout, stderr)
 
 
-def launch(commands: Callable[[int], list[list[Command]]], logs: Path, timeout: float = TIMEOUT_S,
-           late: int | None = None, grace: float | None = None, cwds: Sequence[Path] | None = None,
-           tries: int = 3) -> list[Process]:
+def launch(
+    commands: Callable[[int], list[list[Command]]],
+    logs: Path,
+    timeout: float = TIMEOUT_S,
+    late: int | None = None,
+    grace: float | None = None,
+    cwds: Sequence[Path] | None = None,
+    tries: int = 3,
+) -> list[Process]:
     """Start every node's processes (``commands(port)[node]``, e.g. :func:`launch_commands`) and wait for them;
     returns them in node order.
 
@@ -191,8 +246,10 @@ def launch(commands: Callable[[int], list[list[Command]]], logs: Path, timeout: 
             for node in (n for n in range(len(specs)) if n != late):
                 processes += _start_node(node, specs[node], logs, cwds)
             if late is not None:
-                while not all(WAITING.search(p.text()) or p.popen.poll() is not None for p in processes) \
-                        and time.monotonic() < deadline:
+                while (
+                    not all(WAITING.search(p.text()) or p.popen.poll() is not None for p in processes)
+                    and time.monotonic() < deadline
+                ):
                     time.sleep(0.2)
                 processes += _start_node(late, specs[late], logs, cwds)
             _watch(processes, deadline, grace)

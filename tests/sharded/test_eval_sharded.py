@@ -16,16 +16,38 @@ from tests.methods.test_eval_ddp import write_questions
 pytestmark = pytest.mark.sharded
 
 ROOT = Path(__file__).resolve().parents[2]
-FSDP_CPU2 = ("--config", "configs/strategy/fsdp.yaml", "--trainer.accelerator", "cpu", "--trainer.precision",
-             "32-true", "--trainer.devices", "2")
+FSDP_CPU2 = (
+    "--config",
+    "configs/strategy/fsdp.yaml",
+    "--trainer.accelerator",
+    "cpu",
+    "--trainer.precision",
+    "32-true",
+    "--trainer.devices",
+    "2",
+)
 
 
 def validate(save_dir: Path, model_dir: Path, data: Path, *strategy: str) -> dict:
     """``cli.py validate`` of the TriviaQA evaluation config on ``data``; returns its report."""
-    command = [sys.executable, "cli.py", "validate", "--config", "configs/eval/triviaqa.yaml",
-               "--model.init_args.model", str(model_dir), "--data.init_args.path", json.dumps({"val": str(data)}),
-               "--data.init_args.eval_batch_size", "2", "--model.init_args.evaluation.max_new_tokens", "4",
-               "--trainer.logger.init_args.save_dir", str(save_dir), *strategy]
+    command = [
+        sys.executable,
+        "cli.py",
+        "validate",
+        "--config",
+        "configs/eval/triviaqa.yaml",
+        "--model.init_args.model",
+        str(model_dir),
+        "--data.init_args.path",
+        json.dumps({"val": str(data)}),
+        "--data.init_args.eval_batch_size",
+        "2",
+        "--model.init_args.evaluation.max_new_tokens",
+        "4",
+        "--trainer.logger.init_args.save_dir",
+        str(save_dir),
+        *strategy,
+    ]
     proc = subprocess.run(command, cwd=ROOT, check=False, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     (run,) = (save_dir / "eval-triviaqa").iterdir()

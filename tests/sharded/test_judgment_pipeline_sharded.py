@@ -15,14 +15,21 @@ import torch
 pytestmark = pytest.mark.sharded
 
 ROOT = Path(__file__).resolve().parents[2]
-FSDP_CPU2 = ("--config configs/strategy/fsdp.yaml --trainer.accelerator cpu --trainer.precision 32-true "
-             "--trainer.devices 2")
+FSDP_CPU2 = (
+    "--config configs/strategy/fsdp.yaml --trainer.accelerator cpu --trainer.precision 32-true "
+    "--trainer.devices 2"
+)
 # 4 questions (2 per rank, 1 step per epoch), 1 epoch per phase, answers and judgments of 4 tokens; no
 # warm-up in phase 2, whose one step would otherwise have lr 0.
-JUDGMENT = ("--data.init_args.source.init_args.max_samples " + shlex.quote('{"train": 4, "val": 2}') +
-            " --data.init_args.batch_size 2 --trainer.callbacks.init_args.answers.max_new_tokens 4"
-            " --trainer.callbacks.init_args.judgment.max_new_tokens 4")
-KNOWLEDGE = "--trainer.max_epochs 1 --data.init_args.batch_size 2 --model.init_args.lr_scheduler.warmup_ratio 0.0"
+JUDGMENT = (
+    "--data.init_args.source.init_args.max_samples "
+    + shlex.quote('{"train": 4, "val": 2}')
+    + " --data.init_args.batch_size 2 --trainer.callbacks.init_args.answers.max_new_tokens 4"
+    " --trainer.callbacks.init_args.judgment.max_new_tokens 4"
+)
+KNOWLEDGE = (
+    "--trainer.max_epochs 1 --data.init_args.batch_size 2 --model.init_args.lr_scheduler.warmup_ratio 0.0"
+)
 
 
 def load(path: Path, base: str | Path | None = None):
@@ -38,9 +45,19 @@ def load(path: Path, base: str | Path | None = None):
 
 def test_pipeline_phases_chain_through_exports_gathered_from_fsdp_shards(tmp_path, varied_model_dir):
     out = tmp_path / "exp"
-    command = [sys.executable, "scripts/know_thyself_pipeline.py", "--quick", "--out", str(out), "--model",
-               str(varied_model_dir), "--judgment-args", f"{JUDGMENT} {FSDP_CPU2}",
-               "--knowledge-args", f"{KNOWLEDGE} {FSDP_CPU2}"]
+    command = [
+        sys.executable,
+        "scripts/know_thyself_pipeline.py",
+        "--quick",
+        "--out",
+        str(out),
+        "--model",
+        str(varied_model_dir),
+        "--judgment-args",
+        f"{JUDGMENT} {FSDP_CPU2}",
+        "--knowledge-args",
+        f"{KNOWLEDGE} {FSDP_CPU2}",
+    ]
     proc = subprocess.run(command, cwd=ROOT, check=False, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     phases = json.loads((out / "pipeline_state.json").read_text())["phases"]
@@ -48,8 +65,12 @@ def test_pipeline_phases_chain_through_exports_gathered_from_fsdp_shards(tmp_pat
     judgment1, knowledge, judgment3 = (out / name / "run" / "hf" for name in phases)
     assert phases["phase3_judgment"]["model_in"] == str(knowledge)
     # both ranks took part: the rounds gathered every question from the two halves
-    rows = [json.loads(line) for line in (out / "phase1_judgment" / "run" / "judgment" /
-                                          "train_epoch1.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line)
+        for line in (out / "phase1_judgment" / "run" / "judgment" / "train_epoch1.jsonl")
+        .read_text()
+        .splitlines()
+    ]
     assert len({r["id"] for r in rows}) == 4
     assert (out / "phase1_judgment" / "run" / "checkpoints" / "epoch=0-step=1.ckpt").is_dir()  # sharded
     ids = torch.tensor([[1, 17, 305, 42]])

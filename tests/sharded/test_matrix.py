@@ -42,8 +42,9 @@ def test_cell_fits_validates_exports_and_resumes(name, cells):
     if name.startswith("sft_full"):
         # the exported directory loads and gives the in-memory (sharded) model's logits, to fp32 rounding
         # (logits up to ~20 in size: the gathered forward sums in another order)
-        torch.testing.assert_close(exported_logits(out / "cell" / "fit" / "hf"),
-                                   torch.load(out / "logits.pt"), rtol=1e-6, atol=1e-5)
+        torch.testing.assert_close(
+            exported_logits(out / "cell" / "fit" / "hf"), torch.load(out / "logits.pt"), rtol=1e-6, atol=1e-5
+        )
     if name.startswith("sft_lora"):
         assert (out / "cell" / "fit" / "hf" / "adapter_config.json").is_file()
     if name.startswith("metaconf"):
@@ -84,12 +85,37 @@ def fit_weights(out: Path, data: Path, model_dir: Path, batch_size: int, *strate
     """Full fine-tuning for 2 optimizer steps (2 epochs of the 4 rows); returns the exported weights."""
     from safetensors.torch import load_file
 
-    args = ["cli.py", "fit", "--config", "configs/sft/prompt_completion.yaml", "--model.init_args.model",
-            str(model_dir), "--model.init_args.lora", "null", "--model.init_args.optimizer.lr", "1.0e-3",
-            "--model.init_args.lr_scheduler.warmup_ratio", "0.0", "--model.init_args.export", "full", "--data.init_args.path",
-            str(data), "--data.init_args.eval_source", "null", "--data.init_args.batch_size", str(batch_size),
-            "--trainer.max_epochs", "2", "--trainer.enable_checkpointing", "false",
-            "--trainer.logger.init_args.save_dir", str(out), "--trainer.logger.init_args.version", "run", *strategy]
+    args = [
+        "cli.py",
+        "fit",
+        "--config",
+        "configs/sft/prompt_completion.yaml",
+        "--model.init_args.model",
+        str(model_dir),
+        "--model.init_args.lora",
+        "null",
+        "--model.init_args.optimizer.lr",
+        "1.0e-3",
+        "--model.init_args.lr_scheduler.warmup_ratio",
+        "0.0",
+        "--model.init_args.export",
+        "full",
+        "--data.init_args.path",
+        str(data),
+        "--data.init_args.eval_source",
+        "null",
+        "--data.init_args.batch_size",
+        str(batch_size),
+        "--trainer.max_epochs",
+        "2",
+        "--trainer.enable_checkpointing",
+        "false",
+        "--trainer.logger.init_args.save_dir",
+        str(out),
+        "--trainer.logger.init_args.version",
+        "run",
+        *strategy,
+    ]
     proc = run_tree([sys.executable, *args])
     assert proc.returncode == 0, proc.stderr[-5000:]
     (hf,) = out.glob("*/run/hf")
@@ -102,12 +128,29 @@ WEIGHT_ATOL = 1e-5
 
 
 @pytest.mark.parametrize("fragment", ["fsdp", "deepspeed_zero3"])
-def test_sft_full_fine_tuning_weights_equal_single_process(fragment, tmp_path, yes_no_examples, varied_model_dir):
+def test_sft_full_fine_tuning_weights_equal_single_process(
+    fragment, tmp_path, yes_no_examples, varied_model_dir
+):
     skip_without_deepspeed(fragment)
-    base = fit_weights(tmp_path / "single", yes_no_examples, varied_model_dir, 4, "--trainer.accelerator", "cpu",
-                       "--trainer.devices", "1")
-    sharded = fit_weights(tmp_path / fragment, yes_no_examples, varied_model_dir, 2, "--config",
-                          f"configs/strategy/{fragment}.yaml", *CPU2)
+    base = fit_weights(
+        tmp_path / "single",
+        yes_no_examples,
+        varied_model_dir,
+        4,
+        "--trainer.accelerator",
+        "cpu",
+        "--trainer.devices",
+        "1",
+    )
+    sharded = fit_weights(
+        tmp_path / fragment,
+        yes_no_examples,
+        varied_model_dir,
+        2,
+        "--config",
+        f"configs/strategy/{fragment}.yaml",
+        *CPU2,
+    )
     from safetensors.torch import load_file
 
     start = load_file(varied_model_dir / "model.safetensors")

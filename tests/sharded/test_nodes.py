@@ -10,9 +10,11 @@ from tests.sharded.nodes import run_tree
 def test_a_command_past_its_timeout_is_killed_with_the_processes_it_started(tmp_path):
     pid_file = tmp_path / "grandchild.pid"
     # The child starts a grandchild that would outlive it, writes its pid, and waits.
-    script = ("import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; "
-              f"time.sleep(600)']); open({str(pid_file)!r}, 'w').write(str(p.pid)); print('started', flush=True); "
-              "time.sleep(600)")
+    script = (
+        "import subprocess, sys, time; p = subprocess.Popen([sys.executable, '-c', 'import time; "
+        f"time.sleep(600)']); open({str(pid_file)!r}, 'w').write(str(p.pid)); print('started', flush=True); "
+        "time.sleep(600)"
+    )
     result = run_tree([sys.executable, "-c", script], timeout=10)
     assert result.returncode == -9 and "started" in result.stdout
     assert result.stderr.endswith("[killed with its processes after 10 s]")

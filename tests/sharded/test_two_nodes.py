@@ -65,8 +65,9 @@ def two_node_cells(tmp_path_factory, varied_model_dir):
             skip_without_deepspeed(name)
             launcher, late = TWO_NODES[name]
             out = tmp_path_factory.getbasetemp() / "two_nodes" / name
-            processes = launch(two_nodes(launcher, cell_program(out, name, varied_model_dir, *CPU)), out / "logs",
-                               late=late)
+            processes = launch(
+                two_nodes(launcher, cell_program(out, name, varied_model_dir, *CPU)), out / "logs", late=late
+            )
             assert processes and all(p.returncode == 0 for p in processes), logs_tail(processes)
             done[name] = (json.loads((out / "result.json").read_text()), out, processes)
         return done[name]
@@ -115,12 +116,24 @@ def test_two_nodes_equal_one_machine(name, two_node_cells, cells, varied_model_d
 
 
 @pytest.mark.sharded
-def test_a_node_dying_mid_fit_stops_the_other_with_one_error_and_complete_checkpoints(tmp_path, varied_model_dir):
+def test_a_node_dying_mid_fit_stops_the_other_with_one_error_and_complete_checkpoints(
+    tmp_path, varied_model_dir
+):
     # The ESMA cell's fit, 8 steps, a checkpoint after step 5 (the quickstart's every_n_train_steps), and node 1
     # killing itself (SIGKILL, as a failing machine) after step 6.
-    program = ["cli.py", "fit", *cell_args("esma-ddp", varied_model_dir), *CPU, "--trainer.logger.init_args.save_dir",
-               str(tmp_path), "--trainer.max_steps", "8", "--trainer.callbacks+=tests.sharded.strategy_cell.KillRank",
-               "--trainer.callbacks.rank=1", "--trainer.callbacks.step=6"]
+    program = [
+        "cli.py",
+        "fit",
+        *cell_args("esma-ddp", varied_model_dir),
+        *CPU,
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path),
+        "--trainer.max_steps",
+        "8",
+        "--trainer.callbacks+=tests.sharded.strategy_cell.KillRank",
+        "--trainer.callbacks.rank=1",
+        "--trainer.callbacks.step=6",
+    ]
     processes = launch(two_nodes("lightning", program), tmp_path / "logs", grace=SURVIVOR_TIMEOUT_S)
     assert processes[1].returncode == -9, logs_tail(processes)
     # the survivor stopped by itself (launch kills it, status -9, SURVIVOR_TIMEOUT_S after node 1 ended)
@@ -148,11 +161,23 @@ def test_nodes_that_do_not_share_the_run_directory_stop_together_with_one_error(
         cwd.mkdir()
         for name in ("cli.py", "configs"):
             (cwd / name).symlink_to(ROOT / name)
-    program = ["cli.py", "fit", *cell_args("esma-ddp", varied_model_dir), *CPU, "--trainer.logger.init_args.save_dir",
-               "runs", "--trainer.max_steps", "2"]
-    processes = launch(two_nodes("lightning", program), tmp_path / "logs", grace=SURVIVOR_TIMEOUT_S, cwds=cwds)
-    expected = (f"error: the run directory runs/esma-quickstart/version_0 that global rank 0 created is not visible "
-                f"on node 1 ({socket.gethostname()}, rank 1): a multi-node run needs")
+    program = [
+        "cli.py",
+        "fit",
+        *cell_args("esma-ddp", varied_model_dir),
+        *CPU,
+        "--trainer.logger.init_args.save_dir",
+        "runs",
+        "--trainer.max_steps",
+        "2",
+    ]
+    processes = launch(
+        two_nodes("lightning", program), tmp_path / "logs", grace=SURVIVOR_TIMEOUT_S, cwds=cwds
+    )
+    expected = (
+        f"error: the run directory runs/esma-quickstart/version_0 that global rank 0 created is not visible "
+        f"on node 1 ({socket.gethostname()}, rank 1): a multi-node run needs"
+    )
     for process in processes:
         assert process.returncode == 2, logs_tail(processes)
         assert process.text().strip().splitlines()[-1].startswith(expected), logs_tail(processes)

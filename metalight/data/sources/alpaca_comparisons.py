@@ -41,10 +41,24 @@ class AlpacaComparisonDataModule(ClaimDataModule):
         group = str(row.get("id", where))
         meta = {"source": "alpaca"}
         return [
-            ClaimRecord(id=f"{group}#A>B", question=question, claim=first, claim_2=second,
-                        label=None if gold is None else int(gold == 1), consistency_id=group,
-                        consistency_key="A>B", meta=meta).validate(where),
-            ClaimRecord(id=f"{group}#B>A", question=question, claim=second, claim_2=first,
-                        label=None if gold is None else int(gold == 2), consistency_id=group,
-                        consistency_key="B>A", meta=meta).validate(where),
+            ClaimRecord(
+                id=f"{group}#A>B",
+                question=question,
+                claim=first,
+                claim_2=second,
+                label=None if gold is None else int(gold == 1),
+                consistency_id=group,
+                consistency_key="A>B",
+                meta=meta,
+            ).validate(where),
+            ClaimRecord(
+                id=f"{group}#B>A",
+                question=question,
+                claim=second,
+                claim_2=first,
+                label=None if gold is None else int(gold == 2),
+                consistency_id=group,
+                consistency_key="B>A",
+                meta=meta,
+            ).validate(where),
         ]

@@ -41,19 +41,24 @@ class CommonsenseDataModule(StatementDataModule):
             directory = Path(self.path).expanduser()
             missing = [name for name in ETHICS_FILES if not (directory / name).is_file()]
             if missing:
-                raise DataError(f"{directory}: missing {missing}; the ETHICS commonsense directory holds "
-                                f"{' and '.join(ETHICS_FILES)}")
+                raise DataError(
+                    f"{directory}: missing {missing}; the ETHICS commonsense directory holds "
+                    f"{' and '.join(ETHICS_FILES)}"
+                )
             return (row for name in ETHICS_FILES for row in read_rows(directory / name))
         return super()._source()
 
     def parse_row(self, row: dict[str, Any], where: str) -> StatementRecord | None:
         if "is_short" not in row:
-            raise DataError(f"{where}: missing column 'is_short' (ETHICS commonsense columns: "
-                            f"label,input,is_short,edited)")
+            raise DataError(
+                f"{where}: missing column 'is_short' (ETHICS commonsense columns: "
+                f"label,input,is_short,edited)"
+            )
         if self.short_only and not _truthy(row["is_short"], where):
             return None
-        return self.statement(row, where, "input", "label", index=where.rsplit("/", 1)[-1],
-                              user_prompt=SAY_SOMETHING)
+        return self.statement(
+            row, where, "input", "label", index=where.rsplit("/", 1)[-1], user_prompt=SAY_SOMETHING
+        )
 
 
 def _truthy(value: Any, where: str) -> bool:

@@ -46,34 +46,9 @@ Question = tuple[str, str, str]  # (fact key, question text, exact answer)
 
 # The spelling family's vocabulary: 430 common English nouns of 3 to 8 letters, lower case, written for
 # metalight (not taken from a dataset).
-WORDS: tuple[str, ...] = tuple("""
-acorn actor adult alarm album anchor angel ankle apple apron arrow artist autumn avenue bacon badge bagel
-baker balloon banana band banker barn basket battery beach beard beaver bed bee beetle bell belt bench berry
-bicycle bird biscuit blanket blossom board boat bone book boot bottle bowl box brain branch bread brick bride
-bridge brother brush bucket buffalo bullet bundle butter button cabin cactus cake camel camera candle canoe
-canyon captain carpet carrot castle cattle ceiling cellar chain chair chalk cheese cherry chicken child
-chimney church circle city clock cloud clover coat cobweb coffee coin collar comet cookie copper corner cotton
-cousin cowboy crayon cricket crown cup curtain cushion daisy dancer desert desk diamond dinner doctor dog
-dollar dolphin donkey door dragon drawer dream dress drum duck eagle earth egg elbow engine eraser fabric
-falcon family farmer feather fence field finger fire fish flag flower folder forest fork fountain fox frog
-fruit garden garlic gate ghost giant ginger glass glove goat gold grape grass guitar hammer hand harbor hat
-hawk heart helmet hill honey hook horse hotel house igloo island jacket jaguar jelly jewel journey judge
-juice kettle key kitchen kite kitten knee knife ladder lake lamp lantern lemon letter lettuce library lion
-lizard lobster lock magnet mango maple marble market meadow melon mirror monkey moon mountain mouse mouth
-muffin museum needle nest noodle notebook nurse ocean office olive onion orange orchard otter owl oyster
-paddle palace panda paper parrot peach peanut pear pebble pencil pepper piano picnic pillow pilot pirate
-planet plate pocket poet potato pumpkin puppy puzzle queen quilt rabbit radio rain rainbow raven ribbon river
-road robot rocket roof rope rose ruler saddle sailor salad salmon sand sandal saucer scarf school scissors
-season shadow shark sheep shell shirt shoe shovel silver singer sister skirt sky sled snail snake soap sock
-soldier spider spoon spring square squirrel stable star station statue stone storm stove street sugar summer
-sunset swan sweater table tailor teacher temple tent thread throne thunder ticket tiger timber toast tomato
-tongue tooth towel tower toy tractor train tree truck trumpet tulip tunnel turkey turtle umbrella uncle
-valley vase velvet village violin volcano wagon wallet walnut walrus wand water whale wheel whistle window
-winter wizard wolf wool worm yacht yogurt zebra zipper ant bear cat cow fan hen jar map net owlet pan pig
-pot rat rug sun van web axe bag bus cap cub dot ear elf gem gum hut ink jam jet kid lid mat mug nut oak oar
-pea pen pin ram ray sap tag tie toe tub vet wig yak yam zoo
-""".split())
-
+WORDS: tuple[str, ...] = tuple(
+    ["acorn", "actor", "adult", "alarm", "album", "anchor", "angel", "ankle", "apple", "apron", "arrow", "artist", "autumn", "avenue", "bacon", "badge", "bagel", "baker", "balloon", "banana", "band", "banker", "barn", "basket", "battery", "beach", "beard", "beaver", "bed", "bee", "beetle", "bell", "belt", "bench", "berry", "bicycle", "bird", "biscuit", "blanket", "blossom", "board", "boat", "bone", "book", "boot", "bottle", "bowl", "box", "brain", "branch", "bread", "brick", "bride", "bridge", "brother", "brush", "bucket", "buffalo", "bullet", "bundle", "butter", "button", "cabin", "cactus", "cake", "camel", "camera", "candle", "canoe", "canyon", "captain", "carpet", "carrot", "castle", "cattle", "ceiling", "cellar", "chain", "chair", "chalk", "cheese", "cherry", "chicken", "child", "chimney", "church", "circle", "city", "clock", "cloud", "clover", "coat", "cobweb", "coffee", "coin", "collar", "comet", "cookie", "copper", "corner", "cotton", "cousin", "cowboy", "crayon", "cricket", "crown", "cup", "curtain", "cushion", "daisy", "dancer", "desert", "desk", "diamond", "dinner", "doctor", "dog", "dollar", "dolphin", "donkey", "door", "dragon", "drawer", "dream", "dress", "drum", "duck", "eagle", "earth", "egg", "elbow", "engine", "eraser", "fabric", "falcon", "family", "farmer", "feather", "fence", "field", "finger", "fire", "fish", "flag", "flower", "folder", "forest", "fork", "fountain", "fox", "frog", "fruit", "garden", "garlic", "gate", "ghost", "giant", "ginger", "glass", "glove", "goat", "gold", "grape", "grass", "guitar", "hammer", "hand", "harbor", "hat", "hawk", "heart", "helmet", "hill", "honey", "hook", "horse", "hotel", "house", "igloo", "island", "jacket", "jaguar", "jelly", "jewel", "journey", "judge", "juice", "kettle", "key", "kitchen", "kite", "kitten", "knee", "knife", "ladder", "lake", "lamp", "lantern", "lemon", "letter", "lettuce", "library", "lion", "lizard", "lobster", "lock", "magnet", "mango", "maple", "marble", "market", "meadow", "melon", "mirror", "monkey", "moon", "mountain", "mouse", "mouth", "muffin", "museum", "needle", "nest", "noodle", "notebook", "nurse", "ocean", "office", "olive", "onion", "orange", "orchard", "otter", "owl", "oyster", "paddle", "palace", "panda", "paper", "parrot", "peach", "peanut", "pear", "pebble", "pencil", "pepper", "piano", "picnic", "pillow", "pilot", "pirate", "planet", "plate", "pocket", "poet", "potato", "pumpkin", "puppy", "puzzle", "queen", "quilt", "rabbit", "radio", "rain", "rainbow", "raven", "ribbon", "river", "road", "robot", "rocket", "roof", "rope", "rose", "ruler", "saddle", "sailor", "salad", "salmon", "sand", "sandal", "saucer", "scarf", "school", "scissors", "season", "shadow", "shark", "sheep", "shell", "shirt", "shoe", "shovel", "silver", "singer", "sister", "skirt", "sky", "sled", "snail", "snake", "soap", "sock", "soldier", "spider", "spoon", "spring", "square", "squirrel", "stable", "star", "station", "statue", "stone", "storm", "stove", "street", "sugar", "summer", "sunset", "swan", "sweater", "table", "tailor", "teacher", "temple", "tent", "thread", "throne", "thunder", "ticket", "tiger", "timber", "toast", "tomato", "tongue", "tooth", "towel", "tower", "toy", "tractor", "train", "tree", "truck", "trumpet", "tulip", "tunnel", "turkey", "turtle", "umbrella", "uncle", "valley", "vase", "velvet", "village", "violin", "volcano", "wagon", "wallet", "walnut", "walrus", "wand", "water", "whale", "wheel", "whistle", "window", "winter", "wizard", "wolf", "wool", "worm", "yacht", "yogurt", "zebra", "zipper", "ant", "bear", "cat", "cow", "fan", "hen", "jar", "map", "net", "owlet", "pan", "pig", "pot", "rat", "rug", "sun", "van", "web", "axe", "bag", "bus", "cap", "cub", "dot", "ear", "elf", "gem", "gum", "hut", "ink", "jam", "jet", "kid", "lid", "mat", "mug", "nut", "oak", "oar", "pea", "pen", "pin", "ram", "ray", "sap", "tag", "tie", "toe", "tub", "vet", "wig", "yak", "yam", "zoo"]
+)
 
 
 @dataclass(frozen=True)
@@ -89,14 +64,15 @@ class Level:
 
 def split_of(fact: str) -> str:
     """The split a fact belongs to, from a stable hash of its key (the same on every machine and seed)."""
-    u = int.from_bytes(hashlib.blake2b(fact.encode(), digest_size=8).digest(), "big") / 2 ** 64
+    u = int.from_bytes(hashlib.blake2b(fact.encode(), digest_size=8).digest(), "big") / 2**64
     if u < SPLIT_SHARES["train"]:
         return "train"
     return "val" if u < SPLIT_SHARES["train"] + SPLIT_SHARES["val"] else "test"
 
 
-def _operation(family: str, number: int, name: str, a_range: range, b_range: range, symbol: str,
-               word: str) -> Level:
+def _operation(
+    family: str, number: int, name: str, a_range: range, b_range: range, symbol: str, word: str
+) -> Level:
     """A level of questions ``What is a <word> b?`` over every operand pair (a, b); one fact per unordered pair."""
     fn = {"+": lambda a, b: a + b, "*": lambda a, b: a * b}[symbol]
 
@@ -117,8 +93,11 @@ def _letter_at(position: int, name: str, number: int) -> Level:
 
     def make(i: int) -> Question:
         word = words[i]
-        return f"letter:{position}:{word}", f"What is the {ORDINALS[position]} letter of the word '{word}'?", \
-            word[position]
+        return (
+            f"letter:{position}:{word}",
+            f"What is the {ORDINALS[position]} letter of the word '{word}'?",
+            word[position],
+        )
 
     return Level("spelling", number, name, len(words), make)
 
@@ -194,8 +173,9 @@ def draw(lv: Level, split: str, count: int, seed: int) -> list[Question]:
     return list(chosen.values())
 
 
-def generate_rows(families: list[str], levels: list[int] | None, split: str, per_level: int,
-                  seed: int) -> Iterator[Row]:
+def generate_rows(
+    families: list[str], levels: list[int] | None, split: str, per_level: int, seed: int
+) -> Iterator[Row]:
     """The testbed's rows of ``split`` in its native schema (see ``SCHEMA``), ``per_level`` per level."""
     for family in families:
         numbers = levels or range(1, len(FAMILIES.get(family, ())) + 1)
@@ -204,12 +184,26 @@ def generate_rows(families: list[str], levels: list[int] | None, split: str, per
             questions = draw(lv, split, per_level, seed)
             if len(questions) < per_level:
                 logging.getLogger(__name__).info(
-                    "competence %s level %d (%s): the %s split holds %d questions, %d asked", family, number,
-                    lv.name, split, len(questions), per_level)
+                    "competence %s level %d (%s): the %s split holds %d questions, %d asked",
+                    family,
+                    number,
+                    lv.name,
+                    split,
+                    len(questions),
+                    per_level,
+                )
             for i, (fact, question, answer) in enumerate(questions):
-                yield (f"competence:{family}:{number}:{split}#{i}",
-                       {"family": family, "level": number, "level_name": lv.name, "fact": fact,
-                        "question": question, "answer": answer})
+                yield (
+                    f"competence:{family}:{number}:{split}#{i}",
+                    {
+                        "family": family,
+                        "level": number,
+                        "level_name": lv.name,
+                        "fact": fact,
+                        "question": question,
+                        "answer": answer,
+                    },
+                )
 
 
 class CompetenceBandDataModule(QADataModule):
@@ -226,15 +220,24 @@ class CompetenceBandDataModule(QADataModule):
         every level)
     """
 
-    def __init__(self, *args, families: list[str] | None = None, levels: list[int] | None = None,
-                 per_level: int | dict[str, int] | None = None, stratify: bool | str = "level", **kwargs):
+    def __init__(
+        self,
+        *args,
+        families: list[str] | None = None,
+        levels: list[int] | None = None,
+        per_level: int | dict[str, int] | None = None,
+        stratify: bool | str = "level",
+        **kwargs,
+    ):
         super().__init__(*args, stratify=stratify, **kwargs)
         self.families = list(families) if families else ["arithmetic"]
         self.levels = list(levels) if levels else None
         counts = DEFAULT_PER_LEVEL if per_level is None else per_level
         self.per_level = dict(counts) if isinstance(counts, dict) else {split: counts for split in SPLITS}
         problems = [f"per_level.{s}: {n} must be >= 0" for s, n in self.per_level.items() if n < 0]
-        problems += [f"per_level: unknown split {s!r}; use {SPLITS}" for s in self.per_level if s not in SPLITS]
+        problems += [
+            f"per_level: unknown split {s!r}; use {SPLITS}" for s in self.per_level if s not in SPLITS
+        ]
         if self.hub_name:
             problems.append("hub_name: the testbed is generated; leave hub_name unset")
         if problems:
@@ -244,18 +247,28 @@ class CompetenceBandDataModule(QADataModule):
                 level(family, number)  # a ConfigError naming the family / level now, not at setup
 
     def default_source(self) -> dict[str, Iterator[Row]]:
-        return {split: generate_rows(self.families, self.levels, split, self.per_level.get(split, 0), self.seed)
-                for split in SPLITS}
+        return {
+            split: generate_rows(self.families, self.levels, split, self.per_level.get(split, 0), self.seed)
+            for split in SPLITS
+        }
 
     def parse_row(self, row: dict[str, Any], where: str) -> QARecord:
         family = need_str(row, "family", where, SCHEMA)
         number = need(row, "level", where, SCHEMA)
         if not isinstance(number, int) or isinstance(number, bool):
             raise DataError(f"{where}: 'level' must be an integer (1 = easiest), got {number!r}")
-        meta = {"family": family, "level": number, "level_name": need_str(row, "level_name", where, SCHEMA),
-                "fact": need_str(row, "fact", where, SCHEMA)}
-        record = QARecord(id=f"{family}:{meta['fact']}:{need_str(row, 'question', where, SCHEMA)}",
-                          question=row["question"], answers=[need_str(row, "answer", where, SCHEMA)], meta=meta)
+        meta = {
+            "family": family,
+            "level": number,
+            "level_name": need_str(row, "level_name", where, SCHEMA),
+            "fact": need_str(row, "fact", where, SCHEMA),
+        }
+        record = QARecord(
+            id=f"{family}:{meta['fact']}:{need_str(row, 'question', where, SCHEMA)}",
+            question=row["question"],
+            answers=[need_str(row, "answer", where, SCHEMA)],
+            meta=meta,
+        )
         return record.validate(where)
 
     def group_of(self, record: Any) -> Any:

@@ -39,8 +39,10 @@ from metalight.errors import ConfigError, DataError
 PACKAGE, RELEASE_FILE = "ehq", "releases/EHQ-3000.json"
 CATEGORIES = ("FEQ", "PCQ", "HNQ", "CCQ")
 MARKERS = {"[FABRICATED]", "[REDACTED]"}
-SCHEMA = ("question_id: str, category: FEQ|PCQ|HNQ|CCQ, subcategory: str, question: str, "
-          "correct_answer: str, acceptable_answers: [str], expected_knowability: 0|1, document: str (CCQ)")
+SCHEMA = (
+    "question_id: str, category: FEQ|PCQ|HNQ|CCQ, subcategory: str, question: str, "
+    "correct_answer: str, acceptable_answers: [str], expected_knowability: 0|1, document: str (CCQ)"
+)
 
 
 class EHQDataModule(QADataModule):
@@ -54,15 +56,23 @@ class EHQDataModule(QADataModule):
         defaults to ``category``, so every split keeps the 1:1:1:1 balance)
     """
 
-    def __init__(self, *args, categories: list[str] | None = None, documents: bool = True,
-                 stratify: bool | str = "category", **kwargs):
+    def __init__(
+        self,
+        *args,
+        categories: list[str] | None = None,
+        documents: bool = True,
+        stratify: bool | str = "category",
+        **kwargs,
+    ):
         super().__init__(*args, stratify=stratify, **kwargs)
         unknown = set(categories or ()) - set(CATEGORIES)
         if unknown:
             raise ConfigError(f"EHQDataModule: unknown categories {sorted(unknown)}; use {list(CATEGORIES)}")
         if isinstance(self.path, dict) or self.hub_name:
-            raise ConfigError("EHQDataModule reads one EHQ JSON file: set `path:` to a file (or leave it "
-                              "unset for the packaged EHQ-3000)")
+            raise ConfigError(
+                "EHQDataModule reads one EHQ JSON file: set `path:` to a file (or leave it "
+                "unset for the packaged EHQ-3000)"
+            )
         self.categories = list(categories) if categories else list(CATEGORIES)
         self.documents = documents
 
@@ -83,8 +93,10 @@ class EHQDataModule(QADataModule):
             return None
         qid = need(row, "question_id", where, SCHEMA)
         question = need_str(row, "question", where, SCHEMA)
-        gold = [need_str(row, "correct_answer", where, SCHEMA),
-                *need_list(row, "acceptable_answers", where, SCHEMA)]
+        gold = [
+            need_str(row, "correct_answer", where, SCHEMA),
+            *need_list(row, "acceptable_answers", where, SCHEMA),
+        ]
         answers = [] if category in ("FEQ", "CCQ") else [a for a in unique_texts(gold) if a not in MARKERS]
         knowability = need(row, "expected_knowability", where, SCHEMA)
         if knowability not in (0, 1):
@@ -92,8 +104,15 @@ class EHQDataModule(QADataModule):
         document = row.get("document") if category == "CCQ" and self.documents else None
         if category == "CCQ" and self.documents and not (isinstance(document, str) and document.strip()):
             raise DataError(f"{where}: a CCQ question needs its `document` (schema: {SCHEMA})")
-        meta = {"source": "ehq", "category": category, "subcategory": row.get("subcategory"),
-                "expected_knowability": knowability, "answerable": bool(answers),
-                "should_decline": knowability == 0, "group": row.get("split_group_id") or str(qid)}
-        return QARecord(id=str(qid), question=question, answers=answers, context=document,
-                        meta=meta).validate(where, require_answers=category in ("PCQ", "HNQ"))
+        meta = {
+            "source": "ehq",
+            "category": category,
+            "subcategory": row.get("subcategory"),
+            "expected_knowability": knowability,
+            "answerable": bool(answers),
+            "should_decline": knowability == 0,
+            "group": row.get("split_group_id") or str(qid),
+        }
+        return QARecord(
+            id=str(qid), question=question, answers=answers, context=document, meta=meta
+        ).validate(where, require_answers=category in ("PCQ", "HNQ"))

@@ -27,8 +27,9 @@ EMOTION_FILES = {"happiness.json": 1, "sadness.json": 0}
 def sentence_list_rows(path: Path, label: int) -> Iterator[Row]:
     """``(file: item N, {"sentence", "label"})`` for a JSON list of strings; errors name the file and item."""
     if not path.is_file():
-        raise DataError(f"data file not found: {path}; the emotion directory holds "
-                        f"{' and '.join(EMOTION_FILES)}")
+        raise DataError(
+            f"data file not found: {path}; the emotion directory holds {' and '.join(EMOTION_FILES)}"
+        )
     for index, sentence in enumerate(read_json_list(path, "sentences")):
         yield f"{path}: item {index}", {"sentence": sentence, "label": label}
 
@@ -43,8 +44,9 @@ class EmotionDataModule(StatementDataModule):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if not isinstance(self.path, str) or self.hub_name:
-            raise DataError("EmotionDataModule reads a directory with happiness.json and sadness.json: "
-                            "set `path:`")
+            raise DataError(
+                "EmotionDataModule reads a directory with happiness.json and sadness.json: set `path:`"
+            )
 
     def upstream_train_count(self, n: int) -> int:
         """Upstream ``happy_sad_dataset`` splits at ``int(n * 0.6)`` directly."""
@@ -58,5 +60,11 @@ class EmotionDataModule(StatementDataModule):
     def parse_row(self, row: dict[str, Any], where: str) -> StatementRecord:
         if not isinstance(row["sentence"], str):
             raise DataError(f"{where}: expected a sentence (string), got {type(row['sentence']).__name__}")
-        return self.statement({**row, "sentence": row["sentence"].strip()}, where, "sentence", "label",
-                              index=where.rsplit("/", 1)[-1], user_prompt=SAY_SOMETHING)
+        return self.statement(
+            {**row, "sentence": row["sentence"].strip()},
+            where,
+            "sentence",
+            "label",
+            index=where.rsplit("/", 1)[-1],
+            user_prompt=SAY_SOMETHING,
+        )

@@ -44,7 +44,15 @@ class EthicsCommonsenseDataModule(ClaimDataModule):
             return None
         group = str(row.get("id", where))
         meta = {"source": "ethics-commonsense", "edited": row.get("edited")}
-        return [ClaimRecord(id=f"{group}#{key}", question=scenario, claim=text,
-                            label=wrong if key == "wrong" else 1 - wrong, consistency_id=group,
-                            consistency_key=key, meta=meta).validate(where)
-                for key, text in ETHICS_FRAMINGS.items()]
+        return [
+            ClaimRecord(
+                id=f"{group}#{key}",
+                question=scenario,
+                claim=text,
+                label=wrong if key == "wrong" else 1 - wrong,
+                consistency_id=group,
+                consistency_key=key,
+                meta=meta,
+            ).validate(where)
+            for key, text in ETHICS_FRAMINGS.items()
+        ]

@@ -48,8 +48,10 @@ class _FanOutQABase(QADataModule):
     def __init__(self, *args, val_fraction: float = 0.15, test_fraction: float = 0.15, **kwargs):
         super().__init__(*args, val_fraction=val_fraction, test_fraction=test_fraction, **kwargs)
         if isinstance(self.path, dict) or self.hub_name:
-            raise DataError(f"{type(self).__name__} reads one FanOutQA JSON file: set `path:` to a file "
-                            "(or leave it unset for the packaged dev set)")
+            raise DataError(
+                f"{type(self).__name__} reads one FanOutQA JSON file: set `path:` to a file "
+                "(or leave it unset for the packaged dev set)"
+            )
 
     def _file(self) -> Path:
         return Path(self.path) if self.path else packaged_file()
@@ -88,15 +90,22 @@ class FanOutQASingleHopDataModule(_FanOutQABase):
             yield from self._flatten(sub, sub_where, group)
 
     def parse_row(self, row: dict[str, Any], where: str) -> QARecord | None:
-        qid, question, answer = need(row, "id", where, SCHEMA), need_str(row, "question", where, SCHEMA), \
-            need(row, "answer", where, SCHEMA)
+        qid, question, answer = (
+            need(row, "id", where, SCHEMA),
+            need_str(row, "question", where, SCHEMA),
+            need(row, "answer", where, SCHEMA),
+        )
         if isinstance(answer, str) and not answer.strip():
             raise DataError(f"{where}: empty answer for question {question[:60]!r}")
         aliases = answer_aliases(answer)
         if aliases is None or len(aliases[0].split()) > self.max_answer_words:
             return None  # list / dict / yes-no / long answers: not a short-answer question
-        return QARecord(id=str(qid), question=question, answers=aliases,
-                        meta={"source": "fanoutqa", "group": row["group"]}).validate(where)
+        return QARecord(
+            id=str(qid),
+            question=question,
+            answers=aliases,
+            meta={"source": "fanoutqa", "group": row["group"]},
+        ).validate(where)
 
 
 def answer_parts(answer: Any) -> list[list[str]]:
@@ -163,7 +172,15 @@ class FanOutQAMultiHopDataModule(_FanOutQABase):
         else:
             kind, answers = "scalar", scalar_aliases(answer) or []
             parts = [answers] if answers else []
-        return QARecord(id=str(qid), question=question, answers=answers,
-                        meta={"source": "fanoutqa", "group": str(qid), "answer_kind": kind,
-                              "answer_parts": parts, "categories": list(row.get("categories") or [])}
-                        ).validate(where)
+        return QARecord(
+            id=str(qid),
+            question=question,
+            answers=answers,
+            meta={
+                "source": "fanoutqa",
+                "group": str(qid),
+                "answer_kind": kind,
+                "answer_parts": parts,
+                "categories": list(row.get("categories") or []),
+            },
+        ).validate(where)

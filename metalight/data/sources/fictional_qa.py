@@ -25,8 +25,9 @@ from metalight.data.datamodule import QADataModule
 from metalight.data.fields import need, need_str
 from metalight.data.records import QARecord
 
-SCHEMA = ("event_id: str, question_id: str, question: str, natural_answer: str, "
-          "duplicate_relationship: str | null")
+SCHEMA = (
+    "event_id: str, question_id: str, question: str, natural_answer: str, duplicate_relationship: str | null"
+)
 
 
 class FictionalQADataModule(QADataModule):
@@ -54,8 +55,11 @@ class FictionalQADataModule(QADataModule):
         events = sorted({r.meta["event_id"] for r in records})
         random.Random(self.event_seed).shuffle(events)
         train_events = set(events[: len(events) // 2])
-        return {"train": [r for r in records if r.meta["event_id"] in train_events],
-                "val": [r for r in records if r.meta["event_id"] not in train_events], "test": []}
+        return {
+            "train": [r for r in records if r.meta["event_id"] in train_events],
+            "val": [r for r in records if r.meta["event_id"] not in train_events],
+            "test": [],
+        }
 
     def parse_row(self, row: dict[str, Any], where: str) -> QARecord | None:
         if row.get("duplicate_relationship") is not None:
@@ -64,7 +68,13 @@ class FictionalQADataModule(QADataModule):
         qid = need(row, "question_id", where, SCHEMA)
         question = need_str(row, "question", where, SCHEMA)
         answer = need_str(row, "natural_answer", where, SCHEMA)
-        meta = {"source": "fictional_qa", "event_id": event, "fiction_id": row.get("fiction_id"),
-                "span_answer": row.get("span_answer"), "fict": row.get("fict")}
-        return QARecord(id=str(qid), question=question, answers=[answer.strip()] if answer.strip() else [],
-                        meta=meta).validate(where)
+        meta = {
+            "source": "fictional_qa",
+            "event_id": event,
+            "fiction_id": row.get("fiction_id"),
+            "span_answer": row.get("span_answer"),
+            "fict": row.get("fict"),
+        }
+        return QARecord(
+            id=str(qid), question=question, answers=[answer.strip()] if answer.strip() else [], meta=meta
+        ).validate(where)

@@ -42,5 +42,6 @@ class FreebaseQADataModule(QADataModule):
             answers = as_records(need(parse, "Answers", where, SCHEMA), where, "Parses[].Answers", SCHEMA)
             for answer in answers:
                 names += need_list(answer, "AnswersName", where, SCHEMA)
-        return QARecord(id=str(qid), question=question, answers=unique_texts(names),
-                        meta={"source": "freebase_qa"}).validate(where)
+        return QARecord(
+            id=str(qid), question=question, answers=unique_texts(names), meta={"source": "freebase_qa"}
+        ).validate(where)

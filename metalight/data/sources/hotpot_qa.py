@@ -31,20 +31,28 @@ from metalight.data.fields import FIX, need, need_str
 from metalight.data.records import QARecord
 from metalight.errors import DataError
 
-SCHEMA = ("id | _id: str, question: str, answer: str, type: str, level: str, "
-          "context: {title: [str], sentences: [[str]]} | [[title, [sentence]]], supporting_facts")
+SCHEMA = (
+    "id | _id: str, question: str, answer: str, type: str, level: str, "
+    "context: {title: [str], sentences: [[str]]} | [[title, [sentence]]], supporting_facts"
+)
 
 
 def _pairs(value: Any, first: str, second: str, where: str, name: str) -> list[tuple[Any, Any]]:
     """(title, x) pairs from the hub's column form ``{first: [...], second: [...]}`` or the official
     ``[[title, x], ...]`` form."""
-    if isinstance(value, dict) and isinstance(value.get(first), list) \
-            and isinstance(value.get(second), list) and len(value[first]) == len(value[second]):
+    if (
+        isinstance(value, dict)
+        and isinstance(value.get(first), list)
+        and isinstance(value.get(second), list)
+        and len(value[first]) == len(value[second])
+    ):
         return list(zip(value[first], value[second]))
     if isinstance(value, list) and all(isinstance(p, list) and len(p) == 2 for p in value):
         return [tuple(p) for p in value]
-    raise DataError(f"{where}: field `{name}` must be {{{first}: [...], {second}: [...]}} or [[{first}, "
-                    f"{second}], ...] (schema: {SCHEMA}); {FIX}")
+    raise DataError(
+        f"{where}: field `{name}` must be {{{first}: [...], {second}: [...]}} or [[{first}, "
+        f"{second}], ...] (schema: {SCHEMA}); {FIX}"
+    )
 
 
 def format_passages(passages: list[tuple[str, list[str]]]) -> str:
@@ -72,16 +80,32 @@ class HotpotQADataModule(QADataModule):
         question = need_str(row, "question", where, SCHEMA)
         answer = need_str(row, "answer", where, SCHEMA)
         passages = _pairs(need(row, "context", where, SCHEMA), "title", "sentences", where, "context")
-        if not all(isinstance(t, str) and isinstance(s, list) and all(isinstance(x, str) for x in s)
-                   for t, s in passages):
-            raise DataError(f"{where}: field `context` must pair each title (str) with a list of sentences "
-                            f"(schema: {SCHEMA}); {FIX}")
-        gold = {title for title, _ in _pairs(row.get("supporting_facts") or [], "title", "sent_id", where,
-                                            "supporting_facts")}
+        if not all(
+            isinstance(t, str) and isinstance(s, list) and all(isinstance(x, str) for x in s)
+            for t, s in passages
+        ):
+            raise DataError(
+                f"{where}: field `context` must pair each title (str) with a list of sentences "
+                f"(schema: {SCHEMA}); {FIX}"
+            )
+        gold = {
+            title
+            for title, _ in _pairs(
+                row.get("supporting_facts") or [], "title", "sent_id", where, "supporting_facts"
+            )
+        }
         if self.context == "supporting":
             passages = [(t, s) for t, s in passages if t in gold]
         context = format_passages(passages) if self.context != "none" and passages else None
-        return QARecord(id=str(qid), question=question, answers=[answer.strip()] if answer.strip() else [],
-                        context=context,
-                        meta={"source": "hotpot_qa", "type": row.get("type"), "level": row.get("level"),
-                              "supporting_titles": sorted(gold)}).validate(where)
+        return QARecord(
+            id=str(qid),
+            question=question,
+            answers=[answer.strip()] if answer.strip() else [],
+            context=context,
+            meta={
+                "source": "hotpot_qa",
+                "type": row.get("type"),
+                "level": row.get("level"),
+                "supporting_titles": sorted(gold),
+            },
+        ).validate(where)

@@ -50,8 +50,10 @@ class ICMFileDataModule(ClaimDataModule):
     def __init__(self, *args, testbed: ICMTestbed = "gsm8k", **kwargs):
         super().__init__(*args, **kwargs)
         if testbed not in SPECS:
-            raise ConfigError(f"ICMFileDataModule: testbed {testbed!r} is not an upstream ICM file; use one of "
-                              f"{', '.join(SPECS)}")
+            raise ConfigError(
+                f"ICMFileDataModule: testbed {testbed!r} is not an upstream ICM file; use one of "
+                f"{', '.join(SPECS)}"
+            )
         self.file_testbed = testbed
 
     @property
@@ -77,14 +79,26 @@ class ICMFileDataModule(ClaimDataModule):
         claim_2 = require_text(row, "choice_2", where) if testbed in PAIRED else None
         if testbed == "gsm8k":
             answer = row.get("answer")
-            if isinstance(answer, bool) or not isinstance(answer, (str, int, float)) or not str(answer).strip():
+            if (
+                isinstance(answer, bool)
+                or not isinstance(answer, (str, int, float))
+                or not str(answer).strip()
+            ):
                 raise DataError(f"{where}: missing or empty `answer` (the solution's final answer) for gsm8k")
             key = str(answer).strip()
         elif testbed == "truthfulqa":
             key = "A" if label else "B"
         else:
             key = "A>B" if label else "B>A"
-        return [ClaimRecord(id=f"{testbed}-{row[ROW_KEY]}", question=question, claim=claim, claim_2=claim_2,
-                            label=label, consistency_id=str(group).strip(), consistency_key=key,
-                            meta={"source": f"icm:{testbed}"}).validate(where)]
-
+        return [
+            ClaimRecord(
+                id=f"{testbed}-{row[ROW_KEY]}",
+                question=question,
+                claim=claim,
+                claim_2=claim_2,
+                label=label,
+                consistency_id=str(group).strip(),
+                consistency_key=key,
+                meta={"source": f"icm:{testbed}"},
+            ).validate(where)
+        ]

@@ -60,12 +60,19 @@ class JudgmentDataModule(LightningDataModule):
             provide, self._provide = self._provide, None
             provide()
         if self.train_examples is None:
-            raise ConfigError("JudgmentDataModule's training examples are set by the judgment loop: add "
-                              "metalight.methods.judgment.loop.JudgmentLoop to trainer.callbacks")
+            raise ConfigError(
+                "JudgmentDataModule's training examples are set by the judgment loop: add "
+                "metalight.methods.judgment.loop.JudgmentLoop to trainer.callbacks"
+            )
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         # An empty selection ends the run (the loop sets should_stop); RandomSampler refuses zero rows.
-        return DataLoader(RecordDataset(self.train_examples), batch_size=self.batch_size,
-                          shuffle=bool(self.train_examples), generator=generator, collate_fn=collate_records)
+        return DataLoader(
+            RecordDataset(self.train_examples),
+            batch_size=self.batch_size,
+            shuffle=bool(self.train_examples),
+            generator=generator,
+            collate_fn=collate_records,
+        )
 
     def val_dataloader(self):
         self.source.trainer = getattr(self, "trainer", None)

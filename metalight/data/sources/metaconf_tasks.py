@@ -35,7 +35,9 @@ from metalight.errors import DataError
 from metalight.math_answers import last_boxed
 
 MATH_SCHEMA = "prompt: [{role: user, content: str, task_type: math}], answer: '<steps> \\boxed{<answer>}'"
-LONG_FORM_SCHEMA = "messages: [[{role: user, content: str, task_type: long_fact, title: str}, {role: assistant}]]"
+LONG_FORM_SCHEMA = (
+    "messages: [[{role: user, content: str, task_type: long_fact, title: str}, {role: assistant}]]"
+)
 
 
 def _user_message(messages: list[Any], where: str, field: str, schema: str) -> dict[str, Any]:
@@ -57,14 +59,22 @@ class MetaConfMathDataModule(QADataModule):
 
     def parse_row(self, row: dict[str, Any], where: str) -> QARecord:
         messages = need_list(row, "prompt", where, MATH_SCHEMA, of=None)
-        question = need_str(_user_message(messages, where, "prompt", MATH_SCHEMA), "content", where, MATH_SCHEMA)
+        question = need_str(
+            _user_message(messages, where, "prompt", MATH_SCHEMA), "content", where, MATH_SCHEMA
+        )
         solution = need_str(row, "answer", where, MATH_SCHEMA)
         boxed = last_boxed(solution)
         if not boxed:
-            raise DataError(f"{where}: field `answer` has no non-empty \\boxed{{...}} final answer "
-                            f"(schema: {MATH_SCHEMA}); {FIX}")
-        return QARecord(id=f"math-{row[ROW_KEY]}", question=question, answers=[boxed],
-                        meta={"source": "metaconf_math", "task_type": "math", "solution": solution}).validate(where)
+            raise DataError(
+                f"{where}: field `answer` has no non-empty \\boxed{{...}} final answer "
+                f"(schema: {MATH_SCHEMA}); {FIX}"
+            )
+        return QARecord(
+            id=f"math-{row[ROW_KEY]}",
+            question=question,
+            answers=[boxed],
+            meta={"source": "metaconf_math", "task_type": "math", "solution": solution},
+        ).validate(where)
 
 
 class MetaConfLongFormDataModule(QADataModule):
@@ -97,11 +107,16 @@ class MetaConfLongFormDataModule(QADataModule):
     def parse_row(self, row: dict[str, Any], where: str) -> QARecord:
         conversation = row["conversation"]
         if not isinstance(conversation, list):
-            raise DataError(f"{where}: a `messages` item must be a list of chat messages, got "
-                            f"{type(conversation).__name__} (schema: {LONG_FORM_SCHEMA}); {FIX}")
+            raise DataError(
+                f"{where}: a `messages` item must be a list of chat messages, got "
+                f"{type(conversation).__name__} (schema: {LONG_FORM_SCHEMA}); {FIX}"
+            )
         user = _user_message(conversation, where, "messages", LONG_FORM_SCHEMA)
         question = need_str(user, "content", where, LONG_FORM_SCHEMA)
         title = user.get("title") if isinstance(user.get("title"), str) else None
-        return QARecord(id=f"long_fact-{row[ROW_KEY]}", question=question, answers=[],
-                        meta={"source": "metaconf_long_form", "task_type": "long_fact", "title": title}
-                        ).validate(where, require_answers=False)
+        return QARecord(
+            id=f"long_fact-{row[ROW_KEY]}",
+            question=question,
+            answers=[],
+            meta={"source": "metaconf_long_form", "task_type": "long_fact", "title": title},
+        ).validate(where, require_answers=False)

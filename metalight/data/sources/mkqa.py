@@ -23,10 +23,44 @@ from metalight.data.fields import as_records, need, need_dict, unique_texts
 from metalight.data.records import QARecord
 from metalight.errors import ConfigError, DataError
 
-LANGUAGES = ("ar", "da", "de", "en", "es", "fi", "fr", "he", "hu", "it", "ja", "ko", "km", "ms", "nl", "no",
-             "pl", "pt", "ru", "sv", "th", "tr", "vi", "zh_cn", "zh_hk", "zh_tw")
-ANSWER_TYPES = ("entity", "long_answer", "unanswerable", "date", "number", "number_with_unit", "short_phrase",
-                "binary")  # the hub's class-label order
+LANGUAGES = (
+    "ar",
+    "da",
+    "de",
+    "en",
+    "es",
+    "fi",
+    "fr",
+    "he",
+    "hu",
+    "it",
+    "ja",
+    "ko",
+    "km",
+    "ms",
+    "nl",
+    "no",
+    "pl",
+    "pt",
+    "ru",
+    "sv",
+    "th",
+    "tr",
+    "vi",
+    "zh_cn",
+    "zh_hk",
+    "zh_tw",
+)
+ANSWER_TYPES = (
+    "entity",
+    "long_answer",
+    "unanswerable",
+    "date",
+    "number",
+    "number_with_unit",
+    "short_phrase",
+    "binary",
+)  # the hub's class-label order
 SCHEMA = "example_id, query: str, queries: {lang: str}, answers: {lang: [{type, text: str, aliases: [str]}]}"
 
 
@@ -45,8 +79,9 @@ class MKQADataModule(QADataModule):
     def __init__(self, *args, language: str = "en", **kwargs):
         super().__init__(*args, **kwargs)
         if language not in LANGUAGES:
-            raise ConfigError(f"MKQADataModule: unknown language {language!r}; use one of "
-                              f"{', '.join(LANGUAGES)}")
+            raise ConfigError(
+                f"MKQADataModule: unknown language {language!r}; use one of {', '.join(LANGUAGES)}"
+            )
         self.language = language
 
     def parse_row(self, row: dict[str, Any], where: str) -> QARecord | None:
@@ -54,8 +89,9 @@ class MKQADataModule(QADataModule):
         queries = need_dict(row, "queries", where, SCHEMA)
         question = queries.get(self.language) or row.get("query")
         if question is None:
-            raise DataError(f"{where}: no question in `queries.{self.language}` nor `query` "
-                            f"(schema: {SCHEMA})")
+            raise DataError(
+                f"{where}: no question in `queries.{self.language}` nor `query` (schema: {SCHEMA})"
+            )
         answers = need_dict(row, "answers", where, SCHEMA)
         if self.language not in answers:
             raise DataError(f"{where}: missing field `answers.{self.language}` (schema: {SCHEMA})")
@@ -67,12 +103,16 @@ class MKQADataModule(QADataModule):
             types.append(ANSWER_TYPES[kind] if known else kind)
             aliases = entry.get("aliases") or []
             if not isinstance(aliases, list):
-                raise DataError(f"{where}: `answers.{self.language}[].aliases` must be a list "
-                                f"(schema: {SCHEMA})")
+                raise DataError(
+                    f"{where}: `answers.{self.language}[].aliases` must be a list (schema: {SCHEMA})"
+                )
             texts += [entry.get("text"), *aliases]
         aliases = unique_texts(texts)
         if not aliases and types and all(t in ("unanswerable", "long_answer") for t in types):
             return None
-        return QARecord(id=str(qid), question=question, answers=aliases,
-                        meta={"source": "mkqa", "language": self.language,
-                              "answer_type": types[0] if types else None}).validate(where)
+        return QARecord(
+            id=str(qid),
+            question=question,
+            answers=aliases,
+            meta={"source": "mkqa", "language": self.language, "answer_type": types[0] if types else None},
+        ).validate(where)

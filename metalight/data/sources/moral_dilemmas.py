@@ -46,8 +46,10 @@ class DailyDilemmasDataModule(ClaimDataModule):
         for dilemma, members in per_dilemma.items():
             kinds = sorted(c.consistency_key for c in members)
             if kinds != sorted(ACTION_TYPES):
-                raise DataError(f"{members[0].meta['where']}: dilemma {dilemma} needs one to_do and one not_to_do "
-                                f"row, got {kinds}")
+                raise DataError(
+                    f"{members[0].meta['where']}: dilemma {dilemma} needs one to_do and one not_to_do "
+                    f"row, got {kinds}"
+                )
         return claims
 
     def parse_row(self, row: dict[str, Any], where: str) -> list[ClaimRecord]:
@@ -59,10 +61,22 @@ class DailyDilemmasDataModule(ClaimDataModule):
             raise DataError(f"{where}: action_type must be one of {ACTION_TYPES}, got {action_type!r}")
         situation = require_text(row, "dilemma_situation", where)
         action = require_text(row, "action", where)
-        return [ClaimRecord(id=f"{dilemma}#{action_type}", question=situation, claim=action, label=None,
-                            consistency_id=dilemma, consistency_key=action_type,
-                            meta={"source": "daily_dilemmas", "where": where, "topic": row.get("topic"),
-                                  "values": row.get("values_aggregated")}).validate(where)]
+        return [
+            ClaimRecord(
+                id=f"{dilemma}#{action_type}",
+                question=situation,
+                claim=action,
+                label=None,
+                consistency_id=dilemma,
+                consistency_key=action_type,
+                meta={
+                    "source": "daily_dilemmas",
+                    "where": where,
+                    "topic": row.get("topic"),
+                    "values": row.get("values_aggregated"),
+                },
+            ).validate(where)
+        ]
 
 
 class MoralFoundationsVignettesDataModule(ClaimDataModule):
@@ -87,10 +101,20 @@ class MoralFoundationsVignettesDataModule(ClaimDataModule):
         scenario = require_text(row, "scenario" if "scenario" in row else "vignette", where)
         foundation = require_text(row, "foundation", where).lower()
         if foundation not in self.foundations:
-            raise DataError(f"{where}: foundation {foundation!r} is not one of {self.foundations}; fix the row or "
-                            f"set `foundations:`")
+            raise DataError(
+                f"{where}: foundation {foundation!r} is not one of {self.foundations}; fix the row or "
+                f"set `foundations:`"
+            )
         group = str(row.get("id", where))
-        return [ClaimRecord(id=f"{group}#{f}", question=scenario, claim=MORAL_FOUNDATION_CLAIM.format(foundation=f),
-                            label=int(f == foundation), consistency_id=group, consistency_key=f,
-                            meta={"source": "moral_foundations_vignettes"}).validate(where)
-                for f in self.foundations]
+        return [
+            ClaimRecord(
+                id=f"{group}#{f}",
+                question=scenario,
+                claim=MORAL_FOUNDATION_CLAIM.format(foundation=f),
+                label=int(f == foundation),
+                consistency_id=group,
+                consistency_key=f,
+                meta={"source": "moral_foundations_vignettes"},
+            ).validate(where)
+            for f in self.foundations
+        ]

@@ -35,5 +35,6 @@ class NQOpenDataModule(QADataModule):
     def parse_row(self, row: dict[str, Any], where: str) -> QARecord:
         question = need_str(row, "question", where, SCHEMA)
         answers = need_list(row, "answer", where, SCHEMA)
-        return QARecord(id=row[ROW_KEY], question=question, answers=unique_texts(answers),
-                        meta={"source": "nq_open"}).validate(where)
+        return QARecord(
+            id=row[ROW_KEY], question=question, answers=unique_texts(answers), meta={"source": "nq_open"}
+        ).validate(where)

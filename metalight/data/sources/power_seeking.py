@@ -35,7 +35,9 @@ def simple_txt_rows(path: str | Path) -> Iterator[Row]:
         if not parts:
             continue
         if len(parts) < 3:
-            raise DataError(f"{path}:{line_no}: expected '<index> <sentence> <label>', got {line.strip()[:80]!r}")
+            raise DataError(
+                f"{path}:{line_no}: expected '<index> <sentence> <label>', got {line.strip()[:80]!r}"
+            )
         yield f"{path}:{line_no}", {"index": parts[0], "sentence": " ".join(parts[1:-1]), "label": parts[-1]}
 
 
@@ -53,8 +55,9 @@ class PowerSeekingDataModule(TxtStatementDataModule):
         return simple_txt_rows(self.path)
 
     def parse_row(self, row: dict[str, Any], where: str) -> StatementRecord:
-        return self.statement(row, where, "sentence", "label", index=where.rsplit("/", 1)[-1],
-                              user_prompt=SAY_SOMETHING)
+        return self.statement(
+            row, where, "sentence", "label", index=where.rsplit("/", 1)[-1], user_prompt=SAY_SOMETHING
+        )
 
     def upstream_split_index(self, n: int) -> int:
         """Upstream ``load_simple_txt``: ``int(n_sample * 0.6)``, at least 1 and below the rows read."""

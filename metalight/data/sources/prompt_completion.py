@@ -31,8 +31,14 @@ class PromptCompletionDataModule(QADataModule):
         (other args: see ``QADataModule``)
     """
 
-    def __init__(self, *args, eval_source: QADataModule | None = None, val_fraction: float = 0.0,
-                 test_fraction: float = 0.0, **kwargs):
+    def __init__(
+        self,
+        *args,
+        eval_source: QADataModule | None = None,
+        val_fraction: float = 0.0,
+        test_fraction: float = 0.0,
+        **kwargs,
+    ):
         super().__init__(*args, val_fraction=val_fraction, test_fraction=test_fraction, **kwargs)
         self.eval_source = eval_source
 

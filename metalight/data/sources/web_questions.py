@@ -35,10 +35,14 @@ def target_values(target: str, where: str) -> list[str]:
     """The answers in an official ``targetValue`` s-expression:
     ``(list (description "A") (description B))``."""
     if not target.strip().startswith("(list"):
-        raise DataError(f"{where}: field `targetValue` must be a '(list (description ...))' expression, got "
-                        f"{target[:60]!r}; {FIX}")
-    return [re.sub(r"\\(.)", r"\1", quoted) if quoted else bare.strip()
-            for quoted, bare in _DESCRIPTION.findall(target)]
+        raise DataError(
+            f"{where}: field `targetValue` must be a '(list (description ...))' expression, got "
+            f"{target[:60]!r}; {FIX}"
+        )
+    return [
+        re.sub(r"\\(.)", r"\1", quoted) if quoted else bare.strip()
+        for quoted, bare in _DESCRIPTION.findall(target)
+    ]
 
 
 class WebQuestionsDataModule(QADataModule):
@@ -63,5 +67,9 @@ class WebQuestionsDataModule(QADataModule):
             question = need_str(row, "question", where, HUB_SCHEMA)
             answers = need_list(row, "answers", where, HUB_SCHEMA)
         url = row.get("url") if isinstance(row.get("url"), str) else ""
-        return QARecord(id=row[ROW_KEY], question=question, answers=unique_texts(answers),
-                        meta={"source": "web_questions", "url": url}).validate(where)
+        return QARecord(
+            id=row[ROW_KEY],
+            question=question,
+            answers=unique_texts(answers),
+            meta={"source": "web_questions", "url": url},
+        ).validate(where)

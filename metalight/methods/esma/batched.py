@@ -32,9 +32,16 @@ from metalight.models.shared_prompts import top_prefill
 from metalight.models.split_decoding import decode_split
 
 
-def evaluate_rows(model, tokenizer, records, settings: EvalSettings, num_members: int,
-                  population: LowRankPopulation | None, prefix_cache: bool,
-                  trunk: SharedTrunk | None = None) -> list[list[SampleResult]]:
+def evaluate_rows(
+    model,
+    tokenizer,
+    records,
+    settings: EvalSettings,
+    num_members: int,
+    population: LowRankPopulation | None,
+    prefix_cache: bool,
+    trunk: SharedTrunk | None = None,
+) -> list[list[SampleResult]]:
     """Evaluate ``num_members`` copies of ``records`` in one batch (rows member-major); ``population``
     perturbs each row by its member (``None``: the weights already hold the one member's noise). With
     ``trunk``, the layers below its end run once per prompt. Returns one result list per member."""
@@ -48,51 +55,90 @@ def evaluate_rows(model, tokenizer, records, settings: EvalSettings, num_members
     generate_meta = settings.meta_readout == "generate"
     per_member = direct_ids + meta_ids if generate_meta else direct_ids
     if trunk is not None:
-        out, yes_no = _shared_rows(model, tokenizer, trunk, direct_ids + meta_ids, num_members, population,
-                                   len(per_member), capture, decoding, prefix_cache)
+        out, yes_no = _shared_rows(
+            model,
+            tokenizer,
+            trunk,
+            direct_ids + meta_ids,
+            num_members,
+            population,
+            len(per_member),
+            capture,
+            decoding,
+            prefix_cache,
+        )
     else:
         keys = [m for m in range(num_members) for _ in per_member]
         context = population.row_context(keys) if population is not None else None
-        out = decode_rows(model, tokenizer, [row for _ in range(num_members) for row in per_member], decoding,
-                          capture if generate_meta else None, keys, context, prefix_cache)
+        out = decode_rows(
+            model,
+            tokenizer,
+            [row for _ in range(num_members) for row in per_member],
+            decoding,
+            capture if generate_meta else None,
+            keys,
+            context,
+            prefix_cache,
+        )
         yes_no = None
         if not generate_meta:
             meta_keys = [m for m in range(num_members) for _ in meta_ids]
-            yes_no = last_token_logits(model, tokenizer, [row for _ in range(num_members) for row in meta_ids],
-                                       capture, meta_keys, population.row_context(meta_keys)
-                                       if population is not None else None, prefix_cache)
+            yes_no = last_token_logits(
+                model,
+                tokenizer,
+                [row for _ in range(num_members) for row in meta_ids],
+                capture,
+                meta_keys,
+                population.row_context(meta_keys) if population is not None else None,
+                prefix_cache,
+            )
     sent_direct, cut_direct = sent_prompts(tokenizer, direct, settings.max_input_tokens)
     sent_meta, cut_meta = sent_prompts(tokenizer, meta, settings.max_input_tokens)
     results = []
     for m in range(num_members):
         start = m * len(per_member)
-        answers = out.texts[start:start + n]
+        answers = out.texts[start : start + n]
         if generate_meta:
-            meta_texts = out.texts[start + n:start + 2 * n]
-            p_yes = (p_yes_from_logits(out.first_token_logits[start + n:start + 2 * n], len(ids[0])).tolist()
-                     if ids else [float("nan")] * n)
+            meta_texts = out.texts[start + n : start + 2 * n]
+            p_yes = (
+                p_yes_from_logits(out.first_token_logits[start + n : start + 2 * n], len(ids[0])).tolist()
+                if ids
+                else [float("nan")] * n
+            )
         else:
             meta_texts = None
-            p_yes = p_yes_from_logits(yes_no[m * n:(m + 1) * n], len(ids[0])).tolist()
+            p_yes = p_yes_from_logits(yes_no[m * n : (m + 1) * n], len(ids[0])).tolist()
         direct_completions = [out.generated_ids(start + i) for i in range(n)]
-        member = score_answers(records, sent_direct, sent_meta, answers, meta_texts, p_yes, settings,
-                               direct_completions)
+        member = score_answers(
+            records, sent_direct, sent_meta, answers, meta_texts, p_yes, settings, direct_completions
+        )
         for result, d_cut, m_cut in zip(member, cut_direct, cut_meta):
             result.prompt_truncated = d_cut or m_cut
         results.append(member)
     return results
 
 
-def _shared_rows(model, tokenizer, trunk: SharedTrunk, prompts, num_members: int,
-                 population: LowRankPopulation | None, decoded: int, capture, decoding: Decoding,
-                 prefix_cache: bool) -> tuple[Generation, object]:
+def _shared_rows(
+    model,
+    tokenizer,
+    trunk: SharedTrunk,
+    prompts,
+    num_members: int,
+    population: LowRankPopulation | None,
+    decoded: int,
+    capture,
+    decoding: Decoding,
+    prefix_cache: bool,
+) -> tuple[Generation, object]:
     """The decoded rows (the first ``decoded`` prompts of each member) and, for the logits read-out, the
     meta rows' yes/no logits [members × meta prompts, ids], with the trunk shared."""
     states = trunk.states(prompts, tokenizer.pad_token_id, prefix_cache)
     keys = [m for m in range(num_members) for _ in prompts]
     context = population.row_context(keys) if population is not None else None
     top = top_prefill(trunk.split, states, num_members, context, range(decoded), capture)
-    out = decode_split(trunk.split, tokenizer, states, top, decoding, stop_token_ids(model, tokenizer), context)
+    out = decode_split(
+        trunk.split, tokenizer, states, top, decoding, stop_token_ids(model, tokenizer), context
+    )
     yes_no = None
     if top.captured is not None:
         per_member = top.captured.view(num_members, len(prompts), -1)
@@ -103,8 +149,16 @@ def _shared_rows(model, tokenizer, trunk: SharedTrunk, prompts, num_members: int
     return out, yes_no
 
 
-def shared_meta_p_yes(model, tokenizer, records, settings: EvalSettings, num_members: int,
-                      population: LowRankPopulation | None, prefix_cache: bool, trunk: SharedTrunk) -> list[list[float]]:
+def shared_meta_p_yes(
+    model,
+    tokenizer,
+    records,
+    settings: EvalSettings,
+    num_members: int,
+    population: LowRankPopulation | None,
+    prefix_cache: bool,
+    trunk: SharedTrunk,
+) -> list[list[float]]:
     """P(yes) of every record's meta prompt for each of ``num_members`` members (one list per member) with the
     trunk shared: the trunk prefills the meta prompts once, each member runs only the top (the meta read-out
     alone, as :func:`metalight.methods.esma.meta_only.meta_p_yes_rows` without the shared trunk)."""
@@ -117,4 +171,4 @@ def shared_meta_p_yes(model, tokenizer, records, settings: EvalSettings, num_mem
     top = top_prefill(trunk.split, states, num_members, context, [], list(yes_ids) + list(no_ids))
     p_yes = p_yes_from_logits(top.captured.cpu(), len(yes_ids))
     n = len(records)
-    return [p_yes[m * n:(m + 1) * n].tolist() for m in range(num_members)]
+    return [p_yes[m * n : (m + 1) * n].tolist() for m in range(num_members)]

@@ -73,14 +73,20 @@ class PopulationEngine:
         problems = []
         if self.population == "batched":
             if not isinstance(scheme, LowRankNoise):
-                problems.append(f"engine.population: batched needs noise: lowrank (got {scheme.name}); full-rank "
-                                f"noise is evaluated member by member (engine.population: sequential)")
+                problems.append(
+                    f"engine.population: batched needs noise: lowrank (got {scheme.name}); full-rank "
+                    f"noise is evaluated member by member (engine.population: sequential)"
+                )
             elif scheme.perturb_non_matrix:
-                problems.append("perturb_non_matrix: true gives every member full-rank noise, evaluated in place "
-                                "one member at a time: use engine.population: sequential")
+                problems.append(
+                    "perturb_non_matrix: true gives every member full-rank noise, evaluated in place "
+                    "one member at a time: use engine.population: sequential"
+                )
             if settings.decoding == "model_default":
-                problems.append("evaluation.decoding: model_default needs engine.population: sequential (and "
-                                "engine.decoder: hf or auto)")
+                problems.append(
+                    "evaluation.decoding: model_default needs engine.population: sequential (and "
+                    "engine.decoder: hf or auto)"
+                )
         if self.decoder == "compact" and settings.decoding == "model_default":
             problems.append("evaluation.decoding: model_default needs engine.decoder: hf or auto")
         if self.members_per_batch is not None and self.members_per_batch < 1:
@@ -90,8 +96,9 @@ class PopulationEngine:
         if problems:
             raise ConfigError("; ".join(problems))
 
-    def group_size(self, model, scheme: NoiseScheme, num_questions: int, settings: EvalSettings,
-                   population_size: int) -> int:
+    def group_size(
+        self, model, scheme: NoiseScheme, num_questions: int, settings: EvalSettings, population_size: int
+    ) -> int:
         """Members per group: 1 when sequential, else ``members_per_batch`` or what fits the memory budget
         (``ConfigError`` when the budget is too small for one member)."""
         if self.population == "sequential":
@@ -99,7 +106,9 @@ class PopulationEngine:
         if self.members_per_batch is not None:
             return max(1, min(self.members_per_batch, population_size))
         trunk = shared_layers(model, scheme) if self.share_trunk else 0
-        return fitting_members(model, scheme, num_questions, settings, self.max_memory_gb, population_size, trunk)
+        return fitting_members(
+            model, scheme, num_questions, settings, self.max_memory_gb, population_size, trunk
+        )
 
     def shared_trunk(self, model, scheme: NoiseScheme) -> SharedTrunk | None:
         """The shared trunk for one iteration (pass it to every group's :meth:`perturbed`), or ``None`` when
@@ -110,8 +119,9 @@ class PopulationEngine:
         return SharedTrunk(model, first) if first else None
 
     @contextmanager
-    def perturbed(self, scheme: NoiseScheme, members: Sequence[Member], sigma: float,
-                  trunk: SharedTrunk | None = None) -> Iterator[Answer]:
+    def perturbed(
+        self, scheme: NoiseScheme, members: Sequence[Member], sigma: float, trunk: SharedTrunk | None = None
+    ) -> Iterator[Answer]:
         """Context in which ``answer(model, tokenizer, questions, settings, direct=None, check_kept=False)``
         scores the questions as each of ``members`` (one member when sequential); the weights are θ again on
         exit. Given ``direct`` (the questions' results under θ), only each member's meta P(yes) is read (one
@@ -120,19 +130,46 @@ class PopulationEngine:
         iteration's :meth:`shared_trunk` (the same for every group of the iteration)."""
         if self.population == "batched":
             with LowRankPopulation(scheme, members, sigma) as population:
-                def answer_batched(model, tokenizer, questions, settings, direct=None, check_kept=False,
-                                   shortlist=None):
+
+                def answer_batched(
+                    model, tokenizer, questions, settings, direct=None, check_kept=False, shortlist=None
+                ):
                     if direct is not None:
                         n = len(members)
-                        p_yes = (shared_meta_p_yes(model, tokenizer, questions, settings, n, population,
-                                                   self.prefix_cache, trunk) if trunk is not None else
-                                 meta_p_yes_rows(model, tokenizer, questions, settings, n, population,
-                                                 self.prefix_cache))
-                        kept = answers_kept(model, tokenizer, questions, direct, settings, n, population.row_context,
-                                            shortlist=shortlist) if check_kept else [None] * n
+                        p_yes = (
+                            shared_meta_p_yes(
+                                model, tokenizer, questions, settings, n, population, self.prefix_cache, trunk
+                            )
+                            if trunk is not None
+                            else meta_p_yes_rows(
+                                model, tokenizer, questions, settings, n, population, self.prefix_cache
+                            )
+                        )
+                        kept = (
+                            answers_kept(
+                                model,
+                                tokenizer,
+                                questions,
+                                direct,
+                                settings,
+                                n,
+                                population.row_context,
+                                shortlist=shortlist,
+                            )
+                            if check_kept
+                            else [None] * n
+                        )
                         return [rescored(direct, p, k) for p, k in zip(p_yes, kept)]
-                    return evaluate_rows(model, tokenizer, questions, settings, len(members), population,
-                                         self.prefix_cache, trunk)
+                    return evaluate_rows(
+                        model,
+                        tokenizer,
+                        questions,
+                        settings,
+                        len(members),
+                        population,
+                        self.prefix_cache,
+                        trunk,
+                    )
 
                 yield answer_batched
             return
@@ -142,22 +179,45 @@ class PopulationEngine:
 
         def answer(model, tokenizer, questions, settings, direct=None, check_kept=False, shortlist=None):
             if direct is not None:
-                kept = answers_kept(model, tokenizer, questions, direct, settings, shortlist=shortlist)[0] \
-                    if check_kept else None
-                p_yes = (shared_meta_p_yes(model, tokenizer, questions, settings, 1, None, self.prefix_cache,
-                                           trunk)[0] if trunk is not None else
-                         meta_p_yes(model, tokenizer, questions, settings, self.prefix_cache))
+                kept = (
+                    answers_kept(model, tokenizer, questions, direct, settings, shortlist=shortlist)[0]
+                    if check_kept
+                    else None
+                )
+                p_yes = (
+                    shared_meta_p_yes(
+                        model, tokenizer, questions, settings, 1, None, self.prefix_cache, trunk
+                    )[0]
+                    if trunk is not None
+                    else meta_p_yes(model, tokenizer, questions, settings, self.prefix_cache)
+                )
                 return [rescored(direct, p_yes, kept)]
             if trunk is not None and resolve_decoder(self.decoder, settings.decoding) == "compact":
                 return evaluate_rows(model, tokenizer, questions, settings, 1, None, self.prefix_cache, trunk)
-            return [evaluate_records(model, tokenizer, questions, replace(settings, decoder=self.decoder),
-                                     prefix_cache=self.prefix_cache)]
+            return [
+                evaluate_records(
+                    model,
+                    tokenizer,
+                    questions,
+                    replace(settings, decoder=self.decoder),
+                    prefix_cache=self.prefix_cache,
+                )
+            ]
 
         with perturbed(scheme, member.seed, member.sign * sigma, self.restore):
             yield answer
 
-    def evaluate(self, model, tokenizer, questions, members: Sequence[Member], scheme: NoiseScheme, sigma: float,
-                 settings: EvalSettings, group_size: int = 1) -> list[list[SampleResult]]:
+    def evaluate(
+        self,
+        model,
+        tokenizer,
+        questions,
+        members: Sequence[Member],
+        scheme: NoiseScheme,
+        sigma: float,
+        settings: EvalSettings,
+        group_size: int = 1,
+    ) -> list[list[SampleResult]]:
         """Per-member results of ``members`` (in order) on ``questions``, ``group_size`` members at a time."""
         results: list[list[SampleResult]] = []
         trunk = self.shared_trunk(model, scheme)
@@ -169,4 +229,6 @@ class PopulationEngine:
 
 def plan_groups(population_size: int, group_size: int) -> list[list[int]]:
     """Consecutive member indices in groups of ``group_size`` (the last may be smaller)."""
-    return [list(range(i, min(i + group_size, population_size))) for i in range(0, population_size, group_size)]
+    return [
+        list(range(i, min(i + group_size, population_size))) for i in range(0, population_size, group_size)
+    ]

@@ -45,7 +45,10 @@ class LowRankPopulation:
         self.factors: dict[int, tuple[Tensor, Tensor]] = {}
         for index in scheme.matrices:
             pairs = [scheme.factors(m.seed, index) for m in self.members]
-            self.factors[index] = (torch.cat([b for _, b in pairs], dim=1), torch.cat([a.T for a, _ in pairs], dim=0))
+            self.factors[index] = (
+                torch.cat([b for _, b in pairs], dim=1),
+                torch.cat([a.T for a, _ in pairs], dim=0),
+            )
         self._row_weights: Tensor | None = None
         self._handles: list = []
 
@@ -89,10 +92,14 @@ class LowRankPopulation:
         def hook(module: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> Tensor:
             weights = self._row_weights
             if weights is None:
-                raise RuntimeError("a perturbed Linear ran outside a row context: the rows' members are unknown")
+                raise RuntimeError(
+                    "a perturbed Linear ran outside a row context: the rows' members are unknown"
+                )
             x = inputs[0]
             if x.shape[0] != weights.shape[0]:
-                raise RuntimeError(f"batch of {x.shape[0]} rows but {weights.shape[0]} row members were given")
+                raise RuntimeError(
+                    f"batch of {x.shape[0]} rows but {weights.shape[0]} row members were given"
+                )
             # Two dense products instead of a per-row gather: every row is projected on all members'
             # r columns of B (members·r extra outputs), the other members' columns are zeroed, then A.
             xb = (x @ b_cat) * weights.to(x.dtype).view(x.shape[0], *([1] * (x.dim() - 2)), -1)

@@ -33,8 +33,14 @@ def _dims(model) -> tuple:
     return config, heads, 2 * kv_heads * head_dim * width, (6 * config.hidden_size + 3 * intermediate) * width
 
 
-def member_memory_bytes(model, scheme: LowRankNoise, rows_per_member: int, tokens_per_row: int,
-                        shared_layers: int = 0, new_tokens: int = 0) -> int:
+def member_memory_bytes(
+    model,
+    scheme: LowRankNoise,
+    rows_per_member: int,
+    tokens_per_row: int,
+    shared_layers: int = 0,
+    new_tokens: int = 0,
+) -> int:
     """Estimated peak working memory of one member in a batch (bytes): its rows' KV cache, the prefill's
     activations and attention scores, the last-position logits, and its low-rank factors; ×1.5 margin.
 
@@ -43,7 +49,9 @@ def member_memory_bytes(model, scheme: LowRankNoise, rows_per_member: int, token
     :func:`shared_trunk_bytes`)."""
     config, heads, kv_token_layer, activation_token = _dims(model)
     if shared_layers:
-        kv = kv_token_layer * ((config.num_hidden_layers - shared_layers) * tokens_per_row + shared_layers * new_tokens)
+        kv = kv_token_layer * (
+            (config.num_hidden_layers - shared_layers) * tokens_per_row + shared_layers * new_tokens
+        )
     else:
         kv = kv_token_layer * config.num_hidden_layers * tokens_per_row
     activations = tokens_per_row * activation_token
@@ -60,12 +68,21 @@ def shared_trunk_bytes(model, prompts: int, tokens_per_prompt: int, shared_layer
     activations and scores; ×1.5 margin."""
     config, heads, kv_token_layer, activation_token = _dims(model)
     width = next(model.parameters()).element_size()
-    per_prompt = tokens_per_prompt * (kv_token_layer * shared_layers + config.hidden_size * width + activation_token)
+    per_prompt = tokens_per_prompt * (
+        kv_token_layer * shared_layers + config.hidden_size * width + activation_token
+    )
     return int(1.5 * prompts * (per_prompt + heads * tokens_per_prompt * tokens_per_prompt * 4))
 
 
-def fitting_members(model, scheme: LowRankNoise, num_questions: int, settings: EvalSettings,
-                    max_memory_gb: float | None, population_size: int, shared_layers: int = 0) -> int:
+def fitting_members(
+    model,
+    scheme: LowRankNoise,
+    num_questions: int,
+    settings: EvalSettings,
+    max_memory_gb: float | None,
+    population_size: int,
+    shared_layers: int = 0,
+) -> int:
     """The most members (≤ ``population_size``) whose working memory fits ``max_memory_gb`` (default: what
     is free), with a shared trunk of ``shared_layers`` layers counted once; raises ``ConfigError`` when the
     budget is too small for one member."""
@@ -80,7 +97,9 @@ def fitting_members(model, scheme: LowRankNoise, num_questions: int, settings: E
     device = next(model.parameters()).device
     budget = max_memory_gb * 1e9 if max_memory_gb is not None else available_memory_bytes(device)
     if budget < shared + need:
-        raise ConfigError(f"engine.max_memory_gb: {budget / 1e9:.3g} GB is too small for one member "
-                          f"({num_questions} questions need about {(shared + need) / 1e9:.3g} GB); raise "
-                          f"engine.max_memory_gb or lower num_data_per_iteration")
+        raise ConfigError(
+            f"engine.max_memory_gb: {budget / 1e9:.3g} GB is too small for one member "
+            f"({num_questions} questions need about {(shared + need) / 1e9:.3g} GB); raise "
+            f"engine.max_memory_gb or lower num_data_per_iteration"
+        )
     return max(1, min(population_size, int((budget - shared) // need)))

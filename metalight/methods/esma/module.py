@@ -68,7 +68,7 @@ def iteration_questions(pool_size: int, per_step: int, seed: int, step: int) -> 
     while len(out) < per_step:
         epoch, offset = divmod(position + len(out), pool_size)
         order = torch.randperm(pool_size, generator=torch.Generator().manual_seed(derive_seed(seed, epoch)))
-        out.extend(order[offset:offset + per_step - len(out)].tolist())
+        out.extend(order[offset : offset + per_step - len(out)].tolist())
     return out
 
 
@@ -131,20 +131,37 @@ class ESMAModule(DualPromptModule):
     needs_full_replicas = True  # read by the CLI's strategy check: ES cannot run on sharded weights
     exact_resume_keys = EXACT_RESUME_KEYS  # read by the CLI: a resume must keep them (see resume_guard)
 
-    def __init__(self, sigma: float = 1e-3, population_size: int = 32, num_data_per_iteration: int = 256,
-                 reward: str | dict[str, float] = "esma", noise: SchemeName = "esma", rank: int = 1, antithetic: bool = False,
-                 parameters: str = "all", layers: list[int] | None = None, noise_dtype: NoiseDType = "param",
-                 perturb_non_matrix: bool = False, fitness_shaping: Shaping = "zscore",
-                 es_update: UpdateMode = "float32_sum", es_seed: int = 42,
-                 engine: PopulationEngine | None = None, reward_meta_readout: MetaReadout | None = None,
-                 reward_answers: Literal["members", "current", "kept"] = "members",
-                 stratify_questions: str | None = None, optimizer: OptimizerCallable = ESMASGD, **kwargs):
+    def __init__(
+        self,
+        sigma: float = 1e-3,
+        population_size: int = 32,
+        num_data_per_iteration: int = 256,
+        reward: str | dict[str, float] = "esma",
+        noise: SchemeName = "esma",
+        rank: int = 1,
+        antithetic: bool = False,
+        parameters: str = "all",
+        layers: list[int] | None = None,
+        noise_dtype: NoiseDType = "param",
+        perturb_non_matrix: bool = False,
+        fitness_shaping: Shaping = "zscore",
+        es_update: UpdateMode = "float32_sum",
+        es_seed: int = 42,
+        engine: PopulationEngine | None = None,
+        reward_meta_readout: MetaReadout | None = None,
+        reward_answers: Literal["members", "current", "kept"] = "members",
+        stratify_questions: str | None = None,
+        optimizer: OptimizerCallable = ESMASGD,
+        **kwargs,
+    ):
         # saves every init argument (this class's too) as hparams
         super().__init__(optimizer=optimizer, **kwargs)
         self.automatic_optimization = False
         problems = []
         if population_size < 2:
-            problems.append(f"population_size: {population_size} must be >= 2 (fitness is z-scored across members)")
+            problems.append(
+                f"population_size: {population_size} must be >= 2 (fitness is z-scored across members)"
+            )
         if not 0 < sigma < torch.finfo(torch.float32).max:
             problems.append(f"sigma: {sigma} must be > 0 and a finite float32 (paper: 1e-3)")
         if num_data_per_iteration < 1:
@@ -153,9 +170,14 @@ class ESMAModule(DualPromptModule):
             problems.append(f"population_size: {population_size} must be even with antithetic: true")
         if reward_answers not in ("members", "current", "kept"):
             problems.append(f"reward_answers: {reward_answers!r} must be 'members', 'current' or 'kept'")
-        elif reward_answers != "members" and (reward_meta_readout or self.eval_settings.meta_readout) != "logits":
-            problems.append(f"reward_answers: {reward_answers} reads each member's P(yes) only; set "
-                            f"reward_meta_readout: logits")
+        elif (
+            reward_answers != "members"
+            and (reward_meta_readout or self.eval_settings.meta_readout) != "logits"
+        ):
+            problems.append(
+                f"reward_answers: {reward_answers} reads each member's P(yes) only; set "
+                f"reward_meta_readout: logits"
+            )
         if problems:
             raise ConfigError("ESMAModule: " + "; ".join(problems))
         if isinstance(reward, dict):
@@ -166,8 +188,9 @@ class ESMAModule(DualPromptModule):
         check_columns(self.reward_name, self.reward_fn, result_columns([]))
         self.engine = self.record_settings("engine", engine, PopulationEngine, PopulationEngine())
         self.resume_changes: dict[str, dict] = {}
-        self.reward_settings = replace(self.eval_settings, meta_readout=reward_meta_readout or
-                                       self.eval_settings.meta_readout)
+        self.reward_settings = replace(
+            self.eval_settings, meta_readout=reward_meta_readout or self.eval_settings.meta_readout
+        )
         self.scheme = None
         self._fit_warnings = ExitStack()
         self.group_size = 1
@@ -185,8 +208,13 @@ class ESMAModule(DualPromptModule):
         if self.scheme is None:
             h = self.hparams
             layers = tuple(h.layers) if h.layers is not None else None
-            self.scheme = make_scheme(h.noise, select_parameters(self.model, h.parameters, layers), h.noise_dtype,
-                                      h.rank, h.perturb_non_matrix)
+            self.scheme = make_scheme(
+                h.noise,
+                select_parameters(self.model, h.parameters, layers),
+                h.noise_dtype,
+                h.rank,
+                h.perturb_non_matrix,
+            )
             self.engine.check(self.scheme, self.reward_settings)
 
     def optimizer_parameters(self) -> list[torch.nn.Parameter]:
@@ -205,21 +233,35 @@ class ESMAModule(DualPromptModule):
             raise full_replica_error(type(self).__name__, sharded)
         datamodule = self.trainer.datamodule
         if datamodule is None or not hasattr(datamodule, "records"):
-            raise ConfigError("ESMAModule draws each iteration's questions from the data module's train split: "
-                              "use a metalight QADataModule (data.class_path)")
+            raise ConfigError(
+                "ESMAModule draws each iteration's questions from the data module's train split: "
+                "use a metalight QADataModule (data.class_path)"
+            )
         self._pool = datamodule.records("train")
         if not self._pool:
             raise ConfigError("ESMAModule: the data module's train split is empty")
         if self.hparams.stratify_questions:
             self._strata = self.question_strata(self.hparams.stratify_questions)
-        group_size = self.engine.group_size(self.model, self.scheme, self.hparams.num_data_per_iteration,
-                                            self.reward_settings, self.hparams.population_size)
+        group_size = self.engine.group_size(
+            self.model,
+            self.scheme,
+            self.hparams.num_data_per_iteration,
+            self.reward_settings,
+            self.hparams.population_size,
+        )
         # Give every rank work: a group never holds more than its rank's share of the population.
         self.group_size = min(group_size, math.ceil(self.hparams.population_size / self.trainer.world_size))
         reads_p_yes = meta_token_ids(self.tokenizer, self.reward_settings) is not None
-        self.population_metrics = PopulationMetacognition(self.hparams.dprime_correction, reads_p_yes).to(self.device)
-        log.info("ESMA: %s noise on %d tensors, %s population, %d member(s) per batch", self.scheme.name,
-                 len(self.scheme.perturbed_indices()), self.engine.population, self.group_size)
+        self.population_metrics = PopulationMetacognition(self.hparams.dprime_correction, reads_p_yes).to(
+            self.device
+        )
+        log.info(
+            "ESMA: %s noise on %d tensors, %s population, %d member(s) per batch",
+            self.scheme.name,
+            len(self.scheme.perturbed_indices()),
+            self.engine.population,
+            self.group_size,
+        )
 
     def on_fit_end(self) -> None:
         self._fit_warnings.close()  # (a fit that raises leaves it to the caller's own warning state)
@@ -240,7 +282,9 @@ class ESMAModule(DualPromptModule):
             self.model.eval()
             direct = evaluate_records(self.model, self.tokenizer, questions, self.reward_settings)
             if h.reward_answers == "kept":
-                shortlist = candidate_tokens(self.model, self.tokenizer, questions, direct, self.reward_settings)
+                shortlist = candidate_tokens(
+                    self.model, self.tokenizer, questions, direct, self.reward_settings
+                )
         table = self.gather_members(self.score_members(questions, members, step, direct, shortlist))
         population_time = time.perf_counter() - start
         weights, missing = self.shape(table[:, 0], step)  # zᵢ from the fitnesses Rᵢ
@@ -251,30 +295,51 @@ class ESMAModule(DualPromptModule):
             grad_norm = write_es_gradient(self.scheme, members, weights)  # g = −(1/N) Σ zᵢ sᵢ εᵢ
             update_norm = self.step_optimizer(grad_norm)  # SGD(lr = α): θ ← θ + α/N Σ zᵢ sᵢ εᵢ
         self.check_finite(step)
-        self.log_iteration(table, missing, grad_norm, update_norm, population_time, time.perf_counter() - start,
-                           len(questions))
+        self.log_iteration(
+            table,
+            missing,
+            grad_norm,
+            update_norm,
+            population_time,
+            time.perf_counter() - start,
+            len(questions),
+        )
 
     def question_strata(self, key: str) -> list[list[int]]:
         """Pool indices grouped by ``key``: a record meta key, or ``base_correct`` (answered now by θ)."""
         if key == "base_correct":
             self.model.eval()
-            labels = [r.correct for r in evaluate_records(self.model, self.tokenizer, self._pool,
-                                                          self.reward_settings)]
+            labels = [
+                r.correct
+                for r in evaluate_records(self.model, self.tokenizer, self._pool, self.reward_settings)
+            ]
         else:
             labels = [getattr(r, "meta", {}).get(key) for r in self._pool]
             if any(label is None for label in labels):
                 missing = sum(label is None for label in labels)
-                raise ConfigError(f"stratify_questions: {key!r}: {missing} of {len(labels)} training records have "
-                                  f"no meta[{key!r}]; use a key every record carries or base_correct")
+                raise ConfigError(
+                    f"stratify_questions: {key!r}: {missing} of {len(labels)} training records have "
+                    f"no meta[{key!r}]; use a key every record carries or base_correct"
+                )
         strata: dict[Any, list[int]] = {}
         for index, label in enumerate(labels):
             strata.setdefault(label, []).append(index)
-        log.info("ESMA: questions drawn evenly from %d strata of %s (%s)", len(strata), key,
-                 ", ".join(f"{k}: {len(v)}" for k, v in sorted(strata.items(), key=lambda kv: str(kv[0]))))
+        log.info(
+            "ESMA: questions drawn evenly from %d strata of %s (%s)",
+            len(strata),
+            key,
+            ", ".join(f"{k}: {len(v)}" for k, v in sorted(strata.items(), key=lambda kv: str(kv[0]))),
+        )
         return [strata[k] for k in sorted(strata, key=str)]
 
-    def score_members(self, questions, members: list[Member], step: int,
-                      direct: list[SampleResult] | None = None, shortlist: list[Tensor] | None = None) -> Tensor:
+    def score_members(
+        self,
+        questions,
+        members: list[Member],
+        step: int,
+        direct: list[SampleResult] | None = None,
+        shortlist: list[Tensor] | None = None,
+    ) -> Tensor:
         """This rank's share, a group at a time (one member, or a batch of ``lowrank`` members): perturb,
         score, restore. ``direct``: the questions' results under θ (``reward_answers: current``; then only
         each member's meta P(yes) is read). Returns rows [fitness, correctness, alignment, yes_ratio,
@@ -287,10 +352,18 @@ class ESMAModule(DualPromptModule):
         for group in groups:
             if self.reward_settings.decoding != "greedy":  # sampled answers replay on resume too
                 torch.manual_seed(derive_seed(self.hparams.es_seed, step, group[0]))
-            with self.engine.perturbed(self.scheme, [members[i] for i in group], self.hparams.sigma,
-                                       trunk) as answer:
-                results = answer(self.model, self.tokenizer, questions, self.reward_settings, direct,
-                                 self.hparams.reward_answers == "kept", shortlist)  # θ is back on exit
+            with self.engine.perturbed(
+                self.scheme, [members[i] for i in group], self.hparams.sigma, trunk
+            ) as answer:
+                results = answer(
+                    self.model,
+                    self.tokenizer,
+                    questions,
+                    self.reward_settings,
+                    direct,
+                    self.hparams.reward_answers == "kept",
+                    shortlist,
+                )  # θ is back on exit
             for index, member_results in zip(group, results):
                 table[index] = self.member_row(questions, member_results)
         return table
@@ -300,8 +373,13 @@ class ESMAModule(DualPromptModule):
         also go into the iteration's train-time metacognition."""
         self.population_metrics.update(results)
         summary = reward_summary(results)
-        return torch.tensor([member_fitness(self.reward_name, self.reward_fn, questions, results),
-                             *(summary[c] for c in COLUMNS[1:]), 1.0])
+        return torch.tensor(
+            [
+                member_fitness(self.reward_name, self.reward_fn, questions, results),
+                *(summary[c] for c in COLUMNS[1:]),
+                1.0,
+            ]
+        )
 
     def gather_members(self, table: Tensor) -> Tensor:
         """All members' rows from every rank (only these N × 4 numbers cross processes)."""
@@ -314,17 +392,22 @@ class ESMAModule(DualPromptModule):
     def shape(self, fitness: Tensor, step: int) -> tuple[Tensor, int]:
         """Update weights from fitness; NaN members get weight 0 (logged), all-NaN is an error."""
         try:
-            dtype = torch.float32 if self.hparams.es_update == "in_place" else torch.float64  # upstream: float32
+            dtype = (
+                torch.float32 if self.hparams.es_update == "in_place" else torch.float64
+            )  # upstream: float32
             weights, missing = shape_fitness(fitness, self.hparams.fitness_shaping, dtype)
         except ValueError as err:
-            raise ConfigError(f"step {step}: reward {self.reward_name!r} is NaN for every member ({err}); "
-                              f"check the reward function (reward:); a reward that needs right and wrong answers "
-                              f"(auroc_alignment, esma_auroc, balanced_brier_alignment) is NaN when every answer "
-                              f"of the iteration is right or every one wrong: draw both with stratify_questions: "
-                              f"base_correct") from err
+            raise ConfigError(
+                f"step {step}: reward {self.reward_name!r} is NaN for every member ({err}); "
+                f"check the reward function (reward:); a reward that needs right and wrong answers "
+                f"(auroc_alignment, esma_auroc, balanced_brier_alignment) is NaN when every answer "
+                f"of the iteration is right or every one wrong: draw both with stratify_questions: "
+                f"base_correct"
+            ) from err
         if missing:
-            log.warning("step %d: %d of %d members have a NaN reward; they get weight 0", step, missing,
-                        len(fitness))
+            log.warning(
+                "step %d: %d of %d members have a NaN reward; they get weight 0", step, missing, len(fitness)
+            )
         return weights, missing
 
     def step_in_place(self, members: list[Member], weights: Tensor) -> tuple[float, float]:
@@ -332,11 +415,16 @@ class ESMAModule(DualPromptModule):
         with no gradient (its step count, and the schedule, advance). Returns (‖Δθ‖/α, ‖Δθ‖₂)."""
         optimizer = self.optimizers()
         groups = optimizer.optimizer.param_groups
-        if type(optimizer.optimizer) not in (torch.optim.SGD, ESMASGD) or len({g["lr"] for g in groups}) != 1 \
-                or any(g["momentum"] or g["weight_decay"] or g["maximize"] for g in groups):
-            raise ConfigError("ESMAModule: es_update: in_place adds α/N Σ zᵢ εᵢ to the weights itself, so the "
-                              "optimizer must be plain SGD (no momentum or weight decay; its lr is α): use "
-                              "metalight.methods.esma.optim.ESMASGD or torch.optim.SGD, or es_update: float32_sum")
+        if (
+            type(optimizer.optimizer) not in (torch.optim.SGD, ESMASGD)
+            or len({g["lr"] for g in groups}) != 1
+            or any(g["momentum"] or g["weight_decay"] or g["maximize"] for g in groups)
+        ):
+            raise ConfigError(
+                "ESMAModule: es_update: in_place adds α/N Σ zᵢ εᵢ to the weights itself, so the "
+                "optimizer must be plain SGD (no momentum or weight decay; its lr is α): use "
+                "metalight.methods.esma.optim.ESMASGD or torch.optim.SGD, or es_update: float32_sum"
+            )
         lr = groups[0]["lr"]
         update_norm = add_update_in_place(self.scheme, members, weights, lr)
         optimizer.zero_grad(set_to_none=True)
@@ -352,9 +440,11 @@ class ESMAModule(DualPromptModule):
         for i in self.scheme.perturbed_indices():
             selected = self.scheme.selected[i]
             if not torch.isfinite(selected.param).all():
-                raise ConfigError(f"step {step}: the update made {selected.name} non-finite (NaN or inf): sigma: "
-                                  f"{self.hparams.sigma} is far too large for weights of this scale (paper: 1e-3), "
-                                  f"or the learning rate is; lower model.init_args.sigma")
+                raise ConfigError(
+                    f"step {step}: the update made {selected.name} non-finite (NaN or inf): sigma: "
+                    f"{self.hparams.sigma} is far too large for weights of this scale (paper: 1e-3), "
+                    f"or the learning rate is; lower model.init_args.sigma"
+                )
 
     def step_optimizer(self, grad_norm: float) -> float:
         """Step the optimizer on the written gradient; returns ‖Δθ‖₂ over the perturbed parameters."""
@@ -362,9 +452,11 @@ class ESMAModule(DualPromptModule):
         inner = optimizer.optimizer
         params = [self.scheme.selected[i].param for i in self.scheme.perturbed_indices()]
         groups = inner.param_groups
-        plain_sgd = type(inner) in (torch.optim.SGD, ESMASGD) and all(
-            g["momentum"] == 0 and g["weight_decay"] == 0 and not g["maximize"] for g in groups) \
+        plain_sgd = (
+            type(inner) in (torch.optim.SGD, ESMASGD)
+            and all(g["momentum"] == 0 and g["weight_decay"] == 0 and not g["maximize"] for g in groups)
             and len({g["lr"] for g in groups}) == 1
+        )
         before = None if plain_sgd else [p.detach().clone() for p in params]
         lr = groups[0]["lr"]  # the step's, before a schedule moves it
         optimizer.step()
@@ -374,18 +466,34 @@ class ESMAModule(DualPromptModule):
             scheduler.step()
         if plain_sgd:
             return lr * grad_norm
-        return math.sqrt(sum((p.detach().double() - b.double()).square().sum().item() for p, b in zip(params, before)))
+        return math.sqrt(
+            sum((p.detach().double() - b.double()).square().sum().item() for p, b in zip(params, before))
+        )
 
-    def log_iteration(self, table: Tensor, missing: int, grad_norm: float, update_norm: float,
-                      population_time: float, update_time: float, num_questions: int) -> None:
+    def log_iteration(
+        self,
+        table: Tensor,
+        missing: int,
+        grad_norm: float,
+        update_norm: float,
+        population_time: float,
+        update_time: float,
+        num_questions: int,
+    ) -> None:
         """Log the iteration's reward statistics, per-component rewards, train-time metacognition of the
         population's answers, norms and timings."""
         fitness = table[:, 0][torch.isfinite(table[:, 0])]
-        values = {"train/reward": fitness.mean(), "train/reward_std": fitness.std() if len(fitness) > 1
-                  else torch.tensor(0.0), "train/reward_min": fitness.min(), "train/reward_max": fitness.max(),
-                  "train/nan_members": float(missing), "train/grad_norm": grad_norm,
-                  "train/update_norm": update_norm, "train/time/population_eval": population_time,
-                  "train/time/update": update_time}
+        values = {
+            "train/reward": fitness.mean(),
+            "train/reward_std": fitness.std() if len(fitness) > 1 else torch.tensor(0.0),
+            "train/reward_min": fitness.min(),
+            "train/reward_max": fitness.max(),
+            "train/nan_members": float(missing),
+            "train/grad_norm": grad_norm,
+            "train/update_norm": update_norm,
+            "train/time/population_eval": population_time,
+            "train/time/update": update_time,
+        }
         for column, name in enumerate(COLUMNS[1:], start=1):
             values[f"train/{name}"] = table[:, column].nanmean()
         # Every rank calls compute(): it reduces the population's answers over ranks.
@@ -396,4 +504,7 @@ class ESMAModule(DualPromptModule):
 
     def report_settings(self) -> dict:
         """The base settings, and the exact-resume settings a resumed run was allowed to change."""
-        return {**super().report_settings(), **({"resume_changes": self.resume_changes} if self.resume_changes else {})}
+        return {
+            **super().report_settings(),
+            **({"resume_changes": self.resume_changes} if self.resume_changes else {}),
+        }

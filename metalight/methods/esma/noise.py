@@ -82,7 +82,9 @@ class NoiseScheme(ABC):
         # One buffer reused by every in-place perturb / restore: the "one noise tensor" of extra memory.
         self.scratch = Scratch()
 
-    def _randn(self, shape, param: Tensor, generator: torch.Generator, scratch: Scratch | None = None) -> Tensor:
+    def _randn(
+        self, shape, param: Tensor, generator: torch.Generator, scratch: Scratch | None = None
+    ) -> Tensor:
         dtype = param.dtype if self.noise_dtype == "param" else torch.float32
         if scratch is not None and dtype == param.dtype:
             # Same values as randn (both fill a contiguous tensor with normal_), without a fresh allocation:
@@ -154,22 +156,31 @@ class LowRankNoise(NoiseScheme):
 
     name = "lowrank"
 
-    def __init__(self, selected: Sequence[SelectedParameter], noise_dtype: NoiseDType = "param", rank: int = 1,
-                 perturb_non_matrix: bool = False):
+    def __init__(
+        self,
+        selected: Sequence[SelectedParameter],
+        noise_dtype: NoiseDType = "param",
+        rank: int = 1,
+        perturb_non_matrix: bool = False,
+    ):
         super().__init__(selected, noise_dtype)
         self.rank, self.perturb_non_matrix = rank, perturb_non_matrix
         self.matrices = [i for i, item in enumerate(self.selected) if item.is_matrix]
         self.others = [i for i, item in enumerate(self.selected) if not item.is_matrix]
         if not self.matrices:
-            raise ConfigError("noise: lowrank needs at least one Linear weight matrix in the selected parameters "
-                              f"(selected: {[s.name for s in self.selected][:5]}...); widen `parameters` or use "
-                              "noise: esma / iid")
+            raise ConfigError(
+                "noise: lowrank needs at least one Linear weight matrix in the selected parameters "
+                f"(selected: {[s.name for s in self.selected][:5]}...); widen `parameters` or use "
+                "noise: esma / iid"
+            )
         if rank < 1:
             raise ConfigError(f"rank: {rank} must be >= 1")
         smallest = min(min(self.selected[i].param.shape) for i in self.matrices)
         if rank > smallest:
-            raise ConfigError(f"rank: {rank} is larger than the smallest side ({smallest}) of a selected matrix; "
-                              f"use rank <= {smallest}")
+            raise ConfigError(
+                f"rank: {rank} is larger than the smallest side ({smallest}) of a selected matrix; "
+                f"use rank <= {smallest}"
+            )
         self._iid = IIDNoise(self.selected, noise_dtype)
 
     def perturbed_indices(self) -> list[int]:
@@ -212,8 +223,13 @@ class LowRankNoise(NoiseScheme):
 SCHEMES: dict[str, type[NoiseScheme]] = {"esma": ESMANoise, "iid": IIDNoise, "lowrank": LowRankNoise}
 
 
-def make_scheme(name: SchemeName, selected: Sequence[SelectedParameter], noise_dtype: NoiseDType = "param",
-                rank: int = 1, perturb_non_matrix: bool = False) -> NoiseScheme:
+def make_scheme(
+    name: SchemeName,
+    selected: Sequence[SelectedParameter],
+    noise_dtype: NoiseDType = "param",
+    rank: int = 1,
+    perturb_non_matrix: bool = False,
+) -> NoiseScheme:
     """Build a noise scheme by name (``esma``, ``iid`` or ``lowrank``)."""
     if name not in SCHEMES:
         raise ConfigError(f"noise: unknown scheme {name!r}; use one of {sorted(SCHEMES)}")

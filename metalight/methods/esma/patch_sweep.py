@@ -26,19 +26,32 @@ from metalight.models.weight_delta import Keep, Scope, apply_delta, keep_masks
 
 # the registry metrics of each row (beside the share of Δ applied, the mean P(yes) and n)
 SWEEP_METRICS = ("accuracy", "dprime_type2", "hit_rate", "false_alarm_rate", "yes_ratio")
-KEEP_LABELS = {"top": "top p (largest |Δ|)", "bottom": "bottom p (smallest |Δ|)",
-               "all_but_top": "all but top p (upstream --from-bottom)"}
+KEEP_LABELS = {
+    "top": "top p (largest |Δ|)",
+    "bottom": "bottom p (smallest |Δ|)",
+    "all_but_top": "all but top p (upstream --from-bottom)",
+}
 
 
 @torch.no_grad()
-def patch_sweep(model: nn.Module, tokenizer, deltas: dict[str, Tensor], records: Sequence[QARecord],
-                ratios: Sequence[float], keeps: Sequence[Keep] = ("top",), scope: Scope = "global",
-                settings: EvalSettings | None = None, correction: str = "clip") -> list[dict[str, Any]]:
+def patch_sweep(
+    model: nn.Module,
+    tokenizer,
+    deltas: dict[str, Tensor],
+    records: Sequence[QARecord],
+    ratios: Sequence[float],
+    keeps: Sequence[Keep] = ("top",),
+    scope: Scope = "global",
+    settings: EvalSettings | None = None,
+    correction: str = "clip",
+) -> list[dict[str, Any]]:
     """One row per (keep, ratio): the patched model's accuracy and d'type2 on ``records`` (``settings``:
     the evaluation's, default ``EvalSettings()``). ``model`` holds the base weights on entry and on return."""
     settings = settings if settings is not None else EvalSettings()
     if not records:
-        raise ConfigError("the patch sweep got no held-out questions; check the config's data split and max_samples")
+        raise ConfigError(
+            "the patch sweep got no held-out questions; check the config's data split and max_samples"
+        )
     params = dict(model.named_parameters())
     base = {name: params[name].detach().clone() for name in deltas if name in params}
     total = sum(d.numel() for d in deltas.values())
@@ -49,10 +62,16 @@ def patch_sweep(model: nn.Module, tokenizer, deltas: dict[str, Tensor], records:
                 kept = apply_delta(model, deltas, keep_masks(deltas, ratio, keep, scope))
                 tensors = results_to_tensors(evaluate_records(model, tokenizer, records, settings))
                 values = compute_values(tensors, SWEEP_METRICS, {"correction": correction})
-                rows.append({"keep": keep, "ratio": float(ratio),
-                             "applied_share": sum(kept[n] * deltas[n].numel() for n in deltas) / total,
-                             **{name: float(value) for name, value in values.items()},
-                             "mean_p_yes": tensors["confidence"].float().nanmean().item(), "n": len(records)})
+                rows.append(
+                    {
+                        "keep": keep,
+                        "ratio": float(ratio),
+                        "applied_share": sum(kept[n] * deltas[n].numel() for n in deltas) / total,
+                        **{name: float(value) for name, value in values.items()},
+                        "mean_p_yes": tensors["confidence"].float().nanmean().item(),
+                        "n": len(records),
+                    }
+                )
                 _restore(params, base)
     finally:
         _restore(params, base)
@@ -76,8 +95,12 @@ def plot_sweep(rows: Sequence[dict[str, Any]], path: str | Path, title: str = ""
         mine = sorted((r for r in rows if r["keep"] == keep), key=lambda r: r["ratio"])
         ratios = [100 * r["ratio"] for r in mine]
         for axis, key in zip(axes, ("dprime_type2", "accuracy")):
-            axis.plot(ratios, [r[key] if not math.isnan(r[key]) else float("nan") for r in mine], marker="o",
-                      label=KEEP_LABELS[keep])
+            axis.plot(
+                ratios,
+                [r[key] if not math.isnan(r[key]) else float("nan") for r in mine],
+                marker="o",
+                label=KEEP_LABELS[keep],
+            )
     for axis, label in zip(axes, ("d′type2", "accuracy")):
         axis.set_xlabel("p (% of Δ entries, by |Δ|)")
         axis.set_ylabel(label)

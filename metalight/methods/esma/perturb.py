@@ -29,7 +29,9 @@ def add_noise_(scheme: NoiseScheme, seed: int, scale: float) -> None:
 
 
 @contextmanager
-def perturbed(scheme: NoiseScheme, seed: int, scale: float, restore: RestoreMode = "subtract") -> Iterator[None]:
+def perturbed(
+    scheme: NoiseScheme, seed: int, scale: float, restore: RestoreMode = "subtract"
+) -> Iterator[None]:
     """Context in which the parameters are θ + scale·ε(seed); on exit they are restored (see module doc)."""
     saved = None
     if restore == "copy":

@@ -38,8 +38,9 @@ class PopulationMetacognition(nn.Module):
 
     def __init__(self, dprime_correction: Correction = "clip", p_yes: bool = True):
         super().__init__()
-        self.answers = MetacognitionMetrics(dprime_correction=dprime_correction,
-                                            names=(*NAMES, "auroc_type2") if p_yes else NAMES)
+        self.answers = MetacognitionMetrics(
+            dprime_correction=dprime_correction, names=(*NAMES, "auroc_type2") if p_yes else NAMES
+        )
 
     def update(self, results: Sequence[SampleResult]) -> None:
         """Add one member's scored answers."""

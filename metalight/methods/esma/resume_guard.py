@@ -15,16 +15,28 @@ from typing import Any
 
 from metalight.errors import ConfigError
 
-EXACT_RESUME_KEYS = ("population_size", "es_seed", "sigma", "noise", "rank", "antithetic",
-                     "num_data_per_iteration", "stratify_questions")
+EXACT_RESUME_KEYS = (
+    "population_size",
+    "es_seed",
+    "sigma",
+    "noise",
+    "rank",
+    "antithetic",
+    "num_data_per_iteration",
+    "stratify_questions",
+)
 OVERRIDE_ENV = "METALIGHT_ALLOW_RESUME_CHANGES"
 
 
-def resume_differences(saved: Mapping[str, Any], current: Mapping[str, Any],
-                       keys: Sequence[str] = EXACT_RESUME_KEYS) -> dict[str, dict[str, Any]]:
+def resume_differences(
+    saved: Mapping[str, Any], current: Mapping[str, Any], keys: Sequence[str] = EXACT_RESUME_KEYS
+) -> dict[str, dict[str, Any]]:
     """``{key: {"checkpoint": old, "now": new}}`` for every key in ``keys`` whose value changed."""
-    return {key: {"checkpoint": saved[key], "now": current.get(key)} for key in keys
-            if key in saved and saved[key] != current.get(key)}
+    return {
+        key: {"checkpoint": saved[key], "now": current.get(key)}
+        for key in keys
+        if key in saved and saved[key] != current.get(key)
+    }
 
 
 def check_resume(module: Any, checkpoint: Mapping[str, Any], keys: Sequence[str] = EXACT_RESUME_KEYS) -> None:
@@ -34,7 +46,11 @@ def check_resume(module: Any, checkpoint: Mapping[str, Any], keys: Sequence[str]
     allowed = {name.strip() for name in os.environ.get(OVERRIDE_ENV, "").split(",") if name.strip()}
     refused = {k: v for k, v in changes.items() if k not in allowed and "all" not in allowed}
     if refused:
-        listed = ", ".join(f"{k}: {v['checkpoint']!r} in the checkpoint, {v['now']!r} now" for k, v in refused.items())
-        raise ConfigError(f"cannot resume exactly: {listed}; resume with the checkpoint's settings, or set "
-                          f"{OVERRIDE_ENV}={','.join(refused)} to continue with the new ones (recorded in the report)")
+        listed = ", ".join(
+            f"{k}: {v['checkpoint']!r} in the checkpoint, {v['now']!r} now" for k, v in refused.items()
+        )
+        raise ConfigError(
+            f"cannot resume exactly: {listed}; resume with the checkpoint's settings, or set "
+            f"{OVERRIDE_ENV}={','.join(refused)} to continue with the new ones (recorded in the report)"
+        )
     module.resume_changes = changes

@@ -62,25 +62,40 @@ from metalight.metrics.registry import compute_values
 def result_columns(results: Sequence[Any]) -> dict[str, Tensor]:
     """The columns ESMA hands its rewards from the evaluated answers (``SampleResult``): ``correct`` and
     ``said_yes`` (bool [R]) and ``p_yes`` (float32 [R], NaN where the tokenizer has no yes / no token)."""
-    return {"correct": torch.tensor([bool(r.correct) for r in results], dtype=torch.bool),
-            "said_yes": torch.tensor([bool(r.said_yes) for r in results], dtype=torch.bool),
-            "p_yes": torch.tensor([float(r.p_yes) for r in results], dtype=torch.float32)}
+    return {
+        "correct": torch.tensor([bool(r.correct) for r in results], dtype=torch.bool),
+        "said_yes": torch.tensor([bool(r.said_yes) for r in results], dtype=torch.bool),
+        "p_yes": torch.tensor([float(r.p_yes) for r in results], dtype=torch.float32),
+    }
 
 
-def correctness_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any], *,
-                       correct: Tensor) -> Tensor:
+def correctness_reward(
+    prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any], *, correct: Tensor
+) -> Tensor:
     """c: 1 when the direct answer is correct, else 0 (one value per question, float32)."""
     return correct.float()
 
 
-def alignment_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any], *,
-                     correct: Tensor, said_yes: Tensor) -> Tensor:
+def alignment_reward(
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    records: Sequence[Any],
+    *,
+    correct: Tensor,
+    said_yes: Tensor,
+) -> Tensor:
     """1[c = y]: 1 when the meta answer's yes/no matches the direct answer's correctness."""
     return (correct == said_yes).float()
 
 
-def esma_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any], *,
-                correct: Tensor, said_yes: Tensor) -> Tensor:
+def esma_reward(
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    records: Sequence[Any],
+    *,
+    correct: Tensor,
+    said_yes: Tensor,
+) -> Tensor:
     """ESMA's joint reward c + 1[c = y]: 2 correct-yes, 1 wrong-no, 1 correct-no, 0 wrong-yes."""
     return correct.float() + (correct == said_yes).float()
 
@@ -88,24 +103,47 @@ def esma_reward(prompts: Sequence[str], completions: Sequence[str], records: Seq
 P_YES_CLIP = 1e-6  # log-likelihood of a certain, wrong P(yes): log(1e-6) = -13.8 instead of -inf
 
 
-def brier_alignment_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any], *,
-                           correct: Tensor, p_yes: Tensor) -> Tensor:
+def brier_alignment_reward(
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    records: Sequence[Any],
+    *,
+    correct: Tensor,
+    p_yes: Tensor,
+) -> Tensor:
     """1 − (P(yes) − c)²: one minus the Brier score of the meta answer's P(yes) against correctness, in [0, 1]
     (NaN where P(yes) is NaN)."""
     return 1.0 - (p_yes - correct.float()).square()
 
 
-def log_likelihood_alignment_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any], *,
-                                    correct: Tensor, p_yes: Tensor) -> Tensor:
+def log_likelihood_alignment_reward(
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    records: Sequence[Any],
+    *,
+    correct: Tensor,
+    p_yes: Tensor,
+) -> Tensor:
     """c·log P(yes) + (1 − c)·log(1 − P(yes)), in nats, P(yes) clipped to [1e-6, 1 − 1e-6] (NaN stays NaN)."""
-    c, p = correct.double(), p_yes.double().clamp(P_YES_CLIP, 1.0 - P_YES_CLIP)  # 1 - 1e-6 is not exact in float32
+    c, p = (
+        correct.double(),
+        p_yes.double().clamp(P_YES_CLIP, 1.0 - P_YES_CLIP),
+    )  # 1 - 1e-6 is not exact in float32
     return (c * p.log() + (1.0 - c) * (1.0 - p).log()).float()
 
 
-def esma_brier_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any], *,
-                      correct: Tensor, p_yes: Tensor) -> Tensor:
+def esma_brier_reward(
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    records: Sequence[Any],
+    *,
+    correct: Tensor,
+    p_yes: Tensor,
+) -> Tensor:
     """c + 1 − (P(yes) − c)²: ESMA's joint reward with the Brier alignment in place of 1[c = y], in [0, 2]."""
-    return correct.float() + brier_alignment_reward(prompts, completions, records, correct=correct, p_yes=p_yes)
+    return correct.float() + brier_alignment_reward(
+        prompts, completions, records, correct=correct, p_yes=p_yes
+    )
 
 
 def _rank_shares(correct: Tensor, p_yes: Tensor) -> Tensor:
@@ -124,22 +162,40 @@ def _rank_shares(correct: Tensor, p_yes: Tensor) -> Tensor:
     return out
 
 
-def auroc_alignment_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any], *,
-                           correct: Tensor, p_yes: Tensor) -> Tensor:
+def auroc_alignment_reward(
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    records: Sequence[Any],
+    *,
+    correct: Tensor,
+    p_yes: Tensor,
+) -> Tensor:
     """Each question's share of AUROC₂(P(yes), correct) over the member's questions (mean = the AUROC₂, in
     [0, 1]); NaN when P(yes) is NaN or every answer is right (or every one wrong)."""
     return _rank_shares(correct.bool(), p_yes)
 
 
-def esma_auroc_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any], *,
-                      correct: Tensor, p_yes: Tensor) -> Tensor:
+def esma_auroc_reward(
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    records: Sequence[Any],
+    *,
+    correct: Tensor,
+    p_yes: Tensor,
+) -> Tensor:
     """c + the question's AUROC₂ share: accuracy plus discrimination (mean in [0, 2]); NaN where the AUROC
     share is."""
     return correct.float() + _rank_shares(correct.bool(), p_yes)
 
 
-def balanced_brier_alignment_reward(prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any],
-                                    *, correct: Tensor, p_yes: Tensor) -> Tensor:
+def balanced_brier_alignment_reward(
+    prompts: Sequence[str],
+    completions: Sequence[str],
+    records: Sequence[Any],
+    *,
+    correct: Tensor,
+    p_yes: Tensor,
+) -> Tensor:
     """(1 − (P(yes) − c)²) · n / (2 n_c): the Brier alignment with right and wrong answers weighing half each
     (mean 1 − (Brier₁ + Brier₀) / 2, in [0, 1]); NaN for NaN P(yes) and when one class is empty."""
     c = correct.float()
@@ -152,9 +208,14 @@ def balanced_brier_alignment_reward(prompts: Sequence[str], completions: Sequenc
 
 
 ESMA_REWARDS: dict[str, RewardFn] = {
-    "esma": esma_reward, "correctness": correctness_reward, "alignment": alignment_reward,
-    "brier_alignment": brier_alignment_reward, "log_likelihood_alignment": log_likelihood_alignment_reward,
-    "esma_brier": esma_brier_reward, "auroc_alignment": auroc_alignment_reward, "esma_auroc": esma_auroc_reward,
+    "esma": esma_reward,
+    "correctness": correctness_reward,
+    "alignment": alignment_reward,
+    "brier_alignment": brier_alignment_reward,
+    "log_likelihood_alignment": log_likelihood_alignment_reward,
+    "esma_brier": esma_brier_reward,
+    "auroc_alignment": auroc_alignment_reward,
+    "esma_auroc": esma_auroc_reward,
     "balanced_brier_alignment": balanced_brier_alignment_reward,
 }
 
@@ -166,7 +227,9 @@ def reward_summary(results: Sequence[Any]) -> dict[str, float]:
     """Mean correctness, alignment and yes ratio of ``results`` (the per-component numbers ESMA logs; NaN over
     no results), computed by the metric registry."""
     columns = result_columns(results)
-    values = compute_values({"correct": columns["correct"], "said_yes": columns["said_yes"]}, SUMMARY.values())
+    values = compute_values(
+        {"correct": columns["correct"], "said_yes": columns["said_yes"]}, SUMMARY.values()
+    )
     return {name: float(values[metric]) for name, metric in SUMMARY.items()}
 
 

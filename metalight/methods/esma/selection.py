@@ -44,8 +44,9 @@ def layer_index(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def select_parameters(model: nn.Module, parameters: str = "all",
-                      layers: tuple[int, int] | list[int] | None = None) -> list[SelectedParameter]:
+def select_parameters(
+    model: nn.Module, parameters: str = "all", layers: tuple[int, int] | list[int] | None = None
+) -> list[SelectedParameter]:
     """Parameters whose name matches ``parameters`` (a preset: all / attention / mlp, or a regular
     expression searched in the name) and, when ``layers=[first, stop)`` is given, that belong to a decoder
     layer in that range (embeddings and final norms then fall outside). Raises ``ConfigError`` when nothing
@@ -54,8 +55,10 @@ def select_parameters(model: nn.Module, parameters: str = "all",
     try:
         pattern = re.compile(pattern_text)
     except re.error as err:
-        raise ConfigError(f"parameters: {parameters!r} is neither a preset {sorted(PRESETS)} nor a valid "
-                          f"regular expression ({err})") from err
+        raise ConfigError(
+            f"parameters: {parameters!r} is neither a preset {sorted(PRESETS)} nor a valid "
+            f"regular expression ({err})"
+        ) from err
     if layers is not None:
         if len(layers) != 2 or layers[0] < 0 or layers[1] <= layers[0]:
             raise ConfigError(f"layers: {list(layers)} must be [first, stop) with 0 <= first < stop")
@@ -74,11 +77,16 @@ def select_parameters(model: nn.Module, parameters: str = "all",
             index = layer_index(name)
             if index is None or not layers[0] <= index < layers[1]:
                 continue
-        selected.append(SelectedParameter(name, param, linears_of.get(id(param), []),
-                                          tied_to_embedding=id(param) in embeddings))
+        selected.append(
+            SelectedParameter(
+                name, param, linears_of.get(id(param), []), tied_to_embedding=id(param) in embeddings
+            )
+        )
     if not selected:
         where = f" in layers [{layers[0]}, {layers[1]})" if layers is not None else ""
-        raise ConfigError(f"parameters: {parameters!r}{where} selects no parameter of {type(model).__name__}; "
-                          f"use a preset ({', '.join(PRESETS)}) or a pattern matching names such as "
-                          f"{next(iter(dict(model.named_parameters())), '?')!r}")
+        raise ConfigError(
+            f"parameters: {parameters!r}{where} selects no parameter of {type(model).__name__}; "
+            f"use a preset ({', '.join(PRESETS)}) or a pattern matching names such as "
+            f"{next(iter(dict(model.named_parameters())), '?')!r}"
+        )
     return selected

@@ -55,8 +55,9 @@ def shard(items: Sequence, rank: int, world_size: int) -> list:
     return list(items[rank::world_size])
 
 
-def shape_fitness(fitness: Tensor, shaping: Shaping = "zscore",
-                  dtype: torch.dtype = torch.float64) -> tuple[Tensor, int]:
+def shape_fitness(
+    fitness: Tensor, shaping: Shaping = "zscore", dtype: torch.dtype = torch.float64
+) -> tuple[Tensor, int]:
     """Weights for the update from member fitnesses, and how many were NaN (those get weight 0).
 
     ``zscore`` (upstream): (R − mean R) / (std R + 1e-8), std unbiased (N − 1), over the finite members.
@@ -67,8 +68,10 @@ def shape_fitness(fitness: Tensor, shaping: Shaping = "zscore",
     finite = torch.isfinite(fitness)
     missing = int((~finite).sum())
     if not finite.any():
-        raise ValueError("every population member's reward is NaN: the evaluation produced no usable reward "
-                         "(check the reward function and that the questions have gold answers)")
+        raise ValueError(
+            "every population member's reward is NaN: the evaluation produced no usable reward "
+            "(check the reward function and that the questions have gold answers)"
+        )
     values = fitness[finite]
     weights = torch.zeros_like(fitness)
     if shaping == "zscore":
@@ -117,8 +120,9 @@ def add_update_in_place(scheme: NoiseScheme, members: Sequence[Member], weights:
     model the result differs from the float32 sum by up to half the update's size): use it to reproduce
     upstream's weights bit for bit. Returns ‖Δθ‖₂ over the perturbed parameters."""
     n = len(members)
-    scales = weights.float() * torch.tensor([float(m.sign) for m in members], dtype=torch.float32,
-                                            device=weights.device)
+    scales = weights.float() * torch.tensor(
+        [float(m.sign) for m in members], dtype=torch.float32, device=weights.device
+    )
     active = [i for i, w in enumerate(scales.tolist()) if w != 0.0]
     if not active:
         return 0.0

@@ -28,8 +28,16 @@ from metalight.prompts import direct_prompt, meta_prompt
 
 KEY_SETTING = "model.init_args.endpoint.api_key_env"
 # EvalSettings fields that only concern local generation; an API report leaves them out.
-LOCAL_ONLY = ("dtype", "direct_chat_template", "meta_chat_template", "meta_readout", "max_new_tokens",
-              "max_input_tokens", "truncation_side", "decoding")
+LOCAL_ONLY = (
+    "dtype",
+    "direct_chat_template",
+    "meta_chat_template",
+    "meta_readout",
+    "max_new_tokens",
+    "max_input_tokens",
+    "truncation_side",
+    "decoding",
+)
 
 
 class APIError(MetalightError):
@@ -74,14 +82,28 @@ class APIEvalModule(ConfidenceEvalModule):
 
     white_box = False
 
-    def __init__(self, endpoint: ChatEndpoint, cache_path: str | None = "runs/api_cache/responses.jsonl",
-                 sources: list[TextSourceName] = ["meta"], on_failure: Literal["error", "skip"] = "error",
-                 evaluation: EvalSettings | None = None, dprime_correction: Literal["clip", "loglinear"] = "clip",
-                 threshold_criterion: Criterion = "youden", sweep_points: int = 21,
-                 thresholds_from: str | None = None, prices: TokenPrices | None = None):
-        super().__init__(sources=sources, threshold_criterion=threshold_criterion, sweep_points=sweep_points,
-                         thresholds_from=thresholds_from, model=f"api:{endpoint.model}", evaluation=evaluation,
-                         dprime_correction=dprime_correction)
+    def __init__(
+        self,
+        endpoint: ChatEndpoint,
+        cache_path: str | None = "runs/api_cache/responses.jsonl",
+        sources: list[TextSourceName] = ["meta"],
+        on_failure: Literal["error", "skip"] = "error",
+        evaluation: EvalSettings | None = None,
+        dprime_correction: Literal["clip", "loglinear"] = "clip",
+        threshold_criterion: Criterion = "youden",
+        sweep_points: int = 21,
+        thresholds_from: str | None = None,
+        prices: TokenPrices | None = None,
+    ):
+        super().__init__(
+            sources=sources,
+            threshold_criterion=threshold_criterion,
+            sweep_points=sweep_points,
+            thresholds_from=thresholds_from,
+            model=f"api:{endpoint.model}",
+            evaluation=evaluation,
+            dprime_correction=dprime_correction,
+        )
         self.endpoint = self.record_settings("endpoint", endpoint, ChatEndpoint)
         require_key(self.endpoint.api_key_env, KEY_SETTING)  # now, before config.yaml is written
         self.cache_path, self.on_failure = cache_path, on_failure
@@ -105,19 +127,31 @@ class APIEvalModule(ConfidenceEvalModule):
         settings, n = self.eval_settings, len(records)
         direct = [direct_prompt(r.question, settings.language, r.context) for r in records]
         meta = [meta_prompt(r.question, settings.language, r.context) for r in records]
-        replies = self.client.complete_many([self._with_system([{"role": "user", "content": text}])
-                                             for text in direct + meta])
+        replies = self.client.complete_many(
+            [self._with_system([{"role": "user", "content": text}]) for text in direct + meta]
+        )
         errors = [d.error or m.error for d, m in zip(replies[:n], replies[n:])]
         results = []
         for record, d_text, m_text, d, m in zip(records, direct, meta, replies[:n], replies[n:]):
             answer, meta_answer = d.text or "", m.text or ""
             decision = parse_meta_answer(meta_answer, settings.yes_no_rule, settings.language)
-            results.append(SampleResult(
-                id=record.id, question=record.question, aliases=list(record.answers), direct_prompt=d_text,
-                direct_answer=answer, correct=is_correct(answer, record.answers, settings.grading),
-                exact_match=exact_match(answer, record.answers), meta_prompt=m_text, meta_answer=meta_answer,
-                said_yes=decision.said_yes, meta_parsed=decision.parsed, p_yes=math.nan,
-                suspect_match=settings.grading == "esma" and suspect_match(answer, record.answers)))
+            results.append(
+                SampleResult(
+                    id=record.id,
+                    question=record.question,
+                    aliases=list(record.answers),
+                    direct_prompt=d_text,
+                    direct_answer=answer,
+                    correct=is_correct(answer, record.answers, settings.grading),
+                    exact_match=exact_match(answer, record.answers),
+                    meta_prompt=m_text,
+                    meta_answer=meta_answer,
+                    said_yes=decision.said_yes,
+                    meta_parsed=decision.parsed,
+                    p_yes=math.nan,
+                    suspect_match=settings.grading == "esma" and suspect_match(answer, record.answers),
+                )
+            )
 
         def respond(conversations, max_new_tokens: int) -> list[str | None]:
             # Every reply shares the endpoint's max_tokens (part of the cache key), so the budget is unused.
@@ -126,8 +160,9 @@ class APIEvalModule(ConfidenceEvalModule):
                 errors[row] = errors[row] or result.error
             return [r.text if r.ok else None for r in out]
 
-        samples = attach_sources(results, compute_sources(self.sources, SourceContext(records, results, settings,
-                                                                                      respond)))
+        samples = attach_sources(
+            results, compute_sources(self.sources, SourceContext(records, results, settings, respond))
+        )
         for sample, error in zip(samples, errors):
             if error:
                 sample.extras["api_error"] = error
@@ -140,13 +175,19 @@ class APIEvalModule(ConfidenceEvalModule):
         failed = [r.extras.get("api_error") is not None and not pad for r, pad in zip(results, batch.padding)]
         if any(failed) and self.on_failure == "error":
             last = next(r.extras["api_error"] for r, f in zip(results, failed) if f)
-            raise APIError(f"{sum(failed)} of {len(failed)} questions in this batch got no API reply (last error: "
-                           f"{last}); replies received so far are cached in {self.cache_path}: re-run the same "
-                           f"command to resume, or set model.init_args.on_failure: skip to leave such questions out")
+            raise APIError(
+                f"{sum(failed)} of {len(failed)} questions in this batch got no API reply (last error: "
+                f"{last}); replies received so far are cached in {self.cache_path}: re-run the same "
+                f"command to resume, or set model.init_args.on_failure: skip to leave such questions out"
+            )
         self._failed[split] += sum(failed)
-        self.evaluation.record(split, results, keep=[not pad and not f for pad, f in zip(batch.padding, failed)])
+        self.evaluation.record(
+            split, results, keep=[not pad and not f for pad, f in zip(batch.padding, failed)]
+        )
 
-    def extra_metrics(self, split: str, samples: list[SampleResult]) -> tuple[dict[str, float], dict[str, Any]]:
+    def extra_metrics(
+        self, split: str, samples: list[SampleResult]
+    ) -> tuple[dict[str, float], dict[str, Any]]:
         """The sources' metrics, the count of failed questions and the tokens (and cost) of the split."""
         metrics, details = super().extra_metrics(split, samples)
         metrics["api_failed"] = float(sum(gather_objects([self._failed[split]])))
@@ -169,7 +210,15 @@ class APIEvalModule(ConfidenceEvalModule):
         return out
 
     def report_settings(self) -> dict[str, Any]:
-        settings = {k: v for k, v in super().report_settings().items() if k not in LOCAL_ONLY
-                    and not k.endswith("_chat_template_used")}
-        return {**settings, "endpoint": self.hparams.endpoint, "cache_path": self.cache_path,
-                "on_failure": self.on_failure, "prices": self.hparams.prices}
+        settings = {
+            k: v
+            for k, v in super().report_settings().items()
+            if k not in LOCAL_ONLY and not k.endswith("_chat_template_used")
+        }
+        return {
+            **settings,
+            "endpoint": self.hparams.endpoint,
+            "cache_path": self.cache_path,
+            "on_failure": self.on_failure,
+            "prices": self.hparams.prices,
+        }

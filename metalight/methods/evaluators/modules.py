@@ -30,8 +30,15 @@ from metalight.models.generation import Decoding, Prompt, generate
 from metalight.models.modes import eval_mode
 from metalight.prompts import CONFIDENCE_PROMPT_VERSION, idk_prompt
 
-ALL_LOCAL_SOURCES: list[SourceName] = ["p_yes", "meta", "idk", "max_seq_prob", "mean_token_entropy", "p_true",
-                                       "verbalized"]
+ALL_LOCAL_SOURCES: list[SourceName] = [
+    "p_yes",
+    "meta",
+    "idk",
+    "max_seq_prob",
+    "mean_token_entropy",
+    "p_true",
+    "verbalized",
+]
 
 
 class ConfidenceEvalModule(DualPromptModule):
@@ -55,8 +62,14 @@ class ConfidenceEvalModule(DualPromptModule):
 
     white_box = True  # local weights: every source is available
 
-    def __init__(self, sources: list[SourceName] = ALL_LOCAL_SOURCES, threshold_criterion: Criterion = "youden",
-                 sweep_points: int = 21, thresholds_from: str | None = None, **kwargs: Any):
+    def __init__(
+        self,
+        sources: list[SourceName] = ALL_LOCAL_SOURCES,
+        threshold_criterion: Criterion = "youden",
+        sweep_points: int = 21,
+        thresholds_from: str | None = None,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.sources = check_sources(list(sources), white_box=self.white_box)
         if "idk" in self.sources:
@@ -67,26 +80,43 @@ class ConfidenceEvalModule(DualPromptModule):
     def evaluate(self, records) -> list[ScoredSample]:
         """Dual-prompt results of ``records`` with every source's score attached."""
         results = super().evaluate(records)
-        context = SourceContext(records, results, self.eval_settings,
-                                local_responder(self.model, self.tokenizer, self.eval_settings,
-                                                self.synced_generation()),
-                                self.model, self.tokenizer)
+        context = SourceContext(
+            records,
+            results,
+            self.eval_settings,
+            local_responder(self.model, self.tokenizer, self.eval_settings, self.synced_generation()),
+            self.model,
+            self.tokenizer,
+        )
         with eval_mode(self.model):
             return attach_sources(results, compute_sources(self.sources, context))
 
-    def extra_metrics(self, split: str, samples: list[SampleResult]) -> tuple[dict[str, float], dict[str, Any]]:
+    def extra_metrics(
+        self, split: str, samples: list[SampleResult]
+    ) -> tuple[dict[str, float], dict[str, Any]]:
         """Per-source metrics; validation chooses the thresholds that test applies."""
         carried = self.val_thresholds if split == "test" else {}
-        metrics, details, used = summarize_sources(samples, self.sources, split, self.hparams.dprime_correction,
-                                                   self.threshold_criterion, self.sweep_points, carried)
+        metrics, details, used = summarize_sources(
+            samples,
+            self.sources,
+            split,
+            self.hparams.dprime_correction,
+            self.threshold_criterion,
+            self.sweep_points,
+            carried,
+        )
         if split == "val":
             self.val_thresholds = used
         return metrics, details
 
     def report_settings(self) -> dict[str, Any]:
-        return {**super().report_settings(), "confidence_sources": self.sources,
-                "confidence_prompt_version": CONFIDENCE_PROMPT_VERSION,
-                "threshold_criterion": self.threshold_criterion, "sweep_points": self.sweep_points}
+        return {
+            **super().report_settings(),
+            "confidence_sources": self.sources,
+            "confidence_prompt_version": CONFIDENCE_PROMPT_VERSION,
+            "threshold_criterion": self.threshold_criterion,
+            "sweep_points": self.sweep_points,
+        }
 
 
 class IDKEvalModule(DualPromptModule):
@@ -108,28 +138,59 @@ class IDKEvalModule(DualPromptModule):
     def evaluate(self, records) -> list[ScoredSample]:
         """IDK-prompt answers of ``records``, graded, with answered as the yes-report."""
         settings = self.eval_settings
-        prompts = [Prompt(*render_prompt(self.tokenizer, idk_prompt(r.question, settings.language, r.context),
-                                         settings.direct_chat_template, settings.system_prompt)) for r in records]
+        prompts = [
+            Prompt(
+                *render_prompt(
+                    self.tokenizer,
+                    idk_prompt(r.question, settings.language, r.context),
+                    settings.direct_chat_template,
+                    settings.system_prompt,
+                )
+            )
+            for r in records
+        ]
         with eval_mode(self.model):
-            out = generate(self.model, self.tokenizer, prompts,
-                           Decoding(settings.max_new_tokens, settings.decoding), settings.max_input_tokens,
-                           synced_gpus=self.synced_generation(), truncation_side=settings.truncation_side)
+            out = generate(
+                self.model,
+                self.tokenizer,
+                prompts,
+                Decoding(settings.max_new_tokens, settings.decoding),
+                settings.max_input_tokens,
+                synced_gpus=self.synced_generation(),
+                truncation_side=settings.truncation_side,
+            )
         samples = []
         for record, prompt, answer in zip(records, prompts, out.texts):
             answered = not is_abstention(answer)
-            samples.append(ScoredSample(
-                id=record.id, question=record.question, aliases=list(record.answers), direct_prompt=prompt.text,
-                direct_answer=answer, correct=is_correct(answer, record.answers, settings.grading),
-                exact_match=exact_match(answer, record.answers), meta_prompt="", meta_answer=None,
-                said_yes=answered, meta_parsed=True, p_yes=math.nan,
-                confidence={"idk": float(answered)}, reports={"idk": answered}))
+            samples.append(
+                ScoredSample(
+                    id=record.id,
+                    question=record.question,
+                    aliases=list(record.answers),
+                    direct_prompt=prompt.text,
+                    direct_answer=answer,
+                    correct=is_correct(answer, record.answers, settings.grading),
+                    exact_match=exact_match(answer, record.answers),
+                    meta_prompt="",
+                    meta_answer=None,
+                    said_yes=answered,
+                    meta_parsed=True,
+                    p_yes=math.nan,
+                    confidence={"idk": float(answered)},
+                    reports={"idk": answered},
+                )
+            )
         return samples
 
-    def extra_metrics(self, split: str, samples: list[SampleResult]) -> tuple[dict[str, float], dict[str, Any]]:
+    def extra_metrics(
+        self, split: str, samples: list[SampleResult]
+    ) -> tuple[dict[str, float], dict[str, Any]]:
         """``answered_accuracy`` = P(correct | answered) and ``abstention_rate``."""
         answered = [s for s in samples if s.said_yes]
-        return {"answered_accuracy": sum(s.correct for s in answered) / len(answered) if answered else math.nan,
-                "abstention_rate": 1 - len(answered) / len(samples) if samples else math.nan}, {}
+        return {
+            "answered_accuracy": sum(s.correct for s in answered) / len(answered) if answered else math.nan,
+            "abstention_rate": 1 - len(answered) / len(samples) if samples else math.nan,
+        }, {}
 
     def report_settings(self) -> dict[str, Any]:
         return {**super().report_settings(), "protocol": "idk"}

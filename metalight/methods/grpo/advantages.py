@@ -40,9 +40,13 @@ class Advantages:
     std_is_zero: Tensor
 
 
-def group_advantages(rewards_per_func: Tensor, weights: Tensor, num_generations: int,
-                     scale_rewards: ScaleRewards = "group",
-                     aggregation: MultiObjectiveAggregation = "sum_then_normalize") -> Advantages:
+def group_advantages(
+    rewards_per_func: Tensor,
+    weights: Tensor,
+    num_generations: int,
+    scale_rewards: ScaleRewards = "group",
+    aggregation: MultiObjectiveAggregation = "sum_then_normalize",
+) -> Advantages:
     """GRPO advantages from a [R, F] reward table (F reward functions, weights [F]).
 
     ``sum_then_normalize`` (default): r = Σ_f w_f r_f; A = r − mean_group(r), divided by (std + 1e-4) where std is
@@ -79,7 +83,9 @@ def group_advantages(rewards_per_func: Tensor, weights: Tensor, num_generations:
         std = nanstd(rewards).expand_as(rewards) if rewards.numel() > 1 else torch.zeros_like(rewards)
         advantages = (rewards - torch.nanmean(rewards)) / (std + STD_EPS)
     else:
-        raise ValueError(f"aggregation must be 'sum_then_normalize' or 'normalize_then_sum', got {aggregation!r}")
+        raise ValueError(
+            f"aggregation must be 'sum_then_normalize' or 'normalize_then_sum', got {aggregation!r}"
+        )
     std_is_zero = torch.isclose(std, torch.zeros_like(std))
     combined = (rewards_per_func * weights).nansum(dim=1)
     combined[unscorable] = torch.nan

@@ -60,17 +60,23 @@ class LossSettings:
         if self.loss_type not in LOSS_TYPES:
             found.append(f"loss_type {self.loss_type!r} is not one of {', '.join(LOSS_TYPES)}")
         if self.importance_sampling_level not in get_args(ImportanceSamplingLevel):
-            found.append(f"importance_sampling_level {self.importance_sampling_level!r} is not 'token' or 'sequence'")
+            found.append(
+                f"importance_sampling_level {self.importance_sampling_level!r} is not 'token' or 'sequence'"
+            )
         elif self.loss_type == "luspo" and self.importance_sampling_level != "sequence":
-            found.append("loss_type 'luspo' needs importance_sampling_level: sequence (it scales the sequence ratio "
-                         "by the length)")
+            found.append(
+                "loss_type 'luspo' needs importance_sampling_level: sequence (it scales the sequence ratio "
+                "by the length)"
+            )
         if self.loss_type == "cispo" and self.epsilon_high is None:
             found.append("loss_type 'cispo' needs epsilon_high, the absolute cap of the ratio (ScaleRL: 5.0)")
         if self.epsilon <= 0 or (self.epsilon_high is not None and self.epsilon_high <= 0):
             found.append("epsilon and epsilon_high must be > 0")
         if self.delta is not None and self.delta <= 1:
-            found.append(f"delta must be > 1 (an upper bound of the ratio; INTELLECT-2 uses > 1 + epsilon), "
-                         f"got {self.delta}")
+            found.append(
+                f"delta must be > 1 (an upper bound of the ratio; INTELLECT-2 uses > 1 + epsilon), "
+                f"got {self.delta}"
+            )
         if self.beta < 0:
             found.append(f"beta must be >= 0, got {self.beta}")
         if not 0.0 <= self.top_entropy_quantile <= 1.0:
@@ -96,7 +102,9 @@ def log_importance_weights(log_ratio: Tensor, mask: Tensor, level: ImportanceSam
     return ((log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).unsqueeze(-1)
 
 
-def high_entropy_mask(entropies: Tensor, mask: Tensor, quantile: float, pooled: Tensor | None = None) -> Tensor:
+def high_entropy_mask(
+    entropies: Tensor, mask: Tensor, quantile: float, pooled: Tensor | None = None
+) -> Tensor:
     """Entropy masking (Beyond the 80/20 Rule): 1 on the masked tokens whose entropy is at least the
     (1 − ``quantile``) quantile of the entropies of all masked tokens (``pooled``: those of every process; default
     this batch's), as a bool [R, C]."""
@@ -107,7 +115,9 @@ def high_entropy_mask(entropies: Tensor, mask: Tensor, quantile: float, pooled: 
     return ((entropies * mask.float()) >= threshold) & mask.bool()
 
 
-def off_policy_mask(advantages: Tensor, logps: Tensor, old_logps: Tensor, mask: Tensor, threshold: float) -> Tensor:
+def off_policy_mask(
+    advantages: Tensor, logps: Tensor, old_logps: Tensor, mask: Tensor, threshold: float
+) -> Tensor:
     """Off-policy sequence mask (DeepSeek-V3.2): keep a sequence [R, 1] unless its advantage is negative and the
     masked mean of log π_old − log π_θ exceeds ``threshold``."""
     kl = torch.nan_to_num(old_logps - logps.detach(), nan=0.0)
@@ -116,8 +126,15 @@ def off_policy_mask(advantages: Tensor, logps: Tensor, old_logps: Tensor, mask: 
 
 
 @torch.no_grad()
-def gamma_weights(advantages: Tensor, log_ratio: Tensor, mask: Tensor, k_pos: float, lambda_pos: float,
-                  k_neg: float, lambda_neg: float) -> Tensor:
+def gamma_weights(
+    advantages: Tensor,
+    log_ratio: Tensor,
+    mask: Tensor,
+    k_pos: float,
+    lambda_pos: float,
+    k_neg: float,
+    lambda_neg: float,
+) -> Tensor:
     """VESPO's sequence weight φ(w) = e^λ · w^k · e^(−λw) [R, 1] (φ(1) = 1, detached), w = exp(Σ_t m_t log ρ_t)
     the sequence ratio (log-ratios clamped to ±20, log w to [log 1e-8, 20]); (k, λ) by the advantage's sign."""
     lower = math.log(1e-8)
@@ -146,8 +163,11 @@ def _clipped(s: Surrogate, cfg: LossSettings) -> tuple[Tensor, dict[str, Tensor]
     ratio = s.ratio if cfg.delta is None else torch.clamp(s.ratio, max=cfg.delta)
     low = (ratio < 1 - cfg.epsilon) & (s.advantages < 0)
     high = (ratio > 1 + cfg.upper) & (s.advantages > 0)
-    flags = {"clip_ratio/low_mean": low.float(), "clip_ratio/high_mean": high.float(),
-             "clip_ratio/region_mean": (low | high).float()}
+    flags = {
+        "clip_ratio/low_mean": low.float(),
+        "clip_ratio/high_mean": high.float(),
+        "clip_ratio/region_mean": (low | high).float(),
+    }
     return -torch.min(ratio * s.advantages, clipped * s.advantages), flags
 
 
@@ -165,8 +185,15 @@ def _sapo(s: Surrogate, cfg: LossSettings) -> tuple[Tensor, dict[str, Tensor]]:
 
 def _vespo(s: Surrogate, cfg: LossSettings) -> tuple[Tensor, dict[str, Tensor]]:
     """VESPO: −φ(w) · A · log π_θ with the detached gamma weight φ of the sequence ratio (:func:`gamma_weights`)."""
-    phi = gamma_weights(s.advantages, s.log_ratio, s.mask, cfg.vespo_k_pos, cfg.vespo_lambda_pos, cfg.vespo_k_neg,
-                        cfg.vespo_lambda_neg)
+    phi = gamma_weights(
+        s.advantages,
+        s.log_ratio,
+        s.mask,
+        cfg.vespo_k_pos,
+        cfg.vespo_lambda_pos,
+        cfg.vespo_k_neg,
+        cfg.vespo_lambda_neg,
+    )
     return -phi * s.advantages * s.logps, {"vespo/phi_seq_mean": phi}
 
 
@@ -208,14 +235,17 @@ Objective = Callable[[Surrogate, LossSettings], tuple[Tensor, dict[str, Tensor]]
 Aggregation = Callable[[Tensor, Tensor, Normalisers], Tensor]
 
 LOSS_VARIANTS: dict[str, tuple[Objective, Aggregation]] = {
-    "grpo": (_clipped, _sequence_mean),    # mean over sequences of the token mean (DeepSeekMath)
-    "bnpo": (_clipped, _token_mean),       # token mean over the local batch
-    "dr_grpo": (_clipped, _max_length),    # token sum / (rows × max_completion_length) (Dr. GRPO)
-    "dapo": (_clipped, _global_tokens),    # token sum / active tokens of the generation batch per process (DAPO)
-    "luspo": (_clipped, _sequence_sum),    # mean over sequences of the token sum: length-weighted GSPO (LUSPO)
-    "cispo": (_cispo, _global_tokens),     # clipped-IS-weight policy gradient (MiniMax-M1)
-    "sapo": (_sapo, _sequence_mean),       # soft sigmoid gate instead of the hard clip (SAPO)
-    "vespo": (_vespo, _global_tokens),     # gamma-weighted sequence ratio (VESPO)
+    "grpo": (_clipped, _sequence_mean),  # mean over sequences of the token mean (DeepSeekMath)
+    "bnpo": (_clipped, _token_mean),  # token mean over the local batch
+    "dr_grpo": (_clipped, _max_length),  # token sum / (rows × max_completion_length) (Dr. GRPO)
+    "dapo": (
+        _clipped,
+        _global_tokens,
+    ),  # token sum / active tokens of the generation batch per process (DAPO)
+    "luspo": (_clipped, _sequence_sum),  # mean over sequences of the token sum: length-weighted GSPO (LUSPO)
+    "cispo": (_cispo, _global_tokens),  # clipped-IS-weight policy gradient (MiniMax-M1)
+    "sapo": (_sapo, _sequence_mean),  # soft sigmoid gate instead of the hard clip (SAPO)
+    "vespo": (_vespo, _global_tokens),  # gamma-weighted sequence ratio (VESPO)
 }
 
 
@@ -232,8 +262,16 @@ class LossTerms:
     flags: dict[str, Tensor]
 
 
-def grpo_loss(logps: Tensor, old_logps: Tensor | None, ref_logps: Tensor | None, advantages: Tensor, mask: Tensor,
-              settings: LossSettings, norm: Normalisers, entropy_mask: Tensor | None = None) -> LossTerms:
+def grpo_loss(
+    logps: Tensor,
+    old_logps: Tensor | None,
+    ref_logps: Tensor | None,
+    advantages: Tensor,
+    mask: Tensor,
+    settings: LossSettings,
+    norm: Normalisers,
+    entropy_mask: Tensor | None = None,
+) -> LossTerms:
     """The GRPO loss of one micro-batch, as TRL's ``_compute_loss``:
 
     ρ = exp(log π_θ − log π_old) per token or per sequence; ℓ = objective(ρ, A) (``LOSS_VARIANTS``), times the
@@ -260,7 +298,9 @@ def grpo_loss(logps: Tensor, old_logps: Tensor | None, ref_logps: Tensor | None,
     objective, aggregate = LOSS_VARIANTS[settings.loss_type]
     per_token, flags = objective(Surrogate(logps, log_ratio, ratio, advantages, mask), settings)
     if settings.off_policy_mask_threshold is not None:
-        per_token = per_token * off_policy_mask(advantages, logps, old, mask, settings.off_policy_mask_threshold)
+        per_token = per_token * off_policy_mask(
+            advantages, logps, old, mask, settings.off_policy_mask_threshold
+        )
     if entropy_mask is not None:
         per_token = per_token * entropy_mask
     if kl is not None:

@@ -100,28 +100,43 @@ class GRPOModule(DualPromptModule):
         (other args: see ``DualPromptModule``)
     """
 
-    def __init__(self, num_generations: int = 8, rewards: dict[str, float] | None = None,
-                 multi_objective_aggregation: MultiObjectiveAggregation = "sum_then_normalize",
-                 scale_rewards: ScaleRewards = "group", loss_type: LossType = LossSettings.loss_type,
-                 importance_sampling_level: ImportanceSamplingLevel = LossSettings.importance_sampling_level,
-                 epsilon: float = LossSettings.epsilon, epsilon_high: float | None = LossSettings.epsilon_high,
-                 delta: float | None = LossSettings.delta, beta: float = LossSettings.beta,
-                 use_bias_correction_kl: bool = LossSettings.use_bias_correction_kl,
-                 sapo_temperature_neg: float = LossSettings.sapo_temperature_neg,
-                 sapo_temperature_pos: float = LossSettings.sapo_temperature_pos,
-                 vespo_k_pos: float = LossSettings.vespo_k_pos,
-                 vespo_lambda_pos: float = LossSettings.vespo_lambda_pos,
-                 vespo_k_neg: float = LossSettings.vespo_k_neg,
-                 vespo_lambda_neg: float = LossSettings.vespo_lambda_neg,
-                 top_entropy_quantile: float = LossSettings.top_entropy_quantile,
-                 mask_truncated_completions: bool = False,
-                 off_policy_mask_threshold: float | None = LossSettings.off_policy_mask_threshold,
-                 num_iterations: int = 1, steps_per_generation: int | None = None, max_prompt_length: int = 512,
-                 max_completion_length: int = 512, temperature: float = 1.0, top_p: float = 1.0,
-                 chat_template: ChatMode = "auto", system_prompt: str | None = None,
-                 optimizer: OptimizerCallable = GRPOAdamW, lr_scheduler: LRSchedulerCallable | None = None,
-                 lora: LoraSettings | None = None, gradient_checkpointing: bool = False, share_prefix: bool = True,
-                 **kwargs):
+    def __init__(
+        self,
+        num_generations: int = 8,
+        rewards: dict[str, float] | None = None,
+        multi_objective_aggregation: MultiObjectiveAggregation = "sum_then_normalize",
+        scale_rewards: ScaleRewards = "group",
+        loss_type: LossType = LossSettings.loss_type,
+        importance_sampling_level: ImportanceSamplingLevel = LossSettings.importance_sampling_level,
+        epsilon: float = LossSettings.epsilon,
+        epsilon_high: float | None = LossSettings.epsilon_high,
+        delta: float | None = LossSettings.delta,
+        beta: float = LossSettings.beta,
+        use_bias_correction_kl: bool = LossSettings.use_bias_correction_kl,
+        sapo_temperature_neg: float = LossSettings.sapo_temperature_neg,
+        sapo_temperature_pos: float = LossSettings.sapo_temperature_pos,
+        vespo_k_pos: float = LossSettings.vespo_k_pos,
+        vespo_lambda_pos: float = LossSettings.vespo_lambda_pos,
+        vespo_k_neg: float = LossSettings.vespo_k_neg,
+        vespo_lambda_neg: float = LossSettings.vespo_lambda_neg,
+        top_entropy_quantile: float = LossSettings.top_entropy_quantile,
+        mask_truncated_completions: bool = False,
+        off_policy_mask_threshold: float | None = LossSettings.off_policy_mask_threshold,
+        num_iterations: int = 1,
+        steps_per_generation: int | None = None,
+        max_prompt_length: int = 512,
+        max_completion_length: int = 512,
+        temperature: float = 1.0,
+        top_p: float = 1.0,
+        chat_template: ChatMode = "auto",
+        system_prompt: str | None = None,
+        optimizer: OptimizerCallable = GRPOAdamW,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        lora: LoraSettings | None = None,
+        gradient_checkpointing: bool = False,
+        share_prefix: bool = True,
+        **kwargs,
+    ):
         # saves every init arg (this class's too) as hyperparameters
         super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler, **kwargs)
         self.reward_weights = dict({"alias_match": 1.0} if rewards is None else rewards)
@@ -138,8 +153,10 @@ class GRPOModule(DualPromptModule):
     def _check_args(self) -> None:
         h, problems = self.hparams, self.loss_settings.problems()
         if h.num_generations < 2:
-            problems.append(f"num_generations must be >= 2 (GRPO compares completions within a group), got "
-                            f"{h.num_generations}")
+            problems.append(
+                f"num_generations must be >= 2 (GRPO compares completions within a group), got "
+                f"{h.num_generations}"
+            )
         if h.num_iterations < 1:
             problems.append(f"num_iterations must be >= 1, got {h.num_iterations}")
         if h.steps_per_generation is not None and h.steps_per_generation < 1:
@@ -190,8 +207,10 @@ class GRPOModule(DualPromptModule):
             self._rewards = self.build_rewards()
             names = [name for name, _, _ in self._rewards]
             if not names or len(set(names)) < len(names):
-                raise ConfigError(f"{type(self).__name__}: reward names must be unique and at least one is needed, "
-                                  f"got {names}; set `rewards:` (name or dotted path -> weight)")
+                raise ConfigError(
+                    f"{type(self).__name__}: reward names must be unique and at least one is needed, "
+                    f"got {names}; set `rewards:` (name or dotted path -> weight)"
+                )
         return self._rewards
 
     def prompt_text(self, record) -> str:
@@ -229,9 +248,11 @@ class GRPOModule(DualPromptModule):
         h = self.hparams
         rows = len(records) * h.num_generations
         if rows % parts:
-            raise ConfigError(f"{type(self).__name__}: steps_per_generation={parts} does not divide the generation "
-                              f"batch of {rows} rows ({len(records)} questions x num_generations={h.num_generations});"
-                              f" set data.init_args.batch_size to a multiple of {parts} or change steps_per_generation")
+            raise ConfigError(
+                f"{type(self).__name__}: steps_per_generation={parts} does not divide the generation "
+                f"batch of {rows} rows ({len(records)} questions x num_generations={h.num_generations});"
+                f" set data.init_args.batch_size to a multiple of {parts} or change steps_per_generation"
+            )
         slices = self.make_rollout(records).split(parts)
         start = time.perf_counter()
         accumulate = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
@@ -249,14 +270,27 @@ class GRPOModule(DualPromptModule):
     def make_rollout(self, records: Sequence[Any]) -> Rollout:
         """Sample G completions per record, score them, and compute advantages over the whole batch."""
         h = self.hparams
-        prompts = [Prompt(*render_prompt(self.tokenizer, self.prompt_text(r), h.chat_template, h.system_prompt))
-                   for r in records]
-        decoding = Decoding(max_new_tokens=h.max_completion_length, strategy="sample", temperature=h.temperature,
-                            top_p=h.top_p)
+        prompts = [
+            Prompt(*render_prompt(self.tokenizer, self.prompt_text(r), h.chat_template, h.system_prompt))
+            for r in records
+        ]
+        decoding = Decoding(
+            max_new_tokens=h.max_completion_length,
+            strategy="sample",
+            temperature=h.temperature,
+            top_p=h.top_p,
+        )
         start = time.perf_counter()
         with self.generation_context():
-            rollout = sample_rollout(self.model, self.tokenizer, prompts, h.num_generations, decoding,
-                                     h.max_prompt_length, synced_gpus=self.synced_generation())
+            rollout = sample_rollout(
+                self.model,
+                self.tokenizer,
+                prompts,
+                h.num_generations,
+                decoding,
+                h.max_prompt_length,
+                synced_gpus=self.synced_generation(),
+            )
         rollout.records = [r for r in records for _ in range(h.num_generations)]
         self.timings["generation"] = time.perf_counter() - start
         start = time.perf_counter()
@@ -264,12 +298,19 @@ class GRPOModule(DualPromptModule):
         weights = torch.tensor([w for _, _, w in self.reward_functions()])
         full = self._gather_rows(table)
         if full.numel() and torch.isnan(full).all():  # ESMA refuses the same: every advantage would be 0
-            raise RewardError(f"step {self.global_step}: every reward ({', '.join(names)}) is NaN for all "
-                              f"{full.shape[0]} completions, so there is nothing to learn from (loss 0); NaN means "
-                              f"'not applicable': check the reward functions (model.init_args.rewards)")
-        adv = group_advantages(full, weights, h.num_generations, h.scale_rewards, h.multi_objective_aggregation)
-        rank_rows = slice(self.global_rank * len(table), (self.global_rank + 1) * len(table)) \
-            if full.shape[0] != table.shape[0] else slice(None)
+            raise RewardError(
+                f"step {self.global_step}: every reward ({', '.join(names)}) is NaN for all "
+                f"{full.shape[0]} completions, so there is nothing to learn from (loss 0); NaN means "
+                f"'not applicable': check the reward functions (model.init_args.rewards)"
+            )
+        adv = group_advantages(
+            full, weights, h.num_generations, h.scale_rewards, h.multi_objective_aggregation
+        )
+        rank_rows = (
+            slice(self.global_rank * len(table), (self.global_rank + 1) * len(table))
+            if full.shape[0] != table.shape[0]
+            else slice(None)
+        )
         rollout.advantages = adv.values[rank_rows].to(self.device)
         rollout.active_tokens = float(self._global_sum(self.loss_mask(rollout).sum()))
         self.timings["rewards"] = time.perf_counter() - start
@@ -295,9 +336,19 @@ class GRPOModule(DualPromptModule):
 
     def _logprobs(self, model, rollout: Rollout) -> tuple[Tensor, Tensor]:
         # Sharded ranks must run the same forwards in lock-step; their prefix plans could differ.
-        share = self.hparams.share_prefix and not self.hparams.gradient_checkpointing and not self.synced_generation()
-        return completion_logprobs(model, rollout.prompt_ids, rollout.completion_ids, self.tokenizer.pad_token_id,
-                                   self.hparams.temperature, share_prefix=share)
+        share = (
+            self.hparams.share_prefix
+            and not self.hparams.gradient_checkpointing
+            and not self.synced_generation()
+        )
+        return completion_logprobs(
+            model,
+            rollout.prompt_ids,
+            rollout.completion_ids,
+            self.tokenizer.pad_token_id,
+            self.hparams.temperature,
+            share_prefix=share,
+        )
 
     @torch.no_grad()
     def reference_logprobs(self, rollout: Rollout) -> Tensor:
@@ -319,10 +370,22 @@ class GRPOModule(DualPromptModule):
         if settings.top_entropy_quantile < 1.0:
             pooled = self._gather_ragged(entropy[mask.bool()].float())
             entropy_mask = high_entropy_mask(entropy, mask, settings.top_entropy_quantile, pooled)
-        norm = Normalisers(h.max_completion_length, rollout.active_tokens,
-                           self.trainer.world_size if self._trainer else 1, self.steps_per_generation())
-        terms = grpo_loss(logps, rollout.old_logps, rollout.ref_logps, rollout.advantages, mask, settings, norm,
-                          entropy_mask)
+        norm = Normalisers(
+            h.max_completion_length,
+            rollout.active_tokens,
+            self.trainer.world_size if self._trainer else 1,
+            self.steps_per_generation(),
+        )
+        terms = grpo_loss(
+            logps,
+            rollout.old_logps,
+            rollout.ref_logps,
+            rollout.advantages,
+            mask,
+            settings,
+            norm,
+            entropy_mask,
+        )
         values = {"entropy": entropy}
         if terms.kl is not None:
             values["kl"] = terms.kl.detach()
@@ -332,8 +395,10 @@ class GRPOModule(DualPromptModule):
             total, count = masked_sum_count(value, mask)
             metrics[name] = self._global_sum(total) / self._global_sum(count).clamp(min=1.0)
         if "clip_ratio/low_mean" in terms.flags:
-            for name, key, reduce in (("clip_ratio/low_min", "clip_ratio/low_mean", torch.min),
-                                      ("clip_ratio/high_max", "clip_ratio/high_mean", torch.max)):
+            for name, key, reduce in (
+                ("clip_ratio/low_min", "clip_ratio/low_mean", torch.min),
+                ("clip_ratio/high_max", "clip_ratio/high_mean", torch.max),
+            ):
                 per_seq = self._gather_rows(sequence_means(terms.flags[key].detach(), mask))
                 per_seq = per_seq[~torch.isnan(per_seq)]
                 metrics[name] = reduce(per_seq) if per_seq.numel() else torch.tensor(float("nan"))
@@ -359,9 +424,9 @@ class GRPOModule(DualPromptModule):
             return values
         counts = self.all_gather(torch.tensor(values.numel(), device=self.device)).flatten()
         padded = torch.zeros(int(counts.max()), device=self.device, dtype=values.dtype)
-        padded[:values.numel()] = values.to(self.device)
+        padded[: values.numel()] = values.to(self.device)
         gathered = self.all_gather(padded).reshape(len(counts), -1)
-        return torch.cat([row[:int(n)] for row, n in zip(gathered, counts)])
+        return torch.cat([row[: int(n)] for row, n in zip(gathered, counts)])
 
     # ---- logging -----------------------------------------------------------------------------------------
     def _log_rollout(self, rollout: Rollout, names: list[str], table: Tensor, adv) -> None:
@@ -371,13 +436,17 @@ class GRPOModule(DualPromptModule):
         self.tokens_seen += int(prompt_tokens) + int(lengths.sum())
         terminated = lengths[~truncated] if (~truncated).any() else torch.zeros(1)
         metrics = {
-            "reward": torch.nanmean(adv.rewards), "reward_std": nanstd(adv.rewards),
+            "reward": torch.nanmean(adv.rewards),
+            "reward_std": nanstd(adv.rewards),
             "frac_reward_zero_std": adv.std_is_zero.float().mean(),
-            "completions/mean_length": lengths.mean(), "completions/min_length": lengths.min(),
-            "completions/max_length": lengths.max(), "completions/clipped_ratio": truncated.float().mean(),
+            "completions/mean_length": lengths.mean(),
+            "completions/min_length": lengths.min(),
+            "completions/max_length": lengths.max(),
+            "completions/clipped_ratio": truncated.float().mean(),
             "completions/mean_terminated_length": terminated.mean(),
             "completions/min_terminated_length": terminated.min(),
-            "completions/max_terminated_length": terminated.max(), "num_tokens": float(self.tokens_seen),
+            "completions/max_terminated_length": terminated.max(),
+            "num_tokens": float(self.tokens_seen),
         }
         for i, name in enumerate(names):
             metrics[f"rewards/{name}/mean"] = torch.nanmean(table[:, i])
@@ -398,8 +467,11 @@ class GRPOModule(DualPromptModule):
             return
         step = time.perf_counter() - timings["start"]
         spent = {k: timings.get(k, 0.0) for k in ("generation", "rewards", "reference", "forward")}
-        values = {"time/step": step, **{f"time/{k}": v for k, v in spent.items()},
-                  "time/backward_optimizer": step - sum(spent.values())}
+        values = {
+            "time/step": step,
+            **{f"time/{k}": v for k, v in spent.items()},
+            "time/backward_optimizer": step - sum(spent.values()),
+        }
         self.log_train(values)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
@@ -410,4 +482,3 @@ class GRPOModule(DualPromptModule):
 
     def report_settings(self) -> dict[str, Any]:
         return {**super().report_settings(), "method": type(self).__name__, "rewards": self.reward_weights}
-

@@ -65,10 +65,20 @@ class Rollout:
         for start in range(0, rows, size):
             rows_ = slice(start, start + size)
             width = max(1, max(len(c) for c in self.completion_ids[rows_]))
-            slices.append(Rollout(self.prompt_ids[rows_], self.completion_ids[rows_], self.texts[rows_],
-                                  self.truncated[rows_], self.records[rows_], self.prompts[rows_],
-                                  None if self.advantages is None else self.advantages[rows_],
-                                  _cut(self.old_logps, rows_, width), _cut(self.ref_logps, rows_, width), self.active_tokens))
+            slices.append(
+                Rollout(
+                    self.prompt_ids[rows_],
+                    self.completion_ids[rows_],
+                    self.texts[rows_],
+                    self.truncated[rows_],
+                    self.records[rows_],
+                    self.prompts[rows_],
+                    None if self.advantages is None else self.advantages[rows_],
+                    _cut(self.old_logps, rows_, width),
+                    _cut(self.ref_logps, rows_, width),
+                    self.active_tokens,
+                )
+            )
         return slices
 
 
@@ -77,18 +87,40 @@ def _cut(values: Tensor | None, rows: slice, width: int) -> Tensor | None:
 
 
 @torch.no_grad()
-def sample_rollout(model, tokenizer, prompts: Sequence[Prompt], num_generations: int, decoding: Decoding,
-                   max_prompt_length: int | None, synced_gpus: bool = False) -> Rollout:
+def sample_rollout(
+    model,
+    tokenizer,
+    prompts: Sequence[Prompt],
+    num_generations: int,
+    decoding: Decoding,
+    max_prompt_length: int | None,
+    synced_gpus: bool = False,
+) -> Rollout:
     """Sample ``num_generations`` completions per prompt in one batched ``generate`` (model in eval mode)."""
     with eval_mode(model):
-        out = generate(model, tokenizer, prompts, decoding, max_input_tokens=max_prompt_length,
-                       num_return_sequences=num_generations, synced_gpus=synced_gpus)
-    prompt_ids = [ids for ids in encode_prompts(tokenizer, prompts, max_prompt_length)
-                  for _ in range(num_generations)]
-    completion_ids = [ids + ([stop] if stop is not None else []) for ids, stop in zip(out.completion_ids, out.stop_ids)]
+        out = generate(
+            model,
+            tokenizer,
+            prompts,
+            decoding,
+            max_input_tokens=max_prompt_length,
+            num_return_sequences=num_generations,
+            synced_gpus=synced_gpus,
+        )
+    prompt_ids = [
+        ids for ids in encode_prompts(tokenizer, prompts, max_prompt_length) for _ in range(num_generations)
+    ]
+    completion_ids = [
+        ids + ([stop] if stop is not None else []) for ids, stop in zip(out.completion_ids, out.stop_ids)
+    ]
     truncated = torch.tensor([stop is None for stop in out.stop_ids], dtype=torch.bool)
-    return Rollout(prompt_ids, completion_ids, out.texts, truncated,
-                   prompts=[p.text for p in prompts for _ in range(num_generations)])
+    return Rollout(
+        prompt_ids,
+        completion_ids,
+        out.texts,
+        truncated,
+        prompts=[p.text for p in prompts for _ in range(num_generations)],
+    )
 
 
 def _right_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tensor]:
@@ -96,14 +128,20 @@ def _right_pad(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Tensor, Tens
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, row in enumerate(rows):
-        ids[i, :len(row)] = torch.as_tensor(row, dtype=torch.long)
-        mask[i, :len(row)] = 1
+        ids[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
+        mask[i, : len(row)] = 1
     return ids, mask
 
 
-def completion_logprobs(model, prompt_ids: Sequence[Sequence[int]], completion_ids: Sequence[Sequence[int]],
-                        pad_id: int, temperature: float = 1.0, share_prefix: bool = True,
-                        entropy_chunk_rows: int = 8) -> tuple[Tensor, Tensor]:
+def completion_logprobs(
+    model,
+    prompt_ids: Sequence[Sequence[int]],
+    completion_ids: Sequence[Sequence[int]],
+    pad_id: int,
+    temperature: float = 1.0,
+    share_prefix: bool = True,
+    entropy_chunk_rows: int = 8,
+) -> tuple[Tensor, Tensor]:
     """Per-token log-probabilities [R, C] of each completion given its prompt, under logits / ``temperature``,
     and the per-token entropy [R, C] (nats, detached) of the same distribution. Differentiable when grad is on.
 
@@ -118,16 +156,22 @@ def completion_logprobs(model, prompt_ids: Sequence[Sequence[int]], completion_i
     attention_mask = torch.cat([prompts.attention_mask, completion_mask], dim=1)
     width = completions.shape[1]
     cached = prompts.cache is not None
-    positions = position_ids(attention_mask)[:, prompts.prefix_len:]
+    positions = position_ids(attention_mask)[:, prompts.prefix_len :]
     # The last prompt position predicts the first completion token: keep width + 1 positions, drop the last.
-    logits = model(input_ids=input_ids[:, prompts.prefix_len:], attention_mask=attention_mask,
-                   position_ids=positions, cache=prompts.cache, use_cache=cached,
-                   logits_to_keep=width + 1).logits[:, :-1]
+    logits = model(
+        input_ids=input_ids[:, prompts.prefix_len :],
+        attention_mask=attention_mask,
+        position_ids=positions,
+        cache=prompts.cache,
+        use_cache=cached,
+        logits_to_keep=width + 1,
+    ).logits[:, :-1]
     return token_logprobs(logits, completions, temperature, entropy_chunk_rows)
 
 
-def token_logprobs(logits: Tensor, ids: Tensor, temperature: float = 1.0,
-                   entropy_chunk_rows: int = 8) -> tuple[Tensor, Tensor]:
+def token_logprobs(
+    logits: Tensor, ids: Tensor, temperature: float = 1.0, entropy_chunk_rows: int = 8
+) -> tuple[Tensor, Tensor]:
     """log softmax(logits / temperature) at ``ids`` ([R, C, V] and [R, C] -> [R, C], in float32), and the
     entropy of the same distribution per position ([R, C], detached, computed a few rows at a time)."""
     logits = logits.float()

@@ -50,8 +50,13 @@ def predict(scorer: Scorer, context_labels: Sequence[int | None], queries: Seque
     return [int(score > 0) for score in scorer.log_odds(context_labels, queries)] if queries else []
 
 
-def compare_with_baselines(scorer: Scorer, icm_labels: Sequence[int | None], gold: Sequence[int | None],
-                           seed: int, methods: Iterable[str] = METHODS) -> dict[str, Agreement]:
+def compare_with_baselines(
+    scorer: Scorer,
+    icm_labels: Sequence[int | None],
+    gold: Sequence[int | None],
+    seed: int,
+    methods: Iterable[str] = METHODS,
+) -> dict[str, Agreement]:
     """Agreement with gold of ICM's labels and of each baseline on one chunk (see module docstring)."""
     n = len(gold)
     everyone = list(range(n))

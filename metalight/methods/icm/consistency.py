@@ -98,14 +98,21 @@ RULES: dict[str, type[ConsistencyRule]] = {
 def rule_for(testbed: str | None) -> ConsistencyRule:
     """The consistency rule of a testbed; ``ConfigError`` naming the known testbeds when it has none."""
     if testbed not in RULES:
-        raise ConfigError(f"testbed {testbed!r} has no consistency rules; ICM needs one (known testbeds: "
-                          f"{', '.join(sorted(RULES))}). Give the DataModule a `testbed` with rules, or register "
-                          f"a ConsistencyRule subclass in metalight.methods.icm.consistency.RULES")
+        raise ConfigError(
+            f"testbed {testbed!r} has no consistency rules; ICM needs one (known testbeds: "
+            f"{', '.join(sorted(RULES))}). Give the DataModule a `testbed` with rules, or register "
+            f"a ConsistencyRule subclass in metalight.methods.icm.consistency.RULES"
+        )
     return RULES[testbed]()
 
 
-def inconsistent_pairs(groups: Sequence[str], keys: Sequence[str], labels: Sequence[int | None],
-                       rule: ConsistencyRule, rng: random.Random | None = None) -> list[InconsistentPair]:
+def inconsistent_pairs(
+    groups: Sequence[str],
+    keys: Sequence[str],
+    labels: Sequence[int | None],
+    rule: ConsistencyRule,
+    rng: random.Random | None = None,
+) -> list[InconsistentPair]:
     """All labelled pairs of one group that break ``rule`` (shuffled by ``rng`` when given, as upstream)."""
     members: dict[str, list[int]] = {}
     for index, (group, label) in enumerate(zip(groups, labels)):
@@ -114,7 +121,7 @@ def inconsistent_pairs(groups: Sequence[str], keys: Sequence[str], labels: Seque
     pairs = []
     for indices in members.values():
         for a_pos, i in enumerate(indices):
-            for j in indices[a_pos + 1:]:
+            for j in indices[a_pos + 1 :]:
                 kind = rule.violation(keys[i], keys[j], labels[i], labels[j])
                 if kind is not None:
                     pairs.append(InconsistentPair(i, j, kind))

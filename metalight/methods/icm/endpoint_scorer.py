@@ -45,12 +45,21 @@ class EndpointPredictability:
         max_cached_scores: memoised scores kept (least recently used are dropped first).
     """
 
-    def __init__(self, endpoint: CompletionsEndpoint | CompletionsLogprobClient, prompts: Sequence[str],
-                 label_words: Sequence[str] = ICM_LABEL_WORDS, separator: str = ICM_SEPARATOR,
-                 max_cached_scores: int = 200_000):
-        self.client = endpoint if isinstance(endpoint, CompletionsLogprobClient) else CompletionsLogprobClient(endpoint)
+    def __init__(
+        self,
+        endpoint: CompletionsEndpoint | CompletionsLogprobClient,
+        prompts: Sequence[str],
+        label_words: Sequence[str] = ICM_LABEL_WORDS,
+        separator: str = ICM_SEPARATOR,
+        max_cached_scores: int = 200_000,
+    ):
+        self.client = (
+            endpoint if isinstance(endpoint, CompletionsLogprobClient) else CompletionsLogprobClient(endpoint)
+        )
         self.prompts, self.label_words = list(prompts), tuple(label_words)
-        self.demos = [[f"{p} {label_words[1]}{separator}", f"{p} {label_words[0]}{separator}"] for p in prompts]
+        self.demos = [
+            [f"{p} {label_words[1]}{separator}", f"{p} {label_words[0]}{separator}"] for p in prompts
+        ]
         self.max_cached_scores = max_cached_scores
         self.stats = ScorerStats()
         self._scores: OrderedDict[tuple[int, bytes], float] = OrderedDict()
@@ -60,7 +69,9 @@ class EndpointPredictability:
 
     def prompt_text(self, labels: Sequence[int | None], query: int) -> str:
         """The text sent for claim ``query``: the other labelled claims as demonstrations, then its prompt."""
-        context = "".join(self.demos[j][label] for j, label in enumerate(labels) if label is not None and j != query)
+        context = "".join(
+            self.demos[j][label] for j, label in enumerate(labels) if label is not None and j != query
+        )
         return context + self.prompts[query]
 
     def log_odds(self, labels: Sequence[int | None], queries: Sequence[int]) -> list[float]:

@@ -47,35 +47,50 @@ class IterativeFineTuning:
     seed: int = 0
 
 
-def sft_rows(prompts: Sequence[str], labels: Sequence[int | None],
-             label_words: Sequence[str] = ICM_LABEL_WORDS) -> list[dict[str, str]]:
+def sft_rows(
+    prompts: Sequence[str], labels: Sequence[int | None], label_words: Sequence[str] = ICM_LABEL_WORDS
+) -> list[dict[str, str]]:
     """Prompt-completion rows of the labelled claims: the completion is the label word after a space."""
-    return [{"prompt": prompt, "completion": f" {label_words[0] if label else label_words[1]}"}
-            for prompt, label in zip(prompts, labels) if label is not None]
+    return [
+        {"prompt": prompt, "completion": f" {label_words[0] if label else label_words[1]}"}
+        for prompt, label in zip(prompts, labels)
+        if label is not None
+    ]
 
 
 def resolve_function(path: str | None) -> FineTuneFn:
     """Import ``package.module.function``; ``ConfigError`` naming the key when it cannot be found."""
     if not path:
-        raise ConfigError("finetune.function is not set: give the dotted path of a function "
-                          "f(initial_model, rows_path, output_dir, settings) -> model spec")
+        raise ConfigError(
+            "finetune.function is not set: give the dotted path of a function "
+            "f(initial_model, rows_path, output_dir, settings) -> model spec"
+        )
     module_name, _, name = path.rpartition(".")
     try:
         function = getattr(importlib.import_module(module_name), name)
     except (ImportError, AttributeError, ValueError) as err:
-        raise ConfigError(f"finetune.function {path!r} cannot be imported ({err}); give a dotted path to "
-                          f"f(initial_model, rows_path, output_dir, settings) -> model spec") from err
+        raise ConfigError(
+            f"finetune.function {path!r} cannot be imported ({err}); give a dotted path to "
+            f"f(initial_model, rows_path, output_dir, settings) -> model spec"
+        ) from err
     if not callable(function):
         raise ConfigError(f"finetune.function {path!r} is not callable")
     return function
 
 
-def fine_tune_on_labels(settings: IterativeFineTuning, initial_model: str, rows: list[dict[str, str]],
-                        work_dir: Path, round_index: int) -> str:
+def fine_tune_on_labels(
+    settings: IterativeFineTuning,
+    initial_model: str,
+    rows: list[dict[str, str]],
+    work_dir: Path,
+    round_index: int,
+) -> str:
     """Write ``rows`` to ``work_dir/finetune/round<k>/rows.jsonl`` and fine-tune ``initial_model`` on them;
     returns the new model's spec."""
     if not rows:
-        raise ConfigError("iterative fine-tuning got no labelled claims; the previous chunks labelled nothing")
+        raise ConfigError(
+            "iterative fine-tuning got no labelled claims; the previous chunks labelled nothing"
+        )
     round_dir = Path(work_dir) / "finetune" / f"round{round_index}"
     rows_path = atomic_write_jsonl(round_dir / "rows.jsonl", rows)
     return str(resolve_function(settings.function)(initial_model, rows_path, round_dir, settings))

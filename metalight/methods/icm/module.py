@@ -88,19 +88,37 @@ class ICMModule(MetacognitionModule):
         changes labels, not weights, and Lightning's "optimizer" here only counts annealing steps)
     """
 
-    def __init__(self, alpha: float = 30.0, num_seed: int = 8, K: int = 3000, chunk_size: int | None = 256,
-                 consistency_fix_K: int = 10, decay: float = 0.99, initial_T: float = 10.0, final_T: float = 0.01,
-                 scheduler: Scheduler = "log", search_seed: int = 27565976,
-                 label_words: tuple[str, str] = ICM_LABEL_WORDS, context_cache: bool = True,
-                 rows_per_forward: int = 8, baselines: bool = True, finetune: IterativeFineTuning | None = None,
-                 logprob_endpoint: CompletionsEndpoint | None = None, **kwargs):
+    def __init__(
+        self,
+        alpha: float = 30.0,
+        num_seed: int = 8,
+        K: int = 3000,
+        chunk_size: int | None = 256,
+        consistency_fix_K: int = 10,
+        decay: float = 0.99,
+        initial_T: float = 10.0,
+        final_T: float = 0.01,
+        scheduler: Scheduler = "log",
+        search_seed: int = 27565976,
+        label_words: tuple[str, str] = ICM_LABEL_WORDS,
+        context_cache: bool = True,
+        rows_per_forward: int = 8,
+        baselines: bool = True,
+        finetune: IterativeFineTuning | None = None,
+        logprob_endpoint: CompletionsEndpoint | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if self.optimizer_factory is not None or self.lr_scheduler_factory is not None:
-            raise ConfigError("ICMModule searches labels and trains no weights: remove model.init_args.optimizer "
-                              "and lr_scheduler (iterative fine-tuning has its own settings under finetune:)")
+            raise ConfigError(
+                "ICMModule searches labels and trains no weights: remove model.init_args.optimizer "
+                "and lr_scheduler (iterative fine-tuning has its own settings under finetune:)"
+            )
         self.automatic_optimization = False
         self.strict_loading = False  # checkpoints leave out the (unchanged) model weights
-        self.settings = SearchSettings(alpha, num_seed, K, consistency_fix_K, decay, initial_T, final_T, scheduler)
+        self.settings = SearchSettings(
+            alpha, num_seed, K, consistency_fix_K, decay, initial_T, final_T, scheduler
+        )
         self.settings.check()
         self.chunk_size, self.seed, self.label_words = chunk_size, search_seed, tuple(label_words)
         self.context_cache, self.rows_per_forward, self.baselines = context_cache, rows_per_forward, baselines
@@ -109,8 +127,10 @@ class ICMModule(MetacognitionModule):
         if self.endpoint is not None:  # checked now, before config.yaml is written
             require_key(self.endpoint.api_key_env, "model.init_args.logprob_endpoint.api_key_env")
         if self.endpoint is not None and self.finetune is not None:
-            raise ConfigError("ICM: finetune needs the local model's weights, but logprob_endpoint scores with a "
-                              "served model; drop one of model.init_args.finetune / logprob_endpoint")
+            raise ConfigError(
+                "ICM: finetune needs the local model's weights, but logprob_endpoint scores with a "
+                "served model; drop one of model.init_args.finetune / logprob_endpoint"
+            )
         self.initial_model = self.model_spec
         self.register_buffer("annealing_steps", torch.zeros(1), persistent=False)
         self.records: list[Any] = []
@@ -136,8 +156,10 @@ class ICMModule(MetacognitionModule):
     def _datamodule(self):
         datamodule = self.trainer.datamodule
         if not hasattr(datamodule, "render") or not hasattr(datamodule, "testbed"):
-            raise ConfigError(f"ICMModule needs a claim DataModule (metalight.data.claims.ClaimDataModule), got "
-                              f"{type(datamodule).__name__}; use e.g. GSM8KVerificationDataModule")
+            raise ConfigError(
+                f"ICMModule needs a claim DataModule (metalight.data.claims.ClaimDataModule), got "
+                f"{type(datamodule).__name__}; use e.g. GSM8KVerificationDataModule"
+            )
         return datamodule
 
     def on_fit_start(self) -> None:
@@ -169,8 +191,14 @@ class ICMModule(MetacognitionModule):
         """A scorer of ``prompts``: the log-prob endpoint when one is set, else the local model."""
         if self.endpoint is not None:
             return EndpointPredictability(self.endpoint, prompts, self.label_words)
-        return MutualPredictability(self.model, self.tokenizer, prompts, self.label_words,
-                                    context_cache=self.context_cache, rows_per_forward=self.rows_per_forward)
+        return MutualPredictability(
+            self.model,
+            self.tokenizer,
+            prompts,
+            self.label_words,
+            context_cache=self.context_cache,
+            rows_per_forward=self.rows_per_forward,
+        )
 
     # ---- the search -------------------------------------------------------------------------------------------
     def training_step(self, batch: RecordBatch, batch_idx: int) -> None:
@@ -191,9 +219,14 @@ class ICMModule(MetacognitionModule):
     def _start_chunk(self) -> None:
         chunk = self.chunks[self.chunk_index]
         self.scorer = self._scorer(chunk)
-        self.search = ICMSearch([self.records[i].consistency_id for i in chunk],
-                                [self.records[i].consistency_key for i in chunk], self.rule, self.scorer,
-                                self.settings, seed=self.seed + self.chunk_index)
+        self.search = ICMSearch(
+            [self.records[i].consistency_id for i in chunk],
+            [self.records[i].consistency_key for i in chunk],
+            self.rule,
+            self.scorer,
+            self.settings,
+            seed=self.seed + self.chunk_index,
+        )
         if self._restored_search is not None:
             self.search.load_state_dict(self._restored_search)
             self._restored_search = None
@@ -206,12 +239,18 @@ class ICMModule(MetacognitionModule):
     def _log_step(self, record: StepRecord) -> None:
         search, current = self.search, self.search.current
         labelled = sum(label is not None for label in search.labels)
-        values = {"energy": current.value, "mutual_predictability": current.mutual_predictability,
-                  "inconsistent": float(current.inconsistent), "temperature": record.temperature,
-                  "accepted": float(record.accepted), "flips": float(search.flips),
-                  "labelled_fraction": labelled / search.n, "chunk": float(self.chunk_index),
-                  "logprob_queries": float(self.work.queries + self.scorer.stats.queries),
-                  "model_rows": float(self.work.computed + self.scorer.stats.computed)}
+        values = {
+            "energy": current.value,
+            "mutual_predictability": current.mutual_predictability,
+            "inconsistent": float(current.inconsistent),
+            "temperature": record.temperature,
+            "accepted": float(record.accepted),
+            "flips": float(search.flips),
+            "labelled_fraction": labelled / search.n,
+            "chunk": float(self.chunk_index),
+            "logprob_queries": float(self.work.queries + self.scorer.stats.queries),
+            "model_rows": float(self.work.computed + self.scorer.stats.computed),
+        }
         agree = agreement(search.labels, self._gold(self.chunks[self.chunk_index]))
         if agree.total:
             values["agreement"] = agree.accuracy
@@ -220,19 +259,36 @@ class ICMModule(MetacognitionModule):
     def _finish_chunk(self) -> None:
         chunk, search = self.chunks[self.chunk_index], self.search
         methods = METHODS if self.baselines else ("icm",)
-        results = compare_with_baselines(self.scorer, search.labels, self._gold(chunk),
-                                         seed=self.seed + 7919 * (self.chunk_index + 1), methods=methods)
+        results = compare_with_baselines(
+            self.scorer,
+            search.labels,
+            self._gold(chunk),
+            seed=self.seed + 7919 * (self.chunk_index + 1),
+            methods=methods,
+        )
         for key, value in vars(self.scorer.stats).items():
             setattr(self.work, key, getattr(self.work, key) + value)
-        self.finished.append({
-            "index": self.chunk_index, "claims": len(chunk), "steps": search.step_index, "flips": search.flips,
-            "energy": search.current.value, "mutual_predictability": search.current.mutual_predictability,
-            "inconsistent": search.current.inconsistent, "evaluations": search.evaluations,
-            "labelled": sum(label is not None for label in search.labels), "model": self.model_spec,
-            "agreement": {m: {"correct": a.correct, "total": a.total} for m, a in results.items()},
-            "labels": [[self.records[i].id, label] for i, label in zip(chunk, search.labels)]})
-        self.log_dict({f"train/chunk_agreement_{m}": a.accuracy for m, a in results.items() if a.total},
-                      on_step=True, on_epoch=False)
+        self.finished.append(
+            {
+                "index": self.chunk_index,
+                "claims": len(chunk),
+                "steps": search.step_index,
+                "flips": search.flips,
+                "energy": search.current.value,
+                "mutual_predictability": search.current.mutual_predictability,
+                "inconsistent": search.current.inconsistent,
+                "evaluations": search.evaluations,
+                "labelled": sum(label is not None for label in search.labels),
+                "model": self.model_spec,
+                "agreement": {m: {"correct": a.correct, "total": a.total} for m, a in results.items()},
+                "labels": [[self.records[i].id, label] for i, label in zip(chunk, search.labels)],
+            }
+        )
+        self.log_dict(
+            {f"train/chunk_agreement_{m}": a.accuracy for m, a in results.items() if a.total},
+            on_step=True,
+            on_epoch=False,
+        )
         self.write_outputs()
         self.chunk_index += 1
         self.search = self.scorer = None
@@ -244,13 +300,19 @@ class ICMModule(MetacognitionModule):
     def _fine_tune(self) -> None:
         """M_j = the initial model fine-tuned on the labels of chunks 1..j; it labels chunk j+1."""
         index = {r.id: i for i, r in enumerate(self.records)}
-        pairs = [(self.prompts[index[claim_id]], label) for chunk in self.finished for claim_id, label in chunk["labels"]]
+        pairs = [
+            (self.prompts[index[claim_id]], label)
+            for chunk in self.finished
+            for claim_id, label in chunk["labels"]
+        ]
         rows = sft_rows([p for p, _ in pairs], [label for _, label in pairs], self.label_words)
         settings = replace(self.finetune, dtype=self.finetune.dtype or self.dtype_name)
         self.model = None  # the fine-tune loads its own copy; free this one first (a large model fits once)
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
-        spec = fine_tune_on_labels(settings, self.initial_model, rows, run_dir(self.trainer), self.chunk_index)
+        spec = fine_tune_on_labels(
+            settings, self.initial_model, rows, run_dir(self.trainer), self.chunk_index
+        )
         self._load_model(spec)
 
     def _load_model(self, spec: str) -> None:
@@ -261,32 +323,60 @@ class ICMModule(MetacognitionModule):
     # ---- outputs ------------------------------------------------------------------------------------------
     def icm_report(self) -> dict[str, Any]:
         """The run's results so far: pooled agreement per method, per-chunk details, settings, work done."""
-        pooled = summarize({m: Agreement(a["correct"], a["total"]) for m, a in c["agreement"].items()}
-                           for c in self.finished)
+        pooled = summarize(
+            {m: Agreement(a["correct"], a["total"]) for m, a in c["agreement"].items()} for c in self.finished
+        )
         datamodule = self.trainer.datamodule
-        return {"method": "icm", "testbed": datamodule.testbed, "dataset": datamodule.describe_name(),
-                "model": self.initial_model, "final_model": self.model_spec, "prompt_version": ICM_PROMPT_VERSION,
-                "claims": len(self.records), "chunks_total": len(self.chunks), "chunks_done": len(self.finished),
-                "complete": len(self.finished) == len(self.chunks),
-                "agreement": {m: a.accuracy for m, a in pooled.items()},
-                "agreement_counts": {m: {"correct": a.correct, "total": a.total} for m, a in pooled.items()},
-                "settings": {**vars(self.settings), "chunk_size": self.chunk_size, "search_seed": self.seed,
-                             "label_words": list(self.label_words), "context_cache": self.context_cache,
-                             "rule": type(self.rule).__name__,
-                             "finetune": None if self.finetune is None else vars(self.finetune),
-                             "logprob_endpoint": None if self.endpoint is None else
-                             {"url": self.endpoint.url, "model": self.endpoint.model,
-                              "top_logprobs": self.endpoint.top_logprobs}},
-                "work": self.work.as_dict(), "global_step": self.global_step,
-                "chunks": [{k: v for k, v in c.items() if k != "labels"} for c in self.finished]}
+        return {
+            "method": "icm",
+            "testbed": datamodule.testbed,
+            "dataset": datamodule.describe_name(),
+            "model": self.initial_model,
+            "final_model": self.model_spec,
+            "prompt_version": ICM_PROMPT_VERSION,
+            "claims": len(self.records),
+            "chunks_total": len(self.chunks),
+            "chunks_done": len(self.finished),
+            "complete": len(self.finished) == len(self.chunks),
+            "agreement": {m: a.accuracy for m, a in pooled.items()},
+            "agreement_counts": {m: {"correct": a.correct, "total": a.total} for m, a in pooled.items()},
+            "settings": {
+                **vars(self.settings),
+                "chunk_size": self.chunk_size,
+                "search_seed": self.seed,
+                "label_words": list(self.label_words),
+                "context_cache": self.context_cache,
+                "rule": type(self.rule).__name__,
+                "finetune": None if self.finetune is None else vars(self.finetune),
+                "logprob_endpoint": None
+                if self.endpoint is None
+                else {
+                    "url": self.endpoint.url,
+                    "model": self.endpoint.model,
+                    "top_logprobs": self.endpoint.top_logprobs,
+                },
+            },
+            "work": self.work.as_dict(),
+            "global_step": self.global_step,
+            "chunks": [{k: v for k, v in c.items() if k != "labels"} for c in self.finished],
+        }
 
     def write_outputs(self) -> None:
         """``icm/labels.jsonl`` and ``report.json`` in the run directory, atomically."""
         out = run_dir(self.trainer)
         by_id = {r.id: r for r in self.records}
-        rows = [{"id": claim_id, "label": label, "gold": by_id[claim_id].label, "chunk": c["index"],
-                 "consistency_id": by_id[claim_id].consistency_id, "consistency_key": by_id[claim_id].consistency_key}
-                for c in self.finished for claim_id, label in c["labels"]]
+        rows = [
+            {
+                "id": claim_id,
+                "label": label,
+                "gold": by_id[claim_id].label,
+                "chunk": c["index"],
+                "consistency_id": by_id[claim_id].consistency_id,
+                "consistency_key": by_id[claim_id].consistency_key,
+            }
+            for c in self.finished
+            for claim_id, label in c["labels"]
+        ]
         atomic_write_jsonl(out / "icm" / "labels.jsonl", rows)
         write_report(out, self.icm_report())
 
@@ -317,10 +407,17 @@ class ICMModule(MetacognitionModule):
 
     # ---- checkpoints -------------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["state_dict"] = {k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("model.")}
-        checkpoint["icm"] = {"claim_ids": [r.id for r in self.records], "chunk_index": self.chunk_index,
-                             "finished": self.finished, "model_spec": self.model_spec, "work": self.work.as_dict(),
-                             "search": None if self.search is None else self.search.state_dict()}
+        checkpoint["state_dict"] = {
+            k: v for k, v in checkpoint["state_dict"].items() if not k.startswith("model.")
+        }
+        checkpoint["icm"] = {
+            "claim_ids": [r.id for r in self.records],
+            "chunk_index": self.chunk_index,
+            "finished": self.finished,
+            "model_spec": self.model_spec,
+            "work": self.work.as_dict(),
+            "search": None if self.search is None else self.search.state_dict(),
+        }
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("icm")
@@ -338,5 +435,7 @@ class ICMModule(MetacognitionModule):
     def on_train_start(self) -> None:
         expected = getattr(self, "_checkpoint_ids", None)
         if expected is not None and expected != [r.id for r in self.records]:
-            raise ConfigError("the checkpoint was made on different claims; resume with the same data, split and "
-                              "max_samples")
+            raise ConfigError(
+                "the checkpoint was made on different claims; resume with the same data, split and "
+                "max_samples"
+            )

@@ -45,8 +45,9 @@ class ScorerStats:
         return asdict(self)
 
 
-def label_log_odds(logits: torch.Tensor, true_ids: Sequence[int], false_ids: Sequence[int],
-                   eps: float = EPS) -> torch.Tensor:
+def label_log_odds(
+    logits: torch.Tensor, true_ids: Sequence[int], false_ids: Sequence[int], eps: float = EPS
+) -> torch.Tensor:
     """``log(P(true ids) + eps) - log(P(false ids) + eps)`` per row of next-token ``logits`` [rows, vocab]."""
     logp = torch.log_softmax(logits.float(), dim=-1)
     p_true = torch.logsumexp(logp[:, list(true_ids)], -1).exp()
@@ -68,22 +69,37 @@ class MutualPredictability:
         max_cached_scores: memoised scores kept (least recently used are dropped first).
     """
 
-    def __init__(self, model, tokenizer, prompts: Sequence[str], label_words: Sequence[str] = ICM_LABEL_WORDS,
-                 separator: str = ICM_SEPARATOR, context_cache: bool = True, rows_per_forward: int = 8,
-                 max_cached_scores: int = 200_000):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        prompts: Sequence[str],
+        label_words: Sequence[str] = ICM_LABEL_WORDS,
+        separator: str = ICM_SEPARATOR,
+        context_cache: bool = True,
+        rows_per_forward: int = 8,
+        max_cached_scores: int = 200_000,
+    ):
         self.model, self.tokenizer = model, tokenizer
-        self.context_cache, self.rows_per_forward, self.max_cached_scores = context_cache, rows_per_forward, \
-            max_cached_scores
+        self.context_cache, self.rows_per_forward, self.max_cached_scores = (
+            context_cache,
+            rows_per_forward,
+            max_cached_scores,
+        )
         self.true_ids, self.false_ids = yes_no_token_ids(tokenizer, *label_words)
         encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
         self.start = _special_prefix(tokenizer)
         self.queries = [encode(p) for p in prompts]
         separator_ids = _separator_ids(encode, separator, prompts[0] if prompts else "")
-        self.demos = [[encode(f"{p} {label_words[1]}") + separator_ids, encode(f"{p} {label_words[0]}") + separator_ids]
-                      for p in prompts]
+        self.demos = [
+            [encode(f"{p} {label_words[1]}") + separator_ids, encode(f"{p} {label_words[0]}") + separator_ids]
+            for p in prompts
+        ]
         self.stats = ScorerStats()
         self._scores: OrderedDict[tuple[int, bytes], float] = OrderedDict()
-        self._prefix: tuple[list[int], object] | None = None  # the last demonstration sequence and its KV cache
+        self._prefix: tuple[list[int], object] | None = (
+            None  # the last demonstration sequence and its KV cache
+        )
 
     def __len__(self) -> int:
         return len(self.queries)
@@ -98,8 +114,11 @@ class MutualPredictability:
         """Score of each claim in ``queries`` with every other labelled claim (``labels``) in context."""
         keys = [(i, _context_key(labels, i)) for i in queries]
         self.stats.queries += len(keys)
-        missing = list(dict.fromkeys(i for i, key in zip(queries, keys) if key not in self._scores)) \
-            if self.context_cache else list(queries)
+        missing = (
+            list(dict.fromkeys(i for i, key in zip(queries, keys) if key not in self._scores))
+            if self.context_cache
+            else list(queries)
+        )
         computed = dict(zip(missing, self._compute(labels, missing))) if missing else {}
         out = []
         for i, key in zip(queries, keys):
@@ -144,7 +163,7 @@ class MutualPredictability:
         self.stats.computed += len(queries)
         cache = None
         if self.context_cache and max(cuts) > 0:
-            prefix = spine[:max(cuts)]
+            prefix = spine[: max(cuts)]
             shared = common_prefix_length([self._prefix[0], prefix]) if self._prefix is not None else 0
             cache = prefill_sequence(self.model, prefix, self._prefix)
             self._prefix = (prefix, cache)
@@ -166,13 +185,18 @@ class MutualPredictability:
             self.stats.tokens += len(rows) * max(len(r) for r in rows)  # padded positions cost the same
             device = next(self.model.parameters()).device
             ids, mask = left_pad(rows, pad, device)
-            return self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask),
-                              logits_to_keep=1).logits[:, -1]
+            return self.model(
+                input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), logits_to_keep=1
+            ).logits[:, -1]
         self.stats.tokens += len(suffixes) * max(len(s) for s in suffixes)
         batch = batch_on_prefilled(self.model, cache, cuts, suffixes, spine, pad)
-        return self.model(input_ids=batch.new_input_ids, attention_mask=batch.attention_mask,
-                          position_ids=batch.position_ids(), cache=batch.cache,
-                          logits_to_keep=1).logits[:, -1]
+        return self.model(
+            input_ids=batch.new_input_ids,
+            attention_mask=batch.attention_mask,
+            position_ids=batch.position_ids(),
+            cache=batch.cache,
+            logits_to_keep=1,
+        ).logits[:, -1]
 
 
 def _padding_bounded_groups(lengths: Sequence[int], max_rows: int, slack: float = 1.25) -> list[list[int]]:
@@ -182,7 +206,11 @@ def _padding_bounded_groups(lengths: Sequence[int], max_rows: int, slack: float 
     groups: list[list[int]] = []
     real = 0
     for row in sorted(range(len(lengths)), key=lengths.__getitem__):
-        if groups and len(groups[-1]) < max_rows and (len(groups[-1]) + 1) * lengths[row] <= slack * (real + lengths[row]):
+        if (
+            groups
+            and len(groups[-1]) < max_rows
+            and (len(groups[-1]) + 1) * lengths[row] <= slack * (real + lengths[row])
+        ):
             groups[-1].append(row)
             real += lengths[row]
         else:
@@ -200,8 +228,8 @@ def _separator_ids(encode, separator: str, following: str) -> list[int]:
     """Tokens of ``separator`` as they come out when text follows it (BPE splits "\n\n" differently at the
     end of a string), so that concatenated blocks equal the tokenised concatenated text."""
     whole, tail = encode(separator + following), encode(following)
-    if following and len(whole) > len(tail) and whole[len(whole) - len(tail):] == tail:
-        return whole[:len(whole) - len(tail)]
+    if following and len(whole) > len(tail) and whole[len(whole) - len(tail) :] == tail:
+        return whole[: len(whole) - len(tail)]
     return encode(separator)
 
 
@@ -210,6 +238,6 @@ def _special_prefix(tokenizer) -> list[int]:
     plain = tokenizer("probe", add_special_tokens=False)["input_ids"]
     full = tokenizer("probe", add_special_tokens=True)["input_ids"]
     for start in range(len(full) - len(plain) + 1):
-        if full[start:start + len(plain)] == plain:
+        if full[start : start + len(plain)] == plain:
             return full[:start]
     return []

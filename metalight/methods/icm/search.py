@@ -70,7 +70,7 @@ class SearchSettings:
 def temperature(flips: int, settings: SearchSettings) -> float:
     """Annealing temperature after ``flips`` accepted label changes (upstream ``get_temperature``)."""
     if settings.scheduler == "exp":
-        return max(settings.final_T, settings.initial_T * settings.decay ** flips)
+        return max(settings.final_T, settings.initial_T * settings.decay**flips)
     return max(settings.final_T, settings.initial_T / (1 + 2 * math.log(1 + flips)))
 
 
@@ -116,11 +116,23 @@ class ICMSearch:
         seed: seed of this chunk's random stream.
     """
 
-    def __init__(self, groups: Sequence[str], keys: Sequence[str], rule: ConsistencyRule, scorer: Scorer,
-                 settings: SearchSettings, seed: int):
+    def __init__(
+        self,
+        groups: Sequence[str],
+        keys: Sequence[str],
+        rule: ConsistencyRule,
+        scorer: Scorer,
+        settings: SearchSettings,
+        seed: int,
+    ):
         settings.check()
-        self.groups, self.keys, self.rule, self.scorer, self.settings = list(groups), list(keys), rule, scorer, \
-            settings
+        self.groups, self.keys, self.rule, self.scorer, self.settings = (
+            list(groups),
+            list(keys),
+            rule,
+            scorer,
+            settings,
+        )
         self.n = len(self.groups)
         self.rng = random.Random(seed)
         self.labels: list[int | None] = [None] * self.n
@@ -146,8 +158,16 @@ class ICMSearch:
         example = self.pick_example()
         proposed = int(self.scorer.log_odds(self.labels, [example])[0] > 0)
         T = temperature(self.flips, self.settings)
-        record = StepRecord(self.step_index, example, proposed, proposed != self.labels[example], False, T,
-                            self.current.value, None)
+        record = StepRecord(
+            self.step_index,
+            example,
+            proposed,
+            proposed != self.labels[example],
+            False,
+            T,
+            self.current.value,
+            None,
+        )
         if record.changed:
             candidate = list(self.labels)
             candidate[example] = proposed
@@ -164,8 +184,10 @@ class ICMSearch:
     def pick_example(self) -> int:
         """Weighted draw: unlabelled claims in a group with a labelled claim are 100x as likely."""
         started = {g for g, label in zip(self.groups, self.labels) if label is not None}
-        weights = [UNLABELLED_NEIGHBOUR_WEIGHT if label is None and g in started else 1
-                   for g, label in zip(self.groups, self.labels)]
+        weights = [
+            UNLABELLED_NEIGHBOUR_WEIGHT if label is None and g in started else 1
+            for g, label in zip(self.groups, self.labels)
+        ]
         return self.rng.choices(range(self.n), weights=weights, k=1)[0]
 
     def accept(self, delta: float, T: float) -> bool:
@@ -175,8 +197,9 @@ class ICMSearch:
             return True
         return T > 0 and draw < math.exp(delta / T)
 
-    def consistency_fix(self, labels: list[int | None], current: Energy | None
-                        ) -> tuple[list[int | None], Energy | None]:
+    def consistency_fix(
+        self, labels: list[int | None], current: Energy | None
+    ) -> tuple[list[int | None], Energy | None]:
         """Resolve inconsistent pairs by search (see module docstring); ``current=None`` accepts the first fix."""
         if current is not None and current.inconsistent == 0:
             return labels, current
@@ -209,22 +232,36 @@ class ICMSearch:
     def state_dict(self) -> dict:
         """Everything the search needs to continue exactly: labels, counters, energy, random state."""
         version, internal, gauss = self.rng.getstate()
-        return {"labels": list(self.labels), "step": self.step_index, "flips": self.flips,
-                "evaluations": self.evaluations,
-                "current": None if self.current is None else {**asdict(self.current),
-                                                             "scores": sorted(self.current.scores.items())},
-                "rng": [version, list(internal), gauss]}
+        return {
+            "labels": list(self.labels),
+            "step": self.step_index,
+            "flips": self.flips,
+            "evaluations": self.evaluations,
+            "current": None
+            if self.current is None
+            else {**asdict(self.current), "scores": sorted(self.current.scores.items())},
+            "rng": [version, list(internal), gauss],
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict` output."""
         if len(state["labels"]) != self.n:
-            raise ConfigError(f"checkpointed ICM chunk has {len(state['labels'])} claims, this one {self.n}: resume "
-                              f"with the same data and chunk_size")
+            raise ConfigError(
+                f"checkpointed ICM chunk has {len(state['labels'])} claims, this one {self.n}: resume "
+                f"with the same data and chunk_size"
+            )
         self.labels, self.step_index, self.flips = list(state["labels"]), state["step"], state["flips"]
         self.evaluations = state.get("evaluations", 0)
         current = state["current"]
-        self.current = None if current is None else Energy(current["value"], current["mutual_predictability"],
-                                                           current["inconsistent"],
-                                                           {int(i): v for i, v in current["scores"]})
+        self.current = (
+            None
+            if current is None
+            else Energy(
+                current["value"],
+                current["mutual_predictability"],
+                current["inconsistent"],
+                {int(i): v for i, v in current["scores"]},
+            )
+        )
         version, internal, gauss = state["rng"]
         self.rng.setstate((version, tuple(internal), gauss))

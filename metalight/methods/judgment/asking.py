@@ -53,8 +53,10 @@ class JudgmentResult:
 
 def judgment_token_ids(tokenizer) -> tuple[int, int]:
     """Ids of the ``yes`` and ``no`` tokens as upstream picks them (last token of each encoded word)."""
-    return (tokenizer.encode("yes", add_special_tokens=False)[-1],
-            tokenizer.encode("no", add_special_tokens=False)[-1])
+    return (
+        tokenizer.encode("yes", add_special_tokens=False)[-1],
+        tokenizer.encode("no", add_special_tokens=False)[-1],
+    )
 
 
 class _StepLogits:
@@ -72,8 +74,9 @@ class _StepLogits:
             self.steps.append(output[:, -1, self.ids].float().cpu())
 
 
-def first_yes_no_probability(completion_ids: Sequence[Sequence[int]], step_logits: Sequence[Tensor],
-                             yes_id: int, no_id: int) -> list[float]:
+def first_yes_no_probability(
+    completion_ids: Sequence[Sequence[int]], step_logits: Sequence[Tensor], yes_id: int, no_id: int
+) -> list[float]:
     """Per row, softmax over [yes, no] logits at the first generated yes/no token (0.5 if none)."""
     out = []
     for row, ids in enumerate(completion_ids):
@@ -86,8 +89,9 @@ def first_yes_no_probability(completion_ids: Sequence[Sequence[int]], step_logit
     return out
 
 
-def judgment_prompts(tokenizer, records: Sequence[QARecord], label_mode: LabelMode,
-                     settings: JudgmentSettings) -> list[Prompt]:
+def judgment_prompts(
+    tokenizer, records: Sequence[QARecord], label_mode: LabelMode, settings: JudgmentSettings
+) -> list[Prompt]:
     """The rendered judgment prompt (system + user turn) of each record."""
     from metalight.models.chat import render_prompt
 
@@ -100,9 +104,14 @@ def judgment_prompts(tokenizer, records: Sequence[QARecord], label_mode: LabelMo
 
 
 @torch.no_grad()
-def ask_judgments(model, tokenizer, records: Sequence[QARecord], label_mode: LabelMode = "binary",
-                  settings: JudgmentSettings | None = None,
-                  synced_gpus: bool = False) -> list[JudgmentResult]:
+def ask_judgments(
+    model,
+    tokenizer,
+    records: Sequence[QARecord],
+    label_mode: LabelMode = "binary",
+    settings: JudgmentSettings | None = None,
+    synced_gpus: bool = False,
+) -> list[JudgmentResult]:
     """Ask each record's judgment greedily; parse it and score P(yes) (see module docstring; ``settings``:
     default ``JudgmentSettings()``)."""
     settings = JudgmentSettings() if settings is None else settings
@@ -111,13 +120,14 @@ def ask_judgments(model, tokenizer, records: Sequence[QARecord], label_mode: Lab
     results: list[JudgmentResult] = []
     with eval_mode(model):
         for start in range(0, len(records), settings.batch_size):
-            chunk = records[start:start + settings.batch_size]
+            chunk = records[start : start + settings.batch_size]
             hook = _StepLogits((yes_id, no_id), len(chunk))
             handle = model.get_output_embeddings().register_forward_hook(hook)
             try:
                 prompts = judgment_prompts(tokenizer, chunk, label_mode, settings)
-                out = generate(model, tokenizer, prompts, decoding, settings.max_input_tokens,
-                               synced_gpus=synced_gpus)
+                out = generate(
+                    model, tokenizer, prompts, decoding, settings.max_input_tokens, synced_gpus=synced_gpus
+                )
             finally:
                 handle.remove()
             p_yes = first_yes_no_probability(out.completion_ids, hook.steps, yes_id, no_id)

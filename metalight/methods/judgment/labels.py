@@ -18,8 +18,10 @@ from metalight.errors import ConfigError
 
 Ability = Literal["can", "uncertain", "cannot"]
 LabelMode = Literal["binary", "uncertainty"]
-CLASSES: dict[str, tuple[str, ...]] = {"binary": ("can", "cannot"),
-                                       "uncertainty": ("can", "uncertain", "cannot")}
+CLASSES: dict[str, tuple[str, ...]] = {
+    "binary": ("can", "cannot"),
+    "uncertainty": ("can", "uncertain", "cannot"),
+}
 _WORD_TO_ABILITY = {"yes": "can", "uncertain": "uncertain", "no": "cannot"}
 
 
@@ -41,9 +43,11 @@ class LabelSettings:
 
     def __post_init__(self):
         if not 0 < self.can_threshold <= 1 or not 0 <= self.uncertain_threshold <= self.can_threshold:
-            raise ConfigError(f"labels: need 0 <= uncertain_threshold <= can_threshold <= 1 and "
-                              f"can_threshold > 0, "
-                              f"got {self.uncertain_threshold} and {self.can_threshold}")
+            raise ConfigError(
+                f"labels: need 0 <= uncertain_threshold <= can_threshold <= 1 and "
+                f"can_threshold > 0, "
+                f"got {self.uncertain_threshold} and {self.can_threshold}"
+            )
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -57,8 +61,11 @@ def classify_ability(fraction_correct: float, settings: LabelSettings | None = N
     settings = LabelSettings() if settings is None else settings
     if fraction_correct >= settings.can_threshold:
         return "can"
-    if settings.label_mode == "uncertainty" and fraction_correct > 0 \
-            and fraction_correct >= settings.uncertain_threshold:
+    if (
+        settings.label_mode == "uncertainty"
+        and fraction_correct > 0
+        and fraction_correct >= settings.uncertain_threshold
+    ):
         return "uncertain"
     return "cannot"
 

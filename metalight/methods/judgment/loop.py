@@ -84,10 +84,17 @@ class JudgmentLoop(Callback):
             ``max_steps_per_sample``: 10).
     """
 
-    def __init__(self, labels: LabelSettings | None = None, answers: AnswerSettings | None = None,
-                 judgment: JudgmentSettings | None = None,
-                 train_on: Literal["wrong", "all", "wrong_weighted"] = "wrong", training_context: bool = True,
-                 write_samples: bool = True, skip_collect: bool = False, max_repeats: int = 10):
+    def __init__(
+        self,
+        labels: LabelSettings | None = None,
+        answers: AnswerSettings | None = None,
+        judgment: JudgmentSettings | None = None,
+        train_on: Literal["wrong", "all", "wrong_weighted"] = "wrong",
+        training_context: bool = True,
+        write_samples: bool = True,
+        skip_collect: bool = False,
+        max_repeats: int = 10,
+    ):
         labels = LabelSettings() if labels is None else labels
         answers = AnswerSettings() if answers is None else answers
         judgment = JudgmentSettings() if judgment is None else judgment
@@ -99,8 +106,10 @@ class JudgmentLoop(Callback):
         self.collected: dict[str, dict[str, dict[str, Any]]] = {}  # split -> id -> answers of the last round
         self.wrong_counts: dict[str, int] = {}  # train id -> rounds in which its judgment was wrong
         if labels.label_mode == "uncertainty" and answers.num_answers < 2:
-            raise ConfigError("labels.label_mode: uncertainty needs several sampled answers per question; "
-                              "set answers: {decoding: sample, num_answers: 5, temperature: 0.7}")
+            raise ConfigError(
+                "labels.label_mode: uncertainty needs several sampled answers per question; "
+                "set answers: {decoding: sample, num_answers: 5, temperature: 0.7}"
+            )
         self.history: list[dict[str, Any]] = []
         self.selection: list[dict[str, str]] = []
         self.stopped_reason: str | None = None
@@ -111,14 +120,19 @@ class JudgmentLoop(Callback):
             return
         problems = []
         if not hasattr(trainer.datamodule, "set_train_examples"):
-            problems.append("data must be metalight.data.sources.judgment.JudgmentDataModule (with `source:` "
-                            "the QA DataModule)")
+            problems.append(
+                "data must be metalight.data.sources.judgment.JudgmentDataModule (with `source:` "
+                "the QA DataModule)"
+            )
         if trainer.reload_dataloaders_every_n_epochs != 1:
-            problems.append("set trainer.reload_dataloaders_every_n_epochs: 1 (the training set changes "
-                            "every epoch)")
+            problems.append(
+                "set trainer.reload_dataloaders_every_n_epochs: 1 (the training set changes every epoch)"
+            )
         targets = getattr(pl_module, "targets", None)
         if targets is None or targets.builder != "given":
-            problems.append("model must be metalight.methods.sft.module.SFTModule with targets.builder: given")
+            problems.append(
+                "model must be metalight.methods.sft.module.SFTModule with targets.builder: given"
+            )
         if problems:
             raise ConfigError("JudgmentLoop: " + "; ".join(problems))
 
@@ -144,13 +158,18 @@ class JudgmentLoop(Callback):
     def serve(self, trainer: Trainer) -> None:
         """Hand the selected examples to the DataModule; stop the run if there are none."""
         records = {r.id: r for r in trainer.datamodule.records("train")}
-        examples = [judgment_example(records[s["id"]], s["ability"], self.labels, self.training_context)
-                    for s in self.selection if s["id"] in records]
+        examples = [
+            judgment_example(records[s["id"]], s["ability"], self.labels, self.training_context)
+            for s in self.selection
+            if s["id"] in records
+        ]
         epoch = self.history[-1]["epoch"] if self.history else 0
         trainer.datamodule.set_train_examples(examples, epoch)
         if not examples:
-            self.stopped_reason = (f"no training examples after round {epoch}: every train judgment is right "
-                                   f"(train_on: {self.train_on}); the judgment loop ends here")
+            self.stopped_reason = (
+                f"no training examples after round {epoch}: every train judgment is right "
+                f"(train_on: {self.train_on}); the judgment loop ends here"
+            )
             if trainer.is_global_zero:  # every rank selects the same (gathered) rounds: say it once
                 log.warning(self.stopped_reason)
                 print(f"[judgment] {self.stopped_reason}", flush=True)
@@ -164,14 +183,24 @@ class JudgmentLoop(Callback):
             if not records:
                 continue
             reuse = self.collected.get(split, {}) if self.skip_collect else {}
-            per_record = map_sharded(trainer, records,
-                                     lambda chunk, split=split, reuse=reuse: self._judge(pl_module, chunk, epoch,
-                                                                                        split, reuse))
+            per_record = map_sharded(
+                trainer,
+                records,
+                lambda chunk, split=split, reuse=reuse: self._judge(pl_module, chunk, epoch, split, reuse),
+            )
             self.collected[split] = {p["id"]: {k: p[k] for k in ANSWER_FIELDS} for p in per_record}
-            column = {key: [p[key] for p in per_record]
-                      for key in ("ability", "predicted", "p_yes", "parsed", "fraction_correct")}
-            metrics = judgment_metrics(column["ability"], column["predicted"], column["p_yes"],
-                                       column["parsed"], column["fraction_correct"], self.labels.classes)
+            column = {
+                key: [p[key] for p in per_record]
+                for key in ("ability", "predicted", "p_yes", "parsed", "fraction_correct")
+            }
+            metrics = judgment_metrics(
+                column["ability"],
+                column["predicted"],
+                column["p_yes"],
+                column["parsed"],
+                column["fraction_correct"],
+                self.labels.classes,
+            )
             row[split] = metrics
             self._write_samples(trainer, split, epoch, per_record)
             if split == "train":
@@ -192,12 +221,22 @@ class JudgmentLoop(Callback):
             elif p["judgment_correct"]:
                 copies = 0
             else:
-                copies = min(self.wrong_counts[p["id"]], self.max_repeats) if self.train_on == "wrong_weighted" else 1
+                copies = (
+                    min(self.wrong_counts[p["id"]], self.max_repeats)
+                    if self.train_on == "wrong_weighted"
+                    else 1
+                )
             selection += [{"id": p["id"], "ability": p["ability"]}] * copies
         return selection
 
-    def _judge(self, pl_module: LightningModule, records: list, epoch: int, split: str,
-               reuse: dict[str, dict[str, Any]]) -> list[dict]:
+    def _judge(
+        self,
+        pl_module: LightningModule,
+        records: list,
+        epoch: int,
+        split: str,
+        reuse: dict[str, dict[str, Any]],
+    ) -> list[dict]:
         model, tokenizer, synced = pl_module.model, pl_module.tokenizer, pl_module.synced_generation()
         settings = replace(self.answers, seed=self.answers.seed + 2 * epoch + SPLITS.index(split))
         with pl_module.generation_context():
@@ -205,19 +244,33 @@ class JudgmentLoop(Callback):
                 answers = {r.id: reuse[r.id] for r in records}
             else:
                 collected = collect_answers(model, tokenizer, records, settings, synced_gpus=synced)
-                answers = {r.id: {key: getattr(collected[r.id], key) for key in ANSWER_FIELDS} for r in records}
-            judgments = ask_judgments(model, tokenizer, records, self.labels.label_mode, self.judgment,
-                                      synced)
+                answers = {
+                    r.id: {key: getattr(collected[r.id], key) for key in ANSWER_FIELDS} for r in records
+                }
+            judgments = ask_judgments(
+                model, tokenizer, records, self.labels.label_mode, self.judgment, synced
+            )
         out = []
         for record, judgment in zip(records, judgments):
             answer_set = answers[record.id]
             ability = classify_ability(answer_set["fraction_correct"], self.labels)
-            out.append({"id": record.id, "question": record.question, "aliases": list(record.answers),
-                        "context": record.context,
-                        "answers": answer_set["answers"], "correct": answer_set["correct"],
-                        "fraction_correct": answer_set["fraction_correct"], "ability": ability,
-                        "judgment": judgment.text, "predicted": judgment.predicted, "parsed": judgment.parsed,
-                        "p_yes": judgment.p_yes, "judgment_correct": judgment.predicted == ability})
+            out.append(
+                {
+                    "id": record.id,
+                    "question": record.question,
+                    "aliases": list(record.answers),
+                    "context": record.context,
+                    "answers": answer_set["answers"],
+                    "correct": answer_set["correct"],
+                    "fraction_correct": answer_set["fraction_correct"],
+                    "ability": ability,
+                    "judgment": judgment.text,
+                    "predicted": judgment.predicted,
+                    "parsed": judgment.parsed,
+                    "p_yes": judgment.p_yes,
+                    "judgment_correct": judgment.predicted == ability,
+                }
+            )
         return out
 
     # ---- outputs ----------------------------------------------------------------------------------------
@@ -229,31 +282,47 @@ class JudgmentLoop(Callback):
             atomic_write_jsonl(out / "judgment" / f"{split}_epoch{epoch}.jsonl", per_record)
 
     def _log(self, trainer: Trainer, row: dict[str, Any]) -> None:
-        values = {f"{split}/{k}": v for split in SPLITS if split in row
-                  for k, v in scalar_metrics(row[split]).items()}
+        values = {
+            f"{split}/{k}": v
+            for split in SPLITS
+            if split in row
+            for k, v in scalar_metrics(row[split]).items()
+        }
         values = {k: v for k, v in values.items() if not math.isnan(v)}
         # Visible to ModelCheckpoint / EarlyStopping monitors (e.g. monitor: val/judgment_auroc).
         trainer.callback_metrics.update({k: torch.tensor(v) for k, v in values.items()})
         out = run_dir(trainer)  # every rank: see _write_samples
         if trainer.is_global_zero:
             for logger in trainer.loggers:
-                logger.log_metrics({**values, "judgment/round": float(row["epoch"])},
-                                   step=trainer.global_step)
+                logger.log_metrics(
+                    {**values, "judgment/round": float(row["epoch"])}, step=trainer.global_step
+                )
             atomic_write_json(out / "judgment" / f"epoch{row['epoch']}.json", row)
-            brief = "  ".join(f"{split}: judg={row[split]['judgment_accuracy']:.3f} "
-                              f"auroc={row[split]['judgment_auroc']:.3f} qa={row[split]['qa_accuracy']:.3f}"
-                              for split in SPLITS if split in row)
+            brief = "  ".join(
+                f"{split}: judg={row[split]['judgment_accuracy']:.3f} "
+                f"auroc={row[split]['judgment_auroc']:.3f} qa={row[split]['qa_accuracy']:.3f}"
+                for split in SPLITS
+                if split in row
+            )
             print(f"[judgment round {row['epoch']}] {brief}", flush=True)
 
     def summary(self) -> dict[str, Any]:
         """The run's judgment results: per-round metrics, the table, and the settings that produced them."""
-        return {"rounds": self.history, "table": summary_table(self.history),
-                "stopped_reason": self.stopped_reason,
-                "settings": {"labels": asdict(self.labels), "answers": asdict(self.answers),
-                             "judgment": asdict(self.judgment), "train_on": self.train_on,
-                             "training_context": self.training_context, "skip_collect": self.skip_collect,
-                             "max_repeats": self.max_repeats,
-                             "prompt_version": KNOW_THYSELF_PROMPT_VERSION}}
+        return {
+            "rounds": self.history,
+            "table": summary_table(self.history),
+            "stopped_reason": self.stopped_reason,
+            "settings": {
+                "labels": asdict(self.labels),
+                "answers": asdict(self.answers),
+                "judgment": asdict(self.judgment),
+                "train_on": self.train_on,
+                "training_context": self.training_context,
+                "skip_collect": self.skip_collect,
+                "max_repeats": self.max_repeats,
+                "prompt_version": KNOW_THYSELF_PROMPT_VERSION,
+            },
+        }
 
     def on_fit_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if not self.history:  # the same on every rank (rounds are gathered)
@@ -273,8 +342,13 @@ class JudgmentLoop(Callback):
 
     # ---- checkpointing ----------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"history": self.history, "selection": self.selection, "stopped_reason": self.stopped_reason,
-                "collected": self.collected if self.skip_collect else {}, "wrong_counts": self.wrong_counts}
+        return {
+            "history": self.history,
+            "selection": self.selection,
+            "stopped_reason": self.stopped_reason,
+            "collected": self.collected if self.skip_collect else {},
+            "wrong_counts": self.wrong_counts,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.history = list(state_dict.get("history", []))

@@ -19,14 +19,24 @@ from typing import Any
 import torch
 from torchmetrics.functional.classification import binary_auroc, multiclass_confusion_matrix
 
-SUMMARY_COLUMNS = (("train", "judgment_accuracy", "Train Judg"), ("train", "qa_accuracy", "Train QA"),
-                   ("train", "judgment_auroc", "Train AUROC"), ("val", "judgment_accuracy", "Val Judg"),
-                   ("val", "qa_accuracy", "Val QA"), ("val", "judgment_auroc", "Val AUROC"))
+SUMMARY_COLUMNS = (
+    ("train", "judgment_accuracy", "Train Judg"),
+    ("train", "qa_accuracy", "Train QA"),
+    ("train", "judgment_auroc", "Train AUROC"),
+    ("val", "judgment_accuracy", "Val Judg"),
+    ("val", "qa_accuracy", "Val QA"),
+    ("val", "judgment_auroc", "Val AUROC"),
+)
 
 
-def judgment_metrics(actual: Sequence[str], predicted: Sequence[str], p_yes: Sequence[float],
-                     parsed: Sequence[bool], fraction_correct: Sequence[float],
-                     classes: Sequence[str]) -> dict[str, Any]:
+def judgment_metrics(
+    actual: Sequence[str],
+    predicted: Sequence[str],
+    p_yes: Sequence[float],
+    parsed: Sequence[bool],
+    fraction_correct: Sequence[float],
+    classes: Sequence[str],
+) -> dict[str, Any]:
     """All judgment metrics of one split (see module docstring); ``classes`` fixes the class order."""
     n = len(actual)
     if n == 0:

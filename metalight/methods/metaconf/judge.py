@@ -53,11 +53,22 @@ class LocalChat(ChatBackend):
         temperature: 0 for greedy decoding, else sampling temperature.
     """
 
-    def __init__(self, model: str = "embedded:smollm2-135m-instruct", dtype: DTypeName = "float32",
-                 device: str | None = None, max_new_tokens: int = 96, max_input_tokens: int = 1024,
-                 batch_size: int = 16, temperature: float = 0.0):
+    def __init__(
+        self,
+        model: str = "embedded:smollm2-135m-instruct",
+        dtype: DTypeName = "float32",
+        device: str | None = None,
+        max_new_tokens: int = 96,
+        max_input_tokens: int = 1024,
+        batch_size: int = 16,
+        temperature: float = 0.0,
+    ):
         self.spec, self.dtype, self.device = model, dtype, device
-        self.max_new_tokens, self.max_input_tokens, self.batch_size = max_new_tokens, max_input_tokens, batch_size
+        self.max_new_tokens, self.max_input_tokens, self.batch_size = (
+            max_new_tokens,
+            max_input_tokens,
+            batch_size,
+        )
         self.temperature = temperature
         self._loaded = None
 
@@ -69,18 +80,29 @@ class LocalChat(ChatBackend):
 
     def complete_many(self, conversations: Sequence[Messages]) -> list[str | None]:
         model, tokenizer = self._model()
-        decoding = Decoding(max_new_tokens=self.max_new_tokens,
-                            strategy="greedy" if self.temperature == 0 else "sample", temperature=self.temperature or 1.0)
-        prompts = [Prompt(render_chat(tokenizer, list(c), add_generation_prompt=True), True) for c in conversations]
+        decoding = Decoding(
+            max_new_tokens=self.max_new_tokens,
+            strategy="greedy" if self.temperature == 0 else "sample",
+            temperature=self.temperature or 1.0,
+        )
+        prompts = [
+            Prompt(render_chat(tokenizer, list(c), add_generation_prompt=True), True) for c in conversations
+        ]
         texts: list[str | None] = []
         for start in range(0, len(prompts), self.batch_size):
-            texts += generate(model, tokenizer, prompts[start:start + self.batch_size], decoding,
-                              self.max_input_tokens).texts
+            texts += generate(
+                model, tokenizer, prompts[start : start + self.batch_size], decoding, self.max_input_tokens
+            ).texts
         return texts
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": "local", "model": self.spec, "dtype": self.dtype, "max_new_tokens": self.max_new_tokens,
-                "temperature": self.temperature}
+        return {
+            "backend": "local",
+            "model": self.spec,
+            "dtype": self.dtype,
+            "max_new_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+        }
 
 
 class HTTPChat(ChatBackend):
@@ -99,14 +121,33 @@ class HTTPChat(ChatBackend):
         cache_path: optional JSONL cache of answered requests (a restarted run does not pay twice).
     """
 
-    def __init__(self, base_url: str, model: str, api_key_env: str | None = "OPENAI_API_KEY", timeout_s: float = 60.0,
-                 max_retries: int = 5, backoff_s: float = 1.0, max_concurrency: int = 8, temperature: float = 0.0,
-                 max_tokens: int = 256, cache_path: str | None = None):
-        endpoint = ChatEndpoint(base_url=base_url, model=model, api_key_env=api_key_env, timeout_s=timeout_s,
-                                max_retries=max_retries, backoff_s=backoff_s, max_concurrency=max_concurrency,
-                                temperature=temperature, max_tokens=max_tokens)
-        self.client = ChatClient(endpoint, cache_path=cache_path,
-                                 key_setting="model.init_args.judge.init_args.api_key_env")
+    def __init__(
+        self,
+        base_url: str,
+        model: str,
+        api_key_env: str | None = "OPENAI_API_KEY",
+        timeout_s: float = 60.0,
+        max_retries: int = 5,
+        backoff_s: float = 1.0,
+        max_concurrency: int = 8,
+        temperature: float = 0.0,
+        max_tokens: int = 256,
+        cache_path: str | None = None,
+    ):
+        endpoint = ChatEndpoint(
+            base_url=base_url,
+            model=model,
+            api_key_env=api_key_env,
+            timeout_s=timeout_s,
+            max_retries=max_retries,
+            backoff_s=backoff_s,
+            max_concurrency=max_concurrency,
+            temperature=temperature,
+            max_tokens=max_tokens,
+        )
+        self.client = ChatClient(
+            endpoint, cache_path=cache_path, key_setting="model.init_args.judge.init_args.api_key_env"
+        )
         self.last_errors: list[str] = []
 
     def complete_many(self, conversations: Sequence[Messages]) -> list[str | None]:
@@ -164,8 +205,14 @@ def parse_judge_score(text: str | None) -> float | None:
 
 def judge_messages(item: JudgeItem) -> Messages:
     """The judge conversation for one item (its fields inserted into the prompt)."""
-    return [{"role": "user", "content": metaconf_judge_prompt(item.question, item.answer, item.reflection,
-                                                              item.confidence, item.correctness)}]
+    return [
+        {
+            "role": "user",
+            "content": metaconf_judge_prompt(
+                item.question, item.answer, item.reflection, item.confidence, item.correctness
+            ),
+        }
+    ]
 
 
 def judge_reflections(backend: ChatBackend, items: Sequence[JudgeItem]) -> list[float | None]:
@@ -177,5 +224,10 @@ def judge_reflections(backend: ChatBackend, items: Sequence[JudgeItem]) -> list[
     failed = sum(reply is None for reply in replies)
     unparsed = sum(s is None for s in scores) - failed
     if failed or unparsed:
-        log.info("reflection judge: %d of %d requests failed, %d replies had no score", failed, len(items), unparsed)
+        log.info(
+            "reflection judge: %d of %d requests failed, %d replies had no score",
+            failed,
+            len(items),
+            unparsed,
+        )
     return scores

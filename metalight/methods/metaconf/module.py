@@ -63,9 +63,18 @@ class MetaConfSample:
 
     def to_json(self) -> dict[str, Any]:
         """One line of ``samples/<split>.jsonl``."""
-        row = {**self.dual.to_json(), **{f"verbal_{k}": v for k, v in asdict(self.verbal).items() if k != "id"}}
+        row = {
+            **self.dual.to_json(),
+            **{f"verbal_{k}": v for k, v in asdict(self.verbal).items() if k != "id"},
+        }
         for name, result in self.baselines.items():
-            row.update({f"baseline_{name}_{k}": v for k, v in asdict(result).items() if k not in ("id", "reflection")})
+            row.update(
+                {
+                    f"baseline_{name}_{k}": v
+                    for k, v in asdict(result).items()
+                    if k not in ("id", "reflection")
+                }
+            )
         return row
 
 
@@ -101,29 +110,54 @@ class MetaConfModule(GRPOModule):
         (other args: see ``GRPOModule``)
     """
 
-    def __init__(self, judge: ChatBackend | None = None, response_format: ResponseFormat = "plain",
-                 format_rule: FormatRule = "strict", accuracy: AccuracyMode = "alias",
-                 prompt: MetaConfPrompt = "instructed", accuracy_on: AccuracyOn = "answer",
-                 calibration_weight: float = 1.0, reflection_weight: float = 0.6, accuracy_weight: float = 0.0,
-                 missing_judge_score: float = 0.0, confidence_threshold: float = 0.5,
-                 verbal_max_new_tokens: int = 256, task_graders: dict[str, TaskGrader] | None = None,
-                 baselines: list[BaselineName] | None = None, rewards: dict[str, float] | None = None, **kwargs):
+    def __init__(
+        self,
+        judge: ChatBackend | None = None,
+        response_format: ResponseFormat = "plain",
+        format_rule: FormatRule = "strict",
+        accuracy: AccuracyMode = "alias",
+        prompt: MetaConfPrompt = "instructed",
+        accuracy_on: AccuracyOn = "answer",
+        calibration_weight: float = 1.0,
+        reflection_weight: float = 0.6,
+        accuracy_weight: float = 0.0,
+        missing_judge_score: float = 0.0,
+        confidence_threshold: float = 0.5,
+        verbal_max_new_tokens: int = 256,
+        task_graders: dict[str, TaskGrader] | None = None,
+        baselines: list[BaselineName] | None = None,
+        rewards: dict[str, float] | None = None,
+        **kwargs,
+    ):
         super().__init__(rewards=rewards or {}, **kwargs)
         if unknown := [b for b in baselines or [] if b not in BASELINES]:
             raise ConfigError(f"MetaConfModule: unknown baselines {unknown}; choose from {list(BASELINES)}")
         if reflection_weight != 0 and judge is None:
-            raise ConfigError("MetaConfModule: reflection_weight > 0 needs a `judge:` (class_path "
-                              "metalight.methods.metaconf.judge.LocalChat or HTTPChat); or set reflection_weight: 0")
+            raise ConfigError(
+                "MetaConfModule: reflection_weight > 0 needs a `judge:` (class_path "
+                "metalight.methods.metaconf.judge.LocalChat or HTTPChat); or set reflection_weight: 0"
+            )
         self.hparams["judge"] = judge.describe() if judge is not None else None
         self.hparams["task_graders"] = {k: g.describe() for k, g in (task_graders or {}).items()}
         self.hparams["baselines"] = list(baselines or [])
-        self.scorer = MetaConfScorer(response_format, format_rule, accuracy, self.eval_settings.grading, judge,
-                                     missing_judge_score, dict(task_graders or {}), accuracy_on)
-        self.verbal = VerbalEvaluation(self.hparams.baselines, response_format, confidence_threshold,
-                                       self.hparams.dprime_correction)
+        self.scorer = MetaConfScorer(
+            response_format,
+            format_rule,
+            accuracy,
+            self.eval_settings.grading,
+            judge,
+            missing_judge_score,
+            dict(task_graders or {}),
+            accuracy_on,
+        )
+        self.verbal = VerbalEvaluation(
+            self.hparams.baselines, response_format, confidence_threshold, self.hparams.dprime_correction
+        )
 
     def prompt_text(self, record) -> str:
-        return metaconf_prompt(record.question, self.hparams.response_format, record.context, self.hparams.prompt)
+        return metaconf_prompt(
+            record.question, self.hparams.response_format, record.context, self.hparams.prompt
+        )
 
     def reward_table(self) -> dict[str, RewardFn]:
         """MetaConf's own rewards (the scorer's ``format``, ``accuracy``, ``calibration``, ``reflection``)."""
@@ -132,9 +166,15 @@ class MetaConfModule(GRPOModule):
     def build_rewards(self) -> list[tuple[str, RewardFn, float]]:
         """MetaConf's rewards with their weights (``format`` is logged, weight 0), then the configured extra ones."""
         h, table = self.hparams, self.reward_table()
-        weights = {"format": 0.0, "calibration": h.calibration_weight, "accuracy": h.accuracy_weight,
-                   "reflection": h.reflection_weight}
-        return [(name, table[name], weights[name]) for name in weights if name in table] + super().build_rewards()
+        weights = {
+            "format": 0.0,
+            "calibration": h.calibration_weight,
+            "accuracy": h.accuracy_weight,
+            "reflection": h.reflection_weight,
+        }
+        return [
+            (name, table[name], weights[name]) for name in weights if name in table
+        ] + super().build_rewards()
 
     def score(self, rollout: Rollout):
         names, table = super().score(rollout)
@@ -145,17 +185,28 @@ class MetaConfModule(GRPOModule):
     def grade(self, records: Sequence[Any], answers: Sequence[str]) -> list[bool]:
         """Correctness of answers: task grade ≥ 0.5 for records of a graded task family, else the alias rule."""
         grades = self.scorer.task_grades(records, answers)
-        return [(grades[i] or 0.0) >= 0.5 if i in grades else is_correct(a, r.answers, self.eval_settings.grading)
-                for i, (r, a) in enumerate(zip(records, answers))]
+        return [
+            (grades[i] or 0.0) >= 0.5 if i in grades else is_correct(a, r.answers, self.eval_settings.grading)
+            for i, (r, a) in enumerate(zip(records, answers))
+        ]
 
     def evaluate_batch(self, batch: RecordBatch, split: str) -> None:
         """The dual-prompt evaluation of the batch, then its verbal-confidence replies (and baselines)."""
         super().evaluate_batch(batch, split)
         h = self.hparams
-        settings = ReplySettings(h.chat_template, h.system_prompt, h.verbal_max_new_tokens, h.max_prompt_length,
-                                 self.synced_generation(), h.prompt, h.accuracy_on)
+        settings = ReplySettings(
+            h.chat_template,
+            h.system_prompt,
+            h.verbal_max_new_tokens,
+            h.max_prompt_length,
+            self.synced_generation(),
+            h.prompt,
+            h.accuracy_on,
+        )
         with self.generation_context():
-            self.verbal.step(self.model, self.tokenizer, batch.records, batch.padding, split, self.grade, settings)
+            self.verbal.step(
+                self.model, self.tokenizer, batch.records, batch.padding, split, self.grade, settings
+            )
 
     def finish_evaluation(self, split: str):
         """The dual-prompt outcome with the verbal metrics added and each sample joined with its replies."""
@@ -164,17 +215,30 @@ class MetaConfModule(GRPOModule):
         if outcome is None:
             return None
         outcome.metrics.update(verbal)
-        outcome.samples = [MetaConfSample(d, v, {kind: replies[kind][i] for kind in self.hparams.baselines})
-                           for i, (d, v) in enumerate(zip(outcome.samples, replies["verbal"]))]
+        outcome.samples = [
+            MetaConfSample(d, v, {kind: replies[kind][i] for kind in self.hparams.baselines})
+            for i, (d, v) in enumerate(zip(outcome.samples, replies["verbal"]))
+        ]
         return outcome
 
     def report_settings(self) -> dict[str, Any]:
         h = self.hparams
-        return {**super().report_settings(), "metaconf_prompt_version": METACONF_PROMPT_VERSION,
-                "metaconf_baseline_version": METACONF_BASELINE_VERSION if h.baselines else None,
-                "baselines": h.baselines, "task_graders": h.task_graders,
-                "response_format": h.response_format, "metaconf_prompt": h.prompt, "format_rule": h.format_rule,
-                "accuracy_mode": h.accuracy, "accuracy_on": h.accuracy_on,
-                "confidence_threshold": h.confidence_threshold, "judge": h.judge,
-                "reward_weights": {"calibration": h.calibration_weight, "reflection": h.reflection_weight,
-                                   "accuracy": h.accuracy_weight}}
+        return {
+            **super().report_settings(),
+            "metaconf_prompt_version": METACONF_PROMPT_VERSION,
+            "metaconf_baseline_version": METACONF_BASELINE_VERSION if h.baselines else None,
+            "baselines": h.baselines,
+            "task_graders": h.task_graders,
+            "response_format": h.response_format,
+            "metaconf_prompt": h.prompt,
+            "format_rule": h.format_rule,
+            "accuracy_mode": h.accuracy,
+            "accuracy_on": h.accuracy_on,
+            "confidence_threshold": h.confidence_threshold,
+            "judge": h.judge,
+            "reward_weights": {
+                "calibration": h.calibration_weight,
+                "reflection": h.reflection_weight,
+                "accuracy": h.accuracy_weight,
+            },
+        }

@@ -48,7 +48,9 @@ _PLAIN = {
 _CONFIDENCE_VALUE = re.compile(rf"^{_NUMBER}")
 _TAGGED = {
     "answer": re.compile(r"<answer>(.*?)</answer>", re.IGNORECASE | re.DOTALL),
-    "reflection": re.compile(r"<(?:self[-_ ]?)?reflection>(.*?)</(?:self[-_ ]?)?reflection>", re.IGNORECASE | re.DOTALL),
+    "reflection": re.compile(
+        r"<(?:self[-_ ]?)?reflection>(.*?)</(?:self[-_ ]?)?reflection>", re.IGNORECASE | re.DOTALL
+    ),
     "confidence": re.compile(rf"<confidence>\s*{_NUMBER}\s*</confidence>", re.IGNORECASE),
 }
 
@@ -82,9 +84,11 @@ def parse_response(text: str, response_format: ResponseFormat = "plain") -> Meta
     if response_format == "tagged":
         answer, reflection = _TAGGED["answer"].search(text), _TAGGED["reflection"].search(text)
         confidence = _TAGGED["confidence"].search(text)
-        return MetaConfResponse(_clean(answer.group(1)) or None if answer else None,
-                                _clean(reflection.group(1)) or None if reflection else None,
-                                _confidence(*confidence.groups()) if confidence else None)
+        return MetaConfResponse(
+            _clean(answer.group(1)) or None if answer else None,
+            _clean(reflection.group(1)) or None if reflection else None,
+            _confidence(*confidence.groups()) if confidence else None,
+        )
     answer_mark = _PLAIN["answer"].search(text)
     after_answer = answer_mark.end() if answer_mark else 0
     reflection_mark = _PLAIN["reflection"].search(text, after_answer)
@@ -92,12 +96,18 @@ def parse_response(text: str, response_format: ResponseFormat = "plain") -> Meta
     confidence_marks = list(_PLAIN["confidence"].finditer(text, after_reflection))
     confidence_mark = confidence_marks[-1] if confidence_marks else None
     end_of_answer = reflection_mark or confidence_mark
-    answer = _clean(text[after_answer:end_of_answer.start() if end_of_answer else len(text)]) if answer_mark else None
+    answer = (
+        _clean(text[after_answer : end_of_answer.start() if end_of_answer else len(text)])
+        if answer_mark
+        else None
+    )
     reflection = None
     if reflection_mark:
-        reflection = _clean(text[after_reflection:confidence_mark.start() if confidence_mark else len(text)])
+        reflection = _clean(
+            text[after_reflection : confidence_mark.start() if confidence_mark else len(text)]
+        )
     confidence = None
-    if confidence_mark and (value := _CONFIDENCE_VALUE.match(text[confidence_mark.end():])):
+    if confidence_mark and (value := _CONFIDENCE_VALUE.match(text[confidence_mark.end() :])):
         confidence = _confidence(*value.groups())
     return MetaConfResponse(answer or None, reflection or None, confidence)
 
@@ -110,7 +120,9 @@ def graded_text(response: MetaConfResponse, completion: str, accuracy_on: Accura
     return response.answer
 
 
-def format_response(answer: str, reflection: str, confidence: float, response_format: ResponseFormat = "plain") -> str:
+def format_response(
+    answer: str, reflection: str, confidence: float, response_format: ResponseFormat = "plain"
+) -> str:
     """Write a response in the format the parser reads (stage-1 SFT targets)."""
     value = f"{confidence:g}"
     if response_format == "tagged":
@@ -141,7 +153,9 @@ class MetaConfScorer:
     def parse(self, completions: Sequence[str]) -> list[MetaConfResponse]:
         """Parsed completions; records how many have no usable confidence."""
         parsed = [parse_response(c, self.response_format) for c in completions]
-        self.stats["confidence_undefined_rate"] = sum(p.confidence is None for p in parsed) / max(1, len(parsed))
+        self.stats["confidence_undefined_rate"] = sum(p.confidence is None for p in parsed) / max(
+            1, len(parsed)
+        )
         return parsed
 
     def answer_accuracy(self, response: MetaConfResponse, completion: str, record: Any) -> float:
@@ -158,9 +172,11 @@ class MetaConfScorer:
         grader's judge failed); counts them in ``stats`` (``grader/requests``, ``grader/missing``)."""
         for record in records:
             if not record.answers and record.meta.get("task_type") not in self.task_graders:
-                raise ConfigError(f"record {record.id} (task_type {record.meta.get('task_type')!r}) has no gold "
-                                  f"answer, so only a task grader can grade it; set model.init_args.task_graders."
-                                  f"{record.meta.get('task_type') or '<task_type>'} (e.g. FactScoreGrader)")
+                raise ConfigError(
+                    f"record {record.id} (task_type {record.meta.get('task_type')!r}) has no gold "
+                    f"answer, so only a task grader can grade it; set model.init_args.task_graders."
+                    f"{record.meta.get('task_type') or '<task_type>'} (e.g. FactScoreGrader)"
+                )
         grades: dict[int, float | None] = {}
         for task, grader in self.task_graders.items():
             positions = [i for i, r in enumerate(records) if r.meta.get("task_type") == task]
@@ -171,8 +187,9 @@ class MetaConfScorer:
         self.stats.update({"grader/requests": float(len(grades)), "grader/missing": float(missing)})
         return grades
 
-    def accuracies(self, parsed: Sequence[MetaConfResponse], completions: Sequence[str],
-                   records: Sequence[Any]) -> list[float]:
+    def accuracies(
+        self, parsed: Sequence[MetaConfResponse], completions: Sequence[str], records: Sequence[Any]
+    ) -> list[float]:
         """Accuracy in [0, 1] per completion: the task grader's (a missing grade scores 0, as upstream's
         ``except: 0``) or :meth:`answer_accuracy`. Computed once per batch of completions (every reward reads it)."""
         key = (tuple(r.id for r in records), tuple(completions))
@@ -180,8 +197,10 @@ class MetaConfScorer:
             return self._last_grades[1]
         answers = [graded_text(p, c, self.accuracy_on) for p, c in zip(parsed, completions)]
         graded = self.task_grades(records, answers)
-        values = [(graded[i] or 0.0) if i in graded else self.answer_accuracy(p, c, r)
-                  for i, (p, c, r) in enumerate(zip(parsed, completions, records))]
+        values = [
+            (graded[i] or 0.0) if i in graded else self.answer_accuracy(p, c, r)
+            for i, (p, c, r) in enumerate(zip(parsed, completions, records))
+        ]
         self._last_grades = (key, values)
         return values
 
@@ -204,30 +223,48 @@ class MetaConfScorer:
         """Accuracy of the graded text (the answer field, or the whole completion: ``accuracy_on``)."""
         return torch.tensor(self.accuracies(self.parse(completions), completions, records))
 
-    def calibration(self, prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any]) -> Tensor:
+    def calibration(
+        self, prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any]
+    ) -> Tensor:
         """1 − (accuracy − confidence/10)² where the format reward is positive, else 0 (Brier-style)."""
         parsed = self.parse(completions)
         out = []
         accuracies = self.accuracies(parsed, completions, records)
         for p, accuracy, gate in zip(parsed, accuracies, self._format_scores(parsed)):
-            confidence = p.confidence if p.confidence is not None else 0.0  # only reachable with format_rule=upstream
+            confidence = (
+                p.confidence if p.confidence is not None else 0.0
+            )  # only reachable with format_rule=upstream
             out.append((1 - (accuracy - confidence / 10) ** 2) if gate > 0 else 0.0)
         return torch.tensor(out)
 
-    def reflection(self, prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any]) -> Tensor:
+    def reflection(
+        self, prompts: Sequence[str], completions: Sequence[str], records: Sequence[Any]
+    ) -> Tensor:
         """The judge's reflection-quality score in [0, 1] where the format reward is positive, else 0."""
         if self.judge is None:
             raise ValueError("the reflection reward needs a judge; set `judge:` (LocalChat or HTTPChat)")
         parsed = self.parse(completions)
         gated = [i for i, gate in enumerate(self._format_scores(parsed)) if gate > 0]
         accuracies = self.accuracies(parsed, completions, records)
-        items = [JudgeItem(records[i].question, parsed[i].answer or completions[i], parsed[i].reflection or "",
-                           parsed[i].confidence or 0.0, accuracies[i])
-                 for i in gated]
+        items = [
+            JudgeItem(
+                records[i].question,
+                parsed[i].answer or completions[i],
+                parsed[i].reflection or "",
+                parsed[i].confidence or 0.0,
+                accuracies[i],
+            )
+            for i in gated
+        ]
         scores = judge_reflections(self.judge, items)
         missing = sum(s is None for s in scores)
-        self.stats.update({"judge/requests": float(len(items)), "judge/missing": float(missing),
-                           "judge/missing_rate": missing / len(items) if items else 0.0})
+        self.stats.update(
+            {
+                "judge/requests": float(len(items)),
+                "judge/missing": float(missing),
+                "judge/missing_rate": missing / len(items) if items else 0.0,
+            }
+        )
         out = [0.0] * len(completions)
         for i, score in zip(gated, scores):
             out[i] = self.missing_judge_score if score is None else score

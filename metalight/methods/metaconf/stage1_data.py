@@ -52,9 +52,18 @@ class Stage1Row:
 
 
 @torch.no_grad()
-def collect_targets(model, tokenizer, records: Sequence[Any], samples: int = 5, temperature: float = 0.7,
-                    max_new_tokens: int = 32, grading: GradingMode = "esma", chat_template: ChatMode = "auto",
-                    batch_size: int = 16, seed: int = 0) -> list[Stage1Row]:
+def collect_targets(
+    model,
+    tokenizer,
+    records: Sequence[Any],
+    samples: int = 5,
+    temperature: float = 0.7,
+    max_new_tokens: int = 32,
+    grading: GradingMode = "esma",
+    chat_template: ChatMode = "auto",
+    batch_size: int = 16,
+    seed: int = 0,
+) -> list[Stage1Row]:
     """Steps 1-2: the greedy answer and the sampled-accuracy confidence of every record."""
     if samples < 1:
         raise ValueError(f"samples must be >= 1, got {samples}")
@@ -62,17 +71,32 @@ def collect_targets(model, tokenizer, records: Sequence[Any], samples: int = 5, 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         for start in range(0, len(records), batch_size):
-            chunk = records[start:start + batch_size]
-            prompts = [Prompt(*render_prompt(tokenizer, direct_prompt(r.question, context=r.context), chat_template))
-                       for r in chunk]
+            chunk = records[start : start + batch_size]
+            prompts = [
+                Prompt(*render_prompt(tokenizer, direct_prompt(r.question, context=r.context), chat_template))
+                for r in chunk
+            ]
             greedy = generate(model, tokenizer, prompts, Decoding(max_new_tokens=max_new_tokens)).texts
-            sampled = generate(model, tokenizer, prompts, Decoding(max_new_tokens, "sample", temperature),
-                               num_return_sequences=samples).texts
+            sampled = generate(
+                model,
+                tokenizer,
+                prompts,
+                Decoding(max_new_tokens, "sample", temperature),
+                num_return_sequences=samples,
+            ).texts
             for i, record in enumerate(chunk):
-                right = sum(is_correct(a, record.answers, grading) for a in sampled[i * samples:(i + 1) * samples])
-                rows.append(Stage1Row(record.id, record.question, greedy[i],
-                                      float(is_correct(greedy[i], record.answers, grading)),
-                                      round(10 * right / samples, 1)))
+                right = sum(
+                    is_correct(a, record.answers, grading) for a in sampled[i * samples : (i + 1) * samples]
+                )
+                rows.append(
+                    Stage1Row(
+                        record.id,
+                        record.question,
+                        greedy[i],
+                        float(is_correct(greedy[i], record.answers, grading)),
+                        round(10 * right / samples, 1),
+                    )
+                )
     return rows
 
 
@@ -85,21 +109,32 @@ def write_reflections(rows: Sequence[Stage1Row], writer: ChatBackend) -> tuple[l
         row.reflection = " ".join(reply.split()) if reply else None
     failed = sum(not r.reflection for r in rows)
     if failed:
-        log.warning("reflection writer: no reflection for %d of %d questions; they are left out", failed, len(rows))
+        log.warning(
+            "reflection writer: no reflection for %d of %d questions; they are left out", failed, len(rows)
+        )
     return [r for r in rows if r.reflection], failed
 
 
-def sft_rows(rows: Iterable[Stage1Row], response_format: ResponseFormat = "plain",
-             prompt: MetaConfPrompt = "instructed") -> list[dict[str, Any]]:
+def sft_rows(
+    rows: Iterable[Stage1Row],
+    response_format: ResponseFormat = "plain",
+    prompt: MetaConfPrompt = "instructed",
+) -> list[dict[str, Any]]:
     """Prompt-completion rows: the MetaConf prompt (``instructed``, or ``bare``: the question alone, as upstream's
     stage-1 file; stage 2's ``prompt`` must match) and the formatted targets (plus their provenance)."""
     out = []
     for row in rows:
         if not row.reflection:
             raise DataError(f"question {row.id!r} has no reflection; run write_reflections first")
-        out.append({"id": row.id, "prompt": metaconf_prompt(row.question, response_format, prompt=prompt),
-                    "completion": format_response(row.answer, row.reflection, row.confidence, response_format),
-                    "correct": row.correct, "confidence": row.confidence})
+        out.append(
+            {
+                "id": row.id,
+                "prompt": metaconf_prompt(row.question, response_format, prompt=prompt),
+                "completion": format_response(row.answer, row.reflection, row.confidence, response_format),
+                "correct": row.correct,
+                "confidence": row.confidence,
+            }
+        )
     return out
 
 
@@ -118,21 +153,34 @@ def read_provided(path: str | Path) -> tuple[list[dict[str, Any]], list[Stage1Ro
             continue
         missing = [k for k in ("question", "answer", "confidence") if k not in row]
         if missing:
-            raise DataError(f"{where}: missing {', '.join(missing)}; a row is ShareGPT conversations or "
-                            f'{{"question", "answer", "confidence" (0-10), "reflection"?, "correct"?}}')
+            raise DataError(
+                f"{where}: missing {', '.join(missing)}; a row is ShareGPT conversations or "
+                f'{{"question", "answer", "confidence" (0-10), "reflection"?, "correct"?}}'
+            )
         confidence = row["confidence"]
         if not isinstance(confidence, (int, float)) or not 0 <= confidence <= 10:
             raise DataError(f"{where}: confidence must be a number in [0, 10], got {confidence!r}")
-        rows.append(Stage1Row(str(row.get("id", where)), row["question"], str(row["answer"]),
-                              float(row.get("correct", confidence / 10)), float(confidence), row.get("reflection")))
+        rows.append(
+            Stage1Row(
+                str(row.get("id", where)),
+                row["question"],
+                str(row["answer"]),
+                float(row.get("correct", confidence / 10)),
+                float(confidence),
+                row.get("reflection"),
+            )
+        )
     return ready, rows
 
 
 def describe(rows: Sequence[Stage1Row]) -> dict[str, float]:
     """Summary of the targets: count, greedy accuracy, mean confidence."""
     n = max(1, len(rows))
-    return {"questions": len(rows), "accuracy": sum(r.correct for r in rows) / n,
-            "mean_confidence": sum(r.confidence for r in rows) / n}
+    return {
+        "questions": len(rows),
+        "accuracy": sum(r.correct for r in rows) / n,
+        "mean_confidence": sum(r.confidence for r in rows) / n,
+    }
 
 
 def to_json(rows: Sequence[Stage1Row]) -> list[dict[str, Any]]:

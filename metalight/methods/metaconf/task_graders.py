@@ -50,7 +50,9 @@ def _ask(judge: ChatBackend, grader: str, messages: list[str]) -> list[str | Non
     failed = sum(r is None for r in replies)
     if failed:
         errors = sorted(set(getattr(judge, "last_errors", []) or ["no reply"]))
-        log.warning("%s: %d of %d judge requests failed (%s)", grader, failed, len(replies), "; ".join(errors[:3]))
+        log.warning(
+            "%s: %d of %d judge requests failed (%s)", grader, failed, len(replies), "; ".join(errors[:3])
+        )
     return replies
 
 
@@ -93,9 +95,12 @@ class StepJudgeGrader(TaskGrader):
         self.judge = judge
 
     def grade(self, records: Sequence[Any], replies: Sequence[str]) -> list[float | None]:
-        messages = [METACONF_STEP_CHECK.format(question=r.question, solution=reply,
-                                               reference=r.meta.get("solution") or "; ".join(r.answers))
-                    for r, reply in zip(records, replies)]
+        messages = [
+            METACONF_STEP_CHECK.format(
+                question=r.question, solution=reply, reference=r.meta.get("solution") or "; ".join(r.answers)
+            )
+            for r, reply in zip(records, replies)
+        ]
         return [parse_final_score(text) for text in _ask(self.judge, "StepJudgeGrader", messages)]
 
     def describe(self) -> dict[str, Any]:
@@ -131,12 +136,20 @@ class FactScoreGrader(TaskGrader):
     def grade(self, records: Sequence[Any], replies: Sequence[str]) -> list[float | None]:
         splits = _ask(self.judge, "FactScoreGrader", [METACONF_ATOMIC_FACTS.format(text=r) for r in replies])
         all_facts = [parse_facts(s) if s is not None else None for s in splits]
-        if cut := sum(len(fs) - self.max_facts for fs in all_facts if fs is not None and len(fs) > self.max_facts):
-            log.warning("FactScoreGrader: %d atomic facts beyond max_facts=%d per reply were not checked", cut,
-                        self.max_facts)
-        facts = [fs[:self.max_facts] if fs is not None else None for fs in all_facts]
-        checks = [(i, METACONF_FACT_CHECK.format(topic=records[i].meta.get("title") or records[i].question, fact=f))
-                  for i, fs in enumerate(facts) for f in fs or []]
+        if cut := sum(
+            len(fs) - self.max_facts for fs in all_facts if fs is not None and len(fs) > self.max_facts
+        ):
+            log.warning(
+                "FactScoreGrader: %d atomic facts beyond max_facts=%d per reply were not checked",
+                cut,
+                self.max_facts,
+            )
+        facts = [fs[: self.max_facts] if fs is not None else None for fs in all_facts]
+        checks = [
+            (i, METACONF_FACT_CHECK.format(topic=records[i].meta.get("title") or records[i].question, fact=f))
+            for i, fs in enumerate(facts)
+            for f in fs or []
+        ]
         verdicts = [parse_verdict(v) for v in _ask(self.judge, "FactScoreGrader", [m for _, m in checks])]
         supported, unusable = [0] * len(replies), [False] * len(replies)
         for (i, _), verdict in zip(checks, verdicts):
@@ -153,5 +166,9 @@ class FactScoreGrader(TaskGrader):
         return out
 
     def describe(self) -> dict[str, Any]:
-        return {"grader": "factscore", "denominator": self.denominator, "max_facts": self.max_facts,
-                "judge": self.judge.describe()}
+        return {
+            "grader": "factscore",
+            "denominator": self.denominator,
+            "max_facts": self.max_facts,
+            "judge": self.judge.describe(),
+        }

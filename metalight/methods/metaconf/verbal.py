@@ -67,51 +67,101 @@ class ReplySettings:
 
 def _replies(model, tokenizer, conversations: Sequence[list[dict[str, str]]], s: ReplySettings):
     prompts = [render_messages(tokenizer, c, s.chat_template, s.system_prompt) for c in conversations]
-    texts = generate(model, tokenizer, prompts, Decoding(max_new_tokens=s.max_new_tokens), s.max_input_tokens,
-                     synced_gpus=s.synced_gpus).texts
+    texts = generate(
+        model,
+        tokenizer,
+        prompts,
+        Decoding(max_new_tokens=s.max_new_tokens),
+        s.max_input_tokens,
+        synced_gpus=s.synced_gpus,
+    ).texts
     return prompts, texts
 
 
-def _graded(records: Sequence[Any], prompts, texts: Sequence[str], grade: Grade, response_format: ResponseFormat,
-            needs_reflection: bool, accuracy_on: AccuracyOn = "answer") -> list[VerbalResult]:
+def _graded(
+    records: Sequence[Any],
+    prompts,
+    texts: Sequence[str],
+    grade: Grade,
+    response_format: ResponseFormat,
+    needs_reflection: bool,
+    accuracy_on: AccuracyOn = "answer",
+) -> list[VerbalResult]:
     parsed = [parse_response(t, response_format) for t in texts]
     answers = [graded_text(p, t, accuracy_on) for p, t in zip(parsed, texts)]
     correct = grade(records, answers)
-    return [VerbalResult(r.id, prompt.text, text, p.answer, p.reflection, p.confidence, ok,
-                         p.format_ok if needs_reflection else (p.answer is not None and p.confidence is not None))
-            for r, prompt, text, p, ok in zip(records, prompts, texts, parsed, correct)]
+    return [
+        VerbalResult(
+            r.id,
+            prompt.text,
+            text,
+            p.answer,
+            p.reflection,
+            p.confidence,
+            ok,
+            p.format_ok if needs_reflection else (p.answer is not None and p.confidence is not None),
+        )
+        for r, prompt, text, p, ok in zip(records, prompts, texts, parsed, correct)
+    ]
 
 
 @torch.no_grad()
-def evaluate_verbal(model, tokenizer, records: Sequence[Any], grade: Grade, response_format: ResponseFormat = "plain",
-                    settings: ReplySettings = ReplySettings()) -> list[VerbalResult]:
+def evaluate_verbal(
+    model,
+    tokenizer,
+    records: Sequence[Any],
+    grade: Grade,
+    response_format: ResponseFormat = "plain",
+    settings: ReplySettings = ReplySettings(),
+) -> list[VerbalResult]:
     """Greedy MetaConf-format replies to ``records``, parsed and graded."""
-    conversations = [[{"role": "user", "content": metaconf_prompt(r.question, response_format, r.context,
-                                                                  settings.prompt)}] for r in records]
+    conversations = [
+        [
+            {
+                "role": "user",
+                "content": metaconf_prompt(r.question, response_format, r.context, settings.prompt),
+            }
+        ]
+        for r in records
+    ]
     prompts, texts = _replies(model, tokenizer, conversations, settings)
     return _graded(records, prompts, texts, grade, response_format, True, settings.accuracy_on)
 
 
 @torch.no_grad()
-def evaluate_baseline(kind: str, model, tokenizer, records: Sequence[Any], grade: Grade,
-                      settings: ReplySettings = ReplySettings()) -> list[VerbalResult]:
+def evaluate_baseline(
+    kind: str,
+    model,
+    tokenizer,
+    records: Sequence[Any],
+    grade: Grade,
+    settings: ReplySettings = ReplySettings(),
+) -> list[VerbalResult]:
     """Greedy replies to baseline ``kind`` (``direct``, ``cot``, ``self_refine``), parsed and graded."""
-    conversations = [[{"role": "user", "content": metaconf_baseline_prompt(kind, r.question, r.context)}]
-                     for r in records]
+    conversations = [
+        [{"role": "user", "content": metaconf_baseline_prompt(kind, r.question, r.context)}] for r in records
+    ]
     prompts, texts = _replies(model, tokenizer, conversations, settings)
     if kind == "self_refine":
-        conversations = [c + [{"role": "assistant", "content": t}, {"role": "user", "content": METACONF_REFINE}]
-                         for c, t in zip(conversations, texts)]
+        conversations = [
+            c + [{"role": "assistant", "content": t}, {"role": "user", "content": METACONF_REFINE}]
+            for c, t in zip(conversations, texts)
+        ]
         prompts, texts = _replies(model, tokenizer, conversations, settings)
     return _graded(records, prompts, texts, grade, "plain", False, settings.accuracy_on)
 
 
 def verbal_tensors(results: Sequence[VerbalResult], threshold: float = 0.5) -> dict[str, torch.Tensor]:
     """Metric inputs: confidence/10 (NaN when undefined), said_yes = confidence/10 ≥ ``threshold``."""
-    confidence = torch.tensor([r.confidence / 10 if r.confidence is not None else float("nan") for r in results])
-    return {"correct": torch.tensor([r.correct for r in results], dtype=torch.bool),
-            "said_yes": torch.nan_to_num(confidence, nan=-1.0) >= threshold,
-            "confidence": confidence.float(), "parsed": torch.tensor([r.parsed for r in results], dtype=torch.bool)}
+    confidence = torch.tensor(
+        [r.confidence / 10 if r.confidence is not None else float("nan") for r in results]
+    )
+    return {
+        "correct": torch.tensor([r.correct for r in results], dtype=torch.bool),
+        "said_yes": torch.nan_to_num(confidence, nan=-1.0) >= threshold,
+        "confidence": confidence.float(),
+        "parsed": torch.tensor([r.parsed for r in results], dtype=torch.bool),
+    }
 
 
 class VerbalEvaluation(nn.Module):
@@ -128,28 +178,53 @@ class VerbalEvaluation(nn.Module):
         dprime_correction: how d'type2 handles rates of 0 or 1 (as the dual-prompt evaluation).
     """
 
-    def __init__(self, baselines: Sequence[str], response_format: ResponseFormat, confidence_threshold: float,
-                 dprime_correction: str = "clip"):
+    def __init__(
+        self,
+        baselines: Sequence[str],
+        response_format: ResponseFormat,
+        confidence_threshold: float,
+        dprime_correction: str = "clip",
+    ):
         super().__init__()
         self.kinds = ["verbal", *baselines]
         self.response_format, self.confidence_threshold = response_format, confidence_threshold
-        self.metrics = nn.ModuleDict({f"{split}_{kind}": MetacognitionMetrics(dprime_correction=dprime_correction)
-                                      for split in EVAL_SPLITS for kind in self.kinds})
-        self.replies: dict[str, dict[str, list[VerbalResult]]] = {split: {kind: [] for kind in self.kinds}
-                                                                   for split in EVAL_SPLITS}
+        self.metrics = nn.ModuleDict(
+            {
+                f"{split}_{kind}": MetacognitionMetrics(dprime_correction=dprime_correction)
+                for split in EVAL_SPLITS
+                for kind in self.kinds
+            }
+        )
+        self.replies: dict[str, dict[str, list[VerbalResult]]] = {
+            split: {kind: [] for kind in self.kinds} for split in EVAL_SPLITS
+        }
 
-    def step(self, model, tokenizer, records: Sequence[Any], padding: Sequence[bool], split: str, grade: Grade,
-             settings: ReplySettings) -> None:
+    def step(
+        self,
+        model,
+        tokenizer,
+        records: Sequence[Any],
+        padding: Sequence[bool],
+        split: str,
+        grade: Grade,
+        settings: ReplySettings,
+    ) -> None:
         """Reply to ``records`` in every kind (model in eval mode) and keep the rows that are not padding."""
         with eval_mode(model):
-            results = {"verbal": evaluate_verbal(model, tokenizer, records, grade, self.response_format, settings)}
+            results = {
+                "verbal": evaluate_verbal(model, tokenizer, records, grade, self.response_format, settings)
+            }
             for kind in self.kinds[1:]:
                 results[kind] = evaluate_baseline(kind, model, tokenizer, records, grade, settings)
         for kind, replies in results.items():
             metric = self.metrics[f"{split}_{kind}"]
-            tensors = {k: v.to(metric.device) for k, v in verbal_tensors(replies, self.confidence_threshold).items()}
-            metric.update(**tensors, mask=torch.tensor([not pad for pad in padding], dtype=torch.bool,
-                                                       device=metric.device))
+            tensors = {
+                k: v.to(metric.device) for k, v in verbal_tensors(replies, self.confidence_threshold).items()
+            }
+            metric.update(
+                **tensors,
+                mask=torch.tensor([not pad for pad in padding], dtype=torch.bool, device=metric.device),
+            )
             self.replies[split][kind].extend(v for v, pad in zip(replies, padding) if not pad)
 
     def finish(self, split: str) -> tuple[dict[str, float], dict[str, list[VerbalResult]]]:
@@ -157,7 +232,10 @@ class VerbalEvaluation(nn.Module):
         values: dict[str, float] = {}
         replies: dict[str, list[VerbalResult]] = {}
         for kind in self.kinds:
-            metric, prefix = self.metrics[f"{split}_{kind}"], "verbal" if kind == "verbal" else f"baseline_{kind}"
+            metric, prefix = (
+                self.metrics[f"{split}_{kind}"],
+                "verbal" if kind == "verbal" else f"baseline_{kind}",
+            )
             values.update({f"{prefix}_{k}": float(v) for k, v in metric.compute().items() if k != "n"})
             metric.reset()
             replies[kind] = gather_objects(self.replies[split][kind])

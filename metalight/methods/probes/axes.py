@@ -33,8 +33,10 @@ def check_labels(labels: Tensor, where: str = "train split") -> None:
     """``DataError`` unless the labels hold both 0 and 1 (a probe cannot be fitted to one class)."""
     values = set(torch.unique(labels).tolist())
     if values != {0, 1}:
-        raise DataError(f"the {where} has labels {sorted(values)}: a probe needs both classes 0 and 1; check "
-                        f"the dataset's label column, balance, n_sample and max_samples")
+        raise DataError(
+            f"the {where} has labels {sorted(values)}: a probe needs both classes 0 and 1; check "
+            f"the dataset's label column, balance, n_sample and max_samples"
+        )
 
 
 def available_pcs(pcs: Sequence[int], n_rows: int, dim: int) -> list[int]:
@@ -52,8 +54,9 @@ def pca_axes(features: Tensor, pcs: Sequence[int]) -> tuple[Tensor, Tensor, Tens
     centred = x - mean
     _, _, vh = torch.linalg.svd(centred, full_matrices=False)
     if max(pcs) > min(x.shape) - 1:
-        raise ConfigError(f"PC {max(pcs)} needs more than {max(pcs)} train rows and features; have "
-                          f"{tuple(x.shape)}")
+        raise ConfigError(
+            f"PC {max(pcs)} needs more than {max(pcs)} train rows and features; have {tuple(x.shape)}"
+        )
     directions = vh[[k - 1 for k in pcs]]
     peak = directions.abs().argmax(-1, keepdim=True)
     directions = directions * torch.sign(directions.gather(-1, peak))
@@ -65,8 +68,10 @@ def linear_axis(weight: Tensor, bias: Tensor, train_features: Tensor) -> tuple[T
     """The LR axis of a head ``w·x + b`` (raw features): ``(u [d], c, s)``, s from the train decisions."""
     norm = weight.double().norm()
     if norm == 0:
-        raise ConfigError("the logistic-regression head has zero weights: it was never trained (validate / "
-                          "test a ProbeModule with --ckpt_path of a fit run) or l2 is too large")
+        raise ConfigError(
+            "the logistic-regression head has zero weights: it was never trained (validate / "
+            "test a ProbeModule with --ckpt_path of a fit run) or l2 is too large"
+        )
     decisions = train_features.double() @ weight.double() + bias.double()
     scale = decisions.std(unbiased=False) / norm
     return (weight.double() / norm).float(), (bias.double() / norm).float(), scale.float()
@@ -96,8 +101,10 @@ class ProbeSet:
     def index(self, layer: int, axis: str) -> tuple[int, int]:
         """Positions of ``layer`` and ``axis``; ``ConfigError`` naming the available ones."""
         if layer not in self.layers or axis not in self.axes:
-            raise ConfigError(f"no probe for layer {layer} / axis {axis!r}; this probe set has layers "
-                              f"{self.layers} and axes {self.axes}")
+            raise ConfigError(
+                f"no probe for layer {layer} / axis {axis!r}; this probe set has layers "
+                f"{self.layers} and axes {self.axes}"
+            )
         return self.layers.index(layer), self.axes.index(axis)
 
     def direction(self, layer: int, axis: str) -> Tensor:
@@ -115,16 +122,23 @@ class ProbeSet:
         missing = [layer for layer in self.layers if layer not in features]
         if missing:
             raise ConfigError(f"features for layers {missing} are missing")
-        return torch.stack([axis_scores(features[layer], self.directions[i], self.offsets[i], self.scales[i])
-                            for i, layer in enumerate(self.layers)], dim=1)
+        return torch.stack(
+            [
+                axis_scores(features[layer], self.directions[i], self.offsets[i], self.scales[i])
+                for i, layer in enumerate(self.layers)
+            ],
+            dim=1,
+        )
 
     def check_model(self, fingerprint: str, spec: str) -> None:
         """``ConfigError`` if these probes were fitted on another model's activations."""
         if self.meta.get("model_fingerprint") not in (None, fingerprint):
-            raise ConfigError(f"these probes were fitted on activations of {self.meta.get('model_spec')!r} "
-                              f"(fingerprint {self.meta['model_fingerprint']}), not of {spec!r} (fingerprint "
-                              f"{fingerprint}); an axis only scores the model it was fitted on — refit the "
-                              f"probes (cross-model label transfer is `predexp`)")
+            raise ConfigError(
+                f"these probes were fitted on activations of {self.meta.get('model_spec')!r} "
+                f"(fingerprint {self.meta['model_fingerprint']}), not of {spec!r} (fingerprint "
+                f"{fingerprint}); an axis only scores the model it was fitted on — refit the "
+                f"probes (cross-model label transfer is `predexp`)"
+            )
 
     def save(self, path: str | Path) -> Path:
         """Write one safetensors file (tensors + JSON metadata), atomically."""
@@ -133,8 +147,11 @@ class ProbeSet:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         header = {"layers": self.layers, "axes": self.axes, "meta": self.meta, "metrics": self.metrics}
-        tensors = {"directions": self.directions.contiguous(), "offsets": self.offsets.contiguous(),
-                   "scales": self.scales.contiguous()}
+        tensors = {
+            "directions": self.directions.contiguous(),
+            "offsets": self.offsets.contiguous(),
+            "scales": self.scales.contiguous(),
+        }
         save_safetensors_atomic(path, tensors, metadata={"probeset": json.dumps(header, default=str)})
         return path
 
@@ -145,12 +162,15 @@ class ProbeSet:
 
         path = Path(path)
         if not path.is_file():
-            raise ConfigError(f"probe file not found: {path}; fit probes first (python cli.py fit --config "
-                              f"configs/probes/<dataset>.yaml) and pass its run's probes.safetensors")
+            raise ConfigError(
+                f"probe file not found: {path}; fit probes first (python cli.py fit --config "
+                f"configs/probes/<dataset>.yaml) and pass its run's probes.safetensors"
+            )
         with safe_open(str(path), framework="pt") as handle:
             header = json.loads((handle.metadata() or {}).get("probeset", "null") or "null")
             if header is None:
                 raise ConfigError(f"{path} is not a metalight probe file (no probeset metadata)")
             tensors = {name: handle.get_tensor(name) for name in ("directions", "offsets", "scales")}
-        return cls(header["layers"], header["axes"], **tensors, meta=header["meta"],
-                   metrics=header["metrics"])
+        return cls(
+            header["layers"], header["axes"], **tensors, meta=header["meta"], metrics=header["metrics"]
+        )

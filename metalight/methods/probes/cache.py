@@ -32,8 +32,9 @@ def model_fingerprint(model) -> str:
     """A short hash of the model's config and of ~64 evenly spaced values of every parameter (exact bits,
     so it is deterministic; any fine-tuning or a different dtype changes it)."""
     digest = hashlib.sha256()
-    config = {k: v for k, v in model.config.to_dict().items()
-              if k not in ("_name_or_path", "transformers_version")}
+    config = {
+        k: v for k, v in model.config.to_dict().items() if k not in ("_name_or_path", "transformers_version")
+    }
     digest.update(json.dumps(config, sort_keys=True, default=str).encode())
     with torch.no_grad():
         for name, param in model.named_parameters():
@@ -56,8 +57,9 @@ def slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")[:80] or "unnamed"
 
 
-def save_safetensors_atomic(path: Path, tensors: dict[str, Tensor],
-                            metadata: dict[str, str] | None = None) -> None:
+def save_safetensors_atomic(
+    path: Path, tensors: dict[str, Tensor], metadata: dict[str, str] | None = None
+) -> None:
     """``safetensors.torch.save_file`` to a temporary name in the same directory, then rename."""
     from safetensors.torch import save_file
 
@@ -81,9 +83,19 @@ class FeatureCache:
         """The directory of one entry."""
         return self.root / slug(model_spec) / slug(dataset) / f"{span}-{texts_hash(items)}"
 
-    def features(self, model, tokenizer, model_spec: str, dataset: str, items: Sequence[SpanText],
-                 ids: Sequence[str], layers: Sequence[int], span: Span = "response", batch_size: int = 16,
-                 max_tokens: int | None = None) -> dict[int, Tensor]:
+    def features(
+        self,
+        model,
+        tokenizer,
+        model_spec: str,
+        dataset: str,
+        items: Sequence[SpanText],
+        ids: Sequence[str],
+        layers: Sequence[int],
+        span: Span = "response",
+        batch_size: int = 16,
+        max_tokens: int | None = None,
+    ) -> dict[int, Tensor]:
         """``{layer: [len(items), hidden]}``, read from the cache or extracted (and then cached)."""
         layers = check_layers(model, layers)
         path = self.entry(model_spec, dataset, span, items)
@@ -94,29 +106,41 @@ class FeatureCache:
             new = extract_features(model, tokenizer, items, missing, span, batch_size, max_tokens)
             path.mkdir(parents=True, exist_ok=True)
             for layer, values in new.items():
-                save_safetensors_atomic(path / f"layer_{layer:03d}.safetensors",
-                                        {"features": values.contiguous()})
+                save_safetensors_atomic(
+                    path / f"layer_{layer:03d}.safetensors", {"features": values.contiguous()}
+                )
             meta["layers"] = sorted(set(meta["layers"]) | set(missing))
             atomic_write_json(path / "meta.json", meta)
         return {layer: self.read_layer(path, layer) for layer in layers}
 
-    def read_meta(self, path: Path, fingerprint: str, model_spec: str, items: Sequence[SpanText],
-                  ids: Sequence[str]) -> dict:
+    def read_meta(
+        self, path: Path, fingerprint: str, model_spec: str, items: Sequence[SpanText], ids: Sequence[str]
+    ) -> dict:
         """The entry's metadata (fresh if absent); ``ConfigError`` if another model or input built it."""
-        fresh = {"version": CACHE_VERSION, "model_spec": model_spec, "model_fingerprint": fingerprint,
-                 "texts_sha256": texts_hash(items), "ids": list(ids), "layers": []}
+        fresh = {
+            "version": CACHE_VERSION,
+            "model_spec": model_spec,
+            "model_fingerprint": fingerprint,
+            "texts_sha256": texts_hash(items),
+            "ids": list(ids),
+            "layers": [],
+        }
         meta_file = path / "meta.json"
         if not meta_file.is_file():
             return fresh
         meta = json.loads(meta_file.read_text())
         if meta.get("model_fingerprint") != fingerprint:
-            raise ConfigError(f"feature cache {path} was built by model {meta.get('model_spec')!r} "
-                              f"(fingerprint {meta.get('model_fingerprint')}), not by this run's "
-                              f"{model_spec!r} (fingerprint {fingerprint}); delete that directory or set "
-                              f"another cache_dir")
+            raise ConfigError(
+                f"feature cache {path} was built by model {meta.get('model_spec')!r} "
+                f"(fingerprint {meta.get('model_fingerprint')}), not by this run's "
+                f"{model_spec!r} (fingerprint {fingerprint}); delete that directory or set "
+                f"another cache_dir"
+            )
         if meta.get("texts_sha256") != fresh["texts_sha256"] or meta.get("ids") != fresh["ids"]:
-            raise ConfigError(f"feature cache {path} holds other inputs than this run's (different texts or "
-                              f"record ids); delete that directory")
+            raise ConfigError(
+                f"feature cache {path} holds other inputs than this run's (different texts or "
+                f"record ids); delete that directory"
+            )
         return meta
 
     @staticmethod

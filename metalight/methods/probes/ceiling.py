@@ -45,9 +45,14 @@ class Ceiling:
 
     def as_dict(self) -> dict:
         """JSON-ready values."""
-        return {"auroc": self.auroc, "best_layer": self.best_layer, "by_layer": {str(k): v for k, v in
-                                                                                  self.by_layer.items()},
-                "n": self.n, "folds": self.folds, "baselines": dict(self.baselines)}
+        return {
+            "auroc": self.auroc,
+            "best_layer": self.best_layer,
+            "by_layer": {str(k): v for k, v in self.by_layer.items()},
+            "n": self.n,
+            "folds": self.folds,
+            "baselines": dict(self.baselines),
+        }
 
 
 def meta_question_texts(tokenizer, records, settings: EvalSettings) -> list[SpanText]:
@@ -56,15 +61,25 @@ def meta_question_texts(tokenizer, records, settings: EvalSettings) -> list[Span
     return [SpanText(p.text, 0, len(p.text), p.templated) for p in meta]
 
 
-def meta_question_features(model, tokenizer, records, settings: EvalSettings, layers: Sequence[int],
-                           batch_size: int = 16) -> dict[int, Tensor]:
+def meta_question_features(
+    model, tokenizer, records, settings: EvalSettings, layers: Sequence[int], batch_size: int = 16
+) -> dict[int, Tensor]:
     """``{layer: float32 [n, hidden]}``: the residual stream at the meta prompt's last token."""
     model.eval()
-    return extract_features(model, tokenizer, meta_question_texts(tokenizer, records, settings), layers, "last",
-                            batch_size, max_tokens=settings.max_input_tokens)
+    return extract_features(
+        model,
+        tokenizer,
+        meta_question_texts(tokenizer, records, settings),
+        layers,
+        "last",
+        batch_size,
+        max_tokens=settings.max_input_tokens,
+    )
 
 
-def grouped_folds(labels: Tensor, groups: Sequence[Hashable] | None, folds: int, seed: int) -> list[list[int]]:
+def grouped_folds(
+    labels: Tensor, groups: Sequence[Hashable] | None, folds: int, seed: int
+) -> list[list[int]]:
     """Row indices of ``folds`` folds: whole groups per fold, each fold with a similar share of positives
     (groups dealt round-robin within their majority label after a seeded shuffle)."""
     n = len(labels)
@@ -93,7 +108,9 @@ def fit_logistic(x: Tensor, y: Tensor, l2: float, steps: int = 100) -> tuple[Ten
 
     def closure():
         optimizer.zero_grad()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(x @ w + b, y) + 0.5 * l2 * w.square().sum()
+        loss = (
+            torch.nn.functional.binary_cross_entropy_with_logits(x @ w + b, y) + 0.5 * l2 * w.square().sum()
+        )
         loss.backward()
         return loss
 
@@ -108,8 +125,11 @@ def _standardise(train: Tensor, other: Tensor) -> tuple[Tensor, Tensor]:
 
 def _auroc(scores: Tensor, labels: Tensor) -> float:
     """AUROC₂ of the probe's scores (logits) for correctness, by the metric registry (exact, on ranks)."""
-    return float(compute_values({"correct": labels.bool(), "confidence": scores.double()}, ["auroc_type2"])
-                 ["auroc_type2"])
+    return float(
+        compute_values({"correct": labels.bool(), "confidence": scores.double()}, ["auroc_type2"])[
+            "auroc_type2"
+        ]
+    )
 
 
 def _probe_scores(x_train: Tensor, y_train: Tensor, x_test: Tensor, l2: float) -> Tensor:
@@ -137,14 +157,17 @@ def choose_l2(x: Tensor, y: Tensor, groups: Sequence[Hashable] | None, seed: int
     return best
 
 
-def cross_validated_auroc(features: Tensor, labels: Tensor, groups: Sequence[Hashable] | None = None,
-                          folds: int = 5, seed: int = 0) -> float:
+def cross_validated_auroc(
+    features: Tensor, labels: Tensor, groups: Sequence[Hashable] | None = None, folds: int = 5, seed: int = 0
+) -> float:
     """AUROC of the pooled out-of-fold scores of a logistic-regression probe on ``features [n, d]`` for 0/1
     ``labels [n]`` (penalty chosen inside each training fold, so no held-out row tunes it)."""
     labels = labels.long()
     if len(set(labels.tolist())) < 2:
-        raise ConfigError("the probe ceiling needs right and wrong answers; every answer here is "
-                          f"{'right' if bool(labels[0]) else 'wrong'}")
+        raise ConfigError(
+            "the probe ceiling needs right and wrong answers; every answer here is "
+            f"{'right' if bool(labels[0]) else 'wrong'}"
+        )
     outer = grouped_folds(labels, groups, folds, seed)
     scores = torch.empty(len(labels), dtype=torch.float64)
     for k, test in enumerate(outer):
@@ -164,11 +187,21 @@ def one_hot(values: Sequence[Hashable]) -> Tensor:
     return out
 
 
-def probe_ceiling(features: dict[int, Tensor], correct: Sequence[bool], groups: Sequence[Hashable] | None = None,
-                  baselines: dict[str, Tensor] | None = None, folds: int = 5, seed: int = 0) -> Ceiling:
+def probe_ceiling(
+    features: dict[int, Tensor],
+    correct: Sequence[bool],
+    groups: Sequence[Hashable] | None = None,
+    baselines: dict[str, Tensor] | None = None,
+    folds: int = 5,
+    seed: int = 0,
+) -> Ceiling:
     """The ceiling (best layer's cross-validated AUROC) and each baseline feature set's, on the same folds."""
     labels = torch.tensor([bool(c) for c in correct], dtype=torch.long)
-    by_layer = {layer: cross_validated_auroc(x, labels, groups, folds, seed) for layer, x in sorted(features.items())}
+    by_layer = {
+        layer: cross_validated_auroc(x, labels, groups, folds, seed) for layer, x in sorted(features.items())
+    }
     best = max(by_layer, key=by_layer.get)
-    others = {name: cross_validated_auroc(x, labels, groups, folds, seed) for name, x in (baselines or {}).items()}
+    others = {
+        name: cross_validated_auroc(x, labels, groups, folds, seed) for name, x in (baselines or {}).items()
+    }
     return Ceiling(by_layer, best, by_layer[best], len(labels), folds, others)

@@ -46,8 +46,9 @@ class SpanText:
     templated: bool = True
 
 
-def chat_span_text(tokenizer, messages: Sequence[dict[str, str]], response: str,
-                   close_turn: bool = True) -> SpanText:
+def chat_span_text(
+    tokenizer, messages: Sequence[dict[str, str]], response: str, close_turn: bool = True
+) -> SpanText:
     """Render ``messages`` plus a final assistant ``response`` and locate the response in the text.
 
     ``close_turn=False`` leaves the assistant turn open (``continue_final_message``), as upstream renders
@@ -58,8 +59,9 @@ def chat_span_text(tokenizer, messages: Sequence[dict[str, str]], response: str,
         raise DataError("an empty assistant response has no tokens to pool; drop or fix that example")
     if has_chat_template(tokenizer):
         full = list(messages) + [{"role": "assistant", "content": response}]
-        text = tokenizer.apply_chat_template(full, tokenize=False, add_generation_prompt=False,
-                                             continue_final_message=not close_turn)
+        text = tokenizer.apply_chat_template(
+            full, tokenize=False, add_generation_prompt=False, continue_final_message=not close_turn
+        )
         templated = True
     else:
         text = "\n\n".join(m["content"] for m in messages) + "\n\n" + response
@@ -67,8 +69,10 @@ def chat_span_text(tokenizer, messages: Sequence[dict[str, str]], response: str,
     start = text.rfind(response)
     if start < 0:
         name = getattr(tokenizer, "name_or_path", "the tokenizer")
-        raise ConfigError(f"the chat template of {name} rewrites the assistant message, so its tokens cannot "
-                          f"be located; use span='last' or 'all'")
+        raise ConfigError(
+            f"the chat template of {name} rewrites the assistant message, so its tokens cannot "
+            f"be located; use span='last' or 'all'"
+        )
     return SpanText(text, start, start + len(response), templated)
 
 
@@ -85,7 +89,7 @@ def encode_with_span(tokenizer, item: SpanText) -> tuple[list[int], int, int]:
     ids, offsets = enc["input_ids"], enc["offset_mapping"]
     inside = [i for i, (a, b) in enumerate(offsets) if b > a and a < item.end and b > item.start]
     if not inside:
-        raise DataError(f"no token covers the response {item.text[item.start:item.end][:60]!r}")
+        raise DataError(f"no token covers the response {item.text[item.start : item.end][:60]!r}")
     return ids, inside[0], inside[-1] + 1
 
 
@@ -96,8 +100,10 @@ def decoder_blocks(model) -> nn.ModuleList:
         blocks = getattr(decoder, name, None)
         if isinstance(blocks, nn.ModuleList):
             return blocks
-    raise ConfigError(f"{type(model).__name__}: no list of transformer blocks found (looked for layers, h, "
-                      f"blocks); activation probes support decoder-only HF models")
+    raise ConfigError(
+        f"{type(model).__name__}: no list of transformer blocks found (looked for layers, h, "
+        f"blocks); activation probes support decoder-only HF models"
+    )
 
 
 def final_norm(model) -> nn.Module | None:
@@ -115,8 +121,10 @@ def check_layers(model, layers: Sequence[int]) -> list[int]:
     n = len(decoder_blocks(model))
     bad = [layer for layer in layers if not isinstance(layer, int) or not 0 <= layer < n]
     if bad or not layers:
-        raise ConfigError(f"layers {list(bad or layers)} out of range: this model has {n} blocks, so layers "
-                          f"must be in 0..{n - 1} (layer l = HF hidden_states[l + 1])")
+        raise ConfigError(
+            f"layers {list(bad or layers)} out of range: this model has {n} blocks, so layers "
+            f"must be in 0..{n - 1} (layer l = HF hidden_states[l + 1])"
+        )
     return sorted(set(layers))
 
 
@@ -125,8 +133,9 @@ class _Stop(Exception):
 
 
 @contextmanager
-def capture_layers(model, layers: Sequence[int], stop: bool = True,
-                   reduce: Callable[[Tensor], Tensor] | None = None) -> Iterator[dict[int, Tensor]]:
+def capture_layers(
+    model, layers: Sequence[int], stop: bool = True, reduce: Callable[[Tensor], Tensor] | None = None
+) -> Iterator[dict[int, Tensor]]:
     """Hooks that store each requested layer's output ``[batch, seq, hidden]`` (or ``reduce`` of it, applied
     inside the hook so the full states are not kept) in the yielded dict.
 
@@ -174,16 +183,27 @@ def span_weights(attention_mask: Tensor, spans: Sequence[tuple[int, int]], span:
     lengths = attention_mask.sum(-1).tolist()
     for row, (first, stop) in enumerate(spans):
         pad = width - int(lengths[row])
-        start, end = {"last": (width - 1, width), "all": (pad, width), "response": (pad + first, pad + stop),
-                      "response_to_end": (pad + first, width)}[span]
+        start, end = {
+            "last": (width - 1, width),
+            "all": (pad, width),
+            "response": (pad + first, pad + stop),
+            "response_to_end": (pad + first, width),
+        }[span]
         weights[row, start:end] = 1.0 / (end - start)
     return weights.to(attention_mask.device)
 
 
 @torch.no_grad()
-def extract_features(model, tokenizer, items: Sequence[SpanText], layers: Sequence[int],
-                     span: Span = "response", batch_size: int = 16, max_tokens: int | None = None,
-                     prefix_cache: bool = False) -> dict[int, Tensor]:
+def extract_features(
+    model,
+    tokenizer,
+    items: Sequence[SpanText],
+    layers: Sequence[int],
+    span: Span = "response",
+    batch_size: int = 16,
+    max_tokens: int | None = None,
+    prefix_cache: bool = False,
+) -> dict[int, Tensor]:
     """Pooled residual-stream features ``{layer: float32 [len(items), hidden]}`` (CPU), rows in input order.
 
     Rows are batched by length (less padding); ``max_tokens`` keeps the last tokens of a longer input.
@@ -199,9 +219,10 @@ def extract_features(model, tokenizer, items: Sequence[SpanText], layers: Sequen
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i][0]))
     out: dict[int, Tensor] = {}
     for start in range(0, len(order), batch_size):
-        rows = order[start:start + batch_size]
-        pooled = _extract_batch(model, tokenizer, [encoded[i] for i in rows], layers, span,
-                                prefix_cache and span != "all")
+        rows = order[start : start + batch_size]
+        pooled = _extract_batch(
+            model, tokenizer, [encoded[i] for i in rows], layers, span, prefix_cache and span != "all"
+        )
         index = torch.as_tensor(rows)
         for layer, values in pooled.items():
             out.setdefault(layer, torch.empty(len(items), values.shape[-1]))[index] = values
@@ -219,8 +240,14 @@ class TokenRows:
 
 
 @torch.no_grad()
-def extract_token_rows(model, tokenizer, items: Sequence[SpanText], layers: Sequence[int], batch_size: int = 16,
-                       max_tokens: int | None = None) -> TokenRows:
+def extract_token_rows(
+    model,
+    tokenizer,
+    items: Sequence[SpanText],
+    layers: Sequence[int],
+    batch_size: int = 16,
+    max_tokens: int | None = None,
+) -> TokenRows:
     """Every assistant-response token's residual state at ``layers`` as its own row (upstream
     ``last_assistant_to_eos_each``); the mean of an item's rows is its ``response`` feature."""
     layers = check_layers(model, layers)
@@ -230,7 +257,7 @@ def extract_token_rows(model, tokenizer, items: Sequence[SpanText], layers: Sequ
     owners: list[int] = []
     token_ids: list[int] = []
     for start in range(0, len(encoded), batch_size):
-        batch = encoded[start:start + batch_size]
+        batch = encoded[start : start + batch_size]
         input_ids, mask = left_pad([ids for ids, _, _ in batch], tokenizer.pad_token_id, device)
         pads = (mask.shape[1] - mask.sum(-1)).tolist()
         rows, cols = [], []
@@ -240,6 +267,7 @@ def extract_token_rows(model, tokenizer, items: Sequence[SpanText], layers: Sequ
             owners += [start + r] * (stop - first)
             token_ids += ids[first:stop]
         rows_t, cols_t = torch.tensor(rows, device=device), torch.tensor(cols, device=device)
+
         def gather(hidden: Tensor, rows_t: Tensor = rows_t, cols_t: Tensor = cols_t) -> Tensor:
             return hidden[rows_t, cols_t].float()
 
@@ -247,37 +275,59 @@ def extract_token_rows(model, tokenizer, items: Sequence[SpanText], layers: Sequ
             run_to_capture(model, input_ids=input_ids, attention_mask=mask, position_ids=position_ids(mask))
         for layer in layers:
             chunks[layer].append(captured[layer].cpu())
-    return TokenRows({layer: torch.cat(chunks[layer]) for layer in layers}, torch.tensor(owners),
-                     torch.tensor(token_ids))
+    return TokenRows(
+        {layer: torch.cat(chunks[layer]) for layer in layers}, torch.tensor(owners), torch.tensor(token_ids)
+    )
 
 
-def _truncate(ids: list[int], first: int, stop: int, max_tokens: int | None,
-              span: Span) -> tuple[list[int], int, int]:
+def _truncate(
+    ids: list[int], first: int, stop: int, max_tokens: int | None, span: Span
+) -> tuple[list[int], int, int]:
     if not max_tokens or len(ids) <= max_tokens:
         return ids, first, stop
     cut = len(ids) - max_tokens
     if first < cut and span in ("response", "response_to_end"):
-        raise DataError(f"an input of {len(ids)} tokens cuts into its response at max_tokens={max_tokens}; "
-                        f"raise max_tokens")
+        raise DataError(
+            f"an input of {len(ids)} tokens cuts into its response at max_tokens={max_tokens}; "
+            f"raise max_tokens"
+        )
     return ids[cut:], first - cut, stop - cut
 
 
-def _extract_batch(model, tokenizer, encoded: list[tuple[list[int], int, int]], layers: list[int], span: Span,
-                   prefix_cache: bool) -> dict[int, Tensor]:
+def _extract_batch(
+    model,
+    tokenizer,
+    encoded: list[tuple[list[int], int, int]],
+    layers: list[int],
+    span: Span,
+    prefix_cache: bool,
+) -> dict[int, Tensor]:
     device = model_device(model)
     spans = [(first, stop) for _, first, stop in encoded]
     if prefix_cache:
         batch = prepare_batch(model, [ids for ids, _, _ in encoded], tokenizer.pad_token_id)
-        cached = None if batch.cache is None else batch.attention_mask[:, :batch.prefix_len].sum(-1).tolist()
+        cached = None if batch.cache is None else batch.attention_mask[:, : batch.prefix_len].sum(-1).tolist()
         if cached is not None and all(first >= k for (first, _), k in zip(spans, cached)):
             shifted = [(first - k, stop - k) for (first, stop), k in zip(spans, cached)]
-            weights = span_weights(batch.attention_mask[:, batch.prefix_len:], shifted, span)
-            return _run_pooled(model, layers, weights, input_ids=batch.new_input_ids,
-                               attention_mask=batch.attention_mask, position_ids=batch.position_ids(),
-                               cache=batch.cache)
+            weights = span_weights(batch.attention_mask[:, batch.prefix_len :], shifted, span)
+            return _run_pooled(
+                model,
+                layers,
+                weights,
+                input_ids=batch.new_input_ids,
+                attention_mask=batch.attention_mask,
+                position_ids=batch.position_ids(),
+                cache=batch.cache,
+            )
     input_ids, mask = left_pad([ids for ids, _, _ in encoded], tokenizer.pad_token_id, device)
-    return _run_pooled(model, layers, span_weights(mask, spans, span), input_ids=input_ids,
-                       attention_mask=mask, position_ids=position_ids(mask))
+    return _run_pooled(
+        model,
+        layers,
+        span_weights(mask, spans, span),
+        input_ids=input_ids,
+        attention_mask=mask,
+        position_ids=position_ids(mask),
+    )
 
 
 def _run_pooled(model, layers: list[int], weights: Tensor, **inputs) -> dict[int, Tensor]:

@@ -33,8 +33,10 @@ class LikertBinner:
         scores = scores.double().flatten()
         negative, positive = scores[scores < 0], scores[scores >= 0]
         if not len(negative) or not len(positive):
-            raise DataError(f"{where} are all {'non-negative' if len(positive) else 'negative'}; the Likert "
-                            f"binner needs scores on both sides of 0 (use the binarizer)")
+            raise DataError(
+                f"{where} are all {'non-negative' if len(positive) else 'negative'}; the Likert "
+                f"binner needs scores on both sides of 0 (use the binarizer)"
+            )
         half = points // 2
         q = torch.arange(1, half, dtype=torch.float64) / half
         return cls(torch.quantile(negative, q), torch.quantile(positive, q), points)
@@ -57,6 +59,8 @@ def label_rows(run, configs, binner: str = "binary", points: int = 6) -> list[di
             labels = LikertBinner.fit(scores, points, f"the layer {layer} {axis} scores").transform(scores)
         else:
             labels = binarize(scores)
-        rows += [{"id": e.id, "layer": layer, "axis": axis, "score": float(s), "label": int(lab)}
-                 for e, s, lab in zip(run.examples, scores, labels)]
+        rows += [
+            {"id": e.id, "layer": layer, "axis": axis, "score": float(s), "label": int(lab)}
+            for e, s, lab in zip(run.examples, scores, labels)
+        ]
     return rows

@@ -27,7 +27,6 @@ from metalight.callbacks.report_writer import run_dir
 from metalight.data.records import RecordBatch
 from metalight.io import atomic_write_json, atomic_write_jsonl
 from metalight.methods.base import MetacognitionModule
-from metalight.methods.probes.optim import ProbeAdam
 from metalight.methods.probes.axes import (
     PAPER_PCS,
     ProbeSet,
@@ -38,6 +37,7 @@ from metalight.methods.probes.axes import (
 )
 from metalight.methods.probes.cache import FeatureCache, model_fingerprint
 from metalight.methods.probes.extraction import Span, check_layers, decoder_blocks, statement_span_text
+from metalight.methods.probes.optim import ProbeAdam
 from metalight.methods.probes.scores import ProbeScores, flatten_metrics, probe_metrics
 from metalight.models.embedded import cache_root
 from metalight.models.modes import eval_mode
@@ -66,11 +66,20 @@ class ProbeModule(MetacognitionModule):
         (other args: see ``MetacognitionModule``)
     """
 
-    def __init__(self, layers: list[int] | None = None, span: Span = "response",
-                 pcs: list[int] = list(PAPER_PCS), l2: float = 1e-3, optimizer: OptimizerCallable = ProbeAdam,
-                 lr_scheduler: LRSchedulerCallable | None = None,
-                 system_prompt: str | None = NF_SYSTEM_PROMPT, extract_batch_size: int = 16,
-                 max_tokens: int | None = 512, cache_dir: str | None = None, **kwargs):
+    def __init__(
+        self,
+        layers: list[int] | None = None,
+        span: Span = "response",
+        pcs: list[int] = list(PAPER_PCS),
+        l2: float = 1e-3,
+        optimizer: OptimizerCallable = ProbeAdam,
+        lr_scheduler: LRSchedulerCallable | None = None,
+        system_prompt: str | None = NF_SYSTEM_PROMPT,
+        extract_batch_size: int = 16,
+        max_tokens: int | None = 512,
+        cache_dir: str | None = None,
+        **kwargs,
+    ):
         super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler, **kwargs)
         self.layer_choice, self.span, self.pcs = layers, span, list(pcs)
         self.l2, self.system_prompt = l2, system_prompt
@@ -97,8 +106,9 @@ class ProbeModule(MetacognitionModule):
         self.model.requires_grad_(False)
         self._fingerprint = model_fingerprint(self.model)
         n_blocks = len(decoder_blocks(self.model))
-        self.layers = check_layers(self.model, self.layer_choice if self.layer_choice is not None
-                                   else list(range(n_blocks)))
+        self.layers = check_layers(
+            self.model, self.layer_choice if self.layer_choice is not None else list(range(n_blocks))
+        )
         dim = self.model.config.hidden_size
         self.head_weight = nn.Parameter(torch.zeros(len(self.layers), dim, device=self.device))
         self.head_bias = nn.Parameter(torch.zeros(len(self.layers), device=self.device))
@@ -136,8 +146,9 @@ class ProbeModule(MetacognitionModule):
         self.kept_pcs = available_pcs(self.pcs, train.shape[1], train.shape[2])
         skipped = sorted(set(self.pcs) - set(self.kept_pcs))
         if skipped:
-            log.warning("PCs %s need more than %d train rows (or features) and are skipped", skipped,
-                        train.shape[1])
+            log.warning(
+                "PCs %s need more than %d train rows (or features) and are skipped", skipped, train.shape[1]
+            )
         if self.kept_pcs:
             fitted = [pca_axes(train[i], self.kept_pcs) for i in range(len(self.layers))]
             self.pc_axes = tuple(torch.stack(parts).to(self.device) for parts in zip(*fitted))
@@ -145,11 +156,22 @@ class ProbeModule(MetacognitionModule):
     def _features(self, records: list[Any], dataset: str) -> Tensor:
         if not records:
             return torch.empty(len(self.layers), 0, self.model.config.hidden_size, device=self.device)
-        items = [statement_span_text(self.tokenizer, r.user_prompt, r.response, self.system_prompt)
-                 for r in records]
-        features = self.cache.features(self.model, self.tokenizer, self.model_spec, dataset, items,
-                                       [r.id for r in records], self.layers, self.span,
-                                       self.extract_batch_size, self.max_tokens)
+        items = [
+            statement_span_text(self.tokenizer, r.user_prompt, r.response, self.system_prompt)
+            for r in records
+        ]
+        features = self.cache.features(
+            self.model,
+            self.tokenizer,
+            self.model_spec,
+            dataset,
+            items,
+            [r.id for r in records],
+            self.layers,
+            self.span,
+            self.extract_batch_size,
+            self.max_tokens,
+        )
         return torch.stack([features[layer] for layer in self.layers]).to(self.device)
 
     def _rows(self, split: str, batch: RecordBatch) -> Tensor:
@@ -177,11 +199,17 @@ class ProbeModule(MetacognitionModule):
             directions = torch.cat([directions, self.pc_axes[0]], 1)
             offsets = torch.cat([offsets, self.pc_axes[1]], 1)
             scales = torch.cat([scales, self.pc_axes[2]], 1)
-        meta = {"model_spec": self.model_spec, "model_dtype": self.dtype_name, "model_fingerprint": self._fingerprint,
-                "span": self.span, "system_prompt": self.system_prompt,
-                "prompt_version": NEUROFEEDBACK_PROMPT_VERSION,
-                "n_train": int(self.features["train"].shape[1]), "l2": self.l2,
-                "skipped_pcs": sorted(set(self.pcs) - set(self.kept_pcs))}
+        meta = {
+            "model_spec": self.model_spec,
+            "model_dtype": self.dtype_name,
+            "model_fingerprint": self._fingerprint,
+            "span": self.span,
+            "system_prompt": self.system_prompt,
+            "prompt_version": NEUROFEEDBACK_PROMPT_VERSION,
+            "n_train": int(self.features["train"].shape[1]),
+            "l2": self.l2,
+            "skipped_pcs": sorted(set(self.pcs) - set(self.kept_pcs)),
+        }
         axes = ["lr"] + [f"pc{k}" for k in self.kept_pcs]
         return ProbeSet(list(self.layers), axes, directions.cpu(), offsets.cpu(), scales.cpu(), meta)
 
@@ -232,20 +260,35 @@ class ProbeModule(MetacognitionModule):
         the run directory, a collective call under DDP)."""
         out = run_dir(self.trainer) if out is None else out
         probes = self.probe_set()
-        report: dict[str, Any] = {"layers": probes.layers, "axes": probes.axes, **probes.meta,
-                                  "dataset": self.trainer.datamodule.describe_name(), "splits": {}}
+        report: dict[str, Any] = {
+            "layers": probes.layers,
+            "axes": probes.axes,
+            **probes.meta,
+            "dataset": self.trainer.datamodule.describe_name(),
+            "splits": {},
+        }
         examples = []
         for split in SPLITS:
             if not self.records[split]:
                 continue
             scores = self.split_scores(probes, split)
             values = probe_metrics(scores, self.labels[split].cpu())
-            report["splits"][split] = {"n": len(self.records[split]),
-                                       **{name: table.tolist() for name, table in values.items()}}
+            report["splits"][split] = {
+                "n": len(self.records[split]),
+                **{name: table.tolist() for name, table in values.items()},
+            }
             if split != "train":
-                examples += [{"split": split, "id": r.id, "user_prompt": r.user_prompt,
-                              "response": r.response, "label": r.label, "scores": scores[i].tolist()}
-                             for i, r in enumerate(self.records[split])]
+                examples += [
+                    {
+                        "split": split,
+                        "id": r.id,
+                        "user_prompt": r.user_prompt,
+                        "response": r.response,
+                        "label": r.label,
+                        "scores": scores[i].tolist(),
+                    }
+                    for i, r in enumerate(self.records[split])
+                ]
         probes.metrics = report["splits"]
         probes.save(out / "probes.safetensors")
         atomic_write_json(out / "probe_report.json", report)
@@ -254,5 +297,12 @@ class ProbeModule(MetacognitionModule):
         return report
 
     def report_settings(self) -> dict[str, Any]:
-        return {"model": self.model_spec, "dtype": self.dtype_name, "layers": self.layers, "span": self.span,
-                "pcs": self.kept_pcs, "l2": self.l2, "prompt_version": NEUROFEEDBACK_PROMPT_VERSION}
+        return {
+            "model": self.model_spec,
+            "dtype": self.dtype_name,
+            "layers": self.layers,
+            "span": self.span,
+            "pcs": self.kept_pcs,
+            "l2": self.l2,
+            "prompt_version": NEUROFEEDBACK_PROMPT_VERSION,
+        }

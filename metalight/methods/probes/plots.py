@@ -54,8 +54,14 @@ def plot_probes(run: ProbeRun, out: Path, writer=None) -> Path:
     fig, panels = _figure(1, 2, figsize=(11, 4), sharex=True)
     for panel, name in zip(panels, ("accuracy", "auroc")):
         for ai, axis in enumerate(run.probes.axes):
-            panel.plot(run.probes.layers, values[name][:, ai].tolist(), marker="o", ms=3, label=axis,
-                       lw=2.2 if axis == "lr" else 1)
+            panel.plot(
+                run.probes.layers,
+                values[name][:, ai].tolist(),
+                marker="o",
+                ms=3,
+                label=axis,
+                lw=2.2 if axis == "lr" else 1,
+            )
         panel.axhline(0.5, color="grey", ls="--", lw=0.8)
         panel.set(xlabel="layer", ylabel=f"held-out {name}", title=f"probe {name} (n={len(run.examples)})")
     panels[1].legend(fontsize=7, ncol=2)
@@ -76,10 +82,15 @@ def plot_report(report: dict[str, Any], out: Path, writer=None) -> list[Path]:
     fig, panel = _figure(figsize=(6, 4))
     for axis, (layers, acc) in _by_axis(results, "accuracy").items():
         panel.plot(layers, acc, marker="o", label=axis)
-    panel.plot(*next(iter(_by_axis(results, "majority_baseline").values())), color="grey", ls="--",
-               label="majority baseline")
-    panel.set(xlabel="layer", ylabel="report accuracy",
-              title=f"report: {figure_label(report['settings']['model'])}")
+    panel.plot(
+        *next(iter(_by_axis(results, "majority_baseline").values())),
+        color="grey",
+        ls="--",
+        label="majority baseline",
+    )
+    panel.set(
+        xlabel="layer", ylabel="report accuracy", title=f"report: {figure_label(report['settings']['model'])}"
+    )
     panel.legend(fontsize=7)
     paths = [_save(fig, out / f"{report['name']}_accuracy.png", writer)]
     fig, panel = _figure(figsize=(6, 4))
@@ -89,8 +100,11 @@ def plot_report(report: dict[str, Any], out: Path, writer=None) -> list[Path]:
         smooth = torch.nn.functional.avg_pool1d(curve[None, None], window, 1).flatten()
         panel.plot(range(window, len(curve) + 1), smooth.tolist(), label=f"L{r['layer']} {r['axis']}", lw=1)
     panel.axhline(0.5, color="grey", ls="--", lw=0.8)
-    panel.set(xlabel="in-context position (examples seen + 1)", ylabel=f"accuracy (running mean, {window})",
-              title="report learning curve")
+    panel.set(
+        xlabel="in-context position (examples seen + 1)",
+        ylabel=f"accuracy (running mean, {window})",
+        title="report learning curve",
+    )
     panel.legend(fontsize=6, ncol=2)
     paths.append(_save(fig, out / f"{report['name']}_curve.png", writer))
     return paths
@@ -108,8 +122,9 @@ def plot_control(control: dict[str, Any], out: Path, writer=None) -> list[Path]:
             _, ci = _by_axis(results, "ci95", mode=mode, n_examples=n_max)[axis]
             panel.errorbar(layers, d, yerr=ci, marker="o", capsize=3, label=axis)
         panel.axhline(0, color="grey", ls="--", lw=0.8)
-        panel.set(xlabel="layer", ylabel="Cohen's d (target high vs low)",
-                  title=f"control, {mode}, N={n_max}")
+        panel.set(
+            xlabel="layer", ylabel="Cohen's d (target high vs low)", title=f"control, {mode}, N={n_max}"
+        )
         panel.legend(fontsize=7)
     paths = [_save(fig, out / "control_d_by_layer.png", writer)]
     fig, panels = _figure(1, len(modes), figsize=(5.5 * len(modes), 4), squeeze=False, sharey=True)
@@ -120,7 +135,9 @@ def plot_control(control: dict[str, Any], out: Path, writer=None) -> list[Path]:
                 series[(r["layer"], r["axis"])].append((r["n_examples"], r["d"], r["ci95"]))
         for (layer, axis), points in sorted(series.items()):
             ns, ds, cis = zip(*sorted(points))
-            panel.errorbar([str(n) for n in ns], ds, yerr=cis, marker="o", capsize=3, label=f"L{layer} {axis}")
+            panel.errorbar(
+                [str(n) for n in ns], ds, yerr=cis, marker="o", capsize=3, label=f"L{layer} {axis}"
+            )
         panel.axhline(0, color="grey", ls="--", lw=0.8)
         panel.set(xlabel="in-context examples N", ylabel="Cohen's d (± 95% CI)", title=f"control, {mode}")
         panel.legend(fontsize=6, ncol=2)
@@ -133,10 +150,12 @@ def plot_steering(steering: dict[str, Any], out: Path, writer=None) -> Path:
     fig, panel = _figure(figsize=(6, 4))
     for r in steering["results"]:
         alphas = [a["alpha"] for a in r["alphas"]]
-        panel.plot(alphas, [a["mean_score"] for a in r["alphas"]], marker="o",
-                   label=f"L{r['layer']} {r['axis']}")
-    panel.set(xlabel="steering α (axis train std)", ylabel="re-read score (unsteered)",
-              title="steering check")
+        panel.plot(
+            alphas, [a["mean_score"] for a in r["alphas"]], marker="o", label=f"L{r['layer']} {r['axis']}"
+        )
+    panel.set(
+        xlabel="steering α (axis train std)", ylabel="re-read score (unsteered)", title="steering check"
+    )
     panel.legend(fontsize=7)
     return _save(fig, out / "steering.png", writer)
 

@@ -52,9 +52,13 @@ class ProbeScores(Metric):
         return probe_metrics(dim_zero_cat(self.scores), dim_zero_cat(self.labels))
 
 
-def flatten_metrics(values: dict[str, Tensor], layers: Sequence[int], axes: Sequence[str],
-                    prefix: str = "") -> dict[str, float]:
+def flatten_metrics(
+    values: dict[str, Tensor], layers: Sequence[int], axes: Sequence[str], prefix: str = ""
+) -> dict[str, float]:
     """``{"<prefix>layer<l>/<axis>_<metric>": value}`` for logging."""
-    return {f"{prefix}layer{layer}/{axis}_{name}": float(table[li, ai])
-            for name, table in values.items()
-            for li, layer in enumerate(layers) for ai, axis in enumerate(axes)}
+    return {
+        f"{prefix}layer{layer}/{axis}_{name}": float(table[li, ai])
+        for name, table in values.items()
+        for li, layer in enumerate(layers)
+        for ai, axis in enumerate(axes)
+    }

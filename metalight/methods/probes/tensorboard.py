@@ -40,8 +40,12 @@ def result_scalars(name: str, results: list[dict[str, Any]]) -> list[tuple[str, 
             if _number(value):
                 out.append((f"{prefix}/{key}", float(value), step))
             elif key == "alphas":
-                out += [(f"{prefix}/alpha{a['alpha']:g}/{k}", float(v), step)
-                        for a in value for k, v in a.items() if k != "alpha" and _number(v)]
+                out += [
+                    (f"{prefix}/alpha{a['alpha']:g}/{k}", float(v), step)
+                    for a in value
+                    for k, v in a.items()
+                    if k != "alpha" and _number(v)
+                ]
     return out
 
 

@@ -86,8 +86,9 @@ class AnswerSet:
         return {"answers": self.answers, "correct": self.correct}
 
 
-def qa_prompts(tokenizer, records: Sequence[QARecord], settings: AnswerSettings,
-               system: str | None = None) -> list[Prompt]:
+def qa_prompts(
+    tokenizer, records: Sequence[QARecord], settings: AnswerSettings, system: str | None = None
+) -> list[Prompt]:
     """The rendered answer-collection prompt of each record."""
     prompts = []
     for record in records:
@@ -99,17 +100,26 @@ def qa_prompts(tokenizer, records: Sequence[QARecord], settings: AnswerSettings,
     return prompts
 
 
-def collect_answers(model, tokenizer, records: Sequence[QARecord],
-                    settings: AnswerSettings | None = None, system: str | None = None,
-                    synced_gpus: bool = False) -> dict[str, AnswerSet]:
+def collect_answers(
+    model,
+    tokenizer,
+    records: Sequence[QARecord],
+    settings: AnswerSettings | None = None,
+    system: str | None = None,
+    synced_gpus: bool = False,
+) -> dict[str, AnswerSet]:
     """Ask every record's question ``settings.num_answers`` times; returns ``{record.id: AnswerSet}``.
 
     Sampling uses its own seeded generator state (``settings.seed``) and leaves the global RNG untouched;
     ``settings`` defaults to ``AnswerSettings()``.
     """
     settings = AnswerSettings() if settings is None else settings
-    decoding = Decoding(max_new_tokens=settings.max_new_tokens, strategy=settings.decoding,
-                        temperature=settings.temperature, top_p=settings.top_p)
+    decoding = Decoding(
+        max_new_tokens=settings.max_new_tokens,
+        strategy=settings.decoding,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+    )
     k = settings.num_answers
     out: dict[str, AnswerSet] = {}
     device = getattr(model, "device", None)
@@ -117,14 +127,22 @@ def collect_answers(model, tokenizer, records: Sequence[QARecord],
     with eval_mode(model), torch.random.fork_rng(devices=devices):
         torch.manual_seed(settings.seed)
         for start in range(0, len(records), settings.batch_size):
-            chunk = records[start:start + settings.batch_size]
+            chunk = records[start : start + settings.batch_size]
             prompts = qa_prompts(tokenizer, chunk, settings, system)
-            texts = generate(model, tokenizer, prompts, decoding, settings.max_input_tokens,
-                             num_return_sequences=k, synced_gpus=synced_gpus).texts
+            texts = generate(
+                model,
+                tokenizer,
+                prompts,
+                decoding,
+                settings.max_input_tokens,
+                num_return_sequences=k,
+                synced_gpus=synced_gpus,
+            ).texts
             for i, record in enumerate(chunk):
-                answers = texts[i * k:(i + 1) * k]
-                out[record.id] = AnswerSet(answers, [is_correct(a, record.answers, settings.grading)
-                                                     for a in answers])
+                answers = texts[i * k : (i + 1) * k]
+                out[record.id] = AnswerSet(
+                    answers, [is_correct(a, record.answers, settings.grading) for a in answers]
+                )
     return out
 
 
@@ -134,7 +152,9 @@ def require_answers(records: Sequence[QARecord], answers: Mapping[str, AnswerSet
 
     missing = [r.id for r in records if r.id not in answers or not answers[r.id].answers]
     if missing:
-        raise DataError(f"{builder}: {len(missing)} of {len(records)} records have no collected answers "
-                        f"(first: {missing[0]!r}); collect them first with "
-                        f"metalight.methods.sft.answers.collect_answers(model, tokenizer, records) and pass the "
-                        f"result as `answers`")
+        raise DataError(
+            f"{builder}: {len(missing)} of {len(records)} records have no collected answers "
+            f"(first: {missing[0]!r}); collect them first with "
+            f"metalight.methods.sft.answers.collect_answers(model, tokenizer, records) and pass the "
+            f"result as `answers`"
+        )

@@ -57,20 +57,29 @@ def render_example(tokenizer, example: SFTExample, chat_template: ChatMode = "au
         full = tokenizer.apply_chat_template(messages + [reply], tokenize=False)
         if not full.startswith(prompt):
             name = getattr(tokenizer, "name_or_path", "the model")
-            raise ConfigError(f"{name}'s chat template renders the conversation differently from its "
-                              f"generation prompt, so the completion cannot be separated; set chat_template: "
-                              f"never and write the prompt text in the data")
-        return prompt, full[len(prompt):], True
+            raise ConfigError(
+                f"{name}'s chat template renders the conversation differently from its "
+                f"generation prompt, so the completion cannot be separated; set chat_template: "
+                f"never and write the prompt text in the data"
+            )
+        return prompt, full[len(prompt) :], True
     if not isinstance(example.prompt, str):
-        raise ConfigError(f"example {example.id!r} has a chat-message prompt but no chat template is used; "
-                          f"give the prompt as a string or use a model with a chat template (chat_template: "
-                          f"auto)")
+        raise ConfigError(
+            f"example {example.id!r} has a chat-message prompt but no chat template is used; "
+            f"give the prompt as a string or use a model with a chat template (chat_template: "
+            f"auto)"
+        )
     prompt = f"{example.system}\n\n{example.prompt}" if example.system else example.prompt
     return prompt, example.completion, False
 
 
-def encode_example(tokenizer, example: SFTExample, max_length: int = 512, chat_template: ChatMode = "auto",
-                   completion_only: bool = True) -> EncodedExample:
+def encode_example(
+    tokenizer,
+    example: SFTExample,
+    max_length: int = 512,
+    chat_template: ChatMode = "auto",
+    completion_only: bool = True,
+) -> EncodedExample:
     """Token ids and labels of one example, at most ``max_length`` tokens.
 
     A longer example loses the start of its prompt first (the question sits at the end of it); a completion
@@ -83,7 +92,7 @@ def encode_example(tokenizer, example: SFTExample, max_length: int = 512, chat_t
         completion_ids = completion_ids + [tokenizer.eos_token_id]
     if not completion_ids:
         raise ConfigError(f"example {example.id!r}: the completion encodes to no tokens")
-    completion_ids = completion_ids[:max_length - 1]
+    completion_ids = completion_ids[: max_length - 1]
     keep = max_length - len(completion_ids)
     prompt_ids = prompt_ids[-keep:] if keep > 0 else []
     prompt_labels = [IGNORE_INDEX] * len(prompt_ids) if completion_only else list(prompt_ids)
@@ -104,8 +113,13 @@ def collate(encoded: Sequence[EncodedExample], pad_id: int) -> TokenBatch:
     return TokenBatch(ids, mask, labels)
 
 
-def encode_batch(tokenizer, examples: Sequence[SFTExample], max_length: int = 512,
-                 chat_template: ChatMode = "auto", completion_only: bool = True) -> TokenBatch:
+def encode_batch(
+    tokenizer,
+    examples: Sequence[SFTExample],
+    max_length: int = 512,
+    chat_template: ChatMode = "auto",
+    completion_only: bool = True,
+) -> TokenBatch:
     """Encode and collate ``examples`` (see :func:`encode_example`)."""
     if not examples:
         raise ValueError("cannot encode an empty batch")

@@ -45,8 +45,9 @@ def _scale_logits(logits: Tensor, config) -> Tensor:
 def completion_loss(model, batch: TokenBatch) -> LossOutput:
     """Mean cross-entropy over the tokens whose label is not ``IGNORE_INDEX`` (next-token shifted)."""
     lm = causal_lm(model)
-    hidden = lm.base_model(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                           use_cache=False).last_hidden_state[:, :-1]
+    hidden = lm.base_model(
+        input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False
+    ).last_hidden_state[:, :-1]
     targets = batch.labels[:, 1:]
     keep = targets != IGNORE_INDEX
     if not bool(keep.any()):

@@ -33,10 +33,10 @@ from metalight.data.records import QARecord, RecordBatch
 from metalight.errors import ConfigError
 from metalight.methods.base import DualPromptModule
 from metalight.methods.optim import WarmupDecay
-from metalight.methods.sft.optim import SFTAdamW
 from metalight.methods.sft.answers import AnswerSettings, collect_answers
 from metalight.methods.sft.encoding import encode_batch
 from metalight.methods.sft.loss import LossOutput, completion_loss
+from metalight.methods.sft.optim import SFTAdamW
 from metalight.methods.sft.targets import (
     KnowledgeStyle,
     answer_replay_targets,
@@ -99,19 +99,30 @@ class SFTModule(DualPromptModule):
         (other args: see ``DualPromptModule``)
     """
 
-    def __init__(self, targets: TargetSettings | None = None, lora: LoraSettings | None = None,
-                 max_length: int = 512, completion_only_loss: bool = True, chat_template: ChatMode = "auto",
-                 optimizer: OptimizerCallable = SFTAdamW, lr_scheduler: LRSchedulerCallable | None = WarmupDecay,
-                 schedule_per_epoch: bool = False, gradient_checkpointing: bool = False,
-                 export: ExportMode | Literal["none"] = "none", **kwargs):
+    def __init__(
+        self,
+        targets: TargetSettings | None = None,
+        lora: LoraSettings | None = None,
+        max_length: int = 512,
+        completion_only_loss: bool = True,
+        chat_template: ChatMode = "auto",
+        optimizer: OptimizerCallable = SFTAdamW,
+        lr_scheduler: LRSchedulerCallable | None = WarmupDecay,
+        schedule_per_epoch: bool = False,
+        gradient_checkpointing: bool = False,
+        export: ExportMode | Literal["none"] = "none",
+        **kwargs,
+    ):
         super().__init__(optimizer=optimizer, lr_scheduler=lr_scheduler, **kwargs)
         self.targets = self.record_settings("targets", targets, TargetSettings, TargetSettings())
         self.lora = self.record_settings("lora", lora, LoraSettings)
         if max_length < 2:
             raise ConfigError("max_length must be >= 2 tokens")
         if self.targets.replay_answers and self.targets.builder != "meta_answer":
-            raise ConfigError("targets.replay_answers replays the answers a meta_answer target is labelled from; "
-                              "set targets.builder: meta_answer or replay_answers: false")
+            raise ConfigError(
+                "targets.replay_answers replays the answers a meta_answer target is labelled from; "
+                "set targets.builder: meta_answer or replay_answers: false"
+            )
         if export == "adapter" and self.lora is None:
             raise ConfigError("export: adapter needs `lora:`; use export: full for a fully fine-tuned model")
         self.tokens_seen = 0
@@ -166,54 +177,78 @@ class SFTModule(DualPromptModule):
         model, _ = load_model(self.model_spec, self.dtype_name)
         if self.lora is not None:
             model = apply_lora(model, self.lora)
-        model.load_state_dict({k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")})
+        model.load_state_dict(
+            {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+        )
         return model
 
     # ---- targets ----------------------------------------------------------------------------------------
     def direct_answer_settings(self, batch_size: int = 32) -> AnswerSettings:
         """Greedy direct answers as the evaluation asks them (ESMA's meta-answer labels)."""
         ev = self.eval_settings
-        return AnswerSettings(prompt="esma", chat_template=ev.direct_chat_template, num_answers=1,
-                              decoding="greedy", max_new_tokens=ev.max_new_tokens,
-                              max_input_tokens=ev.max_input_tokens, grading=ev.grading, language=ev.language,
-                              batch_size=batch_size)
+        return AnswerSettings(
+            prompt="esma",
+            chat_template=ev.direct_chat_template,
+            num_answers=1,
+            decoding="greedy",
+            max_new_tokens=ev.max_new_tokens,
+            max_input_tokens=ev.max_input_tokens,
+            grading=ev.grading,
+            language=ev.language,
+            batch_size=batch_size,
+        )
 
     def training_examples(self, records: list[Any]) -> list[SFTExample]:
         """The batch's prompt-completion examples under ``targets.builder``."""
         builder = self.targets.builder
         if all(isinstance(r, SFTExample) for r in records):
             if builder != "given":
-                raise ConfigError(f"targets.builder is {builder!r} but the data holds prompt-completion "
-                                  f"examples; set model.init_args.targets.builder: given")
+                raise ConfigError(
+                    f"targets.builder is {builder!r} but the data holds prompt-completion "
+                    f"examples; set model.init_args.targets.builder: given"
+                )
             return list(records)
         if not all(isinstance(r, QARecord) for r in records):
-            raise ConfigError(f"SFTModule trains on SFTExample or QARecord batches, got "
-                              f"{type(records[0]).__name__}")
+            raise ConfigError(
+                f"SFTModule trains on SFTExample or QARecord batches, got {type(records[0]).__name__}"
+            )
         if builder == "given":
-            raise ConfigError("the data holds QA records, not prompt-completion examples; set "
-                              "model.init_args.targets.builder: knowledge or meta_answer, or use "
-                              "metalight.data.sources.prompt_completion.PromptCompletionDataModule")
+            raise ConfigError(
+                "the data holds QA records, not prompt-completion examples; set "
+                "model.init_args.targets.builder: knowledge or meta_answer, or use "
+                "metalight.data.sources.prompt_completion.PromptCompletionDataModule"
+            )
         if builder == "knowledge":
             t = self.targets
             return knowledge_targets(records, t.knowledge_style, t.alias, t.seed, self.eval_settings.language)
         with self.generation_context():
-            answers = collect_answers(self.model, self.tokenizer, records,
-                                      self.direct_answer_settings(len(records)),
-                                      system=self.eval_settings.system_prompt,
-                                      synced_gpus=self.synced_generation())
+            answers = collect_answers(
+                self.model,
+                self.tokenizer,
+                records,
+                self.direct_answer_settings(len(records)),
+                system=self.eval_settings.system_prompt,
+                synced_gpus=self.synced_generation(),
+            )
         examples = meta_answer_targets(records, answers, self.eval_settings.language)
         n = len(examples)
         if self.targets.replay_answers:
-            examples += answer_replay_targets(records, answers, self.eval_settings.language,
-                                              self.eval_settings.system_prompt)
+            examples += answer_replay_targets(
+                records, answers, self.eval_settings.language, self.eval_settings.system_prompt
+            )
         self.log("train/direct_accuracy", sum(a.correct[0] for a in answers.values()) / n, batch_size=n)
         self.log("train/yes_target_rate", sum(e.meta["target"] == "yes" for e in examples) / n, batch_size=n)
         return examples
 
     def step_loss(self, examples: list[SFTExample]) -> tuple[LossOutput, int]:
         """Loss of a list of examples, and the number of real tokens it read."""
-        tokens = encode_batch(self.tokenizer, examples, self.hparams.max_length, self.hparams.chat_template,
-                              self.hparams.completion_only_loss).to(self.device)
+        tokens = encode_batch(
+            self.tokenizer,
+            examples,
+            self.hparams.max_length,
+            self.hparams.chat_template,
+            self.hparams.completion_only_loss,
+        ).to(self.device)
         return completion_loss(self.model, tokens), tokens.num_tokens
 
     # ---- steps ------------------------------------------------------------------------------------------
@@ -238,8 +273,12 @@ class SFTModule(DualPromptModule):
         with torch.no_grad():
             out, _ = self.step_loss(records)
         self.log(f"{split}/loss", out.loss, batch_size=len(records), sync_dist=True)
-        self.log(f"{split}/token_accuracy", out.num_top1 / out.num_labelled, batch_size=len(records),
-                 sync_dist=True)
+        self.log(
+            f"{split}/token_accuracy",
+            out.num_top1 / out.num_labelled,
+            batch_size=len(records),
+            sync_dist=True,
+        )
 
     def finish_evaluation(self, split: str):
         """The dual-prompt outcome when the pass had QA batches; ``None`` for a pass of examples only."""
@@ -250,16 +289,20 @@ class SFTModule(DualPromptModule):
     def optimizer_parameters(self) -> list[dict[str, Any]]:
         """Two param groups: matrices get the optimizer's weight decay, biases and norm weights none."""
         params = [p for p in self.model.parameters() if p.requires_grad]
-        groups = [{"params": [p for p in params if p.ndim >= 2]},
-                  {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
+        groups = [
+            {"params": [p for p in params if p.ndim >= 2]},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0},
+        ]
         return [g for g in groups if g["params"]]
 
     def configure_optimizers(self):
         config = super().configure_optimizers()
         scheduler = config["lr_scheduler"]["scheduler"] if isinstance(config, dict) else None
         if self.hparams.schedule_per_epoch and not isinstance(scheduler, WarmupDecay):
-            raise ConfigError("schedule_per_epoch restarts a metalight.methods.optim.WarmupDecay schedule; set "
-                              "model.init_args.lr_scheduler.class_path to it or schedule_per_epoch: false")
+            raise ConfigError(
+                "schedule_per_epoch restarts a metalight.methods.optim.WarmupDecay schedule; set "
+                "model.init_args.lr_scheduler.class_path to it or schedule_per_epoch: false"
+            )
         return config
 
     def scheduled_steps(self) -> int | None:
@@ -281,7 +324,11 @@ class SFTModule(DualPromptModule):
             config.scheduler.restart(self.global_step)
 
     def report_settings(self) -> dict[str, Any]:
-        return {**super().report_settings(), "method": "sft", "targets": self.hparams.targets,
-                "lora": self.hparams.lora,
-                "completion_only_loss": self.hparams.completion_only_loss,
-                "optimizer": self.optimizer_settings()}
+        return {
+            **super().report_settings(),
+            "method": "sft",
+            "targets": self.hparams.targets,
+            "lora": self.hparams.lora,
+            "completion_only_loss": self.hparams.completion_only_loss,
+            "optimizer": self.optimizer_settings(),
+        }

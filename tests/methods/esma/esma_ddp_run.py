@@ -30,8 +30,9 @@ def main() -> None:
     overrides["engine"] = PopulationEngine(**engine)
     devices = int(devices)
     strategy = "ddp" if devices > 1 else "auto"
-    esma = fit(module(model_dir, **overrides), Path(questions), 3, Path(run_dir), devices=devices,
-               strategy=strategy)
+    esma = fit(
+        module(model_dir, **overrides), Path(questions), 3, Path(run_dir), devices=devices, strategy=strategy
+    )
     if esma.global_rank == 0:
         metrics = {k: float(v) for k, v in esma.trainer.callback_metrics.items() if k.startswith("train/")}
         torch.save({"weights": weights(esma), "metrics": metrics}, out)

@@ -19,8 +19,6 @@ from metalight.methods.esma.selection import select_parameters
 from metalight.methods.esma.update import Member
 from tests.methods.esma.test_engine import MEMBERS, RECORDS, SIGMA
 
-
-
 SIGMA_KEPT = 1e-3  # large enough that some members change some answers, small enough that not all do
 SETTINGS = EvalSettings(max_new_tokens=3, meta_readout="logits", meta_chat_template="auto")
 
@@ -30,8 +28,9 @@ SETTINGS = EvalSettings(max_new_tokens=3, meta_readout="logits", meta_chat_templ
 def test_meta_only_p_yes_equals_each_members_full_evaluation(fresh, population, prefix_cache):
     model, tokenizer = fresh
     scheme = make_scheme("lowrank", select_parameters(model), rank=2)
-    full = PopulationEngine(decoder="hf", restore="copy").evaluate(model, tokenizer, RECORDS, MEMBERS, scheme, SIGMA,
-                                                                   SETTINGS)
+    full = PopulationEngine(decoder="hf", restore="copy").evaluate(
+        model, tokenizer, RECORDS, MEMBERS, scheme, SIGMA, SETTINGS
+    )
     direct = evaluate_records(model, tokenizer, RECORDS, SETTINGS)  # θ's answers
     engine = PopulationEngine(population=population, restore="copy", prefix_cache=prefix_cache)
     group = [MEMBERS] if population == "batched" else [[m] for m in MEMBERS]
@@ -44,7 +43,9 @@ def test_meta_only_p_yes_equals_each_members_full_evaluation(fresh, population, 
         assert [r.p_yes for r in member_meta] == pytest.approx([r.p_yes for r in member_full], abs=1e-5)
         assert [r.said_yes for r in member_meta] == [r.p_yes > 0.5 for r in member_meta]
         # the direct answers (and their grading) are θ's, not the member's
-        assert [(r.direct_answer, r.correct) for r in member_meta] == [(r.direct_answer, r.correct) for r in direct]
+        assert [(r.direct_answer, r.correct) for r in member_meta] == [
+            (r.direct_answer, r.correct) for r in direct
+        ]
 
 
 def test_stratified_draws_are_even_deterministic_and_cover_each_stratum():
@@ -73,18 +74,54 @@ def test_cli_fit_of_the_competence_esma_config(tiny_model_dir, tmp_path, capsys)
 
     # The tiny random model answers no arithmetic question right: the AUROC reward is undefined, said in one line.
     with pytest.raises(SystemExit):
-        main(["fit", "--config", "configs/competence/esma_auroc.yaml", "--model.init_args.model", str(tiny_model_dir),
-              "--model.init_args.population_size", "2", "--model.init_args.num_data_per_iteration", "2",
-              "--model.init_args.evaluation.max_new_tokens", "1", "--data.init_args.per_level", "{train: 2, val: 1}",
-              "--trainer.max_steps", "1", "--trainer.logger.init_args.save_dir", str(tmp_path / "nan")])
+        main(
+            [
+                "fit",
+                "--config",
+                "configs/competence/esma_auroc.yaml",
+                "--model.init_args.model",
+                str(tiny_model_dir),
+                "--model.init_args.population_size",
+                "2",
+                "--model.init_args.num_data_per_iteration",
+                "2",
+                "--model.init_args.evaluation.max_new_tokens",
+                "1",
+                "--data.init_args.per_level",
+                "{train: 2, val: 1}",
+                "--trainer.max_steps",
+                "1",
+                "--trainer.logger.init_args.save_dir",
+                str(tmp_path / "nan"),
+            ]
+        )
     assert "draw both with stratify_questions: base_correct" in capsys.readouterr().err
     # With a reward defined on one class the same config trains (answers of θ, meta read-out per member).
-    main(["fit", "--config", "configs/competence/esma_auroc.yaml", "--model.init_args.model", str(tiny_model_dir),
-          "--model.init_args.reward", "brier_alignment",
-          "--model.init_args.population_size", "4", "--model.init_args.num_data_per_iteration", "8",
-          "--model.init_args.evaluation.max_new_tokens", "2", "--data.init_args.per_level",
-          "{train: 6, val: 2, test: 0}", "--trainer.max_steps", "2", "--trainer.val_check_interval", "2",
-          "--trainer.logger.init_args.save_dir", str(tmp_path)])
+    main(
+        [
+            "fit",
+            "--config",
+            "configs/competence/esma_auroc.yaml",
+            "--model.init_args.model",
+            str(tiny_model_dir),
+            "--model.init_args.reward",
+            "brier_alignment",
+            "--model.init_args.population_size",
+            "4",
+            "--model.init_args.num_data_per_iteration",
+            "8",
+            "--model.init_args.evaluation.max_new_tokens",
+            "2",
+            "--data.init_args.per_level",
+            "{train: 6, val: 2, test: 0}",
+            "--trainer.max_steps",
+            "2",
+            "--trainer.val_check_interval",
+            "2",
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path),
+        ]
+    )
     (run,) = (tmp_path / "competence-esma-auroc").iterdir()
     report = json.loads((run / "report.json").read_text())
     assert report["step"] == 2 and report["n"] == 16  # 8 levels x 2 validation questions
@@ -99,8 +136,10 @@ def _theta_right_on_half(model, tokenizer, settings):
 
     asked = [QARecord(f"q{i}", f"What is {i} times {i + 3}?", ["?"]) for i in range(2, 10)]
     answers = [r.direct_answer for r in evaluate_records(model, tokenizer, asked, settings)]
-    records = [QARecord(r.id, r.question, [a] if i % 2 == 0 else ["no such answer"])
-               for i, (r, a) in enumerate(zip(asked, answers))]
+    records = [
+        QARecord(r.id, r.question, [a] if i % 2 == 0 else ["no such answer"])
+        for i, (r, a) in enumerate(zip(asked, answers))
+    ]
     direct = evaluate_records(model, tokenizer, records, settings)
     assert [r.correct for r in direct] == [i % 2 == 0 for i in range(len(records))]
     return records, direct
@@ -115,16 +154,18 @@ def test_kept_check_says_exactly_which_answers_each_member_would_still_give(vari
     records, direct = _theta_right_on_half(model, tokenizer, settings)
     scheme = make_scheme("lowrank", select_parameters(model), rank=2)
     members = [Member(3), Member(3, -1), Member(11), Member(12)]
-    own = PopulationEngine(decoder="hf", restore="copy").evaluate(model, tokenizer, records, members, scheme,
-                                                                  SIGMA_KEPT,
-                                                                  settings)
+    own = PopulationEngine(decoder="hf", restore="copy").evaluate(
+        model, tokenizer, records, members, scheme, SIGMA_KEPT, settings
+    )
     engine = PopulationEngine(population=population, restore="copy")
     groups = [members] if population == "batched" else [[m] for m in members]
     shortlist = candidate_tokens(model, tokenizer, records, direct, settings)  # θ's, before any perturbation
     checked = []
     for group in groups:
         with engine.perturbed(scheme, group, SIGMA_KEPT) as answer:
-            checked.extend(answer(model, tokenizer, records, settings, direct, check_kept=True, shortlist=shortlist))
+            checked.extend(
+                answer(model, tokenizer, records, settings, direct, check_kept=True, shortlist=shortlist)
+            )
     kept = lost = 0
     for member_own, member_checked in zip(own, checked):
         for mine, theirs, check in zip(member_own, direct, member_checked):
@@ -136,7 +177,6 @@ def test_kept_check_says_exactly_which_answers_each_member_would_still_give(vari
 
 
 def test_the_candidate_shortlist_gives_the_full_heads_answer_when_the_head_is_not_perturbed(varied_model_dir):
-    from metalight.data.records import QARecord
     from metalight.methods.esma.lowrank_forward import LowRankPopulation
     from metalight.models.loading import load_model
 
@@ -147,15 +187,27 @@ def test_the_candidate_shortlist_gives_the_full_heads_answer_when_the_head_is_no
     records, direct = _theta_right_on_half(model, tokenizer, settings)
     shortlist = candidate_tokens(model, tokenizer, records, direct, settings)
     assert shortlist is not None and all(s.shape[1] == 65 for s in shortlist if len(s))
-    assert all(answers_kept(model, tokenizer, records, direct, settings, shortlist=shortlist)[0])  # θ keeps them
+    assert all(
+        answers_kept(model, tokenizer, records, direct, settings, shortlist=shortlist)[0]
+    )  # θ keeps them
     scheme = make_scheme("lowrank", select_parameters(model, layers=(0, 2)), rank=2)
     members = [Member(1), Member(2), Member(3), Member(4)]
     changed = 0
     for sigma in (3e-3, 1e-2, 3e-2):
         with LowRankPopulation(scheme, members, sigma) as population:
-            full = answers_kept(model, tokenizer, records, direct, settings, len(members), population.row_context)
-            short = answers_kept(model, tokenizer, records, direct, settings, len(members), population.row_context,
-                                 shortlist=shortlist)
+            full = answers_kept(
+                model, tokenizer, records, direct, settings, len(members), population.row_context
+            )
+            short = answers_kept(
+                model,
+                tokenizer,
+                records,
+                direct,
+                settings,
+                len(members),
+                population.row_context,
+                shortlist=shortlist,
+            )
         assert short == full, sigma
         changed += sum(not k for member in full for k in member)
     assert changed > 0  # some members would change some right answers: the comparison could fail

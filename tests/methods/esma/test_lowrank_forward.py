@@ -25,7 +25,7 @@ def test_batched_rows_equal_explicit_weights_row_by_row(fresh):
         batched = model(input_ids=ids, attention_mask=mask).logits
     for row, m in enumerate(row_member):
         with perturbed(scheme, members[m].seed, members[m].sign * SIGMA, "copy"), torch.no_grad():
-            explicit = model(input_ids=ids[row:row + 1], attention_mask=mask[row:row + 1]).logits[0]
+            explicit = model(input_ids=ids[row : row + 1], attention_mask=mask[row : row + 1]).logits[0]
         keep = mask[row].bool()
         assert (batched[row][keep] - explicit[keep]).abs().max().item() <= 1e-5
     with torch.no_grad():

@@ -11,8 +11,20 @@ from metalight.methods.esma.population_metrics import PopulationMetacognition
 
 
 def answer(correct: bool, said_yes: bool, p_yes: float, parsed: bool = True) -> SampleResult:
-    return SampleResult("q", "question?", ["a"], "direct", "answer", correct, correct, "meta",
-                        "Yes" if said_yes else "No", said_yes, parsed, p_yes)
+    return SampleResult(
+        "q",
+        "question?",
+        ["a"],
+        "direct",
+        "answer",
+        correct,
+        correct,
+        "meta",
+        "Yes" if said_yes else "No",
+        said_yes,
+        parsed,
+        p_yes,
+    )
 
 
 # Two members: pooled there are 3 correct (2 said yes) and 3 wrong (1 said yes); one meta answer unparsed.

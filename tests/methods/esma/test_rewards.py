@@ -6,8 +6,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from metalight.errors import RewardError
-from metalight.errors import ConfigError
+from metalight.errors import ConfigError, RewardError
 from metalight.methods.esma.rewards import (
     ESMA_REWARDS,
     alignment_reward,
@@ -20,8 +19,10 @@ from metalight.methods.esma.rewards import (
 from metalight.methods.rewards import check_columns, resolve_reward
 
 # (correct, said_yes) for the four cases: correct-yes, wrong-no, correct-no, wrong-yes.
-CASES = [SimpleNamespace(correct=c, said_yes=y, p_yes=float("nan"), direct_prompt="q?", direct_answer="a")
-         for c, y in [(True, True), (False, False), (True, False), (False, True)]]
+CASES = [
+    SimpleNamespace(correct=c, said_yes=y, p_yes=float("nan"), direct_prompt="q?", direct_answer="a")
+    for c, y in [(True, True), (False, False), (True, False), (False, True)]
+]
 NO_TEXT = [""] * len(CASES)
 COLUMNS = {k: v for k, v in result_columns(CASES).items() if k != "p_yes"}  # what the binary rewards read
 
@@ -36,13 +37,20 @@ def test_esma_reward_table():
 
 
 def test_component_rewards():
-    assert correctness_reward(NO_TEXT, NO_TEXT, CASES, correct=COLUMNS["correct"]).tolist() == [1.0, 0.0, 1.0, 0.0]
+    assert correctness_reward(NO_TEXT, NO_TEXT, CASES, correct=COLUMNS["correct"]).tolist() == [
+        1.0,
+        0.0,
+        1.0,
+        0.0,
+    ]
     assert alignment_reward(NO_TEXT, NO_TEXT, CASES, **COLUMNS).tolist() == [1.0, 1.0, 0.0, 0.0]
 
 
 def test_fitness_is_the_mean_and_ignores_not_applicable_items():
     assert fitness("esma", esma_reward, CASES) == pytest.approx(1.0)  # (2 + 1 + 1 + 0) / 4
-    assert fitness("f", lambda p, c, r: torch.tensor([1.0, float("nan"), 3.0]), CASES[:3]) == pytest.approx(2.0)
+    assert fitness("f", lambda p, c, r: torch.tensor([1.0, float("nan"), 3.0]), CASES[:3]) == pytest.approx(
+        2.0
+    )
     assert torch.isnan(torch.tensor(fitness("f", lambda p, c, r: torch.full((2,), float("nan")), CASES[:2])))
 
 
@@ -62,8 +70,11 @@ def test_a_reward_gets_only_the_columns_it_names_and_a_missing_one_is_refused():
     fitness("all", takes_all, cases)
     assert seen == {"p_yes": [0.5, 0.5], "all": ["correct", "p_yes", "said_yes"]}
     check_columns("esma", esma_reward, result_columns([]))  # ESMA provides what its rewards read
-    with pytest.raises(ConfigError, match=r"^reward 'esma' reads the columns \['correct', 'said_yes'\], but this "
-                                          r"method provides none"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^reward 'esma' reads the columns \['correct', 'said_yes'\], but this "
+        r"method provides none",
+    ):
         check_columns("esma", esma_reward, ())
 
 
@@ -98,9 +109,18 @@ def test_esma_rewards_resolve_by_name_in_its_table_and_by_dotted_path():
 
 
 # (correct, P(yes)) for the continuous rewards: certain and right, certain and wrong, unsure, and no P(yes).
-P_CASES = [SimpleNamespace(correct=c, said_yes=p > 0.5, p_yes=p, direct_prompt="q?", direct_answer="a")
-           for c, p in [(True, 1.0), (False, 1.0), (True, 0.0), (False, 0.0), (True, 0.8), (False, 0.3),
-                        (True, float("nan"))]]
+P_CASES = [
+    SimpleNamespace(correct=c, said_yes=p > 0.5, p_yes=p, direct_prompt="q?", direct_answer="a")
+    for c, p in [
+        (True, 1.0),
+        (False, 1.0),
+        (True, 0.0),
+        (False, 0.0),
+        (True, 0.8),
+        (False, 0.3),
+        (True, float("nan")),
+    ]
+]
 P_TEXT = [""] * len(P_CASES)
 P_COLUMNS = result_columns(P_CASES)
 
@@ -121,7 +141,9 @@ def test_brier_alignment_by_hand():
 def test_log_likelihood_alignment_by_hand_is_finite_at_certainty():
     got = by_name("log_likelihood_alignment")
     clipped = math.log(1e-6)  # p = 0 or 1 against the other outcome: log(1e-6), not -inf
-    expected = torch.tensor([math.log(1 - 1e-6), clipped, clipped, math.log(1 - 1e-6), math.log(0.8), math.log(0.7)])
+    expected = torch.tensor(
+        [math.log(1 - 1e-6), clipped, clipped, math.log(1 - 1e-6), math.log(0.8), math.log(0.7)]
+    )
     torch.testing.assert_close(got[:6], expected)
     assert torch.isnan(got[6])
 
@@ -133,10 +155,14 @@ def test_esma_brier_is_correctness_plus_brier_alignment():
 
 
 def test_continuous_rewards_separate_members_with_the_same_yes_no_answers():
-    sure = [SimpleNamespace(correct=True, said_yes=True, p_yes=0.9), SimpleNamespace(correct=False, said_yes=False,
-                                                                                      p_yes=0.1)]
-    unsure = [SimpleNamespace(correct=True, said_yes=True, p_yes=0.6), SimpleNamespace(correct=False, said_yes=False,
-                                                                                        p_yes=0.4)]
+    sure = [
+        SimpleNamespace(correct=True, said_yes=True, p_yes=0.9),
+        SimpleNamespace(correct=False, said_yes=False, p_yes=0.1),
+    ]
+    unsure = [
+        SimpleNamespace(correct=True, said_yes=True, p_yes=0.6),
+        SimpleNamespace(correct=False, said_yes=False, p_yes=0.4),
+    ]
     assert fitness("esma", esma_reward, sure) == fitness("esma", esma_reward, unsure)
     brier = resolve_reward("esma_brier", ESMA_REWARDS)
     assert fitness("esma_brier", brier, sure) == pytest.approx((1.99 + 0.99) / 2)
@@ -149,8 +175,10 @@ def test_a_member_without_p_yes_has_nan_fitness():
 
 
 def _p_cases(pairs):
-    return [SimpleNamespace(correct=bool(c), said_yes=p > 0.5, p_yes=p, direct_prompt="q?", direct_answer="a")
-            for c, p in pairs]
+    return [
+        SimpleNamespace(correct=bool(c), said_yes=p > 0.5, p_yes=p, direct_prompt="q?", direct_answer="a")
+        for c, p in pairs
+    ]
 
 
 def on_cases(reward, cases):
@@ -190,9 +218,13 @@ def test_discrimination_rewards_pay_nothing_for_saying_no_more_often():
 def test_balanced_brier_by_hand():
     from metalight.methods.esma.rewards import balanced_brier_alignment_reward
 
-    values = on_cases(balanced_brier_alignment_reward, _p_cases([(1, 0.9), (1, 0.4), (0, 0.5), (0, 0.1), (0, 0.4)]))
+    values = on_cases(
+        balanced_brier_alignment_reward, _p_cases([(1, 0.9), (1, 0.4), (0, 0.5), (0, 0.1), (0, 0.4)])
+    )
     # weights n / (2 n_c): right 5/4, wrong 5/6; Brier on right (0.01 + 0.36) / 2, on wrong (0.25 + 0.01 + 0.16) / 3
-    assert values.tolist() == pytest.approx([1.25 * 0.99, 1.25 * 0.64, 5 / 6 * 0.75, 5 / 6 * 0.99, 5 / 6 * 0.84])
+    assert values.tolist() == pytest.approx(
+        [1.25 * 0.99, 1.25 * 0.64, 5 / 6 * 0.75, 5 / 6 * 0.99, 5 / 6 * 0.84]
+    )
     assert values.mean().item() == pytest.approx(1 - (0.185 + 0.14) / 2)
 
 

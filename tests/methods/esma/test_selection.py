@@ -22,7 +22,8 @@ def test_presets_and_layer_range(fresh):
     mlp = select_parameters(model, "mlp", layers=[1, 2])
     assert {layer_index(s.name) for s in mlp} == {1} and all(".mlp." in s.name for s in mlp)
     assert [s.name for s in select_parameters(model, r"norm")] == [
-        n for n, _ in model.named_parameters() if "norm" in n]
+        n for n, _ in model.named_parameters() if "norm" in n
+    ]
 
 
 def test_nothing_selected_or_bad_pattern_is_a_clear_error(fresh):

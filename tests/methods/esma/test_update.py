@@ -59,7 +59,10 @@ def test_gradient_is_minus_the_weighted_mean_noise(fresh):
     members = [Member(1), Member(2, -1), Member(3)]
     weights = torch.tensor([0.5, 1.0, 0.0], dtype=torch.float64)
     norm = write_es_gradient(scheme, members, weights)
-    expected = {i: torch.zeros_like(scheme.selected[i].param, dtype=torch.float64) for i in range(len(scheme.selected))}
+    expected = {
+        i: torch.zeros_like(scheme.selected[i].param, dtype=torch.float64)
+        for i in range(len(scheme.selected))
+    }
     for m, w in zip(members, weights):
         for i, eps in scheme.iter_noise(m.seed):
             expected[i] -= w * m.sign * eps.double() / 3
@@ -97,8 +100,10 @@ def test_in_place_update_reproduces_upstreams_bfloat16_weights_bit_for_bit(tiny)
     norm = add_update_in_place(make_scheme("esma", select_parameters(ours, "all")), members, weights, 5e-4)
     for (name, a), b in zip(upstream.named_parameters(), ours.parameters()):
         assert torch.equal(a, b), name
-    moved = sum((b.double() - c.double()).square().sum() for b, c in
-                zip(ours.parameters(), build_tiny_llama(len(tokenizer)).to(torch.bfloat16).parameters()))
+    moved = sum(
+        (b.double() - c.double()).square().sum()
+        for b, c in zip(ours.parameters(), build_tiny_llama(len(tokenizer)).to(torch.bfloat16).parameters())
+    )
     assert norm == pytest.approx(moved.sqrt().item())
 
     # the default float32 sum, stepped once by SGD(lr = α), rounds once instead of once per member

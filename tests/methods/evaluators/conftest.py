@@ -6,14 +6,16 @@ import pytest
 
 from tests.api.conftest import chat_server  # noqa: F401  (the real local HTTP server fixture)
 
-QUESTIONS = [("Who wrote Hamlet?", ["William Shakespeare", "Shakespeare"]),
-             ("What is the capital of France?", ["Paris"]),
-             ("How many legs does a spider have?", ["8", "eight"]),
-             ("Which planet is known as the Red Planet?", ["Mars"]),
-             ("What is the chemical symbol for gold?", ["Au"]),
-             ("Who painted the Mona Lisa?", ["Leonardo da Vinci", "da Vinci"]),
-             ("What is the largest ocean on Earth?", ["Pacific Ocean", "Pacific"]),
-             ("In which country is the city of Kyoto?", ["Japan"])]
+QUESTIONS = [
+    ("Who wrote Hamlet?", ["William Shakespeare", "Shakespeare"]),
+    ("What is the capital of France?", ["Paris"]),
+    ("How many legs does a spider have?", ["8", "eight"]),
+    ("Which planet is known as the Red Planet?", ["Mars"]),
+    ("What is the chemical symbol for gold?", ["Au"]),
+    ("Who painted the Mona Lisa?", ["Leonardo da Vinci", "da Vinci"]),
+    ("What is the largest ocean on Earth?", ["Pacific Ocean", "Pacific"]),
+    ("In which country is the city of Kyoto?", ["Japan"]),
+]
 
 
 def trivia_row(i: int, question: str, aliases: list[str]) -> dict:
@@ -33,5 +35,11 @@ def trivia_files(tmp_path):
 
 def trivia_data_args(files: dict, batch: int = 4) -> list[str]:
     """cli.py arguments that swap the data for the small TriviaQA files."""
-    return ["--data", "metalight.data.sources.triviaqa.TriviaQADataModule",
-            "--data.init_args.path", json.dumps(files), "--data.init_args.eval_batch_size", str(batch)]
+    return [
+        "--data",
+        "metalight.data.sources.triviaqa.TriviaQADataModule",
+        "--data.init_args.path",
+        json.dumps(files),
+        "--data.init_args.eval_batch_size",
+        str(batch),
+    ]

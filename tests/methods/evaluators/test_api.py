@@ -18,22 +18,44 @@ SECRET = "sk-test-do-not-write-9f8e7d"
 
 
 def _args(server, tmp_path, files, *extra, cache="cache.jsonl"):
-    return ["validate", "--config", "configs/eval/api.yaml",
-            "--model.init_args.endpoint.base_url", server.base_url, "--model.init_args.endpoint.model", "echo-1",
-            "--model.init_args.endpoint.api_key_env", "METALIGHT_TEST_KEY",
-            "--model.init_args.endpoint.backoff_s", "0.01", "--model.init_args.endpoint.max_backoff_s", "0.02",
-            "--model.init_args.endpoint.timeout_s", "0.5", "--model.init_args.endpoint.max_concurrency", "4",
-            "--model.init_args.cache_path", str(tmp_path / cache),
-            "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"), "--trainer.enable_progress_bar", "false",
-            "--report.plots", "false", *trivia_data_args(files, batch=3), *extra]
+    return [
+        "validate",
+        "--config",
+        "configs/eval/api.yaml",
+        "--model.init_args.endpoint.base_url",
+        server.base_url,
+        "--model.init_args.endpoint.model",
+        "echo-1",
+        "--model.init_args.endpoint.api_key_env",
+        "METALIGHT_TEST_KEY",
+        "--model.init_args.endpoint.backoff_s",
+        "0.01",
+        "--model.init_args.endpoint.max_backoff_s",
+        "0.02",
+        "--model.init_args.endpoint.timeout_s",
+        "0.5",
+        "--model.init_args.endpoint.max_concurrency",
+        "4",
+        "--model.init_args.cache_path",
+        str(tmp_path / cache),
+        "--trainer.logger.init_args.save_dir",
+        str(tmp_path / "runs"),
+        "--trainer.enable_progress_bar",
+        "false",
+        "--report.plots",
+        "false",
+        *trivia_data_args(files, batch=3),
+        *extra,
+    ]
 
 
 def _report(cli):
     return json.loads((Path(cli.trainer.log_dir) / "report.json").read_text())
 
 
-def test_dual_prompt_and_text_sources_through_retries_of_every_kind(chat_server, tmp_path, trivia_files,
-                                                                    monkeypatch):
+def test_dual_prompt_and_text_sources_through_retries_of_every_kind(
+    chat_server, tmp_path, trivia_files, monkeypatch
+):
     monkeypatch.setenv("METALIGHT_TEST_KEY", SECRET)
     # One slow reply (longer than the 0.5 s timeout), one 429, one 500 and one malformed body: all retried.
     chat_server.script = ["slow", "429", "500", "malformed"]
@@ -48,7 +70,9 @@ def test_dual_prompt_and_text_sources_through_retries_of_every_kind(chat_server,
     assert report["confidence_sources"] == ["meta", "idk", "verbalized"]
     # The echo server repeats the prompt, whose "just return \"Yes\"" the ESMA rule reads as yes.
     assert report["yes_ratio"] == 1.0 and "max_new_tokens" not in report
-    bodies = [b for b in chat_server.requests if b["messages"][0]["content"].startswith("Answer the following")]
+    bodies = [
+        b for b in chat_server.requests if b["messages"][0]["content"].startswith("Answer the following")
+    ]
     assert bodies and all(b["model"] == "echo-1" and b["max_tokens"] == 32 for b in bodies)
     assert {h.get("Authorization") for h in chat_server.headers} == {f"Bearer {SECRET}"}
     run = Path(cli.trainer.log_dir)
@@ -66,8 +90,9 @@ def test_rerun_resumes_from_the_cache_without_new_requests(chat_server, tmp_path
         assert second[key] == first[key]
 
 
-def test_a_failed_request_stops_the_run_and_the_rerun_pays_only_for_what_is_missing(chat_server, tmp_path,
-                                                                                   trivia_files):
+def test_a_failed_request_stops_the_run_and_the_rerun_pays_only_for_what_is_missing(
+    chat_server, tmp_path, trivia_files
+):
     chat_server.script = ["ok"] * 8 + ["400"]  # batch 1 (3 questions x 2 prompts) and part of its sources
     with pytest.raises(SystemExit) as stopped:
         main(_args(chat_server, tmp_path, trivia_files))
@@ -82,15 +107,28 @@ def test_a_failed_request_stops_the_run_and_the_rerun_pays_only_for_what_is_miss
 
 def test_failed_questions_can_be_skipped_and_counted(chat_server, tmp_path, trivia_files):
     chat_server.script = ["400"]  # the first request of the first batch: that question is left out
-    report = _report(main(_args(chat_server, tmp_path, trivia_files, "--model.init_args.on_failure", "skip",
-                                "--model.init_args.sources", "[meta]")))
+    report = _report(
+        main(
+            _args(
+                chat_server,
+                tmp_path,
+                trivia_files,
+                "--model.init_args.on_failure",
+                "skip",
+                "--model.init_args.sources",
+                "[meta]",
+            )
+        )
+    )
     assert report["n"] == 5 and report["api_failed"] == 1
 
 
 def test_the_error_names_the_cause_and_the_way_to_resume(chat_server, tmp_path):
     chat_server.script = ["400"]
-    module = APIEvalModule(ChatEndpoint(chat_server.base_url, "m", api_key_env=None, max_retries=0),
-                           cache_path=str(tmp_path / "c.jsonl"))
+    module = APIEvalModule(
+        ChatEndpoint(chat_server.base_url, "m", api_key_env=None, max_retries=0),
+        cache_path=str(tmp_path / "c.jsonl"),
+    )
     module.configure_model()
     with pytest.raises(APIError, match="HTTP 400.*re-run the same command to resume"):
         module.evaluate_batch(RecordBatch([QARecord("x", "Q?", ["A"])], [False]), "val")

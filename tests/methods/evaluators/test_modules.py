@@ -24,15 +24,29 @@ def assert_png(path):
 
 
 def _run(tmp_path, config, *args, command="validate"):
-    cli = main([command, "--config", config, "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
-                *TINY, *args])
+    cli = main(
+        [
+            command,
+            "--config",
+            config,
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path / "runs"),
+            *TINY,
+            *args,
+        ]
+    )
     run = cli.trainer.log_dir
     return run, json.loads(open(f"{run}/report.json").read())
 
 
 def test_every_source_is_reported_with_thresholds_samples_and_plots(tmp_path, tiny_model_dir, trivia_files):
-    run, report = _run(tmp_path, "configs/eval/sources.yaml", "--model.init_args.model", str(tiny_model_dir),
-                       *trivia_data_args(trivia_files))
+    run, report = _run(
+        tmp_path,
+        "configs/eval/sources.yaml",
+        "--model.init_args.model",
+        str(tiny_model_dir),
+        *trivia_data_args(trivia_files),
+    )
     sources = ["p_yes", "meta", "idk", "max_seq_prob", "mean_token_entropy", "p_true", "verbalized"]
     assert report["n"] == 6 and report["confidence_sources"] == sources
     assert_report_keys(report, "confidence_sources")
@@ -49,8 +63,13 @@ def test_every_source_is_reported_with_thresholds_samples_and_plots(tmp_path, ti
 
 
 def test_idk_protocol_scores_the_idk_answer_itself(tmp_path, tiny_model_dir, trivia_files):
-    run, report = _run(tmp_path, "configs/eval/idk.yaml", "--model.init_args.model", str(tiny_model_dir),
-                       *trivia_data_args(trivia_files))
+    run, report = _run(
+        tmp_path,
+        "configs/eval/idk.yaml",
+        "--model.init_args.model",
+        str(tiny_model_dir),
+        *trivia_data_args(trivia_files),
+    )
     samples = read_jsonl(f"{run}/samples/val.jsonl")
     assert report["protocol"] == "idk" and report["n"] == 6
     assert_report_keys(report, "idk")
@@ -58,14 +77,26 @@ def test_idk_protocol_scores_the_idk_answer_itself(tmp_path, tiny_model_dir, tri
     answered = [s for s in samples if s["said_yes"]]
     assert report["abstention_rate"] == pytest.approx(1 - len(answered) / 6)
     if answered:
-        assert report["answered_accuracy"] == pytest.approx(sum(s["correct"] for s in answered) / len(answered))
+        assert report["answered_accuracy"] == pytest.approx(
+            sum(s["correct"] for s in answered) / len(answered)
+        )
     assert report["yes_ratio"] == pytest.approx(len(answered) / 6)
 
 
 def test_threshold_command_chooses_on_val_and_applies_to_test(tmp_path, tiny_model_dir, trivia_files, capsys):
-    code = evaluate_main(["threshold", "--config", "configs/eval/threshold.yaml", "--model.init_args.model",
-                          str(tiny_model_dir), "--trainer.logger.init_args.save_dir", str(tmp_path / "runs"),
-                          *TINY, *trivia_data_args(trivia_files)])
+    code = evaluate_main(
+        [
+            "threshold",
+            "--config",
+            "configs/eval/threshold.yaml",
+            "--model.init_args.model",
+            str(tiny_model_dir),
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path / "runs"),
+            *TINY,
+            *trivia_data_args(trivia_files),
+        ]
+    )
     assert code == 0
     val = json.loads((tmp_path / "runs/eval-threshold/version_0/report.json").read_text())
     test_dir = tmp_path / "runs/eval-threshold/version_1"
@@ -83,8 +114,15 @@ def test_threshold_command_chooses_on_val_and_applies_to_test(tmp_path, tiny_mod
 
 @pytest.mark.embedded
 def test_embedded_model_gets_a_score_from_every_logit_source(tmp_path, trivia_files):
-    run, report = _run(tmp_path, "configs/eval/sources.yaml", "--model.init_args.evaluation.max_new_tokens", "8",
-                       "--report.plots", "false", *trivia_data_args(trivia_files, batch=6))
+    run, report = _run(
+        tmp_path,
+        "configs/eval/sources.yaml",
+        "--model.init_args.evaluation.max_new_tokens",
+        "8",
+        "--report.plots",
+        "false",
+        *trivia_data_args(trivia_files, batch=6),
+    )
     assert report["n"] == 6 and report["model"] == "embedded:smollm2-135m-instruct"
     for source in ("p_yes", "max_seq_prob", "mean_token_entropy", "p_true"):
         assert report[f"{source}/scored_rate"] == 1.0, source

@@ -29,11 +29,25 @@ class StubCompletionsServer(LocalServer):
                     status = int(behaviour)
                 else:
                     prompts = body["prompt"] if isinstance(body["prompt"], list) else [body["prompt"]]
-                    choices = [{"index": i, "text": "x", "logprobs": {"tokens": ["x"], "token_logprobs": [0.0],
-                                "top_logprobs": [server.tops(p)]}} for i, p in enumerate(prompts)]
+                    choices = [
+                        {
+                            "index": i,
+                            "text": "x",
+                            "logprobs": {
+                                "tokens": ["x"],
+                                "token_logprobs": [0.0],
+                                "top_logprobs": [server.tops(p)],
+                            },
+                        }
+                        for i, p in enumerate(prompts)
+                    ]
                     if behaviour == "nologprobs":
                         choices = [{"index": 0, "text": "x"}]
-                    payload = b"{oops" if behaviour == "malformed" else json.dumps({"choices": choices[::-1]}).encode()
+                    payload = (
+                        b"{oops"
+                        if behaviour == "malformed"
+                        else json.dumps({"choices": choices[::-1]}).encode()
+                    )
                     status = 200
                 self.send_json(status, payload)
 

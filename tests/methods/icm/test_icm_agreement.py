@@ -10,7 +10,9 @@ class SignScorer:
         out = []
         for i in queries:
             context = [label for j, label in enumerate(labels) if j != i and label is not None]
-            out.append((1.0 if i % 2 == 0 else -1.0) if not context else sum(2 * x - 1 for x in context) + 0.5)
+            out.append(
+                (1.0 if i % 2 == 0 else -1.0) if not context else sum(2 * x - 1 for x in context) + 0.5
+            )
         return out
 
 
@@ -24,8 +26,8 @@ def test_baselines_by_hand():
     gold = [1, 0, 1, 1]
     result = compare_with_baselines(SignScorer(), [1, 0, 1, 0], gold, seed=0)
     assert result["icm"].correct == 3
-    assert result["zero_shot"].correct == 3            # predicts 1, 0, 1, 0
-    assert result["gold_demos"].correct == 3           # majority of the other gold labels is 1 for every claim
+    assert result["zero_shot"].correct == 3  # predicts 1, 0, 1, 0
+    assert result["gold_demos"].correct == 3  # majority of the other gold labels is 1 for every claim
     assert result["random"].total == 4 and result["random_demos"].total == 4
     assert "gold_demos" not in compare_with_baselines(SignScorer(), [1, 0], [1, None], seed=0)
 

@@ -24,8 +24,11 @@ def test_a_group_larger_than_chunk_size_is_an_error():
 
 
 def test_too_long_without_chunk_size_suggests_one():
-    with pytest.raises(ConfigError, match=r"do not fit in the model's context.*set model\.init_args\.chunk_size "
-                                          r"\(upstream.s batch_size, e\.g\. 44\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"do not fit in the model's context.*set model\.init_args\.chunk_size "
+        r"\(upstream.s batch_size, e\.g\. 44\)",
+    ):
         check_fits(needed=20_000, limit=8192, size=120, total=120, chunk_size=None)
     with pytest.raises(ConfigError, match="lower model.init_args.chunk_size from 256 to about"):
         check_fits(needed=20_000, limit=8192, size=256, total=1000, chunk_size=256)

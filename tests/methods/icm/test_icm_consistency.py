@@ -21,15 +21,19 @@ def test_gsm8k_rule_finds_exactly_the_violating_pairs():
     keys = ["5", "5", "7", "3", "4"]
     labels = [1, 0, 1, 0, 0]
     pairs = inconsistent_pairs(groups, keys, labels, ExclusiveAnswers())
-    assert set(pairs) == {InconsistentPair(0, 1, "implication"),    # same answer, different labels
-                          InconsistentPair(0, 2, "contradiction")}  # 5 and 7 both correct
+    assert set(pairs) == {
+        InconsistentPair(0, 1, "implication"),  # same answer, different labels
+        InconsistentPair(0, 2, "contradiction"),
+    }  # 5 and 7 both correct
     # both wrong (p2) and 0 vs 7 (one false) are consistent; nothing across groups is compared
 
 
 def test_unlabelled_claims_and_other_groups_are_never_paired():
     groups, keys = ["a", "a", "b"], ["1", "2", "1"]
     assert inconsistent_pairs(groups, keys, [1, None, 1], ExclusiveAnswers()) == []
-    assert inconsistent_pairs(groups, keys, [1, 1, 1], ExclusiveAnswers()) == [InconsistentPair(0, 1, "contradiction")]
+    assert inconsistent_pairs(groups, keys, [1, 1, 1], ExclusiveAnswers()) == [
+        InconsistentPair(0, 1, "contradiction")
+    ]
 
 
 def test_comparison_rule_requires_exactly_one_of_a_pair():
@@ -64,6 +68,8 @@ def test_shuffle_is_seeded():
 
 
 def test_testbed_without_rules_is_a_clear_error():
-    with pytest.raises(ConfigError, match=r"testbed 'poetry' has no consistency rules.*known testbeds: .*gsm8k"):
+    with pytest.raises(
+        ConfigError, match=r"testbed 'poetry' has no consistency rules.*known testbeds: .*gsm8k"
+    ):
         rule_for("poetry")
     assert isinstance(rule_for("gsm8k"), ExclusiveAnswers)

@@ -16,8 +16,11 @@ from metalight.models.generation import yes_no_token_ids
 from tests.methods.icm.stub_completions import StubCompletionsServer
 from tests.methods.icm.test_icm_module import claims_file, fit
 
-PROMPTS = ["Claim: 2 + 2 = 4. I think this claim is", "Claim: 3 + 3 = 7. I think this claim is",
-           "Claim: 5 + 1 = 6. I think this claim is"]
+PROMPTS = [
+    "Claim: 2 + 2 = 4. I think this claim is",
+    "Claim: 3 + 3 = 7. I think this claim is",
+    "Claim: 5 + 1 = 6. I think this claim is",
+]
 
 
 @pytest.fixture
@@ -28,13 +31,19 @@ def server():
 
 
 def endpoint(server, **kwargs):
-    return CompletionsEndpoint(base_url=server.base_url, model="base-70b", max_retries=1, backoff_s=0.0, **kwargs)
+    return CompletionsEndpoint(
+        base_url=server.base_url, model="base-70b", max_retries=1, backoff_s=0.0, **kwargs
+    )
 
 
 def test_log_odds_from_top_sums_case_and_space_variants_by_hand():
     top = {" True": math.log(0.5), "true": math.log(0.1), " False": math.log(0.2), " Tr": math.log(0.1)}
-    assert label_log_odds_from_top(top, ("True", "False")) == pytest.approx(math.log(0.6 + 1e-5) - math.log(0.2 + 1e-5))
-    assert label_log_odds_from_top({" maybe": 0.0}, ("True", "False")) == pytest.approx(0.0)  # both absent: log eps - log eps
+    assert label_log_odds_from_top(top, ("True", "False")) == pytest.approx(
+        math.log(0.6 + 1e-5) - math.log(0.2 + 1e-5)
+    )
+    assert label_log_odds_from_top({" maybe": 0.0}, ("True", "False")) == pytest.approx(
+        0.0
+    )  # both absent: log eps - log eps
 
 
 def test_request_asks_for_one_token_with_top_logprobs_and_keeps_prompt_order(server):
@@ -78,13 +87,18 @@ def test_endpoint_scores_equal_local_scores_when_the_server_runs_the_same_model(
     assert remote == pytest.approx(local, abs=1e-4)
 
 
-@pytest.mark.parametrize("behaviour, message", [
-    ("404", "completions answered HTTP 404: {\"error\": {\"message\": \"model not loaded\"}}"),
-    ("malformed", "answered HTTP 200 with a body that is not JSON"),
-    ("nologprobs", "without choices[i].logprobs.top_logprobs[0]"),
-])
+@pytest.mark.parametrize(
+    "behaviour, message",
+    [
+        ("404", 'completions answered HTTP 404: {"error": {"message": "model not loaded"}}'),
+        ("malformed", "answered HTTP 200 with a body that is not JSON"),
+        ("nologprobs", "without choices[i].logprobs.top_logprobs[0]"),
+    ],
+)
 def test_server_errors_are_one_line_and_name_the_endpoint(server, behaviour, message):
-    server.script = [behaviour] * 2  # a reply that is not JSON is retried (max_retries 1) like any transient one
+    server.script = [
+        behaviour
+    ] * 2  # a reply that is not JSON is retried (max_retries 1) like any transient one
     with pytest.raises(EndpointError) as err:
         CompletionsLogprobClient(endpoint(server)).top_logprobs(PROMPTS[:1])
     text = str(err.value)
@@ -114,10 +128,13 @@ def test_bad_endpoint_settings_are_config_errors():
 
 
 def test_fit_scores_with_the_endpoint_and_never_loads_the_local_model(tmp_path, server):
-    server.tops = lambda prompt: {" True": math.log(0.8 if "The answer is 3." in prompt[-60:] else 0.2),
-                                  " False": math.log(0.2 if "The answer is 3." in prompt[-60:] else 0.8)}
-    module, trainer = fit(tmp_path, "does-not-exist-locally", claims_file(tmp_path),
-                          logprob_endpoint=endpoint(server))
+    server.tops = lambda prompt: {
+        " True": math.log(0.8 if "The answer is 3." in prompt[-60:] else 0.2),
+        " False": math.log(0.2 if "The answer is 3." in prompt[-60:] else 0.8),
+    }
+    module, trainer = fit(
+        tmp_path, "does-not-exist-locally", claims_file(tmp_path), logprob_endpoint=endpoint(server)
+    )
     assert module.model is None and trainer.global_step == 8 and server.requests
     report = json.loads((Path(trainer.log_dir) / "report.json").read_text())
     assert report["complete"] and report["settings"]["logprob_endpoint"]["model"] == "base-70b"

@@ -7,7 +7,9 @@ from metalight.methods.icm.gsm8k_candidates import build_verification_rows
 def test_build_rows_generates_labelled_candidates(tiny):
     model, tokenizer = tiny
     problems = read_problems()[:2]
-    rows = build_verification_rows(model, tokenizer, problems, num_candidates=2, max_new_tokens=6, batch_size=2)
+    rows = build_verification_rows(
+        model, tokenizer, problems, num_candidates=2, max_new_tokens=6, batch_size=2
+    )
     gold = [r for r in rows if r["source"] == "gold"]
     assert [r["label"] for r in gold] == [1, 1] and len(rows) >= 3
     for row in rows:

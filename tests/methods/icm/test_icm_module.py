@@ -19,15 +19,25 @@ FINETUNE_CALLS = []
 
 def fake_finetune(initial_model, rows_path, output_dir, settings):
     """Stands in for SFT: records what it was given and returns the same weights under another spec."""
-    FINETUNE_CALLS.append((initial_model, [json.loads(line) for line in Path(rows_path).read_text().splitlines()]))
+    FINETUNE_CALLS.append(
+        (initial_model, [json.loads(line) for line in Path(rows_path).read_text().splitlines()])
+    )
     return initial_model.rstrip("/") + "/"
 
 
 def claims_file(tmp_path, problems=4):
-    rows = [{"id": f"p{p}-{k}", "question": f"Tom has {p + 2} apples and buys {k + 1} more. How many now?",
-             "choice": f"{p + 2} + {k + 1} = {p + k + 3 + k}. The answer is {p + k + 3 + k}.",
-             "answer": str(p + k + 3 + k), "label": int(k == 0), "consistency_id": f"p{p}"}
-            for p in range(problems) for k in range(2)]
+    rows = [
+        {
+            "id": f"p{p}-{k}",
+            "question": f"Tom has {p + 2} apples and buys {k + 1} more. How many now?",
+            "choice": f"{p + 2} + {k + 1} = {p + k + 3 + k}. The answer is {p + k + 3 + k}.",
+            "answer": str(p + k + 3 + k),
+            "label": int(k == 0),
+            "consistency_id": f"p{p}",
+        }
+        for p in range(problems)
+        for k in range(2)
+    ]
     path = tmp_path / "claims.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return str(path)
@@ -36,11 +46,21 @@ def claims_file(tmp_path, problems=4):
 def fit(tmp_path, model_dir, data_path, ckpt_path=None, callbacks=(), data_args=None, **module_args):
     args = dict(model=str(model_dir), K=4, chunk_size=4, num_seed=2, alpha=30.0) | module_args
     module = ICMModule(**args)
-    trainer = Trainer(max_epochs=-1, limit_val_batches=0, logger=TensorBoardLogger(str(tmp_path), name="icm"),
-                      callbacks=list(callbacks), enable_progress_bar=False, enable_model_summary=False,
-                      enable_checkpointing=bool(callbacks), log_every_n_steps=1)
-    trainer.fit(module, datamodule=GSM8KVerificationDataModule(path=data_path, **(data_args or {})),
-                ckpt_path=ckpt_path)
+    trainer = Trainer(
+        max_epochs=-1,
+        limit_val_batches=0,
+        logger=TensorBoardLogger(str(tmp_path), name="icm"),
+        callbacks=list(callbacks),
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=bool(callbacks),
+        log_every_n_steps=1,
+    )
+    trainer.fit(
+        module,
+        datamodule=GSM8KVerificationDataModule(path=data_path, **(data_args or {})),
+        ckpt_path=ckpt_path,
+    )
     return module, trainer
 
 
@@ -57,14 +77,20 @@ def test_fit_labels_every_chunk_and_writes_report_and_labels(tmp_path, tiny_mode
     labels = [json.loads(line) for line in (out / "icm" / "labels.jsonl").read_text().splitlines()]
     assert len(labels) == 8 and {row["gold"] for row in labels} == {0, 1}
     logged = set(trainer.logged_metrics)
-    assert {"train/energy", "train/temperature", "train/inconsistent", "train/agreement",
-            "train/chunk_agreement_icm"} <= logged
+    assert {
+        "train/energy",
+        "train/temperature",
+        "train/inconsistent",
+        "train/agreement",
+        "train/chunk_agreement_icm",
+    } <= logged
 
 
 def test_resume_from_a_mid_chunk_checkpoint_replays_the_same_proposals(tmp_path, tiny_model_dir):
     data = claims_file(tmp_path)
-    saver = ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=1, save_top_k=-1,
-                            filename="{step}")
+    saver = ModelCheckpoint(
+        dirpath=tmp_path / "ckpt", every_n_train_steps=1, save_top_k=-1, filename="{step}"
+    )
     reference, _ = fit(tmp_path / "a", tiny_model_dir, data, callbacks=[saver])
     checkpoint = tmp_path / "ckpt" / "step=6.ckpt"
     assert checkpoint.is_file()
@@ -94,7 +120,9 @@ def test_testbed_without_rules_is_rejected(tmp_path, tiny_model_dir):
 
 
 def test_dataset_larger_than_the_context_without_chunk_size_is_rejected(tmp_path, tiny_model_dir):
-    with pytest.raises(ConfigError, match=r"claims do not fit in the model's context.*set model\.init_args\.chunk_size"):
+    with pytest.raises(
+        ConfigError, match=r"claims do not fit in the model's context.*set model\.init_args\.chunk_size"
+    ):
         fit(tmp_path, tiny_model_dir, claims_file(tmp_path, problems=12), chunk_size=None)
 
 
@@ -104,12 +132,16 @@ def test_iterative_finetuning_trains_on_earlier_chunks_before_labelling_the_next
     module, trainer = fit(tmp_path, tiny_model_dir, claims_file(tmp_path, problems=6), finetune=settings, K=2)
     assert len(FINETUNE_CALLS) == 2  # before chunks 2 and 3
     assert [len(rows) for _, rows in FINETUNE_CALLS] == [4, 8]  # chunks 1..j, every labelled claim
-    assert all(initial == str(tiny_model_dir) for initial, _ in FINETUNE_CALLS)  # always from the initial model
+    assert all(
+        initial == str(tiny_model_dir) for initial, _ in FINETUNE_CALLS
+    )  # always from the initial model
     assert {row["completion"] for _, rows in FINETUNE_CALLS for row in rows} <= {" True", " False"}
     assert module.finished[2]["model"] == str(tiny_model_dir) + "/"
     assert (Path(trainer.log_dir) / "finetune" / "round1" / "rows.jsonl").is_file()
 
 
 def test_sft_rows_skip_unlabelled_claims():
-    assert sft_rows(["a", "b", "c"], [1, None, 0]) == [{"prompt": "a", "completion": " True"},
-                                                       {"prompt": "c", "completion": " False"}]
+    assert sft_rows(["a", "b", "c"], [1, None, 0]) == [
+        {"prompt": "a", "completion": " True"},
+        {"prompt": "c", "completion": " False"},
+    ]

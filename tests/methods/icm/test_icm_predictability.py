@@ -39,11 +39,19 @@ def test_energy_equals_hand_computation_on_four_claims(tiny):
     true_id = tokenizer(" True", add_special_tokens=False)["input_ids"][0]
     false_id = tokenizer(" False", add_special_tokens=False)["input_ids"][0]
     model = CountingLM(len(tokenizer), true_id, false_id)
-    prompts = [icm_prompt("claim", f"Problem {g}?", f"The answer is {a}.") for g, a in
-               [("one", 5), ("one", 7), ("two", 3), ("two", 3)]]
+    prompts = [
+        icm_prompt("claim", f"Problem {g}?", f"The answer is {a}.")
+        for g, a in [("one", 5), ("one", 7), ("two", 3), ("two", 3)]
+    ]
     scorer = MutualPredictability(model, tokenizer, prompts, context_cache=False)
-    search = ICMSearch(["p1", "p1", "p2", "p2"], ["5", "7", "3", "3"], ExclusiveAnswers(), scorer,
-                       SearchSettings(alpha=30), seed=0)
+    search = ICMSearch(
+        ["p1", "p1", "p2", "p2"],
+        ["5", "7", "3", "3"],
+        ExclusiveAnswers(),
+        scorer,
+        SearchSettings(alpha=30),
+        seed=0,
+    )
     result = search.evaluate([1, 1, 1, 0])
     # Claim i sees the other three labels: d = #True - #False in its context.
     # 0: T(1) T(2) F(3) -> 1 ; 1: same -> 1 ; 2: T T F -> 1 ; 3: T T T -> 3
@@ -63,8 +71,10 @@ def test_label_log_odds_sums_variants():
 
 
 def claims(n):
-    return [icm_prompt("claim", f"What is {i} plus {i + 1}?", f"I computed it and got {2 * i + 1 + i % 2}.")
-            for i in range(n)]
+    return [
+        icm_prompt("claim", f"What is {i} plus {i + 1}?", f"I computed it and got {2 * i + 1 + i % 2}.")
+        for i in range(n)
+    ]
 
 
 def test_context_cache_gives_the_plain_scores(tiny):
@@ -122,9 +132,15 @@ def test_the_demonstration_cache_is_reused_across_labellings(tiny):
     prompts = claims(6)
     cached = MutualPredictability(model, tokenizer, prompts)
     plain = MutualPredictability(model, tokenizer, prompts, context_cache=False)
-    for labels in ([1, 0, 1, 1, None, None], [1, 0, 1, 0, None, None], [1, 1, None, 0, 0, None],
-                   [1, 0, 0, 0, None, None]):
+    for labels in (
+        [1, 0, 1, 1, None, None],
+        [1, 0, 1, 0, None, None],
+        [1, 1, None, 0, 0, None],
+        [1, 0, 0, 0, None, None],
+    ):
         assert cached.log_odds(labels, range(5)) == pytest.approx(plain.log_odds(labels, range(5)), abs=1e-4)
     tokens = cached.stats.tokens
-    cached.log_odds([1, 0, 0, 0, None, None], [5])  # a new query after the same sequence: only its own tokens run
+    cached.log_odds(
+        [1, 0, 0, 0, None, None], [5]
+    )  # a new query after the same sequence: only its own tokens run
     assert cached.stats.tokens - tokens == len(cached.queries[5])

@@ -23,8 +23,11 @@ class FakeScorer:
         self.calls += len(queries)
         out = []
         for i in queries:
-            context = [(1 if labels[j] else -1) for j in range(len(labels))
-                       if j != i and labels[j] is not None and self.groups[j] != self.groups[i]]
+            context = [
+                (1 if labels[j] else -1)
+                for j in range(len(labels))
+                if j != i and labels[j] is not None and self.groups[j] != self.groups[i]
+            ]
             out.append(self.bias[i] + 0.3 * sum(context) / max(1, len(context)))
         return out
 
@@ -48,7 +51,7 @@ def test_temperature_schedules_match_upstream():
     assert temperature(10**9, log) == pytest.approx(10 / (1 + 2 * math.log(10**9 + 1)))  # decays slowly
     assert temperature(10**300, log) == 0.01
     exp = SearchSettings(scheduler="exp")
-    assert temperature(3, exp) == pytest.approx(10 * 0.99 ** 3)
+    assert temperature(3, exp) == pytest.approx(10 * 0.99**3)
     assert temperature(10**6, exp) == 0.01
 
 
@@ -98,7 +101,9 @@ def test_consistency_fix_searches_all_consistent_labelings():
         def log_odds(self, labels, queries):
             return [-3.0 for _ in queries]  # every claim is predicted false
 
-    search = ICMSearch(groups, keys, ExclusiveAnswers(), PrefersBothFalse(), SearchSettings(num_seed=0), seed=0)
+    search = ICMSearch(
+        groups, keys, ExclusiveAnswers(), PrefersBothFalse(), SearchSettings(num_seed=0), seed=0
+    )
     labels, best = search.consistency_fix([1, 1], None)
     assert labels == [0, 0]  # (0, 0) is consistent for different answers; upstream only tried (1,0) and (0,1)
     assert best.inconsistent == 0 and best.value == pytest.approx(30 * 3.0)
@@ -119,11 +124,14 @@ def test_resume_replays_the_same_proposals():
     first = make_search(settings=settings)
     head = [first.step() for _ in range(12)]
     state = first.state_dict()
-    resumed = make_search(settings=settings, seed=999)  # a different seed: everything must come from the state
+    resumed = make_search(
+        settings=settings, seed=999
+    )  # a different seed: everything must come from the state
     resumed.load_state_dict(state)
     tail = [resumed.step() for _ in range(18)]
-    assert [(r.example, r.proposed, r.accepted) for r in head + tail] == \
-           [(r.example, r.proposed, r.accepted) for r in reference]
+    assert [(r.example, r.proposed, r.accepted) for r in head + tail] == [
+        (r.example, r.proposed, r.accepted) for r in reference
+    ]
     assert resumed.labels == full.labels
 
 

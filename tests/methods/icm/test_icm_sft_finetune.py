@@ -12,14 +12,18 @@ from metalight.methods.icm.sft_finetune import sft_fine_tune
 from metalight.models.loading import load_model
 from tests.methods.icm.test_icm_module import claims_file, fit
 
-PROMPTS = [f"Question: what is {a} + {b}? Claim: {a + b + (k % 2)}. I think this claim is"
-           for k, (a, b) in enumerate([(1, 2), (3, 4), (5, 6), (7, 1), (2, 2), (4, 5)])]
+PROMPTS = [
+    f"Question: what is {a} + {b}? Claim: {a + b + (k % 2)}. I think this claim is"
+    for k, (a, b) in enumerate([(1, 2), (3, 4), (5, 6), (7, 1), (2, 2), (4, 5)])
+]
 LABELS = [1, 1, 1, 1, 0, 1]  # mostly true: SFT must raise P(True) after these prompts
 
 
 def signed_log_odds(spec):
     model, tokenizer = load_model(spec)
-    scores = MutualPredictability(model, tokenizer, PROMPTS).log_odds([None] * len(PROMPTS), range(len(PROMPTS)))
+    scores = MutualPredictability(model, tokenizer, PROMPTS).log_odds(
+        [None] * len(PROMPTS), range(len(PROMPTS))
+    )
     return sum(s if label else -s for s, label in zip(scores, LABELS)) / len(LABELS)
 
 
@@ -35,11 +39,15 @@ def test_sft_fine_tune_moves_the_model_towards_the_elicited_labels(tmp_path, tin
 
 def test_icm_fine_tunes_with_sft_between_chunks_and_labels_the_next_chunk_with_it(tmp_path, tiny_model_dir):
     settings = IterativeFineTuning(max_epochs=1, lr=1e-3, batch_size=4)
-    module, trainer = fit(tmp_path, tiny_model_dir, claims_file(tmp_path, problems=6), finetune=settings, K=2,
-                          baselines=False)
+    module, trainer = fit(
+        tmp_path, tiny_model_dir, claims_file(tmp_path, problems=6), finetune=settings, K=2, baselines=False
+    )
     run = Path(trainer.log_dir)
-    assert [c["model"] for c in module.finished] == [str(tiny_model_dir), str(run / "finetune" / "round1" / "model"),
-                                                    str(run / "finetune" / "round2" / "model")]
+    assert [c["model"] for c in module.finished] == [
+        str(tiny_model_dir),
+        str(run / "finetune" / "round1" / "model"),
+        str(run / "finetune" / "round2" / "model"),
+    ]
     first, _ = load_model(str(tiny_model_dir))
     tuned = dict(module.model.named_parameters())
     assert any(not torch.equal(p, tuned[name]) for name, p in first.named_parameters())

@@ -13,8 +13,12 @@ from metalight.methods.judgment.asking import (
 )
 from metalight.models.generation import Decoding, encode_prompts, generate
 
-RECORDS = [QARecord(str(i), q, ["x"]) for i, q in enumerate(
-    ["Who wrote Hamlet?", "What is the capital of France?", "Who painted the Mona Lisa in Florence?"])]
+RECORDS = [
+    QARecord(str(i), q, ["x"])
+    for i, q in enumerate(
+        ["Who wrote Hamlet?", "What is the capital of France?", "Who painted the Mona Lisa in Florence?"]
+    )
+]
 
 
 def test_first_yes_no_probability_uses_the_first_yes_or_no_step():

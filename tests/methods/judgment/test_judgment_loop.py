@@ -57,8 +57,10 @@ class ScriptedModel:
         return Generation(texts, [1] * len(texts), [[0]] * len(texts))
 
     def ask(self, model, tok, records, label_mode, settings, synced=False):
-        return [JudgmentResult(t, p, True, 0.9 if p == "can" else 0.1)
-                for t, p in (self.judgments[self.round][r.id] for r in records)]
+        return [
+            JudgmentResult(t, p, True, 0.9 if p == "can" else 0.1)
+            for t, p in (self.judgments[self.round][r.id] for r in records)
+        ]
 
 
 @pytest.fixture
@@ -68,12 +70,23 @@ def loop_env(monkeypatch, tiny, tmp_path):
     monkeypatch.setattr("metalight.methods.judgment.loop.ask_judgments", fake.ask)
     records = [QARecord(q, text, [gold]) for q, (text, gold) in QUESTIONS.items()]
     dm = JudgmentDataModule(ListQA({"train": records, "val": [], "test": []}), batch_size=2)
-    trainer = SimpleNamespace(datamodule=dm, global_step=0, world_size=1, global_rank=0, is_global_zero=True,
-                              loggers=[], callback_metrics={}, log_dir=str(tmp_path), current_epoch=0,
-                              max_epochs=5, should_stop=False,
-                              strategy=SimpleNamespace(restore_checkpoint_after_setup=False))
-    module = SimpleNamespace(model=fake, tokenizer=tiny[1], synced_generation=lambda: False,
-                             generation_context=nullcontext)
+    trainer = SimpleNamespace(
+        datamodule=dm,
+        global_step=0,
+        world_size=1,
+        global_rank=0,
+        is_global_zero=True,
+        loggers=[],
+        callback_metrics={},
+        log_dir=str(tmp_path),
+        current_epoch=0,
+        max_epochs=5,
+        should_stop=False,
+        strategy=SimpleNamespace(restore_checkpoint_after_setup=False),
+    )
+    module = SimpleNamespace(
+        model=fake, tokenizer=tiny[1], synced_generation=lambda: False, generation_context=nullcontext
+    )
     return fake, trainer, module
 
 
@@ -82,8 +95,10 @@ NO, YES = ("\\boxed{no}", "cannot"), ("\\boxed{yes}", "can")
 
 def test_relabelling_moves_a_question_between_can_and_cannot(loop_env):
     fake, trainer, module = loop_env
-    fake.script = {0: {"q1": ["William Shakespeare"], "q2": ["Lyon"]},
-                   1: {"q1": ["Marlowe"], "q2": ["Paris."]}}
+    fake.script = {
+        0: {"q1": ["William Shakespeare"], "q2": ["Lyon"]},
+        1: {"q1": ["Marlowe"], "q2": ["Paris."]},
+    }
     fake.judgments = {0: {"q1": NO, "q2": NO}, 1: {"q1": NO, "q2": NO}}
     loop = JudgmentLoop()
     loop.on_fit_start(trainer, module)
@@ -102,11 +117,16 @@ def test_relabelling_moves_a_question_between_can_and_cannot(loop_env):
 
 def test_uncertainty_mode_labels_from_sampled_answers(loop_env):
     fake, trainer, module = loop_env
-    fake.script = {0: {"q1": ["Shakespeare"] * 5, "q2": ["Paris", "Paris", "Paris", "Lyon", "Nice"]},
-                   1: {"q1": ["Shakespeare", "x", "y", "z", "w"], "q2": ["Paris"] * 5}}
+    fake.script = {
+        0: {"q1": ["Shakespeare"] * 5, "q2": ["Paris", "Paris", "Paris", "Lyon", "Nice"]},
+        1: {"q1": ["Shakespeare", "x", "y", "z", "w"], "q2": ["Paris"] * 5},
+    }
     fake.judgments = {0: {"q1": YES, "q2": YES}, 1: {"q1": YES, "q2": YES}}
-    loop = JudgmentLoop(labels=LabelSettings(label_mode="uncertainty"),
-                        answers=AnswerSettings(decoding="sample", num_answers=5), train_on="all")
+    loop = JudgmentLoop(
+        labels=LabelSettings(label_mode="uncertainty"),
+        answers=AnswerSettings(decoding="sample", num_answers=5),
+        train_on="all",
+    )
     loop.on_fit_start(trainer, module)
     served = {e.id: e.meta["ability"] for e in trainer.datamodule.train_examples}
     assert served == {"q1": "can", "q2": "uncertain"}
@@ -175,14 +195,28 @@ def test_uncertainty_mode_with_one_greedy_answer_is_a_config_error():
 
 
 def fit(tmp_path, tiny_model_dir, *extra):
-    cli = main(["fit", "--config", "configs/judgment/quickstart.yaml", "--model.init_args.model",
-                str(tiny_model_dir),
-                "--trainer.logger.init_args.save_dir", str(tmp_path), "--trainer.max_epochs", "1",
-                "--data.init_args.source.init_args.max_samples", '{"train": 4, "val": 3}',
-                "--trainer.callbacks.init_args.answers.max_new_tokens", "3",
-                "--trainer.callbacks.init_args.judgment.max_new_tokens", "3",
-                "--trainer.log_every_n_steps", "1",
-                *extra])
+    cli = main(
+        [
+            "fit",
+            "--config",
+            "configs/judgment/quickstart.yaml",
+            "--model.init_args.model",
+            str(tiny_model_dir),
+            "--trainer.logger.init_args.save_dir",
+            str(tmp_path),
+            "--trainer.max_epochs",
+            "1",
+            "--data.init_args.source.init_args.max_samples",
+            '{"train": 4, "val": 3}',
+            "--trainer.callbacks.init_args.answers.max_new_tokens",
+            "3",
+            "--trainer.callbacks.init_args.judgment.max_new_tokens",
+            "3",
+            "--trainer.log_every_n_steps",
+            "1",
+            *extra,
+        ]
+    )
     (run,) = (tmp_path / "judgment-quickstart").iterdir()
     return cli, run, json.loads((run / "report.json").read_text())
 
@@ -195,8 +229,14 @@ def test_cli_fit_trains_and_writes_the_summary(tmp_path, tiny_model_dir):
     assert rounds[0]["train"]["n"] == 4 and rounds[0]["val"]["n"] == 3
     assert "Train AUROC" in report["judgment"]["table"]
     logged = set(cli.trainer.callback_metrics)
-    assert {"train/loss", "train/judgment_accuracy", "val/judgment_accuracy", "val/qa_accuracy",
-            "val/label_frac_can", "val/pred_frac_cannot"} <= logged
+    assert {
+        "train/loss",
+        "train/judgment_accuracy",
+        "val/judgment_accuracy",
+        "val/qa_accuracy",
+        "val/label_frac_can",
+        "val/pred_frac_cannot",
+    } <= logged
     assert (run / "judgment" / "val_epoch1.jsonl").is_file() and list(run.glob("events.out.tfevents.*"))
     assert cli.trainer.global_step == 1  # 4 examples, batch 4
 
@@ -206,7 +246,9 @@ def test_cli_fit_with_nothing_to_train_ends_cleanly(tmp_path, tiny_model_dir, ca
     cli, _, report = fit(tmp_path, tiny_model_dir, "--trainer.callbacks.init_args.train_on", "wrong")
     assert cli.trainer.global_step == 0
     assert "every train judgment is right" in report["judgment"]["stopped_reason"]
-    assert capsys.readouterr().out.count("[judgment] no training examples after round 0") == 1  # global rank 0
+    assert (
+        capsys.readouterr().out.count("[judgment] no training examples after round 0") == 1
+    )  # global rank 0
 
 
 def _sharded_worker(rank, world, init_file, out_dir):

@@ -20,7 +20,9 @@ def test_skip_collect_reuses_round_zero_answers_and_asks_only_the_judgment(loop_
     loop.on_train_epoch_end(trainer, module)  # would raise KeyError if answers were collected again
     rows = read_jsonl(f"{trainer.log_dir}/judgment/train_epoch1.jsonl")
     assert {r["id"]: (r["answers"], r["ability"]) for r in rows} == {
-        "q1": (["William Shakespeare"], "can"), "q2": (["Lyon"], "cannot")}
+        "q1": (["William Shakespeare"], "can"),
+        "q2": (["Lyon"], "cannot"),
+    }
     assert [e.id for e in trainer.datamodule.train_examples] == ["q2"]  # YES for q2 is now the wrong judgment
     resumed = JudgmentLoop(skip_collect=True)
     resumed.load_state_dict(json.loads(json.dumps(loop.state_dict())))
@@ -42,8 +44,12 @@ def test_wrong_weighted_repeats_a_question_by_its_count_of_wrong_rounds(loop_env
     fake, trainer, module = loop_env
     answers = {"q1": ["Shakespeare"], "q2": ["Lyon"]}  # q1: can, q2: cannot, every round
     fake.script = {k: answers for k in range(4)}
-    fake.judgments = {0: {"q1": NO, "q2": NO}, 1: {"q1": NO, "q2": YES}, 2: {"q1": NO, "q2": NO},
-                      3: {"q1": NO, "q2": NO}}
+    fake.judgments = {
+        0: {"q1": NO, "q2": NO},
+        1: {"q1": NO, "q2": YES},
+        2: {"q1": NO, "q2": NO},
+        3: {"q1": NO, "q2": NO},
+    }
     loop = JudgmentLoop(train_on="wrong_weighted", max_repeats=2)
     loop.on_fit_start(trainer, module)
     served = lambda: sorted(e.id for e in trainer.datamodule.train_examples)

@@ -11,8 +11,14 @@ def test_metrics_by_hand():
     actual = ["can", "can", "cannot", "cannot", "uncertain"]
     predicted = ["can", "cannot", "cannot", "cannot", "can"]
     p_yes = [0.9, 0.4, 0.3, 0.5, 0.8]
-    m = judgment_metrics(actual, predicted, p_yes, [True, True, True, False, True], [1, 1, 0, 0, 0.6],
-                         ("can", "uncertain", "cannot"))
+    m = judgment_metrics(
+        actual,
+        predicted,
+        p_yes,
+        [True, True, True, False, True],
+        [1, 1, 0, 0, 0.6],
+        ("can", "uncertain", "cannot"),
+    )
     assert m["judgment_accuracy"] == pytest.approx(3 / 5)
     assert m["qa_accuracy"] == pytest.approx(2 / 5)
     assert m["answer_accuracy"] == pytest.approx(2.6 / 5)
@@ -24,8 +30,9 @@ def test_metrics_by_hand():
 
 
 def test_auroc_is_nan_with_one_class():
-    m = judgment_metrics(["cannot", "cannot"], ["cannot", "can"], [0.2, 0.7], [True, True], [0, 0],
-                         ("can", "cannot"))
+    m = judgment_metrics(
+        ["cannot", "cannot"], ["cannot", "can"], [0.2, 0.7], [True, True], [0, 0], ("can", "cannot")
+    )
     assert math.isnan(m["judgment_auroc"]) and m["judgment_accuracy"] == 0.5
 
 

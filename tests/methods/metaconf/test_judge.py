@@ -41,8 +41,14 @@ def test_http_judge_inserts_the_fields_sends_the_key_and_scales_the_score(server
     with caplog.at_level(logging.DEBUG):
         assert judge_reflections(judge, [ITEM]) == [pytest.approx(5 / 6)]
     prompt = server.requests[0]["messages"][-1]["content"]
-    for field in ("Who directed Avatar?", "James Cameron", "I remember the film's credits clearly.",
-                  "confidence (0-10): 9", "correctness of the answer (0-1): 1", '"total_score"'):
+    for field in (
+        "Who directed Avatar?",
+        "James Cameron",
+        "I remember the film's credits clearly.",
+        "confidence (0-10): 9",
+        "correctness of the answer (0-1): 1",
+        '"total_score"',
+    ):
         assert field in prompt
     assert server.requests[0]["model"] == "judge-model"
     assert server.headers[0]["Authorization"] == "Bearer sk-judge-secret"
@@ -64,23 +70,30 @@ def test_server_errors_become_missing_scores_counted_by_the_reward(server):
     records = [QARecord("1", "Who directed Avatar?", ["James Cameron"])] * 3
     rewards = scorer.reflection([], [good, good, "no format at all"], records)
     assert rewards.tolist() == [0.0, 0.0, 0.0]
-    assert scorer.stats["judge/requests"] == 2 and scorer.stats["judge/missing"] == 2  # the malformed one is not sent
+    assert (
+        scorer.stats["judge/requests"] == 2 and scorer.stats["judge/missing"] == 2
+    )  # the malformed one is not sent
     assert len(server.requests) == 4
-    assert scorer.reflection([], [good], records[:1]).tolist() == [pytest.approx(5 / 6)]  # the server recovered
+    assert scorer.reflection([], [good], records[:1]).tolist() == [
+        pytest.approx(5 / 6)
+    ]  # the server recovered
     assert scorer.stats["judge/missing_rate"] == 0.0
 
 
-@pytest.mark.parametrize("reply,expected", [
-    ('{"consistency": 2, "specificity": 2, "plausibility": 2, "total_score": 2}', 1.0),
-    ('{"consistency": 1, "specificity": 0, "plausibility": 2}', 0.5),  # total from the three dimensions
-    ('```json\n{"total_score": 0.5}\n```', 0.25),
-    ("Total score: 1.5", 0.75),
-    ('{"total score": 1.5}', 0.75),  # upstream's spelling, read by the bare-key fallback
-    ('{"total_score": 7}', None),  # out of range
-    ("I think the reflection is fine.", None),
-    ("", None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    "reply,expected",
+    [
+        ('{"consistency": 2, "specificity": 2, "plausibility": 2, "total_score": 2}', 1.0),
+        ('{"consistency": 1, "specificity": 0, "plausibility": 2}', 0.5),  # total from the three dimensions
+        ('```json\n{"total_score": 0.5}\n```', 0.25),
+        ("Total score: 1.5", 0.75),
+        ('{"total score": 1.5}', 0.75),  # upstream's spelling, read by the bare-key fallback
+        ('{"total_score": 7}', None),  # out of range
+        ("I think the reflection is fine.", None),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_judge_score_parser(reply, expected):
     assert parse_judge_score(reply) == (pytest.approx(expected) if expected is not None else None)
 
@@ -89,4 +102,6 @@ def test_local_judge_runs_a_model_with_its_chat_template(tiny_model_dir):
     judge = LocalChat(model=str(tiny_model_dir), max_new_tokens=4, batch_size=2)
     replies = judge.complete_many([[{"role": "user", "content": "Score this."}]] * 3)
     assert len(replies) == 3 and all(isinstance(r, str) for r in replies)
-    assert judge_reflections(judge, [ITEM]) == [None]  # a random model's reply has no score: missing, no crash
+    assert judge_reflections(judge, [ITEM]) == [
+        None
+    ]  # a random model's reply has no score: missing, no crash

@@ -16,41 +16,113 @@ QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.enable_model_summa
 def build_stage1_data(model_dir, out):
     from scripts.build_metaconf_sft import main as build
 
-    assert build(["--out", str(out), "--model", str(model_dir), "--writer-model", str(model_dir),
-                  "--questions", "4", "--samples", "2", "--max-new-tokens", "4", "--writer-max-new-tokens", "8",
-                  "--threads", str(torch.get_num_threads()), "--prompt", "bare"]) == 0
+    assert (
+        build(
+            [
+                "--out",
+                str(out),
+                "--model",
+                str(model_dir),
+                "--writer-model",
+                str(model_dir),
+                "--questions",
+                "4",
+                "--samples",
+                "2",
+                "--max-new-tokens",
+                "4",
+                "--writer-max-new-tokens",
+                "8",
+                "--threads",
+                str(torch.get_num_threads()),
+                "--prompt",
+                "bare",
+            ]
+        )
+        == 0
+    )
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 4 and all(r["completion"].startswith("Answer:") for r in rows)
-    assert not any("Question:" in r["prompt"] for r in rows)  # bare questions, as stage 2's paper config sends
+    assert not any(
+        "Question:" in r["prompt"] for r in rows
+    )  # bare questions, as stage 2's paper config sends
 
 
 def stage1(model_dir, data, runs):
     """``fit`` with the stage-1 config as written (4 epochs of the 4 rows, 2 per batch: 8 optimizer steps)."""
-    cli = main(["fit", "--config", "configs/sft/metaconf_stage1.yaml", "--model.init_args.model", str(model_dir),
-                "--data.init_args.path", str(data), "--model.init_args.max_length", "256",
-                "--trainer.limit_val_batches", "0", "--trainer.logger.init_args.save_dir", str(runs), *QUIET])
+    cli = main(
+        [
+            "fit",
+            "--config",
+            "configs/sft/metaconf_stage1.yaml",
+            "--model.init_args.model",
+            str(model_dir),
+            "--data.init_args.path",
+            str(data),
+            "--model.init_args.max_length",
+            "256",
+            "--trainer.limit_val_batches",
+            "0",
+            "--trainer.logger.init_args.save_dir",
+            str(runs),
+            *QUIET,
+        ]
+    )
     module = cli.model
-    assert module.lora.r == 256 and module.lora.alpha == 512 and module.lora.target_modules == ["q_proj", "v_proj"]
+    assert (
+        module.lora.r == 256
+        and module.lora.alpha == 512
+        and module.lora.target_modules == ["q_proj", "v_proj"]
+    )
     assert cli.trainer.optimizers[0].defaults["lr"] == 1e-5 and cli.trainer.global_step == 8
     return runs / "metaconf-stage1" / "version_0" / "hf"
 
 
 def stage2(export, judge_dir, runs):
     """``fit`` with the paper's stage-2 config on the stage-1 export: 2 steps of 2 questions x 2 completions."""
-    judge = {"class_path": "metalight.methods.metaconf.judge.LocalChat",
-             "init_args": {"model": str(judge_dir), "max_new_tokens": 8}}
-    return main(["fit", "--config", "configs/grpo/metaconf.yaml", "--model.init_args.model", str(export),
-                 "--model.init_args.judge", json.dumps(judge), "--model.init_args.num_generations", "2",
-                 "--model.init_args.max_completion_length", "4", "--model.init_args.verbal_max_new_tokens", "4",
-                 "--data.init_args.batch_size", "2", "--data.init_args.max_samples", '{"train": 4, "val": 2}',
-                 "--trainer.max_steps", "2", "--trainer.accumulate_grad_batches", "1",
-                 "--trainer.val_check_interval", "2", "--trainer.logger.init_args.save_dir", str(runs), *QUIET])
+    judge = {
+        "class_path": "metalight.methods.metaconf.judge.LocalChat",
+        "init_args": {"model": str(judge_dir), "max_new_tokens": 8},
+    }
+    return main(
+        [
+            "fit",
+            "--config",
+            "configs/grpo/metaconf.yaml",
+            "--model.init_args.model",
+            str(export),
+            "--model.init_args.judge",
+            json.dumps(judge),
+            "--model.init_args.num_generations",
+            "2",
+            "--model.init_args.max_completion_length",
+            "4",
+            "--model.init_args.verbal_max_new_tokens",
+            "4",
+            "--data.init_args.batch_size",
+            "2",
+            "--data.init_args.max_samples",
+            '{"train": 4, "val": 2}',
+            "--trainer.max_steps",
+            "2",
+            "--trainer.accumulate_grad_batches",
+            "1",
+            "--trainer.val_check_interval",
+            "2",
+            "--trainer.logger.init_args.save_dir",
+            str(runs),
+            *QUIET,
+        ]
+    )
 
 
 def base_weights(peft_model) -> dict[str, torch.Tensor]:
     """The frozen base weights under a peft model, named as in the ``save_pretrained`` file."""
-    return {name.replace(".base_layer", ""): p.detach() for name, p in peft_model.get_base_model().named_parameters()
-            if "lora_" not in name}
+    return {
+        name.replace(".base_layer", ""): p.detach()
+        for name, p in peft_model.get_base_model().named_parameters()
+        if "lora_" not in name
+    }
 
 
 def test_stage1_export_is_the_model_stage2_trains(tmp_path, varied_model_dir):
@@ -69,7 +141,9 @@ def test_stage1_export_is_the_model_stage2_trains(tmp_path, varied_model_dir):
     trainer, module = cli.trainer, cli.model
     assert trainer.global_step == 2
     (optimizer,) = trainer.optimizers
-    assert {int(state["step"]) for state in optimizer.state.values()} == {2}  # every LoRA weight: 2 AdamW steps
+    assert {int(state["step"]) for state in optimizer.state.values()} == {
+        2
+    }  # every LoRA weight: 2 AdamW steps
 
     # stage 2 trains on the stage-1 weights (in the paper config's bfloat16), not on the base model's
     loaded = base_weights(module.model)
@@ -78,7 +152,9 @@ def test_stage1_export_is_the_model_stage2_trains(tmp_path, varied_model_dir):
 
     # the local judge the command line put in place loads and is asked about a well-formed reply
     record = cli.datamodule.records("train")[0]
-    scores = module.scorer.reflection([""], ["Answer: x\nSelf-reflection: I am unsure.\nConfidence: 5"], [record])
+    scores = module.scorer.reflection(
+        [""], ["Answer: x\nSelf-reflection: I am unsure.\nConfidence: 5"], [record]
+    )
     assert module.scorer.stats["judge/requests"] == 1.0 and 0.0 <= float(scores[0]) <= 1.0
 
     run = runs / "metaconf" / "version_0"

@@ -33,8 +33,12 @@ class Writer(ChatBackend):
 def test_confidence_is_ten_times_the_sampled_accuracy(tiny, monkeypatch):
     model, tokenizer = tiny
     records = [QARecord("a", "Q1?", ["right"]), QARecord("b", "Q2?", ["right"])]
-    replies = iter([["right", "wrong"],  # greedy answers of a, b
-                    ["right", "right", "no", "right", "no", "no", "no", "right"]])  # 4 samples each
+    replies = iter(
+        [
+            ["right", "wrong"],  # greedy answers of a, b
+            ["right", "right", "no", "right", "no", "no", "no", "right"],
+        ]
+    )  # 4 samples each
 
     def scripted(model, tokenizer, prompts, decoding, max_input_tokens=128, num_return_sequences=1, **kw):
         texts = next(replies)
@@ -53,11 +57,17 @@ def test_collect_targets_runs_a_real_model(tiny):
 
 
 def test_reflections_are_written_and_failures_left_out():
-    rows = [Stage1Row("a", "Who directed Avatar?", "James Cameron", 1.0, 8.0),
-            Stage1Row("b", "Q?", "x", 0.0, 2.0)]
+    rows = [
+        Stage1Row("a", "Who directed Avatar?", "James Cameron", 1.0, 8.0),
+        Stage1Row("b", "Q?", "x", 0.0, 2.0),
+    ]
     writer = Writer(["I recall the\n credits of this film.", None])
     kept, failed = write_reflections(rows, writer)
-    assert failed == 1 and [r.id for r in kept] == ["a"] and kept[0].reflection == "I recall the credits of this film."
+    assert (
+        failed == 1
+        and [r.id for r in kept] == ["a"]
+        and kept[0].reflection == "I recall the credits of this film."
+    )
     asked = writer.asked[0][0]["content"]
     assert "Who directed Avatar?" in asked and "James Cameron" in asked and "(0-10): 8" in asked
     assert "Objective score of the answer (0-10): 10" in asked
@@ -66,8 +76,11 @@ def test_reflections_are_written_and_failures_left_out():
     (bare,) = sft_rows(kept, prompt="bare")  # upstream's stage-1 turns are the bare question
     assert bare["prompt"] == "Who directed Avatar?" and bare["completion"] == row["completion"]
     parsed = parse_response(row["completion"])
-    assert (parsed.answer, parsed.reflection, parsed.confidence) == ("James Cameron",
-                                                                     "I recall the credits of this film.", 8.0)
+    assert (parsed.answer, parsed.reflection, parsed.confidence) == (
+        "James Cameron",
+        "I recall the credits of this film.",
+        8.0,
+    )
 
 
 def test_rows_without_reflection_are_refused():
@@ -77,12 +90,20 @@ def test_rows_without_reflection_are_refused():
 
 def test_provided_files_upstream_sharegpt_and_collected_outputs(tmp_path):
     path = tmp_path / "provided.jsonl"
-    lines = [{"conversations": [{"from": "human", "value": "Tell me about X."},
-                                {"from": "gpt", "value": "Answer: X is Y\nSelf-reflection: I am unsure.\nConfidence: 3.6"}]},
-             {"question": "Q?", "answer": "A", "confidence": 7, "reflection": "Fine."}]
+    lines = [
+        {
+            "conversations": [
+                {"from": "human", "value": "Tell me about X."},
+                {"from": "gpt", "value": "Answer: X is Y\nSelf-reflection: I am unsure.\nConfidence: 3.6"},
+            ]
+        },
+        {"question": "Q?", "answer": "A", "confidence": 7, "reflection": "Fine."},
+    ]
     path.write_text("\n".join(json.dumps(line) for line in lines) + "\n")
     ready, rows = read_provided(path)
-    assert ready[0]["prompt"] == "Tell me about X." and parse_response(ready[0]["completion"]).confidence == 3.6
+    assert (
+        ready[0]["prompt"] == "Tell me about X." and parse_response(ready[0]["completion"]).confidence == 3.6
+    )
     assert rows == [Stage1Row(f"{path}:2", "Q?", "A", 0.7, 7.0, "Fine.")]
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"question": "Q?", "answer": "A", "confidence": 11}) + "\n")
@@ -98,17 +119,38 @@ def test_script_writes_reflections_through_an_endpoint(tmp_path, monkeypatch):
     server.reply = lambda body: "I am not sure I remember this correctly."
     monkeypatch.setenv("WRITER_KEY", "sk-writer")
     src, out = tmp_path / "src.jsonl", tmp_path / "out.jsonl"
-    src.write_text(json.dumps({"question": "Who?", "answer": "Me", "confidence": 4}) + "\n"
-                   + json.dumps({"question": "Why?", "answer": "So", "confidence": 9, "reflection": "Known."}) + "\n")
+    src.write_text(
+        json.dumps({"question": "Who?", "answer": "Me", "confidence": 4})
+        + "\n"
+        + json.dumps({"question": "Why?", "answer": "So", "confidence": 9, "reflection": "Known."})
+        + "\n"
+    )
     try:
-        assert main(["--input", str(src), "--out", str(out), "--base-url", server.base_url, "--api-model", "w",
-                     "--api-key-env", "WRITER_KEY"]) == 0
+        assert (
+            main(
+                [
+                    "--input",
+                    str(src),
+                    "--out",
+                    str(out),
+                    "--base-url",
+                    server.base_url,
+                    "--api-model",
+                    "w",
+                    "--api-key-env",
+                    "WRITER_KEY",
+                ]
+            )
+            == 0
+        )
     finally:
         server.close()
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(server.requests) == 1 and server.headers[0]["Authorization"] == "Bearer sk-writer"
     assert [parse_response(r["completion"]).reflection for r in rows] == [
-        "I am not sure I remember this correctly.", "Known."]
+        "I am not sure I remember this correctly.",
+        "Known.",
+    ]
     assert "sk-writer" not in out.read_text()
     assert main(["--input", str(tmp_path / "missing.jsonl"), "--out", str(out)]) == 2
 
@@ -118,14 +160,35 @@ def test_script_refuses_to_write_a_file_without_reflections(tmp_path, tiny_model
     from scripts.build_metaconf_sft import main
 
     out = tmp_path / "out.jsonl"
-    assert main(["--out", str(out), "--model", str(tiny_model_dir), "--writer-model", str(tiny_model_dir),
-                 "--questions", "2", "--samples", "1", "--max-new-tokens", "2", "--writer-max-new-tokens", "2",
-                 "--threads", "1"]) == 2
+    assert (
+        main(
+            [
+                "--out",
+                str(out),
+                "--model",
+                str(tiny_model_dir),
+                "--writer-model",
+                str(tiny_model_dir),
+                "--questions",
+                "2",
+                "--samples",
+                "1",
+                "--max-new-tokens",
+                "2",
+                "--writer-max-new-tokens",
+                "2",
+                "--threads",
+                "1",
+            ]
+        )
+        == 2
+    )
     assert not out.exists()
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         f"error: the reflection writer ({tiny_model_dir}) gave no usable reflection for any of the 2 questions, so "
         f"{out} would be empty; give a writer model that follows instructions (--writer-model) or an endpoint "
-        f"(--base-url)")
+        f"(--base-url)"
+    )
 
 
 def test_script_counts_must_be_positive(capsys):
@@ -134,4 +197,6 @@ def test_script_counts_must_be_positive(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["--out", "x.jsonl", "--samples", "0"])
     assert exit_info.value.code == 2
-    assert capsys.readouterr().err.strip().splitlines()[-1].endswith("argument --samples: must be >= 1, got 0")
+    assert (
+        capsys.readouterr().err.strip().splitlines()[-1].endswith("argument --samples: must be >= 1, got 0")
+    )

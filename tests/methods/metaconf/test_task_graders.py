@@ -17,12 +17,23 @@ from metalight.methods.metaconf.task_graders import (
 )
 from tests.api.conftest import ScriptedChatServer
 
-MATH = QARecord("m0", "What is 3/4 times 2?", ["\\frac{3}{2}"], meta={"task_type": "math",
-                                                                    "solution": "2 \\times 3/4 = \\boxed{\\frac{3}{2}}"})
-CURIE = QARecord("l0", "In a paragraph, can you tell me about Marie Curie?", [],
-                 meta={"task_type": "long_fact", "title": "Marie Curie"})
-FACTS = {"Marie Curie was a physicist.": "True", "Marie Curie was born in Warsaw.": "True",
-         "Marie Curie won three Nobel Prizes.": "False"}
+MATH = QARecord(
+    "m0",
+    "What is 3/4 times 2?",
+    ["\\frac{3}{2}"],
+    meta={"task_type": "math", "solution": "2 \\times 3/4 = \\boxed{\\frac{3}{2}}"},
+)
+CURIE = QARecord(
+    "l0",
+    "In a paragraph, can you tell me about Marie Curie?",
+    [],
+    meta={"task_type": "long_fact", "title": "Marie Curie"},
+)
+FACTS = {
+    "Marie Curie was a physicist.": "True",
+    "Marie Curie was born in Warsaw.": "True",
+    "Marie Curie won three Nobel Prizes.": "False",
+}
 
 
 @pytest.fixture
@@ -33,8 +44,15 @@ def server():
 
 
 def judge(server):
-    return HTTPChat(base_url=server.base_url, model="judge", api_key_env=None, timeout_s=5.0, max_retries=1,
-                    backoff_s=0.01, max_concurrency=1)
+    return HTTPChat(
+        base_url=server.base_url,
+        model="judge",
+        api_key_env=None,
+        timeout_s=5.0,
+        max_retries=1,
+        backoff_s=0.01,
+        max_concurrency=1,
+    )
 
 
 def fact_server_reply(body):
@@ -46,11 +64,17 @@ def fact_server_reply(body):
 
 
 def test_boxed_grader_compares_the_last_box_with_sympy_or_strings():
-    replies = ["Step 1: 2 * 3/4. Answer: \\boxed{1.5}", "Answer: \\boxed{\\dfrac{3}{2}}", "Answer: 2/3", "3/2"]
+    replies = [
+        "Step 1: 2 * 3/4. Answer: \\boxed{1.5}",
+        "Answer: \\boxed{\\dfrac{3}{2}}",
+        "Answer: 2/3",
+        "3/2",
+    ]
     assert BoxedAnswerGrader().grade([MATH] * 4, replies) == [1.0, 1.0, 0.0, 1.0]
     # without SymPy, integer fractions still compare as exact rationals; anything else needs SymPy
-    assert BoxedAnswerGrader(use_sympy=False).grade([MATH] * 2, ["\\boxed{\\frac{6}{4}}", "\\boxed{\\sqrt{9}/2}"]) \
-        == [1.0, 0.0]
+    assert BoxedAnswerGrader(use_sympy=False).grade(
+        [MATH] * 2, ["\\boxed{\\frac{6}{4}}", "\\boxed{\\sqrt{9}/2}"]
+    ) == [1.0, 0.0]
     assert BoxedAnswerGrader().grade([MATH], ["\\boxed{\\frac{6}{4}}"]) == [1.0]
 
 
@@ -72,7 +96,9 @@ def test_factscore_counts_supported_atomic_facts(server):
     reply = "Marie Curie was a Warsaw-born physicist who won three Nobel Prizes."
     assert FactScoreGrader(judge(server)).grade([CURIE], [reply]) == [pytest.approx(2 / 20)]
     assert FactScoreGrader(judge(server), denominator=None).grade([CURIE], [reply]) == [pytest.approx(2 / 3)]
-    checks = [r["messages"][-1]["content"] for r in server.requests if "Topic:" in r["messages"][-1]["content"]]
+    checks = [
+        r["messages"][-1]["content"] for r in server.requests if "Topic:" in r["messages"][-1]["content"]
+    ]
     assert len(checks) == 6 and all("Topic: Marie Curie" in c for c in checks)
 
 
@@ -86,15 +112,21 @@ def test_factscore_judge_error_is_missing_and_names_endpoint_and_status(server, 
 
 
 def test_factscore_unusable_verdict_is_missing_not_false(server):
-    server.reply = lambda body: ("- One fact." if body["messages"][-1]["content"].startswith("Break")
-                                 else "It depends.")
+    server.reply = lambda body: (
+        "- One fact." if body["messages"][-1]["content"].startswith("Break") else "It depends."
+    )
     assert FactScoreGrader(judge(server)).grade([CURIE], ["text"]) == [None]
 
 
 def test_fact_and_verdict_parsers():
     assert parse_facts("Facts:\n- A.\n2) B.\n* C.\nnot a fact") == ["A.", "B.", "C."]
-    assert [parse_verdict(t) for t in ("True.", "**False**", "Not supported", "maybe", None)] == \
-        [True, False, False, None, None]
+    assert [parse_verdict(t) for t in ("True.", "**False**", "Not supported", "maybe", None)] == [
+        True,
+        False,
+        False,
+        None,
+        None,
+    ]
 
 
 def test_facts_beyond_max_facts_are_reported_not_silently_dropped(server, caplog):

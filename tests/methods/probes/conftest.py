@@ -15,7 +15,13 @@ def probe_run(tiny_model_dir, tmp_path_factory):
     (root / "s.csv").write_text("statement,label\n" + "\n".join(rows) + "\n")
     data = TrueFalseDataModule(path=str(root / "s.csv"), batch_size=8)
     module = ProbeModule(model=str(tiny_model_dir), pcs=[1, 2], cache_dir=str(root / "cache"))
-    Trainer(max_epochs=5, logger=False, enable_progress_bar=False, enable_model_summary=False,
-            enable_checkpointing=False, default_root_dir=str(root / "run"),
-            num_sanity_val_steps=0).fit(module, data)
+    Trainer(
+        max_epochs=5,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+        default_root_dir=str(root / "run"),
+        num_sanity_val_steps=0,
+    ).fit(module, data)
     return root / "run"

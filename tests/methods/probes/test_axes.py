@@ -46,9 +46,12 @@ def test_linear_axis_score_is_decision_over_its_train_std():
     x, w, b = torch.randn(30, 5), torch.randn(5), torch.tensor(0.7)
     u, c, s = linear_axis(w, b, x)
     decisions = x @ w + b
-    torch.testing.assert_close(axis_scores(x, u[None], c[None], s[None])[:, 0],
-                               decisions / decisions.std(unbiased=False),
-                               atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(
+        axis_scores(x, u[None], c[None], s[None])[:, 0],
+        decisions / decisions.std(unbiased=False),
+        atol=1e-5,
+        rtol=1e-5,
+    )
     assert float(u.norm()) == pytest.approx(1.0)
     with pytest.raises(ConfigError, match="zero weights"):
         linear_axis(torch.zeros(5), b, x)
@@ -62,10 +65,15 @@ def test_single_class_labels_are_rejected():
 
 def test_probe_set_round_trip(tmp_path):
     torch.manual_seed(2)
-    probes = ProbeSet([3, 7], ["lr", "pc1"], torch.nn.functional.normalize(torch.randn(2, 2, 6), dim=-1),
-                      torch.randn(2, 2), torch.rand(2, 2) + 0.5,
-                      {"model_spec": "m", "model_fingerprint": "abc"},
-                      {"val": {"accuracy": [[0.5, 0.6], [0.7, 0.8]]}})
+    probes = ProbeSet(
+        [3, 7],
+        ["lr", "pc1"],
+        torch.nn.functional.normalize(torch.randn(2, 2, 6), dim=-1),
+        torch.randn(2, 2),
+        torch.rand(2, 2) + 0.5,
+        {"model_spec": "m", "model_fingerprint": "abc"},
+        {"val": {"accuracy": [[0.5, 0.6], [0.7, 0.8]]}},
+    )
     loaded = ProbeSet.load(probes.save(tmp_path / "p.safetensors"))
     features = {3: torch.randn(4, 6), 7: torch.randn(4, 6)}
     torch.testing.assert_close(loaded.score(features), probes.score(features))
@@ -88,6 +96,9 @@ def test_probe_metrics_class_matches_functional_and_masks_padding():
     assert values["auroc"].tolist() == [[1.0, 0.25]]  # 1 of the 4 (positive, negative) pairs is ordered
     metric = ProbeScores()
     metric.update(scores[:2], labels[:2])
-    metric.update(torch.cat([scores[2:], scores[:1]]), torch.cat([labels[2:], labels[:1]]),
-                  mask=torch.tensor([True, True, False]))
+    metric.update(
+        torch.cat([scores[2:], scores[:1]]),
+        torch.cat([labels[2:], labels[:1]]),
+        mask=torch.tensor([True, True, False]),
+    )
     assert metric.compute()["accuracy"].tolist() == values["accuracy"].tolist()

@@ -11,8 +11,10 @@ from metalight.methods.probes.extraction import extract_features, statement_span
 
 
 def make_items(tokenizer, user="Say something."):
-    return [statement_span_text(tokenizer, user, s, "You are a helpful assistant.")
-            for s in ("One.", "Two, three.")]
+    return [
+        statement_span_text(tokenizer, user, s, "You are a helpful assistant.")
+        for s in ("One.", "Two, three.")
+    ]
 
 
 def test_cache_reuses_entries_adds_layers_and_keys_on_the_prompt(tiny, tmp_path, monkeypatch):
@@ -47,9 +49,12 @@ def test_cache_built_by_another_model_is_an_error(tiny, tmp_path):
     with torch.no_grad():
         retrained.model.layers[0].mlp.down_proj.weight.add_(0.01)
     assert model_fingerprint(retrained) != model_fingerprint(model)
-    with pytest.raises(ConfigError, match=r"feature cache .* was built by model 'my-model' \(fingerprint "
-                                          r"\w+\), not by "
-                                          r"this run's 'my-model'"):
+    with pytest.raises(
+        ConfigError,
+        match=r"feature cache .* was built by model 'my-model' \(fingerprint "
+        r"\w+\), not by "
+        r"this run's 'my-model'",
+    ):
         FeatureCache(tmp_path).features(retrained, tokenizer, "my-model", "set", items, ["a", "b"], [0])
 
 

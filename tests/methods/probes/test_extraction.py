@@ -11,9 +11,12 @@ from metalight.methods.probes.extraction import (
     statement_span_text,
 )
 
-STATEMENTS = ["Paris is the capital of France.", "No.",
-              "The giant anteater uses walking for locomotion, mostly.",
-              "Water boils at 100 degrees Celsius at sea level."]
+STATEMENTS = [
+    "Paris is the capital of France.",
+    "No.",
+    "The giant anteater uses walking for locomotion, mostly.",
+    "Water boils at 100 degrees Celsius at sea level.",
+]
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +38,7 @@ def test_response_span_covers_exactly_the_statement_tokens(tiny, items):
     for item, statement in zip(items, STATEMENTS):
         ids, first, stop = encode_with_span(tokenizer, item)
         assert tokenizer.decode(ids[first:stop]).strip() == statement
-        assert item.text[item.start:item.end] == statement
+        assert item.text[item.start : item.end] == statement
 
 
 @pytest.mark.parametrize("span", ["last", "response", "all", "response_to_end"])
@@ -46,8 +49,12 @@ def test_left_padded_batch_matches_unpadded_single_forward(tiny, items, span):
         hidden, first, stop = hidden_states_alone(model, tokenizer, item)
         for layer in (0, 1):
             states = hidden[layer + 1][0]  # layer l = HF hidden_states[l + 1]; the last one is post-norm
-            expected = {"last": states[-1], "all": states.mean(0), "response": states[first:stop].mean(0),
-                        "response_to_end": states[first:].mean(0)}[span]
+            expected = {
+                "last": states[-1],
+                "all": states.mean(0),
+                "response": states[first:stop].mean(0),
+                "response_to_end": states[first:].mean(0),
+            }[span]
             torch.testing.assert_close(batched[layer][row], expected, atol=1e-4, rtol=1e-4)
 
 
@@ -55,11 +62,17 @@ def test_prefix_cached_extraction_equals_plain(tiny):
     model, tokenizer = tiny
     history = [{"role": "system", "content": "You are a helpful assistant. " * 12}]
     for i in range(4):
-        history += [{"role": "user", "content": f"Say something {i}."},
-                    {"role": "assistant", "content": f"Fact {i}."}]
-    items = [chat_span_text(tokenizer, history + [{"role": "user", "content": f"Imitate label {k}."}], reply,
-                            close_turn=False)
-             for k in (0, 1) for reply in ("A short reply.", "Another, longer reply here.")]
+        history += [
+            {"role": "user", "content": f"Say something {i}."},
+            {"role": "assistant", "content": f"Fact {i}."},
+        ]
+    items = [
+        chat_span_text(
+            tokenizer, history + [{"role": "user", "content": f"Imitate label {k}."}], reply, close_turn=False
+        )
+        for k in (0, 1)
+        for reply in ("A short reply.", "Another, longer reply here.")
+    ]
     plain = extract_features(model, tokenizer, items, [0, 1])
     cached = extract_features(model, tokenizer, items, [0, 1], prefix_cache=True)
     for layer in (0, 1):
@@ -68,9 +81,12 @@ def test_prefix_cached_extraction_equals_plain(tiny):
 
 def test_layer_out_of_range_names_the_valid_range(tiny, items):
     model, tokenizer = tiny
-    with pytest.raises(ConfigError, match=r"layers \[2\] out of range: this model has 2 blocks, so layers "
-                                          r"must be "
-                                          r"in 0\.\.1"):
+    with pytest.raises(
+        ConfigError,
+        match=r"layers \[2\] out of range: this model has 2 blocks, so layers "
+        r"must be "
+        r"in 0\.\.1",
+    ):
         extract_features(model, tokenizer, items, [0, 2])
     with pytest.raises(ConfigError, match="span 'middle'"):
         extract_features(model, tokenizer, items, [0], "middle")

@@ -40,7 +40,16 @@ def test_binarizer_and_likert_binner_by_hand():
     torch.testing.assert_close(binner.negative_edges, torch.tensor([-7 / 3, -5 / 3], dtype=torch.float64))
     torch.testing.assert_close(binner.positive_edges, torch.tensor([5 / 3, 7 / 3], dtype=torch.float64))
     assert binner.transform(torch.tensor([-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0, -9.0, 9.0])).tolist() == [
-        1, 2, 3, 4, 4, 5, 6, 1, 6]
+        1,
+        2,
+        3,
+        4,
+        4,
+        5,
+        6,
+        1,
+        6,
+    ]
     with pytest.raises(DataError, match="both sides of 0"):
         LikertBinner.fit(torch.tensor([1.0, 2.0]))
     with pytest.raises(DataError, match="even number"):
@@ -48,14 +57,17 @@ def test_binarizer_and_likert_binner_by_hand():
 
 
 def test_generator_prompts_are_upstreams_true_and_false_facts():
-    assert nf_trial_instructions(4) == [("Tell me a short true world fact about the mountain.", 1),
-                                        ("Make up a short false world fact about the mountain.", 0),
-                                        ("Tell me a short true world fact about the sea.", 1),
-                                        ("Make up a short false world fact about the sea.", 0)]
+    assert nf_trial_instructions(4) == [
+        ("Tell me a short true world fact about the mountain.", 1),
+        ("Make up a short false world fact about the mountain.", 0),
+        ("Tell me a short true world fact about the sea.", 1),
+        ("Make up a short false world fact about the sea.", 0),
+    ]
 
 
-UPSTREAM_CATEGORY_LINES = ["mountain ", "sea ", "history "] + [f"topic{i} " for i in range(30)] + ["algorithm ",
-                                                                                                   "algorithm ", " "]
+UPSTREAM_CATEGORY_LINES = (
+    ["mountain ", "sea ", "history "] + [f"topic{i} " for i in range(30)] + ["algorithm ", "algorithm ", " "]
+)
 
 
 def test_category_file_as_upstreams_reads_every_line_and_lifts_the_sentence_cap(tmp_path):
@@ -85,7 +97,9 @@ def test_trial_text_locates_each_label_digit(tiny):
 def test_repeat_counts_default_to_upstream_and_quick_lowers_them():
     args = build_parser().parse_args(["report", "--run", "r"])
     _repeats(args)
-    assert (args.shuffles, args.max_examples) == (100, 600) == (UPSTREAM["shuffles"], UPSTREAM["max_examples"])
+    assert (
+        (args.shuffles, args.max_examples) == (100, 600) == (UPSTREAM["shuffles"], UPSTREAM["max_examples"])
+    )
     args = build_parser().parse_args(["control", "--run", "r", "--quick", "--trials", "3"])
     _repeats(args)
     assert args.trials == 3 and args.n_examples == QUICK["n_examples"]
@@ -95,7 +109,10 @@ def test_trial_command_and_tensorboard_events(run_copy):
     common = ["--run", str(run_copy), "--layers", "1", "--axes", "lr", "--threads", "1"]
     categories = run_copy / "NF_honesty_category.txt"
     categories.write_text("algorithm \narchive \n")
-    assert main(["trial", *common, "--sentences", "4", "--max-new-tokens", "6", "--categories", str(categories)]) == 0
+    assert (
+        main(["trial", *common, "--sentences", "4", "--max-new-tokens", "6", "--categories", str(categories)])
+        == 0
+    )
     assert main(["report", *common, "--quick", "--shuffles", "1", "--max-examples", "6"]) == 0
     assert main(["plots", "--run", str(run_copy)]) == 0
     out = run_copy / "neurofeedback"
@@ -109,27 +126,42 @@ def test_trial_command_and_tensorboard_events(run_copy):
     report = json.loads((out / "report.json").read_text())
     assert report["settings"]["shuffles"] == 1 and report["results"][0]["n_examples"] == 6
     tags = _tags(out)
-    assert {"trial/layer1/lr/accuracy", "trial/layer1/lr/control_d", "report/layer1/lr/accuracy",
-            "report/layer1/lr/cross_entropy_late"} <= set(tags["scalars"])
-    assert {"figures/probe_accuracy", "figures/report_accuracy", "figures/report_curve"} <= set(tags["images"])
+    assert {
+        "trial/layer1/lr/accuracy",
+        "trial/layer1/lr/control_d",
+        "report/layer1/lr/accuracy",
+        "report/layer1/lr/cross_entropy_late",
+    } <= set(tags["scalars"])
+    assert {"figures/probe_accuracy", "figures/report_accuracy", "figures/report_curve"} <= set(
+        tags["images"]
+    )
     events = EventAccumulator(str(out))
     events.Reload()
-    assert events.Scalars("report/layer1/lr/accuracy")[0].value == pytest.approx(report["results"][0]["accuracy"])
+    assert events.Scalars("report/layer1/lr/accuracy")[0].value == pytest.approx(
+        report["results"][0]["accuracy"]
+    )
 
 
 def test_likert_labels_command(run_copy):
-    assert main(["labels", "--run", str(run_copy), "--layers", "1", "--axes", "lr", "--binner", "likert"]) == 0
+    assert (
+        main(["labels", "--run", str(run_copy), "--layers", "1", "--axes", "lr", "--binner", "likert"]) == 0
+    )
     rows = [json.loads(line) for line in (run_copy / "neurofeedback" / "labels_likert.jsonl").open()]
     assert len(rows) == 16 and {r["label"] for r in rows} <= set(range(1, 7))
     assert all((r["label"] > 3) == (r["score"] >= 0) for r in rows)
 
 
-@pytest.mark.parametrize("line, message", [
-    ("not json", ":3: not JSON"),
-    ('{"id": "x", "split": "test"}', ":3: missing ['user_prompt', 'response', 'label', 'scores']"),
-    ('{"id": "x", "split": "test", "user_prompt": "u", "response": "r", "label": 1, "scores": [[1]]}',
-     ":3: scores must be a 2x3 grid"),
-])
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("not json", ":3: not JSON"),
+        ('{"id": "x", "split": "test"}', ":3: missing ['user_prompt', 'response', 'label', 'scores']"),
+        (
+            '{"id": "x", "split": "test", "user_prompt": "u", "response": "r", "label": 1, "scores": [[1]]}',
+            ":3: scores must be a 2x3 grid",
+        ),
+    ],
+)
 def test_malformed_example_row_is_one_line_naming_file_and_row(run_copy, capsys, line, message):
     path = run_copy / "examples.jsonl"
     lines = path.read_text().splitlines()
@@ -148,8 +180,10 @@ def test_missing_probe_run_is_one_line(tmp_path, capsys):
 
 def test_token_rows_average_to_the_pooled_response_feature(tiny):
     model, tokenizer = tiny
-    items = [statement_span_text(tokenizer, "Say something.", text, "You are a helpful assistant.")
-             for text in ("The sky is blue.", "Grass is a purple animal that sings.", "No.")]
+    items = [
+        statement_span_text(tokenizer, "Say something.", text, "You are a helpful assistant.")
+        for text in ("The sky is blue.", "Grass is a purple animal that sings.", "No.")
+    ]
     tokens = extract_token_rows(model, tokenizer, items, [0, 1], batch_size=2)
     pooled = extract_features(model, tokenizer, items, [0, 1], "response")
     counts = [len(range(*encode_with_span(tokenizer, item)[1:])) for item in items]

@@ -14,16 +14,27 @@ from metalight.methods.probes.module import ProbeModule
 
 
 def statements_csv(path, n=40, single_class=False):
-    rows = [f"I really like fresh apples number {i}.,1" if i % 2 == 0 or single_class else
-            f"Nobody should ever eat rotten bananas {i}.,0" for i in range(n)]
+    rows = [
+        f"I really like fresh apples number {i}.,1"
+        if i % 2 == 0 or single_class
+        else f"Nobody should ever eat rotten bananas {i}.,0"
+        for i in range(n)
+    ]
     path.write_text("statement,label\n" + "\n".join(rows) + "\n")
     return str(path)
 
 
 def fit(module, datamodule, root, epochs=30, **trainer_args):
-    trainer = Trainer(max_epochs=epochs, logger=False, enable_progress_bar=False, enable_model_summary=False,
-                      default_root_dir=str(root), num_sanity_val_steps=0, check_val_every_n_epoch=epochs,
-                      **trainer_args)
+    trainer = Trainer(
+        max_epochs=epochs,
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=str(root),
+        num_sanity_val_steps=0,
+        check_val_every_n_epoch=epochs,
+        **trainer_args,
+    )
     trainer.fit(module, datamodule)
     return trainer
 
@@ -74,8 +85,9 @@ def test_fit_on_text_writes_reloadable_probes_and_keeps_the_lm_out_of_checkpoint
     checkpoint = next((run / "checkpoints").glob("*.ckpt"))
     state = torch.load(checkpoint, weights_only=False)["state_dict"]
     assert "head_weight" in state and not any(k.startswith("model.") for k in state)
-    again = Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
-                    default_root_dir=str(run))
+    again = Trainer(
+        logger=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(run)
+    )
     reloaded = ProbeModule(model=str(tiny_model_dir), cache_dir=str(tmp_path / "cache"), pcs=[1, 2, 4, 64])
     metrics = again.validate(reloaded, data, ckpt_path=str(checkpoint), verbose=False)[0]
     fitted = float(trainer.callback_metrics["val/layer1/lr_accuracy"])
@@ -85,17 +97,22 @@ def test_fit_on_text_writes_reloadable_probes_and_keeps_the_lm_out_of_checkpoint
 def test_layer_out_of_range_and_single_class_labels_are_clear_errors(tiny_model_dir, tmp_path):
     data = TrueFalseDataModule(path=statements_csv(tmp_path / "s.csv"), batch_size=8)
     with pytest.raises(ConfigError, match=r"layers \[7\] out of range: this model has 2 blocks"):
-        fit(ProbeModule(model=str(tiny_model_dir), layers=[0, 7], cache_dir=str(tmp_path / "c")), data,
-            tmp_path)
-    one_class = TrueFalseDataModule(path=statements_csv(tmp_path / "one.csv", single_class=True),
-                                    balance=False)
+        fit(
+            ProbeModule(model=str(tiny_model_dir), layers=[0, 7], cache_dir=str(tmp_path / "c")),
+            data,
+            tmp_path,
+        )
+    one_class = TrueFalseDataModule(
+        path=statements_csv(tmp_path / "one.csv", single_class=True), balance=False
+    )
     with pytest.raises(DataError, match=r"train split has labels \[1\]: a probe needs both classes"):
         fit(ProbeModule(model=str(tiny_model_dir), cache_dir=str(tmp_path / "c")), one_class, tmp_path)
 
 
 def test_validate_without_a_fitted_head_says_how_to_fix(tiny_model_dir, tmp_path):
     data = TrueFalseDataModule(path=statements_csv(tmp_path / "s.csv"), batch_size=8)
-    trainer = Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False,
-                      default_root_dir=str(tmp_path))
+    trainer = Trainer(
+        logger=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=str(tmp_path)
+    )
     with pytest.raises(ConfigError, match="--ckpt_path of a fit run"):
         trainer.validate(ProbeModule(model=str(tiny_model_dir), cache_dir=str(tmp_path / "c")), data)

@@ -12,9 +12,11 @@ def test_chat_example_masks_exactly_the_templated_prompt(tiny):
     _, tok = tiny
     example = SFTExample(prompt="Who wrote Hamlet?", completion="Shakespeare", system="Be brief.")
     encoded = encode_example(tok, example)
-    prompt_text = tok.apply_chat_template([{"role": "system", "content": "Be brief."},
-                                           {"role": "user", "content": "Who wrote Hamlet?"}],
-                                          tokenize=False, add_generation_prompt=True)
+    prompt_text = tok.apply_chat_template(
+        [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Who wrote Hamlet?"}],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
     n_prompt = len(tok(prompt_text, add_special_tokens=False)["input_ids"])
     assert encoded.labels[:n_prompt] == [IGNORE_INDEX] * n_prompt
     trained = tok.decode(encoded.labels[n_prompt:])

@@ -16,7 +16,7 @@ def hand_loss(model, tok, examples):
         reply = {"role": "assistant", "content": example.completion}
         full = tok.apply_chat_template(example.messages() + [reply], tokenize=False)
         p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
-        c_ids = tok(full[len(prompt):], add_special_tokens=False)["input_ids"]
+        c_ids = tok(full[len(prompt) :], add_special_tokens=False)["input_ids"]
         ids = torch.tensor([p_ids + c_ids])
         with torch.no_grad():
             logprobs = torch.log_softmax(model(input_ids=ids).logits[0].float(), -1)
@@ -28,8 +28,10 @@ def hand_loss(model, tok, examples):
 
 def test_loss_is_cross_entropy_of_completion_tokens_only(tiny):
     model, tok = tiny
-    examples = [SFTExample(prompt="Who wrote Hamlet?", completion="William Shakespeare"),
-                SFTExample(prompt="What is the capital of a country with a long name?", completion="Paris")]
+    examples = [
+        SFTExample(prompt="Who wrote Hamlet?", completion="William Shakespeare"),
+        SFTExample(prompt="What is the capital of a country with a long name?", completion="Paris"),
+    ]
     batch = encode_batch(tok, examples)
     with torch.no_grad():
         out = completion_loss(model, batch)

@@ -10,8 +10,10 @@ from metalight.methods.sft.answers import AnswerSet
 from metalight.methods.sft.targets import knowledge_targets, meta_answer_targets
 from metalight.prompts import KT_KNOWLEDGE_SYSTEM, direct_prompt, meta_prompt
 
-RECORDS = [QARecord("a", "Who wrote Hamlet?", ["William Shakespeare", "Shakespeare"]),
-           QARecord("b", "Capital of France?", ["Paris"], context="[France]\nParis is the capital.")]
+RECORDS = [
+    QARecord("a", "Who wrote Hamlet?", ["William Shakespeare", "Shakespeare"]),
+    QARecord("b", "Capital of France?", ["Paris"], context="[France]\nParis is the capital."),
+]
 
 
 def test_meta_answer_target_is_yes_exactly_when_the_own_answer_was_correct():
@@ -42,8 +44,10 @@ def test_knowledge_targets_follow_each_upstream_recipe():
 
 
 def test_judgment_targets_box_the_ability_and_keep_context_optional():
-    answers = {"a": AnswerSet(["Shakespeare"] * 5, [True] * 5),
-               "b": AnswerSet(["x"] * 5, [True, True, True, False, False])}
+    answers = {
+        "a": AnswerSet(["Shakespeare"] * 5, [True] * 5),
+        "b": AnswerSet(["x"] * 5, [True, True, True, False, False]),
+    }
     binary = judgment_targets(RECORDS, answers)
     assert [e.completion for e in binary] == ["\\boxed{yes}", "\\boxed{no}"]
     assert binary[0].prompt == "Can you answer this question correctly?\n\nQuestion: Who wrote Hamlet?"
@@ -51,8 +55,10 @@ def test_judgment_targets_box_the_ability_and_keep_context_optional():
     assert "Context:\n[France]" in binary[1].prompt
     assert "Context" not in judgment_targets(RECORDS, answers, with_context=False)[1].prompt
     uncertainty = LabelSettings(label_mode="uncertainty")
-    assert [e.completion for e in judgment_targets(RECORDS, answers, uncertainty)] == ["\\boxed{yes}",
-                                                                                      "\\boxed{uncertain}"]
+    assert [e.completion for e in judgment_targets(RECORDS, answers, uncertainty)] == [
+        "\\boxed{yes}",
+        "\\boxed{uncertain}",
+    ]
     assert abilities(RECORDS, answers, uncertainty) == {"a": "can", "b": "uncertain"}
 
 
@@ -60,6 +66,10 @@ def test_replay_targets_are_the_direct_prompts_with_the_models_own_answers():
     from metalight.methods.sft.targets import answer_replay_targets
 
     answers = {"a": AnswerSet(["Shakespeare wrote it"], [True]), "b": AnswerSet(["  "], [False])}
-    (example,) = answer_replay_targets(RECORDS, answers, system="Be brief.")  # an empty answer is not replayed
-    assert example.prompt == direct_prompt("Who wrote Hamlet?") and example.completion == "Shakespeare wrote it"
+    (example,) = answer_replay_targets(
+        RECORDS, answers, system="Be brief."
+    )  # an empty answer is not replayed
+    assert (
+        example.prompt == direct_prompt("Who wrote Hamlet?") and example.completion == "Shakespeare wrote it"
+    )
     assert example.system == "Be brief." and example.meta["target"] == "replay"

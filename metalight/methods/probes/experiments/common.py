@@ -43,10 +43,14 @@ class ProbeRun:
         probes = ProbeSet.load(path / "probes.safetensors")
         rows_file = path / "examples.jsonl"
         if not rows_file.is_file():
-            raise ConfigError(f"{rows_file} not found; point --run at a probe run directory "
-                              f"(runs/<name>/version_N)")
-        examples = [example for line, row in _numbered_rows(rows_file)
-                    if (example := _example(rows_file, line, row, probes, splits)) is not None]
+            raise ConfigError(
+                f"{rows_file} not found; point --run at a probe run directory (runs/<name>/version_N)"
+            )
+        examples = [
+            example
+            for line, row in _numbered_rows(rows_file)
+            if (example := _example(rows_file, line, row, probes, splits)) is not None
+        ]
         if not examples:
             raise ConfigError(f"{rows_file} has no examples of splits {list(splits)}")
         return cls(path, probes, examples)
@@ -67,8 +71,9 @@ class ProbeRun:
 
     def configs(self, layers: Sequence[int] | None, axes: Sequence[str] | None) -> list[tuple[int, str]]:
         """``(layer, axis)`` pairs to run (default: every probe layer and axis), validated."""
-        pairs = [(layer, axis) for layer in (layers or self.probes.layers)
-                 for axis in (axes or self.probes.axes)]
+        pairs = [
+            (layer, axis) for layer in (layers or self.probes.layers) for axis in (axes or self.probes.axes)
+        ]
         for layer, axis in pairs:
             self.probes.index(layer, axis)
         return pairs
@@ -88,8 +93,9 @@ def _numbered_rows(path: Path) -> list[tuple[int, Any]]:
                 try:
                     rows.append((line, json.loads(text)))
                 except json.JSONDecodeError as err:
-                    raise DataError(f"{path}:{line}: not JSON ({err.msg}); rewrite the run with "
-                                    f"python cli.py fit") from None
+                    raise DataError(
+                        f"{path}:{line}: not JSON ({err.msg}); rewrite the run with python cli.py fit"
+                    ) from None
     return rows
 
 
@@ -103,15 +109,18 @@ def _example(path: Path, line: int, row: Any, probes: ProbeSet, splits: Sequence
     scores = torch.tensor(row["scores"], dtype=torch.float32) if _is_grid(row["scores"]) else None
     shape = (len(probes.layers), len(probes.axes))
     if scores is None or tuple(scores.shape) != shape or row["label"] not in (0, 1):
-        raise DataError(f"{path}:{line}: scores must be a {shape[0]}x{shape[1]} grid of numbers (layers x "
-                        f"axes of probes.safetensors) and label 0 or 1")
+        raise DataError(
+            f"{path}:{line}: scores must be a {shape[0]}x{shape[1]} grid of numbers (layers x "
+            f"axes of probes.safetensors) and label 0 or 1"
+        )
     return Example(str(row["id"]), row["user_prompt"], row["response"], int(row["label"]), scores)
 
 
 def _is_grid(value: Any) -> bool:
     return isinstance(value, list) and all(
         isinstance(r, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in r)
-        for r in value)
+        for r in value
+    )
 
 
 _ROW_KEYS = ("id", "split", "user_prompt", "response", "label", "scores")
@@ -133,6 +142,5 @@ def cohen_d(high: Sequence[float], low: Sequence[float]) -> tuple[float, float]:
         return math.nan, math.nan
     pooled = math.sqrt(((n1 - 1) * a.var().item() + (n2 - 1) * b.var().item()) / (n1 + n2 - 2) + 1e-10)
     d = (a.mean().item() - b.mean().item()) / pooled
-    se = math.sqrt((n1 + n2) / (n1 * n2) + d ** 2 / (2 * (n1 + n2)))
+    se = math.sqrt((n1 + n2) / (n1 * n2) + d**2 / (2 * (n1 + n2)))
     return d, 1.96 * se
-

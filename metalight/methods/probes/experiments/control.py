@@ -39,10 +39,18 @@ Mode = Literal["inactive", "active"]
 PAPER_N_EXAMPLES = (0, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
-def run_trials(model, tokenizer, run: ProbeRun, configs: Sequence[tuple[int, str]],
-               n_examples: Sequence[int] = PAPER_N_EXAMPLES, trials: int = 10,
-               modes: Sequence[Mode] = ("inactive", "active"), seed: int = 42, max_new_tokens: int = 50,
-               temperature: float = 0.7) -> list[dict[str, Any]]:
+def run_trials(
+    model,
+    tokenizer,
+    run: ProbeRun,
+    configs: Sequence[tuple[int, str]],
+    n_examples: Sequence[int] = PAPER_N_EXAMPLES,
+    trials: int = 10,
+    modes: Sequence[Mode] = ("inactive", "active"),
+    seed: int = 42,
+    max_new_tokens: int = 50,
+    temperature: float = 0.7,
+) -> list[dict[str, Any]]:
     """One row per (trial, N, layer, axis, flip, imitate, mode): the reply's scores on the layer's axes.
 
     The N + 1 examples of (trial, N) are drawn with ``random.Random(f"{seed + trial}-{N}")``, the same for
@@ -50,8 +58,10 @@ def run_trials(model, tokenizer, run: ProbeRun, configs: Sequence[tuple[int, str
     """
     require_chat_template(tokenizer)
     if max(n_examples) + 1 > len(run.examples):
-        raise ConfigError(f"N = {max(n_examples)} needs {max(n_examples) + 1} held-out examples; the run has "
-                          f"{len(run.examples)}")
+        raise ConfigError(
+            f"N = {max(n_examples)} needs {max(n_examples) + 1} held-out examples; the run has "
+            f"{len(run.examples)}"
+        )
     decoding = Decoding(max_new_tokens=max_new_tokens, strategy="sample", temperature=temperature)
     rows = []
     for trial in range(trials):
@@ -61,37 +71,66 @@ def run_trials(model, tokenizer, run: ProbeRun, configs: Sequence[tuple[int, str
             for layer, axis in configs:
                 labels = run.neural_labels(layer, axis)
                 for flip in (0, 1):
-                    turns = [(run.examples[i].user_prompt, run.examples[i].response, labels[i] ^ flip)
-                             for i in chosen[:-1]]
-                    messages = {imitate: nf_messages(NF_CONTROL_BINARY, turns,
-                                                     NF_IMITATE.format(label=imitate) + held.user_prompt)
-                                for imitate in (0, 1)}
+                    turns = [
+                        (run.examples[i].user_prompt, run.examples[i].response, labels[i] ^ flip)
+                        for i in chosen[:-1]
+                    ]
+                    messages = {
+                        imitate: nf_messages(
+                            NF_CONTROL_BINARY, turns, NF_IMITATE.format(label=imitate) + held.user_prompt
+                        )
+                        for imitate in (0, 1)
+                    }
                     replies = {("inactive", i): held.response for i in (0, 1) if "inactive" in modes}
                     if "active" in modes:
-                        prompts = [Prompt(tokenizer.apply_chat_template(messages[i], tokenize=False,
-                                                                        add_generation_prompt=True), True)
-                                   for i in (0, 1)]
+                        prompts = [
+                            Prompt(
+                                tokenizer.apply_chat_template(
+                                    messages[i], tokenize=False, add_generation_prompt=True
+                                ),
+                                True,
+                            )
+                            for i in (0, 1)
+                        ]
                         torch.manual_seed(zlib.crc32(repr((seed, trial, n, layer, axis, flip)).encode()))
                         texts = generate(model, tokenizer, prompts, decoding, max_input_tokens=None).texts
                         replies.update({("active", i): text for i, text in zip((0, 1), texts)})
                     scored = score_replies(model, tokenizer, run, layer, messages, replies)
-                    rows += [{"trial": trial, "n_examples": n, "layer": layer, "axis": axis, "flip": flip,
-                              "imitate": imitate, "mode": mode, "scores": scores,
-                              **({"reply": replies[(mode, imitate)]} if mode == "active" else {})}
-                             for (mode, imitate), scores in scored.items()]
+                    rows += [
+                        {
+                            "trial": trial,
+                            "n_examples": n,
+                            "layer": layer,
+                            "axis": axis,
+                            "flip": flip,
+                            "imitate": imitate,
+                            "mode": mode,
+                            "scores": scores,
+                            **({"reply": replies[(mode, imitate)]} if mode == "active" else {}),
+                        }
+                        for (mode, imitate), scores in scored.items()
+                    ]
         log.info("control trial %d/%d done", trial + 1, trials)
     return rows
 
 
-def score_replies(model, tokenizer, run: ProbeRun, layer: int, messages: dict[int, list[dict[str, str]]],
-                  replies: dict[tuple[str, int], str]) -> dict[tuple[str, int], list[float]]:
+def score_replies(
+    model,
+    tokenizer,
+    run: ProbeRun,
+    layer: int,
+    messages: dict[int, list[dict[str, str]]],
+    replies: dict[tuple[str, int], str],
+) -> dict[tuple[str, int], list[float]]:
     """Scores on every axis of ``layer`` of each reply read in its chat (NaN for an empty generation)."""
     keys = [key for key, text in replies.items() if text.strip()]
     out = {key: [math.nan] * len(run.probes.axes) for key in replies}
     if not keys:
         return out
-    items = [chat_span_text(tokenizer, messages[imitate], replies[(mode, imitate)], close_turn=False)
-             for mode, imitate in keys]
+    items = [
+        chat_span_text(tokenizer, messages[imitate], replies[(mode, imitate)], close_turn=False)
+        for mode, imitate in keys
+    ]
     features = extract_features(model, tokenizer, items, [layer], "response", prefix_cache=True)[layer]
     li = run.probes.layers.index(layer)
     scores = axis_scores(features, run.probes.directions[li], run.probes.offsets[li], run.probes.scales[li])
@@ -122,13 +161,20 @@ def summarise_control(rows: Sequence[dict[str, Any]], axes: Sequence[str]) -> li
 
         target = axes.index(axis)
         main = contrast(target)
-        results.append({
-            "layer": layer, "axis": axis, "n_examples": n, "mode": mode, "trials": len(trials), **main,
-            "d_noflip": cohen_d(values(0, 1, target), values(0, 0, target))[0],
-            "d_flip": cohen_d(values(1, 0, target), values(1, 1, target))[0],
-            "off_target_d": {other: contrast(i)["d"] for i, other in enumerate(axes) if other != axis},
-            "empty_replies": sum(math.isnan(s[target]) for c in cells.values() for s in c.values()),
-        })
+        results.append(
+            {
+                "layer": layer,
+                "axis": axis,
+                "n_examples": n,
+                "mode": mode,
+                "trials": len(trials),
+                **main,
+                "d_noflip": cohen_d(values(0, 1, target), values(0, 0, target))[0],
+                "d_flip": cohen_d(values(1, 0, target), values(1, 1, target))[0],
+                "off_target_d": {other: contrast(i)["d"] for i, other in enumerate(axes) if other != axis},
+                "empty_replies": sum(math.isnan(s[target]) for c in cells.values() for s in c.values()),
+            }
+        )
     return results
 
 

@@ -39,14 +39,17 @@ class LabelledChat:
     label_chars: list[int]
 
 
-def nf_messages(system: str, turns: Sequence[tuple[str, str, int]],
-                final_user: str | None = None) -> list[dict[str, str]]:
+def nf_messages(
+    system: str, turns: Sequence[tuple[str, str, int]], final_user: str | None = None
+) -> list[dict[str, str]]:
     """System, then per ``(user_prompt, response, label)`` a user turn and ``{response} [Score: {label}]``,
     then an optional final user turn."""
     messages = [{"role": "system", "content": system}]
     for user, response, label in turns:
-        messages += [{"role": "user", "content": user},
-                     {"role": "assistant", "content": nf_scored_response(response, label)}]
+        messages += [
+            {"role": "user", "content": user},
+            {"role": "assistant", "content": nf_scored_response(response, label)},
+        ]
     if final_user is not None:
         messages.append({"role": "user", "content": final_user})
     return messages
@@ -55,16 +58,19 @@ def nf_messages(system: str, turns: Sequence[tuple[str, str, int]],
 def require_chat_template(tokenizer) -> None:
     """``ConfigError`` for a tokenizer without a chat template (the experiments are multi-turn chats)."""
     if not has_chat_template(tokenizer):
-        raise ConfigError(f"{getattr(tokenizer, 'name_or_path', 'the model')} has no chat template; the "
-                          f"neurofeedback experiments are multi-turn chats and need an instruct model")
+        raise ConfigError(
+            f"{getattr(tokenizer, 'name_or_path', 'the model')} has no chat template; the "
+            f"neurofeedback experiments are multi-turn chats and need an instruct model"
+        )
 
 
 def labelled_chat(tokenizer, system: str, turns: Sequence[tuple[str, str, int]]) -> LabelledChat:
     """Render system + ``(user_prompt, response, label)`` turns with the last assistant turn left open (as
     upstream: ``continue_final_message``) and locate each label digit."""
     require_chat_template(tokenizer)
-    text = tokenizer.apply_chat_template(nf_messages(system, turns), tokenize=False,
-                                         continue_final_message=True)
+    text = tokenizer.apply_chat_template(
+        nf_messages(system, turns), tokenize=False, continue_final_message=True
+    )
     chars, cursor = [], 0
     for _, response, label in turns:
         content = nf_scored_response(response, label)
@@ -91,8 +97,10 @@ def label_positions(tokenizer, chat: LabelledChat) -> tuple[list[int], list[int]
     start_of = {a: i for i, (a, b) in enumerate(enc["offset_mapping"]) if b == a + 1}
     missing = [c for c in chat.label_chars if c not in start_of]
     if missing:
-        raise ConfigError(f"the tokenizer merges the label digit at character {missing[0]} with its "
-                          f"neighbours; the one-pass read-out needs '0' and '1' as separate tokens")
+        raise ConfigError(
+            f"the tokenizer merges the label digit at character {missing[0]} with its "
+            f"neighbours; the one-pass read-out needs '0' and '1' as separate tokens"
+        )
     return enc["input_ids"], [start_of[c] for c in chat.label_chars]
 
 
@@ -102,12 +110,14 @@ def label_logit_diffs(model, ids: list[int], positions: list[int], zero: int, on
     go through the LM head)."""
     limit = getattr(model.config, "max_position_embeddings", None)
     if limit and len(ids) > limit:
-        raise ConfigError(f"the report chat has {len(ids)} tokens, more than the model's {limit}; lower "
-                          f"--max-examples")
+        raise ConfigError(
+            f"the report chat has {len(ids)} tokens, more than the model's {limit}; lower --max-examples"
+        )
     device = model_device(model)
     keep = torch.tensor([p - 1 for p in positions], device=device)
-    logits = model(input_ids=torch.tensor([ids], device=device), logits_to_keep=keep,
-                   use_cache=False).logits[0]
+    logits = model(input_ids=torch.tensor([ids], device=device), logits_to_keep=keep, use_cache=False).logits[
+        0
+    ]
     return (logits[:, one] - logits[:, zero]).float().cpu()
 
 
@@ -117,16 +127,27 @@ def summarise(diffs: torch.Tensor, truth: torch.Tensor) -> dict[str, Any]:
     ce = F.binary_cross_entropy_with_logits(diffs, truth.float(), reduction="none")
     half = truth.shape[1] // 2
     p1 = truth.float().mean().item()
-    return {"accuracy": correct.mean().item(), "accuracy_late": correct[:, half:].mean().item(),
-            "cross_entropy": ce.mean().item(), "cross_entropy_late": ce[:, half:].mean().item(),
-            "label_1_rate": p1, "majority_baseline": max(p1, 1 - p1),
-            "entropy_baseline": 0.0 if p1 in (0.0, 1.0)
-            else -(p1 * math.log(p1) + (1 - p1) * math.log(1 - p1)),
-            "curve": {"accuracy": correct.mean(0).tolist(), "cross_entropy": ce.mean(0).tolist()}}
+    return {
+        "accuracy": correct.mean().item(),
+        "accuracy_late": correct[:, half:].mean().item(),
+        "cross_entropy": ce.mean().item(),
+        "cross_entropy_late": ce[:, half:].mean().item(),
+        "label_1_rate": p1,
+        "majority_baseline": max(p1, 1 - p1),
+        "entropy_baseline": 0.0 if p1 in (0.0, 1.0) else -(p1 * math.log(p1) + (1 - p1) * math.log(1 - p1)),
+        "curve": {"accuracy": correct.mean(0).tolist(), "cross_entropy": ce.mean(0).tolist()},
+    }
 
 
-def run_report(model, tokenizer, run: ProbeRun, configs: Sequence[tuple[int, str]], shuffles: int = 10,
-               seed: int = 42, max_examples: int | None = None) -> list[dict[str, Any]]:
+def run_report(
+    model,
+    tokenizer,
+    run: ProbeRun,
+    configs: Sequence[tuple[int, str]],
+    shuffles: int = 10,
+    seed: int = 42,
+    max_examples: int | None = None,
+) -> list[dict[str, Any]]:
     """The report experiment for each ``(layer, axis)`` of ``run``'s labels, read by ``model``.
 
     Shuffle s orders the examples with ``random.Random(seed + s)`` (and keeps the first ``max_examples``).
@@ -134,8 +155,10 @@ def run_report(model, tokenizer, run: ProbeRun, configs: Sequence[tuple[int, str
     """
     zero, one = digit_ids(tokenizer)
     n = min(len(run.examples), max_examples or len(run.examples))
-    orders = [random.Random(seed + s).sample(range(len(run.examples)), len(run.examples))[:n]
-              for s in range(shuffles)]
+    orders = [
+        random.Random(seed + s).sample(range(len(run.examples)), len(run.examples))[:n]
+        for s in range(shuffles)
+    ]
     results = []
     for layer, axis in configs:
         labels = run.neural_labels(layer, axis)
@@ -147,9 +170,20 @@ def run_report(model, tokenizer, run: ProbeRun, configs: Sequence[tuple[int, str
             ids, positions = label_positions(tokenizer, chat)
             diffs.append(label_logit_diffs(model, ids, positions, zero, one))
             truth.append(torch.tensor([labels[i] for i in order]))
-        result = {"layer": layer, "axis": axis, "n_examples": n, "shuffles": shuffles,
-                  **summarise(torch.stack(diffs), torch.stack(truth))}
-        log.info("report layer %d %s: accuracy %.3f (late %.3f, majority %.3f)", layer, axis,
-                 result["accuracy"], result["accuracy_late"], result["majority_baseline"])
+        result = {
+            "layer": layer,
+            "axis": axis,
+            "n_examples": n,
+            "shuffles": shuffles,
+            **summarise(torch.stack(diffs), torch.stack(truth)),
+        }
+        log.info(
+            "report layer %d %s: accuracy %.3f (late %.3f, majority %.3f)",
+            layer,
+            axis,
+            result["accuracy"],
+            result["accuracy_late"],
+            result["majority_baseline"],
+        )
         results.append(result)
     return results

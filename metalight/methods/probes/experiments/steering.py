@@ -27,9 +27,18 @@ from metalight.prompts import NF_SYSTEM_PROMPT
 log = logging.getLogger(__name__)
 
 
-def run_steering(model, tokenizer, run: ProbeRun, layer: int, axis: str, alphas: Sequence[float] = (-8, 0, 8),
-                 samples: int = 16, seed: int = 42, max_new_tokens: int = 50, temperature: float = 0.7
-                 ) -> dict[str, Any]:
+def run_steering(
+    model,
+    tokenizer,
+    run: ProbeRun,
+    layer: int,
+    axis: str,
+    alphas: Sequence[float] = (-8, 0, 8),
+    samples: int = 16,
+    seed: int = 42,
+    max_new_tokens: int = 50,
+    temperature: float = 0.7,
+) -> dict[str, Any]:
     """Steer with each α, re-read the replies unsteered, and return per-α score statistics and the effect."""
     probes = run.probes
     direction, scale = probes.direction(layer, axis), probes.scale(layer, axis)
@@ -51,13 +60,32 @@ def run_steering(model, tokenizer, run: ProbeRun, layer: int, axis: str, alphas:
             features = extract_features(model, tokenizer, items, [layer])[layer]
             scores = axis_scores(features, probes.directions[li], probes.offsets[li], probes.scales[li])
             scores = scores[:, ai].tolist()
-        per_alpha.append({"alpha": alpha, "n": len(scores), "empty_replies": len(replies) - len(kept),
-                          "mean_score": sum(scores) / len(scores) if scores else math.nan,
-                          "label_1_rate": sum(s >= 0 for s in scores) / len(scores) if scores else math.nan,
-                          "scores": scores, "examples": replies[:3]})
-        log.info("steering layer %d %s alpha %+.1f: mean re-read score %.3f", layer, axis, alpha,
-                 per_alpha[-1]["mean_score"])
+        per_alpha.append(
+            {
+                "alpha": alpha,
+                "n": len(scores),
+                "empty_replies": len(replies) - len(kept),
+                "mean_score": sum(scores) / len(scores) if scores else math.nan,
+                "label_1_rate": sum(s >= 0 for s in scores) / len(scores) if scores else math.nan,
+                "scores": scores,
+                "examples": replies[:3],
+            }
+        )
+        log.info(
+            "steering layer %d %s alpha %+.1f: mean re-read score %.3f",
+            layer,
+            axis,
+            alpha,
+            per_alpha[-1]["mean_score"],
+        )
     low, high = min(per_alpha, key=lambda r: r["alpha"]), max(per_alpha, key=lambda r: r["alpha"])
     d, ci = cohen_d(high["scores"], low["scores"])
-    return {"layer": layer, "axis": axis, "axis_std": scale, "samples": samples, "d": d, "ci95": ci,
-            "alphas": per_alpha}
+    return {
+        "layer": layer,
+        "axis": axis,
+        "axis_std": scale,
+        "samples": samples,
+        "d": d,
+        "ci95": ci,
+        "alphas": per_alpha,
+    }

@@ -15,8 +15,9 @@ from metalight.methods.probes.extraction import extract_token_rows, statement_sp
 from metalight.methods.probes.labels import binarize
 
 
-def token_score_rows(model, tokenizer, run: ProbeRun, configs: Sequence[tuple[int, str]],
-                     batch_size: int = 16) -> list[dict[str, Any]]:
+def token_score_rows(
+    model, tokenizer, run: ProbeRun, configs: Sequence[tuple[int, str]], batch_size: int = 16
+) -> list[dict[str, Any]]:
     """One row ``{id, position, token, layer, axis, score, label}`` per held-out response token and
     ``(layer, axis)``; ``position`` counts from the response's first token, ``label`` is the binarized score."""
     system = run.probes.meta.get("system_prompt")
@@ -29,12 +30,21 @@ def token_score_rows(model, tokenizer, run: ProbeRun, configs: Sequence[tuple[in
     rows = []
     for layer, axis in configs:
         li, ai = run.probes.index(layer, axis)
-        scores = axis_scores(tokens.features[layer], run.probes.directions[li], run.probes.offsets[li],
-                             run.probes.scales[li])[:, ai]
-        rows += [{"id": run.examples[owner].id, "position": position, "token": text, "layer": layer,
-                  "axis": axis, "score": float(score), "label": int(label)}
-                 for owner, position, text, score, label in zip(owners, positions, texts, scores,
-                                                                  binarize(scores))]
+        scores = axis_scores(
+            tokens.features[layer], run.probes.directions[li], run.probes.offsets[li], run.probes.scales[li]
+        )[:, ai]
+        rows += [
+            {
+                "id": run.examples[owner].id,
+                "position": position,
+                "token": text,
+                "layer": layer,
+                "axis": axis,
+                "score": float(score),
+                "label": int(label),
+            }
+            for owner, position, text, score, label in zip(owners, positions, texts, scores, binarize(scores))
+        ]
     return rows
 
 

@@ -59,20 +59,32 @@ def read_categories(path) -> tuple[str, ...]:
     turn into "... about the ." only past its 1,400th category)."""
     categories = tuple(line.strip() for _, line in text_lines(path) if line.strip())
     if not categories:
-        raise DataError(f"{path}: no categories (expected one per line, e.g. upstream's data/NF_honesty_category.txt)")
+        raise DataError(
+            f"{path}: no categories (expected one per line, e.g. upstream's data/NF_honesty_category.txt)"
+        )
     return categories
 
 
 def instruction_prompt(tokenizer, instruction: str) -> Prompt:
     """The generator turn: the instruction as the only user message (raw text without a chat template)."""
     if has_chat_template(tokenizer):
-        return Prompt(tokenizer.apply_chat_template([{"role": "user", "content": instruction}], tokenize=False,
-                                                    add_generation_prompt=True), True)
+        return Prompt(
+            tokenizer.apply_chat_template(
+                [{"role": "user", "content": instruction}], tokenize=False, add_generation_prompt=True
+            ),
+            True,
+        )
     return Prompt(instruction, False)
 
 
-def score_sentences(model, tokenizer, run: ProbeRun, instructions: Sequence[str], sentences: Sequence[str],
-                    layers: Sequence[int]) -> dict[int, torch.Tensor]:
+def score_sentences(
+    model,
+    tokenizer,
+    run: ProbeRun,
+    instructions: Sequence[str],
+    sentences: Sequence[str],
+    layers: Sequence[int],
+) -> dict[int, torch.Tensor]:
     """Scores ``{layer: [n, A]}`` of each sentence read as the reply to its instruction, formatted as the
     run's training statements; rows of empty sentences are NaN."""
     keep = [i for i, s in enumerate(sentences) if s.strip()]
@@ -84,8 +96,9 @@ def score_sentences(model, tokenizer, run: ProbeRun, instructions: Sequence[str]
     features = extract_features(model, tokenizer, items, layers, span)
     for layer in layers:
         li = run.probes.layers.index(layer)
-        out[layer][keep] = axis_scores(features[layer], run.probes.directions[li], run.probes.offsets[li],
-                                       run.probes.scales[li])
+        out[layer][keep] = axis_scores(
+            features[layer], run.probes.directions[li], run.probes.offsets[li], run.probes.scales[li]
+        )
     return out
 
 
@@ -100,18 +113,29 @@ def trial_text(sentences: Sequence[str], labels: Sequence[int]) -> LabelledChat:
     return LabelledChat(text, chars)
 
 
-def _sample(model, tokenizer, prompts: Sequence[Prompt], seed: int, max_new_tokens: int,
-            temperature: float) -> list[str]:
+def _sample(
+    model, tokenizer, prompts: Sequence[Prompt], seed: int, max_new_tokens: int, temperature: float
+) -> list[str]:
     torch.manual_seed(seed)
     decoding = Decoding(max_new_tokens=max_new_tokens, strategy="sample", temperature=temperature)
-    return [t.strip().split("\n")[0] for t in generate(model, tokenizer, prompts, decoding,
-                                                       max_input_tokens=None).texts]
+    return [
+        t.strip().split("\n")[0]
+        for t in generate(model, tokenizer, prompts, decoding, max_input_tokens=None).texts
+    ]
 
 
-def run_trial(model, tokenizer, run: ProbeRun, configs: Sequence[tuple[int, str]], n_sentences: int = 10,
-              seed: int = 42, max_new_tokens: int = 40, temperature: float = 1.0,
-              control_temperature: float = 0.7, categories: Sequence[str] = NF_TRIAL_CATEGORIES,
-              ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def run_trial(
+    model,
+    tokenizer,
+    run: ProbeRun,
+    configs: Sequence[tuple[int, str]],
+    n_sentences: int = 10,
+    seed: int = 42,
+    max_new_tokens: int = 40,
+    temperature: float = 1.0,
+    control_temperature: float = 0.7,
+    categories: Sequence[str] = NF_TRIAL_CATEGORIES,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Generate, score and label the world facts (two per category of ``categories``), then run report and
     control per ``(layer, axis)``.
 
@@ -120,13 +144,26 @@ def run_trial(model, tokenizer, run: ProbeRun, configs: Sequence[tuple[int, str]
     """
     pairs = nf_trial_instructions(n_sentences, categories)
     instructions = [instruction for instruction, _ in pairs]
-    sentences = _sample(model, tokenizer, [instruction_prompt(tokenizer, i) for i in instructions], seed,
-                        max_new_tokens, temperature)
+    sentences = _sample(
+        model,
+        tokenizer,
+        [instruction_prompt(tokenizer, i) for i in instructions],
+        seed,
+        max_new_tokens,
+        temperature,
+    )
     layers = sorted({layer for layer, _ in configs})
     scores = score_sentences(model, tokenizer, run, instructions, sentences, layers)
     kept = [i for i, s in enumerate(sentences) if s]
-    rows = [{"instruction": instructions[i], "truth": pairs[i][1], "sentence": sentences[i],
-             "scores": {str(layer): scores[layer][i].tolist() for layer in layers}} for i in range(len(pairs))]
+    rows = [
+        {
+            "instruction": instructions[i],
+            "truth": pairs[i][1],
+            "sentence": sentences[i],
+            "scores": {str(layer): scores[layer][i].tolist() for layer in layers},
+        }
+        for i in range(len(pairs))
+    ]
     zero, one = digit_ids(tokenizer)
     results = []
     for layer, axis in configs:
@@ -136,28 +173,63 @@ def run_trial(model, tokenizer, run: ProbeRun, configs: Sequence[tuple[int, str]
         chat = trial_text(shown, labels)
         ids, positions = label_positions(tokenizer, chat)
         diffs = label_logit_diffs(model, ids, positions, zero, one)
-        result = {"layer": layer, "axis": axis, "n_examples": len(kept),
-                  "empty_sentences": len(sentences) - len(kept),
-                  **summarise(diffs[None], torch.tensor([labels])),
-                  **_control(model, tokenizer, run, layer, ai, chat.text, instructions,
-                             zlib.crc32(repr((seed, layer, axis)).encode()), max_new_tokens, control_temperature)}
-        log.info("trial layer %d %s: report accuracy %.3f, control d %.2f", layer, axis, result["accuracy"],
-                 result["control_d"])
+        result = {
+            "layer": layer,
+            "axis": axis,
+            "n_examples": len(kept),
+            "empty_sentences": len(sentences) - len(kept),
+            **summarise(diffs[None], torch.tensor([labels])),
+            **_control(
+                model,
+                tokenizer,
+                run,
+                layer,
+                ai,
+                chat.text,
+                instructions,
+                zlib.crc32(repr((seed, layer, axis)).encode()),
+                max_new_tokens,
+                control_temperature,
+            ),
+        }
+        log.info(
+            "trial layer %d %s: report accuracy %.3f, control d %.2f",
+            layer,
+            axis,
+            result["accuracy"],
+            result["control_d"],
+        )
         results.append(result)
     return results, rows
 
 
-def _control(model, tokenizer, run: ProbeRun, layer: int, axis_index: int, text: str,
-             instructions: Sequence[str], seed: int, max_new_tokens: int, temperature: float) -> dict[str, Any]:
+def _control(
+    model,
+    tokenizer,
+    run: ProbeRun,
+    layer: int,
+    axis_index: int,
+    text: str,
+    instructions: Sequence[str],
+    seed: int,
+    max_new_tokens: int,
+    temperature: float,
+) -> dict[str, Any]:
     means, values, empty = {}, {}, 0
     for target in (0, 1):
-        prompts = [Prompt(text + NF_TRIAL_CONTROL.format(label=target, instruction=i), False)
-                   for i in instructions]
+        prompts = [
+            Prompt(text + NF_TRIAL_CONTROL.format(label=target, instruction=i), False) for i in instructions
+        ]
         replies = _sample(model, tokenizer, prompts, seed + target, max_new_tokens, temperature)
         got = score_sentences(model, tokenizer, run, instructions, replies, [layer])[layer][:, axis_index]
         values[target] = [v for v in got.tolist() if not math.isnan(v)]
         empty += len(got) - len(values[target])
         means[target] = sum(values[target]) / len(values[target]) if values[target] else math.nan
     d, ci = cohen_d(values[1], values[0])
-    return {"control_mean_high": means[1], "control_mean_low": means[0], "control_d": d, "control_ci95": ci,
-            "control_empty_replies": empty}
+    return {
+        "control_mean_high": means[1],
+        "control_mean_low": means[0],
+        "control_d": d,
+        "control_ci95": ci,
+        "control_empty_replies": empty,
+    }
