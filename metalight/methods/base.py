@@ -1,16 +1,17 @@
 """The base of every method, and the base of the methods measured with the dual-prompt protocol.
 
-``MetacognitionModule`` owns what every method shares: the causal LM and its tokenizer, the optimizer and schedule
-(injected as ``optimizer`` / ``lr_scheduler``), and the evaluation hooks. A validation / test batch goes to
-:meth:`~MetacognitionModule.evaluate_batch`; at the end of the pass :meth:`~MetacognitionModule.finish_evaluation`
-returns an :class:`~metalight.methods.evaluation.EvaluationOutcome` (or ``None``: nothing to report), which is
-logged as ``<split>/<key>`` and written by the one report writer (``report.json``, samples, plots).
+``MetacognitionModule`` owns what every method shares: the causal LM and its tokenizer, the optimizer and
+schedule (injected as ``optimizer`` / ``lr_scheduler``), and the evaluation hooks. A validation / test batch
+goes to :meth:`~MetacognitionModule.evaluate_batch`; at the end of the pass
+:meth:`~MetacognitionModule.finish_evaluation` returns an
+:class:`~metalight.methods.evaluation.EvaluationOutcome` (or ``None``: nothing to report), which is logged as
+``<split>/<key>`` and written by the one report writer (``report.json``, samples, plots).
 
-``DualPromptModule`` holds a :class:`~metalight.methods.evaluation.DualPromptEvaluation`: every model it trains
-is measured the same way, ESMA's direct + meta prompts with the registry's metrics. ESMA, SFT, GRPO, MetaConf
-and the evaluators build on it; ICM (held-out labelling accuracy) and the probes (probe accuracy per layer)
-measure their own quantities on ``MetacognitionModule``. ``EvalModule`` is ``DualPromptModule`` with nothing
-added: ``python cli.py validate --config configs/eval/....yaml`` measures any model.
+``DualPromptModule`` holds a :class:`~metalight.methods.evaluation.DualPromptEvaluation`: every model it
+trains is measured the same way, ESMA's direct + meta prompts with the registry's metrics. ESMA, SFT, GRPO,
+MetaConf and the evaluators build on it; ICM (held-out labelling accuracy) and the probes (probe accuracy per
+layer) measure their own quantities on ``MetacognitionModule``. ``EvalModule`` is ``DualPromptModule`` with
+nothing added: ``python cli.py validate --config configs/eval/....yaml`` measures any model.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ class MetacognitionModule(LightningModule):
     is refused by the method's resume guard instead of silently replaced by the checkpoint's).
 
     Args:
-        model: model spec: a hub id, a local directory, a ``.gguf`` file, or ``embedded:smollm2-135m-instruct``.
+        model: model spec: a hub id, a local directory, a ``.gguf`` file, or
+            ``embedded:smollm2-135m-instruct``.
         dtype: parameter dtype the model is loaded in (``float32`` is the fast path on CPU).
         optimizer: builds the optimizer from the trainable parameters (``class_path`` + ``init_args`` in a
             config; the learning rate is its ``lr``). Each training method defaults to its own class in its
@@ -66,7 +68,8 @@ class MetacognitionModule(LightningModule):
         lr_scheduler: LRSchedulerCallable | None = None,
     ):
         super().__init__()
-        # The factories are recorded as plain class_path / init_args data (checkpoints load with weights_only).
+        # The factories are recorded as plain class_path / init_args data (checkpoints load with
+        # weights_only).
         self.save_hyperparameters(ignore=["evaluation", "optimizer", "lr_scheduler"])
         self.optimizer_factory = factory_from_settings(optimizer)
         self.lr_scheduler_factory = factory_from_settings(lr_scheduler)
@@ -120,7 +123,8 @@ class MetacognitionModule(LightningModule):
         return [p for p in self.parameters() if p.requires_grad]
 
     def configure_optimizers(self):
-        """``optimizer`` over :meth:`optimizer_parameters`, with ``lr_scheduler`` stepped every optimizer step."""
+        """``optimizer`` over :meth:`optimizer_parameters`, with ``lr_scheduler`` stepped every optimizer
+        step."""
         if self.optimizer_factory is None:
             raise ConfigError(
                 f"{type(self).__name__} has no optimizer: it only measures (use cli.py validate or "
@@ -148,12 +152,14 @@ class MetacognitionModule(LightningModule):
         return int(steps)
 
     def optimizer_settings(self) -> dict[str, Any] | None:
-        """The optimizer as configured, for reports: ``{"class_path", "init_args"}`` (the ``lr`` among them)."""
+        """The optimizer as configured, for reports: ``{"class_path", "init_args"}`` (the ``lr`` among
+        them)."""
         return self.hparams.get("optimizer")
 
     # ---- evaluation hooks -------------------------------------------------------------------------------
     def evaluate_batch(self, batch: RecordBatch, split: str) -> None:
-        """Measure one validation / test batch of ``split`` (``val`` / ``test``); a method's hook, nothing here."""
+        """Measure one validation / test batch of ``split`` (``val`` / ``test``); a method's hook, nothing
+        here."""
 
     def finish_evaluation(self, split: str) -> EvaluationOutcome | None:
         """The pass's metrics, samples and report details, or ``None`` when there is nothing to report (a
@@ -166,8 +172,8 @@ class MetacognitionModule(LightningModule):
         return []
 
     def evaluation_so_far(self, split: str) -> EvaluationOutcome | None:
-        """The outcome of the rows answered so far in a pass that was stopped (a signal), for a partial report;
-        ``None`` when there is none (here: always)."""
+        """The outcome of the rows answered so far in a pass that was stopped (a signal), for a partial
+        report; ``None`` when there is none (here: always)."""
         return None
 
     def validation_step(self, batch: RecordBatch, batch_idx: int) -> None:
@@ -232,19 +238,20 @@ class DualPromptModule(MetacognitionModule):
             return self.evaluation.answer(self.model, self.tokenizer, records, self.synced_generation())
 
     def evaluate_batch(self, batch: RecordBatch, split: str) -> None:
-        """Answer the batch's questions and add them (padding rows left out) to the split's metrics and samples."""
+        """Answer the batch's questions and add them (padding rows left out) to the split's metrics and
+        samples."""
         self.evaluation.record(split, self.evaluate(batch.records), keep=[not pad for pad in batch.padding])
 
     def extra_metrics(
         self, split: str, samples: list[SampleResult]
     ) -> tuple[dict[str, float], dict[str, Any]]:
-        """Metrics beyond the registry's, computed from every rank's samples (logged as ``<split>/<key>``), and
-        report details (e.g. threshold sweeps); empty here."""
+        """Metrics beyond the registry's, computed from every rank's samples (logged as ``<split>/<key>``),
+        and report details (e.g. threshold sweeps); empty here."""
         return {}, {}
 
     def finish_evaluation(self, split: str) -> EvaluationOutcome | None:
-        """The split's registry metrics plus :meth:`extra_metrics`, its samples and row counts (``None`` during
-        Lightning's sanity check)."""
+        """The split's registry metrics plus :meth:`extra_metrics`, its samples and row counts (``None``
+        during Lightning's sanity check)."""
         values, samples = self.evaluation.finish(split)
         if self.trainer.sanity_checking:
             return None

@@ -91,7 +91,8 @@ class DualPromptEvaluation(nn.Module):
         self.samples[split].extend(r for r, k in zip(results, keep) if k)
 
     def finish(self, split: str) -> tuple[dict[str, float], list[Any]]:
-        """The split's metric values (reduced over ranks) and every rank's samples; the split starts empty again."""
+        """The split's metric values (reduced over ranks) and every rank's samples; the split starts empty
+        again."""
         metric = self.metrics[split]
         values = {k: float(v) for k, v in metric.compute().items()}
         metric.reset()
@@ -100,9 +101,9 @@ class DualPromptEvaluation(nn.Module):
         return values, samples
 
     def so_far(self, split: str) -> tuple[dict[str, float], list[Any]] | None:
-        """The metric values and samples of the rows answered so far in a stopped pass (a signal, a failed batch),
-        nothing reset; ``None`` when no row was answered or under several processes (no collective is entered on
-        the way out of a failed run)."""
+        """The metric values and samples of the rows answered so far in a stopped pass (a signal, a failed
+        batch), nothing reset; ``None`` when no row was answered or under several processes (no collective is
+        entered on the way out of a failed run)."""
         samples = list(self.samples[split])
         if not samples or (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return None

@@ -1,13 +1,13 @@
-"""What every method's optimizer and schedule share: the fused-AdamW base, HF Trainer's warm-up + decay schedule,
-and the plain-data record of an optimizer / scheduler factory.
+"""What every method's optimizer and schedule share: the fused-AdamW base, HF Trainer's warm-up + decay
+schedule, and the plain-data record of an optimizer / scheduler factory.
 
 Every method takes ``optimizer`` (an ``OptimizerCallable``: parameters -> optimizer) and ``lr_scheduler`` (an
 ``LRSchedulerCallable``: optimizer -> scheduler, or ``None``) from the base module. A default must be a class,
 never an instance, so each method's numbers live in its own package as a subclass whose constructor defaults
-are that method's: ``metalight.methods.sft.optim.SFTAdamW`` (lr 1e-5), ``metalight.methods.grpo.optim.GRPOAdamW``
-(lr 1e-6, TRL's), ``metalight.methods.probes.optim.ProbeAdam`` (lr 1e-2) and ``metalight.methods.esma.optim.ESMASGD``
-(lr = α = 5e-4, the paper's). A config overrides any of them under ``model.init_args.optimizer``; the learning
-rate is always the optimizer's own ``lr``.
+are that method's: ``metalight.methods.sft.optim.SFTAdamW`` (lr 1e-5),
+``metalight.methods.grpo.optim.GRPOAdamW`` (lr 1e-6, TRL's), ``metalight.methods.probes.optim.ProbeAdam``
+(lr 1e-2) and ``metalight.methods.esma.optim.ESMASGD`` (lr = α = 5e-4, the paper's). A config overrides any of
+them under ``model.init_args.optimizer``; the learning rate is always the optimizer's own ``lr``.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ def fused_kernel_fits(params: Iterable[Any]) -> bool:
 
 
 class FusedAdamW(torch.optim.AdamW):
-    """torch's AdamW with the fused kernel where it fits (``fused=None``: chosen by :func:`fused_kernel_fits`);
-    the base of the methods' AdamW defaults, which only change ``lr``.
+    """torch's AdamW with the fused kernel where it fits (``fused=None``: chosen by
+    :func:`fused_kernel_fits`); the base of the methods' AdamW defaults, which only change ``lr``.
 
     Args:
         lr: learning rate.
@@ -138,7 +138,8 @@ class WarmupDecay(LambdaLR):
             group["lr"] = base * first
 
     def state_dict(self) -> dict[str, Any]:
-        """LambdaLR's state without the bound step counter (it belongs to the live Trainer, not the checkpoint)."""
+        """LambdaLR's state without the bound step counter (it belongs to the live Trainer, not the
+        checkpoint)."""
         state = super().state_dict()
         state.pop("_steps", None)
         return state
@@ -166,8 +167,8 @@ def factory_settings(factory: Any) -> dict[str, Any] | None:
 
 
 def factory_from_settings(value: Any) -> Callable[..., Any] | None:
-    """A factory from what :func:`factory_settings` recorded (``load_from_checkpoint`` passes the recorded dict
-    back); a callable or ``None`` is returned as it is."""
+    """A factory from what :func:`factory_settings` recorded (``load_from_checkpoint`` passes the recorded
+    dict back); a callable or ``None`` is returned as it is."""
     if not isinstance(value, dict):
         return value
     module_name, _, name = value["class_path"].rpartition(".")

@@ -18,9 +18,9 @@ method can use (``alias_match``, ``exact_match``, ``token_f1``); a method adds i
 
 Values are checked where they come back (:func:`score_reward`), for every method alike:
 
-* **NaN means "not applicable" to that completion** (the one NaN policy): ESMA leaves it out of the member's mean
-  fitness (a member with no applicable item has NaN fitness and update weight 0); GRPO, as TRL, sums the other
-  rewards of that row, and a row with no applicable reward gets advantage 0.
+* **NaN means "not applicable" to that completion** (the one NaN policy): ESMA leaves it out of the member's
+  mean fitness (a member with no applicable item has NaN fitness and update weight 0); GRPO, as TRL, sums the
+  other rewards of that row, and a row with no applicable reward gets advantage 0.
 * ``+inf`` / ``-inf``, a result that is not one value per completion (shape ``(R,)``), a non-numeric result
   (strings, complex numbers, objects), or an exception inside the function stops the run with a one-line
   :class:`~metalight.errors.RewardError` naming the reward.
@@ -43,7 +43,7 @@ from metalight.grading import exact_match, is_correct, normalize_answer
 RewardFn = Callable[..., Tensor]
 
 
-# ---- the completion rewards every method can use ------------------------------------------------------------
+# ---- the completion rewards every method can use -----------------------------------------------------------
 def token_f1(answer: str, aliases: Sequence[str]) -> float:
     """SQuAD token F1 (normalised bag-of-words overlap) of ``answer`` against its best alias, in [0, 1]."""
     predicted = normalize_answer(answer).split()
@@ -168,8 +168,8 @@ def _columns_for(fn: RewardFn, columns: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_reward(name: str, values: Any, rows: int) -> Tensor:
-    """``values`` as a float32 tensor of shape ``(rows,)``; ``RewardError`` naming the reward when they are not
-    one real number (or NaN, "not applicable") per completion."""
+    """``values`` as a float32 tensor of shape ``(rows,)``; ``RewardError`` naming the reward when they are
+    not one real number (or NaN, "not applicable") per completion."""
     try:
         tensor = torch.as_tensor(values)
     except (TypeError, ValueError, RuntimeError) as err:
@@ -205,8 +205,8 @@ def score_reward(
     records: Sequence[Any],
     **columns: Any,
 ) -> Tensor:
-    """``fn`` on one batch of completions (with the ``columns`` it declares), checked (:func:`check_reward`); an
-    exception inside the function becomes a one-line ``RewardError`` naming the reward (the original stays
+    """``fn`` on one batch of completions (with the ``columns`` it declares), checked (:func:`check_reward`);
+    an exception inside the function becomes a one-line ``RewardError`` naming the reward (the original stays
     chained as its cause)."""
     try:
         values = fn(prompts, completions, records, **_columns_for(fn, columns))

@@ -1,10 +1,10 @@
 """The batched engine's evaluation: a group of ``lowrank`` members answers in one batch.
 
 All (member × question × prompt) rows of a group go through one decode loop; a selected Linear adds each
-row's member term (:class:`metalight.methods.esma.lowrank_forward.LowRankPopulation`), so the weights are never
-edited. Answers are scored with the core's :func:`metalight.evaluation.dual_prompt.score_answers`, so a member's
-results are the same records the validation metrics are computed from, and they equal the member's answers
-under explicitly perturbed weights (tested).
+row's member term (:class:`metalight.methods.esma.lowrank_forward.LowRankPopulation`), so the weights are
+never edited. Answers are scored with the core's :func:`metalight.evaluation.dual_prompt.score_answers`, so a
+member's results are the same records the validation metrics are computed from, and they equal the member's
+answers under explicitly perturbed weights (tested).
 
 With a :class:`~metalight.methods.esma.trunk.SharedTrunk` (every perturbed layer at or above its ``first``),
 the unperturbed layers run once per prompt (and per distinct generated history) instead of once per row; the

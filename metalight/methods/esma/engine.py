@@ -4,8 +4,9 @@ The engine changes how fast the population is scored, never what the ES computes
 one with in-place noise and members sharing a batch under per-row low-rank noise give the same answers
 (tested). The module asks it for one thing per group of members: a context in which the model answers as
 those members (:meth:`PopulationEngine.perturbed`: perturb on entry, restore on exit). When the perturbed
-layers start above layer 0, the layers below are the same for every member: :meth:`PopulationEngine.shared_trunk`
-gives the iteration's :class:`~metalight.methods.esma.trunk.SharedTrunk`, which every group then reuses.
+layers start above layer 0, the layers below are the same for every member:
+:meth:`PopulationEngine.shared_trunk` gives the iteration's
+:class:`~metalight.methods.esma.trunk.SharedTrunk`, which every group then reuses.
 """
 
 from __future__ import annotations

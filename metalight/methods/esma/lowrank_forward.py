@@ -54,8 +54,8 @@ class LowRankPopulation:
 
     # ---- which rows are in the current forward -----------------------------------------------------------
     def row_context(self, row_member: Sequence[int]) -> Callable[[Tensor], AbstractContextManager]:
-        """A ``row_context`` for :func:`metalight.models.row_decoding.decode_rows`: original row i belongs to member
-        ``row_member[i]`` (an index into ``members``)."""
+        """A ``row_context`` for :func:`metalight.models.row_decoding.decode_rows`: original row i belongs to
+        member ``row_member[i]`` (an index into ``members``)."""
         members_of_rows = torch.as_tensor(list(row_member), dtype=torch.long, device=self.device)
         rank = self.scheme.rank
 

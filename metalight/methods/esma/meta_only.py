@@ -140,7 +140,8 @@ def _answer_states(
     """Hidden states ``[rows, longest, d]`` at the positions that predict each row's last ``longest`` tokens
     (right-aligned: position t predicts token t + 1), or the head's logits there when ``head`` is given.
     ``context(rows)`` wraps every forward with the rows it runs (a perturbed head runs inside it too); prompt
-    prefixes shared by the rows of one ``row_keys`` value are run once (:mod:`metalight.models.prefix_cache`)."""
+    prefixes shared by the rows of one ``row_keys`` value are run once
+    (:mod:`metalight.models.prefix_cache`)."""
     context = context or (lambda rows: nullcontext())
     batch = prepare_batch(decoder, sequences, pad_id, row_keys=row_keys, prefill_context=context)
     new_ids = batch.new_input_ids

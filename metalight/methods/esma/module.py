@@ -93,9 +93,10 @@ class ESMAModule(DualPromptModule):
         sigma: perturbation scale σ, in weight units (paper: 1e-3).
         population_size: members N per iteration (paper: 32).
         num_data_per_iteration: questions every member answers per iteration (paper: 256).
-        reward: a reward name (ESMA's ``esma``, ``correctness``, ``alignment``, ``auroc_alignment``, ..., or any
-            method's ``alias_match``, ...), a dotted path (see :mod:`metalight.methods.rewards`), or a mapping
-            name -> weight whose weighted sum is the reward (e.g. ``{auroc_alignment: 1.0, correctness: 0.3}``).
+        reward: a reward name (ESMA's ``esma``, ``correctness``, ``alignment``, ``auroc_alignment``, ..., or
+            any method's ``alias_match``, ...), a dotted path (see :mod:`metalight.methods.rewards`), or a
+            mapping name -> weight whose weighted sum is the reward
+            (e.g. ``{auroc_alignment: 1.0, correctness: 0.3}``).
         noise: ``esma`` (one stream per member over all tensors, upstream), ``iid`` (a stream per tensor) or
             ``lowrank`` (ε = A Bᵀ/√r per Linear weight).
         rank: r of the ``lowrank`` perturbations.
@@ -105,10 +106,10 @@ class ESMAModule(DualPromptModule):
         noise_dtype: draw noise in the parameter dtype (``param``, upstream) or ``float32``.
         perturb_non_matrix: with ``lowrank``, give norms/biases/embeddings full-rank noise too.
         fitness_shaping: ``zscore`` (upstream) or ``rank`` (centred ranks).
-        es_update: ``float32_sum`` (default: Σ zᵢ sᵢ εᵢ summed in float32 and stepped once by the optimizer, the more
-            accurate update) or ``in_place`` (upstream: z in float32, then each member's (α zᵢ/N) εᵢ rounded to
-            the parameter dtype and added to the weights in place, member by member; needs plain SGD, whose lr
-            is α).
+        es_update: ``float32_sum`` (default: Σ zᵢ sᵢ εᵢ summed in float32 and stepped once by the optimizer,
+            the more accurate update) or ``in_place`` (upstream: z in float32, then each member's (α zᵢ/N) εᵢ
+            rounded to the parameter dtype and added to the weights in place, member by member; needs plain
+            SGD, whose lr is α).
         es_seed: run seed of the ES: member seeds and questions come from (es_seed, global step).
         engine: how the population is evaluated (:class:`~metalight.methods.esma.engine.PopulationEngine`;
             default: member by member, in place).
@@ -122,8 +123,8 @@ class ESMAModule(DualPromptModule):
         stratify_questions: draw each iteration's questions evenly from strata: a meta key of the records
             (e.g. ``level`` of the competence testbed) or ``base_correct`` (right / wrong answers of the
             weights at the start of ``fit``); default: uniformly from the pool.
-        optimizer: the torch optimizer stepping the ES gradient (``class_path`` + ``init_args``; built once the
-            model is loaded); default ``ESMASGD``: plain SGD with the paper's α = 5e-4 as lr.
+        optimizer: the torch optimizer stepping the ES gradient (``class_path`` + ``init_args``; built once
+            the model is loaded); default ``ESMASGD``: plain SGD with the paper's α = 5e-4 as lr.
         (model, dtype, evaluation, dprime_correction, lr_scheduler (stepped after each ES update): see
         ``DualPromptModule``)
     """
@@ -411,8 +412,8 @@ class ESMAModule(DualPromptModule):
         return weights, missing
 
     def step_in_place(self, members: list[Member], weights: Tensor) -> tuple[float, float]:
-        """``es_update: in_place``: add the members' terms to the weights with the SGD lr as α; the optimizer steps
-        with no gradient (its step count, and the schedule, advance). Returns (‖Δθ‖/α, ‖Δθ‖₂)."""
+        """``es_update: in_place``: add the members' terms to the weights with the SGD lr as α; the optimizer
+        steps with no gradient (its step count, and the schedule, advance). Returns (‖Δθ‖/α, ‖Δθ‖₂)."""
         optimizer = self.optimizers()
         groups = optimizer.optimizer.param_groups
         if (

@@ -98,7 +98,8 @@ class NoiseScheme(ABC):
 
     @abstractmethod
     def iter_noise(self, seed: int, scratch: Scratch | None = None) -> Iterator[tuple[int, Tensor]]:
-        """``(index, ε)`` for every perturbed tensor in parameter order; ε has the parameter's shape and dtype.
+        """``(index, ε)`` for every perturbed tensor in parameter order; ε has the parameter's shape and
+        dtype.
 
         With ``scratch``, full-rank ε are drawn into that reused buffer: each one is valid only until the
         next is drawn (for callers that consume ε at once, like an in-place add).

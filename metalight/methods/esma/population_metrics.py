@@ -27,9 +27,9 @@ class PopulationMetacognition(nn.Module):
     ``update(results)`` adds one member's results; ``compute()`` returns the values over every member since
     the last call (the rows are gathered over DDP ranks by torchmetrics, so every rank must call it) and
     resets: ``dprime_type2`` (z units), ``yes_failure_rate`` = P(wrong | yes), ``no_failure_rate`` =
-    P(correct | no), ``meta_unparsed_rate`` (fraction of meta answers the strict parser did not read) and, with
-    ``p_yes``, ``auroc_type2`` of P(yes), each computed by the metric registry's function. A value without the
-    rows it needs (no correct answer, nobody said yes) is NaN.
+    P(correct | no), ``meta_unparsed_rate`` (fraction of meta answers the strict parser did not read) and,
+    with ``p_yes``, ``auroc_type2`` of P(yes), each computed by the metric registry's function. A value
+    without the rows it needs (no correct answer, nobody said yes) is NaN.
 
     Args:
         dprime_correction: rates of 0 or 1 in d′type2 (as ``DualPromptModule.dprime_correction``).

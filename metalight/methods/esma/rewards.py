@@ -25,10 +25,10 @@ probability of yes against no (one forward pass, no meta generation needed), the
 c, so two members that give the same yes/no answers still get different fitness:
 
 * ``brier_alignment`` = 1 − (p − c)²: one minus the Brier score, in [0, 1];
-* ``log_likelihood_alignment`` = c·log p + (1 − c)·log(1 − p), p clipped to [1e-6, 1 − 1e-6] so that p = 0 or 1
-  gives a finite −13.8 instead of −∞;
-* ``esma_brier`` = c + ``brier_alignment``: ESMA's joint reward with the binary alignment replaced by the Brier
-  one (the same range, [0, 2]).
+* ``log_likelihood_alignment`` = c·log p + (1 − c)·log(1 − p), p clipped to [1e-6, 1 − 1e-6] so that p = 0 or
+  1 gives a finite −13.8 instead of −∞;
+* ``esma_brier`` = c + ``brier_alignment``: ESMA's joint reward with the binary alignment replaced by the
+  Brier one (the same range, [0, 2]).
 
 A question whose P(yes) is NaN (the tokenizer has no yes / no token) gets NaN: not applicable.
 

@@ -24,7 +24,8 @@ _LAYER_INDEX = re.compile(r"\.(?:layers|h|blocks|layer)\.(\d+)\.")
 
 @dataclass
 class SelectedParameter:
-    """A parameter chosen for perturbation: its name, the tensor, and the Linear modules using it as weight."""
+    """A parameter chosen for perturbation: its name, the tensor, and the Linear modules using it as
+    weight."""
 
     name: str
     param: nn.Parameter
@@ -59,9 +60,8 @@ def select_parameters(
             f"parameters: {parameters!r} is neither a preset {sorted(PRESETS)} nor a valid "
             f"regular expression ({err})"
         ) from err
-    if layers is not None:
-        if len(layers) != 2 or layers[0] < 0 or layers[1] <= layers[0]:
-            raise ConfigError(f"layers: {list(layers)} must be [first, stop) with 0 <= first < stop")
+    if layers is not None and (len(layers) != 2 or layers[0] < 0 or layers[1] <= layers[0]):
+        raise ConfigError(f"layers: {list(layers)} must be [first, stop) with 0 <= first < stop")
     linears_of: dict[int, list[nn.Linear]] = {}
     embeddings: set[int] = set()
     for module in model.modules():

@@ -86,7 +86,8 @@ class APIEvalModule(ConfidenceEvalModule):
         self,
         endpoint: ChatEndpoint,
         cache_path: str | None = "runs/api_cache/responses.jsonl",
-        sources: list[TextSourceName] = ["meta"],
+        # The list default is what LightningCLI shows; the base copies it (list(sources)), never mutates it.
+        sources: list[TextSourceName] = ["meta"],  # noqa: B006
         on_failure: Literal["error", "skip"] = "error",
         evaluation: EvalSettings | None = None,
         dprime_correction: Literal["clip", "loglinear"] = "clip",

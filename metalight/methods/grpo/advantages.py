@@ -19,7 +19,8 @@ STD_EPS = 1e-4  # TRL adds 1e-4 to the std, not 1e-8
 
 
 def nanstd(x: Tensor, dim: int | None = None, keepdim: bool = False) -> Tensor:
-    """Bessel-corrected standard deviation ignoring NaN (NaN where fewer than two values), as TRL's ``nanstd``."""
+    """Bessel-corrected standard deviation ignoring NaN (NaN where fewer than two values), as TRL's
+    ``nanstd``."""
     mean = torch.nanmean(x, dim=dim, keepdim=True)
     variance = torch.nanmean((x - mean) ** 2, dim=dim, keepdim=True)
     count = (~torch.isnan(x)).sum(dim=dim, keepdim=True)
@@ -49,10 +50,11 @@ def group_advantages(
 ) -> Advantages:
     """GRPO advantages from a [R, F] reward table (F reward functions, weights [F]).
 
-    ``sum_then_normalize`` (default): r = Σ_f w_f r_f; A = r − mean_group(r), divided by (std + 1e-4) where std is
-    the group's (``group``), the whole batch's (``batch``), or not divided at all (``none``, Dr. GRPO).
-    ``normalize_then_sum`` (GDPO): each function is normalised within its group first, the weighted sum is then
-    normalised over the batch. A NaN reward means "not applicable": rows where every function is NaN get A = 0.
+    ``sum_then_normalize`` (default): r = Σ_f w_f r_f; A = r − mean_group(r), divided by (std + 1e-4) where
+    std is the group's (``group``), the whole batch's (``batch``), or not divided at all (``none``, Dr. GRPO).
+    ``normalize_then_sum`` (GDPO): each function is normalised within its group first, the weighted sum is
+    then normalised over the batch. A NaN reward means "not applicable": rows where every function is NaN get
+    A = 0.
     """
     rows, num_funcs = rewards_per_func.shape
     if rows % num_generations:

@@ -1,6 +1,6 @@
 """GRPO's loss family as pure functions: every ``loss_type`` of TRL 1.16's ``GRPOTrainer._compute_loss`` with
-the options around it (sequence-level importance sampling, two-sided clipping ``delta``, the bias-corrected KL,
-entropy masking, off-policy sequence masking), written to give TRL's numbers (parity tested against the
+the options around it (sequence-level importance sampling, two-sided clipping ``delta``, the bias-corrected
+KL, entropy masking, off-policy sequence masking), written to give TRL's numbers (parity tested against the
 installed TRL in ``tests/methods/grpo/test_grpo_trl_parity.py``).
 
 Shapes: ``[R]`` is one value per completion (R rows); ``[R, C]`` is per completion token, left-aligned, with
@@ -28,8 +28,8 @@ CLIPPED = ("grpo", "bnpo", "dr_grpo", "dapo", "luspo")  # the PPO-clipped surrog
 class LossSettings:
     """The loss fields of TRL 1.16's ``GRPOConfig``, with its names and defaults (see docs/grpo.md's table).
 
-    ``epsilon_high`` ``None`` means ``epsilon`` (the ratio's upper clip), except for ``cispo``, where it is the
-    absolute cap of ρ and must be set. ``top_entropy_quantile`` 1.0 keeps every token; ``delta`` /
+    ``epsilon_high`` ``None`` means ``epsilon`` (the ratio's upper clip), except for ``cispo``, where it is
+    the absolute cap of ρ and must be set. ``top_entropy_quantile`` 1.0 keeps every token; ``delta`` /
     ``off_policy_mask_threshold`` ``None`` turn two-sided clipping / off-policy sequence masking off.
     """
 
@@ -95,8 +95,8 @@ def k3_kl(logps: Tensor, ref_logps: Tensor) -> Tensor:
 
 
 def log_importance_weights(log_ratio: Tensor, mask: Tensor, level: ImportanceSamplingLevel) -> Tensor:
-    """log ρ: the per-token log-ratio [R, C] (``token``), or its masked mean per sequence [R, 1] (``sequence``,
-    GSPO: ρ_seq = exp(Σ_t m_t log ρ_t / Σ_t m_t))."""
+    """log ρ: the per-token log-ratio [R, C] (``token``), or its masked mean per sequence [R, 1]
+    (``sequence``, GSPO: ρ_seq = exp(Σ_t m_t log ρ_t / Σ_t m_t))."""
     if level == "token":
         return log_ratio
     return ((log_ratio * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).unsqueeze(-1)
@@ -106,8 +106,8 @@ def high_entropy_mask(
     entropies: Tensor, mask: Tensor, quantile: float, pooled: Tensor | None = None
 ) -> Tensor:
     """Entropy masking (Beyond the 80/20 Rule): 1 on the masked tokens whose entropy is at least the
-    (1 − ``quantile``) quantile of the entropies of all masked tokens (``pooled``: those of every process; default
-    this batch's), as a bool [R, C]."""
+    (1 − ``quantile``) quantile of the entropies of all masked tokens (``pooled``: those of every process;
+    default this batch's), as a bool [R, C]."""
     pooled = entropies[mask.bool()].float() if pooled is None else pooled
     if pooled.numel() == 0:
         return torch.zeros_like(entropies, dtype=torch.bool)
@@ -118,8 +118,8 @@ def high_entropy_mask(
 def off_policy_mask(
     advantages: Tensor, logps: Tensor, old_logps: Tensor, mask: Tensor, threshold: float
 ) -> Tensor:
-    """Off-policy sequence mask (DeepSeek-V3.2): keep a sequence [R, 1] unless its advantage is negative and the
-    masked mean of log π_old − log π_θ exceeds ``threshold``."""
+    """Off-policy sequence mask (DeepSeek-V3.2): keep a sequence [R, 1] unless its advantage is negative and
+    the masked mean of log π_old − log π_θ exceeds ``threshold``."""
     kl = torch.nan_to_num(old_logps - logps.detach(), nan=0.0)
     seq_kl = (kl * mask).sum(-1, keepdim=True) / mask.sum(-1, keepdim=True).clamp(min=1.0)
     return ((advantages >= 0) | (seq_kl <= threshold)).to(mask.dtype)
@@ -135,8 +135,9 @@ def gamma_weights(
     k_neg: float,
     lambda_neg: float,
 ) -> Tensor:
-    """VESPO's sequence weight φ(w) = e^λ · w^k · e^(−λw) [R, 1] (φ(1) = 1, detached), w = exp(Σ_t m_t log ρ_t)
-    the sequence ratio (log-ratios clamped to ±20, log w to [log 1e-8, 20]); (k, λ) by the advantage's sign."""
+    """VESPO's sequence weight φ(w) = e^λ · w^k · e^(−λw) [R, 1] (φ(1) = 1, detached),
+    w = exp(Σ_t m_t log ρ_t) the sequence ratio (log-ratios clamped to ±20, log w to [log 1e-8, 20]); (k, λ)
+    by the advantage's sign."""
     lower = math.log(1e-8)
     log_w = torch.clamp((torch.clamp(log_ratio, -20.0, 20.0) * mask).sum(-1, keepdim=True), lower, 20.0)
     nonneg = advantages >= 0
@@ -178,13 +179,15 @@ def _cispo(s: Surrogate, cfg: LossSettings) -> tuple[Tensor, dict[str, Tensor]]:
 
 
 def _sapo(s: Surrogate, cfg: LossSettings) -> tuple[Tensor, dict[str, Tensor]]:
-    """SAPO: −σ(τ(ρ − 1)) · 4/τ · A, τ = ``sapo_temperature_pos`` where A > 0, else ``sapo_temperature_neg``."""
+    """SAPO: −σ(τ(ρ − 1)) · 4/τ · A, τ = ``sapo_temperature_pos`` where A > 0, else
+    ``sapo_temperature_neg``."""
     tau = torch.where(s.advantages > 0, cfg.sapo_temperature_pos, cfg.sapo_temperature_neg)
     return -torch.sigmoid(tau * (s.ratio - 1)) * 4 / tau * s.advantages, {}
 
 
 def _vespo(s: Surrogate, cfg: LossSettings) -> tuple[Tensor, dict[str, Tensor]]:
-    """VESPO: −φ(w) · A · log π_θ with the detached gamma weight φ of the sequence ratio (:func:`gamma_weights`)."""
+    """VESPO: −φ(w) · A · log π_θ with the detached gamma weight φ of the sequence ratio
+    (:func:`gamma_weights`)."""
     phi = gamma_weights(
         s.advantages,
         s.log_ratio,
@@ -199,10 +202,10 @@ def _vespo(s: Surrogate, cfg: LossSettings) -> tuple[Tensor, dict[str, Tensor]]:
 
 @dataclass(frozen=True)
 class Normalisers:
-    """What the token-sum aggregations divide by: ``max_completion_length`` (dr_grpo); the active loss tokens of
-    the whole generation batch summed over all processes, the process count and ``steps_per_generation`` (dapo,
-    cispo, vespo: Σ ℓ m / (tokens / processes / steps_per_generation) per micro-batch, before the trainer divides
-    by the accumulation steps, is TRL's normaliser)."""
+    """What the token-sum aggregations divide by: ``max_completion_length`` (dr_grpo); the active loss tokens
+    of the whole generation batch summed over all processes, the process count and ``steps_per_generation``
+    (dapo, cispo, vespo: Σ ℓ m / (tokens / processes / steps_per_generation) per micro-batch, before the
+    trainer divides by the accumulation steps, is TRL's normaliser)."""
 
     max_completion_length: int
     global_active_tokens: float
@@ -309,8 +312,8 @@ def grpo_loss(
 
 
 def masked_sum_count(values: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-    """(sum, count) for TRL's global masked mean: over the masked tokens of a [R, C] tensor, over all rows of a
-    [R, 1] one (sum the pairs over processes, then divide)."""
+    """(sum, count) for TRL's global masked mean: over the masked tokens of a [R, C] tensor, over all rows of
+    a [R, 1] one (sum the pairs over processes, then divide)."""
     if values.shape[1] == 1:
         return values.sum(), torch.tensor(float(values.shape[0]), device=values.device)
     return (values * mask).sum(), mask.sum().float()

@@ -6,14 +6,15 @@ Per generation batch of B questions (one dataloader batch):
 1. sample G completions per question with the current policy (temperature, top-p)        -> R = B·G rows
 2. score every completion with the reward functions; r = Σ_f w_f r_f
 3. A_i = (r_i − mean_group(r)) / (std + 1e-4)   (std of the group, the batch, or none)
-4. split the R rows into ``steps_per_generation`` micro-batches (default: ``accumulate_grad_batches``, as TRL);
-   each micro-batch is one training step, for ``num_iterations`` μ passes over the generation batch
+4. split the R rows into ``steps_per_generation`` micro-batches (default: ``accumulate_grad_batches``, as
+   TRL); each micro-batch is one training step, for ``num_iterations`` μ passes over the generation batch
 5. per micro-batch: ρ = π_θ / π_old per token or per sequence, the ``loss_type``'s objective
    (:mod:`metalight.methods.grpo.loss`) + β·KL_k3(π_θ ‖ π_ref), aggregated, backward.
 
 π_old log-probs are computed at generation (before any update) when generation and optimizer steps are not
-aligned (``accumulate_grad_batches`` not a multiple of ``steps_per_generation`` · μ), as TRL does. The dataloader
-batches that arrive while a generation batch is being used are skipped (TRL repeats its sampler instead).
+aligned (``accumulate_grad_batches`` not a multiple of ``steps_per_generation`` · μ), as TRL does. The
+dataloader batches that arrive while a generation batch is being used are skipped (TRL repeats its sampler
+instead).
 """
 
 from __future__ import annotations
@@ -61,15 +62,17 @@ log = logging.getLogger(__name__)
 class GRPOModule(DualPromptModule):
     """GRPO fine-tuning of a causal LM on question records, measured by the dual prompt at each validation.
 
-    Args (the loss and schedule keys carry TRL 1.16 ``GRPOConfig``'s names and defaults; docs/grpo.md maps them):
+    Args (the loss and schedule keys carry TRL 1.16 ``GRPOConfig``'s names and defaults;
+    docs/grpo.md maps them):
         num_generations: completions sampled per question, G (>= 2).
         rewards: reward name (a shared one, see :mod:`metalight.methods.rewards`, or a dotted path to a
             function) -> weight.
         multi_objective_aggregation: ``sum_then_normalize`` (weighted sum, then group advantage) or
             ``normalize_then_sum`` (GDPO: normalise each reward in its group first).
-        scale_rewards: divide the advantage by the std of the ``group``, the ``batch``, or not at all (``none``).
-        loss_type: ``grpo``, ``bnpo``, ``dr_grpo``, ``dapo`` (TRL's default), ``cispo``, ``sapo``, ``luspo`` or
-            ``vespo`` (formulas in :mod:`metalight.methods.grpo.loss`).
+        scale_rewards: divide the advantage by the std of the ``group``, the ``batch``, or not at all
+            (``none``).
+        loss_type: ``grpo``, ``bnpo``, ``dr_grpo``, ``dapo`` (TRL's default), ``cispo``, ``sapo``, ``luspo``
+            or ``vespo`` (formulas in :mod:`metalight.methods.grpo.loss`).
         importance_sampling_level: ratio per ``token`` or per ``sequence`` (GSPO; required by ``luspo``).
         epsilon: lower clipping range ε of the ratio (and the upper one unless ``epsilon_high`` is set).
         epsilon_high: upper clipping range (DAPO suggests 0.28); for ``cispo`` the absolute cap of the ratio.
@@ -77,10 +80,12 @@ class GRPOModule(DualPromptModule):
         beta: weight of the k3 KL penalty to the reference model (0: no reference model is kept).
         use_bias_correction_kl: multiply the KL term by the importance ratio (DeepSeek-V3.2; TRL's default).
         sapo_temperature_neg / sapo_temperature_pos: SAPO's gate temperatures for A ≤ 0 / A > 0.
-        vespo_k_pos / vespo_lambda_pos / vespo_k_neg / vespo_lambda_neg: VESPO's gamma-weight (k, λ) per sign of A.
+        vespo_k_pos / vespo_lambda_pos / vespo_k_neg / vespo_lambda_neg: VESPO's gamma-weight (k, λ) per sign
+            of A.
         top_entropy_quantile: keep only the top quantile of tokens by entropy in the policy term (1.0: all).
         mask_truncated_completions: leave completions that hit ``max_completion_length`` out of the loss.
-        off_policy_mask_threshold: drop negative-advantage sequences whose mean log π_old − log π_θ exceeds it.
+        off_policy_mask_threshold: drop negative-advantage sequences whose mean log π_old − log π_θ exceeds
+            it.
         num_iterations: passes μ over each generation batch.
         steps_per_generation: micro-batches (training steps) one generation batch is split into; ``None``:
             ``trainer.accumulate_grad_batches`` (TRL's default). Must divide the batch's B·G rows.
@@ -95,8 +100,8 @@ class GRPOModule(DualPromptModule):
         lora: train a LoRA adapter instead of all weights; the reference is then the adapter-disabled model.
         gradient_checkpointing: recompute activations in backward (less memory, slower; turns off the shared
             prompt prefix in the loss forward).
-        share_prefix: run the prompt prefix shared by all rows once in the loss forward (same numbers; off under
-            FSDP / DeepSpeed, whose ranks must run identical forwards).
+        share_prefix: run the prompt prefix shared by all rows once in the loss forward (same numbers; off
+            under FSDP / DeepSpeed, whose ranks must run identical forwards).
         (other args: see ``DualPromptModule``)
     """
 
@@ -226,14 +231,15 @@ class GRPOModule(DualPromptModule):
         return loss
 
     def steps_per_generation(self) -> int:
-        """Micro-batches per generation batch: ``steps_per_generation``, or the trainer's accumulation steps."""
+        """Micro-batches per generation batch: ``steps_per_generation``, or the trainer's accumulation
+        steps."""
         if self.hparams.steps_per_generation is not None:
             return self.hparams.steps_per_generation
         return self.trainer.accumulate_grad_batches if self._trainer is not None else 1
 
     def _rollout_for(self, batch: RecordBatch, batch_idx: int) -> Rollout:
-        """This step's micro-batch: the next slice of the stored generation batch, or a slice of a fresh one every
-        ``steps_per_generation`` · μ steps (TRL's ``_prepare_inputs`` schedule)."""
+        """This step's micro-batch: the next slice of the stored generation batch, or a slice of a fresh one
+        every ``steps_per_generation`` · μ steps (TRL's ``_prepare_inputs`` schedule)."""
         parts = self.steps_per_generation()
         step, self._micro_step = self._micro_step, self._micro_step + 1
         if step % (parts * self.hparams.num_iterations) == 0 or self._slices is None:
@@ -352,7 +358,8 @@ class GRPOModule(DualPromptModule):
 
     @torch.no_grad()
     def reference_logprobs(self, rollout: Rollout) -> Tensor:
-        """Log-probs of the completions under the reference: the adapter-disabled model, or the frozen copy."""
+        """Log-probs of the completions under the reference: the adapter-disabled model, or the frozen
+        copy."""
         if is_peft(self.model):
             with self.model.disable_adapter():
                 return self._logprobs(self.model, rollout)[0]
@@ -454,7 +461,8 @@ class GRPOModule(DualPromptModule):
         self.log_train(metrics)
 
     def log_train(self, values: dict[str, Any]) -> None:
-        """Log ``train/<name>`` per step (nothing outside a Trainer, e.g. when a test calls a step directly)."""
+        """Log ``train/<name>`` per step (nothing outside a Trainer, e.g. when a test calls a step
+        directly)."""
         if self._trainer is not None:
             self.log_dict({f"train/{k}": float(v) for k, v in values.items()}, on_step=True, on_epoch=False)
 

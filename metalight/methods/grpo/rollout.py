@@ -1,8 +1,8 @@
 """GRPO rollouts: G sampled completions per prompt, and their per-token log-probabilities under a model.
 
 Sampling goes through the core :func:`~metalight.models.generation.generate` (one batched call, shared prompt
-prefixes prefilled once). A completion keeps the stop token that ended it (as TRL does, so the policy learns to
-stop); one that ran out of ``max_completion_length`` tokens is "truncated".
+prefixes prefilled once). A completion keeps the stop token that ended it (as TRL does, so the policy learns
+to stop); one that ran out of ``max_completion_length`` tokens is "truncated".
 
 Log-probabilities are computed with the same shared-prefix trick, but with gradients: the prompt prefix that
 all rows share (system prompt, instruction) is run through the model once, its KV cache is expanded to every
@@ -29,8 +29,8 @@ class Rollout:
     """One generation batch: R = prompts × G rows, prompt-major. ``completion_ids`` include the stop token.
 
     ``old_logps`` / ``ref_logps`` ([R, C], detached) are filled when π_old differs from the policy / β ≠ 0;
-    ``advantages`` [R] after scoring; ``active_tokens`` is the loss-token count of the whole generation batch on
-    all processes (the dapo / cispo / vespo normaliser), kept by every slice of :meth:`split`.
+    ``advantages`` [R] after scoring; ``active_tokens`` is the loss-token count of the whole generation batch
+    on all processes (the dapo / cispo / vespo normaliser), kept by every slice of :meth:`split`.
     """
 
     prompt_ids: list[list[int]]
@@ -56,8 +56,8 @@ class Rollout:
         return (positions[None, :] < self.lengths[:, None]).float().to(device)
 
     def split(self, parts: int) -> list[Rollout]:
-        """``parts`` consecutive slices of equal row count (the micro-batches of one generation batch, as TRL's
-        ``split_tensor_dict``); log-prob tensors are cut to each slice's longest completion."""
+        """``parts`` consecutive slices of equal row count (the micro-batches of one generation batch, as
+        TRL's ``split_tensor_dict``); log-prob tensors are cut to each slice's longest completion."""
         rows = len(self.completion_ids)
         if rows % parts:
             raise ValueError(f"{rows} rows do not split into {parts} equal parts")
@@ -143,7 +143,8 @@ def completion_logprobs(
     entropy_chunk_rows: int = 8,
 ) -> tuple[Tensor, Tensor]:
     """Per-token log-probabilities [R, C] of each completion given its prompt, under logits / ``temperature``,
-    and the per-token entropy [R, C] (nats, detached) of the same distribution. Differentiable when grad is on.
+    and the per-token entropy [R, C] (nats, detached) of the same distribution. Differentiable when grad is
+    on.
 
     ``share_prefix`` runs the prompt prefix shared by the rows once (off under gradient checkpointing, which
     forbids a KV cache in training mode).

@@ -1,7 +1,8 @@
 """ICM: Internal Coherence Maximization (unsupervised elicitation), one file per part of the algorithm.
 
 ``module`` (the LightningModule), ``search`` (annealing), ``predictability`` (the model's score),
-``consistency`` (rules per testbed), ``chunks``, ``agreement`` (agreement with gold and baselines), ``finetune``.
+``consistency`` (rules per testbed), ``chunks``, ``agreement`` (agreement with gold and baselines),
+``finetune``.
 """
 
 from metalight.methods.icm.finetune import IterativeFineTuning

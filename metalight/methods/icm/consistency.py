@@ -36,7 +36,8 @@ class ConsistencyRule(ABC):
 
     @abstractmethod
     def violation(self, key_a: str, key_b: str, label_a: int, label_b: int) -> Violation | None:
-        """How labels ``(label_a, label_b)`` of claims with keys ``key_a``, ``key_b`` break the rule, if they do."""
+        """How labels ``(label_a, label_b)`` of claims with keys ``key_a``, ``key_b`` break the rule, if they
+        do."""
 
     def consistent_options(self, key_a: str, key_b: str) -> list[tuple[int, int]]:
         """Every labeling of the two claims that satisfies the rule (tried in this order: 1 before 0)."""

@@ -4,9 +4,9 @@
 this way).
 
 The prompt for claim i is the text of every *other* labelled claim of the chunk, in chunk order, as
-``prompt + " True"/" False" + separator``, then claim i's prompt (the server adds BOS). A returned token counts
-for a label word when its text, stripped and lower-cased, equals the word lower-cased (the single-token case /
-space variants the local scorer sums); words outside the server's top-k count as probability 0, so
+``prompt + " True"/" False" + separator``, then claim i's prompt (the server adds BOS). A returned token
+counts for a label word when its text, stripped and lower-cased, equals the word lower-cased (the single-token
+case / space variants the local scorer sums); words outside the server's top-k count as probability 0, so
 ``score = log(P(true) + 1e-5) - log(P(false) + 1e-5)`` as upstream. Scores are memoised by (claim, labels of
 every other claim), exactly as locally.
 """
@@ -89,10 +89,7 @@ class EndpointPredictability:
             fresh = {key: label_log_odds_from_top(top, self.label_words) for key, top in zip(missing, tops)}
         out = []
         for key in keys:
-            if key in fresh:
-                value = fresh[key]
-            else:
-                value = self._scores.pop(key)
+            value = fresh[key] if key in fresh else self._scores.pop(key)
             self._scores[key] = value  # most recently used last
             if len(self._scores) > self.max_cached_scores:
                 self._scores.popitem(last=False)

@@ -200,7 +200,7 @@ class ICMModule(MetacognitionModule):
             rows_per_forward=self.rows_per_forward,
         )
 
-    # ---- the search -------------------------------------------------------------------------------------------
+    # ---- the search ----------------------------------------------------------------------------------------
     def training_step(self, batch: RecordBatch, batch_idx: int) -> None:
         """One annealing step of the current chunk (the batch only paces the loop; the chunk is the data)."""
         if self.chunk_index >= len(self.chunks):

@@ -34,7 +34,8 @@ EPS = 1e-5
 @dataclass
 class ScorerStats:
     """Work counters: ``queries`` asked, ``computed`` (cache misses run through the model), ``forwards``
-    (model calls, prefills included) and ``tokens`` (token positions the model processed, padding included)."""
+    (model calls, prefills included) and ``tokens`` (token positions the model processed, padding
+    included)."""
 
     queries: int = 0
     computed: int = 0
@@ -201,8 +202,8 @@ class MutualPredictability:
 
 def _padding_bounded_groups(lengths: Sequence[int], max_rows: int, slack: float = 1.25) -> list[list[int]]:
     """Rows grouped by length (shortest first) so that left padding adds at most ``slack - 1`` of the real
-    tokens to a forward: on CPU a padded position costs as much as a real one, and leave-one-out suffixes range
-    from one claim to the whole chunk."""
+    tokens to a forward: on CPU a padded position costs as much as a real one, and leave-one-out suffixes
+    range from one claim to the whole chunk."""
     groups: list[list[int]] = []
     real = 0
     for row in sorted(range(len(lengths)), key=lengths.__getitem__):

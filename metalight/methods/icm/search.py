@@ -191,7 +191,8 @@ class ICMSearch:
         return self.rng.choices(range(self.n), weights=weights, k=1)[0]
 
     def accept(self, delta: float, T: float) -> bool:
-        """Metropolis rule: always when U does not drop, else with probability exp(ΔU / T) (never at T = 0)."""
+        """Metropolis rule: always when U does not drop, else with probability exp(ΔU / T)
+        (never at T = 0)."""
         draw = self.rng.random()  # drawn every time, as upstream, so the random stream does not depend on ΔU
         if delta >= 0:
             return True
@@ -200,7 +201,8 @@ class ICMSearch:
     def consistency_fix(
         self, labels: list[int | None], current: Energy | None
     ) -> tuple[list[int | None], Energy | None]:
-        """Resolve inconsistent pairs by search (see module docstring); ``current=None`` accepts the first fix."""
+        """Resolve inconsistent pairs by search (see module docstring); ``current=None`` accepts the first
+        fix."""
         if current is not None and current.inconsistent == 0:
             return labels, current
         best, best_labels = current, labels

@@ -2,7 +2,8 @@
 
 ``labels`` (can / uncertain / cannot from k answers), ``targets`` (judgment examples), ``asking`` (asking and
 parsing judgments), ``scores`` (judgment accuracy, AUROC, summary table), ``loop`` (the per-epoch
-re-collection callback). The three-phase pipeline drives ``cli.py`` runs: :mod:`metalight.cli.judgment_pipeline`.
+re-collection callback). The three-phase pipeline drives ``cli.py`` runs:
+:mod:`metalight.cli.judgment_pipeline`.
 """
 
 from metalight.methods.judgment.loop import JudgmentLoop

@@ -12,9 +12,9 @@ in the last round; ``all``, what upstream's code does ("to prevent forgetting"),
 wrong so far (at most ``max_repeats``) — the epoch-level stand-in for upstream's legacy per-sample adaptive
 trainer (which took up to 10 optimizer steps on one sample, re-testing it after each). An empty selection ends
 the loop with a message. ``skip_collect`` (upstream's flag) keeps the answers, and so the ability labels,
-collected in round 0 for every later round: only the judgment is asked again. Use with ``SFTModule`` (``targets.builder: given``),
-``JudgmentDataModule`` and ``trainer.reload_dataloaders_every_n_epochs: 1``. Per round it logs
-``{train,val}/judgment_accuracy``, ``judgment_auroc``, ``qa_accuracy``, ``answer_accuracy``,
+collected in round 0 for every later round: only the judgment is asked again. Use with ``SFTModule``
+(``targets.builder: given``), ``JudgmentDataModule`` and ``trainer.reload_dataloaders_every_n_epochs: 1``. Per
+round it logs ``{train,val}/judgment_accuracy``, ``judgment_auroc``, ``qa_accuracy``, ``answer_accuracy``,
 ``judgment_unparsed_rate``, ``label_frac_<class>``, ``pred_frac_<class>`` and writes
 ``judgment/<split>_epoch<N>.jsonl`` (answers, labels, judgments, P(yes)) and ``judgment/epoch<N>.json``
 (metrics with the confusion matrix).

@@ -15,7 +15,8 @@ from metalight.prompts import judgment_label, judgment_prompt
 def abilities(
     records: Sequence[QARecord], answers: Mapping[str, AnswerSet], labels: LabelSettings | None = None
 ) -> dict[str, Ability]:
-    """The ability class of every record from its collected answers (``labels``: default ``LabelSettings()``)."""
+    """The ability class of every record from its collected answers (``labels``: default
+    ``LabelSettings()``)."""
     require_answers(records, answers, "judgment")
     return {r.id: classify_ability(answers[r.id].fraction_correct, labels) for r in records}
 

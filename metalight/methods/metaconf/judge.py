@@ -3,8 +3,8 @@ reflection-quality judge on top of it.
 
 A backend answers a list of chat conversations with one text each, ``None`` where it failed (after the
 endpoint's retries); callers count failures as missing scores instead of crashing. The HTTP backend reads its
-API key from the environment variable it is given, at request time; the key never appears in a config, a log or
-a report (``describe()`` names the variable only).
+API key from the environment variable it is given, at request time; the key never appears in a config, a log
+or a report (``describe()`` names the variable only).
 """
 
 from __future__ import annotations
@@ -151,7 +151,8 @@ class HTTPChat(ChatBackend):
         self.last_errors: list[str] = []
 
     def complete_many(self, conversations: Sequence[Messages]) -> list[str | None]:
-        """Replies in order, ``None`` for a failed request; ``last_errors`` keeps why (endpoint and status)."""
+        """Replies in order, ``None`` for a failed request; ``last_errors`` keeps why (endpoint and
+        status)."""
         results = self.client.complete_many(list(conversations))
         self.last_errors = [r.error or "no reply" for r in results if not r.ok]
         return [r.text if r.ok else None for r in results]

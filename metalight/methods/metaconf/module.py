@@ -14,7 +14,8 @@ against the correctness of the answer field, and the type-2 table with said_yes 
 ``confidence_threshold``. A reply without a usable confidence is counted (``val/verbal_meta_unparsed_rate``),
 has no confidence (left out of ECE / Brier / AUROC) and counts as "no". ``baselines`` adds upstream's direct,
 chain-of-thought and self-refine prompts, measured the same way (``val/baseline_<name>_*``), and
-``task_graders`` grades MetaConf's maths and long-form families (:mod:`metalight.methods.metaconf.task_graders`).
+``task_graders`` grades MetaConf's maths and long-form families
+(:mod:`metalight.methods.metaconf.task_graders`).
 """
 
 from __future__ import annotations
@@ -82,13 +83,13 @@ class MetaConfModule(GRPOModule):
     """MetaConf stage 2: GRPO on answer + self-reflection + verbal confidence.
 
     Args:
-        judge: reflection-quality judge: ``metalight.methods.metaconf.judge.LocalChat`` (a local model) or ``HTTPChat``
-            (an OpenAI-compatible endpoint; the API key comes from an environment variable). Needed when
-            ``reflection_weight`` > 0.
+        judge: reflection-quality judge: ``metalight.methods.metaconf.judge.LocalChat`` (a local model) or
+            ``HTTPChat`` (an OpenAI-compatible endpoint; the API key comes from an environment variable).
+            Needed when ``reflection_weight`` > 0.
         response_format: ``plain`` (upstream's ``Answer: / Self-reflection: / Confidence:``) or ``tagged``.
-        prompt: ``instructed`` (metalight: an instruction and the reply format before the question) or ``bare``
-            (upstream: the question alone; stage 1 must be trained with the same prompt), for the rollouts and
-            the verbal evaluation.
+        prompt: ``instructed`` (metalight: an instruction and the reply format before the question) or
+            ``bare`` (upstream: the question alone; stage 1 must be trained with the same prompt), for the
+            rollouts and the verbal evaluation.
         format_rule: ``strict`` (all three fields needed) or ``upstream`` (a reflection or a non-zero
             confidence passes; a missing confidence reads as 0).
         accuracy: accuracy of the answer: ``alias`` match (``evaluation.grading`` rule), ``exact_match``, or
@@ -164,7 +165,8 @@ class MetaConfModule(GRPOModule):
         return self.scorer.rewards()
 
     def build_rewards(self) -> list[tuple[str, RewardFn, float]]:
-        """MetaConf's rewards with their weights (``format`` is logged, weight 0), then the configured extra ones."""
+        """MetaConf's rewards with their weights (``format`` is logged, weight 0), then the configured extra
+        ones."""
         h, table = self.hparams, self.reward_table()
         weights = {
             "format": 0.0,
@@ -181,9 +183,10 @@ class MetaConfModule(GRPOModule):
         self.log_train(self.scorer.stats)
         return names, table
 
-    # ---- evaluation: the core protocol plus the verbal confidence (and baselines) ---------------------------
+    # ---- evaluation: the core protocol plus the verbal confidence (and baselines) --------------------------
     def grade(self, records: Sequence[Any], answers: Sequence[str]) -> list[bool]:
-        """Correctness of answers: task grade ≥ 0.5 for records of a graded task family, else the alias rule."""
+        """Correctness of answers: task grade ≥ 0.5 for records of a graded task family, else the alias
+        rule."""
         grades = self.scorer.task_grades(records, answers)
         return [
             (grades[i] or 0.0) >= 0.5 if i in grades else is_correct(a, r.answers, self.eval_settings.grading)

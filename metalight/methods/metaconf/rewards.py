@@ -7,11 +7,12 @@ field is ``None`` instead, so it can be counted: the parser accepts markdown emp
 
 Rewards (``utils/reward_function.py::calculate_reward``), per completion:
   * format: ``strict`` (default) 1 when answer, reflection and confidence are all present, else 0;
-    ``upstream`` ([reflection non-empty] + [confidence present and ≠ 0]) / 2, with a missing confidence read as 0;
+    ``upstream`` ([reflection non-empty] + [confidence present and ≠ 0]) / 2, with a missing confidence read
+    as 0;
   * calibration = 1 − (accuracy − confidence/10)², 0 when the format reward is 0;
   * reflection = the judge's score in [0, 1], 0 when the format reward is 0;
-  * accuracy of the answer: alias match (default), exact match, or token F1 (a graded score in [0, 1]); a record
-    whose ``meta["task_type"]`` has a task grader (``task_graders``, e.g. ``math`` → boxed equivalence,
+  * accuracy of the answer: alias match (default), exact match, or token F1 (a graded score in [0, 1]); a
+    record whose ``meta["task_type"]`` has a task grader (``task_graders``, e.g. ``math`` → boxed equivalence,
     ``long_fact`` → FActScore) is graded by it instead. ``accuracy_on`` says what is graded: the ``answer``
     field (default; the whole completion when it has none) or the whole ``completion`` (upstream's
     ``calculate_accuracy(..., model_responses, ...)``).
@@ -126,7 +127,10 @@ def format_response(
     """Write a response in the format the parser reads (stage-1 SFT targets)."""
     value = f"{confidence:g}"
     if response_format == "tagged":
-        return f"<answer>{answer}</answer>\n<reflection>{reflection}</reflection>\n<confidence>{value}</confidence>"
+        return (
+            f"<answer>{answer}</answer>\n<reflection>{reflection}</reflection>\n"
+            f"<confidence>{value}</confidence>"
+        )
     return f"Answer: {answer}\nSelf-reflection: {reflection}\nConfidence: {value}"
 
 
@@ -191,7 +195,8 @@ class MetaConfScorer:
         self, parsed: Sequence[MetaConfResponse], completions: Sequence[str], records: Sequence[Any]
     ) -> list[float]:
         """Accuracy in [0, 1] per completion: the task grader's (a missing grade scores 0, as upstream's
-        ``except: 0``) or :meth:`answer_accuracy`. Computed once per batch of completions (every reward reads it)."""
+        ``except: 0``) or :meth:`answer_accuracy`. Computed once per batch of completions (every reward reads
+        it)."""
         key = (tuple(r.id for r in records), tuple(completions))
         if self._last_grades is not None and self._last_grades[0] == key:
             return self._last_grades[1]
@@ -210,8 +215,8 @@ class MetaConfScorer:
         return [float(p.format_ok) for p in parsed]
 
     def rewards(self) -> dict[str, RewardFn]:
-        """MetaConf's rewards by name (the module weights them): ``format``, ``accuracy``, ``calibration`` and,
-        with a judge, ``reflection``."""
+        """MetaConf's rewards by name (the module weights them): ``format``, ``accuracy``, ``calibration``
+        and, with a judge, ``reflection``."""
         own = {"format": self.format, "accuracy": self.accuracy, "calibration": self.calibration}
         return own | ({"reflection": self.reflection} if self.judge is not None else {})
 

@@ -1,4 +1,5 @@
-"""MetaConf stage 1: supervised targets ``Answer / Self-reflection / Confidence`` built from a model's own answers.
+"""MetaConf stage 1: supervised targets ``Answer / Self-reflection / Confidence`` built from a model's own
+answers.
 
 For each question (upstream builds this data with LLaMA-Factory and a DeepSeek writer; the recipe here is
 metalight's, from the paper's description):
@@ -11,9 +12,10 @@ metalight's, from the paper's description):
    reflection-generation prompt, given the answer, the confidence and the objective score as hidden guidance.
 
 The rows are written in TRL's prompt-completion convention (``{"id", "prompt", "completion"}`` plus the
-targets' provenance), which ``PromptCompletionDataModule`` reads for ``SFTModule``. A provided file can replace
-steps 1-3: upstream's ShareGPT rows (``{"conversations": [{"from": "human", ...}, {"from": "gpt", ...}]}``) or
-collected outputs (``{"question", "answer", "confidence", "reflection"?, "correct"?}``).
+targets' provenance), which ``PromptCompletionDataModule`` reads for ``SFTModule``. A provided file can
+replace steps 1-3: upstream's ShareGPT rows
+(``{"conversations": [{"from": "human", ...}, {"from": "gpt", ...}]}``) or collected outputs
+(``{"question", "answer", "confidence", "reflection"?, "correct"?}``).
 """
 
 from __future__ import annotations
@@ -120,8 +122,9 @@ def sft_rows(
     response_format: ResponseFormat = "plain",
     prompt: MetaConfPrompt = "instructed",
 ) -> list[dict[str, Any]]:
-    """Prompt-completion rows: the MetaConf prompt (``instructed``, or ``bare``: the question alone, as upstream's
-    stage-1 file; stage 2's ``prompt`` must match) and the formatted targets (plus their provenance)."""
+    """Prompt-completion rows: the MetaConf prompt (``instructed``, or ``bare``: the question alone, as
+    upstream's stage-1 file; stage 2's ``prompt`` must match) and the formatted targets (plus their
+    provenance)."""
     out = []
     for row in rows:
         if not row.reflection:

@@ -1,17 +1,17 @@
 """Accuracy graders of MetaConf's task families, routed by a record's ``meta["task_type"]`` as upstream's
 ``caculate_accuracy.py``:
 
-* :class:`BoxedAnswerGrader` (``math``, no judge): 1 when the reply's last ``\\boxed{}`` (else the reply) equals
-  the gold answer (:func:`metalight.math_answers.math_equivalent`), else 0.
-* :class:`StepJudgeGrader` (``math``, upstream's DeepSeek-V3 check): a judge marks each step of the reply correct
-  or wrong and ends with ``Final Score: x`` = correct / total steps; x is kept when 0 ≤ x ≤ 1.
-* :class:`FactScoreGrader` (``long_fact``, FActScore-style): the judge splits the reply into atomic facts, then
-  answers True/False for each; the score is supported facts / ``denominator`` (upstream: 20) capped at 1, or
-  supported / all facts when ``denominator`` is ``None``. Upstream checks facts with an NLI model against a local
-  knowledge DB; here the judge's own knowledge decides.
+* :class:`BoxedAnswerGrader` (``math``, no judge): 1 when the reply's last ``\\boxed{}`` (else the reply)
+  equals the gold answer (:func:`metalight.math_answers.math_equivalent`), else 0.
+* :class:`StepJudgeGrader` (``math``, upstream's DeepSeek-V3 check): a judge marks each step of the reply
+  correct or wrong and ends with ``Final Score: x`` = correct / total steps; x is kept when 0 ≤ x ≤ 1.
+* :class:`FactScoreGrader` (``long_fact``, FActScore-style): the judge splits the reply into atomic facts,
+  then answers True/False for each; the score is supported facts / ``denominator`` (upstream: 20) capped at 1,
+  or supported / all facts when ``denominator`` is ``None``. Upstream checks facts with an NLI model against a
+  local knowledge DB; here the judge's own knowledge decides.
 
-A grade is ``None`` when a judge request failed or its reply was unusable: the caller counts it as missing, and
-the warning names the endpoint and HTTP status (from :class:`~metalight.methods.metaconf.judge.HTTPChat`).
+A grade is ``None`` when a judge request failed or its reply was unusable: the caller counts it as missing,
+and the warning names the endpoint and HTTP status (from :class:`~metalight.methods.metaconf.judge.HTTPChat`).
 """
 
 from __future__ import annotations

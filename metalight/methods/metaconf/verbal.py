@@ -53,8 +53,8 @@ class VerbalResult:
 @dataclass(frozen=True)
 class ReplySettings:
     """How replies are asked for and graded: chat template and system prompt, reply and input budgets in
-    tokens, the MetaConf prompt (``instructed`` or ``bare``) and what accuracy reads (``answer`` field or whole
-    ``completion``)."""
+    tokens, the MetaConf prompt (``instructed`` or ``bare``) and what accuracy reads (``answer`` field or
+    whole ``completion``)."""
 
     chat_template: ChatMode = "auto"
     system_prompt: str | None = None

@@ -1,4 +1,5 @@
-"""Neurofeedback experiments over a fitted probe run: ``python -m metalight.methods.probes <command> --run RUN``.
+"""Neurofeedback experiments over a fitted probe run:
+``python -m metalight.methods.probes <command> --run RUN``.
 
     prep      python cli.py fit --config configs/probes/true_false.yaml   -> runs/probes-true_false/version_N
     report    can the model report its neural labels?         -> RUN/neurofeedback/report.json

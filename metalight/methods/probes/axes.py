@@ -8,8 +8,8 @@ Every axis is a unit direction ``u`` with an offset ``c`` and a scale ``s``: sco
   s = std of the train projections (ddof 0). The labels are not used and no sign is fitted; the sign is made
   deterministic as scikit-learn ≥ 1.5 does (the largest-magnitude entry of u is positive).
 * **LR** (``LogisticRegression``): a linear head w·x + b trained on the dataset labels (BCE + L2, see
-  :class:`metalight.methods.probes.module.ProbeModule`); u = w/|w|, c = b/|w|, and s = std of the train decisions
-  divided by |w|, so the score is upstream's decision / std (ddof 0).
+  :class:`metalight.methods.probes.module.ProbeModule`); u = w/|w|, c = b/|w|, and s = std of the train
+  decisions divided by |w|, so the score is upstream's decision / std (ddof 0).
 """
 
 from __future__ import annotations

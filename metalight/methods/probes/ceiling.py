@@ -34,7 +34,8 @@ L2_GRID = (1e-3, 1e-2, 1e-1, 1.0)
 @dataclass
 class Ceiling:
     """Cross-validated probe AUROCs: ``by_layer`` {layer: AUROC}, the ``best_layer`` and its ``auroc``, and
-    ``baselines`` {name: AUROC} of probes on other features, all on the same folds; ``n`` questions, ``folds``."""
+    ``baselines`` {name: AUROC} of probes on other features, all on the same folds; ``n`` questions,
+    ``folds``."""
 
     by_layer: dict[int, float]
     best_layer: int

@@ -18,7 +18,7 @@ padding skipped through the attention mask and per-row position ids):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Literal
 
@@ -169,10 +169,8 @@ def capture_layers(
 def run_to_capture(model, **inputs) -> None:
     """Run ``model(**inputs)`` under :func:`capture_layers`, swallowing the early stop."""
     inputs.setdefault("use_cache", inputs.get("cache") is not None)
-    try:
+    with suppress(_Stop):
         model(**inputs)
-    except _Stop:
-        pass
 
 
 def span_weights(attention_mask: Tensor, spans: Sequence[tuple[int, int]], span: Span) -> Tensor:

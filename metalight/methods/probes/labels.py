@@ -27,7 +27,8 @@ class LikertBinner:
 
     @classmethod
     def fit(cls, scores: Tensor, points: int = 6, where: str = "the scores") -> LikertBinner:
-        """Bin edges from ``scores`` (1-D): the (k / (points/2))-quantiles, k = 1..points/2 − 1, of each half."""
+        """Bin edges from ``scores`` (1-D): the (k / (points/2))-quantiles, k = 1..points/2 − 1, of each
+        half."""
         if points < 2 or points % 2:
             raise DataError(f"a Likert binner needs an even number of points ≥ 2, got {points}")
         scores = scores.double().flatten()
@@ -50,8 +51,8 @@ class LikertBinner:
 
 
 def label_rows(run, configs, binner: str = "binary", points: int = 6) -> list[dict]:
-    """One row ``{id, layer, axis, score, label}`` per held-out example of a ``ProbeRun`` and ``(layer, axis)``;
-    the Likert binner is fitted per (layer, axis) on those same held-out scores."""
+    """One row ``{id, layer, axis, score, label}`` per held-out example of a ``ProbeRun`` and
+    ``(layer, axis)``; the Likert binner is fitted per (layer, axis) on those same held-out scores."""
     rows = []
     for layer, axis in configs:
         scores = run.axis_scores(layer, axis)

@@ -70,7 +70,8 @@ class ProbeModule(MetacognitionModule):
         self,
         layers: list[int] | None = None,
         span: Span = "response",
-        pcs: list[int] = list(PAPER_PCS),
+        # The list default is what LightningCLI shows; it is copied (list(pcs)), never mutated.
+        pcs: list[int] = list(PAPER_PCS),  # noqa: B006
         l2: float = 1e-3,
         optimizer: OptimizerCallable = ProbeAdam,
         lr_scheduler: LRSchedulerCallable | None = None,

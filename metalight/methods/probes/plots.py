@@ -33,7 +33,8 @@ def _figure(*args, **kwargs):
 
 
 def _save(fig, path: Path, writer=None) -> Path:
-    """Write ``fig`` as PNG (and, given a TensorBoard ``writer``, as image ``figures/<stem>``), then close it."""
+    """Write ``fig`` as PNG (and, given a TensorBoard ``writer``, as image ``figures/<stem>``), then close
+    it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     if writer is not None:

@@ -100,7 +100,8 @@ def _numbered_rows(path: Path) -> list[tuple[int, Any]]:
 
 
 def _example(path: Path, line: int, row: Any, probes: ProbeSet, splits: Sequence[str]) -> Example | None:
-    """The row as an :class:`Example` (``None`` outside ``splits``); ``DataError`` naming file:line if malformed."""
+    """The row as an :class:`Example` (``None`` outside ``splits``); ``DataError`` naming file:line if
+    malformed."""
     missing = [k for k in _ROW_KEYS if not isinstance(row, dict) or k not in row]
     if missing:
         raise DataError(f"{path}:{line}: missing {missing}; each row needs {list(_ROW_KEYS)}")

@@ -150,7 +150,7 @@ def summarise_control(rows: Sequence[dict[str, Any]], axes: Sequence[str]) -> li
     for (layer, axis, n, mode), cells in sorted(table.items()):
         trials = sorted(set.intersection(*(set(c) for c in cells.values())))
 
-        def values(flip: int, imitate: int, axis_index: int) -> list[float]:
+        def values(flip: int, imitate: int, axis_index: int, cells=cells, trials=trials) -> list[float]:
             return [cells[(flip, imitate)][t][axis_index] for t in trials]
 
         def contrast(axis_index: int) -> dict[str, float]:

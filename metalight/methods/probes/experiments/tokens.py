@@ -19,7 +19,8 @@ def token_score_rows(
     model, tokenizer, run: ProbeRun, configs: Sequence[tuple[int, str]], batch_size: int = 16
 ) -> list[dict[str, Any]]:
     """One row ``{id, position, token, layer, axis, score, label}`` per held-out response token and
-    ``(layer, axis)``; ``position`` counts from the response's first token, ``label`` is the binarized score."""
+    ``(layer, axis)``; ``position`` counts from the response's first token, ``label`` is the binarized
+    score."""
     system = run.probes.meta.get("system_prompt")
     items = [statement_span_text(tokenizer, e.user_prompt, e.response, system) for e in run.examples]
     layers = sorted({layer for layer, _ in configs})

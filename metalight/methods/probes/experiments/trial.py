@@ -1,4 +1,5 @@
-"""The original neurofeedback trial (upstream ``neurofeedback.py::generate_examples`` / ``create_meta_prompt``).
+"""The original neurofeedback trial (upstream ``neurofeedback.py::generate_examples`` /
+``create_meta_prompt``).
 
 The model writes true and false world facts ("Tell me a short true world fact about the sea." / "Make up a
 short false world fact about the sea."), sampled at temperature 1.0. Each sentence is scored on the probe axes
