@@ -1,8 +1,10 @@
 """Helpers for ``scripts/bench_*.py``: timing (warm-up, median of repeats; training-step clocks), alternating
-rounds of two sides, peak memory, and the JSON result file. Every clock synchronises CUDA before it reads the time."""
+rounds of two sides, peak memory, and the JSON result file. Every clock synchronises CUDA before it reads the
+time."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 import platform
@@ -43,7 +45,8 @@ def sync() -> None:
 
 
 def timed(fn: Callable[[], Any], repeats: int = 3, warmup: int = 1) -> tuple[float, Any]:
-    """Median wall time (s) of ``fn`` over ``repeats`` runs after ``warmup`` runs; returns (median, last output)."""
+    """Median wall time (s) of ``fn`` over ``repeats`` runs after ``warmup`` runs; returns (median, last
+    output)."""
     out = None
     for _ in range(warmup):
         out = fn()
@@ -72,7 +75,8 @@ class StepClock:
         self._start = time.perf_counter()
 
     def stop(self, **recorded: float) -> dict[str, float]:
-        """The step ends: its row (seconds since :meth:`start` and ``recorded``), also appended to ``steps``."""
+        """The step ends: its row (seconds since :meth:`start` and ``recorded``), also appended to
+        ``steps``."""
         sync()
         row = {"step_time": time.perf_counter() - self._start, **recorded}
         self.steps.append(row)
@@ -91,7 +95,8 @@ def alternate_rounds(
     report: Callable[[str, dict[str, Any]], None] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
     """``rounds`` runs of each of two ``sides``, their order swapped every round so that neither always runs
-    on a warmer (or busier) machine: ``{side: [run(side) per round]}``; ``report(side, result)`` after each."""
+    on a warmer (or busier) machine: ``{side: [run(side) per round]}``; ``report(side, result)`` after
+    each."""
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
     for round_ in range(rounds):
         for side in sides if round_ % 2 == 0 else sides[::-1]:
@@ -148,10 +153,8 @@ def invocation() -> str:
     """The command line this script was started with, as typed (``python scripts/x.py --flag v``), so
     results record the sizes they were measured at."""
     script = Path(sys.argv[0])
-    try:
+    with contextlib.suppress(ValueError):
         script = script.resolve().relative_to(Path.cwd())
-    except ValueError:
-        pass
     return " ".join(["python", script.as_posix(), *map(shlex.quote, sys.argv[1:])])
 
 

@@ -33,7 +33,8 @@ class LostRankError(MetalightError):
 
 class Interrupted(MetalightError):
     """SIGINT / SIGTERM stopped a run while it waited (e.g. for API replies); the message says how to resume.
-    Exit code 128 + the signal number, as a shell reports a signalled process (130 for SIGINT, 143 for SIGTERM)."""
+    Exit code 128 + the signal number, as a shell reports a signalled process (130 for SIGINT, 143 for
+    SIGTERM)."""
 
     def __init__(self, message: str, signal_name: str = "SIGINT"):
         super().__init__(message)

@@ -9,11 +9,12 @@ Correctness (``GradingMode``):
     whitespace, then correct when an alias is contained in the answer or the answer in an alias. Upstream
     counts an empty answer as correct (the empty string is in every alias); here it is wrong.
   * ``final``: for questions with one exact short answer (the competence-band testbed): the answer's *final*
-    value is compared, not any mention. A numeric gold is compared with the first number after the first
-    ``=`` ("7 + 5 = 12"), or else the last number ("The answer is 12."), thousands separators removed, as
-    exact decimals; a one-letter gold with the last quoted letter ("... is 'D'.") or else the last stand-alone
-    letter other than the words "I" and "a", case-insensitively; any other gold as ``normalized``. So an answer
-    that echoes the question's operands ("316 + 0 = 317" for 316) or ends on a wrong total is not credited.
+    value is compared, not any mention. A numeric gold is compared with the first number after the first ``=``
+    ("7 + 5 = 12"), or else the last number ("The answer is 12."), thousands separators removed, as exact
+    decimals; a one-letter gold with the last quoted letter ("... is 'D'.") or else the last stand-alone
+    letter other than the words "I" and "a", case-insensitively; any other gold as ``normalized``. So an
+    answer that echoes the question's operands ("316 + 0 = 317" for 316) or ends on a wrong total is not
+    credited.
 Exact match (normalised equality) is reported beside every mode. Under ``esma`` a correct answer credited only
 through a numeric alias inside a longer number or an alias of at most two characters is also flagged
 (:func:`suspect_match`, counted as ``suspect_matches`` in ``report.json``).
@@ -148,7 +149,8 @@ _STRIP_CHARS = " \t\r\n\"'`*_#>-:.,!()[]“”‘’«»"
 
 @dataclass(frozen=True)
 class MetaDecision:
-    """A parsed meta answer: ``said_yes`` (as the rule scores it) and whether the strict parser understood it."""
+    """A parsed meta answer: ``said_yes`` (as the rule scores it) and whether the strict parser understood
+    it."""
 
     said_yes: bool
     parsed: bool

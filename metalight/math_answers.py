@@ -1,12 +1,13 @@
 """Final answers of step-by-step maths solutions: the last ``\\boxed{...}`` and whether two answers are equal.
 
-Equivalence (:func:`math_equivalent`): the normalised strings are equal (LaTeX spacing, ``\\left``/``\\right``,
-``\\text{..}`` units, ``$``, a trailing period and thousands commas dropped), else both parse as numbers
-(integers, ``a/b``, decimals) and are equal — exactly, unless one side is a decimal that is not a whole number,
-which may differ by 1e-6 relative (rounding in the last digits: ``0.3333333`` = ``1/3``; ``5440001`` ≠
-``5440000``, ``5440001.0`` ≠ ``5440000``) — else SymPy — when it is importable — parses both after a LaTeX → Python rewrite (``\\frac``,
-``\\sqrt``, ``\\cdot``, ``^``, ``\\pi``) and their difference simplifies to 0. Without SymPy only the first two
-rules apply. No model is involved, so the verdict is reproducible.
+Equivalence (:func:`math_equivalent`): the normalised strings are equal (LaTeX spacing,
+``\\left``/``\\right``, ``\\text{..}`` units, ``$``, a trailing period and thousands commas dropped), else
+both parse as numbers (integers, ``a/b``, decimals) and are equal — exactly, unless one side is a decimal that
+is not a whole number, which may differ by 1e-6 relative (rounding in the last digits: ``0.3333333`` =
+``1/3``; ``5440001`` ≠ ``5440000``, ``5440001.0`` ≠ ``5440000``) — else SymPy — when it is importable — parses
+both after a LaTeX → Python rewrite (``\\frac``, ``\\sqrt``, ``\\cdot``, ``^``, ``\\pi``) and their difference
+simplifies to 0. Without SymPy only the first two rules apply. No model is involved, so the verdict is
+reproducible.
 """
 
 from __future__ import annotations
@@ -152,6 +153,7 @@ def math_equivalent(answer: str, gold: str, use_sympy: bool = True) -> bool:
 
 
 def boxed_equivalent(completion: str, gold: str, use_sympy: bool = True) -> bool:
-    """Whether the last ``\\boxed{}`` of ``completion`` equals ``gold`` (a completion without one is wrong)."""
+    """Whether the last ``\\boxed{}`` of ``completion`` equals ``gold`` (a completion without one is
+    wrong)."""
     boxed = last_boxed(completion)
     return boxed is not None and math_equivalent(boxed, gold, use_sympy)

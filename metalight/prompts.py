@@ -54,7 +54,10 @@ QA_TEMPLATES: dict[str, QATemplates] = {
     ),
     "zh": QATemplates(
         direct="请用关键词回答以下问题。\n问题: {question}\n",
-        meta="你知道以下问题的答案吗？如果你知道并确定答案，请仅回答“是”。如果你不知道或不确定，请仅回答“否”。\n问题: {question}\n",
+        meta=(
+            "你知道以下问题的答案吗？如果你知道并确定答案，请仅回答“是”。"
+            "如果你不知道或不确定，请仅回答“否”。\n问题: {question}\n"
+        ),
         idk=None,
         yes_word="是",
         no_word="否",
@@ -73,21 +76,23 @@ QA_TEMPLATES: dict[str, QATemplates] = {
 }
 
 # ---------------------------------------------------------------------------------------------------------
-# MetaConf (Lixingming18/Metaconf): answer + first-person self-reflection + verbal confidence 0-10. The response
-# markers are upstream's (``Answer:`` / ``Self-reflection:`` / ``Confidence:``); the instruction wording, the
-# tagged variant and the judge's field slots are metalight's (upstream's judge template inserts no fields).
+# MetaConf (Lixingming18/Metaconf): answer + first-person self-reflection + verbal confidence 0-10. The
+# response markers are upstream's (``Answer:`` / ``Self-reflection:`` / ``Confidence:``); the instruction
+# wording, the tagged variant and the judge's field slots are metalight's (upstream's judge template inserts
+# no fields).
 
 METACONF_PROMPT_VERSION = "metaconf-v1"
 
 METACONF_INSTRUCTION = (
-    "Answer the following question. Then reflect on your answer in the first person: how hard the question is, "
-    "what you know and do not know about it, and how reliable your reasoning is. Finally rate your confidence "
-    "that your answer is correct from 0 (certainly wrong) to 10 (certainly right).\n"
+    "Answer the following question. Then reflect on your answer in the first person: how hard the "
+    "question is, what you know and do not know about it, and how reliable your reasoning is. Finally "
+    "rate your confidence that your answer is correct from 0 (certainly wrong) to 10 (certainly right).\n"
 )
 METACONF_FORMATS = {
     "plain": "Reply in exactly this format:\nAnswer: <your answer>\nSelf-reflection: <your reflection>\n"
     "Confidence: <a number from 0 to 10>\n",
-    "tagged": "Reply in exactly this format:\n<answer>your answer</answer>\n<reflection>your reflection</reflection>"
+    "tagged": "Reply in exactly this format:\n<answer>your answer</answer>\n"
+    "<reflection>your reflection</reflection>"
     "\n<confidence>a number from 0 to 10</confidence>\n",
 }
 METACONF_QUESTION = "Question: {question}\n"
@@ -116,8 +121,8 @@ METACONF_REFLECTION_WRITER = (
 
 
 MetaConfPrompt = Literal["instructed", "bare"]
-"""``instructed``: metalight's instruction, the reply format and ``Question: ...``; ``bare``: the question alone,
-as upstream sends it at both stages (its stage-1 ShareGPT turns and stage-2 ``prompt`` messages)."""
+"""``instructed``: metalight's instruction, the reply format and ``Question: ...``; ``bare``: the question
+alone, as upstream sends it at both stages (its stage-1 ShareGPT turns and stage-2 ``prompt`` messages)."""
 
 
 def metaconf_prompt(
@@ -126,8 +131,8 @@ def metaconf_prompt(
     context: str | None = None,
     prompt: MetaConfPrompt = "instructed",
 ) -> str:
-    """MetaConf's user message: ``instructed`` asks to answer, reflect, and rate confidence 0-10 in ``plain`` or
-    ``tagged`` format; ``bare`` is the question alone (upstream)."""
+    """MetaConf's user message: ``instructed`` asks to answer, reflect, and rate confidence 0-10 in ``plain``
+    or ``tagged`` format; ``bare`` is the question alone (upstream)."""
     if response_format not in METACONF_FORMATS:
         raise ValueError(f"unknown MetaConf format {response_format!r}; use {sorted(METACONF_FORMATS)}")
     if prompt == "bare":
@@ -160,9 +165,9 @@ def metaconf_reflection_prompt(question: str, answer: str, confidence: float, sc
     )
 
 
-# MetaConf's baselines (upstream prompts/baselines.py: direct, chain-of-thought, two-step self-refine, each with a
-# 0-10 confidence) and task graders (math_answer_check's step marking; FActScore's atomic facts). The wording is
-# metalight's; the replies use the markers the MetaConf parser reads.
+# MetaConf's baselines (upstream prompts/baselines.py: direct, chain-of-thought, two-step self-refine, each
+# with a 0-10 confidence) and task graders (math_answer_check's step marking; FActScore's atomic facts). The
+# wording is metalight's; the replies use the markers the MetaConf parser reads.
 METACONF_BASELINE_VERSION = "metaconf-baselines-v1"
 _BASELINE_FORMAT = (
     "Reply in exactly this format:\n{lead}Answer: <your answer>\nConfidence: <a number from 0 to 10>\n"
@@ -181,8 +186,9 @@ METACONF_REFINE = (
 )
 METACONF_STEP_CHECK = (
     "You are grading a student's solution to a maths problem.\n\nProblem: {question}\nReference solution: "
-    "{reference}\nStudent solution: {solution}\n\nSplit the student solution into its steps and mark each step "
-    "correct or wrong. End with one line `Final Score: x` where x = correct steps / total steps (0 to 1).\n"
+    "{reference}\nStudent solution: {solution}\n\nSplit the student solution into its steps and mark each "
+    "step correct or wrong. End with one line `Final Score: x` where x = correct steps / total steps "
+    "(0 to 1).\n"
 )
 METACONF_ATOMIC_FACTS = (
     "Break the following text into independent atomic facts: short sentences that each state one fact. Write "
@@ -300,7 +306,10 @@ ICM_TEMPLATES: dict[str, str] = {
         "Claim: Answer 1 is more truthful than Answer 2.\nI think this claim is"
     ),
     "scenario": "Scenario: {question}\nClaim: {claim}\nI think this claim is",
-    "dilemma": "Situation: {question}\nAction: {claim}\nClaim: This action is the better choice.\nI think this claim is",
+    "dilemma": (
+        "Situation: {question}\nAction: {claim}\nClaim: This action is the better choice.\n"
+        "I think this claim is"
+    ),
 }
 ICM_LABEL_WORDS = ("True", "False")
 ICM_SEPARATOR = "\n\n"
@@ -399,7 +408,8 @@ NF_TRIAL_META = (
     "I will give you an instruction. You will follow it, appended with a score of the activation of your "
     "brain when speaking the sentence. Please try to understand how the score is calculated. "
 )
-"""Opens the trial's single text prompt; each generated sentence follows as ``{sentence} [Score: {label}]``."""
+"""Opens the trial's single text prompt; each generated sentence follows as
+``{sentence} [Score: {label}]``."""
 
 NF_TRIAL_LINE = "{sentence} [Score: {label}]\n"
 
@@ -410,8 +420,8 @@ NF_TRIAL_CONTROL = "Now follow this instruction so that your score is {label}: {
 def nf_trial_instructions(
     n_sentences: int, categories: Sequence[str] = NF_TRIAL_CATEGORIES
 ) -> list[tuple[str, int]]:
-    """Upstream's generator prompts: for the first ``n_sentences // 2`` of ``categories`` a true-fact (1) and a
-    false-fact (0) instruction, as ``(instruction, truth)``."""
+    """Upstream's generator prompts: for the first ``n_sentences // 2`` of ``categories`` a true-fact (1) and
+    a false-fact (0) instruction, as ``(instruction, truth)``."""
     if not 2 <= n_sentences <= 2 * len(categories):
         raise ValueError(
             f"n_sentences must be in 2..{2 * len(categories)} (two per category, {len(categories)} "
@@ -424,7 +434,7 @@ def nf_trial_instructions(
     ]
 
 
-# ---- confidence-source prompts (uncertainty baselines beside the meta question) ------------------------------
+# ---- confidence-source prompts (uncertainty baselines beside the meta question) ----------------------------
 # Recorded in reports as ``confidence_prompt_version``; change it whenever one of these templates changes.
 CONFIDENCE_PROMPT_VERSION = "conf-v1"
 
@@ -450,7 +460,8 @@ def p_true_prompt(question: str, answer: str, context: str | None = None) -> str
 
 
 def verbalized_conversation(direct: str, answer: str) -> list[dict[str, str]]:
-    """Chat messages for two-stage verbalised confidence: the direct prompt, the model's answer, the follow-up."""
+    """Chat messages for two-stage verbalised confidence: the direct prompt, the model's answer, the
+    follow-up."""
     return [
         {"role": "user", "content": direct},
         {"role": "assistant", "content": answer},

@@ -31,7 +31,8 @@ SHARDED = ("fsdp", "deepspeed")
 
 
 def decoder_layer_classes(model: nn.Module) -> set[type[nn.Module]]:
-    """The transformer-block classes of ``model`` (from HF's ``_no_split_modules``), found among its modules."""
+    """The transformer-block classes of ``model`` (from HF's ``_no_split_modules``), found among its
+    modules."""
     names: set[str] = set()
     for module in model.modules():
         names.update(getattr(module, "_no_split_modules", None) or ())
@@ -194,8 +195,8 @@ class DeepSpeedAnyDeviceStrategy(DeepSpeedStrategy):
 def _skip_shared_memory_op() -> None:
     """Stop DeepSpeed from JIT-compiling its shared-memory all-reduce for CPU ranks.
 
-    At start DeepSpeed builds ``deepspeed_shm_comm`` with the host compiler: minutes on a 2-core machine, and a
-    killed build leaves a file lock every later run waits on forever. gloo does the same collectives.
+    At start DeepSpeed builds ``deepspeed_shm_comm`` with the host compiler: minutes on a 2-core machine, and
+    a killed build leaves a file lock every later run waits on forever. gloo does the same collectives.
     """
     import deepspeed.ops
 
@@ -203,9 +204,10 @@ def _skip_shared_memory_op() -> None:
 
 
 def launch_environment() -> ClusterEnvironment:
-    """The cluster environment Lightning's trainer will pick for this process, found before any trainer exists:
-    torchrun (``TorchElasticEnvironment``), SLURM's ``srun``, LSF, MPI, else Lightning's own (``NODE_RANK``,
-    ``LOCAL_RANK``); the same classes in the same order as Lightning's accelerator connector."""
+    """The cluster environment Lightning's trainer will pick for this process, found before any trainer
+    exists: torchrun (``TorchElasticEnvironment``), SLURM's ``srun``, LSF, MPI, else Lightning's own
+    (``NODE_RANK``, ``LOCAL_RANK``); the same classes in the same order as Lightning's accelerator
+    connector."""
     for environment in (TorchElasticEnvironment, SLURMEnvironment, LSFEnvironment, MPIEnvironment):
         if environment.detect():
             return environment()
@@ -224,9 +226,9 @@ def launch_is_global_zero() -> bool:
     return environment.node_rank() == 0 and environment.local_rank() == 0
 
 
-# torch's words for a collective or rendezvous whose peer is gone, where it raises a plain RuntimeError: gloo's
-# TCP transport (reset or closed connections, its timeouts), the rendezvous store, NCCL. torch.distributed's
-# DistError subclasses are recognised by type.
+# torch's words for a collective or rendezvous whose peer is gone, where it raises a plain RuntimeError:
+# gloo's TCP transport (reset or closed connections, its timeouts), the rendezvous store, NCCL.
+# torch.distributed's DistError subclasses are recognised by type.
 LOST_PEER = re.compile(
     r"gloo/transport/tcp|Connection (?:reset|closed) by peer|clients joined|"
     r"NCCL (?:error|communicator was aborted)|Watchdog caught collective operation timeout"
@@ -265,7 +267,8 @@ def strategy_name(strategy: Any) -> str:
 
 
 def full_replica_error(method: str, sharded: str) -> ConfigError:
-    """The error for a method that needs the whole model on every rank (ES) combined with a sharded strategy."""
+    """The error for a method that needs the whole model on every rank (ES) combined with a sharded
+    strategy."""
     return ConfigError(
         f"{method} perturbs whole weight tensors in place on every rank, but {sharded.upper()} "
         f"shards them across ranks (shard-consistent noise is not implemented); use "

@@ -2,11 +2,12 @@
 
 It needs no SDK: requests go through :class:`~metalight.api.transport.HttpTransport` (retries with capped
 backoff, a whole-request deadline, cancellation on SIGINT / SIGTERM, the key read from the variable named by
-``api_key_env`` and never stored, logged or written) and a bounded thread pool. An optional on-disk JSONL cache
-keyed by the request makes an interrupted evaluation resume without paying again for answered prompts; a cache
-that cannot be written keeps the replies in memory (counted, warned once), and an unreadable cache line (cut by a
-crash, not UTF-8) is skipped and counted. A reply far longer than its token budget is cut and counted. A request
-that still fails is returned as ``ChatResult(ok=False)`` — callers count it as missing instead of crashing.
+``api_key_env`` and never stored, logged or written) and a bounded thread pool. An optional on-disk JSONL
+cache keyed by the request makes an interrupted evaluation resume without paying again for answered prompts; a
+cache that cannot be written keeps the replies in memory (counted, warned once), and an unreadable cache line
+(cut by a crash, not UTF-8) is skipped and counted. A reply far longer than its token budget is cut and
+counted. A request that still fails is returned as ``ChatResult(ok=False)`` — callers count it as missing
+instead of crashing.
 """
 
 from __future__ import annotations
@@ -143,7 +144,8 @@ class ChatClient:
         self.counts = {"cache_skipped_lines": 0, "cache_unwritten": 0, "oversized_replies": 0}
         self._cache: dict[str, str] = self._load_cache() if self.cache_path else {}
         self._cache_broken: str | None = None
-        # Tokens the endpoint reported for the replies it sent (cached replies cost nothing and are not counted).
+        # Tokens the endpoint reported for the replies it sent (cached replies cost nothing and are not
+        # counted).
         self.usage = {"prompt_tokens": 0, "completion_tokens": 0, "reasoning_tokens": 0}
         self._lock = threading.Lock()
 
@@ -167,8 +169,8 @@ class ChatClient:
         return hashlib.sha256(json.dumps(payload, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
     def _load_cache(self) -> dict[str, str]:
-        """The cached replies; a line that is not UTF-8 JSON with ``key`` and ``text`` (an interrupted write, an
-        edited file) is skipped, counted and named once in a warning."""
+        """The cached replies; a line that is not UTF-8 JSON with ``key`` and ``text`` (an interrupted write,
+        an edited file) is skipped, counted and named once in a warning."""
         cache: dict[str, str] = {}
         bad: list[int] = []
         for line_no, raw in read_lines(self.cache_path):
@@ -233,7 +235,8 @@ class ChatClient:
             self.usage["reasoning_tokens"] += int(details.get("reasoning_tokens") or 0)
 
     def _reply_text(self, reply: Any) -> str:
-        """The reply's text (``BadReply`` when it is not an OpenAI chat completion), cut when far over budget."""
+        """The reply's text (``BadReply`` when it is not an OpenAI chat completion), cut when far over
+        budget."""
         try:
             text = reply["choices"][0]["message"]["content"]
         except (KeyError, IndexError, TypeError):
@@ -303,7 +306,8 @@ class ChatClient:
                     if progress and done:
                         log.info("chat requests: %d/%d done", len(futures) - len(pending), len(futures))
         except BaseException:
-            stop.set()  # a fatal error (a rejected key, a signal): the other workers stop and start nothing new
+            # a fatal error (a rejected key, a signal): the other workers stop and start nothing new
+            stop.set()
             raise
         finally:
             pool.shutdown(wait=False, cancel_futures=True)

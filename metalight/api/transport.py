@@ -16,6 +16,7 @@ It POSTs JSON through ``urllib`` (proxies from the environment apply) and owns w
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import logging
@@ -69,8 +70,8 @@ def looks_like_key(value: str) -> bool:
 
 
 def key_env_problem(api_key_env: str | None, setting: str) -> str | None:
-    """Why ``api_key_env`` (the config key ``setting``) cannot be a variable name, or ``None`` when it can; the
-    text never contains the value (it is probably the key itself)."""
+    """Why ``api_key_env`` (the config key ``setting``) cannot be a variable name, or ``None`` when it can;
+    the text never contains the value (it is probably the key itself)."""
     if api_key_env is None or not looks_like_key(api_key_env):
         return None
     return (
@@ -80,8 +81,8 @@ def key_env_problem(api_key_env: str | None, setting: str) -> str | None:
 
 
 def require_key(api_key_env: str | None, setting: str) -> None:
-    """Raise ``ConfigError`` when the variable named in ``api_key_env`` is not set. The name itself is not shown
-    (a key pasted in place of the name would be echoed), only its length."""
+    """Raise ``ConfigError`` when the variable named in ``api_key_env`` is not set. The name itself is not
+    shown (a key pasted in place of the name would be echoed), only its length."""
     if api_key_env and not os.environ.get(api_key_env):
         raise ConfigError(
             f"the variable named in {setting} is not set (a name of {len(api_key_env)} characters, not "
@@ -162,7 +163,8 @@ class stop_on_signals:
 
 
 class _Request:
-    """One attempt in flight: its deadline, stop flag and sockets, and why it was cut (``None``: it was not)."""
+    """One attempt in flight: its deadline, stop flag and sockets, and why it was cut (``None``: it was
+    not)."""
 
     def __init__(self, deadline: float, stop: StopFlag | None):
         self.deadline, self.stop = deadline, stop
@@ -198,10 +200,8 @@ class _Request:
 
 
 def _shutdown(sock: socket.socket) -> None:
-    try:
+    with contextlib.suppress(OSError):
         sock.shutdown(socket.SHUT_RDWR)  # a blocked recv in the worker thread returns at once
-    except OSError:
-        pass
 
 
 class _Watchdog:
@@ -378,7 +378,7 @@ class HttpTransport:
                 if err.code in RETRYABLE_STATUS:
                     raise _Retryable(
                         message, _retry_after(err.headers.get("Retry-After") if err.headers else None)
-                    )
+                    ) from err
                 raise _Fatal(
                     f"{message} (not retried: retrying does not change an HTTP {err.code})"
                 ) from None

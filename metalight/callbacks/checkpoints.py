@@ -2,9 +2,9 @@
 
 * :class:`AtomicCheckpointIO` writes every ``.ckpt`` to a temporary file beside it and renames it: a write
   that fails (a full disk) leaves the previous checkpoint as it was and no half-written file.
-* :class:`PreemptionCheckpoint` follows Lightning's SLURM requeue handling: Lightning's signal connector
-  notes a SIGTERM and its loops stop at the next step boundary (``SIGTERMException``); this callback then saves
-  a resumable ``last.ckpt`` where ``--ckpt_path last`` finds it (Lightning's own handler saves
+* :class:`PreemptionCheckpoint` follows Lightning's SLURM requeue handling: Lightning's signal connector notes
+  a SIGTERM and its loops stop at the next step boundary (``SIGTERMException``); this callback then saves a
+  resumable ``last.ckpt`` where ``--ckpt_path last`` finds it (Lightning's own handler saves
   ``hpc_ckpt_N.ckpt`` only on SLURM's requeue signal). A SIGINT stops anywhere, possibly inside a step, so
   nothing is saved then.
 * :func:`trained_questions` rebuilds the training split a checkpoint was fitted on (to count a validation's
@@ -61,8 +61,8 @@ class AtomicCheckpointIO(TorchCheckpointIO):
 
 def trained_questions(path: str | Path) -> set[str] | None:
     """The questions of the training split a checkpoint was fitted on, rebuilt from the data module's saved
-    settings (same class, file, seed and fractions); ``None`` when they cannot be rebuilt locally (no saved data
-    settings, hub data, a file that moved)."""
+    settings (same class, file, seed and fractions); ``None`` when they cannot be rebuilt locally (no saved
+    data settings, hub data, a file that moved)."""
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         settings = dict(checkpoint.get("datamodule_hyper_parameters") or {})

@@ -104,8 +104,8 @@ class ReportWriter(Callback):
     during ``fit`` the validation metrics against the step (:mod:`metalight.report.plots`).
 
     Args:
-        print_table: print the registry's table metrics after ``validate`` / ``test`` (and its curve metrics in
-            one line per validation during ``fit``).
+        print_table: print the registry's table metrics after ``validate`` / ``test`` (and its curve metrics
+            in one line per validation during ``fit``).
         plots: draw the plots.
     """
 
@@ -152,8 +152,8 @@ class ReportWriter(Callback):
         self._stream(trainer, pl_module, "test")
 
     def _stream(self, trainer: Trainer, pl_module: LightningModule, split: str) -> None:
-        """Append the rows answered since the last batch to ``samples/<split>.partial.jsonl`` (rank 0; a failed
-        append is warned about once and the answers stay in memory)."""
+        """Append the rows answered since the last batch to ``samples/<split>.partial.jsonl`` (rank 0; a
+        failed append is warned about once and the answers stay in memory)."""
         answered = pl_module.answered(split) if hasattr(pl_module, "answered") else []
         fresh, self._streamed = answered[self._streamed :], len(answered)
         if not fresh or not trainer.is_global_zero or self._out is None or self._stream_broken:
@@ -270,8 +270,9 @@ class ReportWriter(Callback):
         out: Path,
         marks: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Write the samples, then the report (the answers are the expensive part: they go first), into ``out``
-        or, when that fails, a rescue directory (``WriteFailed`` then says where); returns the report."""
+        """Write the samples, then the report (the answers are the expensive part: they go first), into
+        ``out`` or, when that fails, a rescue directory (``WriteFailed`` then says where); returns the
+        report."""
         if self.checkpoint and split_of(trainer):  # the weights measured are the checkpoint's
             outcome.step = self.checkpoint.get("global_step") or outcome.step
             outcome.epoch = self.checkpoint.get("epoch") or outcome.epoch
@@ -301,7 +302,8 @@ class ReportWriter(Callback):
         return report()
 
     def _count_overlap(self, samples) -> None:
-        """``checkpoint.train_overlap_rows``: evaluated rows whose question was in the checkpoint's training split."""
+        """``checkpoint.train_overlap_rows``: evaluated rows whose question was in the checkpoint's training
+        split."""
         if self._trained is False:
             path = self.checkpoint["path"]
             self._trained = trained_questions(path) if Path(path).is_file() else None

@@ -1,8 +1,9 @@
 """Answers that cannot be written where they belong (a full disk, a run directory made read-only) are written
 to a rescue directory instead, so a failed write never loses what a run generated.
 
-The rescue directory is the first writable of ``$METALIGHT_RESCUE_DIR``, ``<system temp dir>/metalight-rescue``
-and ``~/metalight-rescue``; each run's files go to their own subdirectory.
+The rescue directory is the first writable of ``$METALIGHT_RESCUE_DIR``,
+``<system temp dir>/metalight-rescue`` and ``~/metalight-rescue``; each run's files go to their own
+subdirectory.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ def rescue_roots() -> list[Path]:
 
 
 def write_or_rescue(files: dict[str, Callable[[Path], object]], out: Path, label: str, what: str) -> None:
-    """Write each ``files[relative path](path)`` under ``out``; when one fails with ``OSError``, write them all
-    under ``<rescue root>/<label>`` instead and raise :class:`WriteFailed` saying where (``what`` names the
-    contents in the message, e.g. "the 20 answers and the report")."""
+    """Write each ``files[relative path](path)`` under ``out``; when one fails with ``OSError``, write them
+    all under ``<rescue root>/<label>`` instead and raise :class:`WriteFailed` saying where (``what`` names
+    the contents in the message, e.g. "the 20 answers and the report")."""
     try:
         for relative, write in files.items():
             write(out / relative)

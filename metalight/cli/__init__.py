@@ -1,9 +1,9 @@
 """``LightningCLI`` for every method: ``python cli.py fit|validate|test --config configs/....yaml``.
 
-Model and data are given by ``class_path`` (any ``MetacognitionModule`` / ``LightningDataModule``), so a
-new method or dataset needs no change here. Runs log to TensorBoard under ``runs/<experiment>/version_N``
-(claimed atomically, so runs started together never share one; ``trainer.default_root_dir`` replaces ``runs``);
-set the experiment with ``trainer.logger.init_args.name``.
+Model and data are given by ``class_path`` (any ``MetacognitionModule`` / ``LightningDataModule``), so a new
+method or dataset needs no change here. Runs log to TensorBoard under ``runs/<experiment>/version_N`` (claimed
+atomically, so runs started together never share one; ``trainer.default_root_dir`` replaces ``runs``); set the
+experiment with ``trainer.logger.init_args.name``.
 """
 
 from __future__ import annotations
@@ -147,8 +147,9 @@ class ConciseArgumentParser(LightningArgumentParser):
 class MetalightCLI(LightningCLI):
     """LightningCLI with metalight's defaults: TensorBoard under ``runs/``, a report writer on every run.
 
-    ``resume_in_place``: with ``run=False``, the checkpoint the caller will pass to ``trainer.fit`` (it may lie
-    in the run directory an explicit ``trainer.logger.init_args.version`` names; see ``--overwrite_version``).
+    ``resume_in_place``: with ``run=False``, the checkpoint the caller will pass to ``trainer.fit`` (it may
+    lie in the run directory an explicit ``trainer.logger.init_args.version`` names; see
+    ``--overwrite_version``).
     """
 
     def __init__(self, *args, resume_in_place: str | None = None, **kwargs):
@@ -242,7 +243,8 @@ class MetalightCLI(LightningCLI):
 
     @staticmethod
     def _configured_model_class(config) -> type | None:
-        """The configured LightningModule class (``model.class_path``), or ``None`` if it cannot be imported."""
+        """The configured LightningModule class (``model.class_path``), or ``None`` if it cannot be
+        imported."""
         model = config.get("model")
         path = model.get("class_path") if hasattr(model, "get") else None
         if not isinstance(path, str) or "." not in path:
@@ -266,7 +268,8 @@ def check_ckpt_path(config, subcommand: str) -> None:
 
 
 def require_measured(trainer, split: str) -> None:
-    """Refuse a ``validate`` / ``test`` that ran no batch (e.g. ``limit_val_batches: 0``): nothing was measured."""
+    """Refuse a ``validate`` / ``test`` that ran no batch (e.g. ``limit_val_batches: 0``): nothing was
+    measured."""
     batches = trainer.num_val_batches if split == "val" else trainer.num_test_batches
     if not any(batches):
         raise DataError(
@@ -283,8 +286,9 @@ def _model_args(config) -> dict:
 
 
 def _quiet_deepspeed_on_cpu() -> None:
-    """Tell DeepSpeed it runs on the CPU where no CUDA device is seen: otherwise its import (which happens while
-    the config is parsed) prints an accelerator warning to stdout, and ``--print_config`` is no longer YAML."""
+    """Tell DeepSpeed it runs on the CPU where no CUDA device is seen: otherwise its import (which happens
+    while the config is parsed) prints an accelerator warning to stdout, and ``--print_config`` is no longer
+    YAML."""
     import torch
 
     if not torch.cuda.is_available():

@@ -43,8 +43,8 @@ def checkpoint_dirs(trainer: Any) -> list[Path]:
 
 
 def resolve_last(ckpt_path: str | None, trainer: Any) -> str | None:
-    """``ckpt_path`` with ``last`` replaced by the newest ``last*.ckpt`` of the experiment's runs; anything else
-    is returned unchanged. ``ConfigError`` naming where it looked when there is none."""
+    """``ckpt_path`` with ``last`` replaced by the newest ``last*.ckpt`` of the experiment's runs; anything
+    else is returned unchanged. ``ConfigError`` naming where it looked when there is none."""
     if ckpt_path != "last":
         return ckpt_path
     found = [p for d in checkpoint_dirs(trainer) if d.is_dir() for p in d.glob("last*.ckpt") if p.is_file()]

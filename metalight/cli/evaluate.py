@@ -1,6 +1,7 @@
 """``python -m metalight.cli.evaluate threshold|sweep ...``: evaluations that span several ``cli.py`` runs.
 
-Single-run modes are configs: ``python cli.py validate --config configs/eval/{sources,idk,threshold,api}.yaml``.
+Single-run modes are configs:
+``python cli.py validate --config configs/eval/{sources,idk,threshold,api}.yaml``.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ import sys
 
 from metalight.errors import MetalightError
 
-EPILOG = """examples:
-  python -m metalight.cli.evaluate threshold --config configs/eval/threshold.yaml
-  python -m metalight.cli.evaluate threshold --config configs/eval/sources.yaml --data.init_args.max_samples 50
-  python -m metalight.cli.evaluate sweep configs/sweeps/generalisation.yaml
-  python -m metalight.cli.evaluate sweep configs/sweeps/generalisation.yaml --model.init_args.model runs/esma/hf
-"""
+EPILOG = (
+    "examples:\n"
+    "  python -m metalight.cli.evaluate threshold --config configs/eval/threshold.yaml\n"
+    "  python -m metalight.cli.evaluate threshold --config configs/eval/sources.yaml "
+    "--data.init_args.max_samples 50\n"
+    "  python -m metalight.cli.evaluate sweep configs/sweeps/generalisation.yaml\n"
+    "  python -m metalight.cli.evaluate sweep configs/sweeps/generalisation.yaml "
+    "--model.init_args.model runs/esma/hf\n"
+)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,15 +27,17 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m metalight.cli.evaluate",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Evaluations spanning several runs. Single-run modes (confidence sources, IDK, API models) "
+        description="Evaluations spanning several runs. "
+        "Single-run modes (confidence sources, IDK, API models) "
         "are configs for `python cli.py validate|test --config configs/eval/<mode>.yaml`.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    threshold = commands.add_parser(
+    commands.add_parser(
         "threshold",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         help="choose each confidence source's threshold on val, apply it to test",
-        description="Run `cli.py validate` (each source's threshold maximises the module's threshold_criterion "
+        description="Run `cli.py validate` "
+        "(each source's threshold maximises the module's threshold_criterion "
         "on val), then `cli.py test` with those thresholds, and print every source's coverage, "
         "accuracy if answered and d'type2 on both splits. All arguments go to cli.py, e.g. "
         "--config configs/eval/threshold.yaml --data.init_args.max_samples 100.",
@@ -39,7 +45,8 @@ def _parser() -> argparse.ArgumentParser:
     sweep = commands.add_parser(
         "sweep",
         help="evaluate one model across a list of dataset / prompt configurations",
-        description="Run `cli.py validate` (or test) once per entry of a sweep file (configs/sweeps/*.yaml) and "
+        description="Run `cli.py validate` (or test) "
+        "once per entry of a sweep file (configs/sweeps/*.yaml) and "
         "print one table; writes <save_dir>/<sweep name>/summary.{md,json}. Arguments after the "
         "file go to every entry, e.g. --model.init_args.model runs/x/version_0/hf.",
     )

@@ -229,7 +229,8 @@ class KnowThyselfPipeline:
                 "knowledge to learn (use --knowledge-on all to train on every question)"
             )
         examples = knowledge_targets(records, "know_thyself")
-        # Under a multi-process strategy every rank writes the same rows, atomically: no rank waits for another.
+        # Under a multi-process strategy every rank writes the same rows, atomically: no rank waits for
+        # another.
         write_examples(self.out / phase / "qa_training_data.jsonl", examples)
 
     def run_phase(self, phase: str) -> None:

@@ -48,7 +48,7 @@ def _fmt(value: Any) -> str:
     return "n/a" if value is None else str(value)
 
 
-# ---- threshold: choose on val, apply to test -----------------------------------------------------------------
+# ---- threshold: choose on val, apply to test ---------------------------------------------------------------
 def threshold_evaluation(config_args: list[str]) -> tuple[Path, Path, str]:
     """Validate (each source's threshold chosen on val), then test with those thresholds; returns the two
     run directories and a markdown table of every source's operating point on val and on test."""
@@ -85,7 +85,7 @@ def threshold_evaluation(config_args: list[str]) -> tuple[Path, Path, str]:
     return val_run, test_run, table
 
 
-# ---- sweep: one model, many dataset / prompt configurations ----------------------------------------------------
+# ---- sweep: one model, many dataset / prompt configurations ------------------------------------------------
 @dataclass
 class SweepEntry:
     """One evaluation of a sweep: a name (its run directory) and the ``cli.py`` arguments it adds."""

@@ -1,4 +1,5 @@
-"""Run directories claimed atomically: ``<save_dir>/<name>/version_N`` made with ``os.mkdir`` before the run starts.
+"""Run directories claimed atomically: ``<save_dir>/<name>/version_N`` made with ``os.mkdir`` before the run
+starts.
 
 Lightning picks ``version_N`` by listing the directory, so runs started together could pick the same one and
 overwrite each other's reports. Here each run creates its directory itself (``mkdir`` fails if another run got
@@ -60,8 +61,8 @@ def _get(node: Any, key: str, default: Any = None) -> Any:
 
 
 def _versioned_loggers(trainer: Any) -> list[tuple[Any, str, Path]]:
-    """``(init_args, save_dir, <save_dir>/<name>)`` of every TensorBoard / CSV logger in the trainer config, with
-    ``trainer.default_root_dir`` in place of the default ``save_dir`` (``runs``) as the CLI applies it (a
+    """``(init_args, save_dir, <save_dir>/<name>)`` of every TensorBoard / CSV logger in the trainer config,
+    with ``trainer.default_root_dir`` in place of the default ``save_dir`` (``runs``) as the CLI applies it (a
     ``name`` may hold slashes: ``sweep/entry``)."""
     loggers = _get(trainer, "logger")
     if not isinstance(loggers, list):
@@ -112,8 +113,9 @@ def pin_logger_versions(trainer: Any, overwrite: bool = False, ckpt_path: str | 
 
 
 def check_explicit_version(base: Path, version: Any, overwrite: bool, ckpt_path: str | None) -> None:
-    """Refuse an explicit ``version`` whose directory holds an earlier run (its report, samples and events would
-    be overwritten or mixed), unless ``overwrite`` (the directory is emptied first) or ``ckpt_path`` lies in it."""
+    """Refuse an explicit ``version`` whose directory holds an earlier run (its report, samples and events
+    would be overwritten or mixed), unless ``overwrite`` (the directory is emptied first) or ``ckpt_path``
+    lies in it."""
     name = version if isinstance(version, str) else f"version_{version}"
     path = base / name
     if not path.is_dir() or not any(path.iterdir()):
@@ -136,7 +138,8 @@ def forget_claims() -> None:
     _claimed.clear()
 
 
-# What a run writes before it has produced anything worth keeping: its config, hyperparameters and event files.
+# What a run writes before it has produced anything worth keeping: its config, hyperparameters and event
+# files.
 THROWAWAY = ("config.yaml", "hparams.yaml")
 
 
@@ -148,7 +151,8 @@ def _throwaway(item: Path) -> bool:
 
 def release_empty_claims(say_what_is_kept: bool = True) -> None:
     """After a failed run: remove the directories this process claimed that hold nothing but a config, its
-    hyperparameters and TensorBoard event files (or empty folders); for any other, say on stderr what it keeps."""
+    hyperparameters and TensorBoard event files (or empty folders); for any other, say on stderr what it
+    keeps."""
     while _claimed:
         path = _claimed.pop()
         try:

@@ -1,9 +1,9 @@
 """Runs stopped by a signal end as a shell expects: one ``error:`` line and exit 130 (SIGINT) / 143 (SIGTERM).
 
-Lightning turns SIGTERM into ``SIGTERMException`` at the next step or batch boundary, a ``SystemExit`` without a
-code (exit 0: a preempted job would look finished), and SIGINT into ``sys.exit(1)``. Callbacks add notes to the
-exception on the way out (``BaseException.add_note``: where the resumable checkpoint or the partial report is);
-:func:`signal_stop` turns them into the line and the exit code.
+Lightning turns SIGTERM into ``SIGTERMException`` at the next step or batch boundary, a ``SystemExit`` without
+a code (exit 0: a preempted job would look finished), and SIGINT into ``sys.exit(1)``. Callbacks add notes to
+the exception on the way out (``BaseException.add_note``: where the resumable checkpoint or the partial report
+is); :func:`signal_stop` turns them into the line and the exit code.
 """
 
 from __future__ import annotations

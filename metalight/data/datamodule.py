@@ -6,9 +6,9 @@ A subclass maps one native row to a record (:meth:`QADataModule.parse_row`); the
 instead), splits deterministically by seed (optionally stratified by label), caps each split at
 ``max_samples``, and serves ``RecordBatch`` es.
 
-A single file given as ``path`` to ``validate`` / ``test`` (``eval_split: auto``) is evaluated whole rather than split;
-:meth:`QADataModule.split_summary` states which rows a split holds and how many rows were read, skipped or
-capped, for the console and ``report.json``.
+A single file given as ``path`` to ``validate`` / ``test`` (``eval_split: auto``) is evaluated whole rather
+than split; :meth:`QADataModule.split_summary` states which rows a split holds and how many rows were read,
+skipped or capped, for the console and ``report.json``.
 """
 
 from __future__ import annotations
@@ -102,8 +102,8 @@ class QADataModule(LightningDataModule, ABC):
         stratify: keep label proportions in the split and in ``max_samples`` caps: ``true`` uses each
             record's label (``.label`` or ``meta["label"]``), a string names a meta key (e.g. ``category``).
         eval_split: which rows of a single source (one file, or one hub split) ``validate`` / ``test`` see:
-            ``auto`` (default): every row of a ``path`` file under ``validate`` / ``test``, else (during ``fit``,
-            packaged or hub data) the held-out slice;
+            ``auto`` (default): every row of a ``path`` file under ``validate`` / ``test``, else (during
+            ``fit``, packaged or hub data) the held-out slice;
             ``whole``: always every row; ``held_out``: always the ``val_fraction`` / ``test_fraction`` slice
             (e.g. to measure a checkpoint on the rows its training run held out).
         max_samples_from: which rows a cap keeps: ``shuffle`` (default: a seeded draw, label-stratified with

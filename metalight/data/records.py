@@ -42,7 +42,8 @@ class RecordBatch:
     """A batch of records; ``padding[i]`` marks a row a distributed sampler repeated to even out shards.
 
     A plain class, not a dataclass: Lightning's precision plugins (FSDP, DeepSpeed) cast inputs with
-    ``apply_to_collection``, which walks into dataclasses and cannot rebuild frozen records; text needs no cast.
+    ``apply_to_collection``, which walks into dataclasses and cannot rebuild frozen records; text needs no
+    cast.
     """
 
     __slots__ = ("padding", "records")

@@ -59,10 +59,7 @@ def split_records(
     for record in records:
         groups.setdefault(group_of(record), []).append(record)
     keys = sorted(groups, key=str)
-    if label_fn is None:
-        strata = {"": keys}
-    else:
-        strata = _by_label(keys, lambda key: label_fn(groups[key][0]))
+    strata = {"": keys} if label_fn is None else _by_label(keys, lambda key: label_fn(groups[key][0]))
     parts: dict[str, list[Any]] = {"test": [], "val": [], "train": []}
     rng = random.Random(seed)
     for stratum in strata.values():

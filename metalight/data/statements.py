@@ -162,8 +162,8 @@ class StatementDataModule(QADataModule):
         return out
 
     def upstream_split_index(self, n: int) -> int:
-        """Upstream's split index of ``n`` selected rows: ``int(base * 0.6)`` with base = ``n_sample`` (else the
-        rows), at most ``n`` (``load_true_false``, ``load_commonsense``)."""
+        """Upstream's split index of ``n`` selected rows: ``int(base * 0.6)`` with base = ``n_sample`` (else
+        the rows), at most ``n`` (``load_true_false``, ``load_commonsense``)."""
         return min(int((self.n_sample or n) * UPSTREAM_TRAIN_RATIO), n)
 
     def upstream_train_count(self, n: int) -> int:
@@ -172,7 +172,8 @@ class StatementDataModule(QADataModule):
         return int(n * (self.upstream_split_index(n) / n)) if n else 0
 
     def partition(self, records: list[StatementRecord]) -> dict[str, list[StatementRecord]]:
-        """``metalight``: the seeded split; ``upstream``: the first rows train, the rest val then test, in order."""
+        """``metalight``: the seeded split; ``upstream``: the first rows train, the rest val then test, in
+        order."""
         if self.selection != "upstream":
             return super().partition(records)
         train = self.upstream_train_count(len(records))
@@ -182,7 +183,8 @@ class StatementDataModule(QADataModule):
         return {"train": records[:train], "val": held[:n_val], "test": held[n_val:]}
 
     def describe_name(self) -> str:
-        """The QA base's name, plus ``[selection: upstream]`` when upstream's items are used (reports record it)."""
+        """The QA base's name, plus ``[selection: upstream]`` when upstream's items are used (reports record
+        it)."""
         name = super().describe_name()
         return f"{name} [selection: upstream]" if self.selection == "upstream" else name
 
@@ -213,7 +215,8 @@ class StatementDataModule(QADataModule):
 
 
 class TxtStatementDataModule(StatementDataModule):
-    """A statement set read from one of upstream's txt files (``path:``), shuffled, the first ``n_sample`` kept.
+    """A statement set read from one of upstream's txt files (``path:``), shuffled, the first ``n_sample``
+    kept.
 
     Args:
         n_sample: statements kept after shuffling (upstream: 1500).

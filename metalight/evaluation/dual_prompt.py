@@ -60,8 +60,8 @@ class EvalSettings:
         max_new_tokens: generation budget per answer, in tokens (ESMA: 32).
         max_input_tokens: prompts longer than this are cut (ESMA: 128); such rows are flagged
             ``prompt_truncated`` with the text actually sent, and counted as ``truncated_rows``.
-        truncation_side: ``left`` (default) keeps a long prompt's last tokens (the question end and the assistant
-            header); ``right`` keeps its first tokens, as upstream ESMA's ``truncation=True``.
+        truncation_side: ``left`` (default) keeps a long prompt's last tokens (the question end and the
+            assistant header); ``right`` keeps its first tokens, as upstream ESMA's ``truncation=True``.
         decoding: ``greedy`` (default), ``sample``, or ``model_default`` (the model's generation_config).
         system_prompt: optional system message for chat-templated prompts.
         decoder: ``compact`` (finished rows leave the batch), ``hf`` (``model.generate``) or ``auto``
@@ -83,7 +83,8 @@ class EvalSettings:
     decoder: Decoder = "auto"
 
     def check(self) -> EvalSettings:
-        """Raise ``ConfigError`` naming the ``evaluation.*`` keys of settings that cannot work; returns self."""
+        """Raise ``ConfigError`` naming the ``evaluation.*`` keys of settings that cannot work; returns
+        self."""
         problems = []
         if self.decoder == "compact" and self.decoding == "model_default":
             problems.append(
@@ -124,12 +125,13 @@ class SampleResult:
     p_yes: float
     # The direct or meta prompt was longer than max_input_tokens: the prompts above are the kept ends.
     prompt_truncated: bool = False
-    # Credited by the esma substring rule only through a numeric or <= 2-character alias (grading.suspect_match).
+    # Credited by the esma substring rule only through a numeric or <= 2-character alias
+    # (grading.suspect_match).
     suspect_match: bool = False
     # The record's meta (e.g. the competence testbed's family and level), for per-group analysis.
     meta: dict[str, Any] = field(default_factory=dict)
-    # The question (or its context) holds the tokenizer's control tokens as text (e.g. <|im_start|>): they reach
-    # the model as real control tokens, not as the text a user wrote.
+    # The question (or its context) holds the tokenizer's control tokens as text (e.g. <|im_start|>): they
+    # reach the model as real control tokens, not as the text a user wrote.
     control_tokens: bool = False
     # Tokens the model chose for the direct answer (stop token included), for token-level confidence
     # scores; kept in memory only, not written to the samples file.
@@ -259,8 +261,8 @@ def evaluate_records(
 
 
 def control_tokens(tokenizer) -> tuple[str, ...]:
-    """The tokenizer's special tokens as text (``<|im_start|>``, ``</s>``, ...): written inside a question they
-    are encoded as the real control tokens."""
+    """The tokenizer's special tokens as text (``<|im_start|>``, ``</s>``, ...): written inside a question
+    they are encoded as the real control tokens."""
     names = set(getattr(tokenizer, "all_special_tokens", None) or [])
     names |= {
         t.content

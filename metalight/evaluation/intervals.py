@@ -121,7 +121,8 @@ def held_out_intervals(
 def paired_change(
     before: Sequence[SampleResult], after: Sequence[SampleResult], resamples: int = 2000, seed: int = 0
 ) -> dict[str, Interval]:
-    """after − before of each statistic on the same questions (matched by id), with its paired 95% interval."""
+    """after − before of each statistic on the same questions (matched by id), with its paired 95%
+    interval."""
     by_id = {r.id: r for r in after}
     missing = [r.id for r in before if r.id not in by_id]
     if missing or len(by_id) != len(before):

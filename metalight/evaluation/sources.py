@@ -56,7 +56,8 @@ VERBALIZED_EXTRA_INPUT_TOKENS = 256  # the follow-up conversation is longer than
 
 @dataclass(frozen=True)
 class SourceInfo:
-    """How to read a source's score: a label, the axis unit, and whether it is a probability of being right."""
+    """How to read a source's score: a label, the axis unit, and whether it is a probability of being
+    right."""
 
     label: str
     unit: str
@@ -138,7 +139,7 @@ class SourceContext:
         return self._token_scores
 
 
-# ---- parsing ------------------------------------------------------------------------------------------------
+# ---- parsing -----------------------------------------------------------------------------------------------
 def is_abstention(text: str) -> bool:
     """ESMA's IDK rule: the answer contains "i don't know" (lower-cased; a typographic apostrophe counts)."""
     return "i don't know" in text.lower().replace("’", "'")
@@ -160,7 +161,7 @@ def parse_probability(text: str) -> float:
     return value if 0 <= value <= 1 else math.nan
 
 
-# ---- responders ---------------------------------------------------------------------------------------------
+# ---- responders --------------------------------------------------------------------------------------------
 def render_messages(tokenizer, messages: Messages, mode: ChatMode, system: str | None = None) -> Prompt:
     """A conversation as model input: the chat template (ending with the assistant header), or raw text
     with the turns on consecutive lines when the template is off or missing."""
@@ -204,7 +205,7 @@ def _user(text: str) -> Messages:
     return [{"role": "user", "content": text}]
 
 
-# ---- the sources --------------------------------------------------------------------------------------------
+# ---- the sources -------------------------------------------------------------------------------------------
 def _p_yes(ctx: SourceContext) -> SourceScores:
     scores = [r.p_yes for r in ctx.results]
     return SourceScores(scores, [p > 0.5 for p in scores])  # NaN > 0.5 is False: no score, no yes

@@ -73,7 +73,8 @@ def coverage(correct: Tensor, said_yes: Tensor, mask: Tensor | None = None) -> T
 
 
 def selective_accuracy(correct: Tensor, said_yes: Tensor, mask: Tensor | None = None) -> Tensor:
-    """P(correct | yes): the accuracy of the answers reported yes ("accuracy if answered"). NaN when none is."""
+    """P(correct | yes): the accuracy of the answers reported yes ("accuracy if answered"). NaN when none
+    is."""
     table = _alignment_update(correct, said_yes, mask).double()
     return table[1, 1] / table[:, 1].sum()
 

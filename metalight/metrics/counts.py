@@ -20,7 +20,8 @@ def answer_count(correct: Tensor, mask: Tensor | None = None) -> Tensor:
 
 
 def scored_rate(confidence: Tensor, mask: Tensor | None = None) -> Tensor:
-    """Fraction of the kept answers that have a confidence (not NaN), as a float64 scalar (NaN over no rows)."""
+    """Fraction of the kept answers that have a confidence (not NaN), as a float64 scalar (NaN over no
+    rows)."""
     n = check_rows(confidence=confidence)
     kept = confidence[keep_mask(mask, n, confidence.device)]
     return (~torch.isnan(kept)).double().sum() / kept.numel()

@@ -94,9 +94,7 @@ def prediction_rejection_ratio(
     return _prr_compute(*_scored(confidence, quality, mask), max_rejection=max_rejection)
 
 
-def rejection_curve(
-    confidence: Tensor, quality: Tensor, mask: Tensor | None = None
-) -> tuple[Tensor, Tensor]:
+def rejection_curve(confidence: Tensor, quality: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """The prediction-rejection curve behind PRR: rejected fraction (0 .. (N−1)/N) and the mean quality of
     the answers kept, least confident rejected first (ties averaged). Both float64 of shape [N]."""
     return _rejection_curve(*_scored(confidence, quality, mask))

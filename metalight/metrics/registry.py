@@ -2,13 +2,14 @@
 direction, and where it is shown.
 
 Every reader takes its names, labels, directions and functions from :data:`METRICS` when it runs: the
-validation collection (:class:`~metalight.metrics.collection.MetacognitionMetrics`), the per-source metrics and
-threshold sweeps (:mod:`metalight.metrics.selective`), ``report.json`` and the console table
-(``callbacks/report_writer.py``), the curve and comparison plots (``report/plots.py``), ``python -m
-metalight.report compare`` (``report/tables.py``), the held-out intervals (``evaluation/intervals.py``), ESMA's
-train-time metrics and weight-patching sweep, and the sweep summary (``cli/multirun.py``); a test checks README's
-key lists against it. :func:`compute_values` is the one place a declared function is called. Adding a metric is
-one torchmetrics class with its functional twin in ``metalight/metrics/`` plus one line here.
+validation collection (:class:`~metalight.metrics.collection.MetacognitionMetrics`), the per-source metrics
+and threshold sweeps (:mod:`metalight.metrics.selective`), ``report.json`` and the console table
+(``callbacks/report_writer.py``), the curve and comparison plots (``report/plots.py``),
+``python -m metalight.report compare`` (``report/tables.py``), the held-out intervals
+(``evaluation/intervals.py``), ESMA's train-time metrics and weight-patching sweep, and the sweep summary
+(``cli/multirun.py``); a test checks README's key lists against it. :func:`compute_values` is the one place a
+declared function is called. Adding a metric is one torchmetrics class with its functional twin in
+``metalight/metrics/`` plus one line here.
 
 Where a number appears (the flags of :class:`MetricSpec`):
 

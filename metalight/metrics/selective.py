@@ -175,7 +175,8 @@ def threshold_table(
 ) -> list[dict[str, float]]:
     """One row per threshold t (report yes iff score >= t): ``threshold``, the registry's threshold metrics
     (``dprime_type2``, ``coverage``, ``selective_accuracy`` = accuracy if answered, ``raw_alignment``),
-    ``hit_rate``, ``false_alarm_rate`` and ``youden`` (H − F). Unscored (NaN) answers are never reported yes."""
+    ``hit_rate``, ``false_alarm_rate`` and ``youden`` (H − F). Unscored (NaN) answers are never reported
+    yes."""
     _check_correction(correction)
     correct = as_binary("correct", correct)
     return [_operating_point(correct, score, float(t), correction, THRESHOLD_COLUMNS) for t in thresholds]

@@ -192,7 +192,8 @@ def _zeros_layout(cache, rows: int, width: int) -> list[list[Tensor]]:
 def _place(
     merged: list[list[Tensor]], cache, rows: Tensor, prefix_len: int, bucket_width: int, end: int
 ) -> None:
-    """Copy a bucket's cache ([prefix | its trimmed columns]) into the batch layout [prefix | pad | columns]."""
+    """Copy a bucket's cache ([prefix | its trimmed columns]) into the batch layout [prefix | pad |
+    columns]."""
     for slot, layer in zip(merged, cache.layers):
         for target, source in zip(slot, (layer.keys, layer.values)):
             if prefix_len:

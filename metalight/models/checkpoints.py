@@ -6,9 +6,10 @@ A run leaves one of three checkpoint layouts behind:
     shards are gathered into one state dict on this machine;
   * a DeepSpeed ZeRO checkpoint directory — converted first with Lightning's
     ``convert_zero_checkpoint_to_fp32_state_dict`` (needs ``pip install '.[deepspeed]'``).
-The module holds the language model as ``model``, so its weights are the ``model.*`` entries. A ``.ckpt`` file is
-a zip archive: :func:`verify_archive` checks its CRCs before anything is loaded (flipped bytes inside a tensor pass
-``zipfile.is_zipfile`` and would load), and :func:`checkpoint_header` reads its class, step and epoch cheaply.
+The module holds the language model as ``model``, so its weights are the ``model.*`` entries. A ``.ckpt`` file
+is a zip archive: :func:`verify_archive` checks its CRCs before anything is loaded (flipped bytes inside a
+tensor pass ``zipfile.is_zipfile`` and would load), and :func:`checkpoint_header` reads its class, step and
+epoch cheaply.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def checkpoint_header(path: str | Path) -> dict[str, Any]:
 
 
 def read_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
-    """``(state_dict, hyperparameters)`` of a training checkpoint (see the module docstring for the layouts)."""
+    """``(state_dict, hyperparameters)`` of a training checkpoint (see the module docstring for the
+    layouts)."""
     if path.is_file():
         verify_archive(path)
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)

@@ -28,9 +28,10 @@ class Decoding:
 
 @dataclass
 class Generation:
-    """Decoded completions (prompt removed, special tokens skipped, stripped), their token counts, the
-    raw logits of the requested token ids at the first generated position ([rows, len(ids)]) if asked, and the
-    stop token that ended each row (``None``: it ran out of ``max_new_tokens``; not part of ``completion_ids``)."""
+    """Decoded completions (prompt removed, special tokens skipped, stripped), their token counts, the raw
+    logits of the requested token ids at the first generated position ([rows, len(ids)]) if asked, and the
+    stop token that ended each row (``None``: it ran out of ``max_new_tokens``; not part of
+    ``completion_ids``)."""
 
     texts: list[str]
     num_tokens: list[int]

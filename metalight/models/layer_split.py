@@ -35,9 +35,15 @@ def split_unsupported(model) -> str | None:
         or not all(hasattr(base, name) for name in ("embed_tokens", "layers", "norm", "rotary_emb"))
         or not hasattr(model, "lm_head")
     ):
-        return f"{type(model).__name__} does not have the embed_tokens / layers / norm / rotary_emb / lm_head layout"
+        return (
+            f"{type(model).__name__} does not have the embed_tokens / layers / norm / rotary_emb / "
+            "lm_head layout"
+        )
     if getattr(config, "_attn_implementation", None) not in ("eager", "sdpa"):
-        return f"attention implementation {getattr(config, '_attn_implementation', None)!r} (needs eager or sdpa)"
+        return (
+            f"attention implementation {getattr(config, '_attn_implementation', None)!r} "
+            "(needs eager or sdpa)"
+        )
     if any(kind != "full_attention" for kind in getattr(config, "layer_types", None) or []):
         return "the model has sliding-window or other non-full attention layers"
     if len({p.device for p in model.parameters()}) != 1:

@@ -1,7 +1,8 @@
-"""Device and precision for the commands that load a model outside the Trainer (probe experiments, data builders).
+"""Device and precision for the commands that load a model outside the Trainer (probe experiments, data
+builders).
 
-``--device auto`` is the first CUDA GPU when one is visible, else the CPU; ``--dtype auto`` is bfloat16 on a GPU
-and float32 on the CPU (as the Trainer paths: ``bf16-mixed`` on GPUs, fp32 on CPU); ``--device-map auto``
+``--device auto`` is the first CUDA GPU when one is visible, else the CPU; ``--dtype auto`` is bfloat16 on a
+GPU and float32 on the CPU (as the Trainer paths: ``bf16-mixed`` on GPUs, fp32 on CPU); ``--device-map auto``
 spreads a model larger than one device over every visible GPU (and the CPU), through accelerate.
 """
 

@@ -135,8 +135,8 @@ def _prefill(model, prefix_ids: Tensor, prefix_mask: Tensor):
 def prefill_sequence(model, ids: Sequence[int], previous: tuple[Sequence[int], object] | None = None):
     """The KV cache (``DynamicCache``) of one token sequence, run as a batch of one.
 
-    ``previous`` = (ids, cache) of an earlier call: the cache is cropped to the tokens both sequences share and
-    only the rest is run (the earlier cache is modified in place and returned).
+    ``previous`` = (ids, cache) of an earlier call: the cache is cropped to the tokens both sequences share
+    and only the rest is run (the earlier cache is modified in place and returned).
     """
     device = next(model.parameters()).device
     shared = (

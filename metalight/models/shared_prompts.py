@@ -62,7 +62,8 @@ class PromptLayout:
 
 
 def plan_layout(prompts: Sequence[Sequence[int]], pad_id: int, share_prefixes: bool, device) -> PromptLayout:
-    """The layout of ``prompts`` (token ids); ``share_prefixes=False`` (or too little to share) gives P = 0."""
+    """The layout of ``prompts`` (token ids); ``share_prefixes=False`` (or too little to share) gives
+    P = 0."""
     plan = plan_prefix_groups(prompts) if share_prefixes else None
     if plan is None:
         group_of, prefix_lengths, first = [0] * len(prompts), [0], [0]

@@ -18,7 +18,8 @@ def _parser() -> argparse.ArgumentParser:
     compare = commands.add_parser(
         "compare",
         help="side-by-side markdown table of report.json files and a comparison plot",
-        description="Print a markdown table (metrics as rows, runs as columns, then the settings that differ) "
+        description="Print a markdown table "
+        "(metrics as rows, runs as columns, then the settings that differ) "
         "and write a bar chart of the main metrics.",
     )
     compare.add_argument(

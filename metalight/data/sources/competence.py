@@ -1,4 +1,5 @@
-"""The competence-band testbed: seeded questions with exact answers and graded difficulty, native to metalight.
+"""The competence-band testbed: seeded questions with exact answers and graded difficulty, native to
+metalight.
 
 A small model is right on some questions and wrong on others for reasons it could know about itself: it has
 memorised the one-digit times tables but cannot add two three-digit numbers, it can name a word's first
@@ -11,10 +12,11 @@ letter but not its fourth. Each **family** is a ladder of **levels** by construc
 
 Every question is one *fact* (the operation and its unordered operands, or the word and the question asked;
 ``7 times 8`` and ``8 times 7`` are one fact), and a fact's split is fixed by a hash of its key: 40% of all
-facts are train, 20% validation, 40% test (the one-digit levels are small, so evaluation gets a large share). So the splits are disjoint by construction, for every
-seed and size: a run trained on any seed's train split never saw a test fact in any phrasing. The seed only
-chooses which facts of a split are drawn. A level whose split holds fewer facts than asked gives all it has
-(the one-digit levels are small: 45 sums, 36 products), and says so in the log.
+facts are train, 20% validation, 40% test (the one-digit levels are small, so evaluation gets a large share).
+So the splits are disjoint by construction, for every seed and size: a run trained on any seed's train split
+never saw a test fact in any phrasing. The seed only chooses which facts of a split are drawn. A level whose
+split holds fewer facts than asked gives all it has (the one-digit levels are small: 45 sums, 36 products),
+and says so in the log.
 
 Answers are exact (an integer, or one letter): grade them with ``evaluation.grading: final`` (the answer's
 final value, not any mention; :func:`metalight.grading.final_value_matches`).
@@ -46,14 +48,55 @@ Question = tuple[str, str, str]  # (fact key, question text, exact answer)
 
 # The spelling family's vocabulary: 430 common English nouns of 3 to 8 letters, lower case, written for
 # metalight (not taken from a dataset).
+# fmt: off
 WORDS: tuple[str, ...] = tuple(
-    ["acorn", "actor", "adult", "alarm", "album", "anchor", "angel", "ankle", "apple", "apron", "arrow", "artist", "autumn", "avenue", "bacon", "badge", "bagel", "baker", "balloon", "banana", "band", "banker", "barn", "basket", "battery", "beach", "beard", "beaver", "bed", "bee", "beetle", "bell", "belt", "bench", "berry", "bicycle", "bird", "biscuit", "blanket", "blossom", "board", "boat", "bone", "book", "boot", "bottle", "bowl", "box", "brain", "branch", "bread", "brick", "bride", "bridge", "brother", "brush", "bucket", "buffalo", "bullet", "bundle", "butter", "button", "cabin", "cactus", "cake", "camel", "camera", "candle", "canoe", "canyon", "captain", "carpet", "carrot", "castle", "cattle", "ceiling", "cellar", "chain", "chair", "chalk", "cheese", "cherry", "chicken", "child", "chimney", "church", "circle", "city", "clock", "cloud", "clover", "coat", "cobweb", "coffee", "coin", "collar", "comet", "cookie", "copper", "corner", "cotton", "cousin", "cowboy", "crayon", "cricket", "crown", "cup", "curtain", "cushion", "daisy", "dancer", "desert", "desk", "diamond", "dinner", "doctor", "dog", "dollar", "dolphin", "donkey", "door", "dragon", "drawer", "dream", "dress", "drum", "duck", "eagle", "earth", "egg", "elbow", "engine", "eraser", "fabric", "falcon", "family", "farmer", "feather", "fence", "field", "finger", "fire", "fish", "flag", "flower", "folder", "forest", "fork", "fountain", "fox", "frog", "fruit", "garden", "garlic", "gate", "ghost", "giant", "ginger", "glass", "glove", "goat", "gold", "grape", "grass", "guitar", "hammer", "hand", "harbor", "hat", "hawk", "heart", "helmet", "hill", "honey", "hook", "horse", "hotel", "house", "igloo", "island", "jacket", "jaguar", "jelly", "jewel", "journey", "judge", "juice", "kettle", "key", "kitchen", "kite", "kitten", "knee", "knife", "ladder", "lake", "lamp", "lantern", "lemon", "letter", "lettuce", "library", "lion", "lizard", "lobster", "lock", "magnet", "mango", "maple", "marble", "market", "meadow", "melon", "mirror", "monkey", "moon", "mountain", "mouse", "mouth", "muffin", "museum", "needle", "nest", "noodle", "notebook", "nurse", "ocean", "office", "olive", "onion", "orange", "orchard", "otter", "owl", "oyster", "paddle", "palace", "panda", "paper", "parrot", "peach", "peanut", "pear", "pebble", "pencil", "pepper", "piano", "picnic", "pillow", "pilot", "pirate", "planet", "plate", "pocket", "poet", "potato", "pumpkin", "puppy", "puzzle", "queen", "quilt", "rabbit", "radio", "rain", "rainbow", "raven", "ribbon", "river", "road", "robot", "rocket", "roof", "rope", "rose", "ruler", "saddle", "sailor", "salad", "salmon", "sand", "sandal", "saucer", "scarf", "school", "scissors", "season", "shadow", "shark", "sheep", "shell", "shirt", "shoe", "shovel", "silver", "singer", "sister", "skirt", "sky", "sled", "snail", "snake", "soap", "sock", "soldier", "spider", "spoon", "spring", "square", "squirrel", "stable", "star", "station", "statue", "stone", "storm", "stove", "street", "sugar", "summer", "sunset", "swan", "sweater", "table", "tailor", "teacher", "temple", "tent", "thread", "throne", "thunder", "ticket", "tiger", "timber", "toast", "tomato", "tongue", "tooth", "towel", "tower", "toy", "tractor", "train", "tree", "truck", "trumpet", "tulip", "tunnel", "turkey", "turtle", "umbrella", "uncle", "valley", "vase", "velvet", "village", "violin", "volcano", "wagon", "wallet", "walnut", "walrus", "wand", "water", "whale", "wheel", "whistle", "window", "winter", "wizard", "wolf", "wool", "worm", "yacht", "yogurt", "zebra", "zipper", "ant", "bear", "cat", "cow", "fan", "hen", "jar", "map", "net", "owlet", "pan", "pig", "pot", "rat", "rug", "sun", "van", "web", "axe", "bag", "bus", "cap", "cub", "dot", "ear", "elf", "gem", "gum", "hut", "ink", "jam", "jet", "kid", "lid", "mat", "mug", "nut", "oak", "oar", "pea", "pen", "pin", "ram", "ray", "sap", "tag", "tie", "toe", "tub", "vet", "wig", "yak", "yam", "zoo"]
+    ["acorn", "actor", "adult", "alarm", "album", "anchor", "angel", "ankle", "apple", "apron", "arrow",
+     "artist", "autumn", "avenue", "bacon", "badge", "bagel", "baker", "balloon", "banana", "band", "banker",
+     "barn", "basket", "battery", "beach", "beard", "beaver", "bed", "bee", "beetle", "bell", "belt", "bench",
+     "berry", "bicycle", "bird", "biscuit", "blanket", "blossom", "board", "boat", "bone", "book", "boot",
+     "bottle", "bowl", "box", "brain", "branch", "bread", "brick", "bride", "bridge", "brother", "brush",
+     "bucket", "buffalo", "bullet", "bundle", "butter", "button", "cabin", "cactus", "cake", "camel",
+     "camera", "candle", "canoe", "canyon", "captain", "carpet", "carrot", "castle", "cattle", "ceiling",
+     "cellar", "chain", "chair", "chalk", "cheese", "cherry", "chicken", "child", "chimney", "church",
+     "circle", "city", "clock", "cloud", "clover", "coat", "cobweb", "coffee", "coin", "collar", "comet",
+     "cookie", "copper", "corner", "cotton", "cousin", "cowboy", "crayon", "cricket", "crown", "cup",
+     "curtain", "cushion", "daisy", "dancer", "desert", "desk", "diamond", "dinner", "doctor", "dog",
+     "dollar", "dolphin", "donkey", "door", "dragon", "drawer", "dream", "dress", "drum", "duck", "eagle",
+     "earth", "egg", "elbow", "engine", "eraser", "fabric", "falcon", "family", "farmer", "feather", "fence",
+     "field", "finger", "fire", "fish", "flag", "flower", "folder", "forest", "fork", "fountain", "fox",
+     "frog", "fruit", "garden", "garlic", "gate", "ghost", "giant", "ginger", "glass", "glove", "goat",
+     "gold", "grape", "grass", "guitar", "hammer", "hand", "harbor", "hat", "hawk", "heart", "helmet", "hill",
+     "honey", "hook", "horse", "hotel", "house", "igloo", "island", "jacket", "jaguar", "jelly", "jewel",
+     "journey", "judge", "juice", "kettle", "key", "kitchen", "kite", "kitten", "knee", "knife", "ladder",
+     "lake", "lamp", "lantern", "lemon", "letter", "lettuce", "library", "lion", "lizard", "lobster", "lock",
+     "magnet", "mango", "maple", "marble", "market", "meadow", "melon", "mirror", "monkey", "moon",
+     "mountain", "mouse", "mouth", "muffin", "museum", "needle", "nest", "noodle", "notebook", "nurse",
+     "ocean", "office", "olive", "onion", "orange", "orchard", "otter", "owl", "oyster", "paddle", "palace",
+     "panda", "paper", "parrot", "peach", "peanut", "pear", "pebble", "pencil", "pepper", "piano", "picnic",
+     "pillow", "pilot", "pirate", "planet", "plate", "pocket", "poet", "potato", "pumpkin", "puppy", "puzzle",
+     "queen", "quilt", "rabbit", "radio", "rain", "rainbow", "raven", "ribbon", "river", "road", "robot",
+     "rocket", "roof", "rope", "rose", "ruler", "saddle", "sailor", "salad", "salmon", "sand", "sandal",
+     "saucer", "scarf", "school", "scissors", "season", "shadow", "shark", "sheep", "shell", "shirt", "shoe",
+     "shovel", "silver", "singer", "sister", "skirt", "sky", "sled", "snail", "snake", "soap", "sock",
+     "soldier", "spider", "spoon", "spring", "square", "squirrel", "stable", "star", "station", "statue",
+     "stone", "storm", "stove", "street", "sugar", "summer", "sunset", "swan", "sweater", "table", "tailor",
+     "teacher", "temple", "tent", "thread", "throne", "thunder", "ticket", "tiger", "timber", "toast",
+     "tomato", "tongue", "tooth", "towel", "tower", "toy", "tractor", "train", "tree", "truck", "trumpet",
+     "tulip", "tunnel", "turkey", "turtle", "umbrella", "uncle", "valley", "vase", "velvet", "village",
+     "violin", "volcano", "wagon", "wallet", "walnut", "walrus", "wand", "water", "whale", "wheel", "whistle",
+     "window", "winter", "wizard", "wolf", "wool", "worm", "yacht", "yogurt", "zebra", "zipper", "ant",
+     "bear", "cat", "cow", "fan", "hen", "jar", "map", "net", "owlet", "pan", "pig", "pot", "rat", "rug",
+     "sun", "van", "web", "axe", "bag", "bus", "cap", "cub", "dot", "ear", "elf", "gem", "gum", "hut", "ink",
+     "jam", "jet", "kid", "lid", "mat", "mug", "nut", "oak", "oar", "pea", "pen", "pin", "ram", "ray", "sap",
+     "tag", "tie", "toe", "tub", "vet", "wig", "yak", "yam", "zoo"]
 )
+# fmt: on
 
 
 @dataclass(frozen=True)
 class Level:
-    """One rung of a family: ``size`` questions, the i-th built by ``make(i)`` as (fact key, question, answer)."""
+    """One rung of a family: ``size`` questions, the i-th built by ``make(i)`` as (fact key, question,
+    answer)."""
 
     family: str
     number: int
@@ -73,7 +116,8 @@ def split_of(fact: str) -> str:
 def _operation(
     family: str, number: int, name: str, a_range: range, b_range: range, symbol: str, word: str
 ) -> Level:
-    """A level of questions ``What is a <word> b?`` over every operand pair (a, b); one fact per unordered pair."""
+    """A level of questions ``What is a <word> b?`` over every operand pair (a, b); one fact per unordered
+    pair."""
     fn = {"+": lambda a, b: a + b, "*": lambda a, b: a * b}[symbol]
 
     def make(i: int) -> Question:

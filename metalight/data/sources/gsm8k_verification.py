@@ -44,7 +44,8 @@ def normalize_number(text: str) -> str:
 
 
 def final_answer(solution: str) -> str | None:
-    """The final answer of a solution: the number after "answer is", else the last number; ``None`` if none."""
+    """The final answer of a solution: the number after "answer is", else the last number; ``None`` if
+    none."""
     match = _ANSWER_SENTENCE.findall(solution)
     if match:
         return normalize_number(match[-1])

@@ -1,11 +1,12 @@
 """Upstream ICM's own data files (``Jiaxin-Wen/Unsupervised-Elicitation``: ``data/train_{testbed}.json``).
 
 Native schema: a JSON list of claim rows ``{question, choice, [choice_2], label (0/1), consistency_id}``, plus
-``answer`` (the solution's final answer) for gsm8k. Each row is one claim; rows sharing ``consistency_id`` form
-a group. Keys and prompts are upstream's (``ICM.py::load_data``):
+``answer`` (the solution's final answer) for gsm8k. Each row is one claim; rows sharing ``consistency_id``
+form a group. Keys and prompts are upstream's (``ICM.py::load_data``):
 
 * ``gsm8k``: key = ``answer``; "Question / Claim" prompt; two different answers cannot both be true.
-* ``truthfulqa``: key = ``'A'`` if label else ``'B'``; "Question / Claim" prompt; upstream's rule, as for gsm8k.
+* ``truthfulqa``: key = ``'A'`` if label else ``'B'``; "Question / Claim" prompt; upstream's rule, as for
+  gsm8k.
 * ``alpaca``: key = ``A>B`` if label else ``B>A``; "Human / Response 1 / Response 2" prompt (newlines inside
   the responses removed); exactly one claim of a pair is true.
 * ``truthfulqa_preference``: as alpaca with "Question / Answer 1 / Answer 2 ... more truthful".

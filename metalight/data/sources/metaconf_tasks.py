@@ -1,4 +1,5 @@
-"""MetaConf's two stage-2 task families (``Lixingming18/Metaconf`` ``datasets/stage2/``), on their own schemas.
+"""MetaConf's two stage-2 task families (``Lixingming18/Metaconf`` ``datasets/stage2/``), on their own
+schemas.
 
 Maths (``math.json``, 1000 rows upstream), a JSON list (or JSONL) of::
 

@@ -91,7 +91,8 @@ class MoralFoundationsVignettesDataModule(ClaimDataModule):
     testbed = "moral_vignettes"
     template = "scenario"
 
-    def __init__(self, *args, foundations: list[str] = list(CLIFFORD_FOUNDATIONS), **kwargs):
+    # the CLI shows this list as the default (a tuple would change what jsonargparse parses and prints)
+    def __init__(self, *args, foundations: list[str] = list(CLIFFORD_FOUNDATIONS), **kwargs):  # noqa: B006
         super().__init__(*args, **kwargs)
         self.foundations = [f.strip().lower() for f in foundations]
         if len(set(self.foundations)) < 2:

@@ -27,8 +27,8 @@ from metalight.errors import DataError
 
 
 def simple_txt_rows(path: str | Path) -> Iterator[Row]:
-    """``(file:line, {"index", "sentence", "label"})`` per non-empty line of the ``<index> <sentence> <label>``
-    format (words separated by whitespace)."""
+    """``(file:line, {"index", "sentence", "label"})`` per non-empty line of the
+    ``<index> <sentence> <label>`` format (words separated by whitespace)."""
     path = Path(path).expanduser()
     for line_no, line in text_lines(path):
         parts = line.split()

@@ -2,7 +2,8 @@
 
 Native schemas, as on the hub card of ``truthful_qa`` (also ``truthfulqa/truthful_qa``):
 
-* ``multiple_choice``: ``question``, ``mc1_targets`` / ``mc2_targets`` = ``{"choices": [...], "labels": [...]}``;
+* ``multiple_choice``: ``question``, ``mc1_targets`` / ``mc2_targets`` =
+  ``{"choices": [...], "labels": [...]}``;
 * ``generation``: ``type``, ``category``, ``question``, ``best_answer``, ``correct_answers``,
   ``incorrect_answers``, ``source`` (the official ``TruthfulQA.csv`` has the same fields, capitalised, with
   answers separated by ``;``).
