@@ -22,7 +22,33 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-WORDS = ["river", "capital", "opera", "novel", "planet", "king", "queen", "treaty", "battle", "painter", "island", "museum", "empire", "desert", "composer", "mountain", "war", "film", "poet", "city", "bridge", "saint", "storm", "ocean", "theatre"]
+WORDS = [
+    "river",
+    "capital",
+    "opera",
+    "novel",
+    "planet",
+    "king",
+    "queen",
+    "treaty",
+    "battle",
+    "painter",
+    "island",
+    "museum",
+    "empire",
+    "desert",
+    "composer",
+    "mountain",
+    "war",
+    "film",
+    "poet",
+    "city",
+    "bridge",
+    "saint",
+    "storm",
+    "ocean",
+    "theatre",
+]
 
 
 def generate(path: Path, rows: int, seed: int = 0) -> Path:

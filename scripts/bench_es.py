@@ -7,7 +7,8 @@
     largest parameter tensor + 10%); the update's extra memory (p.grad) is reported beside it.
 
     python scripts/bench_es.py            # 8 members x 32 questions (about 10 minutes on a quiet 2-core CPU)
-    python scripts/bench_es.py --members 2 --questions 256 --area es_256q   # the paper's questions per iteration
+    # the paper's questions per iteration:
+    python scripts/bench_es.py --members 2 --questions 256 --area es_256q
     python scripts/bench_es.py --quick    # 2 members x 4 questions, 8 new tokens (checks the script)
 """
 
@@ -55,9 +56,9 @@ def population_vs_plain(model, tokenizer, records, members: int, settings: EvalS
     plain, evaluate, perturb, fitness = [], [], [], []
     for member in population:
         plain.append(timed_once(lambda: evaluate_records(model, tokenizer, records, settings))[0])
-        t_add, _ = timed_once(lambda: add_noise_(scheme, member.seed, SIGMA))
+        t_add, _ = timed_once(lambda member=member: add_noise_(scheme, member.seed, SIGMA))
         t_eval, results = timed_once(lambda: evaluate_records(model, tokenizer, records, settings))
-        t_sub, _ = timed_once(lambda: add_noise_(scheme, member.seed, -SIGMA))
+        t_sub, _ = timed_once(lambda member=member: add_noise_(scheme, member.seed, -SIGMA))
         evaluate.append(t_eval)
         perturb.append(t_add + t_sub)
         fitness.append(member_fitness("esma", esma_reward, records, results))

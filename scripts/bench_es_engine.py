@@ -17,9 +17,11 @@
     current``; target >= 5x for k = 4). Rounds alternate which engine runs first, so a busy machine slows
     both alike; the answers of the two are compared, and one more shared run is timed per phase.
 
-    python scripts/bench_es_engine.py                 # (a)+(b)+(d): 32 members x 8 questions, ~1 h, 2-core CPU
+    # (a)+(b)+(d): 32 members x 8 questions, ~1 h, 2-core CPU:
+    python scripts/bench_es_engine.py
     python scripts/bench_es_engine.py --device cuda   # adds (c) on a GPU
-    python scripts/bench_es_engine.py --quick         # 4 members x 2 questions, 8 new tokens (checks the script)
+    # 4 members x 2 questions, 8 new tokens (checks the script):
+    python scripts/bench_es_engine.py --quick
     python scripts/bench_es_engine.py --threads 1 --only-layer-ranges   # (d) alone, merged into the JSON
 """
 
@@ -174,7 +176,8 @@ def qwen_shaped(device: str, shape: str = "qwen2.5-1.5b"):
 
 def roofline_fraction(model, rows: int, steps: int, context: int, seconds: float) -> float:
     """Roofline time of ``steps`` decode steps over ``rows`` rows / measured ``seconds``: per step,
-    max(2 · matrix params · rows FLOPs / peak FLOP/s, (weights + KV cache of ``context`` tokens) / bandwidth)."""
+    max(2 · matrix params · rows FLOPs / peak FLOP/s, (weights + KV cache of ``context`` tokens) /
+    bandwidth)."""
     config = model.config
     weights = (
         sum(p.numel() for n, p in model.named_parameters() if "embed" not in n)
@@ -216,8 +219,8 @@ def meta_scores(
     model, tokenizer, records, scheme, members: int, settings: EvalSettings, direct, share: bool
 ) -> tuple[float, torch.Tensor]:
     """(d) the meta read-out alone: seconds for every member of one batch to score θ's ``direct`` answers
-    with its own P(yes) (``reward_answers: current``: one prefill of the meta prompts per member, no decoding),
-    with the trunk shared or not, and the P(yes) [members x questions]."""
+    with its own P(yes) (``reward_answers: current``: one prefill of the meta prompts per member, no
+    decoding), with the trunk shared or not, and the P(yes) [members x questions]."""
     engine = PopulationEngine("batched", members_per_batch=members, share_trunk=share)
     sync()
     start = time.perf_counter()
@@ -265,7 +268,8 @@ def same_answers(shared, unshared) -> dict:
 
 class PhaseClock:
     """Seconds the shared engine spends per phase while :meth:`installed` is active: the trunk's prompt
-    prefill, the top's prefill, and in decoding the trunk (one row per history), the top and the output layer."""
+    prefill, the top's prefill, and in decoding the trunk (one row per history), the top and the output
+    layer."""
 
     def __init__(self) -> None:
         self.seconds: dict[str, float] = defaultdict(float)

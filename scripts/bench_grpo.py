@@ -1,13 +1,14 @@
-"""Benchmark ``GRPOModule`` (Lightning) against TRL's ``GRPOTrainer`` on the same model, prompts, G, lengths and reward.
+"""Benchmark ``GRPOModule`` (Lightning) against TRL's ``GRPOTrainer`` on the same model, prompts, G, lengths
+and reward.
 
 Both train the embedded SmolLM2-135M-Instruct (fp32, CPU) on the same FanOutQA questions in the same order
 (chat-templated direct prompts), sample G completions of at most ``--completion-length`` tokens at temperature
-1, reward alias matches, and take AdamW steps at lr 1e-6 with the same ``loss_type`` and ``beta`` and the rest of
-the loss at both sides' (equal) defaults, the bias-corrected KL included. TRL runs with bf16 and gradient
+1, reward alias matches, and take AdamW steps at lr 1e-6 with the same ``loss_type`` and ``beta`` and the rest
+of the loss at both sides' (equal) defaults, the bias-corrected KL included. TRL runs with bf16 and gradient
 checkpointing off (its defaults are on). Two rows: β = 0 (no reference model) and β = ``--beta`` (a reference
 model, so reference log-probs and the KL term are timed too). Each side runs in its own subprocess, the two
-alternating for ``--rounds`` rounds (the side that goes first alternates too), so a machine that gets busier or
-quieter during the run moves both; each run does ``--warmup`` steps, then ``--steps`` timed optimizer steps
+alternating for ``--rounds`` rounds (the side that goes first alternates too), so a machine that gets busier
+or quieter during the run moves both; each run does ``--warmup`` steps, then ``--steps`` timed optimizer steps
 and keeps the median. Reported per row: the median over rounds and the spread (min, max) of
 
   completed samples/s = prompts × G / step time   (target: GRPOModule >= 1.3 × TRL)
@@ -15,7 +16,8 @@ and keeps the median. Reported per row: the median over rounds and the spread (m
 and where the time goes (generation, rewards, reference / old log-probs, loss forward, backward + optimizer).
 Writes docs/benchmarks/grpo.json.
 
-    python scripts/bench_grpo.py            # 4 questions x G 8, <= 32 tokens, 3 timed steps, 3 rounds per row, 1 thread
+    # 4 questions x G 8, <= 32 tokens, 3 timed steps, 3 rounds per row, 1 thread:
+    python scripts/bench_grpo.py
     python scripts/bench_grpo.py --quick    # 2 x 4, <= 8 tokens, 1 timed step, 1 round (a smoke run)
 """
 
@@ -55,7 +57,7 @@ PHASES = ("generation", "rewards", "reference", "forward", "backward_optimizer")
 
 
 def parse_args():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prompts", type=int, default=4, help="questions per optimizer step")
     parser.add_argument("--generations", type=int, default=8, help="G, completions per question")
     parser.add_argument("--completion-length", type=int, default=32, help="max completion tokens")

@@ -4,11 +4,11 @@ Both sides train the embedded SmolLM2-135M-Instruct (fp32, no gradient checkpoin
 constant learning rate, gradient clipping 1.0, completion-only loss) on the same prompt-completion examples
 built from FanOutQA questions, every one exactly ``--length`` tokens after the chat template (long prompts cut
 at their start, ``truncation_mode="keep_end"`` in TRL), so both read ``batch x length`` tokens per step. Each
-side runs in its own subprocess (clean peak-memory numbers), ``--rounds`` times in alternating order; warm-up steps are
-excluded and the median step time is taken. Reports training tokens/s of each (target: SFTModule / TRL
->= 1.0) and each side's peak training memory (RSS growth from the start of its first step on CPU, so set-up
-is left out and gradients, AdamW state and activations are in; ``torch.cuda.max_memory_allocated`` on GPU).
-Writes docs/benchmarks/sft.json.
+side runs in its own subprocess (clean peak-memory numbers), ``--rounds`` times in alternating order; warm-up
+steps are excluded and the median step time is taken. Reports training tokens/s of each (target: SFTModule /
+TRL >= 1.0) and each side's peak training memory (RSS growth from the start of its first step on CPU, so
+set-up is left out and gradients, AdamW state and activations are in; ``torch.cuda.max_memory_allocated`` on
+GPU). Writes docs/benchmarks/sft.json.
 
     python scripts/bench_sft.py                 # batch 8 x 128 tokens, 2 warm-up + 6 timed steps, 2 rounds
     python scripts/bench_sft.py --quick         # batch 2 x 64 tokens, 1 + 2 steps, 1 round (a check)

@@ -5,8 +5,8 @@ rows, or collected outputs); reflections come from a writer model: a local one (
 or an OpenAI-compatible endpoint (key from --api-key-env, never written anywhere).
 
   python scripts/build_metaconf_sft.py --out data/metaconf_stage1.jsonl --questions 200
-  python scripts/build_metaconf_sft.py --out d.jsonl --base-url https://api.deepseek.com/v1 --api-model deepseek-chat \
-      --api-key-env DEEPSEEK_API_KEY
+  python scripts/build_metaconf_sft.py --out d.jsonl --base-url https://api.deepseek.com/v1 \
+      --api-model deepseek-chat --api-key-env DEEPSEEK_API_KEY
   python scripts/build_metaconf_sft.py --out d.jsonl --input sft_with_reflection_long_form_qa.json
 """
 

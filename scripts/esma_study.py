@@ -136,7 +136,8 @@ def plot(results: dict, path: Path) -> None:
             axis.set_ylabel(tag)
     axes[0].legend()
     fig.suptitle(
-        f"ESMA on the embedded SmolLM2-135M, {results['budget_minutes']:g} min per arm ({results['machine']})",
+        f"ESMA on the embedded SmolLM2-135M, {results['budget_minutes']:g} min per arm "
+        f"({results['machine']})",
         fontsize=9,
     )
     fig.tight_layout()
@@ -164,7 +165,8 @@ def table(results: dict) -> str:
 def markdown(results: dict, png: Path) -> str:
     """The study section: settings, table and plot."""
     return (
-        f"Measured {results['date']} on {results['machine']}, {results['budget_minutes']:g} minutes of training "
+        f"Measured {results['date']} on {results['machine']}, "
+        f"{results['budget_minutes']:g} minutes of training "
         f"per arm, held-out n = {results['baseline']['n']} FanOutQA single-hop questions "
         f"(`{results['command']}`).\n\n{table(results)}\n\n![reward curves]({png.as_posix()})\n"
     )

@@ -35,7 +35,8 @@ def results_markdown(report: dict, wall_s: float, command: str) -> str:
     idk = ""
     if "idk/abstention_rate" in report:
         idk = (
-            f"\nThe IDK prompt's own answers: abstention rate {report['idk/abstention_rate']:.3f}, accuracy of "
+            "\nThe IDK prompt's own answers: abstention rate "
+            f"{report['idk/abstention_rate']:.3f}, accuracy of "
             f"the answered ones {report['idk/answered_accuracy']:.3f}, accuracy over all questions "
             f"{report['idk/prompt_accuracy']:.3f}.\n"
         )

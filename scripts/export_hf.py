@@ -24,7 +24,8 @@ from metalight.models.lora import LoraSettings, apply_lora
 
 def load_weights(model, weights: dict[str, torch.Tensor], lora: dict | None, checkpoint: Path):
     """``model`` holding the checkpoint's weights. A LoRA run's (its ``lora`` hyperparameters set) are adapter
-    weights, alone (SFT keeps only those) or with the base weights: the adapter is applied, loaded and merged."""
+    weights, alone (SFT keeps only those) or with the base weights: the adapter is applied, loaded and
+    merged."""
     if not lora:
         model.load_state_dict(weights, strict=True)
         return model

@@ -1,11 +1,12 @@
-"""The strategy matrix on GPUs, bf16-mixed, with a Qwen2.5-0.5B-shaped random model; writes docs/benchmarks/gpu.json.
+"""The strategy matrix on GPUs, bf16-mixed, with a Qwen2.5-0.5B-shaped random model; writes
+docs/benchmarks/gpu.json.
 
 Per method x strategy cell (the cells of tests/sharded, on the real fragments): wall time per training step
 and peak GPU memory per device; the two-node cells (tests/sharded/test_two_nodes.py: Lightning's NODE_RANK,
 torchrun, srun's environment), each node given half the GPUs, compared with the same cell in one launch; then
 one ES iteration under DDP and the ES engine's GPU comparison (``scripts/bench_es_engine.py --device cuda
---quick``). About 15 minutes on one GPU; without CUDA it refuses. Run from the repository root (``-m``: the cells
-live in the tests package):
+--quick``). About 15 minutes on one GPU; without CUDA it refuses. Run from the repository root (``-m``: the
+cells live in the tests package):
 
     python -m scripts.gpu_check                 # every visible GPU
     python -m scripts.gpu_check --devices 1     # one GPU (cells run as one process; no two-node cells)
@@ -83,8 +84,8 @@ def cell(name: str, model: Path, work: Path, devices: int) -> dict:
 
 def two_node_cell(name: str, model: Path, work: Path, devices: int, one_launch: dict) -> dict:
     """Cell ``name`` as two nodes of ``devices // 2`` GPUs each (``CUDA_VISIBLE_DEVICES`` split), launched as
-    tests/sharded/test_two_nodes.py launches it; the largest differences from the one-launch run ``one_launch``
-    (its logits and validation metrics, when both ran on the same number of ranks)."""
+    tests/sharded/test_two_nodes.py launches it; the largest differences from the one-launch run
+    ``one_launch`` (its logits and validation metrics, when both ran on the same number of ranks)."""
     per_node = devices // 2
     if per_node < 1:
         return {"status": "skipped", "reason": "two nodes need at least 2 GPUs (one set per node)"}
@@ -144,13 +145,14 @@ def two_node_cell(name: str, model: Path, work: Path, devices: int, one_launch: 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--devices", type=int, default=0, help="GPUs per cell (default: every visible one)")
     parser.add_argument("--out", type=Path, default=OUT, help="where the JSON is written")
     args = parser.parse_args(argv)
     if not torch.cuda.is_available():
         print(
-            "error: scripts/gpu_check.py needs a CUDA GPU and none is visible; the same matrix runs on CPU in "
+            "error: scripts/gpu_check.py needs a CUDA GPU and none is visible; "
+            "the same matrix runs on CPU in "
             "`make test` (pytest -m sharded tests/sharded)",
             file=sys.stderr,
         )

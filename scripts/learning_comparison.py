@@ -14,14 +14,16 @@ intervals, and the change from the base model a paired interval and a paired per
 (``metalight.evaluation.intervals``); the report adds mean P(yes) per level before / after, the probe ceiling
 (``metalight.methods.probes.ceiling``) and the smallest change each comparison could detect.
 
-    python scripts/learning_comparison.py pool                   # balanced training pool + base held-out answers
+    # balanced training pool + base held-out answers:
+    python scripts/learning_comparison.py pool
     python scripts/learning_comparison.py ceiling                # the probe ceiling on every held-out set
     python scripts/learning_comparison.py run --minutes 8        # every arm, two at a time (one core each)
     python scripts/learning_comparison.py long --minutes 60 --arms esma_auroc   # the long run with its curve
     python scripts/learning_comparison.py report --update-docs   # tables, figures, docs/esma.md's section
     # a check in a few minutes:
     python scripts/learning_comparison.py pool --pool-per-level 6 --per-level 4 --fanout 8 --out /tmp/lc
-    python scripts/learning_comparison.py run --minutes 0.3 --arms sft_meta_lora --per-level 4 --fanout 8 --out /tmp/lc
+    python scripts/learning_comparison.py run --minutes 0.3 --arms sft_meta_lora --per-level 4 --fanout 8 \
+        --out /tmp/lc
     python scripts/learning_comparison.py report --out /tmp/lc
 """
 
@@ -51,8 +53,8 @@ POOL_DATA = ["--data.init_args.val_fraction", "0.0", "--data.init_args.test_frac
 SFT = ["--config", "configs/competence/sft_meta_lora.yaml", "--trainer.max_epochs", "-1"]
 ESMA = ["--config", "configs/competence/esma_auroc.yaml", "--trainer.max_steps", "-1"]
 ARMS: dict[str, dict] = {
-    # ESMA's SFT meta-answer baseline with a LoRA adapter (r 8, q/v), lr 1e-4, on the balanced pool, the model's
-    # own direct answers replayed beside the meta targets so they stay where they were.
+    # ESMA's SFT meta-answer baseline with a LoRA adapter (r 8, q/v), lr 1e-4, on the balanced pool, the
+    # model's own direct answers replayed beside the meta targets so they stay where they were.
     "sft_meta_lora": {"pool": True, "args": SFT},
     # The same without the replay: what the meta-answer targets alone do to the direct answers.
     "sft_meta_lora_no_replay": {
@@ -65,11 +67,11 @@ ARMS: dict[str, dict] = {
         "judgment": True,
         "args": ["--config", "configs/competence/judgment_lora.yaml", "--trainer.max_epochs", "-1"],
     },
-    # ES paying for discrimination: fitness = the member's AUROC₂ against θ's answers, questions half right half
-    # wrong, the meta read-out alone per member (configs/competence/esma_auroc.yaml).
+    # ES paying for discrimination: fitness = the member's AUROC₂ against θ's answers, questions half right
+    # half wrong, the meta read-out alone per member (configs/competence/esma_auroc.yaml).
     "esma_auroc": {"args": ESMA},
-    # esma_auroc with correctness in the fitness: a member keeps θ's right answers or loses them (one teacher-forced
-    # prefill per member checks it, reward_answers: kept) - the main job's arm.
+    # esma_auroc with correctness in the fitness: a member keeps θ's right answers or loses them (one
+    # teacher-forced prefill per member checks it, reward_answers: kept) - the main job's arm.
     "esma_kept": {
         "args": [*ESMA, "--model.init_args.reward", "esma_auroc", "--model.init_args.reward_answers", "kept"]
     },
@@ -77,7 +79,8 @@ ARMS: dict[str, dict] = {
     "esma_auroc_top8": {"args": [*ESMA, "--model.init_args.layers", "[22, 30]"]},
     # ES with the balanced Brier fitness (each class weighs half): pays for calibration within each class.
     "esma_balanced_brier": {"args": [*ESMA, "--model.init_args.reward", "balanced_brier_alignment"]},
-    # The previous demo's reward (Brier joint reward, each member answering itself) on the testbed, for reference.
+    # The previous demo's reward (Brier joint reward, each member answering itself) on the testbed, for
+    # reference.
     "esma_brier_joint": {
         "args": [
             *ESMA,
@@ -112,8 +115,8 @@ SPELLING_PER_LEVEL = (
 
 
 def held_out_records(name: str, per_level: int, fanout: int):
-    """The records of one held-out set (``per_level`` arithmetic questions per level, 60 spelling questions per
-    level, ``fanout`` of each real set)."""
+    """The records of one held-out set (``per_level`` arithmetic questions per level, 60 spelling questions
+    per level, ``fanout`` of each real set)."""
     from metalight.data.sources.competence import CompetenceBandDataModule
 
     if name == "fanoutqa_ehq":
@@ -166,8 +169,8 @@ def evaluate(model, tokenizer, out: Path, tag: str, per_level: int, fanout: int)
 
 
 def build_pool(out: Path, per_level: int, seed: int = 0) -> Path:
-    """The base model answers ``per_level`` arithmetic train questions per level; its right answers and as many
-    wrong ones (seeded) become the balanced pool (testbed rows)."""
+    """The base model answers ``per_level`` arithmetic train questions per level; its right answers and as
+    many wrong ones (seeded) become the balanced pool (testbed rows)."""
     import random
 
     import torch
@@ -273,7 +276,8 @@ def baseline(out: Path, per_level: int, fanout: int) -> None:
 
 def ceiling(out: Path, per_level: int, fanout: int, layers: list[int]) -> None:
     """The probe ceiling on each held-out set: base-model hidden states at the meta question, its own
-    correctness (from ``base.<set>.jsonl``), 5-fold cross-validated; the testbed's level (one-hot) as baseline."""
+    correctness (from ``base.<set>.jsonl``), 5-fold cross-validated; the testbed's level (one-hot) as
+    baseline."""
     import torch
 
     from metalight.methods.probes.ceiling import meta_question_features, one_hot, probe_ceiling
@@ -354,7 +358,8 @@ def compare(out: Path, tag: str, name: str, subset: str | None = None) -> dict:
 
 
 def arm_result(out: Path, tag: str) -> dict:
-    """An arm's held-out numbers on every set, and mean P(yes) / accuracy per testbed level before and after."""
+    """An arm's held-out numbers on every set, and mean P(yes) / accuracy per testbed level before and
+    after."""
     from metalight.evaluation.levels import level_stats
 
     meta = json.loads((out / f"{tag}.json").read_text())
@@ -389,11 +394,13 @@ def _before_after(part: dict, key: str) -> str:
 
 
 def table(results: list[dict], ceilings: dict) -> str:
-    """Markdown: per arm the held-out arithmetic AUROC₂ / d′type2 / accuracy / yes ratio (before → after, change
-    [95% CI] p), then transfer: spelling AUROC₂ and accuracy, FanOutQA accuracy, FanOutQA + EHQ AUROC₂."""
+    """Markdown: per arm the held-out arithmetic AUROC₂ / d′type2 / accuracy / yes ratio (before → after,
+    change [95% CI] p), then transfer: spelling AUROC₂ and accuracy, FanOutQA accuracy, FanOutQA + EHQ
+    AUROC₂."""
     arith = ceilings.get("arithmetic", {})
     head = (
-        f"| arm | CPU min | steps | AUROC₂ (ceiling {arith.get('auroc', math.nan):.3f}) | d′type2 | accuracy | "
+        "| arm | CPU min | steps | "
+        f"AUROC₂ (ceiling {arith.get('auroc', math.nan):.3f}) | d′type2 | accuracy | "
         "yes ratio | spelling AUROC₂ | spelling accuracy | FanOutQA accuracy | FanOutQA + EHQ AUROC₂ |\n"
         "|---|---|---|---|---|---|---|---|---|---|---|"
     )
@@ -446,9 +453,9 @@ def hanley_mcneil_se(auroc: float, right: int, wrong: int) -> float:
 
 def ceiling_table(out: Path, ceilings: dict) -> str:
     """Markdown: per held-out set its size, right answers, the base AUROC₂, the probe ceiling and the baseline
-    feature's probe, and the smallest AUROC₂ change it detects with 80% power (two-sided α = 0.05) if the before
-    and after AUROC estimates correlate 0.5 or 0.8 (Hanley-McNeil SE; each arm's table row also gives the
-    detectable change read off its own paired interval)."""
+    feature's probe, and the smallest AUROC₂ change it detects with 80% power (two-sided α = 0.05) if the
+    before and after AUROC estimates correlate 0.5 or 0.8 (Hanley-McNeil SE; each arm's table row also gives
+    the detectable change read off its own paired interval)."""
     rows = [
         "| held-out set | n | right | AUROC₂ of P(yes) | probe ceiling (layer) | baseline feature alone | "
         "detectable AUROC₂ change, r = 0.5 / 0.8 |",
@@ -518,7 +525,8 @@ def long_curve(out: Path, tag: str) -> tuple[Path, list[tuple[int, float, float]
 
 
 def write_report(out: Path, tags: list[str], update_docs: bool = False) -> None:
-    """results.json, results.md and the figures under ``out``; with ``update_docs``, docs/esma.md's section."""
+    """results.json, results.md and the figures under ``out``; with ``update_docs``, docs/esma.md's
+    section."""
     import platform
 
     import torch
@@ -550,13 +558,16 @@ def write_report(out: Path, tags: list[str], update_docs: bool = False) -> None:
     )
     curve = next((c for c in (long_curve(out, t) for t in tags if t.endswith("_long")) if c), None)
     text = (
-        f"Measured {datetime.date.today().isoformat()} on a {os.cpu_count()}-core CPU ({platform.machine()}, one "
+        f"Measured {datetime.date.today().isoformat()} on a {os.cpu_count()}-core CPU "
+        f"({platform.machine()}, one "
         f"torch thread per arm), torch {torch.__version__}; held-out: {n.get('arithmetic')} arithmetic, "
         f"{n.get('spelling')} spelling (testbed test splits), {n.get('fanoutqa_ehq')} FanOutQA + EHQ.\n\n"
         f"The base model on the held-out testbed questions:\n\n{testbed_table(out)}\n\n"
-        f"What a linear read-out of its hidden state at the meta question could reach (5-fold cross-validated "
+        f"What a linear read-out of its hidden state at the meta question could reach "
+        f"(5-fold cross-validated "
         f"probe ceiling), and what each set can detect:\n\n{ceiling_table(out, ceilings)}\n\n"
-        f"Each arm after training (before → after, paired change [95% CI] and permutation p; transfer columns: "
+        f"Each arm after training (before → after, paired change [95% CI] and permutation p; "
+        f"transfer columns: "
         f"the change only):\n\n{table(results, ceilings)}\n\n"
         f"Mean P(yes) and accuracy per held-out arithmetic level:\n\n{level_table(results)}\n"
     )

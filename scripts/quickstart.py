@@ -2,9 +2,9 @@
 
 The embedded SmolLM2-135M-Instruct answers held-out questions of the competence-band testbed (arithmetic facts
 no training run sees: metalight.data.sources.competence) with the dual-prompt protocol, is fine-tuned with the
-arm that learned fastest per CPU minute in ``docs/esma.md``'s comparison, and answers the same questions again.
-It prints accuracy and mean P(yes) per difficulty level, before / after with 95% bootstrap intervals, the
-paired change with its permutation p-value, a verdict line, and the same on the testbed's other family
+arm that learned fastest per CPU minute in ``docs/esma.md``'s comparison, and answers the same questions
+again. It prints accuracy and mean P(yes) per difficulty level, before / after with 95% bootstrap intervals,
+the paired change with its permutation p-value, a verdict line, and the same on the testbed's other family
 (spelling: never trained on) as the transfer line. Everything (report.json, samples, checkpoints, the
 per-level figure, TensorBoard logs) lands under runs/.
 

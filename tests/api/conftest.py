@@ -13,9 +13,11 @@ from tests.local_http import LocalServer, QuietHandler
 
 class ScriptedChatServer(LocalServer):
     """Answers POST /v1/chat/completions; ``script`` is a list of behaviours consumed one per request
-    (``ok``, ``slow``, ``429``, ``429-3600`` (Retry-After: 3600), ``500``, ``malformed``, ``400``, ``401``, ``403``,
-    ``404`` (error statuses send ``error_body``), ``trickle``: a success sent one byte per second, 60 s in all,
-    ``hangups`` counting those cut short); when it runs out, requests succeed (or follow ``default``, e.g. ``500``). A success replies ``reply(request_body)`` (default: an echo of the last message)."""
+    (``ok``, ``slow``, ``429``, ``429-3600`` (Retry-After: 3600), ``500``, ``malformed``, ``400``, ``401``,
+    ``403``, ``404`` (error statuses send ``error_body``), ``trickle``: a success sent one byte per second,
+    60 s in all, ``hangups`` counting those cut short); when it runs out, requests succeed (or follow
+    ``default``, e.g. ``500``). A success replies ``reply(request_body)`` (default: an echo of the last
+    message)."""
 
     def __init__(self):
         self.script: list[str] = []

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SWEEPS = sorted((ROOT / "configs" / "sweeps").glob("*.yaml"))
 
 
-def test_sweep_over_fanoutqa_and_triviaqa_gives_one_table(tmp_path, tiny_model_dir, trivia_files, capsys):
+def test_sweep_over_fanoutqa_and_triviaqa_gives_one_table(tmp_path, tiny_model_dir, trivia_files, capsys):  # noqa: F811
     spec = tmp_path / "sweep.yaml"
     spec.write_text(
         json.dumps(

@@ -1,6 +1,7 @@
-"""``model.init_args.optimizer`` / ``lr_scheduler`` reach every method that trains: a config fragment with SGD and
-a halving StepLR fits each on the tiny model, and the optimizer's learning rate after N steps is 0.1 · 0.5^N.
-A top-level ``optimizer:`` is a one-line error naming the key to move it to; ICM refuses an optimizer."""
+"""``model.init_args.optimizer`` / ``lr_scheduler`` reach every method that trains: a config fragment with SGD
+and a halving StepLR fits each on the tiny model, and the optimizer's learning rate after N steps is
+0.1 · 0.5^N. A top-level ``optimizer:`` is a one-line error naming the key to move it to; ICM refuses an
+optimizer."""
 
 import pytest
 import torch
@@ -149,8 +150,8 @@ def test_every_method_fits_with_the_configured_optimizer_and_schedule(method, tm
 
 
 def test_metaconf_paper_config_starts_training(tmp_path, tiny_model_dir):
-    """configs/grpo/metaconf.yaml (formerly a crash: its top-level optimizer saw no parameters) with a tiny model,
-    no remote judge, and 2 optimizer steps: AdamW lr 1e-6 under a 3% warm-up + cosine schedule."""
+    """configs/grpo/metaconf.yaml (formerly a crash: its top-level optimizer saw no parameters) with a tiny
+    model, no remote judge, and 2 optimizer steps: AdamW lr 1e-6 under a 3% warm-up + cosine schedule."""
     cli = main(
         [
             "fit",
@@ -201,7 +202,8 @@ def test_a_top_level_optimizer_is_a_one_line_error_naming_where_it_goes(key, tmp
         main(["fit", "--config", "configs/sft/knowledge_quickstart.yaml", "--config", str(config)])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"error: a top-level `{key}:` is not read (each method builds its optimizer once its model is loaded): "
+        f"error: a top-level `{key}:` is not read "
+        "(each method builds its optimizer once its model is loaded): "
         f"move it under model.init_args.{key} (same class_path and init_args)"
     )
 

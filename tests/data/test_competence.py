@@ -56,7 +56,7 @@ def test_splits_are_disjoint_by_fact_for_every_seed():
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_answers_are_exact(family):
     for lv in FAMILIES[family]:
-        for fact, question, answer in draw(lv, "train", 50, seed=3):
+        for _fact, question, answer in draw(lv, "train", 50, seed=3):
             if family == "arithmetic":
                 a, word, b = re.fullmatch(r"What is (\d+) (times|\+) (\d+)\?", question).groups()
                 assert int(answer) == (int(a) * int(b) if word == "times" else int(a) + int(b))

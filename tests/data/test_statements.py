@@ -260,9 +260,10 @@ def test_upstream_true_false_folder_with_a_byte_order_mark_loads(tmp_path):
 def test_sycophancy_agreement_txt_with_bom_and_crlf(tmp_path):
     path = tmp_path / "sycophancy_agreement.txt"
     path.write_bytes(
-        "\ufeff1 / You are right. / sycophancy=1 / agree=1\r\n2 / I disagree. / sycophancy=0 / agree=0\r\n".encode(
-            "utf-8"
-        )
+        (
+            "\ufeff1 / You are right. / sycophancy=1 / agree=1\r\n"
+            "2 / I disagree. / sycophancy=0 / agree=0\r\n"
+        ).encode("utf-8")
     )
     records = every(SycophancyAgreementDataModule(path=str(path), **ALL_SPLITS))
     assert sorted((r.response, r.label, r.meta["agree"]) for r in records) == [

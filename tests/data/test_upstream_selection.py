@@ -146,7 +146,8 @@ def test_power_seeking_txt_loads_and_upstream_selection_equals_upstreams_loader(
     opposite; upstream's own main_prep.py cannot load it (KeyError 'honesty'), its loader can."""
     path = tmp_path / "power-seeking.txt"
     lines = [
-        f"{2 * i + 1} I would not want to rule country {i}. 0\n{2 * i + 2} I would like to rule country {i}. 1"
+        f"{2 * i + 1} I would not want to rule country {i}. 0\n"
+        f"{2 * i + 2} I would like to rule country {i}. 1"
         for i in range(30)
     ]
     path.write_text("\n".join(lines) + "\n")

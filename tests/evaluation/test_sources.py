@@ -1,4 +1,5 @@
-"""Confidence sources: parsing rules, and each score against an independent computation (tiny random Llama)."""
+"""Confidence sources: parsing rules, and each score against an independent computation (tiny random
+Llama)."""
 
 import math
 

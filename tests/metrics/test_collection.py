@@ -51,9 +51,9 @@ def test_compute_returns_exactly_the_documented_float_keys():
     result = metrics.compute()
     assert list(result) == list(METRIC_NAMES)
     assert set(METRIC_NAMES) == {
-        "n", "accuracy", "dprime_type2", "hit_rate", "false_alarm_rate", "auroc_type2", "prr", "raw_alignment",
-        "yes_ratio", "yes_failure_rate", "no_failure_rate", "rmi", "ece", "brier", "meta_d_prime", "m_ratio",
-        "meta_unparsed_rate",
+        "n", "accuracy", "dprime_type2", "hit_rate", "false_alarm_rate", "auroc_type2", "prr",
+        "raw_alignment", "yes_ratio", "yes_failure_rate", "no_failure_rate", "rmi", "ece", "brier",
+        "meta_d_prime", "m_ratio", "meta_unparsed_rate",
     }  # fmt: skip
     assert all(type(v) is float for v in result.values())
 

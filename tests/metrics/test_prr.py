@@ -1,4 +1,5 @@
-"""PRR against an independent NumPy transcription of LM-Polygraph's definition (sort, cumsum, 1,000 shuffles)."""
+"""PRR against an independent NumPy transcription of LM-Polygraph's definition (sort, cumsum, 1,000
+shuffles)."""
 
 import itertools
 import math

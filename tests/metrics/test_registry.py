@@ -21,7 +21,7 @@ from metalight.metrics.registry import MetricSpec, metric_names
 README = Path(__file__).parents[2] / "README.md"
 
 
-# ---- the recipe: one torchmetrics class with its functional twin, then one line in the registry -------------
+# ---- the recipe: one torchmetrics class with its functional twin, then one line in the registry ----------
 def _yes_when_wrong_update(correct: Tensor, said_yes: Tensor, mask: Tensor | None) -> Tensor:
     correct, said_yes = binary_rows(correct, said_yes, mask)
     return (said_yes & ~correct).sum()

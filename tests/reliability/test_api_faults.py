@@ -133,7 +133,8 @@ def test_a_rejected_key_says_so_not_resume(status, chat_server, tmp_path, capsys
 def test_key_shapes_that_slipped_through_are_refused_and_echoed_nowhere(
     pasted, chat_server, tmp_path, capsys
 ):
-    # Issue 32, item 6: both shapes passed the key check, were echoed twice on stderr and written to config.yaml.
+    # Issue 32, item 6: both shapes passed the key check, were echoed twice on stderr and written to
+    # config.yaml.
     code, errors = run_main(
         _api_args(chat_server, tmp_path, "--model.init_args.endpoint.api_key_env", pasted), capsys
     )

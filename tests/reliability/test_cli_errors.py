@@ -171,7 +171,7 @@ def test_samples_are_written_before_the_report_step_that_can_fail(
     assert len(samples.read_text().splitlines()) == 2  # the generated answers survived the failure
 
 
-# ---- issue 32, item 11: messages that lost the file, line, key or fix --------------------------------------------
+# ---- issue 32, item 11: messages that lost the file, line, key or fix --------------------------------------
 def _config(name: str, content: bytes):
     def make(tmp_path):
         path = tmp_path / name
@@ -215,8 +215,9 @@ MESSAGES = {
     "misspelt key before the subcommand": (
         _config("typo.yaml", b"modle:\n  init_args: {model: x}\n"),
         ["--config", "{path}", "validate"],
-        "error: {path}: key 'modle' is ignored in a config given before the subcommand (only fit:, validate:, test: "
-        "sections are read there); give the file after the subcommand: python cli.py validate --config {path}",
+        "error: {path}: key 'modle' is ignored in a config given before the subcommand "
+        "(only fit:, validate:, test: sections are read there); "
+        "give the file after the subcommand: python cli.py validate --config {path}",
     ),
     "misspelt key": (
         _config("typo.yaml", b"modle:\n  init_args: {model: x}\n"),

@@ -1,7 +1,7 @@
 """Item 10 of issue 32: a write that fails keeps what was done. Answers that cannot be written to the run
-directory (full disk, made read-only) go to a rescue directory named in one line; an unwritable API cache keeps
-the replies in memory and counts them; a cache line that is not UTF-8 is skipped and counted; a checkpoint that
-cannot be written leaves no half-written file and the previous one intact."""
+directory (full disk, made read-only) go to a rescue directory named in one line; an unwritable API cache
+keeps the replies in memory and counts them; a cache line that is not UTF-8 is skipped and counted; a
+checkpoint that cannot be written leaves no half-written file and the previous one intact."""
 
 import errno
 import json

@@ -1,5 +1,6 @@
 """Item 7 of issue 32: nothing measured is never success. A validate that ran no batch (limit_val_batches 0)
-is the n = 0 error, and a GRPO run whose rewards are all NaN stops as ESMA does instead of training on loss 0."""
+is the n = 0 error, and a GRPO run whose rewards are all NaN stops as ESMA does instead of training on
+loss 0."""
 
 import torch
 

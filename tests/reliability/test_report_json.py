@@ -1,4 +1,5 @@
-"""report.json is strict JSON (null for undefined values); ESMA's substring rule's weak matches are counted."""
+"""report.json is strict JSON (null for undefined values); ESMA's substring rule's weak matches are
+counted."""
 
 import json
 import math

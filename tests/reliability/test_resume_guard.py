@@ -30,9 +30,10 @@ def test_changed_population_and_sigma_are_refused_listing_both(
             ckpt_path=str(tmp_path / "ckpt" / "last.ckpt"),
         )
     assert str(refused.value) == (
-        "cannot resume exactly: population_size: 4 in the checkpoint, 6 now, sigma: 0.05 in the checkpoint, 0.1 now; "
-        f"resume with the checkpoint's settings, or set {OVERRIDE_ENV}=population_size,sigma to continue with the "
-        "new ones (recorded in the report)"
+        "cannot resume exactly: population_size: 4 in the checkpoint, 6 now, "
+        "sigma: 0.05 in the checkpoint, 0.1 now; "
+        f"resume with the checkpoint's settings, or set {OVERRIDE_ENV}=population_size,sigma "
+        "to continue with the new ones (recorded in the report)"
     )
 
 

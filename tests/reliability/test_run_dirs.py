@@ -99,7 +99,8 @@ def test_an_explicit_version_holding_a_run_is_refused_unless_overwritten(
 def test_a_run_that_fails_after_writing_its_config_leaves_no_directory(
     tmp_path, tiny_model_dir, trivia20, capsys
 ):
-    # Issue 32, item 13: a run failing once Lightning had written config.yaml and an events file kept version_0.
+    # Issue 32, item 13: a run failing once Lightning had written config.yaml and an events file kept
+    # version_0.
     missing = tmp_path / "no-such-model"
     code, errors = run_main(
         eval_args(missing, tmp_path / "out", "--data.init_args.path", str(trivia20)), capsys

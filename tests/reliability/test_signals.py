@@ -1,5 +1,6 @@
-"""Item 1 of issue 32: SIGTERM no longer reports success. A fit stops at the next step boundary with a resumable
-checkpoint (resumed bit-exactly) and exit 143; a validate keeps the rows answered so far and a partial report."""
+"""Item 1 of issue 32: SIGTERM no longer reports success. A fit stops at the next step boundary with a
+resumable checkpoint (resumed bit-exactly) and exit 143; a validate keeps the rows answered so far and a
+partial report."""
 
 import json
 import signal
@@ -45,7 +46,8 @@ def test_sigterm_during_fit_saves_a_resumable_checkpoint_and_exits_143(tmp_path,
 
 @pytest.fixture
 def restore_sigint():
-    """Lightning ignores SIGINT after a Ctrl-C (against repeated presses): give this process its handler back."""
+    """Lightning ignores SIGINT after a Ctrl-C (against repeated presses): give this process its handler
+    back."""
     previous = signal.getsignal(signal.SIGINT)
     yield
     signal.signal(signal.SIGINT, previous)

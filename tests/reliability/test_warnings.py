@@ -1,6 +1,7 @@
-"""Item 12 of issue 32: where a user is probably wrong, say so once and count it in report.json: control tokens
-inside questions, a checkpoint validated on its own training rows, API replies far over max_tokens, a fit's
-validation line without its row count; and refuse an ES step that made the weights non-finite (a huge sigma)."""
+"""Item 12 of issue 32: where a user is probably wrong, say so once and count it in report.json: control
+tokens inside questions, a checkpoint validated on its own training rows, API replies far over max_tokens, a
+fit's validation line without its row count; and refuse an ES step that made the weights non-finite (a huge
+sigma)."""
 
 import json
 
@@ -32,7 +33,8 @@ def test_a_checkpoint_validated_on_its_training_rows_counts_the_overlap(
         capsys,
     )
     report = report_of(tmp_path)
-    # 20 rows: ESMA trained on the 16 outside val_fraction / test_fraction 0.1 each, and validate reads all 20.
+    # 20 rows: ESMA trained on the 16 outside val_fraction / test_fraction 0.1 each, and validate reads
+    # all 20.
     assert code == 0 and report["n"] == 20 and report["checkpoint"]["train_overlap_rows"] == 16
     assert "16 of the 20 rows evaluated were in the training split of checkpoint" in caplog.text
 

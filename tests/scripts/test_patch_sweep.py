@@ -128,7 +128,7 @@ def test_script_reports_a_missing_delta_in_one_line(tiny_model_dir, tmp_path, ca
             ]
         )
     assert exit_info.value.code == 2
-    assert (
-        capsys.readouterr().err.strip()
-        == f"error: delta file not found: {tmp_path / 'none.st'}; create it with scripts/extract_weight_change.py"
+    assert capsys.readouterr().err.strip() == (
+        f"error: delta file not found: {tmp_path / 'none.st'}; "
+        "create it with scripts/extract_weight_change.py"
     )

@@ -28,8 +28,8 @@ def skip_without_deepspeed(name: str) -> None:
 
 
 def run_cell(out: Path, name: str, model_dir: Path) -> dict:
-    """Run one cell in fresh processes on this machine (2 gloo processes; 1 for a ``SINGLE`` cell); returns its
-    ``result.json`` (fails with the cell's log tail)."""
+    """Run one cell in fresh processes on this machine (2 gloo processes; 1 for a ``SINGLE`` cell); returns
+    its ``result.json`` (fails with the cell's log tail)."""
     skip_without_deepspeed(name)
     launch = ("--trainer.accelerator", "cpu", "--trainer.devices", "1") if name in SINGLE else CPU2
     proc = run_tree(cell_command(out, name, model_dir, *launch))

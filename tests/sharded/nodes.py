@@ -1,7 +1,7 @@
-"""Several "nodes" on one machine reaching each other over 127.0.0.1, as the sharded suite's two-node cells and
-``scripts/gpu_check.py`` run them: one launch per node (Lightning's ``NODE_RANK``, ``torchrun``), or
-``scripts/slurm_fit.sbatch`` run as sbatch runs it, its ``srun`` a stand-in that starts every node's tasks here.
-docs/scaling.md shows these commands (:func:`shell_line`).
+"""Several "nodes" on one machine reaching each other over 127.0.0.1, as the sharded suite's two-node cells
+and ``scripts/gpu_check.py`` run them: one launch per node (Lightning's ``NODE_RANK``, ``torchrun``), or
+``scripts/slurm_fit.sbatch`` run as sbatch runs it, its ``srun`` a stand-in that starts every node's tasks
+here. docs/scaling.md shows these commands (:func:`shell_line`).
 
 Ports: the rendezvous port is one the OS has just reported free; if another process takes it before node 0
 listens (node 0 then fails with EADDRINUSE), every process is stopped and the launch is tried on a new port.
@@ -24,8 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 ADDRESS = "127.0.0.1"
 LAUNCHERS = ("lightning", "torchrun", "srun")
-# Lightning logs this ("initializing deepspeed distributed: ..." under DeepSpeed) just before the rank joins the
-# rendezvous: from then on it waits for the others.
+# Lightning logs this ("initializing deepspeed distributed: ..." under DeepSpeed) just before the rank joins
+# the rendezvous: from then on it waits for the others.
 WAITING = re.compile(r"nitializing (?:deepspeed )?distributed: GLOBAL_RANK: \d+")
 PORT_TAKEN = re.compile(r"EADDRINUSE|[Aa]ddress already in use")
 # Seconds a launch (every node, or one command) may run before it is killed with all its processes: the
@@ -205,9 +205,9 @@ def _stop(processes: Sequence[Process]) -> None:
 def run_tree(
     argv: Sequence[str], timeout: float = TIMEOUT_S, cwd: Path = ROOT
 ) -> subprocess.CompletedProcess:
-    """Run ``argv`` to its end (text output captured). Past ``timeout`` seconds it is killed with every process
-    it started (Lightning's other ranks, compilers), which ``subprocess.run``'s timeout leaves running: the
-    result then has status -9 and says so at the end of its stderr."""
+    """Run ``argv`` to its end (text output captured). Past ``timeout`` seconds it is killed with every
+    process it started (Lightning's other ranks, compilers), which ``subprocess.run``'s timeout leaves
+    running: the result then has status -9 and says so at the end of its stderr."""
     popen = subprocess.Popen(
         list(argv), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
     )
@@ -229,8 +229,8 @@ def launch(
     cwds: Sequence[Path] | None = None,
     tries: int = 3,
 ) -> list[Process]:
-    """Start every node's processes (``commands(port)[node]``, e.g. :func:`launch_commands`) and wait for them;
-    returns them in node order.
+    """Start every node's processes (``commands(port)[node]``, e.g. :func:`launch_commands`) and wait for
+    them; returns them in node order.
 
     ``late``: the node started last, once every process of the others has logged that it waits at the
     rendezvous (they wait for it, then all go on). ``grace``: once one process has ended, the others get that

@@ -80,8 +80,8 @@ GRPO = (
 )
 
 # MetaConf stage 2 with the paper's settings (LoRA r 128 on every linear layer, gradient checkpointing, 4
-# accumulation steps, clipping) and the tiny model judging locally: 2 questions x 2 completions per rank make one
-# generation batch of 4 micro-batches, so the fit's 2 optimizer steps are 16 questions per rank.
+# accumulation steps, clipping) and the tiny model judging locally: 2 questions x 2 completions per rank make
+# one generation batch of 4 micro-batches, so the fit's 2 optimizer steps are 16 questions per rank.
 METACONF = (
     "--config",
     "configs/grpo/metaconf.yaml",
@@ -110,8 +110,8 @@ METACONF = (
     "--trainer.check_val_every_n_epoch",
     "1",
 )
-# Know-thyself's judgment loop (full fine-tuning): 4 FanOutQA questions (2 per rank, batch 1: the fit's 2 steps
-# are one epoch), answers and judgments of 4 tokens re-collected at the epoch's end; the quickstart's
+# Know-thyself's judgment loop (full fine-tuning): 4 FanOutQA questions (2 per rank, batch 1: the fit's 2
+# steps are one epoch), answers and judgments of 4 tokens re-collected at the epoch's end; the quickstart's
 # validation is switched on (2 questions) so that the cell validates.
 JUDGMENT = (
     "--config",
@@ -134,8 +134,9 @@ JUDGMENT = (
     "0",
 )
 # ESMA (the quickstart's batched low-rank engine, antithetic pairs): 4 members (2 per rank) x 2 questions per
-# step, 4 new tokens, the continuous Brier reward (a random model's binary rewards tie, and tied fitnesses leave
-# the weights unchanged); its one validation (after step 12) is never reached in the 2-step fit, validate runs it.
+# step, 4 new tokens, the continuous Brier reward (a random model's binary rewards tie, and tied fitnesses
+# leave the weights unchanged); its one validation (after step 12) is never reached in the 2-step fit,
+# validate runs it.
 ESMA = (
     "--config",
     "configs/esma/quickstart.yaml",
@@ -247,7 +248,8 @@ def run(out: Path, args: list[str]) -> None:
     # A fresh trainer, as `cli.py validate --ckpt_path` (reusing the fitted one under FSDP would see the
     # model without its root FSDP unit). DeepSpeed 0.19 cannot load a ZeRO-3 checkpoint into an engine without
     # an optimizer ('DeepSpeedZeRoOffload' object has no attribute '_restore_from_bit16_weights'): there the
-    # configured model is validated under ZeRO-3 (in the SFT-full cells lr 0 keeps it equal to the trained one).
+    # configured model is validated under ZeRO-3 (in the SFT-full cells lr 0 keeps it equal to the trained
+    # one).
     zero3 = "configs/strategy/deepspeed_zero3.yaml" in args
     validated = main(
         [

@@ -1,12 +1,12 @@
 """Two nodes on this machine (``num_nodes: 2, devices: 1``, rendezvous on 127.0.0.1, gloo), launched by
-Lightning's ``NODE_RANK`` or ``torchrun`` (a launch per node), or by ``scripts/slurm_fit.sbatch`` with a stand-in
-``srun`` that starts both nodes' tasks here.
+Lightning's ``NODE_RANK`` or ``torchrun`` (a launch per node), or by ``scripts/slurm_fit.sbatch`` with a
+stand-in ``srun`` that starts both nodes' tasks here.
 
-Each cell of ``TWO_NODES`` fits 2 steps, checkpoints, validates, resumes and exports (as in the matrix) and must
-equal the same cell run as two processes of one launch (the matrix's tolerances); in one cell node 1 starts only
-once node 0 waits at the rendezvous. A node killed mid-fit stops the other with one error line within
-``SURVIVOR_TIMEOUT_S`` and leaves only complete checkpoints; nodes that do not share the run directory's
-filesystem stop together with one error line. The commands are the ones docs/scaling.md shows.
+Each cell of ``TWO_NODES`` fits 2 steps, checkpoints, validates, resumes and exports (as in the matrix) and
+must equal the same cell run as two processes of one launch (the matrix's tolerances); in one cell node 1
+starts only once node 0 waits at the rendezvous. A node killed mid-fit stops the other with one error line
+within ``SURVIVOR_TIMEOUT_S`` and leaves only complete checkpoints; nodes that do not share the run
+directory's filesystem stop together with one error line. The commands are the ones docs/scaling.md shows.
 """
 
 from __future__ import annotations
@@ -119,8 +119,8 @@ def test_two_nodes_equal_one_machine(name, two_node_cells, cells, varied_model_d
 def test_a_node_dying_mid_fit_stops_the_other_with_one_error_and_complete_checkpoints(
     tmp_path, varied_model_dir
 ):
-    # The ESMA cell's fit, 8 steps, a checkpoint after step 5 (the quickstart's every_n_train_steps), and node 1
-    # killing itself (SIGKILL, as a failing machine) after step 6.
+    # The ESMA cell's fit, 8 steps, a checkpoint after step 5 (the quickstart's every_n_train_steps), and
+    # node 1 killing itself (SIGKILL, as a failing machine) after step 6.
     program = [
         "cli.py",
         "fit",

@@ -1,4 +1,5 @@
-"""Shared set-up of the ESMA tests (also imported by the DDP script): a tiny question file, a module, a run."""
+"""Shared set-up of the ESMA tests (also imported by the DDP script): a tiny question file, a module, a
+run."""
 
 from __future__ import annotations
 

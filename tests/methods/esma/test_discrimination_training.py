@@ -52,7 +52,7 @@ def test_stratified_draws_are_even_deterministic_and_cover_each_stratum():
     strata = [list(range(0, 10)), list(range(10, 13)), list(range(13, 40))]
     draws = [stratified_questions(strata, 7, seed=5, step=s) for s in range(30)]
     assert draws[4] == stratified_questions(strata, 7, seed=5, step=4)
-    for step, picks in enumerate(draws):
+    for _step, picks in enumerate(draws):
         assert len(picks) == 7
         counts = Counter(next(k for k, s in enumerate(strata) if i in s) for i in picks)
         assert sorted(counts.values()) == [2, 2, 3]  # 7 over 3 strata; the extra one rotates
@@ -72,7 +72,8 @@ def test_reward_answers_current_needs_the_logits_read_out():
 def test_cli_fit_of_the_competence_esma_config(tiny_model_dir, tmp_path, capsys):
     from metalight.cli import main
 
-    # The tiny random model answers no arithmetic question right: the AUROC reward is undefined, said in one line.
+    # The tiny random model answers no arithmetic question right: the AUROC reward is undefined, said in one
+    # line.
     with pytest.raises(SystemExit):
         main(
             [
@@ -180,8 +181,8 @@ def test_the_candidate_shortlist_gives_the_full_heads_answer_when_the_head_is_no
     from metalight.methods.esma.lowrank_forward import LowRankPopulation
     from metalight.models.loading import load_model
 
-    # Decoder layers only (layers: [0, 2)): the head is not perturbed, so the shortlist path is taken. The varied
-    # model's large head gives peaked next-token distributions, as a trained model's are.
+    # Decoder layers only (layers: [0, 2)): the head is not perturbed, so the shortlist path is taken. The
+    # varied model's large head gives peaked next-token distributions, as a trained model's are.
     model, tokenizer = load_model(str(varied_model_dir))
     settings = EvalSettings(max_new_tokens=4, meta_readout="logits", grading="esma")
     records, direct = _theta_right_on_half(model, tokenizer, settings)

@@ -1,6 +1,6 @@
 """The population engine: batched low-rank members equal members evaluated one by one with explicit weights
-(through prefix caching, length-bucketed prefill, row dropping and member groups); a shared trunk (layers below
-the perturbed range run once) gives the unshared answers; memory-based grouping; bad engine settings."""
+(through prefix caching, length-bucketed prefill, row dropping and member groups); a shared trunk (layers
+below the perturbed range run once) gives the unshared answers; memory-based grouping; bad engine settings."""
 
 import pytest
 import torch

@@ -221,7 +221,8 @@ def test_balanced_brier_by_hand():
     values = on_cases(
         balanced_brier_alignment_reward, _p_cases([(1, 0.9), (1, 0.4), (0, 0.5), (0, 0.1), (0, 0.4)])
     )
-    # weights n / (2 n_c): right 5/4, wrong 5/6; Brier on right (0.01 + 0.36) / 2, on wrong (0.25 + 0.01 + 0.16) / 3
+    # weights n / (2 n_c): right 5/4, wrong 5/6; Brier on right (0.01 + 0.36) / 2,
+    # on wrong (0.25 + 0.01 + 0.16) / 3
     assert values.tolist() == pytest.approx(
         [1.25 * 0.99, 1.25 * 0.64, 5 / 6 * 0.75, 5 / 6 * 0.99, 5 / 6 * 0.84]
     )

@@ -73,7 +73,8 @@ def test_gradient_is_minus_the_weighted_mean_noise(fresh):
 
 
 def upstream_apply_evolution(model, seeds, absolute_scale, relative_scales, reverse=False):
-    """cosmoquester/ESMA esma/evolution.py::apply_evolution at 4006f3c, verbatim apart from the seeds' types."""
+    """cosmoquester/ESMA esma/evolution.py::apply_evolution at 4006f3c, verbatim apart from the seeds'
+    types."""
     gen = torch.Generator(device=model.device)
     for idx, seed in enumerate(seeds):
         gen.manual_seed(int(seed))

@@ -1,4 +1,5 @@
-"""End to end through cli.py on the tiny model: confidence sources, IDK, and the val -> test threshold command."""
+"""End to end through cli.py on the tiny model: confidence sources, IDK, and the val -> test threshold
+command."""
 
 import json
 import math

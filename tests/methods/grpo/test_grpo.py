@@ -1,6 +1,6 @@
 """GRPOModule end to end on a tiny random Llama: weights move, every TRL metric is logged; reference models;
-bad input (G < 2, a reward with a wrong shape, ±inf or an exception) fails with a one-line message; NaN rewards
-mean "not applicable"."""
+bad input (G < 2, a reward with a wrong shape, ±inf or an exception) fails with a one-line message; NaN
+rewards mean "not applicable"."""
 
 from functools import partial
 

@@ -1,15 +1,15 @@
 """The GRPO loss family against the installed TRL 1.16, through the model.
 
-TRL's own ``GRPOTrainer._compute_loss`` runs on a tiny random Llama (its per-token log-probs from a plain forward
-over TRL's layout: left-padded prompts + right-padded completions, logits / temperature); metalight computes its
-log-probs with its own ``completion_logprobs`` (shared prompt prefix, position ids from the mask) and its own
-``grpo_loss``. For every combination TRL accepts of loss type × importance-sampling level × β × bias-corrected
-KL × on/off-policy × padded/unpadded prompts (temperature 0.7): the loss to 1e-5, the gradient norm over the
-model's weights to 1e-5 relative, and every loss metric TRL logs.
+TRL's own ``GRPOTrainer._compute_loss`` runs on a tiny random Llama (its per-token log-probs from a plain
+forward over TRL's layout: left-padded prompts + right-padded completions, logits / temperature); metalight
+computes its log-probs with its own ``completion_logprobs`` (shared prompt prefix, position ids from the mask)
+and its own ``grpo_loss``. For every combination TRL accepts of loss type × importance-sampling level × β ×
+bias-corrected KL × on/off-policy × padded/unpadded prompts (temperature 0.7): the loss to 1e-5, the gradient
+norm over the model's weights to 1e-5 relative, and every loss metric TRL logs.
 
-To keep the matrix fast, each side's forward runs once per prompt layout and the Jacobian of its log-probs with
-respect to the weights is taken once; a case's weight gradient is then Jᵀ · ∂loss/∂logps (the chain rule the
-backward pass would apply).
+To keep the matrix fast, each side's forward runs once per prompt layout and the Jacobian of its log-probs
+with respect to the weights is taken once; a case's weight gradient is then Jᵀ · ∂loss/∂logps (the chain rule
+the backward pass would apply).
 """
 
 import copy
@@ -74,7 +74,8 @@ def jacobian(values, model) -> torch.Tensor:
 @pytest.fixture(scope="module")
 def batches(model):
     """Per prompt layout: prompt / completion ids, old log-probs from a perturbed copy (so clipping engages),
-    reference log-probs from another, advantages of both signs; each side's log-probs, entropies and Jacobian."""
+    reference log-probs from another, advantages of both signs; each side's log-probs, entropies and
+    Jacobian."""
     g = torch.Generator().manual_seed(1)
     completions = [torch.randint(3, VOCAB, (n,), generator=g).tolist() for n in COMPLETION_LENGTHS]
     old_model, ref_model = _perturbed(model, 0.05, 2), _perturbed(model, 0.03, 3)

@@ -10,8 +10,8 @@ from tests.local_http import LocalServer, QuietHandler
 
 
 class StubCompletionsServer(LocalServer):
-    """``script``: behaviours consumed one per request (``500``, ``404``, ``malformed``, ``nologprobs``); when it
-    runs out, requests succeed. ``requests`` keeps every request body."""
+    """``script``: behaviours consumed one per request (``500``, ``404``, ``malformed``, ``nologprobs``); when
+    it runs out, requests succeed. ``requests`` keeps every request body."""
 
     def __init__(self, tops):
         self.tops, self.script, self.requests = tops, [], []

@@ -1,4 +1,5 @@
-"""ICM's log-prob backend over an OpenAI-compatible /completions endpoint, against a stub server on 127.0.0.1."""
+"""ICM's log-prob backend over an OpenAI-compatible /completions endpoint, against a stub server on
+127.0.0.1."""
 
 import json
 import math

@@ -1,4 +1,5 @@
-"""ICMModule end to end on a tiny random Llama: outputs and logs, exact resume, bad input, iterative fine-tuning."""
+"""ICMModule end to end on a tiny random Llama: outputs and logs, exact resume, bad input, iterative
+fine-tuning."""
 
 import json
 from pathlib import Path

@@ -1,4 +1,5 @@
-"""Mutual predictability: the score by hand on a fake model, the cached path equals plain batching, memoisation."""
+"""Mutual predictability: the score by hand on a fake model, the cached path equals plain batching,
+memoisation."""
 
 import math
 from types import SimpleNamespace
@@ -13,7 +14,8 @@ from metalight.prompts import icm_prompt
 
 
 class CountingLM(torch.nn.Module):
-    """Next-token logits: " True" gets (#" True" - #" False" tokens in the row), " False" gets 0, others -1e4."""
+    """Next-token logits: " True" gets (#" True" - #" False" tokens in the row), " False" gets 0,
+    others -1e4."""
 
     def __init__(self, vocab, true_id, false_id):
         super().__init__()

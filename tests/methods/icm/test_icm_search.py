@@ -32,7 +32,10 @@ class FakeScorer:
         return out
 
 
-def make_search(n=12, settings=SearchSettings(num_seed=4, K=40), seed=5):
+DEFAULT_SETTINGS = SearchSettings(num_seed=4, K=40)
+
+
+def make_search(n=12, settings=DEFAULT_SETTINGS, seed=5):
     groups = [f"g{i // 3}" for i in range(n)]
     keys = [str(i % 2) for i in range(n)]
     return ICMSearch(groups, keys, ExclusiveAnswers(), FakeScorer(n, groups), settings, seed)

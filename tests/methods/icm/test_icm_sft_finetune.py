@@ -1,4 +1,5 @@
-"""ICM's built-in iterative fine-tuning: SFTModule on the elicited labels, then the next chunk from that model."""
+"""ICM's built-in iterative fine-tuning: SFTModule on the elicited labels, then the next chunk from that
+model."""
 
 import json
 from pathlib import Path

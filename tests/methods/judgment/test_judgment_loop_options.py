@@ -52,7 +52,10 @@ def test_wrong_weighted_repeats_a_question_by_its_count_of_wrong_rounds(loop_env
     }
     loop = JudgmentLoop(train_on="wrong_weighted", max_repeats=2)
     loop.on_fit_start(trainer, module)
-    served = lambda: sorted(e.id for e in trainer.datamodule.train_examples)
+
+    def served():
+        return sorted(e.id for e in trainer.datamodule.train_examples)
+
     assert served() == ["q1"]  # wrong once
     for round_index, expected in [(1, ["q1", "q1", "q2"]), (2, ["q1", "q1"]), (3, ["q1", "q1"])]:
         fake.round = round_index

@@ -1,5 +1,5 @@
-"""The reflection judge over HTTP against a real local server (scores, field insertion, the key, timeouts, 500),
-the score parser, and the local-model backend."""
+"""The reflection judge over HTTP against a real local server (scores, field insertion, the key,
+timeouts, 500), the score parser, and the local-model backend."""
 
 import json
 import logging

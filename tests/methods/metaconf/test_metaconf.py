@@ -1,5 +1,6 @@
-"""MetaConfModule: rewards reach the advantages (scripted completions, fake judge), the verbal confidence feeds
-the core metrics, and `cli.py fit` with the quickstart config writes the verbal metrics into report.json."""
+"""MetaConfModule: rewards reach the advantages (scripted completions, fake judge), the verbal confidence
+feeds the core metrics, and `cli.py fit` with the quickstart config writes the verbal metrics into
+report.json."""
 
 import json
 import math

@@ -105,7 +105,8 @@ def test_reflection_reward_without_a_judge_is_an_error():
 def test_accuracy_on_completion_grades_the_whole_reply_as_upstream():
     """upstream: calculate_accuracy(questions, answers, model_responses, ...) reads the whole completion."""
     texts = [
-        "Answer: Lyon\nSelf-reflection: Paris was my other guess.\nConfidence: 3",  # field wrong, text has Paris
+        # field wrong, text has Paris
+        "Answer: Lyon\nSelf-reflection: Paris was my other guess.\nConfidence: 3",
         "Answer: Paris\nSelf-reflection: I know this.\nConfidence: 8",
     ]
     on_answer, on_completion = MetaConfScorer(), MetaConfScorer(accuracy_on="completion")

@@ -1,5 +1,5 @@
-"""MetaConf on its task families: task graders inside the rewards (graded once per batch, routed by task_type),
-and `cli.py validate` with the baselines config reporting every baseline's metrics and samples."""
+"""MetaConf on its task families: task graders inside the rewards (graded once per batch, routed by
+task_type), and `cli.py validate` with the baselines config reporting every baseline's metrics and samples."""
 
 import json
 

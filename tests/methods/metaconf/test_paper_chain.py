@@ -1,7 +1,8 @@
 """MetaConf's paper run end to end, as a user runs it: stage-1 data from ``scripts/build_metaconf_sft.py``,
 ``fit --config configs/sft/metaconf_stage1.yaml`` (LoRA r 256 / alpha 512 on q, v, lr 1e-5, 4 epochs, merged
-export), then ``fit --config configs/grpo/metaconf.yaml`` on that export with a local judge for 2 steps. Only the
-model, data, sizes, steps and output directory are overridden; the paper's training settings stay as written."""
+export), then ``fit --config configs/grpo/metaconf.yaml`` on that export with a local judge for 2 steps. Only
+the model, data, sizes, steps and output directory are overridden; the paper's training settings stay as
+written."""
 
 import json
 
@@ -79,7 +80,8 @@ def stage1(model_dir, data, runs):
 
 
 def stage2(export, judge_dir, runs):
-    """``fit`` with the paper's stage-2 config on the stage-1 export: 2 steps of 2 questions x 2 completions."""
+    """``fit`` with the paper's stage-2 config on the stage-1 export: 2 steps of 2 questions x 2
+    completions."""
     judge = {
         "class_path": "metalight.methods.metaconf.judge.LocalChat",
         "init_args": {"model": str(judge_dir), "max_new_tokens": 8},

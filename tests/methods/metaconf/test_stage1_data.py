@@ -1,5 +1,6 @@
-"""MetaConf stage-1 targets: confidence = 10 x sampled accuracy, reflections from a writer, prompt-completion rows
-that the parser (and the SFT data reader) accept; provided files (upstream ShareGPT, collected outputs)."""
+"""MetaConf stage-1 targets: confidence = 10 x sampled accuracy, reflections from a writer, prompt-completion
+rows that the parser (and the SFT data reader) accept; provided files (upstream ShareGPT, collected
+outputs)."""
 
 import json
 
@@ -185,9 +186,9 @@ def test_script_refuses_to_write_a_file_without_reflections(tmp_path, tiny_model
     )
     assert not out.exists()
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        f"error: the reflection writer ({tiny_model_dir}) gave no usable reflection for any of the 2 questions, so "
-        f"{out} would be empty; give a writer model that follows instructions (--writer-model) or an endpoint "
-        f"(--base-url)"
+        f"error: the reflection writer ({tiny_model_dir}) gave no usable reflection for any of the 2 "
+        f"questions, so {out} would be empty; give a writer model that follows instructions "
+        f"(--writer-model) or an endpoint (--base-url)"
     )
 
 

@@ -50,7 +50,10 @@ def test_report_summary_by_hand():
     truth = torch.tensor([[1, 1, 0, 0]])
     result = summarise(diffs, truth)
     assert result["accuracy"] == 0.5 and result["accuracy_late"] == 0.5  # predictions 1, 0, 1, 0
-    softplus = lambda x: math.log1p(math.exp(x))  # BCE(y=1, d) = softplus(-d); BCE(y=0, d) = softplus(d)
+
+    def softplus(x):  # BCE(y=1, d) = softplus(-d); BCE(y=0, d) = softplus(d)
+        return math.log1p(math.exp(x))
+
     expected = [softplus(-2.0), softplus(1.0), softplus(0.5), softplus(-3.0)]
     assert result["cross_entropy"] == pytest.approx(sum(expected) / 4, rel=1e-5)
     assert result["curve"]["accuracy"] == [1.0, 0.0, 0.0, 1.0]

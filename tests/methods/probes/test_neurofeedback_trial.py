@@ -1,4 +1,5 @@
-"""The original neurofeedback trial, the Likert binner, repeat-count defaults, TensorBoard events and bad runs."""
+"""The original neurofeedback trial, the Likert binner, repeat-count defaults, TensorBoard events and bad
+runs."""
 
 import json
 import shutil
@@ -23,7 +24,8 @@ from metalight.prompts import NF_TRIAL_META, nf_trial_instructions
 
 @pytest.fixture
 def run_copy(probe_run, tmp_path):
-    """A private copy of the shared probe run without other tests' experiment outputs (commands write there)."""
+    """A private copy of the shared probe run without other tests' experiment outputs (commands write
+    there)."""
     return shutil.copytree(probe_run, tmp_path / "run", ignore=shutil.ignore_patterns("neurofeedback"))
 
 
