@@ -19,12 +19,9 @@ import sys
 from pathlib import Path
 from unittest import mock
 
-from lightning.pytorch import LightningDataModule
-
-from metalight.cli import TRAINER_DEFAULTS, ConciseArgumentParser, MetalightCLI
+from metalight.cli import build_cli
 from metalight.errors import MetalightError
 from metalight.io import atomic_write_json
-from metalight.methods.base import MetacognitionModule
 from metalight.methods.esma.patch_sweep import patch_sweep, plot_sweep
 from metalight.models.weight_delta import load_delta
 
@@ -32,16 +29,7 @@ from metalight.models.weight_delta import load_delta
 def build(config: str, base: str, extra: list[str]):
     """The config's module (on the base model) and DataModule, built as ``cli.py`` would, not run."""
     with mock.patch.object(sys, "argv", sys.argv[:1]):
-        cli = MetalightCLI(
-            MetacognitionModule,
-            LightningDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            trainer_defaults=TRAINER_DEFAULTS,
-            parser_class=ConciseArgumentParser,
-            run=False,
-            args=["--config", config, "--model.init_args.model", base, *extra],
-        )
+        cli = build_cli(["--config", config, "--model.init_args.model", base, *extra], run=False)
     return cli.model, cli.datamodule
 
 

@@ -129,16 +129,7 @@ class ChatClient:
         key_setting: str = "endpoint.api_key_env",
     ):
         self.endpoint = endpoint
-        self.transport = HttpTransport(
-            endpoint.timeout_s,
-            endpoint.max_retries,
-            endpoint.backoff_s,
-            endpoint.max_backoff_s,
-            endpoint.api_key_env,
-            key_setting,
-            endpoint.model,
-            sleep,
-        )
+        self.transport = HttpTransport.for_endpoint(endpoint, key_setting, sleep)
         self.url = endpoint.base_url.rstrip("/") + "/chat/completions"
         self.cache_path = Path(cache_path) if cache_path else None
         self.counts = {"cache_skipped_lines": 0, "cache_unwritten": 0, "oversized_replies": 0}

@@ -82,16 +82,7 @@ class CompletionsLogprobClient:
 
     def __init__(self, endpoint: CompletionsEndpoint, sleep: Callable[[float], None] | None = None):
         self.endpoint = endpoint
-        self.transport = HttpTransport(
-            endpoint.timeout_s,
-            endpoint.max_retries,
-            endpoint.backoff_s,
-            endpoint.max_backoff_s,
-            endpoint.api_key_env,
-            "logprob_endpoint.api_key_env",
-            endpoint.model,
-            sleep,
-        )
+        self.transport = HttpTransport.for_endpoint(endpoint, "logprob_endpoint.api_key_env", sleep)
 
     @property
     def requests_sent(self) -> int:

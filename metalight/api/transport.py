@@ -288,6 +288,21 @@ class HttpTransport:
         sleep: replaces the wait between attempts (tests); by default a wait ends early on a stop.
     """
 
+    @classmethod
+    def for_endpoint(cls, endpoint, key_setting: str, sleep: Callable[[float], None] | None = None):
+        """The transport of an endpoint's settings (``timeout_s``, ``max_retries``, ``backoff_s``,
+        ``max_backoff_s``, ``api_key_env``, ``model``); ``key_setting`` names its key in errors."""
+        return cls(
+            endpoint.timeout_s,
+            endpoint.max_retries,
+            endpoint.backoff_s,
+            endpoint.max_backoff_s,
+            endpoint.api_key_env,
+            key_setting,
+            endpoint.model,
+            sleep,
+        )
+
     def __init__(
         self,
         timeout_s: float,

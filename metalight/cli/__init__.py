@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import warnings
+from typing import Any
 
 from lightning.pytorch import LightningDataModule
 from lightning.pytorch.callbacks import ProgressBar
@@ -295,6 +296,24 @@ def _quiet_deepspeed_on_cpu() -> None:
         os.environ.setdefault("DS_ACCELERATOR", "cpu")
 
 
+def build_cli(args: list[str] | None, **options: Any) -> MetalightCLI:
+    """metalight's ``LightningCLI`` on ``args``: any method and DataModule by class path, the project's
+    trainer defaults, one-line errors, the saved config overwritten, each method's own optimizer; ``options``
+    go to ``LightningCLI`` (e.g. ``run=False``: model, data and trainer built, no subcommand run)."""
+    return MetalightCLI(
+        MetacognitionModule,
+        LightningDataModule,
+        subclass_mode_model=True,
+        subclass_mode_data=True,
+        trainer_defaults=TRAINER_DEFAULTS,
+        save_config_kwargs={"overwrite": True},
+        parser_class=ConciseArgumentParser,
+        auto_configure_optimizers=False,
+        args=args,
+        **options,
+    )
+
+
 def main(args: list[str] | None = None) -> MetalightCLI | None:
     """Run the CLI; configuration and data errors print one line (cause and fix) and exit with status 2."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -304,17 +323,7 @@ def main(args: list[str] | None = None) -> MetalightCLI | None:
         warnings.filterwarnings("ignore", message=noise)
     try:
         check_config_files(sys.argv[1:] if args is None else args)
-        cli = MetalightCLI(
-            MetacognitionModule,
-            LightningDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            trainer_defaults=TRAINER_DEFAULTS,
-            save_config_kwargs={"overwrite": True},
-            parser_class=ConciseArgumentParser,
-            auto_configure_optimizers=False,
-            args=args,
-        )
+        cli = build_cli(args)
         forget_claims()
         return cli
     except BaseException as err:

@@ -24,14 +24,13 @@ from pathlib import Path
 from typing import Any, Literal
 from unittest import mock
 
-from lightning.pytorch import Callback, LightningDataModule, Trainer
+from lightning.pytorch import Callback, Trainer
 
-from metalight.cli import TRAINER_DEFAULTS, ConciseArgumentParser, MetalightCLI
+from metalight.cli import build_cli
 from metalight.data.examples import write_examples
 from metalight.data.records import QARecord
 from metalight.errors import ConfigError
 from metalight.io import atomic_write_json, read_jsonl
-from metalight.methods.base import MetacognitionModule
 from metalight.methods.judgment.loop import JudgmentLoop
 from metalight.methods.judgment.scores import summary_table
 from metalight.methods.sft.targets import knowledge_targets
@@ -142,15 +141,8 @@ def run_fit(
     # stopped before its first checkpoint.
     fresh = [] if ckpt_path else ["--overwrite_version", "true"]
     with mock.patch.object(sys, "argv", sys.argv[:1]):
-        cli = MetalightCLI(
-            MetacognitionModule,
-            LightningDataModule,
-            subclass_mode_model=True,
-            subclass_mode_data=True,
-            trainer_defaults=TRAINER_DEFAULTS,
-            save_config_kwargs={"overwrite": True},
-            parser_class=ConciseArgumentParser,
-            args=["--config", config, *args, *fresh],
+        cli = build_cli(
+            ["--config", config, *args, *fresh],
             run=False,
             resume_in_place=str(ckpt_path) if ckpt_path else None,
         )

@@ -45,6 +45,20 @@ def next_tokens(logits: Tensor, decoding: Decoding, generator: torch.Generator |
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
+def _prepared(model, tokenizer, rows, context: RowContext, prefix_cache: bool, row_keys):
+    """The rows as one left-padded batch (shared prefixes cached when ``prefix_cache``), each prefill of a
+    group of rows run inside ``context`` of those rows' indices."""
+    device = next(model.parameters()).device
+    return prepare_batch(
+        model,
+        rows,
+        tokenizer.pad_token_id,
+        enabled=prefix_cache,
+        row_keys=row_keys,
+        prefill_context=lambda first: context(torch.as_tensor(first, device=device)),
+    )
+
+
 @torch.no_grad()
 def decode_rows(
     model,
@@ -71,14 +85,7 @@ def decode_rows(
         return Generation([], [], [], None)
     context = row_context or _no_context
     device = next(model.parameters()).device
-    batch = prepare_batch(
-        model,
-        rows,
-        tokenizer.pad_token_id,
-        enabled=prefix_cache,
-        row_keys=row_keys,
-        prefill_context=lambda first: context(torch.as_tensor(first, device=device)),
-    )
+    batch = _prepared(model, tokenizer, rows, context, prefix_cache, row_keys)
     alive = torch.arange(len(rows), device=device)
     mask = batch.attention_mask
     logits, cache = prefill(model, batch, row_context=context, buckets=length_buckets)
@@ -130,14 +137,6 @@ def last_token_logits(
 ) -> Tensor:
     """Raw logits of ``token_ids`` at the position after each row ([rows, len(ids)]), from one prefill."""
     context = row_context or _no_context
-    device = next(model.parameters()).device
-    batch = prepare_batch(
-        model,
-        rows,
-        tokenizer.pad_token_id,
-        enabled=prefix_cache,
-        row_keys=row_keys,
-        prefill_context=lambda first: context(torch.as_tensor(first, device=device)),
-    )
+    batch = _prepared(model, tokenizer, rows, context, prefix_cache, row_keys)
     logits, _ = prefill(model, batch, row_context=context, buckets=length_buckets, need_cache=False)
     return logits[:, list(token_ids)].float().cpu()
