@@ -107,7 +107,7 @@ def test_factscore_judge_error_is_missing_and_names_endpoint_and_status(server, 
     server.script = ["ok", "500", "500"]  # the split succeeds; the first fact check fails twice (one retry)
     with caplog.at_level(logging.WARNING):
         assert FactScoreGrader(judge(server)).grade([CURIE], ["text"]) == [None]
-    assert f"HTTP 500 from {server.base_url}/chat/completions" in caplog.text
+    assert f"{server.base_url}/chat/completions answered HTTP 500" in caplog.text
     assert "FactScoreGrader: 1 of 3 judge requests failed" in caplog.text
 
 
