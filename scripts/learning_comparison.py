@@ -46,6 +46,7 @@ OUT = Path("runs/comparison")
 DOC, BEGIN, END = Path("docs/esma.md"), "<!-- comparison:begin -->", "<!-- comparison:end -->"
 MODEL = "embedded:smollm2-135m-instruct"
 CPU_LIMIT = "metalight.callbacks.cpu_budget.CPUTimeLimit"
+RESAMPLES = 2000  # bootstrap and permutation draws per interval / p-value (the smallest p: 1 / 2001)
 POOL_PER_LEVEL = 100  # arithmetic train questions per level answered to build the balanced pool
 HELD_OUT = ("arithmetic", "spelling", "fanoutqa_ehq")
 # The arms that train on the balanced pool read it as testbed rows.
@@ -315,7 +316,8 @@ def run_all(jobs: list[list[str]], out: Path, parallel: int, extra: list[str]) -
     while jobs or running:
         while jobs and len(running) < parallel:
             job = jobs.pop(0)
-            log = open(out / f"{job[1]}.log", "w")  # noqa: SIM115 (closed with the process)
+            tag = f"{job[1]}_long" if job[0] == "long" else job[1]
+            log = open(out / f"{tag}.log", "w")  # noqa: SIM115 (closed with the process)
             cmd = [sys.executable, __file__, "_" + job[0], job[1], "--out", str(out), *extra]
             running.append((job, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)))
             print(f"{datetime.datetime.now():%H:%M:%S} started {job[1]}", flush=True)
@@ -324,11 +326,9 @@ def run_all(jobs: list[list[str]], out: Path, parallel: int, extra: list[str]) -
             job, proc = item
             if proc.poll() is not None:
                 running.remove(item)
-                status = (
-                    "done"
-                    if proc.returncode == 0
-                    else f"FAILED (rc {proc.returncode}, see {out}/{job[1]}.log)"
-                )
+                tag = f"{job[1]}_long" if job[0] == "long" else job[1]
+                failed = f"FAILED (rc {proc.returncode}, see {out}/{tag}.log)"
+                status = "done" if proc.returncode == 0 else failed
                 print(f"{datetime.datetime.now():%H:%M:%S} {job[1]} {status}", flush=True)
 
 
@@ -339,25 +339,26 @@ def answers(path: Path) -> list[SimpleNamespace]:
     return read_samples(path)
 
 
-def compare(out: Path, tag: str, name: str, subset: str | None = None) -> dict:
+def compare(out: Path, tag: str, name: str, subset: str | None = None, resamples: int = RESAMPLES) -> dict:
     """Before / after / paired change of every statistic on held-out set ``name`` (only ``meta.dataset ==
-    subset`` when given), with the smallest change this comparison could detect."""
+    subset`` when given; ``resamples`` bootstrap and permutation draws), with the smallest change this
+    comparison could detect."""
     from metalight.evaluation.intervals import held_out_intervals, minimum_detectable_change, paired_change
 
     keep = (lambda r: r.meta.get("dataset") == subset) if subset else (lambda r: True)
     before = [r for r in answers(out / f"base.{name}.jsonl") if keep(r)]
     after = [r for r in answers(out / f"{tag}.{name}.jsonl") if keep(r)]
-    change = paired_change(before, after)
+    change = paired_change(before, after, resamples)
     return {
         "n": len(after),
-        "before": {k: v.as_dict() for k, v in held_out_intervals(before).items()},
-        "after": {k: v.as_dict() for k, v in held_out_intervals(after).items()},
+        "before": {k: v.as_dict() for k, v in held_out_intervals(before, resamples).items()},
+        "after": {k: v.as_dict() for k, v in held_out_intervals(after, resamples).items()},
         "change": {k: v.as_dict() for k, v in change.items()},
         "detectable": {k: minimum_detectable_change(v) for k, v in change.items()},
     }
 
 
-def arm_result(out: Path, tag: str) -> dict:
+def arm_result(out: Path, tag: str, resamples: int = RESAMPLES) -> dict:
     """An arm's held-out numbers on every set, and mean P(yes) / accuracy per testbed level before and
     after."""
     from metalight.evaluation.levels import level_stats
@@ -365,10 +366,10 @@ def arm_result(out: Path, tag: str) -> dict:
     meta = json.loads((out / f"{tag}.json").read_text())
     result = {
         **{k: meta[k] for k in ("arm", "cpu_minutes", "steps", "log_dir")},
-        "arithmetic": compare(out, tag, "arithmetic"),
-        "spelling": compare(out, tag, "spelling"),
-        "fanoutqa": compare(out, tag, "fanoutqa_ehq", "fanoutqa"),
-        "fanoutqa_ehq": compare(out, tag, "fanoutqa_ehq"),
+        "arithmetic": compare(out, tag, "arithmetic", resamples=resamples),
+        "spelling": compare(out, tag, "spelling", resamples=resamples),
+        "fanoutqa": compare(out, tag, "fanoutqa_ehq", "fanoutqa", resamples),
+        "fanoutqa_ehq": compare(out, tag, "fanoutqa_ehq", resamples=resamples),
     }
     result["levels"] = {
         name: {
@@ -395,32 +396,40 @@ def _before_after(part: dict, key: str) -> str:
 
 def table(results: list[dict], ceilings: dict) -> str:
     """Markdown: per arm the held-out arithmetic AUROC₂ / d′type2 / accuracy / yes ratio (before → after,
-    change [95% CI] p), then transfer: spelling AUROC₂ and accuracy, FanOutQA accuracy, FanOutQA + EHQ
-    AUROC₂."""
+    change [95% CI] p)."""
     arith = ceilings.get("arithmetic", {})
     head = (
         "| arm | CPU min | steps | "
-        f"AUROC₂ (ceiling {arith.get('auroc', math.nan):.3f}) | d′type2 | accuracy | "
-        "yes ratio | spelling AUROC₂ | spelling accuracy | FanOutQA accuracy | FanOutQA + EHQ AUROC₂ |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|"
+        f"AUROC₂ (ceiling {arith.get('auroc', math.nan):.3f}) | d′type2 | accuracy | yes ratio |\n"
+        "|---|---|---|---|---|---|---|"
     )
     rows = []
     for r in results:
-        a, s, f, fe = r["arithmetic"], r["spelling"], r["fanoutqa"], r["fanoutqa_ehq"]
-        cells = [
-            f"{_before_after(a, k)}, {fmt(a['change'][k])}"
-            for k in ("auroc_type2", "dprime_type2", "accuracy", "yes_ratio")
-        ]
+        a = r["arithmetic"]
+        cells = [_cell(a, k) for k in ("auroc_type2", "dprime_type2", "accuracy", "yes_ratio")]
         detect = a["detectable"]["auroc_type2"]
         cells[0] += "" if detect is None else f" (detects {detect:.3f})"
-        cells += [
-            fmt(s["change"]["auroc_type2"]),
-            fmt(s["change"]["accuracy"]),
-            fmt(f["change"]["accuracy"]),
-            fmt(fe["change"]["auroc_type2"]),
-        ]
         rows.append(f"| `{r['arm']}` | {r['cpu_minutes']:.1f} | {r['steps']} | " + " | ".join(cells) + " |")
     return "\n".join([head, *rows])
+
+
+def transfer_table(results: list[dict]) -> str:
+    """Markdown: per arm, on the sets nobody trained on, accuracy and AUROC₂ before → after with the paired
+    change [95% CI] and p: the spelling family, FanOutQA alone (accuracy), FanOutQA + EHQ (AUROC₂)."""
+    head = (
+        "| arm | spelling accuracy | spelling AUROC₂ | FanOutQA accuracy | FanOutQA + EHQ AUROC₂ |\n"
+        "|---|---|---|---|---|"
+    )
+    rows = [
+        f"| `{r['arm']}` | {_cell(r['spelling'], 'accuracy')} | {_cell(r['spelling'], 'auroc_type2')} | "
+        f"{_cell(r['fanoutqa'], 'accuracy')} | {_cell(r['fanoutqa_ehq'], 'auroc_type2')} |"
+        for r in results
+    ]
+    return "\n".join([head, *rows])
+
+
+def _cell(part: dict, key: str) -> str:
+    return f"{_before_after(part, key)}, {fmt(part['change'][key])}"
 
 
 def testbed_table(out: Path) -> str:
@@ -524,9 +533,9 @@ def long_curve(out: Path, tag: str) -> tuple[Path, list[tuple[int, float, float]
     return save_png(fig, out / "long_run_curve.png"), points
 
 
-def write_report(out: Path, tags: list[str], update_docs: bool = False) -> None:
+def write_report(out: Path, tags: list[str], update_docs: bool = False, resamples: int = RESAMPLES) -> None:
     """results.json, results.md and the figures under ``out``; with ``update_docs``, docs/esma.md's
-    section."""
+    section; ``resamples`` bootstrap and permutation draws per interval."""
     import platform
 
     import torch
@@ -534,7 +543,7 @@ def write_report(out: Path, tags: list[str], update_docs: bool = False) -> None:
     from metalight.evaluation.levels import LevelStats
     from metalight.report.levels import plot_levels
 
-    results = [arm_result(out, t) for t in tags]
+    results = [arm_result(out, t, resamples) for t in tags]
     ceilings = json.loads((out / "ceiling.json").read_text()) if (out / "ceiling.json").exists() else {}
     atomic_write_json(
         out / "results.json",
@@ -566,9 +575,10 @@ def write_report(out: Path, tags: list[str], update_docs: bool = False) -> None:
         f"What a linear read-out of its hidden state at the meta question could reach "
         f"(5-fold cross-validated "
         f"probe ceiling), and what each set can detect:\n\n{ceiling_table(out, ceilings)}\n\n"
-        f"Each arm after training (before → after, paired change [95% CI] and permutation p; "
-        f"transfer columns: "
-        f"the change only):\n\n{table(results, ceilings)}\n\n"
+        "Each arm after training, on the held-out arithmetic test split (before → after, paired change "
+        f"[95% CI] and permutation p):\n\n{table(results, ceilings)}\n\n"
+        "The same arms on what none of them trained on (before → after, paired change [95% CI] and "
+        f"permutation p):\n\n{transfer_table(results)}\n\n"
         f"Mean P(yes) and accuracy per held-out arithmetic level:\n\n{level_table(results)}\n"
     )
     if curve:
@@ -628,6 +638,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--update-docs", action="store_true", help="report: also rewrite docs/esma.md's section"
     )
+    parser.add_argument(
+        "--resamples",
+        type=int,
+        default=RESAMPLES,
+        help=f"report: bootstrap and permutation draws per interval (default {RESAMPLES})",
+    )
     parser.add_argument("--out", type=Path, default=OUT, help=f"output directory (default {OUT})")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -660,7 +676,7 @@ def main(argv: list[str] | None = None) -> None:
         )
     else:
         tags = [t for a in ARMS for t in (a, f"{a}_long") if (args.out / f"{t}.json").exists()]
-        write_report(args.out, tags, args.update_docs)
+        write_report(args.out, tags, args.update_docs, args.resamples)
 
 
 if __name__ == "__main__":
