@@ -46,9 +46,11 @@ def test_sigterm_during_fit_saves_a_resumable_checkpoint_and_exits_143(tmp_path,
 
 @pytest.fixture
 def restore_sigint():
-    """Lightning ignores SIGINT after a Ctrl-C (against repeated presses): give this process its handler
-    back."""
+    """Python's Ctrl-C handler for the test, this process's own afterwards: a test process started in the
+    background by a non-interactive shell (``make test &``) inherits SIGINT ignored, and Lightning ignores
+    SIGINT after a Ctrl-C (against repeated presses)."""
     previous = signal.getsignal(signal.SIGINT)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     yield
     signal.signal(signal.SIGINT, previous)
 
