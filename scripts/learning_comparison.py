@@ -360,7 +360,27 @@ def compare(out: Path, tag: str, name: str, subset: str | None = None, resamples
 
 def arm_result(out: Path, tag: str, resamples: int = RESAMPLES) -> dict:
     """An arm's held-out numbers on every set, and mean P(yes) / accuracy per testbed level before and
-    after."""
+    after; kept in ``<tag>.result.json`` and reused while its answer files and ``resamples`` are unchanged
+    (the intervals take minutes per arm)."""
+    inputs = [
+        out / f"{tag}.json",
+        *(out / f"{who}.{name}.jsonl" for who in ("base", tag) for name in HELD_OUT),
+    ]
+    key = {
+        "resamples": resamples,
+        "inputs": {p.name: [p.stat().st_mtime_ns, p.stat().st_size] for p in inputs},
+    }
+    cache = out / f"{tag}.result.json"
+    if cache.exists():
+        cached = json.loads(cache.read_text())
+        if cached.get("key") == key:
+            return cached["result"]
+    result = _arm_result(out, tag, resamples)
+    atomic_write_json(cache, {"key": key, "result": result})
+    return result
+
+
+def _arm_result(out: Path, tag: str, resamples: int) -> dict:
     from metalight.evaluation.levels import level_stats
 
     meta = json.loads((out / f"{tag}.json").read_text())

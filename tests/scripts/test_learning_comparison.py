@@ -85,3 +85,20 @@ def test_run_before_the_pool_names_the_missing_file_and_the_step(tmp_path, capsy
 def test_hanley_mcneil_standard_error_by_hand():
     # AUROC 0.5, 10 right and 10 wrong: Q1 = Q2 = 1/3, SE² = (0.25 + 9·(1/12) + 9·(1/12)) / 100.
     assert hanley_mcneil_se(0.5, 10, 10) == pytest.approx(math.sqrt(1.75 / 100))
+
+
+def test_a_report_reuses_an_arms_intervals_until_its_answers_change(comparison):
+    main(["report", "--out", str(comparison), "--resamples", "50"])
+    cache = comparison / "esma_auroc.result.json"
+    first = json.loads(cache.read_text())["result"]
+    assert first["spelling"]["after"]["accuracy"]["value"] == pytest.approx(20 / 90)
+
+    # Re-evaluated: 20 more spelling answers wrong. The cached numbers must not be reused.
+    _write(
+        comparison / "esma_auroc.spelling.jsonl", _rows("spelling", 90, seed=1, informed=False, drop_right=20)
+    )
+    main(["report", "--out", str(comparison), "--resamples", "50"])
+    second = json.loads((comparison / "results.json").read_text())["arms"][0]
+    assert second["spelling"]["after"]["accuracy"]["value"] == pytest.approx(10 / 90)
+    assert json.loads(cache.read_text())["result"] == second
+    assert json.loads(cache.read_text())["key"]["resamples"] == 50  # another number of draws: recomputed
