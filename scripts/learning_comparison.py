@@ -402,11 +402,13 @@ def _arm_result(out: Path, tag: str, resamples: int) -> dict:
 
 
 def fmt(cell: dict) -> str:
-    """``+value [low, high] p=…`` with 3 decimals (``n/a`` when undefined)."""
+    """``+value [low, high] p=…`` with 3 decimals, ``p<0.001`` below that (``n/a`` when undefined)."""
     if cell["value"] is None:
         return "n/a"
     text = f"{cell['value']:+.3f} [{cell['low']:+.3f}, {cell['high']:+.3f}]"
-    return text if cell.get("p_value") is None else f"{text} p={cell['p_value']:.3f}"
+    p = cell.get("p_value")
+    # the smallest permutation p is 1 / (resamples + 1): below 0.001 "0.000" would read as impossible
+    return text if p is None else f"{text} p<0.001" if p < 0.001 else f"{text} p={p:.3f}"
 
 
 def _before_after(part: dict, key: str) -> str:

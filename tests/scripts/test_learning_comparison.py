@@ -8,7 +8,7 @@ import random
 
 import pytest
 
-from scripts.learning_comparison import hanley_mcneil_se, main
+from scripts.learning_comparison import fmt, hanley_mcneil_se, main
 
 
 def _rows(family: str, n: int, seed: int, informed: bool, drop_right: int = 0):
@@ -102,3 +102,10 @@ def test_a_report_reuses_an_arms_intervals_until_its_answers_change(comparison):
     assert second["spelling"]["after"]["accuracy"]["value"] == pytest.approx(10 / 90)
     assert json.loads(cache.read_text())["result"] == second
     assert json.loads(cache.read_text())["key"]["resamples"] == 50  # another number of draws: recomputed
+
+
+def test_a_p_value_below_the_permutation_floor_reads_as_a_bound():
+    cell = {"value": 0.138, "low": 0.086, "high": 0.19, "p_value": 1 / 2001}
+    assert fmt(cell) == "+0.138 [+0.086, +0.190] p<0.001"
+    assert fmt({**cell, "p_value": 0.0123}).endswith(" p=0.012")
+    assert fmt({**cell, "value": None}) == "n/a"
